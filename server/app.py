@@ -1,0 +1,117 @@
+"""The app factory: one aiohttp application per process, with one cleanup context per resource,
+in dependency order: Redis, then the store (and demo data), then signaling and rooms."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+import redis.asyncio as aioredis
+import socketio
+from aiohttp import web
+
+from recordings.archive import Archive
+from rooms import passthrough
+from server import api, pages
+from server.auth import ApiError
+from server.config import Config
+from server.keys import ARCHIVE, CONFIG, HUB, REDIS, ROOMS, STORE
+from server.redis_server import EmbeddedRedis
+from server.seed import seed_demo
+from server.store import Store
+from signaling.hub import Hub
+from signaling.kiosk import KioskNamespace
+from signaling.room_channel import RoomNamespace
+from signaling.staff import StaffNamespace
+
+logger = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _errors_and_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except ApiError:
+        raise
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        raise ApiError(exc.status, "not_found" if exc.status == 404 else "invalid_payload",
+                       "请求无法处理。", exc.reason) from None
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+def create_app(config: Config) -> web.Application:
+    passthrough.install(config.media)
+    app = web.Application(middlewares=[_errors_and_headers], client_max_size=1024 * 1024)
+    app[CONFIG] = config
+
+    embedded = None if config.redis_url else EmbeddedRedis(config.redis_dir,
+                                                          config.redis_server_binary)
+    redis_url = embedded.url if embedded else config.redis_url
+
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=socketio.AsyncRedisManager(redis_url, channel="yunzhen-socketio"),
+        cors_allowed_origins=[],  # same origin only
+        max_http_buffer_size=1024 * 1024,
+    )
+    sio.attach(app)
+
+    async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+        if embedded is not None:
+            await embedded.start()
+        client = aioredis.from_url(redis_url, decode_responses=True)
+        app[REDIS] = client
+        try:
+            yield
+        finally:
+            await client.aclose()
+            if embedded is not None:
+                await embedded.stop()
+
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = Store(app[REDIS])
+        app[STORE] = store
+        if config.demo:
+            await seed_demo(store)
+        config.recordings_dir.mkdir(parents=True, exist_ok=True)
+        app[ARCHIVE] = Archive(app[REDIS], config.recordings_dir)
+        yield
+
+    async def signaling_ctx(app: web.Application) -> AsyncIterator[None]:
+        hub = Hub(config, app[STORE], sio, app[ARCHIVE])
+        app[HUB] = hub
+        app[ROOMS] = hub.rooms
+        sio.register_namespace(KioskNamespace("/kiosk", hub))
+        sio.register_namespace(StaffNamespace("/staff", hub))
+        sio.register_namespace(RoomNamespace("/room", hub))
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.close()
+            await sio.shutdown()
+
+    app.cleanup_ctx.extend([redis_ctx, store_ctx, signaling_ctx])
+
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
+                         autoescape=True)
+    app.router.add_routes(api.routes)
+    app.router.add_routes(pages.routes)
+    vendor = WEB_DIR / "node_modules" / "socket.io-client" / "dist"
+    if vendor.is_dir():
+        app.router.add_static("/static/vendor/socket.io/", vendor)
+    else:
+        logger.warning("%s is missing: run `npm ci` in web/", vendor)
+    app.router.add_static("/static/", WEB_DIR / "static")
+    return app

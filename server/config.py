@@ -1,0 +1,202 @@
+"""The service configuration: one frozen, typed object, read from a TOML file and the environment,
+checked at start so that a bad value stops the start with a message naming it."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "YUNZHEN_"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or wrong; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class IceServer:
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            raise ConfigError("media.ice_servers: every entry needs at least one url")
+        for url in self.urls:
+            if not url.startswith(("stun:", "turn:", "turns:")):
+                raise ConfigError(f"media.ice_servers: {url!r} is not a stun:/turn:/turns: url")
+
+    def to_browser(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"urls": list(self.urls)}
+        if self.username is not None:
+            out["username"] = self.username
+        if self.credential is not None:
+            out["credential"] = self.credential
+        return out
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    # Addresses the server announces in its ICE candidates. aioice leaves loopback out of its host
+    # candidates, so tests announce 127.0.0.1; a server behind NAT announces its public address.
+    announce_addresses: tuple[str, ...] = ("127.0.0.1",)
+    ice_servers: tuple[IceServer, ...] = ()
+    # Per-subscriber queue bound: a slow subscriber drops packets instead of growing memory.
+    subscriber_queue: int = 256
+    # Seconds a room stays open with nobody in it.
+    empty_room_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        for address in self.announce_addresses:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ConfigError(
+                    f"media.announce_addresses: {address!r} is not an IP address"
+                ) from None
+        if self.subscriber_queue < 8:
+            raise ConfigError("media.subscriber_queue must be at least 8")
+        if self.empty_room_timeout <= 0:
+            raise ConfigError("media.empty_room_timeout must be positive")
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Empty: start a private redis-server under data_dir. Otherwise redis:// or unix:// URL.
+    redis_url: str = ""
+    redis_server_binary: str = "redis-server"
+    data_dir: Path = Path("var")
+    # Demo mode seeds departments and demo accounts (password demo12345) on the first run.
+    demo: bool = False
+    # Seconds a staff member is rung before the ticket passes on.
+    ring_timeout: float = 15.0
+    # Seconds a login session lasts.
+    session_ttl: int = 12 * 3600
+    # Largest Socket.IO payload accepted, in bytes.
+    max_payload_bytes: int = 64 * 1024
+    media: MediaConfig = field(default_factory=MediaConfig)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port: {self.port} is not between 1 and 65535")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"redis_url: {self.redis_url!r} must start with redis://, "
+                              "rediss:// or unix://")
+        if self.ring_timeout <= 0:
+            raise ConfigError("ring_timeout must be positive")
+        if self.session_ttl < 60:
+            raise ConfigError("session_ttl must be at least 60 seconds")
+        if self.max_payload_bytes < 1024:
+            raise ConfigError("max_payload_bytes must be at least 1024")
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.data_dir / "redis"
+
+
+def _coerce(name: str, value: Any, current: Any) -> Any:
+    """Turn a file or environment value into the type of the default it replaces."""
+    try:
+        if isinstance(current, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if isinstance(current, int):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+        if isinstance(current, Path):
+            return Path(str(value))
+        if isinstance(current, str):
+            if not isinstance(value, str):
+                raise ValueError(value)
+            return value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: {value!r} is not a valid {type(current).__name__}") from None
+    raise ConfigError(f"{name}: cannot be set this way")
+
+
+def _media_from(section: Mapping[str, Any], env: Mapping[str, str]) -> MediaConfig:
+    base = MediaConfig()
+    values: dict[str, Any] = {}
+    unknown = set(section) - {f.name for f in fields(MediaConfig)}
+    if unknown:
+        raise ConfigError(f"media: unknown setting(s) {', '.join(sorted(unknown))}")
+    announce = section.get("announce_addresses")
+    env_announce = env.get(ENV_PREFIX + "ANNOUNCE_ADDRESSES")
+    if env_announce is not None:
+        announce = [a.strip() for a in env_announce.split(",") if a.strip()]
+    if announce is not None:
+        if not isinstance(announce, list | tuple):
+            raise ConfigError("media.announce_addresses must be a list of IP addresses")
+        values["announce_addresses"] = tuple(str(a) for a in announce)
+    servers = section.get("ice_servers")
+    if servers is not None:
+        if not isinstance(servers, list):
+            raise ConfigError("media.ice_servers must be a list of tables")
+        parsed = []
+        for entry in servers:
+            if not isinstance(entry, dict) or "urls" not in entry:
+                raise ConfigError("media.ice_servers: every entry needs urls")
+            urls = entry["urls"]
+            parsed.append(IceServer(
+                urls=tuple([urls] if isinstance(urls, str) else urls),
+                username=entry.get("username"),
+                credential=entry.get("credential"),
+            ))
+        values["ice_servers"] = tuple(parsed)
+    for name in ("subscriber_queue", "empty_room_timeout"):
+        raw = env.get(f"{ENV_PREFIX}MEDIA_{name.upper()}", section.get(name))
+        if raw is not None:
+            values[name] = _coerce(f"media.{name}", raw, getattr(base, name))
+    return replace(base, **values)
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the configuration: defaults, then the TOML file, then YUNZHEN_* variables."""
+    env = os.environ if env is None else env
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = Path(env[ENV_PREFIX + "CONFIG"])
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+    base = Config()
+    known = {f.name for f in fields(Config)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for f in fields(Config):
+        if f.name == "media":
+            continue
+        raw = env.get(ENV_PREFIX + f.name.upper(), data.get(f.name))
+        if raw is not None:
+            values[f.name] = _coerce(f.name, raw, getattr(base, f.name))
+    media = data.get("media", {})
+    if not isinstance(media, dict):
+        raise ConfigError("media must be a table")
+    values["media"] = _media_from(media, env)
+    return replace(base, **values)

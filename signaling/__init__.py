@@ -1,0 +1,1 @@
+"""Signaling: Socket.IO namespaces, event schemas, and the queue and presence rules behind them."""

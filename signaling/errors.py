@@ -1,0 +1,39 @@
+"""Structured errors sent to clients: a code, a Chinese message to show, and its English text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    "invalid_payload": ("请求格式不正确。", "The request is malformed."),
+    "unauthenticated": ("请先登录。", "Please log in first."),
+    "forbidden": ("您没有权限进行此操作。", "You are not allowed to do this."),
+    "not_found": ("没有找到相关记录。", "Not found."),
+    "unknown_department": ("没有这个部门，请重新选择。", "There is no such department."),
+    "consent_required": ("视频咨询需要同意录音录像。",
+                         "Video consultation requires consent to recording."),
+    "not_offered": ("这个呼叫不是分配给您的，或已被取消。",
+                    "This call is not offered to you, or it was withdrawn."),
+    "bad_state": ("当前状态下不能进行此操作。", "This cannot be done in the current state."),
+    "bad_credentials": ("用户名或密码错误。", "Wrong username or password."),
+    "room_full": ("会议室人数已满。", "The room is full."),
+    "internal": ("服务器内部错误，请稍后再试。", "Internal server error; please try again."),
+}
+
+
+class SignalError(Exception):
+    """An error answered to a client; `detail` adds specifics in English for developers."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        if code not in MESSAGES:
+            code = "internal"
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+
+    def to_dict(self) -> dict[str, Any]:
+        zh, en = MESSAGES[self.code]
+        error: dict[str, Any] = {"code": self.code, "message": zh, "message_en": en}
+        if self.detail:
+            error["detail"] = self.detail
+        return {"ok": False, "error": error}

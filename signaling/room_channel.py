@@ -1,0 +1,108 @@
+"""The `/room` namespace: the signaling channel of a consultation room. The server offers, the
+client answers (see docs/protocol.md); media goes over the participant's one peer connection."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from rooms.room import CloseReason
+from signaling.errors import SignalError
+from signaling.namespace import Namespace
+
+if TYPE_CHECKING:
+    from signaling.hub import Hub
+
+logger = logging.getLogger(__name__)
+
+
+class RoomNamespace(Namespace):
+    def __init__(self, namespace: str, hub: Hub) -> None:
+        super().__init__(namespace, hub)
+        # (room_id, participant_id) -> the socket that currently carries that participant, so the
+        # late disconnect of a replaced socket (a reloaded page) does not remove its successor.
+        self._current: dict[tuple[str, str], str] = {}
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        logger.debug("room socket %s connected", sid)
+
+    async def _joined(self, sid: str) -> dict[str, str]:
+        session = await self.get_session(sid)
+        if not session or "room_id" not in session:
+            raise SignalError("unauthenticated", "join a room first")
+        return session  # type: ignore[no-any-return]
+
+    async def on_room_join(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        grant = await self.hub.store.room_token(data["token"])
+        if grant is None or grant["room_id"] != data["room_id"]:
+            raise SignalError("forbidden", "room token is not valid for this room")
+        room = self.hub.rooms.get(data["room_id"])
+        if room is None or room.closed:
+            raise SignalError("not_found", "the room is closed or not hosted here")
+        session = await self.get_session(sid)
+        if session and session.get("room_id"):
+            raise SignalError("bad_state", "this socket is in a room already")
+        participant_id = grant["participant_id"]
+        # A participant who comes back (reload) replaces their old connection.
+        if any(p["participant_id"] == participant_id for p in room.participants_info()):
+            await room.leave(participant_id)
+
+        async def signal(event: str, payload: dict[str, Any]) -> None:
+            await self.emit(event, payload, to=sid)
+
+        await self.save_session(sid, {"room_id": room.room_id, "participant_id": participant_id,
+                                      "role": grant["role"]})
+        await self.enter_room(sid, f"room:{room.room_id}")
+        try:
+            await room.join(participant_id=participant_id, role=grant["role"],
+                            name=grant["name"], department=grant["department"] or None,
+                            signal=signal)
+        except Exception as exc:
+            await self.save_session(sid, {})
+            code = getattr(exc, "code", None)
+            if isinstance(code, str):
+                raise SignalError(code, str(exc)) from exc
+            raise
+        self._current[(room.room_id, participant_id)] = sid
+        logger.info("room %s: %s joined as %s (socket %s)", room.room_id, participant_id,
+                    grant["role"], sid)
+        return {"participant_id": participant_id, "role": grant["role"],
+                "ice_servers": [s.to_browser() for s in self.hub.config.media.ice_servers],
+                "participants": room.participants_info()}
+
+    async def on_room_answer(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        session = await self._joined(sid)
+        room = self.hub.rooms.get(session["room_id"])
+        if room is None or room.closed:
+            raise SignalError("bad_state", "the room is closed")
+        try:
+            await room.answer(session["participant_id"], data["sdp"])
+        except Exception as exc:
+            code = getattr(exc, "code", None)
+            if isinstance(code, str):
+                raise SignalError(code, str(exc)) from exc
+            raise
+        return {}
+
+    async def on_room_hangup(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        session = await self._joined(sid)
+        room = self.hub.rooms.get(session["room_id"])
+        if room is not None and not room.closed:
+            logger.info("room %s: hangup by %s", room.room_id, session["participant_id"])
+            room.add_event("hangup", participant_id=session["participant_id"])
+            await room.close(CloseReason.HANGUP)
+        return {}
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        session = await self.get_session(sid)
+        if not session or "room_id" not in session:
+            return
+        key = (session["room_id"], session["participant_id"])
+        if self._current.get(key) != sid:
+            return
+        del self._current[key]
+        room = self.hub.rooms.get(session["room_id"])
+        if room is not None and not room.closed:
+            logger.info("room %s: %s disconnected (%s)", room.room_id,
+                        session["participant_id"], reason)
+            await room.leave(session["participant_id"])

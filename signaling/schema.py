@@ -1,0 +1,101 @@
+"""Every Socket.IO event a client may send, and the exact shape of its payload.
+
+A handler never sees a payload that did not pass `parse`: unknown or missing fields, wrong types,
+out-of-range values and oversized payloads are refused with `invalid_payload`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from signaling.errors import SignalError
+
+ID_MAX = 64
+TOKEN_MAX = 128
+SDP_MAX = 60_000
+
+
+@dataclass(frozen=True)
+class Field:
+    type: type
+    required: bool = True
+    max_len: int | None = None
+    choices: tuple[Any, ...] | None = None
+    min: int | None = None
+    max: int | None = None
+
+    def check(self, name: str, value: Any) -> None:
+        # bool is a subclass of int: refuse True where a number is expected.
+        if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
+            raise SignalError("invalid_payload", f"{name} must be {self.type.__name__}")
+        if self.max_len is not None and len(value) > self.max_len:
+            raise SignalError("invalid_payload", f"{name} is longer than {self.max_len}")
+        if isinstance(value, str) and self.required and not value:
+            raise SignalError("invalid_payload", f"{name} must not be empty")
+        if self.choices is not None and value not in self.choices:
+            raise SignalError("invalid_payload", f"{name} must be one of {self.choices}")
+        if self.min is not None and value < self.min:
+            raise SignalError("invalid_payload", f"{name} must be at least {self.min}")
+        if self.max is not None and value > self.max:
+            raise SignalError("invalid_payload", f"{name} must be at most {self.max}")
+
+
+def _id() -> Field:
+    return Field(str, max_len=ID_MAX)
+
+
+def _token() -> Field:
+    return Field(str, max_len=TOKEN_MAX)
+
+
+# namespace -> event -> fields
+EVENTS: dict[str, dict[str, dict[str, Field]]] = {
+    "/kiosk": {
+        "ticket:create": {"department": _id(), "consent": Field(bool)},
+        "ticket:resume": {"ticket_id": _id(), "token": _token()},
+        "ticket:cancel": {"ticket_id": _id(), "token": _token()},
+        "rating:submit": {"ticket_id": _id(), "token": _token(),
+                          "rating": Field(int, min=1, max=5)},
+    },
+    "/staff": {
+        "presence:set": {"state": Field(str, choices=("available", "away"))},
+        "call:accept": {"ticket_id": _id()},
+        "call:decline": {"ticket_id": _id()},
+    },
+    "/room": {
+        "room:join": {"room_id": _id(), "token": _token()},
+        "room:answer": {"sdp": Field(str, max_len=SDP_MAX)},
+        "room:hangup": {},
+    },
+}
+
+
+def parse(namespace: str, event: str, payload: Any, max_bytes: int) -> dict[str, Any]:
+    """Validate one event's payload against its schema and return it as a dict."""
+    fields = EVENTS.get(namespace, {}).get(event)
+    if fields is None:
+        raise SignalError("invalid_payload", f"unknown event {event!r}")
+    if payload is None and not fields:
+        return {}
+    if not isinstance(payload, Mapping):
+        raise SignalError("invalid_payload", "payload must be an object")
+    try:
+        size = len(json.dumps(payload, ensure_ascii=False).encode())
+    except (TypeError, ValueError):
+        raise SignalError("invalid_payload", "payload is not JSON") from None
+    if size > max_bytes:
+        raise SignalError("invalid_payload", f"payload is larger than {max_bytes} bytes")
+    unknown = set(payload) - set(fields)
+    if unknown:
+        raise SignalError("invalid_payload", f"unknown field(s) {sorted(unknown)}")
+    out: dict[str, Any] = {}
+    for name, spec in fields.items():
+        if name not in payload:
+            if spec.required:
+                raise SignalError("invalid_payload", f"{name} is required")
+            continue
+        spec.check(name, payload[name])
+        out[name] = payload[name]
+    return out

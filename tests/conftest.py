@@ -1,0 +1,111 @@
+"""Shared fixtures: a real redis-server per test session, the real app on a loopback port, and
+real Chromium with a fake camera and microphone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from server.app import create_app
+from server.config import Config, MediaConfig
+from server.redis_server import EmbeddedRedis
+from server.seed import seed_demo
+from server.store import Store
+
+CHROMIUM = os.environ.get("YUNZHEN_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection", "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real redis-server for the whole session (the same class the service uses)."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(server.start())
+    try:
+        yield server.url
+    finally:
+        loop.run_until_complete(server.stop())
+        loop.close()
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    redis.Redis.from_url(redis_url).flushall()
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def store(redis_client: aioredis.Redis) -> Store:
+    store = Store(redis_client)
+    await seed_demo(store)
+    return store
+
+
+@pytest.fixture
+def config(redis_url: str, tmp_path: Path) -> Config:
+    return Config(host="127.0.0.1", port=8080, redis_url=redis_url, data_dir=tmp_path / "data",
+                  demo=True, ring_timeout=15.0,
+                  media=MediaConfig(announce_addresses=("127.0.0.1",), empty_room_timeout=5.0))
+
+
+class LiveServer:
+    def __init__(self, app: web.Application, runner: web.AppRunner, port: int) -> None:
+        self.app = app
+        self.runner = runner
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+
+async def start_server(config: Config) -> LiveServer:
+    app = create_app(replace(config, port=8080))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return LiveServer(app, runner, port)
+
+
+@pytest.fixture
+async def server(config: Config, redis_client: aioredis.Redis) -> AsyncIterator[LiveServer]:
+    """The real service (create_app) on a free loopback port, against the session's Redis."""
+    live = await start_server(config)
+    try:
+        yield live
+    finally:
+        await live.runner.cleanup()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.fail(f"Chromium is not installed at {CHROMIUM}: run ./yunzhen.sh test")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                            headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()

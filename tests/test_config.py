@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+
+from server.config import Config, ConfigError, load_config
+
+
+def test_defaults_serve_loopback_with_a_private_redis() -> None:
+    config = load_config(env={})
+    assert config.host == "127.0.0.1"
+    assert config.port == 8080
+    assert config.redis_url == ""
+    assert config.media.announce_addresses == ("127.0.0.1",)
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "yunzhen.toml"
+    path.write_text('port = 9000\ndemo = true\n[media]\nannounce_addresses = ["10.1.2.3"]\n'
+                    '[[media.ice_servers]]\nurls = ["turn:turn.example:3478"]\n'
+                    'username = "u"\ncredential = "c"\n')
+    config = load_config(path, env={"YUNZHEN_PORT": "9100",
+                                    "YUNZHEN_REDIS_URL": "redis://10.0.0.5:6379/0"})
+    assert config.port == 9100
+    assert config.demo is True
+    assert config.redis_url == "redis://10.0.0.5:6379/0"
+    assert config.media.announce_addresses == ("10.1.2.3",)
+    assert config.media.ice_servers[0].to_browser() == {
+        "urls": ["turn:turn.example:3478"], "username": "u", "credential": "c"}
+
+
+@pytest.mark.parametrize(("env", "names"), [
+    ({"YUNZHEN_PORT": "eighty"}, "port"),
+    ({"YUNZHEN_PORT": "70000"}, "port"),
+    ({"YUNZHEN_REDIS_URL": "http://x"}, "redis_url"),
+    ({"YUNZHEN_DEMO": "maybe"}, "demo"),
+    ({"YUNZHEN_ANNOUNCE_ADDRESSES": "not-an-ip"}, "media.announce_addresses"),
+    ({"YUNZHEN_RING_TIMEOUT": "-1"}, "ring_timeout"),
+])
+def test_a_bad_value_stops_the_start_naming_the_setting(env: dict[str, str], names: str) -> None:
+    with pytest.raises(ConfigError, match=names.replace(".", r"\.")):
+        load_config(env=env)
+
+
+def test_unknown_settings_and_broken_files_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("prot = 1\n")
+    with pytest.raises(ConfigError, match="prot"):
+        load_config(path, env={})
+    path.write_text("port = \n")
+    with pytest.raises(ConfigError, match="bad.toml"):
+        load_config(path, env={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml", env={})
+
+
+def test_config_is_frozen() -> None:
+    config = Config()
+    with pytest.raises(AttributeError):
+        config.port = 1  # type: ignore[misc]

@@ -1,0 +1,16 @@
+from server.passwords import hash_password, verify_password
+
+
+def test_passwords_are_stored_hashed_and_verified() -> None:
+    stored = hash_password("demo12345")
+    assert "demo12345" not in stored
+    assert stored.startswith("scrypt$")
+    assert verify_password("demo12345", stored)
+    assert not verify_password("demo12346", stored)
+    assert hash_password("demo12345") != stored  # salted
+
+
+def test_a_corrupt_hash_never_verifies() -> None:
+    assert not verify_password("x", "")
+    assert not verify_password("x", "scrypt$1$2$3$!!$??")
+    assert not verify_password("x", "md5$abc")
