@@ -1,0 +1,212 @@
+"""The room recorder: remuxes every published track's encoded packets into its own WebM file as
+they arrive (nothing is decoded or encoded) and keeps timeline.json next to them.
+
+Not aiortc's MediaRecorder: it re-encodes on the event loop, and with audio and video in one file
+it silently drops all video when an audio packet comes first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+from av.container import OutputContainer
+
+from recordings.timeline import (
+    TIMELINE_FILE,
+    ParticipantEntry,
+    TrackEntry,
+    build_timeline,
+    make_event,
+)
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+def _vp8_dimensions(data: bytes) -> tuple[int, int] | None:
+    # RFC 6386 9.1: key frame tag (3 bytes), start code 9d 01 2a, then 14-bit width and height.
+    if len(data) < 10 or data[0] & 0x01 or data[3:6] != b"\x9d\x01\x2a":
+        return None
+    return (int.from_bytes(data[6:8], "little") & 0x3FFF,
+            int.from_bytes(data[8:10], "little") & 0x3FFF)
+
+
+class TrackRecorder:
+    """Writes one track's packets into ``<track_id>.webm``; the file opens on the first packet
+    it keeps (for video, the first keyframe) and timestamps start at 0."""
+
+    def __init__(self, directory: Path, *, track_id: str, participant_id: str, kind: str,
+                 codec: str, room_id: str, clock: Clock) -> None:
+        if codec.lower() not in ("vp8", "opus"):
+            raise ValueError(f"track {track_id}: cannot record codec {codec!r}")
+        self.track_id = track_id
+        self.participant_id = participant_id
+        self.kind = kind
+        self.codec = codec.lower()
+        self.file = f"{track_id}.webm"
+        self.path = directory / self.file
+        self.room_id = room_id
+        self.packets = 0
+        self.skipped = 0
+        self.started_at: float | None = None
+        self._clock = clock
+        self._container: OutputContainer | None = None
+        self._stream: Any = None
+        self._first_pts = 0
+        self._last_pts = -1
+        self._time_base = Fraction(1, 90000 if kind == "video" else 48000)
+        self._closed = False
+
+    def write(self, packet: av.Packet) -> None:
+        """Write one packet; called inline from the forwarder (a remux costs microseconds)."""
+        if self._closed or packet.pts is None:
+            return
+        data = bytes(packet)
+        if self._container is None:
+            if not self._open(packet, data):
+                self.skipped += 1
+                return
+        pts = packet.pts - self._first_pts
+        if pts <= self._last_pts:
+            # Matroska needs increasing timestamps; a repeated or late one is nudged forward.
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        # A copy: the same av.Packet goes to the subscribers, and muxing rescales it in place.
+        out = av.Packet(data)
+        out.pts = pts
+        out.dts = pts
+        out.time_base = self._time_base
+        out.is_keyframe = packet.is_keyframe
+        out.stream = self._stream
+        assert self._container is not None
+        self._container.mux_one(out)
+        self.packets += 1
+
+    def _open(self, packet: av.Packet, data: bytes) -> bool:
+        if packet.time_base is not None:
+            self._time_base = Fraction(packet.time_base.numerator, packet.time_base.denominator)
+        container = av.open(str(self.path), mode="w", format="webm")
+        if self.kind == "video":
+            size = _vp8_dimensions(data)
+            if size is None:
+                container.close()
+                self.path.unlink(missing_ok=True)
+                return False
+            stream = container.add_mux_stream("vp8", width=size[0], height=size[1])
+        else:
+            # An Opus encoder context is opened only for its OpusHead extradata, which Matroska
+            # requires in CodecPrivate (a bare mux stream has none); it never encodes anything.
+            stream = container.add_stream("libopus", rate=48000, layout="stereo")
+        stream.time_base = self._time_base
+        self._container = container
+        self._stream = stream
+        self._first_pts = packet.pts or 0
+        self.started_at = self._clock()
+        logger.info("room %s participant %s: recording %s track into %s", self.room_id,
+                    self.participant_id, self.kind, self.path)
+        return True
+
+    def entry(self) -> TrackEntry | None:
+        if self.started_at is None:
+            return None
+        return TrackEntry(track_id=self.track_id, participant_id=self.participant_id,
+                          kind=self.kind, codec=self.codec, file=self.file,
+                          started_at=self.started_at, packets=self.packets)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:
+                logger.exception("room %s participant %s: closing %s failed", self.room_id,
+                                 self.participant_id, self.path)
+            self._container = None
+
+
+class Recorder:
+    """Everything recorded of one room: its track files and its timeline."""
+
+    def __init__(self, directory: Path, *, room_id: str, meta: Mapping[str, Any],
+                 clock: Clock = time.time) -> None:
+        self.directory = directory
+        self.room_id = room_id
+        self.meta = dict(meta)
+        self._clock = clock
+        self.started_at = clock()
+        self.ended_at: float | None = None
+        self._participants: list[ParticipantEntry] = []
+        self._tracks: list[TrackRecorder] = []
+        self._events: list[dict[str, Any]] = []
+        self._counters: dict[str, int] = {}
+        self._closed = False
+        self._summary: dict[str, Any] | None = None
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._write_timeline()
+        logger.info("room %s: recording into %s", self.room_id, self.directory)
+
+    def participant_joined(self, participant_id: str, *, role: str, name: str,
+                           department: str | None) -> None:
+        self._participants.append(ParticipantEntry(
+            participant_id=participant_id, role=role, name=name, department=department,
+            joined_at=self._clock()))
+
+    def participant_left(self, participant_id: str) -> None:
+        for entry in reversed(self._participants):
+            if entry.participant_id == participant_id and entry.left_at is None:
+                entry.left_at = max(self._clock(), entry.joined_at)
+                return
+
+    def add_event(self, type: str, **data: Any) -> None:
+        self._events.append(make_event(self._clock(), type, data))
+
+    def track(self, participant_id: str, kind: str, codec: str) -> TrackRecorder:
+        key = f"{participant_id}-{kind}"
+        n = self._counters.get(key, 0) + 1
+        self._counters[key] = n
+        recorder = TrackRecorder(self.directory, track_id=f"{key}-{n}",
+                                 participant_id=participant_id, kind=kind, codec=codec,
+                                 room_id=self.room_id, clock=self._clock)
+        self._tracks.append(recorder)
+        return recorder
+
+    def timeline(self) -> dict[str, Any]:
+        entries = [e for e in (t.entry() for t in self._tracks) if e is not None]
+        return build_timeline(room_id=self.room_id, meta=self.meta, started_at=self.started_at,
+                              ended_at=self.ended_at, participants=self._participants,
+                              tracks=entries, events=self._events)
+
+    def close(self) -> dict[str, Any]:
+        """Finish every file and write the complete timeline; returns it plus ``dir``."""
+        if self._summary is not None:
+            return self._summary
+        self._closed = True
+        for track in self._tracks:
+            track.close()
+        self.ended_at = max(self._clock(), self.started_at)
+        timeline = self._write_timeline()
+        self._summary = {**timeline, "dir": str(self.directory)}
+        logger.info("room %s: recording finished, %d track file(s), %.1f s", self.room_id,
+                    len(timeline["tracks"]), timeline["duration"])
+        return self._summary
+
+    def _write_timeline(self) -> dict[str, Any]:
+        timeline = self.timeline()
+        path = self.directory / TIMELINE_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(timeline, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+        return timeline

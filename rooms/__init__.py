@@ -1,0 +1,1 @@
+"""Rooms: participants, their peer connections, and encoded-media forwarding (pass-through SFU)."""

@@ -1,0 +1,40 @@
+"""Room-layer errors. Each carries the protocol error code (docs/protocol.md) that the signaling
+layer answers with, so the mapping lives in one place."""
+
+from __future__ import annotations
+
+
+class RoomError(Exception):
+    code = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RoomClosed(RoomError):
+    code = "bad_state"
+
+
+class AlreadyJoined(RoomError):
+    code = "bad_state"
+
+
+class RoomFull(RoomError):
+    code = "forbidden"
+
+
+class NotJoined(RoomError):
+    code = "bad_state"
+
+
+class NoPendingOffer(RoomError):
+    code = "bad_state"
+
+
+class InvalidAnswer(RoomError):
+    code = "invalid_payload"
+
+
+class InvalidJoin(RoomError):
+    code = "invalid_payload"

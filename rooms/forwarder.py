@@ -1,0 +1,207 @@
+"""Forwarding of one published track: a reader task takes encoded packets from the publisher's
+RemoteStreamTrack and fans them out to bounded per-subscriber queues and to the recorder.
+
+Keyframes: a video subscriber starts (and restarts after its queue overflowed) at a keyframe,
+asked from the publisher with an RTCP PLI on its receiver, at most one per KEYFRAME_INTERVAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+logger = logging.getLogger(__name__)
+
+# Smallest gap between two PLIs sent to one publisher track, in seconds.
+KEYFRAME_INTERVAL = 0.5
+
+PacketSink = Callable[[av.Packet], None]
+
+
+class ForwardedTrack(MediaStreamTrack):
+    """What a subscriber's RTCRtpSender reads: packets of one publisher track, through a queue.
+
+    Audio drops the oldest packet on overflow. Video cannot skip frames (the decoder would break
+    until the next keyframe anyway), so on overflow it clears the queue and waits for a keyframe.
+    """
+
+    def __init__(self, kind: str, maxsize: int, request_keyframe: Callable[[], None],
+                 label: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.label = label
+        self.drops = 0
+        self.packets = 0
+        self._maxsize = maxsize
+        self._queue: collections.deque[av.Packet] = collections.deque()
+        self._ready = asyncio.Event()
+        self._request_keyframe = request_keyframe
+        # Nothing is queued until the sender reads for the first time: packets queued while the
+        # subscriber negotiates would only be stale.
+        self._active = False
+        self._need_keyframe = kind == "video"
+
+    def push(self, packet: av.Packet) -> None:
+        if not self._active or self.readyState != "live":
+            return
+        if self._need_keyframe:
+            if not packet.is_keyframe:
+                return
+            self._need_keyframe = False
+        if len(self._queue) >= self._maxsize:
+            if self.kind == "video":
+                self.drops += len(self._queue)
+                self._queue.clear()
+                self._need_keyframe = True
+                self._request_keyframe()
+                if not packet.is_keyframe:
+                    return
+                self._need_keyframe = False
+            else:
+                self._queue.popleft()
+                self.drops += 1
+        self._queue.append(packet)
+        self._ready.set()
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        if self.readyState != "live":
+            raise MediaStreamError
+        if not self._active:
+            self._active = True
+            if self._need_keyframe:
+                self._request_keyframe()
+        while not self._queue:
+            self._ready.clear()
+            if self._need_keyframe:
+                # The first request may have been rate-limited or its keyframe lost: ask again.
+                try:
+                    await asyncio.wait_for(self._ready.wait(), KEYFRAME_INTERVAL)
+                except TimeoutError:
+                    self._request_keyframe()
+            else:
+                await self._ready.wait()
+            if self.readyState != "live":
+                raise MediaStreamError
+        self.packets += 1
+        return self._queue.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        self._queue.clear()
+        self._ready.set()
+
+
+class TrackForwarder:
+    """Reads one publisher track and fans its packets out; owns its reader and PLI tasks."""
+
+    def __init__(self, *, track: MediaStreamTrack, receiver: RTCRtpReceiver, kind: str,
+                 room_id: str, publisher_id: str, queue_size: int,
+                 sink: PacketSink | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.kind = kind
+        self.room_id = room_id
+        self.publisher_id = publisher_id
+        self.packets = 0
+        self.keyframe_requests = 0
+        self._track = track
+        self._receiver = receiver
+        self._queue_size = queue_size
+        self._sink = sink
+        self._clock = clock
+        self._subscribers: dict[str, ForwardedTrack] = {}
+        self._last_pli = -KEYFRAME_INTERVAL
+        self._reader: asyncio.Task[None] | None = None
+        self._pli_tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"TrackForwarder(room={self.room_id} publisher={self.publisher_id} {self.kind})"
+
+    def start(self) -> None:
+        if self._reader is None and not self._closed:
+            self._reader = asyncio.create_task(self._read(), name=f"forward:{self!r}")
+
+    def subscribe(self, subscriber_id: str) -> ForwardedTrack:
+        old = self._subscribers.pop(subscriber_id, None)
+        if old is not None:
+            old.stop()
+        forwarded = ForwardedTrack(self.kind, self._queue_size, self.request_keyframe,
+                                   label=f"{self.publisher_id}->{subscriber_id}")
+        self._subscribers[subscriber_id] = forwarded
+        return forwarded
+
+    def unsubscribe(self, subscriber_id: str) -> None:
+        forwarded = self._subscribers.pop(subscriber_id, None)
+        if forwarded is not None:
+            forwarded.stop()
+
+    @property
+    def drops(self) -> int:
+        return sum(s.drops for s in self._subscribers.values())
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe with an RTCP PLI, at most once per KEYFRAME_INTERVAL."""
+        if self.kind != "video" or self._closed:
+            return
+        now = self._clock()
+        if now - self._last_pli < KEYFRAME_INTERVAL:
+            return
+        sources = self._receiver.getSynchronizationSources()
+        if not sources:
+            return  # nothing received yet: the first frame of a stream is a keyframe anyway
+        self._last_pli = now
+        self.keyframe_requests += 1
+        task = asyncio.create_task(self._receiver._send_rtcp_pli(sources[0].source),
+                                   name=f"pli:{self!r}")
+        self._pli_tasks.add(task)
+        task.add_done_callback(self._pli_tasks.discard)
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                packet = await self._track.recv()
+                if not isinstance(packet, av.Packet):
+                    logger.error("room %s participant %s: %s track yields %s, not packets; "
+                                 "is rooms.passthrough installed?", self.room_id,
+                                 self.publisher_id, self.kind, type(packet).__name__)
+                    return
+                self.packets += 1
+                for forwarded in self._subscribers.values():
+                    forwarded.push(packet)
+                if self._sink is not None:
+                    try:
+                        self._sink(packet)
+                    except Exception:
+                        logger.exception("room %s participant %s: recording the %s track failed; "
+                                         "recording of it stops", self.room_id,
+                                         self.publisher_id, self.kind)
+                        self._sink = None
+        except MediaStreamError:
+            logger.info("room %s participant %s: %s track ended after %d packets", self.room_id,
+                        self.publisher_id, self.kind, self.packets)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for forwarded in self._subscribers.values():
+            forwarded.stop()
+        self._subscribers.clear()
+        tasks = [t for t in (self._reader, *self._pli_tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                logger.exception("%r: task failed", self)
+        self._sink = None

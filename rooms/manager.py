@@ -1,0 +1,66 @@
+"""The rooms hosted by this process: opening them, finding them, closing them all at shutdown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from rooms import passthrough
+from rooms.close_reason import CloseReason
+from rooms.errors import RoomError
+from rooms.room import Room
+from server.config import MediaConfig
+
+logger = logging.getLogger(__name__)
+
+
+class RoomExists(RoomError):
+    code = "bad_state"
+
+
+class RoomManager:
+    def __init__(self, media: MediaConfig, recordings_dir: Path,
+                 on_room_closed: Callable[[Room, dict[str, Any] | None], Awaitable[None]]) -> None:
+        self.media = media
+        self.recordings_dir = recordings_dir
+        self._on_room_closed = on_room_closed
+        self._rooms: dict[str, Room] = {}
+        self.closed = False
+        # Forwarding needs the hooks; installing them again is harmless.
+        passthrough.install(media)
+
+    def open(self, room_id: str, meta: dict[str, Any]) -> Room:
+        if self.closed:
+            raise RoomError("the room manager is shut down")
+        if not room_id or "/" in room_id or room_id.startswith("."):
+            raise RoomError(f"room id {room_id!r} cannot name a directory")
+        existing = self._rooms.get(room_id)
+        if existing is not None and not existing.closed:
+            raise RoomExists(f"room {room_id} is open already")
+        room = Room(room_id, meta, media=self.media, recordings_dir=self.recordings_dir,
+                    on_closed=self._closed)
+        self._rooms[room_id] = room
+        room.start()
+        return room
+
+    def get(self, room_id: str) -> Room | None:
+        return self._rooms.get(room_id)
+
+    def rooms(self) -> list[Room]:
+        return list(self._rooms.values())
+
+    async def _closed(self, room: Room, summary: dict[str, Any] | None) -> None:
+        if self._rooms.get(room.room_id) is room:
+            del self._rooms[room.room_id]
+        await self._on_room_closed(room, summary)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        rooms = list(self._rooms.values())
+        logger.info("closing %d room(s) (%s)", len(rooms), CloseReason.SERVER_SHUTDOWN)
+        for room in rooms:
+            await room.close(CloseReason.SERVER_SHUTDOWN)

@@ -1,0 +1,195 @@
+"""A participant of a room: their one RTCPeerConnection to the server and its negotiation.
+
+The server is always the offerer. One offer is outstanding at a time: a renegotiation asked for
+while an answer is pending is sent right after that answer arrives.
+
+Renegotiation in aiortc 1.16 can add m-lines: ``createOffer`` keeps the existing sections (same
+mids, same order) and appends new transceivers; with ``bundlePolicy=max-bundle`` a transceiver
+added later reuses the first one's ICE/DTLS transport, and ``setRemoteDescription(answer)`` starts
+its sender on the already connected transport. Tests in tests/rooms check this end to end.
+A removed track's transceiver is set ``inactive``; its m-line stays (m-lines are never removed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+
+from rooms import passthrough
+from rooms.errors import InvalidAnswer, NoPendingOffer, RoomClosed
+from rooms.forwarder import ForwardedTrack, TrackForwarder
+
+logger = logging.getLogger(__name__)
+
+SignalFn = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+# The one codec set everybody uses, so every track can be forwarded to everybody as it is.
+CODEC_MIME_TYPES = {"audio": ("audio/opus",), "video": ("video/VP8", "video/rtx")}
+
+
+def preferred_codecs(kind: str) -> list[RTCRtpCodecCapability]:
+    capabilities = RTCRtpReceiver.getCapabilities(kind)
+    assert capabilities is not None
+    wanted = [m.lower() for m in CODEC_MIME_TYPES[kind]]
+    codecs = [c for c in capabilities.codecs if c.mimeType.lower() in wanted]
+    if not any(c.mimeType.lower() == wanted[0] for c in codecs):
+        raise RuntimeError(f"aiortc offers no {wanted[0]} codec")
+    return codecs
+
+
+@dataclass
+class Subscription:
+    """A track of another participant, sent to this participant on one sendonly transceiver."""
+
+    publisher_id: str
+    kind: str
+    transceiver: RTCRtpTransceiver
+    track: ForwardedTrack
+    info: dict[str, Any]  # role and name of the publisher, for the offer's `tracks`
+    active: bool = True
+
+
+class Participant:
+    def __init__(self, *, room_id: str, participant_id: str, role: str, name: str,
+                 department: str | None, signal: SignalFn) -> None:
+        self.room_id = room_id
+        self.participant_id = participant_id
+        self.role = role
+        self.name = name
+        self.department = department
+        self.joined_at = time.time()
+        self.closed = False
+        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.publish: dict[str, RTCRtpTransceiver] = {}
+        self.subscriptions: list[Subscription] = []
+        self.published: dict[str, TrackForwarder] = {}
+        self.offers = 0
+        self._signal = signal
+        self._lock = asyncio.Lock()
+        self._offer_pending = False
+        self._renegotiate = False
+        for kind in ("audio", "video"):
+            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+            transceiver.setCodecPreferences(preferred_codecs(kind))
+            self.publish[kind] = transceiver
+
+    def __repr__(self) -> str:
+        return f"Participant(room={self.room_id} id={self.participant_id} role={self.role})"
+
+    def info(self) -> dict[str, Any]:
+        return {"participant_id": self.participant_id, "role": self.role, "name": self.name,
+                "department": self.department}
+
+    def subscribe(self, forwarder: TrackForwarder, publisher: Participant) -> Subscription:
+        """Add a sendonly transceiver carrying ``forwarder``'s track; renegotiate afterwards."""
+        track = forwarder.subscribe(self.participant_id)
+        transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        transceiver.setCodecPreferences(preferred_codecs(forwarder.kind))
+        passthrough.relay_keyframe_requests(transceiver.sender, forwarder.request_keyframe)
+        subscription = Subscription(publisher_id=publisher.participant_id, kind=forwarder.kind,
+                                    transceiver=transceiver, track=track,
+                                    info={"role": publisher.role, "name": publisher.name})
+        self.subscriptions.append(subscription)
+        return subscription
+
+    def unsubscribe(self, publisher_id: str) -> bool:
+        """Stop the tracks of ``publisher_id``; True when a renegotiation should follow."""
+        changed = False
+        for subscription in self.subscriptions:
+            if subscription.publisher_id == publisher_id and subscription.active:
+                subscription.active = False
+                subscription.track.stop()
+                subscription.transceiver.direction = "inactive"
+                changed = True
+        return changed
+
+    def offer_payload(self) -> dict[str, Any]:
+        tracks = [
+            {"mid": s.transceiver.mid, "kind": s.kind, "participant_id": s.publisher_id,
+             "role": s.info["role"], "name": s.info["name"]}
+            for s in self.subscriptions if s.active and s.transceiver.mid is not None
+        ]
+        description = self.pc.localDescription
+        return {"sdp": description.sdp,
+                "publish": {kind: t.mid for kind, t in self.publish.items()},
+                "tracks": tracks}
+
+    async def negotiate(self) -> None:
+        """Send a new offer now, or right after the pending answer arrives."""
+        async with self._lock:
+            if self.closed:
+                return
+            if self._offer_pending:
+                self._renegotiate = True
+                return
+            await self._send_offer()
+
+    async def _send_offer(self) -> None:
+        self._renegotiate = False
+        # setLocalDescription gathers the ICE candidates before returning, so the SDP is complete.
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        self._offer_pending = True
+        self.offers += 1
+        payload = self.offer_payload()
+        logger.info("room %s participant %s: offer #%d (%d forwarded track(s))", self.room_id,
+                    self.participant_id, self.offers, len(payload["tracks"]))
+        await self._signal("room:offer", payload)
+
+    async def answer(self, sdp: str) -> None:
+        async with self._lock:
+            if self.closed:
+                raise RoomClosed(f"participant {self.participant_id} has left")
+            if not self._offer_pending:
+                raise NoPendingOffer(f"no offer is waiting for an answer from "
+                                     f"{self.participant_id}")
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            except Exception as exc:
+                logger.warning("room %s participant %s: answer refused: %s", self.room_id,
+                               self.participant_id, exc)
+                raise InvalidAnswer(f"the answer cannot be used: {exc}") from exc
+            self._offer_pending = False
+            if self._renegotiate:
+                await self._send_offer()
+
+    async def signal(self, event: str, payload: dict[str, Any]) -> None:
+        """Send an event to this participant; a failure is logged, never raised."""
+        if self.closed:
+            return
+        try:
+            await self._signal(event, payload)
+        except Exception:
+            logger.exception("room %s participant %s: sending %s failed", self.room_id,
+                             self.participant_id, event)
+
+    async def close(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        logger.info("room %s participant %s: closing (%s)", self.room_id, self.participant_id,
+                    reason)
+        for subscription in self.subscriptions:
+            subscription.track.stop()
+        forwarders = list(self.published.values())
+        self.published.clear()
+        for forwarder in forwarders:
+            await forwarder.close()
+        try:
+            await self.pc.close()
+        except Exception:
+            logger.exception("room %s participant %s: closing the peer connection failed",
+                             self.room_id, self.participant_id)

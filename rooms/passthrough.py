@@ -1,0 +1,167 @@
+"""Pass-through hooks into aiortc 1.16.0: forward encoded media, never decode and re-encode it.
+
+aiortc is pinned in pyproject.toml because these hooks touch private names; tests/rooms/
+test_passthrough.py fails if any of them moves. What is replaced, and why:
+
+1. ``aiortc.rtcrtpreceiver.get_decoder``: the receiver's decoder thread calls it once per codec and
+   then ``decoder.decode(encoded_frame)`` for every reassembled frame. Our "decoder" returns the
+   frame as one ``av.Packet`` (pts = RTP timestamp, time base = 1/clock rate, keyframe flag set), so
+   ``RemoteStreamTrack.recv()`` yields packets. ``RTCRtpSender._next_encoded_frame`` calls
+   ``encoder.pack(packet)`` for anything that is not a decoded ``Frame`` (VP8, H.264 and Opus
+   encoders all have ``pack``), so a forwarded packet is re-packetized, never re-encoded.
+2. ``aioice.ice.get_host_addresses``: aioice leaves 127.0.0.1 out of its host candidates; the server
+   announces exactly ``MediaConfig.announce_addresses`` instead.
+3. Keyframe requests: a subscriber's PLI/FIR makes ``RTCRtpSender`` call ``self._send_keyframe()``,
+   which only sets a flag for the encoder, lost on the pack path. ``relay_keyframe_requests``
+   shadows that method on one sender instance so the request reaches the publisher instead.
+
+The hooks are process-wide: every RTCPeerConnection in the process, including the Python
+participant of rooms/client.py when it runs in the same process, receives packets, not frames.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from typing import Any
+
+import aioice.ice
+import aiortc.rtcrtpreceiver
+import av
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpsender import RTCRtpSender
+
+from server.config import MediaConfig
+
+logger = logging.getLogger(__name__)
+
+AIORTC_VERSION = "1.16.0"
+
+_original_get_decoder: Callable[[RTCRtpCodecParameters], Any] | None = None
+_original_get_host_addresses: Callable[[bool, bool], list[str]] | None = None
+_announce: tuple[str, ...] = ()
+
+
+def vp8_is_keyframe(data: bytes) -> bool:
+    """RFC 6386 9.1: bit 0 of the first byte of the frame tag is 0 for a key frame."""
+    return bool(data) and (data[0] & 0x01) == 0
+
+
+def h264_is_keyframe(data: bytes) -> bool:
+    """True when an Annex B access unit holds an IDR slice (5) or a sequence parameter set (7)."""
+    start = 0
+    while True:
+        index = data.find(b"\x00\x00\x01", start)
+        if index < 0 or index + 3 >= len(data):
+            return False
+        nal_type = data[index + 3] & 0x1F
+        if nal_type in (5, 7):
+            return True
+        start = index + 3
+
+
+def vp8_dimensions(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a VP8 key frame header (RFC 6386 9.1), or None for other frames."""
+    if len(data) < 10 or not vp8_is_keyframe(data) or data[3:6] != b"\x9d\x01\x2a":
+        return None
+    width = int.from_bytes(data[6:8], "little") & 0x3FFF
+    height = int.from_bytes(data[8:10], "little") & 0x3FFF
+    return width, height
+
+
+class PacketDecoder:
+    """Stands in for an aiortc decoder: turns each reassembled encoded frame into one av.Packet."""
+
+    def __init__(self, codec: RTCRtpCodecParameters) -> None:
+        self.codec_name = codec.name.lower()
+        self.time_base = Fraction(1, codec.clockRate)
+        self._is_keyframe: Callable[[bytes], bool]
+        if self.codec_name == "vp8":
+            self._is_keyframe = vp8_is_keyframe
+        elif self.codec_name == "h264":
+            self._is_keyframe = h264_is_keyframe
+        else:
+            # Audio: every packet can be decoded on its own.
+            self._is_keyframe = _always
+
+    def decode(self, encoded_frame: Any) -> list[av.Packet]:
+        data: bytes = encoded_frame.data
+        if not data:
+            return []
+        packet = av.Packet(data)
+        packet.pts = encoded_frame.timestamp
+        packet.dts = encoded_frame.timestamp
+        packet.time_base = self.time_base
+        packet.is_keyframe = self._is_keyframe(data)
+        return [packet]
+
+
+def _always(data: bytes) -> bool:
+    return True
+
+
+def _get_decoder(codec: RTCRtpCodecParameters) -> PacketDecoder:
+    return PacketDecoder(codec)
+
+
+def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    addresses = []
+    for address in _announce:
+        version = ipaddress.ip_address(address).version
+        if (version == 4 and use_ipv4) or (version == 6 and use_ipv6):
+            addresses.append(address)
+    return addresses
+
+
+def install(media: MediaConfig | Sequence[str]) -> None:
+    """Install the hooks (idempotent); a later call only changes the announced addresses.
+
+    ``media`` is the MediaConfig (its ``announce_addresses`` are used) or the addresses themselves.
+    """
+    global _original_get_decoder, _original_get_host_addresses, _announce
+    import aiortc
+
+    announce_addresses = media.announce_addresses if isinstance(media, MediaConfig) else media
+
+    if aiortc.__version__ != AIORTC_VERSION:
+        raise RuntimeError(
+            f"rooms.passthrough is written for aiortc {AIORTC_VERSION}, found {aiortc.__version__}"
+        )
+    for address in announce_addresses:
+        ipaddress.ip_address(address)
+    _announce = tuple(announce_addresses)
+    if _original_get_decoder is None:
+        _original_get_decoder = aiortc.rtcrtpreceiver.get_decoder
+        aiortc.rtcrtpreceiver.get_decoder = _get_decoder  # type: ignore[assignment]
+    if _original_get_host_addresses is None:
+        _original_get_host_addresses = aioice.ice.get_host_addresses
+        aioice.ice.get_host_addresses = _get_host_addresses
+    logger.info("pass-through hooks installed, announcing %s", ", ".join(_announce))
+
+
+def installed() -> bool:
+    return aiortc.rtcrtpreceiver.get_decoder is _get_decoder  # type: ignore[comparison-overlap]
+
+
+def uninstall() -> None:
+    """Restore aiortc's own decoder and aioice's host addresses (for tools that need decoding)."""
+    global _original_get_decoder, _original_get_host_addresses
+    if _original_get_decoder is not None:
+        aiortc.rtcrtpreceiver.get_decoder = _original_get_decoder  # type: ignore[assignment]
+        _original_get_decoder = None
+    if _original_get_host_addresses is not None:
+        aioice.ice.get_host_addresses = _original_get_host_addresses  # type: ignore[assignment]
+        _original_get_host_addresses = None
+
+
+def relay_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -> None:
+    """Route a subscriber's PLI/FIR on ``sender`` to ``request`` instead of the encoder flag.
+
+    ``RTCRtpSender._handle_rtcp_packet`` calls ``self._send_keyframe()``; an instance attribute
+    shadows the method for this sender only.
+    """
+    if not callable(getattr(RTCRtpSender, "_send_keyframe", None)):
+        raise RuntimeError("aiortc RTCRtpSender has no _send_keyframe: the keyframe hook is broken")
+    sender._send_keyframe = request  # type: ignore[method-assign]

@@ -1,0 +1,232 @@
+"""A consultation room: its participants, the forwarding of every published track to every other
+participant, and its recording. Join rules are checked before any state changes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from aiortc.mediastreams import MediaStreamTrack
+
+from recordings.recorder import Recorder
+from rooms.close_reason import CloseReason
+from rooms.errors import AlreadyJoined, InvalidJoin, NotJoined, RoomClosed, RoomFull
+from rooms.forwarder import TrackForwarder
+from rooms.participant import Participant, SignalFn
+from server.config import MediaConfig
+
+__all__ = ["MAX_PUBLISHERS", "ROLES", "CloseReason", "Room", "RoomClosedCallback", "SignalFn"]
+
+logger = logging.getLogger(__name__)
+
+# Every participant publishes audio and video; beyond this a 2-core server cannot forward it all.
+MAX_PUBLISHERS = 8
+ROLES = ("applicant", "staff")
+
+RoomClosedCallback = Callable[["Room", dict[str, Any] | None], Awaitable[None]]
+
+
+class Room:
+    def __init__(self, room_id: str, meta: dict[str, Any], *, media: MediaConfig,
+                 recordings_dir: Path, on_closed: RoomClosedCallback) -> None:
+        self.room_id = room_id
+        self.meta = dict(meta)
+        self.media = media
+        self.closed = False
+        self.close_reason: CloseReason | None = None
+        self.recorder = Recorder(recordings_dir / room_id, room_id=room_id, meta=self.meta)
+        self._on_closed = on_closed
+        self._participants: dict[str, Participant] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._empty_timer: asyncio.Task[None] | None = None
+        self._closing: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"Room({self.room_id})"
+
+    def start(self) -> None:
+        """Begin the recording and the empty-room timer (nobody has joined yet)."""
+        self.recorder.start()
+        self.recorder.add_event("open")
+        self._start_empty_timer()
+        logger.info("room %s: open (ticket %s, department %s)", self.room_id,
+                    self.meta.get("ticket_id"), self.meta.get("department"))
+
+    # participants ---------------------------------------------------------------------------
+
+    def participants_info(self) -> list[dict[str, Any]]:
+        return [p.info() for p in self._participants.values()]
+
+    def participant(self, participant_id: str) -> Participant | None:
+        return self._participants.get(participant_id)
+
+    async def join(self, *, participant_id: str, role: str, name: str,
+                   department: str | None, signal: SignalFn) -> None:
+        if self.closed:
+            raise RoomClosed(f"room {self.room_id} is closed")
+        if participant_id in self._participants:
+            raise AlreadyJoined(f"{participant_id} is in room {self.room_id} already")
+        if len(self._participants) >= MAX_PUBLISHERS:
+            raise RoomFull(f"room {self.room_id} has {MAX_PUBLISHERS} participants")
+        if role not in ROLES:
+            raise InvalidJoin(f"role {role!r} is not one of {', '.join(ROLES)}")
+
+        participant = Participant(room_id=self.room_id, participant_id=participant_id, role=role,
+                                  name=name, department=department, signal=signal)
+        participant.pc.on("track", lambda track: self._on_track(participant, track))
+        participant.pc.on("connectionstatechange",
+                          lambda: self._on_connection_state(participant))
+        for other in self._participants.values():
+            for forwarder in other.published.values():
+                participant.subscribe(forwarder, other)
+        self._participants[participant_id] = participant
+        self._cancel_empty_timer()
+        self.recorder.participant_joined(participant_id, role=role, name=name,
+                                         department=department)
+        self.recorder.add_event("join", participant_id=participant_id, role=role)
+        logger.info("room %s participant %s: joined as %s (%d in room)", self.room_id,
+                    participant_id, role, len(self._participants))
+        await self._broadcast_participants()
+        await participant.negotiate()
+
+    async def answer(self, participant_id: str, sdp: str) -> None:
+        participant = self._participants.get(participant_id)
+        if participant is None:
+            if self.closed:
+                raise RoomClosed(f"room {self.room_id} is closed")
+            raise NotJoined(f"{participant_id} is not in room {self.room_id}")
+        await participant.answer(sdp)
+
+    async def leave(self, participant_id: str) -> None:
+        participant = self._participants.pop(participant_id, None)
+        if participant is None:
+            return
+        logger.info("room %s participant %s: leaving (%s)", self.room_id, participant_id,
+                    CloseReason.LEFT)
+        for other in self._participants.values():
+            for forwarder in other.published.values():
+                forwarder.unsubscribe(participant_id)
+            if other.unsubscribe(participant_id):
+                self._spawn(other.negotiate(), f"renegotiate:{other.participant_id}")
+        await participant.close(CloseReason.LEFT)
+        self.recorder.participant_left(participant_id)
+        self.recorder.add_event("leave", participant_id=participant_id)
+        await self._broadcast_participants()
+        if not self._participants and not self.closed:
+            self._start_empty_timer()
+
+    def add_event(self, type: str, **data: Any) -> None:
+        self.recorder.add_event(type, **data)
+
+    # media ----------------------------------------------------------------------------------
+
+    def _on_track(self, publisher: Participant, track: MediaStreamTrack) -> None:
+        transceiver = next((t for t in publisher.pc.getTransceivers()
+                            if t.receiver.track is track), None)
+        if (transceiver is None or publisher.closed or self.closed
+                or publisher.publish.get(track.kind) is not transceiver
+                or track.kind in publisher.published):
+            logger.warning("room %s participant %s: ignoring unexpected %s track", self.room_id,
+                           publisher.participant_id, track.kind)
+            return
+        codec = "vp8" if track.kind == "video" else "opus"
+        recorder = self.recorder.track(publisher.participant_id, track.kind, codec)
+        forwarder = TrackForwarder(track=track, receiver=transceiver.receiver, kind=track.kind,
+                                   room_id=self.room_id, publisher_id=publisher.participant_id,
+                                   queue_size=self.media.subscriber_queue, sink=recorder.write)
+        publisher.published[track.kind] = forwarder
+        forwarder.start()
+        logger.info("room %s participant %s: publishing %s", self.room_id,
+                    publisher.participant_id, track.kind)
+        self.recorder.add_event("publish", participant_id=publisher.participant_id,
+                                kind=track.kind, track_id=recorder.track_id)
+        for other in self._participants.values():
+            if other is not publisher and not other.closed:
+                other.subscribe(forwarder, publisher)
+                self._spawn(other.negotiate(), f"renegotiate:{other.participant_id}")
+
+    def _on_connection_state(self, participant: Participant) -> None:
+        state = participant.pc.connectionState
+        logger.info("room %s participant %s: connection %s", self.room_id,
+                    participant.participant_id, state)
+        if state == "failed" and self._participants.get(participant.participant_id) is participant:
+            self._spawn(self.leave(participant.participant_id),
+                        f"leave:{participant.participant_id}")
+
+    # lifetime -------------------------------------------------------------------------------
+
+    async def close(self, reason: CloseReason) -> None:
+        """Tell everybody, close every participant, finish the recording, then report it."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+            return
+        self._closing = asyncio.get_running_loop().create_future()
+        self.closed = True
+        self.close_reason = reason
+        logger.info("room %s: closing (%s) with %d participant(s)", self.room_id, reason,
+                    len(self._participants))
+        summary: dict[str, Any] | None = None
+        try:
+            participants = list(self._participants.values())
+            await asyncio.gather(*(p.signal("room:ended", {"reason": str(reason)})
+                                   for p in participants))
+            self._participants.clear()
+            self._cancel_empty_timer()
+            for participant in participants:
+                await participant.close(reason)
+                self.recorder.participant_left(participant.participant_id)
+            await self._cancel_tasks()
+            self.recorder.add_event("close", reason=str(reason))
+            try:
+                summary = self.recorder.close()
+            except Exception:
+                logger.exception("room %s: finishing the recording failed", self.room_id)
+            try:
+                await self._on_closed(self, summary)
+            except Exception:
+                logger.exception("room %s: on_room_closed failed", self.room_id)
+            logger.info("room %s: closed (%s)", self.room_id, reason)
+        finally:
+            self._closing.set_result(None)
+
+    def _start_empty_timer(self) -> None:
+        self._cancel_empty_timer()
+        self._empty_timer = self._spawn(self._close_when_empty(), "empty-timer")
+
+    def _cancel_empty_timer(self) -> None:
+        if self._empty_timer is not None and self._empty_timer is not asyncio.current_task():
+            self._empty_timer.cancel()
+        self._empty_timer = None
+
+    async def _close_when_empty(self) -> None:
+        await asyncio.sleep(self.media.empty_room_timeout)
+        if not self._participants and not self.closed:
+            self._empty_timer = None
+            await self.close(CloseReason.EMPTY)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=f"room {self.room_id} {name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("room %s: task %s failed", self.room_id, task.get_name(),
+                         exc_info=task.exception())
+
+    async def _cancel_tasks(self) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _broadcast_participants(self) -> None:
+        payload = {"participants": self.participants_info()}
+        await asyncio.gather(*(p.signal("room:participants", payload)
+                               for p in list(self._participants.values())))
