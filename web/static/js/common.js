@@ -1,0 +1,761 @@
+// Shared helpers for the three pages: i18n tables and the language toggle, the Socket.IO
+// helper (ack promises, timeouts, error display), fetchJSON, and the room/WebRTC session.
+import { io } from '/static/vendor/socket.io/socket.io.esm.min.js';
+
+// ---------------------------------------------------------------------------------------------
+// i18n. One entry per line (tests/test_web_static.py checks both tables have the same keys).
+// ---------------------------------------------------------------------------------------------
+const STRINGS = {
+  zh: {
+    app_name: '云诊',
+    lang_toggle: 'English',
+    title_kiosk: '云诊 视频咨询',
+    title_staff: '云诊 坐席工作台',
+    title_supervisor: '云诊 督查 · 录像回放',
+    loading: '正在加载…',
+    connecting: '正在连接服务器…',
+    disconnected: '网络连接中断，正在重新连接…',
+    err_timeout: '服务器没有响应，请稍后再试。',
+    err_network: '网络错误，请检查网络后再试。',
+    err_generic: '操作失败，请稍后再试。',
+    err_camera: '无法打开摄像头或麦克风，对方可能看不到或听不到您。',
+    close: '关闭',
+    back: '返回',
+    // kiosk
+    kiosk_heading: '云诊 视频咨询',
+    kiosk_subtitle: '请选择您要咨询的部门，工作人员将通过视频为您解答',
+    kiosk_footer: '最多跑一次 · 一次性告知 · 欢迎评价',
+    no_departments: '暂无可咨询的部门',
+    notice_heading: '录音录像告知',
+    notice_department: '咨询部门：{dept}',
+    notice_text: '本次视频咨询将全程录音录像，录像仅供督查人员依法调阅，保存180天。',
+    notice_detail: '录像用于保障服务质量和您的合法权益，不会用于其他用途。',
+    consent_accept: '我已阅读并同意录音录像',
+    consent_decline: '不同意',
+    start_consult: '开始视频咨询',
+    declined_heading: '无法开始视频咨询',
+    declined_text: '为保障服务质量和双方权益，视频咨询需要全程录音录像，未经同意无法进行。',
+    declined_hint: '您可以到大厅服务窗口现场咨询，或拨打 12345 政务服务便民热线。',
+    declined_back: '返回首页',
+    waiting_heading: '正在为您排队',
+    ticket_number: '您的号码',
+    queue_position: '您当前排在第 {n} 位',
+    queue_ringing: '正在呼叫工作人员…',
+    queue_hint: '请在屏幕前稍候，接通后将自动进入视频通话。',
+    cancel_consult: '取消咨询',
+    creating_ticket: '正在取号…',
+    call_connecting: '正在接通视频…',
+    call_with: '{dept} 工作人员',
+    you: '我',
+    hangup: '结束通话',
+    rating_heading: '请为本次服务评价',
+    rating_subtitle: '您的评价将帮助我们改进服务（好差评）',
+    rating_5: '非常满意',
+    rating_4: '满意',
+    rating_3: '基本满意',
+    rating_2: '不满意',
+    rating_1: '非常不满意',
+    rating_submit: '提交评价',
+    rating_skip: '跳过',
+    thanks_heading: '感谢您的评价',
+    thanks_text: '祝您办事顺利！{s} 秒后返回首页。',
+    thanks_back: '返回首页',
+    ticket_cancelled: '本次咨询已取消。',
+    // staff & supervisor shared
+    login_heading: '工作人员登录',
+    login_heading_supervisor: '督查人员登录',
+    login_username: '用户名',
+    login_password: '密码',
+    login_submit: '登录',
+    login_busy: '正在登录…',
+    login_missing: '请输入用户名和密码。',
+    logout: '退出登录',
+    // staff
+    staff_departments: '所属部门：{depts}',
+    presence_label: '当前状态',
+    presence_available: '空闲可接听',
+    presence_away: '暂离',
+    presence_offline: '离线',
+    presence_ringing: '来电中',
+    presence_in_call: '通话中',
+    queues_heading: '排队情况',
+    queue_waiting: '{n} 人等待',
+    desk_hint: '设为“空闲可接听”后，有群众排队时系统会自动呼叫您。',
+    incoming_heading: '来电',
+    incoming_detail: '{number} · {dept}',
+    incoming_expires: '{s} 秒后自动转接',
+    accept_call: '接听',
+    decline_call: '拒接',
+    withdrawn_cancelled: '群众已取消排队，来电已撤回。',
+    withdrawn_timeout: '超时未接听，来电已转给其他工作人员。',
+    withdrawn_taken: '来电已由其他工作人员接听。',
+    call_applicant: '群众 {number}',
+    call_ended: '通话已结束。',
+    staff_only: '只有坐席工作人员可以使用工作台。',
+    // supervisor
+    recordings_heading: '录像列表',
+    refresh: '刷新',
+    col_time: '时间',
+    col_department: '部门',
+    col_ticket: '号码',
+    col_staff: '工作人员',
+    col_duration: '时长',
+    col_rating: '评价',
+    col_complete: '完整',
+    col_actions: '操作',
+    recording_play: '回放',
+    no_recordings: '暂无录像',
+    complete_yes: '完整',
+    complete_no: '不完整',
+    not_rated: '未评价',
+    forbidden_recordings: '只有督查人员可以查看录像',
+    player_heading: '录像回放 · {number}',
+    player_play: '播放',
+    player_pause: '暂停',
+    player_close: '关闭回放',
+    player_events: '时间线',
+    player_no_events: '无事件',
+    player_no_tracks: '该录像没有可播放的媒体。',
+    player_not_started: '尚未开始',
+    role_applicant: '群众',
+    role_staff: '工作人员',
+    role_supervisor: '督查',
+    kind_audio: '音频',
+    kind_video: '视频',
+    event_open: '咨询开始',
+    event_join: '{who} 加入',
+    event_leave: '{who} 离开',
+    event_publish: '{who} 开始发送{kind}',
+    event_hangup: '{who} 结束通话',
+    event_close: '咨询结束（{reason}）',
+    event_rating: '群众评价：{rating}',
+    event_other: '{who} {type}',
+    someone: '系统',
+  },
+  en: {
+    app_name: 'Yunzhen',
+    lang_toggle: '中文',
+    title_kiosk: 'Yunzhen Video Consultation',
+    title_staff: 'Yunzhen Staff Desk',
+    title_supervisor: 'Yunzhen Supervision · Recordings',
+    loading: 'Loading…',
+    connecting: 'Connecting to the server…',
+    disconnected: 'Connection lost, reconnecting…',
+    err_timeout: 'The server did not answer. Please try again later.',
+    err_network: 'Network error. Please check the connection and try again.',
+    err_generic: 'Something went wrong. Please try again later.',
+    err_camera: 'Cannot open the camera or microphone; the other side may not see or hear you.',
+    close: 'Close',
+    back: 'Back',
+    kiosk_heading: 'Yunzhen Video Consultation',
+    kiosk_subtitle: 'Choose a department; its staff will answer you by video',
+    kiosk_footer: 'One trip at most · Everything told at once · Rate our service',
+    no_departments: 'No departments available',
+    notice_heading: 'Recording notice',
+    notice_department: 'Department: {dept}',
+    notice_text: 'This video consultation is recorded in full (audio and video). Recordings may be viewed only by supervisors as the law allows, and are kept for 180 days.',
+    notice_detail: 'Recordings protect the quality of service and your rights and are used for nothing else.',
+    consent_accept: 'I have read and agree to the recording',
+    consent_decline: 'I do not agree',
+    start_consult: 'Start video consultation',
+    declined_heading: 'The consultation cannot start',
+    declined_text: 'Video consultations are recorded in full to protect both sides; without consent they cannot take place.',
+    declined_hint: 'Please ask at a service window in the hall, or call the 12345 government service hotline.',
+    declined_back: 'Back to start',
+    waiting_heading: 'You are in the queue',
+    ticket_number: 'Your number',
+    queue_position: 'You are number {n} in the queue',
+    queue_ringing: 'Calling a staff member…',
+    queue_hint: 'Please wait in front of the screen; the video call starts by itself.',
+    cancel_consult: 'Cancel',
+    creating_ticket: 'Taking a number…',
+    call_connecting: 'Connecting the video…',
+    call_with: '{dept} staff',
+    you: 'Me',
+    hangup: 'End call',
+    rating_heading: 'Please rate this service',
+    rating_subtitle: 'Your rating helps us improve',
+    rating_5: 'Very satisfied',
+    rating_4: 'Satisfied',
+    rating_3: 'Fairly satisfied',
+    rating_2: 'Dissatisfied',
+    rating_1: 'Very dissatisfied',
+    rating_submit: 'Submit rating',
+    rating_skip: 'Skip',
+    thanks_heading: 'Thank you for your rating',
+    thanks_text: 'Good luck with your matter! Back to the start in {s} s.',
+    thanks_back: 'Back to start',
+    ticket_cancelled: 'The consultation was cancelled.',
+    login_heading: 'Staff login',
+    login_heading_supervisor: 'Supervisor login',
+    login_username: 'Username',
+    login_password: 'Password',
+    login_submit: 'Log in',
+    login_busy: 'Logging in…',
+    login_missing: 'Please enter your username and password.',
+    logout: 'Log out',
+    staff_departments: 'Departments: {depts}',
+    presence_label: 'Status',
+    presence_available: 'Available',
+    presence_away: 'Away',
+    presence_offline: 'Offline',
+    presence_ringing: 'Ringing',
+    presence_in_call: 'In a call',
+    queues_heading: 'Queues',
+    queue_waiting: '{n} waiting',
+    desk_hint: 'When you are available, the system rings you as soon as someone is waiting.',
+    incoming_heading: 'Incoming call',
+    incoming_detail: '{number} · {dept}',
+    incoming_expires: 'Passed on in {s} s',
+    accept_call: 'Answer',
+    decline_call: 'Decline',
+    withdrawn_cancelled: 'The applicant cancelled; the call was withdrawn.',
+    withdrawn_timeout: 'Not answered in time; the call went to another staff member.',
+    withdrawn_taken: 'Another staff member answered the call.',
+    call_applicant: 'Applicant {number}',
+    call_ended: 'The call has ended.',
+    staff_only: 'Only department staff can use the staff desk.',
+    recordings_heading: 'Recordings',
+    refresh: 'Refresh',
+    col_time: 'Time',
+    col_department: 'Department',
+    col_ticket: 'Number',
+    col_staff: 'Staff',
+    col_duration: 'Duration',
+    col_rating: 'Rating',
+    col_complete: 'Complete',
+    col_actions: 'Actions',
+    recording_play: 'Play',
+    no_recordings: 'No recordings yet',
+    complete_yes: 'Complete',
+    complete_no: 'Incomplete',
+    not_rated: 'Not rated',
+    forbidden_recordings: 'Only supervisors can view recordings',
+    player_heading: 'Replay · {number}',
+    player_play: 'Play',
+    player_pause: 'Pause',
+    player_close: 'Close replay',
+    player_events: 'Timeline',
+    player_no_events: 'No events',
+    player_no_tracks: 'This recording has no playable media.',
+    player_not_started: 'Not started yet',
+    role_applicant: 'Applicant',
+    role_staff: 'Staff',
+    role_supervisor: 'Supervisor',
+    kind_audio: 'audio',
+    kind_video: 'video',
+    event_open: 'Consultation opened',
+    event_join: '{who} joined',
+    event_leave: '{who} left',
+    event_publish: '{who} started sending {kind}',
+    event_hangup: '{who} ended the call',
+    event_close: 'Consultation closed ({reason})',
+    event_rating: 'Applicant rated: {rating}',
+    event_other: '{who} {type}',
+    someone: 'System',
+  },
+};
+
+const LANG_COOKIE = 'yz_lang';
+
+function readCookie(name) {
+  for (const part of document.cookie.split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === name) return decodeURIComponent(v.join('='));
+  }
+  return null;
+}
+
+// The server renders <html lang> from ?lang= or the cookie; read it back so both agree.
+export function currentLang() {
+  const html = (document.documentElement.lang || '').toLowerCase();
+  if (html.startsWith('en')) return 'en';
+  if (html.startsWith('zh')) return 'zh';
+  const fromUrl = new URLSearchParams(location.search).get('lang');
+  if (fromUrl === 'en' || fromUrl === 'zh') return fromUrl;
+  return readCookie(LANG_COOKIE) === 'en' ? 'en' : 'zh';
+}
+
+export function t(key, params = {}) {
+  const table = STRINGS[currentLang()];
+  let text = table[key] ?? STRINGS.zh[key] ?? key;
+  for (const [name, value] of Object.entries(params)) {
+    text = text.replaceAll(`{${name}}`, String(value));
+  }
+  return text;
+}
+
+export function setLang(lang) {
+  const value = lang === 'en' ? 'en' : 'zh';
+  document.cookie = `${LANG_COOKIE}=${value}; path=/; max-age=31536000; SameSite=Lax`;
+  // An explicit ?lang= would win over the cookie on reload, so rewrite it too.
+  const url = new URL(location.href);
+  if (url.searchParams.has('lang')) {
+    url.searchParams.set('lang', value);
+    location.replace(url.toString());
+  } else {
+    location.reload();
+  }
+}
+
+// Fill every [data-i18n] (text) and [data-i18n-placeholder] / [data-i18n-title] under root.
+export function applyI18n(root = document) {
+  for (const el of root.querySelectorAll('[data-i18n]')) {
+    el.textContent = t(el.dataset.i18n);
+  }
+  for (const el of root.querySelectorAll('[data-i18n-placeholder]')) {
+    el.placeholder = t(el.dataset.i18nPlaceholder);
+  }
+  for (const el of root.querySelectorAll('[data-i18n-title]')) {
+    el.title = t(el.dataset.i18nTitle);
+  }
+}
+
+// Page start: html lang, title, strings, and the toggle button (data-testid="lang-toggle").
+export function initPage(titleKey) {
+  const lang = currentLang();
+  document.documentElement.lang = lang === 'en' ? 'en' : 'zh-CN';
+  document.title = t(titleKey);
+  applyI18n();
+  for (const btn of document.querySelectorAll('[data-testid="lang-toggle"]')) {
+    btn.textContent = t('lang_toggle');
+    btn.addEventListener('click', () => setLang(lang === 'en' ? 'zh' : 'en'));
+  }
+}
+
+// Department names in the page language; `departments` is [{id, name_zh, name_en}].
+export function departmentName(departments, id) {
+  const dept = (departments || []).find((d) => d.id === id);
+  if (!dept) return id ?? '';
+  return currentLang() === 'en' ? dept.name_en || dept.name_zh : dept.name_zh || dept.name_en;
+}
+
+// Boot data rendered by the server into <script type="application/json" id="yz-boot">.
+export function bootData() {
+  const el = document.getElementById('yz-boot');
+  if (!el) return {};
+  try {
+    return JSON.parse(el.textContent || '{}') || {};
+  } catch {
+    return {};
+  }
+}
+
+export async function loadDepartments() {
+  const boot = bootData();
+  if (Array.isArray(boot.departments) && boot.departments.length) return boot.departments;
+  const data = await fetchJSON('/api/departments');
+  return data.departments || [];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+export class YzError extends Error {
+  constructor(code, message, messageEn, status = 0) {
+    super(message || code);
+    this.code = code;
+    this.messageZh = message || '';
+    this.messageEn = messageEn || '';
+    this.status = status;
+  }
+
+  // The text to show the user, in the page language.
+  get display() {
+    if (currentLang() === 'en') return this.messageEn || this.messageZh || t('err_generic');
+    return this.messageZh || this.messageEn || t('err_generic');
+  }
+
+  static from(errorObject, status = 0) {
+    const e = errorObject || {};
+    return new YzError(e.code || 'internal', e.message, e.message_en, status);
+  }
+}
+
+export function errorText(err) {
+  if (err instanceof YzError) return err.display;
+  return t('err_generic');
+}
+
+let errorTimer = null;
+
+// One shared error banner per page (data-testid="error-message").
+export function showError(errOrText, { sticky = false } = {}) {
+  const el = document.querySelector('[data-testid="error-message"]');
+  const text = typeof errOrText === 'string' ? errOrText : errorText(errOrText);
+  if (!el) {
+    console.error(text);
+    return;
+  }
+  el.textContent = text;
+  el.hidden = false;
+  clearTimeout(errorTimer);
+  if (!sticky) errorTimer = setTimeout(() => { el.hidden = true; }, 8000);
+}
+
+export function clearError() {
+  const el = document.querySelector('[data-testid="error-message"]');
+  if (el) el.hidden = true;
+  clearTimeout(errorTimer);
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------------------------
+export async function fetchJSON(url, { method = 'GET', body, timeoutMs = 15000 } = {}) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  let response;
+  try {
+    response = await fetch(url, {
+      method,
+      credentials: 'same-origin',
+      headers: body === undefined ? { Accept: 'application/json' }
+        : { Accept: 'application/json', 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: controller.signal,
+    });
+  } catch (err) {
+    if (err.name === 'AbortError') {
+      throw new YzError('timeout', STRINGS.zh.err_timeout, STRINGS.en.err_timeout);
+    }
+    throw new YzError('network', STRINGS.zh.err_network, STRINGS.en.err_network);
+  } finally {
+    clearTimeout(timer);
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok || !data || data.ok === false) {
+    if (data && data.error) throw YzError.from(data.error, response.status);
+    throw new YzError(`http_${response.status}`, STRINGS.zh.err_generic, STRINGS.en.err_generic,
+      response.status);
+  }
+  return data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Socket.IO
+// ---------------------------------------------------------------------------------------------
+const ACK_TIMEOUT_MS = 10000;
+
+// Connect to a namespace; shows a "reconnecting" banner (data-testid="connection-status")
+// while the socket is down. The caller re-reads its state on every 'connect'.
+export function connectNamespace(namespace) {
+  const socket = io(namespace, { path: '/socket.io/', transports: ['websocket', 'polling'] });
+  const banner = document.querySelector('[data-testid="connection-status"]');
+  const setDown = (down) => {
+    if (!banner) return;
+    banner.hidden = !down;
+    banner.textContent = t('disconnected');
+  };
+  socket.on('connect', () => setDown(false));
+  socket.on('disconnect', (reason) => {
+    // A disconnect we asked for is not an outage.
+    if (reason !== 'io client disconnect') setDown(true);
+  });
+  socket.io.on('reconnect_attempt', () => setDown(true));
+  return socket;
+}
+
+// Emit with an acknowledgement; resolves with the answer when ok, rejects with YzError.
+export async function emitAck(socket, event, payload = {}, timeoutMs = ACK_TIMEOUT_MS) {
+  let answer;
+  try {
+    answer = await socket.timeout(timeoutMs).emitWithAck(event, payload);
+  } catch {
+    throw new YzError('timeout', STRINGS.zh.err_timeout, STRINGS.en.err_timeout);
+  }
+  if (!answer || typeof answer !== 'object') {
+    throw new YzError('internal', STRINGS.zh.err_generic, STRINGS.en.err_generic);
+  }
+  if (answer.ok === false) throw YzError.from(answer.error);
+  return answer;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Room: one RTCPeerConnection to the server's SFU. The server always offers; we answer.
+// ---------------------------------------------------------------------------------------------
+const ICE_GATHER_TIMEOUT_MS = 5000;
+
+function waitIceComplete(pc) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ICE_GATHER_TIMEOUT_MS);
+    function done() {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', check);
+      resolve();
+    }
+    function check() {
+      if (pc.iceGatheringState === 'complete') done();
+    }
+    pc.addEventListener('icegatheringstatechange', check);
+  });
+}
+
+export async function openLocalMedia() {
+  const constraints = {
+    audio: { echoCancellation: true, noiseSuppression: true },
+    video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
+  };
+  try {
+    return await navigator.mediaDevices.getUserMedia(constraints);
+  } catch {
+    // A kiosk without a camera can still talk; without both it can still listen.
+    try {
+      return await navigator.mediaDevices.getUserMedia({ audio: true });
+    } catch {
+      return null;
+    }
+  }
+}
+
+function playSafely(el) {
+  const p = el.play();
+  if (p && p.catch) p.catch(() => {});
+}
+
+// A consultation room as seen by one page.
+//   localVideo:   <video> for the own camera (muted).
+//   remoteVideo:  <video> for the main remote participant.
+//   extraRemotes: optional container for more participants (joint consultations).
+//   preferRole:   which role goes to remoteVideo when several participants are present.
+export class RoomSession {
+  constructor({ roomId, token, localVideo, remoteVideo, extraRemotes = null, preferRole = null,
+    onEnded = () => {}, onParticipants = () => {}, onRemoteMedia = () => {} }) {
+    this.roomId = roomId;
+    this.token = token;
+    this.localVideo = localVideo;
+    this.remoteVideo = remoteVideo;
+    this.extraRemotes = extraRemotes;
+    this.preferRole = preferRole;
+    this.onEnded = onEnded;
+    this.onParticipants = onParticipants;
+    this.onRemoteMedia = onRemoteMedia;
+    this.socket = null;
+    this.pc = null;
+    this.localStream = null;
+    this.iceServers = [];
+    this.participantId = null;
+    this.participants = [];
+    this.tracksByMid = new Map();
+    this.offerChain = Promise.resolve();
+    this.joining = Promise.resolve();
+    this.closed = false;
+    this.endedReason = null;
+    this.shownTracks = new Map(); // element -> track ids key, to avoid needless srcObject resets
+  }
+
+  async start() {
+    this.localStream = await openLocalMedia();
+    if (!this.localStream || this.localStream.getVideoTracks().length === 0) {
+      showError(t('err_camera'));
+    }
+    if (this.closed) return;
+    if (this.localVideo && this.localStream) {
+      this.localVideo.muted = true;
+      this.localVideo.srcObject = this.localStream;
+      playSafely(this.localVideo);
+    }
+    this.socket = connectNamespace('/room');
+    this.socket.on('connect', () => { this.joining = this.join(); });
+    this.socket.on('room:offer', (offer) => {
+      // The server may send its offer before our join ack arrives; the ack carries the ICE
+      // servers the connection needs, so every offer waits for the current join first.
+      const joined = this.joining;
+      this.offerChain = this.offerChain.then(() => joined).then(() => this.answerOffer(offer)).catch((err) => {
+        console.error('room offer failed', err);
+        showError(err instanceof YzError ? err : t('err_generic'));
+      });
+    });
+    this.socket.on('room:participants', (msg) => {
+      this.participants = (msg && msg.participants) || [];
+      this.onParticipants(this.participants);
+      this.refreshRemote();
+    });
+    this.socket.on('room:ended', (msg) => this.end((msg && msg.reason) || 'ended'));
+  }
+
+  async join() {
+    if (this.closed) return;
+    try {
+      const answer = await emitAck(this.socket, 'room:join', { room_id: this.roomId, token: this.token });
+      this.participantId = answer.participant_id;
+      this.iceServers = answer.ice_servers || [];
+      this.participants = answer.participants || [];
+      this.onParticipants(this.participants);
+      // A (re)join starts a fresh negotiation on the server, so start a fresh connection too.
+      this.resetPeerConnection();
+    } catch (err) {
+      if (this.closed) return;
+      showError(err);
+      // The room is gone (ended while we were away): treat as ended.
+      if (err.code === 'not_found' || err.code === 'forbidden' || err.code === 'bad_state') {
+        this.end(err.code);
+      }
+    }
+  }
+
+  resetPeerConnection() {
+    if (this.pc) this.pc.close();
+    this.tracksByMid = new Map();
+    this.shownTracks = new Map();
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    pc.addEventListener('track', () => this.refreshRemote());
+    this.pc = pc;
+  }
+
+  async answerOffer({ sdp, publish = {}, tracks = [] }) {
+    if (this.closed) return;
+    if (!this.pc) this.resetPeerConnection();
+    const pc = this.pc;
+    this.tracksByMid = new Map((tracks || []).map((tr) => [String(tr.mid), tr]));
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    const audio = this.localStream ? this.localStream.getAudioTracks()[0] || null : null;
+    const video = this.localStream ? this.localStream.getVideoTracks()[0] || null : null;
+    for (const transceiver of pc.getTransceivers()) {
+      const mid = transceiver.mid;
+      if (mid === null || transceiver.stopped) continue;
+      if (publish.audio != null && mid === String(publish.audio)) {
+        await transceiver.sender.replaceTrack(audio);
+        transceiver.direction = 'sendonly';
+      } else if (publish.video != null && mid === String(publish.video)) {
+        await transceiver.sender.replaceTrack(video);
+        transceiver.direction = 'sendonly';
+      }
+    }
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    await waitIceComplete(pc);
+    if (this.closed || pc !== this.pc) return;
+    await emitAck(this.socket, 'room:answer', { sdp: pc.localDescription.sdp });
+    this.refreshRemote();
+  }
+
+  // Group received tracks by participant (via transceiver mid → `tracks`) and show them.
+  refreshRemote() {
+    if (!this.pc || this.closed) return;
+    const byParticipant = new Map();
+    for (const transceiver of this.pc.getTransceivers()) {
+      if (transceiver.mid === null || transceiver.stopped) continue;
+      const info = this.tracksByMid.get(String(transceiver.mid));
+      if (!info || info.participant_id === this.participantId) continue;
+      const track = transceiver.receiver.track;
+      if (!track || track.readyState === 'ended') continue;
+      if (!byParticipant.has(info.participant_id)) {
+        byParticipant.set(info.participant_id, { info, tracks: [] });
+      }
+      byParticipant.get(info.participant_id).tracks.push(track);
+    }
+    const entries = [...byParticipant.values()];
+    const rank = (e) => {
+      const hasVideo = e.tracks.some((tr) => tr.kind === 'video');
+      return (e.info.role === this.preferRole ? 0 : 2) + (hasVideo ? 0 : 1);
+    };
+    entries.sort((a, b) => rank(a) - rank(b));
+    const [main, ...rest] = entries;
+    this.show(this.remoteVideo, main ? main.tracks : []);
+    if (this.extraRemotes) {
+      const wanted = new Set(rest.map((e) => e.info.participant_id));
+      for (const el of [...this.extraRemotes.querySelectorAll('[data-participant]')]) {
+        if (!wanted.has(el.dataset.participant)) el.remove();
+      }
+      for (const e of rest) {
+        let tile = this.extraRemotes.querySelector(`[data-participant="${CSS.escape(e.info.participant_id)}"]`);
+        if (!tile) {
+          tile = document.createElement('figure');
+          tile.className = 'remote-tile';
+          tile.dataset.participant = e.info.participant_id;
+          const video = document.createElement('video');
+          video.autoplay = true;
+          video.playsInline = true;
+          video.dataset.testid = 'remote-video-extra';
+          const caption = document.createElement('figcaption');
+          tile.append(video, caption);
+          this.extraRemotes.append(tile);
+        }
+        tile.querySelector('figcaption').textContent = e.info.name || t(`role_${e.info.role}`);
+        this.show(tile.querySelector('video'), e.tracks);
+      }
+    }
+    this.onRemoteMedia(main ? main.info : null, entries.length);
+  }
+
+  show(el, tracks) {
+    if (!el) return;
+    const key = tracks.map((tr) => tr.id).sort().join(',');
+    if (this.shownTracks.get(el) === key) return;
+    this.shownTracks.set(el, key);
+    el.srcObject = tracks.length ? new MediaStream(tracks) : null;
+    if (tracks.length) playSafely(el);
+  }
+
+  async hangup() {
+    if (this.closed || !this.socket) return;
+    try {
+      await emitAck(this.socket, 'room:hangup', {});
+    } finally {
+      this.end('hangup');
+    }
+  }
+
+  end(reason) {
+    if (this.closed) return;
+    this.endedReason = reason;
+    this.close();
+    this.onEnded(reason);
+  }
+
+  // Idempotent: stops the camera, closes the peer connection and the socket.
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pc) this.pc.close();
+    this.pc = null;
+    if (this.socket) {
+      this.socket.removeAllListeners();
+      this.socket.disconnect();
+    }
+    if (this.localStream) {
+      for (const track of this.localStream.getTracks()) track.stop();
+    }
+    for (const el of [this.localVideo, this.remoteVideo]) {
+      if (el) el.srcObject = null;
+    }
+    if (this.extraRemotes) this.extraRemotes.replaceChildren();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small DOM helpers
+// ---------------------------------------------------------------------------------------------
+export const $ = (testid, root = document) => root.querySelector(`[data-testid="${testid}"]`);
+
+// Show exactly one [data-screen] section.
+export function showScreen(name) {
+  for (const el of document.querySelectorAll('[data-screen]')) {
+    el.hidden = el.dataset.screen !== name;
+  }
+  document.body.dataset.screen = name;
+}
+
+export function formatDuration(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) return '–';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const rest = String(s % 60).padStart(2, '0');
+  return h ? `${h}:${String(m).padStart(2, '0')}:${rest}` : `${m}:${rest}`;
+}
+
+export function formatTime(epochSeconds) {
+  if (!Number.isFinite(epochSeconds)) return '–';
+  const d = new Date(epochSeconds * 1000);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} `
+    + `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}

@@ -1,0 +1,405 @@
+// Staff desk: log in, set presence, get rung (banner + ring tone), answer, talk, back to the desk.
+import {
+  $, RoomSession, YzError, bootData, clearError, connectNamespace, departmentName, emitAck,
+  fetchJSON, initPage, loadDepartments, showError, showScreen, t,
+} from './common.js';
+
+const state = {
+  user: null,
+  departments: [],
+  staff: null, // last staff:state
+  presence: 'offline',
+  queues: {},
+  offer: null, // call:incoming being shown
+  room: null,
+  busy: false,
+};
+
+let socket = null;
+let noteTimer = null;
+let expiryTimer = null;
+
+// ---------------------------------------------------------------------------------------------
+// Ring tone: a two-tone phone ring made with WebAudio, no audio file.
+// ---------------------------------------------------------------------------------------------
+const ring = {
+  ctx: null,
+  timer: null,
+
+  start() {
+    this.stop();
+    try {
+      this.ctx = this.ctx || new AudioContext();
+      if (this.ctx.state === 'suspended') this.ctx.resume().catch(() => {});
+    } catch {
+      return;
+    }
+    const burst = () => {
+      const ctx = this.ctx;
+      const now = ctx.currentTime;
+      const gain = ctx.createGain();
+      gain.gain.setValueAtTime(0, now);
+      gain.connect(ctx.destination);
+      for (const freq of [440, 480]) {
+        const osc = ctx.createOscillator();
+        osc.frequency.value = freq;
+        osc.connect(gain);
+        osc.start(now);
+        osc.stop(now + 1.6);
+      }
+      // Two short rings, like a desk phone.
+      for (const [on, off] of [[0, 0.6], [0.9, 1.5]]) {
+        gain.gain.setTargetAtTime(0.15, now + on, 0.01);
+        gain.gain.setTargetAtTime(0, now + off, 0.02);
+      }
+    };
+    burst();
+    this.timer = setInterval(burst, 3000);
+  },
+
+  stop() {
+    clearInterval(this.timer);
+    this.timer = null;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+// ---------------------------------------------------------------------------------------------
+function deptNames(ids) {
+  return (ids || []).map((id) => departmentName(state.departments, id)).join('、');
+}
+
+function renderHeader() {
+  const name = $('user-name');
+  const logout = $('logout');
+  if (state.user) {
+    name.textContent = state.user.display_name || state.user.username;
+    name.hidden = false;
+    logout.hidden = false;
+  } else {
+    name.hidden = true;
+    logout.hidden = true;
+  }
+}
+
+function renderDesk() {
+  const staff = state.staff || {};
+  const user = state.user || {};
+  $('staff-name').textContent = staff.display_name || user.display_name || user.username || '';
+  const depts = staff.departments || user.departments || [];
+  $('staff-departments').textContent = t('staff_departments', { depts: deptNames(depts) });
+  renderPresence();
+  renderQueues(depts);
+}
+
+function renderPresence() {
+  const badge = $('presence-state');
+  badge.textContent = t(`presence_${state.presence}`);
+  badge.dataset.state = state.presence;
+  const locked = state.presence === 'in_call' || state.presence === 'ringing';
+  for (const btn of document.querySelectorAll('[data-presence]')) {
+    const on = btn.dataset.presence === state.presence;
+    btn.classList.toggle('active', on);
+    btn.setAttribute('aria-pressed', String(on));
+    btn.disabled = locked || state.busy;
+  }
+}
+
+function renderQueues(depts) {
+  const list = $('queue-list');
+  const ids = depts && depts.length ? depts : Object.keys(state.queues);
+  list.replaceChildren();
+  for (const id of ids) {
+    const li = document.createElement('li');
+    li.dataset.testid = `queue-count-${id}`;
+    li.dataset.department = id;
+    const name = document.createElement('span');
+    name.textContent = departmentName(state.departments, id);
+    const count = document.createElement('strong');
+    const waiting = state.queues[id] ?? 0;
+    count.textContent = t('queue_waiting', { n: waiting });
+    count.className = waiting > 0 ? 'count busy' : 'count';
+    li.append(name, count);
+    list.append(li);
+  }
+}
+
+function note(text) {
+  const el = $('call-note');
+  el.textContent = text;
+  el.hidden = false;
+  clearTimeout(noteTimer);
+  noteTimer = setTimeout(() => { el.hidden = true; }, 8000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Incoming call
+// ---------------------------------------------------------------------------------------------
+function showIncoming(offer) {
+  state.offer = offer;
+  state.presence = 'ringing';
+  renderPresence();
+  $('incoming-detail').textContent = t('incoming_detail', {
+    number: offer.number || '', dept: departmentName(state.departments, offer.department),
+  });
+  $('accept-call').disabled = false;
+  $('decline-call').disabled = false;
+  $('incoming-call').hidden = false;
+  ring.start();
+  clearInterval(expiryTimer);
+  const tick = () => {
+    const left = Math.max(0, Math.ceil((offer.expires_at || 0) - Date.now() / 1000));
+    $('incoming-expires').textContent = offer.expires_at ? t('incoming_expires', { s: left }) : '';
+  };
+  tick();
+  expiryTimer = setInterval(tick, 500);
+}
+
+function hideIncoming() {
+  state.offer = null;
+  ring.stop();
+  clearInterval(expiryTimer);
+  $('incoming-call').hidden = true;
+}
+
+async function acceptCall() {
+  const offer = state.offer;
+  if (!offer || state.busy) return;
+  state.busy = true;
+  $('accept-call').disabled = true;
+  $('decline-call').disabled = true;
+  ring.stop();
+  try {
+    const answer = await emitAck(socket, 'call:accept', { ticket_id: offer.ticket_id });
+    hideIncoming();
+    enterRoom(answer.room, answer.ticket || offer);
+  } catch (err) {
+    hideIncoming();
+    showError(err);
+  } finally {
+    state.busy = false;
+    renderPresence();
+  }
+}
+
+async function declineCall() {
+  const offer = state.offer;
+  if (!offer || state.busy) return;
+  state.busy = true;
+  hideIncoming();
+  try {
+    await emitAck(socket, 'call:decline', { ticket_id: offer.ticket_id });
+    // The server passes the ticket on and sets whoever missed it to away.
+    state.presence = 'away';
+  } catch (err) {
+    showError(err);
+  } finally {
+    state.busy = false;
+    renderPresence();
+  }
+}
+
+function onWithdrawn(msg) {
+  if (!state.offer || (msg && msg.ticket_id && msg.ticket_id !== state.offer.ticket_id)) return;
+  hideIncoming();
+  const reason = (msg && msg.reason) || 'cancelled';
+  const key = { cancelled: 'withdrawn_cancelled', timeout: 'withdrawn_timeout', taken: 'withdrawn_taken' }[reason];
+  note(t(key || 'withdrawn_cancelled'));
+  state.presence = reason === 'timeout' ? 'away' : 'available';
+  renderPresence();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Call
+// ---------------------------------------------------------------------------------------------
+function enterRoom(roomRef, ticket) {
+  if (!roomRef || !roomRef.room_id) return;
+  if (state.room) state.room.close();
+  state.presence = 'in_call';
+  const deptName = departmentName(state.departments, ticket.department);
+  $('call-ticket').textContent = `${ticket.number || ''} · ${deptName}`;
+  $('call-peer').textContent = t('call_applicant', { number: ticket.number || '' });
+  $('call-status').hidden = false;
+  showScreen('call');
+  const room = new RoomSession({
+    roomId: roomRef.room_id,
+    token: roomRef.token,
+    localVideo: $('local-video'),
+    remoteVideo: $('remote-video'),
+    extraRemotes: $('remote-extra'),
+    preferRole: 'applicant',
+    onRemoteMedia: (main) => { $('call-status').hidden = Boolean(main); },
+    onEnded: () => {
+      if (state.room !== room) return;
+      state.room = null;
+      state.presence = 'available';
+      backToDesk();
+      note(t('call_ended'));
+    },
+  });
+  state.room = room;
+  room.start().catch((err) => showError(err));
+}
+
+function backToDesk() {
+  renderDesk();
+  showScreen('desk');
+}
+
+async function hangup() {
+  if (!state.room) {
+    backToDesk();
+    return;
+  }
+  try {
+    await state.room.hangup();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Presence
+// ---------------------------------------------------------------------------------------------
+async function setPresence(value) {
+  if (state.busy || !socket) return;
+  state.busy = true;
+  renderPresence();
+  try {
+    const answer = await emitAck(socket, 'presence:set', { state: value });
+    state.presence = answer.presence || value;
+  } catch (err) {
+    showError(err);
+  } finally {
+    state.busy = false;
+    renderPresence();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session: login, socket, logout
+// ---------------------------------------------------------------------------------------------
+function showLogin(errorText = '') {
+  state.user = null;
+  renderHeader();
+  const err = $('login-error');
+  err.textContent = errorText;
+  err.hidden = !errorText;
+  showScreen('login');
+  $('login-username').focus();
+}
+
+function startDesk() {
+  renderHeader();
+  renderDesk();
+  showScreen('desk');
+  if (socket) socket.disconnect();
+  socket = connectNamespace('/staff');
+  socket.on('connect_error', (err) => {
+    const data = (err && err.data) || {};
+    if (socket.active) return; // a network problem: the client retries by itself
+    socket.disconnect();
+    hideIncoming();
+    const text = data.code === 'unauthenticated' || data.code === 'forbidden'
+      ? new YzError(data.code, data.message || t('staff_only'), data.message_en).display
+      : t('err_network');
+    showLogin(text);
+  });
+  socket.on('staff:state', (msg) => {
+    state.staff = msg || {};
+    state.presence = (msg && msg.presence) || 'offline';
+    state.queues = { ...((msg && msg.queues) || {}) };
+    if (state.presence !== 'ringing' && state.offer) hideIncoming();
+    if (document.body.dataset.screen !== 'call') backToDesk();
+    else renderPresence();
+  });
+  socket.on('queue:update', (msg) => {
+    if (!msg || !msg.department) return;
+    state.queues[msg.department] = msg.waiting ?? 0;
+    renderQueues((state.staff && state.staff.departments) || (state.user && state.user.departments));
+  });
+  socket.on('call:incoming', showIncoming);
+  socket.on('call:withdrawn', onWithdrawn);
+}
+
+async function login(event) {
+  event.preventDefault();
+  const username = $('login-username').value.trim();
+  const password = $('login-password').value;
+  const err = $('login-error');
+  if (!username || !password) {
+    err.textContent = t('login_missing');
+    err.hidden = false;
+    return;
+  }
+  const btn = $('login-submit');
+  btn.disabled = true;
+  btn.textContent = t('login_busy');
+  err.hidden = true;
+  try {
+    const answer = await fetchJSON('/api/login', { method: 'POST', body: { username, password } });
+    state.user = answer.user;
+    $('login-password').value = '';
+    // Unlock audio while we have a user gesture, so the ring tone can play later.
+    try {
+      ring.ctx = ring.ctx || new AudioContext();
+      ring.ctx.resume().catch(() => {});
+    } catch { /* no WebAudio: the banner still shows */ }
+    clearError();
+    startDesk();
+  } catch (e) {
+    err.textContent = e instanceof YzError ? e.display : t('err_generic');
+    err.hidden = false;
+  } finally {
+    btn.disabled = false;
+    btn.textContent = t('login_submit');
+  }
+}
+
+async function logout() {
+  if (state.room) state.room.close();
+  state.room = null;
+  hideIncoming();
+  if (socket) {
+    socket.removeAllListeners();
+    socket.disconnect();
+    socket = null;
+  }
+  try {
+    await fetchJSON('/api/logout', { method: 'POST', body: {} });
+  } catch { /* the session is gone either way */ }
+  state.staff = null;
+  showLogin();
+}
+
+async function currentUser() {
+  const boot = bootData();
+  if (boot.user && boot.user.username) return boot.user;
+  try {
+    return (await fetchJSON('/api/me')).user || null;
+  } catch {
+    return null;
+  }
+}
+
+async function main() {
+  initPage('title_staff');
+  $('login-form').addEventListener('submit', login);
+  $('logout').addEventListener('click', logout);
+  $('presence-available').addEventListener('click', () => setPresence('available'));
+  $('presence-away').addEventListener('click', () => setPresence('away'));
+  $('accept-call').addEventListener('click', acceptCall);
+  $('decline-call').addEventListener('click', declineCall);
+  $('hangup').addEventListener('click', hangup);
+  try {
+    state.departments = await loadDepartments();
+  } catch (err) {
+    showError(err);
+  }
+  state.user = await currentUser();
+  if (state.user) startDesk();
+  else showLogin();
+}
+
+main();
