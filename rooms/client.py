@@ -26,6 +26,8 @@ import av
 import socketio
 from aiortc import (
     MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
     RTCPeerConnection,
     RTCRtpTransceiver,
     RTCSessionDescription,
@@ -127,7 +129,9 @@ class RoomPeer:
     def __init__(self, send_answer: SendAnswer, *, name: str = "", video: bool = True,
                  audio: bool = True, width: int = 640, height: int = 480) -> None:
         self.name = name
-        self.pc = RTCPeerConnection()
+        # max-bundle, not aiortc's default "balanced": with "balanced", the second and later
+        # video m-lines of a first offer stay on a transport that bundling then discards.
+        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.video = PatternVideoTrack(width, height) if video else None
         self.audio = ToneAudioTrack() if audio else None
         self.participants: list[dict[str, Any]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 from rooms.client import RoomPeer
@@ -27,3 +28,70 @@ async def test_two_participants_decode_each_others_video_and_hear_audio(
         assert stats is not None
         assert stats.audio_packets + stats.audio_frames > 10
         assert stats.video_decode_errors == 0
+
+
+async def test_late_joiner_decodes_video_within_a_second_through_keyframe_relay(
+        room: Room, join: JoinFn) -> None:
+    a = await join(room, "a", "applicant")
+    b = await join(room, "b", "staff")
+    await b.wait_for_video(10, timeout=10, participant_id="a")
+    # The publishers' encoders are well past their first keyframe now; without the PLI relay a
+    # late joiner would wait for aiortc's next periodic keyframe (there is none) and see nothing.
+    await asyncio.sleep(1.5)
+    c = await join(room, "c", "staff")
+    started = time.monotonic()
+    await c.wait_for_video(1, timeout=5, participant_id="a")
+    await c.wait_for_video(1, timeout=5, participant_id="b")
+    assert time.monotonic() - started < 1.5
+    stats = c.remote("a")
+    assert stats is not None and stats.first_frame_delay is not None
+    assert stats.first_frame_delay < 1.0
+    # the others now see the newcomer too, through renegotiation of their connections
+    await a.wait_for_video(5, timeout=5, participant_id="c")
+    await b.wait_for_video(5, timeout=5, participant_id="c")
+    participant = room.participant("a")
+    assert participant is not None
+    assert participant.published["video"].keyframe_requests >= 1
+
+
+async def test_leaving_participant_stops_being_forwarded_and_others_continue(
+        room: Room, join: JoinFn) -> None:
+    a = await join(room, "a")
+    await join(room, "b", "staff")
+    c = await join(room, "c", "staff")
+    await a.wait_for_video(5, timeout=10)
+    await c.wait_for_video(5, timeout=10)
+    await room.leave("c")
+    assert [p["participant_id"] for p in room.participants_info()] == ["a", "b"]
+    await asyncio.sleep(0.3)
+    gone = a.remote("c")
+    assert gone is not None
+    frozen = gone.video_frames
+    before = a.remote("b")
+    assert before is not None
+    still = before.video_frames
+    await asyncio.sleep(0.5)
+    assert gone.video_frames == frozen
+    assert before.video_frames > still
+    assert [p["participant_id"] for p in a.participants] == ["a", "b"]
+
+
+async def test_bad_answer_is_invalid_payload_and_the_room_still_works(
+        room: Room, join: JoinFn) -> None:
+    a = await join(room, "a")
+    await asyncio.sleep(0.2)
+    participant = room.participant("a")
+    assert participant is not None
+    # force a renegotiation so an offer is pending, then answer it with garbage first
+    participant._offer_pending = True
+    for sdp in ("not an sdp at all", "v=0\r\n"):
+        try:
+            await room.answer("a", sdp)
+        except Exception as exc:
+            assert getattr(exc, "code", None) == "invalid_payload"
+        else:
+            raise AssertionError("a bad answer must be refused")
+    participant._offer_pending = False
+    b = await join(room, "b", "staff")
+    await a.wait_for_video(10, timeout=10, participant_id="b")
+    await b.wait_for_video(10, timeout=10, participant_id="a")
