@@ -1,0 +1,122 @@
+"""The pass-through hooks touch aiortc's private names: these tests fail if aiortc moves them."""
+
+from __future__ import annotations
+
+import inspect
+from fractions import Fraction
+
+import aioice.ice
+import aiortc
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
+import av
+from aiortc.codecs import get_capabilities
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from rooms import passthrough
+
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
+OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=96)
+H264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=99)
+
+
+def test_aiortc_is_the_pinned_version() -> None:
+    assert aiortc.__version__ == passthrough.AIORTC_VERSION
+
+
+def test_receiver_decoder_thread_still_calls_module_level_get_decoder() -> None:
+    source = inspect.getsource(aiortc.rtcrtpreceiver.decoder_worker)
+    assert "get_decoder(codec)" in source
+    assert "decoder.decode(encoded_frame)" in source
+    assert hasattr(aiortc.rtcrtpreceiver.RTCRtpReceiver, "_send_rtcp_pli")
+    assert hasattr(aiortc.rtcrtpreceiver.RTCRtpReceiver, "getSynchronizationSources")
+
+
+def test_sender_packs_anything_that_is_not_a_frame() -> None:
+    source = inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender._next_encoded_frame)
+    assert "isinstance(data, Frame)" in source
+    assert ".pack(data)" in source
+    for name in ("Vp8Encoder", "OpusEncoder", "H264Encoder"):
+        encoder = getattr(aiortc.codecs, name)
+        assert callable(getattr(encoder, "pack", None)), name
+
+
+def test_sender_routes_pli_and_fir_through_send_keyframe() -> None:
+    source = inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender._handle_rtcp_packet)
+    assert "RTCP_PSFB_PLI" in source and "RTCP_PSFB_FIR" in source
+    assert "self._send_keyframe()" in source
+
+
+def test_install_replaces_decoder_and_host_addresses_idempotently() -> None:
+    passthrough.install(("127.0.0.1",))
+    passthrough.install(("127.0.0.1",))
+    assert passthrough.installed()
+    assert aiortc.rtcrtpreceiver.get_decoder is passthrough._get_decoder
+    assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == ["127.0.0.1"]
+    passthrough.install(("127.0.0.1", "::1"))
+    assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
+    assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == ["127.0.0.1", "::1"]
+    passthrough.install(("127.0.0.1",))
+
+
+def _vp8_frames(count: int) -> list[bytes]:
+    encoder = av.VideoCodecContext.create("libvpx", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = 64, 48, "yuv420p"
+    encoder.time_base = Fraction(1, 30)
+    out = []
+    for i in range(count):
+        frame = av.VideoFrame(64, 48, "yuv420p")
+        for n, plane in enumerate(frame.planes):
+            plane.update(bytes([(i * 9 + n * 50) % 256]) * plane.buffer_size)
+        frame.pts = i
+        out += [bytes(p) for p in encoder.encode(frame)]
+    return out + [bytes(p) for p in encoder.encode(None)]
+
+
+def test_decoder_returns_a_packet_with_rtp_timing_and_keyframe_flag() -> None:
+    frames = _vp8_frames(3)
+    decoder = passthrough.PacketDecoder(VP8)
+    [key] = decoder.decode(JitterFrame(frames[0], timestamp=3000))
+    assert isinstance(key, av.Packet)
+    assert bytes(key) == frames[0]
+    assert key.pts == 3000 and key.time_base == Fraction(1, 90000)
+    assert key.is_keyframe
+    [delta] = decoder.decode(JitterFrame(frames[1], timestamp=6000))
+    assert not delta.is_keyframe
+    assert passthrough.vp8_dimensions(frames[0]) == (64, 48)
+    assert passthrough.vp8_dimensions(frames[1]) is None
+    assert decoder.decode(JitterFrame(b"", timestamp=9000)) == []
+    [audio] = passthrough.PacketDecoder(OPUS).decode(JitterFrame(b"\xfc\x00", timestamp=960))
+    assert audio.time_base == Fraction(1, 48000) and audio.is_keyframe
+
+
+def test_h264_keyframe_detection() -> None:
+    idr = b"\x00\x00\x00\x01\x67\x42" + b"\x00\x00\x01\x65\x88"
+    slice_ = b"\x00\x00\x00\x01\x41\x9a"
+    h264 = passthrough.PacketDecoder(H264)
+    assert h264.decode(JitterFrame(idr, timestamp=0))[0].is_keyframe
+    assert not h264.decode(JitterFrame(slice_, timestamp=0))[0].is_keyframe
+
+
+def test_vp8_packets_survive_the_senders_pack_path() -> None:
+    frames = _vp8_frames(2)
+    [packet] = passthrough.PacketDecoder(VP8).decode(JitterFrame(frames[0], timestamp=4500))
+    payloads, timestamp = aiortc.codecs.Vp8Encoder().pack(packet)
+    assert timestamp == 4500
+    assert b"".join(aiortc.codecs.vpx.vp8_depayload(p) for p in payloads) == frames[0]
+
+
+def test_keyframe_hook_shadows_send_keyframe_on_one_sender_only() -> None:
+    calls: list[int] = []
+
+    class FakeTransport:
+        state = "new"
+
+    hooked = aiortc.rtcrtpsender.RTCRtpSender("video", FakeTransport())  # type: ignore[arg-type]
+    other = aiortc.rtcrtpsender.RTCRtpSender("video", FakeTransport())  # type: ignore[arg-type]
+    passthrough.relay_keyframe_requests(hooked, lambda: calls.append(1))
+    hooked._send_keyframe()
+    other._send_keyframe()
+    assert calls == [1]
+    assert get_capabilities("video").codecs
