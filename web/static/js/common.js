@@ -698,6 +698,9 @@ export class RoomSession {
     if (this.closed || !this.socket) return;
     try {
       await emitAck(this.socket, 'room:hangup', {});
+    } catch (err) {
+      // room:ended usually overtakes the ack and closes our socket, so the ack never comes.
+      if (!this.closed) throw err;
     } finally {
       this.end('hangup');
     }
@@ -740,7 +743,7 @@ export function showScreen(name) {
   for (const el of document.querySelectorAll('[data-screen]')) {
     el.hidden = el.dataset.screen !== name;
   }
-  document.body.dataset.screen = name;
+  document.body.dataset.current = name;
 }
 
 export function formatDuration(seconds) {

@@ -217,7 +217,7 @@ function consultationOver() {
     showThanks();
     return;
   }
-  if (document.body.dataset.screen === 'rating') return;
+  if (document.body.dataset.current === 'rating') return;
   state.rating = null;
   for (const btn of document.querySelectorAll('[data-rating]')) {
     btn.classList.remove('selected');

@@ -311,7 +311,7 @@ function startDesk() {
     state.presence = (msg && msg.presence) || 'offline';
     state.queues = { ...((msg && msg.queues) || {}) };
     if (state.presence !== 'ringing' && state.offer) hideIncoming();
-    if (document.body.dataset.screen !== 'call') backToDesk();
+    if (document.body.dataset.current !== 'call') backToDesk();
     else renderPresence();
   });
   socket.on('queue:update', (msg) => {
