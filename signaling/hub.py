@@ -160,6 +160,7 @@ class Hub:
             user = await self.store.user(username)
             if user is not None:
                 await self.push_staff_state(user)
+            await self.notify_ticket(ticket_id)
         await self.notify_queue(dept_id)
 
     async def _withdraw(self, username: str, ticket_id: str, reason: str) -> None:

@@ -1,0 +1,155 @@
+"""Signaling over real Socket.IO connections to the real app: the queue flow up to a connected
+call, and clear errors for bad input that change nothing."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+import socketio
+
+from server.store import Store
+from tests.conftest import LiveServer
+from tests.sockets import SocketClient, login_cookie
+
+
+@pytest.fixture
+async def kiosk(server: LiveServer) -> AsyncIterator[SocketClient]:
+    client = await SocketClient.connect(server.url, "/kiosk")
+    yield client
+    await client.close()
+
+
+async def _staff(server: LiveServer, username: str) -> SocketClient:
+    client = await SocketClient.connect(server.url, "/staff",
+                                        await login_cookie(server.url, username))
+    await client.next("staff:state")
+    return client
+
+
+async def test_ticket_is_offered_to_the_department_and_connected_on_accept(
+        server: LiveServer, kiosk: SocketClient) -> None:
+    staff = await _staff(server, "tax01")
+    answer = await kiosk.call("ticket:create", {"department": "tax", "consent": True})
+    assert answer["ok"] is True
+    ticket = answer["ticket"]
+    assert (ticket["status"], ticket["position"], ticket["number"]) == ("waiting", 1, "税A001")
+    assert ticket["token"]
+
+    assert (await staff.call("presence:set", {"state": "available"}))["presence"] == "available"
+    incoming = await staff.next("call:incoming")
+    assert (incoming["ticket_id"], incoming["number"]) == (ticket["ticket_id"], "税A001")
+    await kiosk.next("ticket:update", status="ringing")
+
+    accepted = await staff.call("call:accept", {"ticket_id": ticket["ticket_id"]})
+    assert accepted["ok"] is True and accepted["room"]["token"]
+    update = await kiosk.next("ticket:update", status="connected")
+    assert update["room"]["room_id"] == accepted["room"]["room_id"]
+    assert update["room"]["token"] != accepted["room"]["token"]
+    state = await staff.next("staff:state", presence="in_call")
+    assert state["departments"] == ["tax"]
+    await staff.close()
+
+
+async def test_queue_positions_are_live_and_cancel_frees_the_place(
+        server: LiveServer, kiosk: SocketClient) -> None:
+    first = (await kiosk.call("ticket:create", {"department": "fund", "consent": True}))["ticket"]
+    other = await SocketClient.connect(server.url, "/kiosk")
+    second = (await other.call("ticket:create", {"department": "fund", "consent": True}))["ticket"]
+    assert second["position"] == 2
+    cancelled = await kiosk.call("ticket:cancel", {"ticket_id": first["ticket_id"],
+                                                   "token": first["token"]})
+    assert cancelled["ticket"]["status"] == "cancelled"
+    await other.next("ticket:update", ticket_id=second["ticket_id"], position=1)
+    # The token of one ticket is worth nothing for another.
+    refused = await other.call("ticket:cancel", {"ticket_id": second["ticket_id"],
+                                                 "token": first["token"]})
+    assert refused["error"]["code"] == "not_found"
+    resumed = await other.call("ticket:resume", {"ticket_id": second["ticket_id"],
+                                                 "token": second["token"]})
+    assert (resumed["ticket"]["status"], resumed["ticket"]["position"]) == ("waiting", 1)
+    await other.close()
+
+
+async def test_unknown_department_and_missing_consent_are_refused(
+        kiosk: SocketClient, store: Store) -> None:
+    answer = await kiosk.call("ticket:create", {"department": "mars", "consent": True})
+    assert answer["error"]["code"] == "unknown_department"
+    assert answer["error"]["message"] == "没有这个部门，请重新选择。"
+    answer = await kiosk.call("ticket:create", {"department": "tax", "consent": False})
+    assert answer["error"]["code"] == "consent_required"
+    assert await store.waiting("tax") == []
+
+
+@pytest.mark.parametrize("payload", [
+    "tax", 42, ["tax", True], {"department": "tax"},
+    {"department": "tax", "consent": True, "priority": "vip"},
+    {"department": {"$ne": 1}, "consent": True},
+    {"department": "tax", "consent": True, "padding": "x" * 70_000},
+])
+async def test_malformed_and_oversized_payloads_change_nothing(
+        kiosk: SocketClient, store: Store, payload: object) -> None:
+    answer = await kiosk.call("ticket:create", payload)
+    assert answer["ok"] is False
+    assert answer["error"]["code"] == "invalid_payload"
+    assert await store.waiting("tax") == []
+    # The connection still serves.
+    assert (await kiosk.call("ticket:create", {"department": "tax", "consent": True}))["ok"]
+
+
+async def test_staff_namespace_refuses_a_socket_without_a_staff_login(
+        server: LiveServer) -> None:
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await SocketClient.connect(server.url, "/staff")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await SocketClient.connect(server.url, "/staff", "yz_session=forged")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await SocketClient.connect(server.url, "/staff",
+                                   await login_cookie(server.url, "supervisor"))
+
+
+async def test_room_events_before_joining_are_unauthenticated(server: LiveServer) -> None:
+    room = await SocketClient.connect(server.url, "/room")
+    answer = await room.call("room:answer", {"sdp": "v=0"})
+    assert answer["error"]["code"] == "unauthenticated"
+    answer = await room.call("room:join", {"room_id": "r1", "token": "forged"})
+    assert answer["error"]["code"] == "forbidden"
+    await room.close()
+
+
+async def test_accepting_a_call_not_offered_to_you_is_refused(
+        server: LiveServer, kiosk: SocketClient, store: Store) -> None:
+    tax = await _staff(server, "tax01")
+    market = await _staff(server, "market01")
+    ticket = (await kiosk.call("ticket:create", {"department": "tax", "consent": True}))["ticket"]
+    # Not rung at all yet.
+    answer = await tax.call("call:accept", {"ticket_id": ticket["ticket_id"]})
+    assert answer["error"]["code"] == "not_offered"
+    await tax.call("presence:set", {"state": "available"})
+    await tax.next("call:incoming")
+    answer = await market.call("call:accept", {"ticket_id": ticket["ticket_id"]})
+    assert answer["error"]["code"] == "not_offered"
+    answer = await market.call("call:decline", {"ticket_id": ticket["ticket_id"]})
+    assert answer["error"]["code"] == "not_offered"
+    stored = await store.ticket(ticket["ticket_id"])
+    assert stored is not None and (stored.status, stored.staff) == ("ringing", "tax01")
+    # The right person can still take it.
+    assert (await tax.call("call:accept", {"ticket_id": ticket["ticket_id"]}))["ok"]
+    await tax.close()
+    await market.close()
+
+
+async def test_a_staff_member_who_declines_is_replaced_by_a_colleague(
+        server: LiveServer, kiosk: SocketClient, store: Store) -> None:
+    from server.passwords import hash_password
+    await store.put_user("tax02", display_name="税务坐席02", role="staff", departments=("tax",),
+                         password_hash=hash_password("demo12345"))
+    first = await _staff(server, "tax01")
+    second = await _staff(server, "tax02")
+    await first.call("presence:set", {"state": "available"})
+    await second.call("presence:set", {"state": "available"})
+    ticket = (await kiosk.call("ticket:create", {"department": "tax", "consent": True}))["ticket"]
+    await first.next("call:incoming", ticket_id=ticket["ticket_id"])
+    assert (await first.call("call:decline", {"ticket_id": ticket["ticket_id"]}))["ok"]
+    await second.next("call:incoming", ticket_id=ticket["ticket_id"])
+    assert (await second.call("call:accept", {"ticket_id": ticket["ticket_id"]}))["ok"]
+    await first.close()
+    await second.close()
