@@ -303,14 +303,15 @@ class RoomClient:
     """A participant over Socket.IO: ``await RoomClient.connect(base_url, room_id, token)``."""
 
     def __init__(self, *, name: str, video: bool, audio: bool,
-                 headers: dict[str, str] | None) -> None:
+                 headers: dict[str, str] | None, width: int = 640, height: int = 480) -> None:
         self.name = name
         self.participant_id: str | None = None
         self.role: str | None = None
         self.ice_servers: list[dict[str, Any]] = []
         self._headers = headers or {}
         self.sio = socketio.AsyncClient(reconnection=False)
-        self.peer = RoomPeer(self._send_answer, name=name, video=video, audio=audio)
+        self.peer = RoomPeer(self._send_answer, name=name, video=video, audio=audio,
+                             width=width, height=height)
         for event in ("room:offer", "room:participants", "room:ended"):
             self.sio.on(event, self._handler(event), namespace=NAMESPACE)
 
@@ -322,9 +323,11 @@ class RoomClient:
     @classmethod
     async def connect(cls, base_url: str, room_id: str, token: str, *, name: str = "",
                       video: bool = True, audio: bool = True,
+                      width: int = 640, height: int = 480,
                       headers: dict[str, str] | None = None,
                       timeout: float = 10.0) -> RoomClient:  # noqa: ASYNC109
-        client = cls(name=name or "python", video=video, audio=audio, headers=headers)
+        client = cls(name=name or "python", video=video, audio=audio, headers=headers,
+                     width=width, height=height)
         try:
             await client.sio.connect(base_url, headers=client._headers, namespaces=[NAMESPACE],
                                      transports=["websocket"], wait_timeout=timeout)
