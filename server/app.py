@@ -3,6 +3,8 @@ in dependency order: Redis, then the store (and demo data), then signaling and r
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -101,6 +103,13 @@ def create_app(config: Config) -> web.Application:
         finally:
             await hub.close()
             await sio.shutdown()
+            # The Redis manager's listener task is not stopped by shutdown(); stop it before
+            # Redis goes away, or it logs reconnect errors while the process exits.
+            listener = getattr(sio.manager, "thread", None)
+            if isinstance(listener, asyncio.Task):
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
 
     app.cleanup_ctx.extend([redis_ctx, store_ctx, signaling_ctx])
 
