@@ -10,7 +10,6 @@ import aiortc
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import av
-from aiortc.codecs import get_capabilities
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
@@ -107,16 +106,15 @@ def test_vp8_packets_survive_the_senders_pack_path() -> None:
     assert b"".join(aiortc.codecs.vpx.vp8_depayload(p) for p in payloads) == frames[0]
 
 
-def test_keyframe_hook_shadows_send_keyframe_on_one_sender_only() -> None:
+async def test_keyframe_hook_shadows_send_keyframe_on_one_sender_only() -> None:
     calls: list[int] = []
-
-    class FakeTransport:
-        state = "new"
-
-    hooked = aiortc.rtcrtpsender.RTCRtpSender("video", FakeTransport())  # type: ignore[arg-type]
-    other = aiortc.rtcrtpsender.RTCRtpSender("video", FakeTransport())  # type: ignore[arg-type]
-    passthrough.relay_keyframe_requests(hooked, lambda: calls.append(1))
-    hooked._send_keyframe()
-    other._send_keyframe()
-    assert calls == [1]
-    assert get_capabilities("video").codecs
+    pc = aiortc.RTCPeerConnection()
+    try:
+        hooked = pc.addTransceiver("video", direction="sendonly").sender
+        other = pc.addTransceiver("video", direction="sendonly").sender
+        passthrough.relay_keyframe_requests(hooked, lambda: calls.append(1))
+        hooked._send_keyframe()
+        other._send_keyframe()
+        assert calls == [1]
+    finally:
+        await pc.close()
