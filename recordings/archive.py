@@ -22,7 +22,7 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 class Archive:
     def __init__(self, redis: aioredis.Redis, root: Path) -> None:
-        self.redis = redis
+        self.redis: Any = redis  # decode_responses=True: replies are str
         self.root = root
 
     def directory(self, recording_id: str) -> Path | None:

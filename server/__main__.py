@@ -12,10 +12,11 @@ from aiohttp import web
 
 from server.app import create_app
 from server.config import Config, ConfigError, load_config
+from server.keys import REDIS_URL
 from server.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
 
 
-def _banner(config: Config) -> str:
+def _banner(config: Config, redis_url: str) -> str:
     base = f"http://{config.host}:{config.port}"
     lines = [
         "",
@@ -26,9 +27,11 @@ def _banner(config: Config) -> str:
     ]
     if config.demo:
         lines.append(f"  Demo logins (password {DEMO_PASSWORD}):")
-        for username, display_name, role, departments in DEMO_ACCOUNTS:
+        for username, _name, role, departments in DEMO_ACCOUNTS:
             where = f" ({', '.join(departments)})" if departments else ""
             lines.append(f"    {username:<12} {role}{where}")
+    which = "external" if config.redis_url else "private, AOF under the data directory"
+    lines.append(f"  Redis                   {redis_url} ({which})")
     lines.append(f"  Data directory          {config.data_dir.resolve()}")
     lines.append("  Press Ctrl+C to stop.")
     return "\n".join(lines)
@@ -58,12 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     app = create_app(config)
-
-    async def announce(app: web.Application) -> None:
-        print(_banner(config), flush=True)
-
-    app.on_startup.append(announce)
-    web.run_app(app, host=config.host, port=config.port, print=None)
+    # run_app calls `print` once the socket listens, so the URLs printed are ready to open.
+    web.run_app(app, host=config.host, port=config.port,
+                print=lambda _: print(_banner(config, app[REDIS_URL]), flush=True))
     return 0
 
 

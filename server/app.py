@@ -20,7 +20,7 @@ from rooms import passthrough
 from server import api, pages
 from server.auth import ApiError
 from server.config import Config
-from server.keys import ARCHIVE, CONFIG, HUB, REDIS, ROOMS, STORE
+from server.keys import ARCHIVE, CONFIG, HUB, REDIS, REDIS_URL, ROOMS, STORE
 from server.redis_server import EmbeddedRedis
 from server.seed import seed_demo
 from server.store import Store
@@ -60,6 +60,7 @@ def create_app(config: Config) -> web.Application:
     embedded = None if config.redis_url else EmbeddedRedis(config.redis_dir,
                                                           config.redis_server_binary)
     redis_url = embedded.url if embedded else config.redis_url
+    app[REDIS_URL] = redis_url
 
     sio = socketio.AsyncServer(
         async_mode="aiohttp",

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
+REDIS_URL: web.AppKey[str] = web.AppKey("redis_url")
 STORE: web.AppKey[Store] = web.AppKey("store")
 ARCHIVE: web.AppKey[Archive] = web.AppKey("archive")
 ROOMS: web.AppKey[RoomManager] = web.AppKey("rooms")

@@ -54,7 +54,8 @@ def hash_token(token: str) -> str:
 # KEYS: none (keys are derived from the department; single-instance Redis or one hash slot).
 # ARGV: dept, now, ring_timeout, cooldown
 _DISPATCH = """
-local dept, now, timeout, cooldown = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local dept, now = ARGV[1], tonumber(ARGV[2])
+local timeout, cooldown = tonumber(ARGV[3]), tonumber(ARGV[4])
 local qkey = 'yz:queue:' .. dept
 local akey = 'yz:available:' .. dept
 local out = {}
@@ -90,7 +91,9 @@ return out
 _MAKE_AVAILABLE = """
 local function make_available(user, since)
   local depts = redis.call('HGET', 'yz:user:' .. user, 'departments') or ''
-  for d in string.gmatch(depts, '[^,]+') do redis.call('ZADD', 'yz:available:' .. d, since, user) end
+  for d in string.gmatch(depts, '[^,]+') do
+    redis.call('ZADD', 'yz:available:' .. d, since, user)
+  end
   redis.call('HSET', 'yz:staff:' .. user, 'presence', 'available', 'since', since, 'ticket', '')
   redis.call('HDEL', 'yz:staff:' .. user, 'reason')
 end
@@ -289,7 +292,8 @@ class Store:
     """Typed access to the Redis keys above. Every multi-key change is one Lua script."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
-        self.redis = redis
+        # decode_responses=True: every reply is str. redis-py's types cannot know that.
+        self.redis: Any = redis
         self._dispatch = redis.register_script(_DISPATCH)
         self._set_presence = redis.register_script(_SET_PRESENCE)
         self._accept = redis.register_script(_ACCEPT)
@@ -424,7 +428,8 @@ class Store:
         code, presence, released = await self._set_presence(args=[username, state, now])
         return str(code), str(presence), str(released)
 
-    async def dispatch(self, dept_id: str, now: float, ring_timeout: float) -> list[tuple[str, str]]:
+    async def dispatch(self, dept_id: str, now: float,
+                       ring_timeout: float) -> list[tuple[str, str]]:
         flat = await self._dispatch(args=[dept_id, now, ring_timeout, DECLINE_COOLDOWN])
         return list(zip(flat[::2], flat[1::2], strict=True))
 

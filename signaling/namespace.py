@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import socketio
 
-from server.auth import SESSION_COOKIE
 from signaling.errors import SignalError
 from signaling.schema import parse
 

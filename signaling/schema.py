@@ -30,6 +30,10 @@ class Field:
         # bool is a subclass of int: refuse True where a number is expected.
         if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
             raise SignalError("invalid_payload", f"{name} must be {self.type.__name__}")
+        self._check_range(name, value)
+
+    def _check_range(self, name: str, value: Any) -> None:
+        # A separate method: `value` stays Any here, not narrowed to `object` by isinstance.
         if self.max_len is not None and len(value) > self.max_len:
             raise SignalError("invalid_payload", f"{name} is longer than {self.max_len}")
         if isinstance(value, str) and self.required and not value:

@@ -47,7 +47,7 @@ def test_unknown_settings_and_broken_files_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="prot"):
         load_config(path, env={})
     path.write_text("port = \n")
-    with pytest.raises(ConfigError, match="bad.toml"):
+    with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_config(path, env={})
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml", env={})
