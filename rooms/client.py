@@ -160,7 +160,7 @@ class RoomPeer:
     def remote(self, participant_id: str) -> RemoteStats | None:
         return self._remote.get(participant_id)
 
-    async def wait_for_video(self, min_frames: int, timeout: float,  # noqa: ASYNC109
+    async def wait_for_video(self, min_frames: int, timeout: float,
                              participant_id: str | None = None) -> dict[str, dict[str, Any]]:
         """Wait until every remote participant (or just ``participant_id``) has given at least
         ``min_frames`` decoded video frames; raises TimeoutError with the counts otherwise."""
@@ -325,7 +325,7 @@ class RoomClient:
                       video: bool = True, audio: bool = True,
                       width: int = 640, height: int = 480,
                       headers: dict[str, str] | None = None,
-                      timeout: float = 10.0) -> RoomClient:  # noqa: ASYNC109
+                      timeout: float = 10.0) -> RoomClient:
         client = cls(name=name or "python", video=video, audio=audio, headers=headers,
                      width=width, height=height)
         try:
@@ -343,7 +343,7 @@ class RoomClient:
         return client
 
     async def _call(self, event: str, payload: dict[str, Any],
-                    timeout: float = 10.0) -> dict[str, Any]:  # noqa: ASYNC109
+                    timeout: float = 10.0) -> dict[str, Any]:
         answer = await self.sio.call(event, payload, namespace=NAMESPACE, timeout=timeout)
         if not isinstance(answer, dict) or not answer.get("ok"):
             error = answer.get("error", {}) if isinstance(answer, dict) else {}
@@ -357,7 +357,7 @@ class RoomClient:
     def stats(self) -> dict[str, dict[str, Any]]:
         return self.peer.stats()
 
-    async def wait_for_video(self, min_frames: int, timeout: float,  # noqa: ASYNC109
+    async def wait_for_video(self, min_frames: int, timeout: float,
                              participant_id: str | None = None) -> dict[str, dict[str, Any]]:
         return await self.peer.wait_for_video(min_frames, timeout, participant_id)
 
