@@ -189,9 +189,8 @@ async function declineCall() {
   state.busy = true;
   hideIncoming();
   try {
+    // The server passes the ticket on and pushes our new presence in staff:state.
     await emitAck(socket, 'call:decline', { ticket_id: offer.ticket_id });
-    // The server passes the ticket on and sets whoever missed it to away.
-    state.presence = 'away';
   } catch (err) {
     showError(err);
   } finally {
@@ -206,7 +205,7 @@ function onWithdrawn(msg) {
   const reason = (msg && msg.reason) || 'cancelled';
   const key = { cancelled: 'withdrawn_cancelled', timeout: 'withdrawn_timeout', taken: 'withdrawn_taken' }[reason];
   note(t(key || 'withdrawn_cancelled'));
-  state.presence = reason === 'timeout' ? 'away' : 'available';
+  // The presence that follows (away after a missed ring) arrives in staff:state.
   renderPresence();
 }
 

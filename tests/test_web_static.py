@@ -1,0 +1,155 @@
+"""The web pages without a browser: templates render, every control the acceptance tests use has
+its data-testid, every UI string exists in both languages, and front-end code comes from npm."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+JS = WEB / "static" / "js"
+TEMPLATES = WEB / "templates"
+
+DEPARTMENTS = [
+    {"id": "tax", "name_zh": "税务", "name_en": "Taxation"},
+    {"id": "market", "name_zh": "市场监管", "name_en": "Market Regulation"},
+]
+STAFF_USER = {"username": "tax01", "display_name": "税务坐席01", "role": "staff",
+              "departments": ["tax"]}
+
+# Controls each page must carry, in its template or created by its module.
+REQUIRED_TESTIDS = {
+    "kiosk": ["consent-accept", "consent-decline", "start-consult", "queue-position",
+              "cancel-consult", "local-video", "remote-video", "hangup", "rating-5", "rating-4",
+              "rating-3", "rating-2", "rating-1", "rating-submit", "lang-toggle",
+              "error-message"],
+    "staff": ["login-username", "login-password", "login-submit", "login-error",
+              "presence-available", "presence-away", "incoming-call", "accept-call",
+              "decline-call", "remote-video", "local-video", "hangup", "logout", "lang-toggle",
+              "call-note"],
+    "supervisor": ["login-username", "login-password", "login-submit", "login-error", "logout",
+                   "lang-toggle", "forbidden-message", "recording-player", "player-toggle",
+                   "player-events"],
+}
+# Created by the page modules from data rather than written in the templates.
+MODULE_TESTIDS = {
+    "kiosk": ["dept-${dept.id}"],
+    "supervisor": ["recording-row", "recording-play", "replay-video", "replay-audio"],
+}
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+
+
+def _render(page: str, **context: Any) -> str:
+    return _env().get_template(f"{page}.html").render(**context)
+
+
+def _string_tables() -> dict[str, dict[str, str]]:
+    """The zh and en tables of common.js, one `key: 'text',` per line."""
+    source = (JS / "common.js").read_text(encoding="utf-8")
+    block = source.split("const STRINGS = {", 1)[1].split("\n};", 1)[0]
+    zh_part, en_part = block.split("\n  en: {", 1)
+    entry = re.compile(r"^\s{4}([a-z0-9_]+): '((?:[^'\\]|\\.)*)',$", re.MULTILINE)
+    return {"zh": dict(entry.findall(zh_part)), "en": dict(entry.findall(en_part))}
+
+
+@pytest.mark.parametrize("page", ["kiosk", "staff", "supervisor"])
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_template_renders_with_server_context(page: str, lang: str) -> None:
+    html = _render(page, lang=lang, static="/static", departments=DEPARTMENTS, user=STAFF_USER)
+    assert f'<html lang="{"en" if lang == "en" else "zh-CN"}">' in html
+    assert f'src="/static/js/{page}.js"' in html
+    assert 'href="/static/css/app.css"' in html
+    boot = re.search(r'<script type="application/json" id="yz-boot">(.*?)</script>', html, re.S)
+    assert boot is not None
+    data = json.loads(boot.group(1))
+    assert data["lang"] == lang
+    assert data["departments"] == DEPARTMENTS
+    assert data["user"]["username"] == "tax01"
+
+
+@pytest.mark.parametrize("page", ["kiosk", "staff", "supervisor"])
+def test_template_renders_without_context(page: str) -> None:
+    """The pages fetch /api/me and /api/departments themselves when the server passes nothing."""
+    html = _render(page)
+    data = json.loads(re.search(r'id="yz-boot">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
+    assert data == {"lang": "zh", "departments": [], "user": None}
+
+
+@pytest.mark.parametrize("page", sorted(REQUIRED_TESTIDS))
+def test_page_has_every_testid(page: str) -> None:
+    html = _render(page, lang="zh", static="/static", departments=DEPARTMENTS, user=None)
+    module = (JS / f"{page}.js").read_text(encoding="utf-8")
+    for testid in REQUIRED_TESTIDS[page]:
+        assert f'data-testid="{testid}"' in html, f"{page}: no data-testid={testid}"
+    for testid in MODULE_TESTIDS.get(page, []):
+        created = (f"dataset.testid = `{testid}`", f"dataset.testid = '{testid}'")
+        assert any(c in module for c in created), f"{page}.js does not create {testid}"
+
+
+def test_string_tables_have_the_same_keys() -> None:
+    tables = _string_tables()
+    assert len(tables["zh"]) > 50
+    assert set(tables["zh"]) == set(tables["en"])
+    for lang, table in tables.items():
+        empty = [key for key, text in table.items() if not text.strip()]
+        assert not empty, f"{lang}: empty strings {empty}"
+
+
+def test_every_used_string_key_exists() -> None:
+    tables = _string_tables()
+    used: set[str] = set()
+    for template in TEMPLATES.glob("*.html"):
+        text = template.read_text(encoding="utf-8")
+        used |= set(re.findall(r'data-i18n(?:-placeholder|-title)?="([a-z0-9_]+)"', text))
+        used |= set(re.findall(r"login_heading_key = '([a-z0-9_]+)'", text))
+    for module in JS.glob("*.js"):
+        used |= set(re.findall(r"\bt\('([a-z0-9_]+)'", module.read_text(encoding="utf-8")))
+    # Keys built at run time from data: rating_<n>, presence_<state>, role_<role>, kind_<kind>.
+    for n in range(1, 6):
+        used.add(f"rating_{n}")
+    used |= {f"presence_{s}" for s in ("offline", "available", "ringing", "in_call", "away")}
+    used |= {"role_applicant", "role_staff", "kind_audio", "kind_video"}
+    missing = sorted(k for k in used if k not in tables["zh"] or k not in tables["en"])
+    assert not missing, f"string keys missing from common.js: {missing}"
+
+
+def test_recording_notice_says_what_the_mission_requires() -> None:
+    zh = _string_tables()["zh"]
+    assert zh["notice_text"] == "本次视频咨询将全程录音录像，录像仅供督查人员依法调阅，保存180天。"
+    assert [zh[f"rating_{n}"] for n in (5, 4, 3, 2, 1)] == [
+        "非常满意", "满意", "基本满意", "不满意", "非常不满意"]
+    assert zh["forbidden_recordings"] == "只有督查人员可以查看录像"
+
+
+def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
+    package = json.loads((WEB / "package.json").read_text(encoding="utf-8"))
+    assert package["name"] == "yunzhen-web"
+    assert package["private"] is True
+    assert re.match(r"^\^?4\.", package["dependencies"]["socket.io-client"])
+    lock = json.loads((WEB / "package-lock.json").read_text(encoding="utf-8"))
+    assert lock["packages"]["node_modules/socket.io-client"]["version"].startswith("4.")
+    # No third-party code pasted into the repository: only our own modules are in static/.
+    assert sorted(p.name for p in JS.iterdir()) == [
+        "common.js", "kiosk.js", "staff.js", "supervisor.js"]
+    for module in JS.glob("*.js"):
+        imports = re.findall(r"^import .* from '([^']+)';", module.read_text(encoding="utf-8"),
+                             re.MULTILINE)
+        for target in imports:
+            assert target in ("./common.js", "/static/vendor/socket.io/socket.io.esm.min.js"), (
+                f"{module.name} imports {target}")
+
+
+def test_one_peer_connection_per_page() -> None:
+    """Every page reaches the SFU through common.js's RoomSession, which owns the only
+    RTCPeerConnection."""
+    for module in JS.glob("*.js"):
+        count = module.read_text(encoding="utf-8").count("new RTCPeerConnection(")
+        assert count == (1 if module.name == "common.js" else 0), module.name
