@@ -1,0 +1,169 @@
+"""The first consultation, end to end, in real Chromium with a fake camera and microphone:
+kiosk → queue → staff rung → accept → both see and hear each other through the server →
+hangup → rating → the recording decodes with PyAV and plays on the supervisor page."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from tests.conftest import LiveServer
+
+pytestmark = pytest.mark.browser
+
+# Test-only instrumentation: remember every RTCPeerConnection a page makes, so the test can read
+# its getStats() without the page exposing anything.
+TRACK_PEER_CONNECTIONS = """
+window.__pcs = [];
+const Original = window.RTCPeerConnection;
+window.RTCPeerConnection = function (...args) {
+  const pc = new Original(...args);
+  window.__pcs.push(pc);
+  return pc;
+};
+window.RTCPeerConnection.prototype = Original.prototype;
+"""
+
+INBOUND_STATS = """
+async () => {
+  const out = {pcs: window.__pcs.length, framesDecoded: 0, audioPackets: 0};
+  for (const pc of window.__pcs) {
+    const report = await pc.getStats();
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') out.framesDecoded += s.framesDecoded || 0;
+      if (s.kind === 'audio') out.audioPackets += s.packetsReceived || 0;
+    });
+  }
+  return out;
+}
+"""
+
+
+async def _new_page(browser: Any) -> Any:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    await page.add_init_script(TRACK_PEER_CONNECTIONS)
+    return page
+
+
+async def _inbound(page: Any) -> dict[str, int]:
+    return await page.evaluate(INBOUND_STATS)  # type: ignore[no-any-return]
+
+
+async def _wait_media(page: Any, frames: int, timeout: float = 20.0) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    stats = await _inbound(page)
+    while time.monotonic() < deadline:
+        stats = await _inbound(page)
+        if stats["framesDecoded"] >= frames and stats["audioPackets"] > 0:
+            return stats
+        await asyncio.sleep(0.2)
+    pytest.fail(f"media did not arrive: {stats}")
+
+
+async def _login(page: Any, url: str, username: str) -> None:
+    await page.goto(url)
+    await page.get_by_test_id("login-username").fill(username)
+    await page.get_by_test_id("login-password").fill("demo12345")
+    await page.get_by_test_id("login-submit").click()
+
+
+async def test_first_recorded_consultation_end_to_end(server: LiveServer, browser: Any,
+                                                     config: Any) -> None:
+    from playwright.async_api import expect
+
+    kiosk = await _new_page(browser)
+    staff = await _new_page(browser)
+
+    # The staff member logs in and is available before anyone asks.
+    await _login(staff, f"{server.url}/staff", "tax01")
+    await staff.get_by_test_id("presence-available").click()
+    await expect(staff.get_by_test_id("presence-available")).to_have_attribute(
+        "aria-pressed", "true")
+
+    # The applicant picks 税务, accepts the recording notice and starts.
+    await kiosk.goto(server.url + "/")
+    await expect(kiosk.get_by_test_id("dept-tax")).to_have_text("税务")
+    await kiosk.get_by_test_id("dept-tax").click()
+    await kiosk.get_by_test_id("consent-accept").check()
+    await kiosk.get_by_test_id("start-consult").click()
+    await expect(kiosk.get_by_test_id("queue-position")).to_be_visible()
+    await expect(kiosk.get_by_test_id("ticket-number")).to_have_text("税A001")
+
+    # The staff member is rung and accepts.
+    await expect(staff.get_by_test_id("incoming-call")).to_be_visible(timeout=10_000)
+    await expect(staff.get_by_test_id("incoming-call")).to_contain_text("税A001")
+    accepted_at = time.time()
+    await staff.get_by_test_id("accept-call").click()
+
+    # Both see and hear each other, each over ONE peer connection to the server.
+    await expect(kiosk.get_by_test_id("remote-video")).to_be_visible(timeout=15_000)
+    kiosk_first = await _wait_media(kiosk, frames=1)
+    staff_first = await _wait_media(staff, frames=1)
+    await asyncio.sleep(3)
+    kiosk_later = await _wait_media(kiosk, frames=kiosk_first["framesDecoded"] + 30)
+    staff_later = await _wait_media(staff, frames=staff_first["framesDecoded"] + 30)
+    assert kiosk_later["pcs"] == staff_later["pcs"] == 1
+    assert kiosk_later["audioPackets"] > kiosk_first["audioPackets"]
+    assert staff_later["audioPackets"] > staff_first["audioPackets"]
+
+    # The applicant hangs up, rates 非常满意, is thanked and returns to the start screen.
+    hangup_at = time.time()
+    await kiosk.get_by_test_id("hangup").click()
+    await expect(kiosk.get_by_test_id("rating-5")).to_be_visible(timeout=10_000)
+    await expect(kiosk.get_by_test_id("rating-5")).to_contain_text("非常满意")
+    await expect(kiosk.get_by_test_id("rating-1")).to_contain_text("非常不满意")
+    await kiosk.get_by_test_id("rating-5").click()
+    await kiosk.get_by_test_id("rating-submit").click()
+    await expect(kiosk.get_by_test_id("thanks-back")).to_be_visible()
+    await expect(kiosk.get_by_test_id("dept-tax")).to_be_visible(timeout=15_000)
+    # The staff desk is back to available.
+    await expect(staff.get_by_test_id("presence-available")).to_have_attribute(
+        "aria-pressed", "true", timeout=10_000)
+
+    # The recording: every published track remuxed into its own file, and a timeline.
+    recordings = list(Path(config.recordings_dir).iterdir())
+    assert len(recordings) == 1
+    timeline = json.loads((recordings[0] / "timeline.json").read_text())
+    assert timeline["department"] == "tax"
+    assert timeline["ticket_number"] == "税A001"
+    assert timeline["rating"] == 5
+    assert {(p["role"], p.get("department")) for p in timeline["participants"]} >= {
+        ("applicant", None), ("staff", "tax")}
+    assert abs(timeline["ended_at"] - hangup_at) < 2.0
+    assert timeline["started_at"] >= accepted_at - 1.0
+    kinds = sorted((t["participant_id"][0], t["kind"]) for t in timeline["tracks"])
+    assert kinds == [("a", "audio"), ("a", "video"), ("s", "audio"), ("s", "video")]
+    for track in timeline["tracks"]:
+        expected = timeline["ended_at"] - track["started_at"]
+        with av.open(str(recordings[0] / track["file"])) as container:
+            stream = container.streams[0]
+            assert stream.type == track["kind"]
+            decoded = [f for f in container.decode(stream)]
+        assert decoded, track
+        duration = float(decoded[-1].time - decoded[0].time)
+        assert abs(duration - expected) < 1.0, (track, duration, expected)
+        if track["kind"] == "video":
+            assert len(decoded) > 30
+
+    # The supervisor finds the recording and plays it in the page.
+    supervisor = await _new_page(browser)
+    await _login(supervisor, f"{server.url}/supervisor", "supervisor")
+    await expect(supervisor.get_by_test_id("recording-row")).to_have_count(1, timeout=10_000)
+    await expect(supervisor.get_by_test_id("recording-row")).to_contain_text("税A001")
+    await supervisor.get_by_test_id("recording-play").click()
+    videos = supervisor.locator("[data-testid=recording-player] video")
+    await expect(videos).to_have_count(2)
+    await supervisor.get_by_test_id("player-toggle").click()
+    await supervisor.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid=recording-player] video')]
+                 .every((v) => v.readyState >= 2 && v.currentTime > 1.0)""",
+        timeout=20_000,
+    )
