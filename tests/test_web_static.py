@@ -73,6 +73,7 @@ def test_template_renders_with_server_context(page: str, lang: str) -> None:
     assert data["lang"] == lang
     assert data["departments"] == DEPARTMENTS
     assert data["user"]["username"] == "tax01"
+    assert data["has_user"] is True
 
 
 @pytest.mark.parametrize("page", ["kiosk", "staff", "supervisor"])
@@ -80,7 +81,7 @@ def test_template_renders_without_context(page: str) -> None:
     """The pages fetch /api/me and /api/departments themselves when the server passes nothing."""
     html = _render(page)
     data = json.loads(re.search(r'id="yz-boot">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
-    assert data == {"lang": "zh", "departments": [], "user": None}
+    assert data == {"lang": "zh", "departments": [], "user": None, "has_user": False}
 
 
 @pytest.mark.parametrize("page", sorted(REQUIRED_TESTIDS))

@@ -214,7 +214,7 @@ function consultationOver() {
     return;
   }
   if (state.auth.rated) {
-    showThanks();
+    if (document.body.dataset.current !== 'thanks') showThanks();
     return;
   }
   if (document.body.dataset.current === 'rating') return;

@@ -375,6 +375,8 @@ async function logout() {
 async function currentUser() {
   const boot = bootData();
   if (boot.user && boot.user.username) return boot.user;
+  // The server rendered the page and said nobody is logged in: no need to ask again.
+  if (boot.has_user) return null;
   try {
     return (await fetchJSON('/api/me')).user || null;
   } catch {

@@ -402,7 +402,7 @@ async function main() {
   }
   const boot = bootData();
   state.user = boot.user && boot.user.username ? boot.user : null;
-  if (!state.user) {
+  if (!state.user && !boot.has_user) {
     try {
       state.user = (await fetchJSON('/api/me')).user || null;
     } catch {
