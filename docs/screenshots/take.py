@@ -1,0 +1,83 @@
+"""Take the README's screenshots: start the real service (private Redis, demo data), walk through a
+consultation in Chromium with a fake camera, and save one PNG per page.
+
+    unshare -n sh -c 'ip link set lo up && .venv/bin/python docs/screenshots/take.py'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from playwright.async_api import async_playwright  # noqa: E402
+
+from server.config import Config  # noqa: E402
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
+
+OUT = Path(__file__).resolve().parent
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as data:
+        live = await start_server(Config(data_dir=Path(data), demo=True, ring_timeout=60))
+        try:
+            await walk(live.url)
+        finally:
+            await live.runner.cleanup()
+
+
+async def walk(url: str) -> None:
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        desk = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+        kiosk = await (await browser.new_context(viewport={"width": 1080, "height": 1440})
+                       ).new_page()
+        await kiosk.goto(url + "/")
+        await kiosk.wait_for_timeout(500)
+        await kiosk.screenshot(path=str(OUT / "kiosk-start.png"))
+        await kiosk.get_by_test_id("dept-tax").click()
+        await kiosk.screenshot(path=str(OUT / "kiosk-notice.png"))
+        await kiosk.get_by_test_id("consent-accept").check()
+        await kiosk.get_by_test_id("start-consult").click()
+        await kiosk.get_by_test_id("queue-position").wait_for()
+        await kiosk.screenshot(path=str(OUT / "kiosk-waiting.png"))
+
+        await desk.goto(url + "/staff")
+        await desk.screenshot(path=str(OUT / "staff-login.png"))
+        await desk.get_by_test_id("login-username").fill("tax01")
+        await desk.get_by_test_id("login-password").fill("demo12345")
+        await desk.get_by_test_id("login-submit").click()
+        await desk.get_by_test_id("presence-available").click()
+        await desk.get_by_test_id("incoming-call").wait_for()
+        await desk.screenshot(path=str(OUT / "staff-ringing.png"))
+        await desk.get_by_test_id("accept-call").click()
+        await desk.wait_for_timeout(4000)
+        await desk.screenshot(path=str(OUT / "staff-call.png"))
+        await kiosk.screenshot(path=str(OUT / "kiosk-call.png"))
+        await kiosk.get_by_test_id("hangup").click()
+        await kiosk.get_by_test_id("rating-5").click()
+        await kiosk.screenshot(path=str(OUT / "kiosk-rating.png"))
+        await kiosk.get_by_test_id("rating-submit").click()
+        await kiosk.wait_for_timeout(1000)
+
+        sup = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+        await sup.goto(url + "/supervisor")
+        await sup.get_by_test_id("login-username").fill("supervisor")
+        await sup.get_by_test_id("login-password").fill("demo12345")
+        await sup.get_by_test_id("login-submit").click()
+        await sup.get_by_test_id("recording-row").first.wait_for()
+        await sup.screenshot(path=str(OUT / "supervisor-list.png"))
+        await sup.get_by_test_id("recording-play").first.click()
+        await sup.get_by_test_id("player-toggle").click()
+        await sup.wait_for_timeout(2500)
+        await sup.screenshot(path=str(OUT / "supervisor-replay.png"), full_page=True)
+        await browser.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
