@@ -97,7 +97,9 @@ function renderPresence() {
   const badge = $('presence-state');
   badge.textContent = t(`presence_${state.presence}`);
   badge.dataset.state = state.presence;
-  const locked = state.presence === 'in_call' || state.presence === 'ringing';
+  // Lock only for a ring or call this page holds; after a reload the server may still say
+  // in_call, and the buttons then let the server answer (bad_state) rather than dead-end.
+  const locked = Boolean(state.offer || state.room);
   for (const btn of document.querySelectorAll('[data-presence]')) {
     const on = btn.dataset.presence === state.presence;
     btn.classList.toggle('active', on);
