@@ -445,7 +445,10 @@ const ACK_TIMEOUT_MS = 10000;
 // Connect to a namespace; shows a "reconnecting" banner (data-testid="connection-status")
 // while the socket is down. The caller re-reads its state on every 'connect'.
 export function connectNamespace(namespace) {
-  const socket = io(namespace, { path: '/socket.io/', transports: ['websocket', 'polling'] });
+  // WebSocket first (no sticky sessions needed between processes), polling if a proxy blocks it.
+  const socket = io(namespace, {
+    path: '/socket.io/', transports: ['websocket', 'polling'], tryAllTransports: true,
+  });
   const banner = document.querySelector('[data-testid="connection-status"]');
   const setDown = (down) => {
     if (!banner) return;
