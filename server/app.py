@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -87,6 +88,12 @@ def create_app(config: Config) -> web.Application:
         app[STORE] = store
         if config.demo:
             await seed_demo(store)
+        if embedded is not None:
+            # The private Redis serves this process alone: whatever it says is connected or in
+            # a call is left over from a previous run of this process.
+            ended = await store.reset_after_restart(time.time())
+            if ended:
+                logger.warning("%d call(s) were cut off by the last shutdown", ended)
         config.recordings_dir.mkdir(parents=True, exist_ok=True)
         app[ARCHIVE] = Archive(app[REDIS], config.recordings_dir)
         yield

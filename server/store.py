@@ -253,6 +253,34 @@ return 'ok'
 """
 
 
+# ARGV: now. After a restart of the only process using this Redis (the private Redis): nobody is
+# connected and no room is running any more, so nobody can be available, ringing or in a call.
+# Waiting tickets keep their places; rings go back to the queue; calls whose room died are ended.
+_RESET_AFTER_RESTART = _MAKE_AVAILABLE + """
+local now = tonumber(ARGV[1])
+for _, tid in ipairs(redis.call('ZRANGE', 'yz:ringing', 0, -1)) do requeue(tid) end
+for _, key in ipairs(redis.call('KEYS', 'yz:staff:*')) do
+  redis.call('HSET', key, 'presence', 'offline', 'conns', 0, 'ticket', '', 'since', now)
+end
+for _, dept in ipairs(redis.call('SMEMBERS', 'yz:depts')) do
+  redis.call('DEL', 'yz:available:' .. dept)
+end
+local ended = 0
+for _, key in ipairs(redis.call('KEYS', 'yz:room:*')) do
+  local tid = redis.call('HGET', key, 'ticket_id')
+  if tid and redis.call('HGET', 'yz:ticket:' .. tid, 'status') == 'connected' then
+    redis.call('HSET', 'yz:ticket:' .. tid, 'status', 'ended', 'ended_at', now)
+    redis.call('XADD', 'yz:log', 'MAXLEN', '~', 100000, '*', 'event', 'ABANDON', 'ticket', tid,
+               'department', redis.call('HGET', 'yz:ticket:' .. tid, 'department'),
+               'staff', redis.call('HGET', 'yz:ticket:' .. tid, 'staff') or '')
+    ended = ended + 1
+  end
+  redis.call('DEL', key)
+end
+return ended
+"""
+
+
 @dataclass(frozen=True)
 class Ticket:
     ticket_id: str
@@ -302,6 +330,12 @@ class Store:
         self._cancel = redis.register_script(_CANCEL)
         self._finish = redis.register_script(_FINISH)
         self._rate = redis.register_script(_RATE)
+        self._reset_after_restart = redis.register_script(_RESET_AFTER_RESTART)
+
+    async def reset_after_restart(self, now: float) -> int:
+        """Clear connection-bound state left by a previous run; only for a Redis no other process
+        uses. Returns how many calls were ended because their room died with that run."""
+        return int(await self._reset_after_restart(args=[now]))
 
     # departments -------------------------------------------------------------------------
     async def put_department(self, dept_id: str, name_zh: str, name_en: str, prefix: str) -> None:

@@ -112,3 +112,29 @@ async def test_every_step_goes_to_the_event_log(store: Store,
     await store.decline(ticket.ticket_id, "tax01", 3.0)
     entries = await redis_client.xrange("yz:log")
     assert [fields["event"] for _, fields in entries] == ["UNPAUSE", "ENTER", "RING", "DECLINE"]
+
+
+async def test_reset_after_restart_keeps_the_queue_and_clears_what_died_with_the_process(
+        store: Store, redis_client: aioredis.Redis) -> None:
+    await _available(store, "tax01")
+    await store.add_connection("tax01", 1)
+    await _available(store, "fund01")
+    await store.add_connection("fund01", 2)
+    ringing, _ = await store.create_ticket("tax", "税", 1.0)
+    await store.dispatch("tax", 2.0, 15.0)
+    talking, _ = await store.create_ticket("fund", "积", 3.0)
+    await store.dispatch("fund", 4.0, 15.0)
+    await store.accept(talking.ticket_id, "fund01", 5.0)
+    await store.put_room("r1", {"node": "dead", "ticket_id": talking.ticket_id})
+    waiting, _ = await store.create_ticket("tax", "税", 6.0)
+
+    assert await store.reset_after_restart(100.0) == 1
+
+    assert await store.waiting("tax") == [ringing.ticket_id, waiting.ticket_id]
+    assert (await store.ticket(talking.ticket_id)).status == "ended"  # type: ignore[union-attr]
+    for user in ("tax01", "fund01"):
+        state = await store.staff_state(user)
+        assert (state["presence"], state["conns"]) == ("offline", "0")
+    assert await redis_client.exists("yz:room:r1") == 0
+    # Nobody is rung until someone comes back.
+    assert await store.dispatch("tax", 101.0, 15.0) == []
