@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run every benchmark in a private network namespace (loopback only), one after the other, and
+# merge their figures into bench/results/call_setup.json.
+#   bench/run.sh                 call setup (20 calls) + server CPU (pass-through vs transcoding)
+#   bench/run.sh call_setup      only one of them (call_setup | cpu_relay), extra args passed on
+# Needs what ./yunzhen.sh test installs (redis-server, chromium, the test extras in .venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+if [ "$(id -u)" = 0 ]; then ns=(unshare -n); else ns=(unshare -r -n); fi
+
+bench() {  # $1: module under bench/, then its arguments
+  local name=$1; shift
+  echo "==> bench.$name $*"
+  timeout 600 "${ns[@]}" sh -c 'ip link set lo up && exec "$0" -m "$@"' "$PY" "bench.$name" "$@"
+}
+
+if [ $# -gt 0 ]; then
+  bench "$@"
+else
+  bench call_setup
+  bench cpu_relay
+fi
+echo "==> results: bench/results/call_setup.json"
