@@ -739,6 +739,36 @@ export class RoomSession {
 // ---------------------------------------------------------------------------------------------
 // Small DOM helpers
 // ---------------------------------------------------------------------------------------------
+// The login form of _login.html: post it, show the server's message on failure.
+// Returns the user on success, null otherwise.
+export async function submitLogin(event) {
+  event.preventDefault();
+  const username = $('login-username').value.trim();
+  const password = $('login-password').value;
+  const err = $('login-error');
+  if (!username || !password) {
+    err.textContent = t('login_missing');
+    err.hidden = false;
+    return null;
+  }
+  const btn = $('login-submit');
+  btn.disabled = true;
+  btn.textContent = t('login_busy');
+  err.hidden = true;
+  try {
+    const answer = await fetchJSON('/api/login', { method: 'POST', body: { username, password } });
+    $('login-password').value = '';
+    return answer.user;
+  } catch (e) {
+    err.textContent = e instanceof YzError ? e.display : t('err_generic');
+    err.hidden = false;
+    return null;
+  } finally {
+    btn.disabled = false;
+    btn.textContent = t('login_submit');
+  }
+}
+
 export const $ = (testid, root = document) => root.querySelector(`[data-testid="${testid}"]`);
 
 // Show exactly one [data-screen] section.

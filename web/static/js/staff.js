@@ -1,7 +1,7 @@
 // Staff desk: log in, set presence, get rung (banner + ring tone), answer, talk, back to the desk.
 import {
   $, RoomSession, YzError, bootData, clearError, connectNamespace, departmentName, emitAck,
-  fetchJSON, initPage, loadDepartments, showError, showScreen, t,
+  fetchJSON, initPage, loadDepartments, showError, showScreen, submitLogin, t,
 } from './common.js';
 
 const state = {
@@ -325,38 +325,18 @@ function startDesk() {
 }
 
 async function login(event) {
-  event.preventDefault();
-  const username = $('login-username').value.trim();
-  const password = $('login-password').value;
-  const err = $('login-error');
-  if (!username || !password) {
-    err.textContent = t('login_missing');
-    err.hidden = false;
-    return;
-  }
-  const btn = $('login-submit');
-  btn.disabled = true;
-  btn.textContent = t('login_busy');
-  err.hidden = true;
+  const user = await submitLogin(event);
+  if (!user) return;
+  state.user = user;
+  // Unlock audio while we have a user gesture, so the ring tone can play later.
   try {
-    const answer = await fetchJSON('/api/login', { method: 'POST', body: { username, password } });
-    state.user = answer.user;
-    $('login-password').value = '';
-    // Unlock audio while we have a user gesture, so the ring tone can play later.
-    try {
-      ring.ctx = ring.ctx || new AudioContext();
-      ring.ctx.resume().catch(() => {});
-    } catch { /* no WebAudio: the banner still shows */ }
-    clearError();
-    startDesk();
-  } catch (e) {
-    err.textContent = e instanceof YzError ? e.display : t('err_generic');
-    err.hidden = false;
-  } finally {
-    btn.disabled = false;
-    btn.textContent = t('login_submit');
-  }
+    ring.ctx = ring.ctx || new AudioContext();
+    ring.ctx.resume().catch(() => {});
+  } catch { /* no WebAudio: the banner still shows */ }
+  clearError();
+  startDesk();
 }
+
 
 async function logout() {
   if (state.room) state.room.close();

@@ -1,7 +1,7 @@
 // Supervisor page: log in, list recordings, replay one with every track in step.
 import {
   $, YzError, bootData, clearError, departmentName, fetchJSON, formatDuration, formatTime,
-  initPage, loadDepartments, showError, showScreen, t,
+  initPage, loadDepartments, showError, showScreen, submitLogin, t,
 } from './common.js';
 
 const state = {
@@ -247,7 +247,9 @@ async function openPlayer(recordingId) {
   const media = $('player-media');
   const items = [];
   const videoFigures = new Map();
-  for (const tr of tracks) {
+  // Videos first, so each audio track can sit under its participant's video tile.
+  const videosFirst = [...tracks].sort((a, b) => (a.kind === 'video' ? 0 : 1) - (b.kind === 'video' ? 0 : 1));
+  for (const tr of videosFirst) {
     const src = `/api/recordings/${encodeURIComponent(recordingId)}/files/${encodeURIComponent(tr.file)}`;
     const offset = Math.max(0, tr.started_at - base);
     let el;
@@ -344,33 +346,13 @@ function showLogin(errorText = '') {
 }
 
 async function login(event) {
-  event.preventDefault();
-  const username = $('login-username').value.trim();
-  const password = $('login-password').value;
-  const err = $('login-error');
-  if (!username || !password) {
-    err.textContent = t('login_missing');
-    err.hidden = false;
-    return;
-  }
-  const btn = $('login-submit');
-  btn.disabled = true;
-  btn.textContent = t('login_busy');
-  err.hidden = true;
-  try {
-    const answer = await fetchJSON('/api/login', { method: 'POST', body: { username, password } });
-    state.user = answer.user;
-    $('login-password').value = '';
-    renderHeader();
-    await loadRecordings();
-  } catch (e) {
-    err.textContent = e instanceof YzError ? e.display : t('err_generic');
-    err.hidden = false;
-  } finally {
-    btn.disabled = false;
-    btn.textContent = t('login_submit');
-  }
+  const user = await submitLogin(event);
+  if (!user) return;
+  state.user = user;
+  renderHeader();
+  await loadRecordings();
 }
+
 
 async function logout() {
   try {
