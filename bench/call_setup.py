@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import CHROMIUM, ServerProcess, merge_results, percentile
@@ -121,10 +122,11 @@ async def one_call(kiosk: Any, staff: Any, expect: Any, poll_ms: int) -> dict[st
             "staff_ms": round(staff_ms, 1), "polls_kiosk": polls[0], "polls_staff": polls[1]}
 
 
-async def run(calls: int, poll_ms: int) -> dict[str, Any]:
+async def run(calls: int, poll_ms: int, keep_log: Path | None = None) -> dict[str, Any]:
     from playwright.async_api import async_playwright, expect
 
     server = ServerProcess(["server", "serve", "--demo"], name="call-setup")
+    server.keep_log = keep_log
     await server.start()
     results: list[dict[str, float]] = []
     warmup: dict[str, float] | None = None
@@ -171,7 +173,9 @@ async def run(calls: int, poll_ms: int) -> dict[str, Any]:
         "setup_min_ms": min(setup),
         "setup_max_ms": max(setup),
         "setup_calls": len(results),
+        "setup_calls_over_2s": sum(1 for v in setup if v > 2000),
         "setup_warmup_call_ms": warmup["setup_ms"] if warmup else None,
+        "setup_warmup_call": warmup,
         "setup_poll_interval_ms": poll_ms,
         "setup_wall_s": round(time.monotonic() - started, 1),
         "setup_definition": (
@@ -186,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.call_setup")
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--poll-ms", type=int, default=20)
+    parser.add_argument("--keep-log", type=Path, help="copy the server's log here at the end")
     args = parser.parse_args(argv)
-    figures = asyncio.run(run(args.calls, args.poll_ms))
+    figures = asyncio.run(run(args.calls, args.poll_ms, args.keep_log))
     merge_results("call_setup", figures)
     print({k: v for k, v in figures.items() if k != "calls"})
     return 0

@@ -149,6 +149,8 @@ class ServerProcess:
                      "PYTHONUNBUFFERED": "1", **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self._descendants: set[int] = set()
+        # Where to copy the server's log when it stops (the temporary directory goes away).
+        self.keep_log: Path | None = None
 
     @property
     def pid(self) -> int:
@@ -216,6 +218,9 @@ class ServerProcess:
                 os.kill(pid, signal.SIGTERM)
             except OSError:
                 pass
+        if self.keep_log is not None and self.log_path.exists():
+            self.keep_log.parent.mkdir(parents=True, exist_ok=True)
+            self.keep_log.write_bytes(self.log_path.read_bytes())
         self.tmp.cleanup()
 
 
