@@ -2,7 +2,8 @@
 RemoteStreamTrack and fans them out to bounded per-subscriber queues and to the recorder.
 
 Keyframes: a video subscriber starts (and restarts after its queue overflowed) at a keyframe,
-asked from the publisher with an RTCP PLI on its receiver, at most one per KEYFRAME_INTERVAL.
+asked from the publisher with an RTCP PLI on its receiver, at most one per KEYFRAME_INTERVAL,
+addressed to the publisher's media SSRC (never its RTX SSRC, which the publisher ignores).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Callable
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+from rooms import passthrough
 
 logger = logging.getLogger(__name__)
 
@@ -153,15 +156,17 @@ class TrackForwarder:
         now = self._clock()
         if now - self._last_pli < KEYFRAME_INTERVAL:
             return
-        sources = self._receiver.getSynchronizationSources()
+        # Not just any active source: the publisher ignores a PLI naming its RTX SSRC.
+        sources = passthrough.media_sources(self._receiver)
         if not sources:
-            return  # nothing received yet: the first frame of a stream is a keyframe anyway
+            return  # no media received yet: the first frame of a stream is a keyframe anyway
         self._last_pli = now
         self.keyframe_requests += 1
-        task = asyncio.create_task(self._receiver._send_rtcp_pli(sources[0].source),
-                                   name=f"pli:{self!r}")
-        self._pli_tasks.add(task)
-        task.add_done_callback(self._pli_tasks.discard)
+        for source in sources:
+            task = asyncio.create_task(self._receiver._send_rtcp_pli(source),
+                                       name=f"pli:{self!r}")
+            self._pli_tasks.add(task)
+            task.add_done_callback(self._pli_tasks.discard)
 
     async def _read(self) -> None:
         try:

@@ -14,6 +14,11 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
 3. Keyframe requests: a subscriber's PLI/FIR makes ``RTCRtpSender`` call ``self._send_keyframe()``,
    which only sets a flag for the encoder, lost on the pack path. ``relay_keyframe_requests``
    shadows that method on one sender instance so the request reaches the publisher instead.
+4. The publisher's SSRCs: ``RTCRtpReceiver.getSynchronizationSources()`` lists every SSRC heard in
+   the last 10 s, RTX ones included (Chromium sends RTX padding to probe the bandwidth early in a
+   call, and retransmissions on loss, often before its first media packet). A PLI must name the
+   media SSRC: Chromium ignores one addressed to its RTX SSRC. ``media_sources`` leaves the RTX
+   SSRCs out, read from the receiver's private RTX-to-media map.
 
 The hooks are process-wide: every RTCPeerConnection in the process, including the Python
 participant of rooms/client.py when it runs in the same process, receives packets, not frames.
@@ -31,6 +36,7 @@ import aioice.ice
 import aiortc.rtcrtpreceiver
 import av
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from server.config import MediaConfig
@@ -165,3 +171,18 @@ def relay_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -
     if not callable(getattr(RTCRtpSender, "_send_keyframe", None)):
         raise RuntimeError("aiortc RTCRtpSender has no _send_keyframe: the keyframe hook is broken")
     sender._send_keyframe = request  # type: ignore[method-assign]
+
+
+_RTX_SSRC_ATTRIBUTE = "_RTCRtpReceiver__rtx_ssrc"
+
+
+def media_sources(receiver: RTCRtpReceiver) -> list[int]:
+    """The media SSRCs ``receiver`` heard in the last 10 s: its active sources without RTX ones.
+
+    aiortc keeps ``{rtx_ssrc: media_ssrc}`` from the remote description in a private dict.
+    """
+    rtx_to_media = getattr(receiver, _RTX_SSRC_ATTRIBUTE, None)
+    if not isinstance(rtx_to_media, dict):
+        raise RuntimeError("aiortc RTCRtpReceiver has no RTX SSRC map: the SSRC hook is broken")
+    return [s.source for s in receiver.getSynchronizationSources()
+            if s.source not in rtx_to_media]

@@ -167,3 +167,35 @@ async def test_first_recorded_consultation_end_to_end(server: LiveServer, browse
                  .every((v) => v.readyState >= 2 && v.currentTime > 1.0)""",
         timeout=20_000,
     )
+
+
+async def test_kiosk_reload_mid_call_both_decode_each_others_video_again(
+        server: LiveServer, browser: Any) -> None:
+    """The kiosk page reloads during a call and rejoins the room with the same participant id and
+    a new peer connection: within 10 s both pages decode each other's video again."""
+    from playwright.async_api import expect
+
+    kiosk = await _new_page(browser)
+    staff = await _new_page(browser)
+    await _login(staff, f"{server.url}/staff", "tax01")
+    await staff.get_by_test_id("presence-available").click()
+    await expect(staff.get_by_test_id("presence-available")).to_have_attribute(
+        "aria-pressed", "true")
+    await kiosk.goto(server.url + "/")
+    await kiosk.get_by_test_id("dept-tax").click()
+    await kiosk.get_by_test_id("consent-accept").check()
+    await kiosk.get_by_test_id("start-consult").click()
+    await expect(staff.get_by_test_id("incoming-call")).to_be_visible(timeout=10_000)
+    await staff.get_by_test_id("accept-call").click()
+    await _wait_media(staff, frames=1)
+    # Reload early: Chromium still probes the bandwidth with RTX padding, so the server hears the
+    # staff's video on its RTX SSRC too when the reloaded kiosk needs a keyframe of it. A PLI
+    # naming that SSRC is ignored, and the kiosk got the staff's audio but never their video.
+    await kiosk.reload()
+    staff_before = await _inbound(staff)
+    # The reloaded kiosk has a new page, so its counts start from zero.
+    kiosk_after = await _wait_media(kiosk, frames=30, timeout=10.0)
+    assert kiosk_after["pcs"] == 1
+    staff_after = await _wait_media(staff, frames=staff_before["framesDecoded"] + 30,
+                                    timeout=10.0)
+    assert staff_after["audioPackets"] > staff_before["audioPackets"]

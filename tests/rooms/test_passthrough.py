@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import inspect
 from fractions import Fraction
 
@@ -116,5 +117,29 @@ async def test_keyframe_hook_shadows_send_keyframe_on_one_sender_only() -> None:
         hooked._send_keyframe()
         other._send_keyframe()
         assert calls == [1]
+    finally:
+        await pc.close()
+
+
+def test_receiver_still_keeps_its_rtx_ssrcs_in_the_private_map() -> None:
+    source = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.receive)
+    assert "self.__rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc" in source
+    source = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
+    # RTX packets count as active sources: they are recorded before being unwrapped.
+    assert source.index("self.__active_ssrc[packet.ssrc]") < source.index("unwrap_rtx(")
+
+
+async def test_media_sources_leave_out_rtx_ssrcs() -> None:
+    pc = aiortc.RTCPeerConnection()
+    try:
+        receiver = pc.addTransceiver("video", direction="recvonly").receiver
+        assert passthrough.media_sources(receiver) == []
+        # As after Chromium's RTX bandwidth probe arrived before its first media packet.
+        now = datetime.datetime.now(datetime.UTC)
+        receiver._RTCRtpReceiver__rtx_ssrc[1111] = 2222  # type: ignore[attr-defined]
+        receiver._RTCRtpReceiver__active_ssrc.update(  # type: ignore[attr-defined]
+            {1111: now, 2222: now})
+        assert [s.source for s in receiver.getSynchronizationSources()] == [1111, 2222]
+        assert passthrough.media_sources(receiver) == [2222]
     finally:
         await pc.close()

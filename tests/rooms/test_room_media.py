@@ -105,3 +105,41 @@ async def test_bad_answer_is_invalid_payload_and_the_room_still_works(
         await b.wait_for_video(10, timeout=10, participant_id="a")
     finally:
         await a.close()
+
+
+async def _frames_grow(peer: RoomPeer, participant_id: str, frames: int, timeout: float) -> None:
+    """Wait until ``peer`` has decoded ``frames`` more video frames of ``participant_id``."""
+    stats = peer.remote(participant_id)
+    start = stats.video_frames if stats is not None else 0
+    await peer.wait_for_video(start + frames, timeout=timeout, participant_id=participant_id)
+
+
+async def _audio_grows(peer: RoomPeer, participant_id: str, timeout: float) -> None:
+    stats = peer.remote(participant_id)
+    assert stats is not None
+    start = stats.audio_packets + stats.audio_frames
+    deadline = time.monotonic() + timeout
+    while stats.audio_packets + stats.audio_frames < start + 10:
+        assert time.monotonic() < deadline, f"no audio of {participant_id}: {peer.stats()}"
+        await asyncio.sleep(0.05)
+
+
+async def test_rejoin_with_same_id_gets_video_again(room: Room, join: JoinFn) -> None:
+    """A reloaded page comes back with the same participant id and a new peer connection, the way
+    signaling/room_channel.py replaces it: leave, then join again."""
+    a = await join(room, "a", "applicant")
+    b = await join(room, "b", "staff")
+    await a.wait_for_video(10, timeout=10, participant_id="b")
+    await b.wait_for_video(10, timeout=10, participant_id="a")
+    await asyncio.sleep(1.0)  # well past the first keyframes
+    await room.leave("a")
+    await a.close()
+    a2 = await join(room, "a", "applicant")
+    started = time.monotonic()
+    await a2.wait_for_video(5, timeout=5, participant_id="b")
+    assert time.monotonic() - started < 2.0, a2.stats()
+    await _frames_grow(b, "a", 5, timeout=5)
+    await _audio_grows(a2, "b", timeout=5)
+    await _audio_grows(b, "a", timeout=5)
+    stats = a2.remote("b")
+    assert stats is not None and stats.video_decode_errors == 0
