@@ -21,20 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import CHROMIUM, ServerProcess, merge_results, percentile
-from tests.conftest import CHROMIUM_ARGS  # the flags the browser tests use
+from bench.common import ServerProcess, merge_results, percentile
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, TRACK_PEER_CONNECTIONS
 
-# Test-only instrumentation (as tests/test_e2e_browser.py): remember every RTCPeerConnection,
-# and give the bench a page-side watcher of the first decoded inbound frame.
-INIT_SCRIPT = """
-window.__pcs = [];
-const Original = window.RTCPeerConnection;
-window.RTCPeerConnection = function (...args) {
-  const pc = new Original(...args);
-  window.__pcs.push(pc);
-  return pc;
-};
-window.RTCPeerConnection.prototype = Original.prototype;
+# The tests' instrumentation (every RTCPeerConnection remembered), and a page-side watcher of
+# the first decoded inbound frame.
+INIT_SCRIPT = TRACK_PEER_CONNECTIONS + """
 window.__now = () => performance.timeOrigin + performance.now();
 window.__benchWatch = (fromIndex, intervalMs) => {
   const watch = {firstFrameAt: null, polls: 0, done: false};

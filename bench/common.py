@@ -21,11 +21,12 @@ from typing import Any
 
 import aiohttp
 import aioice.ice
-import socketio
+
+from signaling.client import SignalingClient, login_cookie
+from tests.browser import CHROMIUM
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "call_setup.json"
-CHROMIUM = os.environ.get("YUNZHEN_CHROMIUM", "/usr/bin/chromium")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -226,68 +227,20 @@ class ServerProcess:
 
 # --- the ticket flow -----------------------------------------------------------------------------
 
-async def login_cookie(base_url: str, username: str, password: str = "demo12345") -> str:
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-        response = await session.post(f"{base_url}/api/login",
-                                      json={"username": username, "password": password})
-        if response.status != 200:
-            raise RuntimeError(f"login {username}: {response.status} {await response.text()}")
-        return f"yz_session={response.cookies['yz_session'].value}"
-
-
-class Socket:
-    """One namespace of the server, recording events, sending with acknowledgement."""
-
-    def __init__(self, namespace: str) -> None:
-        self.namespace = namespace
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.events: dict[str, asyncio.Queue[Any]] = {}
-        self.sio.on("*", self._record, namespace=namespace)
-
-    async def _record(self, event: str, data: Any = None) -> None:
-        self.events.setdefault(event, asyncio.Queue()).put_nowait(data)
-
-    @classmethod
-    async def connect(cls, base_url: str, namespace: str, cookie: str | None = None) -> Socket:
-        client = cls(namespace)
-        await client.sio.connect(base_url, namespaces=[namespace],
-                                 headers={"Cookie": cookie} if cookie else {},
-                                 transports=["websocket"], wait_timeout=10)
-        return client
-
-    async def call(self, event: str, payload: dict[str, Any]) -> dict[str, Any]:
-        answer = await self.sio.call(event, payload, namespace=self.namespace, timeout=10)
-        if not isinstance(answer, dict) or not answer.get("ok"):
-            raise RuntimeError(f"{event}: {answer}")
-        return answer
-
-    async def next(self, event: str, timeout: float = 15.0, **match: Any) -> Any:
-        queue = self.events.setdefault(event, asyncio.Queue())
-
-        async def find() -> Any:
-            while True:
-                data = await queue.get()
-                if all(data.get(k) == v for k, v in match.items()):
-                    return data
-        return await asyncio.wait_for(find(), timeout)
-
-    async def close(self) -> None:
-        await self.sio.disconnect()
-
-
 async def open_room(base_url: str, department: str = "tax", staff_user: str = "tax01"
-                    ) -> tuple[dict[str, str], dict[str, str], list[Socket]]:
+                    ) -> tuple[dict[str, str], dict[str, str], list[SignalingClient]]:
     """A kiosk ticket accepted by a staff member: (applicant room, staff room, sockets to close
     when the call is over)."""
-    kiosk = await Socket.connect(base_url, "/kiosk")
-    staff = await Socket.connect(base_url, "/staff", await login_cookie(base_url, staff_user))
+    kiosk = await SignalingClient.connect(base_url, "/kiosk")
+    cookie = await login_cookie(base_url, staff_user, "demo12345")
+    staff = await SignalingClient.connect(base_url, "/staff", cookie)
     await staff.next("staff:state")
-    ticket = (await kiosk.call("ticket:create",
-                               {"department": department, "consent": True}))["ticket"]
-    await staff.call("presence:set", {"state": "available"})
-    await staff.next("call:incoming")
-    accepted = await staff.call("call:accept", {"ticket_id": ticket["ticket_id"]})
-    update = await kiosk.next("ticket:update", status="connected")
+    ticket = (await kiosk.request("ticket:create",
+                                  {"department": department, "consent": True}))["ticket"]
+    await staff.request("presence:set", {"state": "available"})
+    await staff.next("call:incoming", timeout=15)
+    accepted = await staff.request("call:accept", {"ticket_id": ticket["ticket_id"]})
+    update = await kiosk.next("ticket:update", timeout=15, status="connected")
     return update["room"], accepted["room"], [kiosk, staff]
 
 

@@ -13,38 +13,10 @@ from typing import Any
 import av
 import pytest
 
+from tests.browser import INBOUND_STATS, TRACK_PEER_CONNECTIONS
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
-
-# Test-only instrumentation: remember every RTCPeerConnection a page makes, so the test can read
-# its getStats() without the page exposing anything.
-TRACK_PEER_CONNECTIONS = """
-window.__pcs = [];
-const Original = window.RTCPeerConnection;
-window.RTCPeerConnection = function (...args) {
-  const pc = new Original(...args);
-  window.__pcs.push(pc);
-  return pc;
-};
-window.RTCPeerConnection.prototype = Original.prototype;
-"""
-
-INBOUND_STATS = """
-async () => {
-  const out = {pcs: window.__pcs.length, framesDecoded: 0, audioPackets: 0};
-  for (const pc of window.__pcs) {
-    const report = await pc.getStats();
-    report.forEach((s) => {
-      if (s.type !== 'inbound-rtp') return;
-      if (s.kind === 'video') out.framesDecoded += s.framesDecoded || 0;
-      if (s.kind === 'audio') out.audioPackets += s.packetsReceived || 0;
-    });
-  }
-  return out;
-}
-"""
-
 
 async def _new_page(browser: Any) -> Any:
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
@@ -75,8 +47,9 @@ async def _login(page: Any, url: str, username: str) -> None:
     await page.get_by_test_id("login-submit").click()
 
 
-async def test_first_recorded_consultation_end_to_end(server: LiveServer, browser: Any,
-                                                     config: Any) -> None:
+async def _ring(server: LiveServer, browser: Any) -> tuple[Any, Any]:
+    """A staff member of 税务 available, an applicant who asks 税务: the staff page is ringing.
+    Returns the kiosk and staff pages."""
     from playwright.async_api import expect
 
     kiosk = await _new_page(browser)
@@ -97,9 +70,17 @@ async def test_first_recorded_consultation_end_to_end(server: LiveServer, browse
     await expect(kiosk.get_by_test_id("queue-position")).to_be_visible()
     await expect(kiosk.get_by_test_id("ticket-number")).to_have_text("税A001")
 
-    # The staff member is rung and accepts.
+    # The staff member is rung.
     await expect(staff.get_by_test_id("incoming-call")).to_be_visible(timeout=10_000)
     await expect(staff.get_by_test_id("incoming-call")).to_contain_text("税A001")
+    return kiosk, staff
+
+
+async def test_first_recorded_consultation_end_to_end(server: LiveServer, browser: Any,
+                                                     config: Any) -> None:
+    from playwright.async_api import expect
+
+    kiosk, staff = await _ring(server, browser)
     accepted_at = time.time()
     await staff.get_by_test_id("accept-call").click()
 
@@ -173,19 +154,8 @@ async def test_kiosk_reload_mid_call_both_decode_each_others_video_again(
         server: LiveServer, browser: Any) -> None:
     """The kiosk page reloads during a call and rejoins the room with the same participant id and
     a new peer connection: within 10 s both pages decode each other's video again."""
-    from playwright.async_api import expect
 
-    kiosk = await _new_page(browser)
-    staff = await _new_page(browser)
-    await _login(staff, f"{server.url}/staff", "tax01")
-    await staff.get_by_test_id("presence-available").click()
-    await expect(staff.get_by_test_id("presence-available")).to_have_attribute(
-        "aria-pressed", "true")
-    await kiosk.goto(server.url + "/")
-    await kiosk.get_by_test_id("dept-tax").click()
-    await kiosk.get_by_test_id("consent-accept").check()
-    await kiosk.get_by_test_id("start-consult").click()
-    await expect(staff.get_by_test_id("incoming-call")).to_be_visible(timeout=10_000)
+    kiosk, staff = await _ring(server, browser)
     await staff.get_by_test_id("accept-call").click()
     await _wait_media(staff, frames=1)
     # Reload early: Chromium still probes the bandwidth with RTX padding, so the server hears the

@@ -7,8 +7,9 @@ import pytest
 import socketio
 
 from server.store import Store
+from signaling.client import SignalingClient as SocketClient
+from signaling.client import login_cookie
 from tests.conftest import LiveServer
-from tests.sockets import SocketClient, login_cookie
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ async def kiosk(server: LiveServer) -> AsyncIterator[SocketClient]:
 
 async def _staff(server: LiveServer, username: str) -> SocketClient:
     client = await SocketClient.connect(server.url, "/staff",
-                                        await login_cookie(server.url, username))
+                                        await login_cookie(server.url, username, "demo12345"))
     await client.next("staff:state")
     return client
 
@@ -103,7 +104,7 @@ async def test_staff_namespace_refuses_a_socket_without_a_staff_login(
         await SocketClient.connect(server.url, "/staff", "yz_session=forged")
     with pytest.raises(socketio.exceptions.ConnectionError):
         await SocketClient.connect(server.url, "/staff",
-                                   await login_cookie(server.url, "supervisor"))
+                                   await login_cookie(server.url, "supervisor", "demo12345"))
 
 
 async def test_room_events_before_joining_are_unauthenticated(server: LiveServer) -> None:

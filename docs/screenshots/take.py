@@ -17,7 +17,8 @@ sys.path.insert(0, str(ROOT))
 from playwright.async_api import async_playwright  # noqa: E402
 
 from server.config import Config  # noqa: E402
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
+from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.conftest import start_server  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 

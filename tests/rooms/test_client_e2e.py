@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sockets import SocketClient, login_cookie  # tests/sockets.py
-
 from rooms.client import RoomClient
+from signaling.client import SignalingClient as SocketClient
+from signaling.client import login_cookie
 
 
 async def test_room_clients_see_each_other_through_the_server_and_hang_up(server: Any) -> None:
     kiosk = await SocketClient.connect(server.url, "/kiosk")
     staff = await SocketClient.connect(server.url, "/staff",
-                                       await login_cookie(server.url, "tax01"))
+                                       await login_cookie(server.url, "tax01", "demo12345"))
     await staff.next("staff:state")
     ticket = (await kiosk.call("ticket:create", {"department": "tax", "consent": True}))["ticket"]
     await staff.call("presence:set", {"state": "available"})

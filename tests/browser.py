@@ -1,0 +1,43 @@
+"""Real Chromium for tests, benchmarks and screenshots: where it is, the flags known to work here
+(fake camera and microphone, loopback candidates), and page instrumentation for media checks."""
+
+from __future__ import annotations
+
+import os
+
+CHROMIUM = os.environ.get("YUNZHEN_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection", "--autoplay-policy=no-user-gesture-required",
+]
+
+# Test-only instrumentation, added with page.add_init_script: remember every RTCPeerConnection a
+# page makes, so getStats() can be read without the page exposing anything.
+TRACK_PEER_CONNECTIONS = """
+window.__pcs = [];
+const Original = window.RTCPeerConnection;
+window.RTCPeerConnection = function (...args) {
+  const pc = new Original(...args);
+  window.__pcs.push(pc);
+  return pc;
+};
+window.RTCPeerConnection.prototype = Original.prototype;
+"""
+
+# page.evaluate(INBOUND_STATS): peer connections, video frames decoded and audio packets received.
+INBOUND_STATS = """
+async () => {
+  const out = {pcs: window.__pcs.length, framesDecoded: 0, audioPackets: 0};
+  for (const pc of window.__pcs) {
+    const report = await pc.getStats();
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') out.framesDecoded += s.framesDecoded || 0;
+      if (s.kind === 'audio') out.audioPackets += s.packetsReceived || 0;
+    });
+  }
+  return out;
+}
+"""
