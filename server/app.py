@@ -17,7 +17,6 @@ import socketio
 from aiohttp import web
 
 from recordings.archive import Archive
-from rooms import passthrough
 from server import api, pages
 from server.auth import ApiError
 from server.config import Config
@@ -54,7 +53,6 @@ async def _errors_and_headers(request: web.Request, handler: Handler) -> web.Str
 
 
 def create_app(config: Config) -> web.Application:
-    passthrough.install(config.media)
     app = web.Application(middlewares=[_errors_and_headers], client_max_size=1024 * 1024)
     app[CONFIG] = config
 
