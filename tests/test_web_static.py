@@ -27,20 +27,34 @@ REQUIRED_TESTIDS = {
     "kiosk": ["consent-accept", "consent-decline", "start-consult", "queue-position",
               "cancel-consult", "local-video", "remote-video", "hangup", "rating-5", "rating-4",
               "rating-3", "rating-2", "rating-1", "rating-submit", "lang-toggle",
-              "error-message"],
+              "error-message", "dept-search", "dept-search-empty", "guide-mode", "guide-exit",
+              "login-username", "login-password", "login-submit", "login-back",
+              "priority-lane", "queue-eta", "priority-badge", "callback-reason",
+              "callback-name", "callback-phone", "callback-note", "callback-submit",
+              "callback-error", "callback-done", "callback-done-back"],
     "staff": ["login-username", "login-password", "login-submit", "login-error",
               "presence-available", "presence-away", "incoming-call", "accept-call",
               "decline-call", "remote-video", "local-video", "hangup", "logout", "lang-toggle",
-              "call-note"],
+              "call-note", "away-reason", "presence-reason", "wrap-up", "wrap-up-countdown",
+              "wrap-up-done", "callback-list", "callback-count"],
     "supervisor": ["login-username", "login-password", "login-submit", "login-error", "logout",
                    "lang-toggle", "forbidden-message", "recording-player", "player-toggle",
-                   "player-events"],
+                   "player-events", "wallboard", "wallboard-queues", "wallboard-staff",
+                   "wallboard-error"],
+    "admin": ["login-username", "login-password", "login-submit", "login-error", "logout",
+              "lang-toggle", "forbidden-message", "admin-department-list", "department-json",
+              "department-save", "department-error", "department-saved", "log-from", "log-to",
+              "log-download"],
 }
 # Created by the page modules from data rather than written in the templates.
 MODULE_TESTIDS = {
-    "kiosk": ["dept-${dept.id}"],
-    "supervisor": ["recording-row", "recording-play", "replay-video", "replay-audio"],
+    "kiosk": ["dept-${dept.id}", "dept-closed-${dept.id}"],
+    "staff": ["queue-longest-${id}", "callback-item", "callback-done"],
+    "supervisor": ["recording-row", "recording-play", "replay-video", "replay-audio",
+                   "wallboard-queue-row", "wallboard-staff-row"],
+    "admin": ["admin-dept-${dept.id}"],
 }
+PAGES = ["kiosk", "staff", "supervisor", "admin"]
 
 
 def _env() -> jinja2.Environment:
@@ -60,7 +74,7 @@ def _string_tables() -> dict[str, dict[str, str]]:
     return {"zh": dict(entry.findall(zh_part)), "en": dict(entry.findall(en_part))}
 
 
-@pytest.mark.parametrize("page", ["kiosk", "staff", "supervisor"])
+@pytest.mark.parametrize("page", PAGES)
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_template_renders_with_server_context(page: str, lang: str) -> None:
     html = _render(page, lang=lang, static="/static", departments=DEPARTMENTS, user=STAFF_USER)
@@ -76,7 +90,7 @@ def test_template_renders_with_server_context(page: str, lang: str) -> None:
     assert data["has_user"] is True
 
 
-@pytest.mark.parametrize("page", ["kiosk", "staff", "supervisor"])
+@pytest.mark.parametrize("page", PAGES)
 def test_template_renders_without_context(page: str) -> None:
     """The pages fetch /api/me and /api/departments themselves when the server passes nothing."""
     html = _render(page)
@@ -116,8 +130,11 @@ def test_every_used_string_key_exists() -> None:
     # Keys built at run time from data: rating_<n>, presence_<state>, role_<role>, kind_<kind>.
     for n in range(1, 6):
         used.add(f"rating_{n}")
-    used |= {f"presence_{s}" for s in ("offline", "available", "ringing", "in_call", "away")}
+    used |= {f"presence_{s}" for s in ("offline", "available", "ringing", "in_call", "wrap_up",
+                                       "away")}
     used |= {"role_applicant", "role_staff", "kind_audio", "kind_video"}
+    used |= {f"away_reason_{r}" for r in ("rest", "meeting", "other", "missed")}
+    used |= {f"day_{d}" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
     missing = sorted(k for k in used if k not in tables["zh"] or k not in tables["en"])
     assert not missing, f"string keys missing from common.js: {missing}"
 
@@ -139,7 +156,7 @@ def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
     assert lock["packages"]["node_modules/socket.io-client"]["version"].startswith("4.")
     # No third-party code pasted into the repository: only our own modules are in static/.
     assert sorted(p.name for p in JS.iterdir()) == [
-        "common.js", "kiosk.js", "staff.js", "supervisor.js"]
+        "admin.js", "common.js", "kiosk.js", "staff.js", "supervisor.js"]
     for module in JS.glob("*.js"):
         imports = re.findall(r"^import .* from '([^']+)';", module.read_text(encoding="utf-8"),
                              re.MULTILINE)
@@ -154,3 +171,54 @@ def test_one_peer_connection_per_page() -> None:
     for module in JS.glob("*.js"):
         count = module.read_text(encoding="utf-8").count("new RTCPeerConnection(")
         assert count == (1 if module.name == "common.js" else 0), module.name
+
+
+def test_department_fields_for_search_and_hours_reach_the_page() -> None:
+    """matters, open_now, next_open and hours pass through to the kiosk's boot data when the
+    server gives them (and only then)."""
+    depts = [{**DEPARTMENTS[0], "matters": ["发票申领", "个税汇算"], "open_now": False,
+              "next_open": 1790000000.0, "hours": {"mon-fri": ["09:00-12:00", "13:30-17:00"]}},
+             DEPARTMENTS[1]]
+    html = _render("kiosk", lang="zh", static="/static", departments=depts, user=None)
+    data = json.loads(re.search(r'id="yz-boot">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
+    assert data["departments"] == depts
+
+
+def test_new_screens_say_what_the_brief_asks() -> None:
+    zh = _string_tables()["zh"]
+    assert zh["dept_closed"] == "暂停服务"
+    assert zh["closed_text"] == "当前不在服务时间（服务时间：{hours}）"
+    assert zh["queue_full_text"] == "当前排队人数已满"
+    assert zh["callback_done_text"] == "工作人员上班后会给您回电"
+    assert zh["queue_eta"] == "预计等待约 {n} 分钟"
+    assert zh["queue_no_staff"] == "暂无工作人员在岗"
+    assert zh["priority_lane"] == "优先通道：老年人、残疾人、孕妇"
+    assert zh["priority_badge"] == "优先"
+    assert zh["guide_mode"] == "导服"
+    assert zh["away_reason_missed"] == "连续未接，已自动暂停接听"
+    assert [zh[f"away_reason_{r}"] for r in ("rest", "meeting", "other")] == ["休息", "会议", "其他"]
+    assert zh["queue_longest"] == "最长等待 {t}"
+
+
+def test_staff_away_reasons_are_the_three_choices() -> None:
+    html = _render("staff", lang="zh", static="/static", departments=DEPARTMENTS, user=None)
+    select = re.search(r'<select data-testid="away-reason">(.*?)</select>', html, re.S)
+    assert select is not None
+    assert re.findall(r'<option value="([a-z]+)"', select.group(1)) == ["rest", "meeting", "other"]
+
+
+def test_kiosk_sends_the_contract_payloads() -> None:
+    """The kiosk names the events and fields of docs/protocol.md."""
+    kiosk = (JS / "kiosk.js").read_text(encoding="utf-8")
+    for needle in ("'ticket:create'", "payload.priority = true", "'callback:request'",
+                   "{ department: state.callbackDept, name, phone }", "err.code === 'closed'",
+                   "err.code === 'queue_full'", "case 'abandoned'", "eta_seconds",
+                   "'/api/logout'"):
+        assert needle in kiosk, needle
+    staff = (JS / "staff.js").read_text(encoding="utf-8")
+    for needle in ("'callback:list'", "'callback:done'", "'callback:new'", "longest_since",
+                   "wrap_up_until", "payload.reason"):
+        assert needle in staff, needle
+    assert "'/api/wallboard'" in (JS / "supervisor.js").read_text(encoding="utf-8")
+    admin = (JS / "admin.js").read_text(encoding="utf-8")
+    assert "/api/admin/departments/" in admin and "/api/admin/queue-log.csv" in admin

@@ -131,6 +131,97 @@ const STRINGS = {
     event_rating: '群众评价：{rating}',
     event_other: '{who} {type}',
     someone: '系统',
+    dept_search_placeholder: '搜索部门或事项，如：社保、营业执照、公积金',
+    dept_search_clear: '清除',
+    dept_search_none: '没有找到相关部门，请换个关键词，或请导服人员帮忙',
+    dept_matches: '相关事项：{matters}',
+    dept_closed: '暂停服务',
+    dept_hours: '服务时间：{hours}',
+    hours_all_day: '全天',
+    hours_rest: '休息',
+    hours_none: '未设置',
+    hours_range: '{from}至{to}',
+    hours_sep: '；',
+    day_mon: '周一',
+    day_tue: '周二',
+    day_wed: '周三',
+    day_thu: '周四',
+    day_fri: '周五',
+    day_sat: '周六',
+    day_sun: '周日',
+    closed_text: '当前不在服务时间（服务时间：{hours}）',
+    closed_text_plain: '当前不在服务时间',
+    closed_next: '下次开始服务：{time}',
+    queue_full_text: '当前排队人数已满',
+    callback_heading: '预约回电',
+    callback_intro: '请留下您的联系方式，工作人员上班后会给您回电。',
+    callback_name: '您的姓名',
+    callback_phone: '联系电话',
+    callback_note: '想咨询的事项（选填）',
+    callback_submit: '提交回电预约',
+    callback_sending: '正在提交…',
+    callback_bad_name: '请填写姓名（不超过32个字）。',
+    callback_bad_phone: '请填写正确的电话号码（5至20位数字）。',
+    callback_done_heading: '已为您预约回电',
+    callback_done_text: '工作人员上班后会给您回电',
+    callback_done_countdown: '{s} 秒后返回首页。',
+    queue_eta: '预计等待约 {n} 分钟',
+    queue_no_staff: '暂无工作人员在岗',
+    priority_badge: '优先',
+    ticket_abandoned: '您离开的时间过长，号码已失效，请重新取号。',
+    guide_mode: '导服',
+    login_heading_guide: '导服人员登录',
+    guide_only: '需要导服人员账号才能开启优先通道。',
+    guide_active: '导服模式（{name}）：取号后自动退出',
+    guide_exit: '退出导服',
+    priority_lane: '优先通道：老年人、残疾人、孕妇',
+    presence_wrap_up: '整理中',
+    away_reason_label: '暂离原因',
+    away_reason_rest: '休息',
+    away_reason_meeting: '会议',
+    away_reason_other: '其他',
+    away_reason_missed: '连续未接，已自动暂停接听',
+    presence_reason: '原因：{reason}',
+    queue_longest: '最长等待 {t}',
+    queue_longest_none: '无人等待',
+    wrap_up_text: '通话后整理：{s} 秒后自动恢复接听',
+    wrap_up_done: '整理完毕，继续接听',
+    callbacks_heading: '回电预约',
+    callbacks_empty: '暂无回电预约',
+    callback_done_button: '已回电',
+    callback_meta: '{dept} · {time}',
+    wallboard_heading: '实时监控',
+    wallboard_queues: '排队',
+    wallboard_staff: '坐席',
+    wallboard_updated: '更新于 {time}',
+    wallboard_error: '实时数据暂时无法获取，稍后自动重试',
+    wallboard_no_staff: '暂无坐席',
+    col_waiting: '等待人数',
+    col_longest: '最长等待',
+    col_staff_counts: '坐席状态',
+    col_name: '姓名',
+    col_departments: '所属部门',
+    col_presence: '状态',
+    col_reason: '原因',
+    col_since: '持续',
+    title_admin: '云诊 管理',
+    login_heading_admin: '管理员登录',
+    forbidden_admin: '只有管理员可以使用管理页面',
+    admin_departments: '部门',
+    admin_choose: '请选择一个部门进行设置。',
+    admin_dept_heading: '部门设置 · {dept}',
+    admin_json_hint: '按 JSON 格式修改：名称、号码前缀、事项、服务时间（如 "mon-fri": ["09:00-12:00", "13:30-17:00"]，"00:00-24:00" 为全天）、休息日、振铃超时、重新呼叫间隔、连续未接次数、整理时间、排队上限、AB岗后备组（after 为等待秒数）。保存后立即生效。',
+    department_save: '保存',
+    department_saving: '正在保存…',
+    department_saved: '已保存，立即生效。',
+    department_reload: '重新载入',
+    department_bad_json: 'JSON 格式错误：{error}',
+    department_not_object: '内容必须是一个 JSON 对象 {…}',
+    log_heading: '排队日志下载',
+    log_from: '开始日期',
+    log_to: '结束日期',
+    log_download: '下载 CSV',
+    log_bad_range: '结束日期不能早于开始日期。',
   },
   en: {
     app_name: 'Yunzhen',
@@ -253,6 +344,97 @@ const STRINGS = {
     event_rating: 'Applicant rated: {rating}',
     event_other: '{who} {type}',
     someone: 'System',
+    dept_search_placeholder: 'Search a department or matter, e.g. pension, business licence',
+    dept_search_clear: 'Clear',
+    dept_search_none: 'No department found. Try another word or ask a hall guide',
+    dept_matches: 'Matters: {matters}',
+    dept_closed: 'Not serving now',
+    dept_hours: 'Hours: {hours}',
+    hours_all_day: 'all day',
+    hours_rest: 'closed',
+    hours_none: 'not set',
+    hours_range: '{from}–{to}',
+    hours_sep: '; ',
+    day_mon: 'Mon',
+    day_tue: 'Tue',
+    day_wed: 'Wed',
+    day_thu: 'Thu',
+    day_fri: 'Fri',
+    day_sat: 'Sat',
+    day_sun: 'Sun',
+    closed_text: 'Not in service hours now (hours: {hours})',
+    closed_text_plain: 'Not in service hours now',
+    closed_next: 'Service starts again: {time}',
+    queue_full_text: 'The queue is full right now',
+    callback_heading: 'Request a call back',
+    callback_intro: 'Leave your phone number and a staff member will call you back when on duty.',
+    callback_name: 'Your name',
+    callback_phone: 'Phone number',
+    callback_note: 'What you want to ask (optional)',
+    callback_submit: 'Request a call back',
+    callback_sending: 'Sending…',
+    callback_bad_name: 'Please enter your name (at most 32 characters).',
+    callback_bad_phone: 'Please enter a valid phone number (5 to 20 digits).',
+    callback_done_heading: 'Call back requested',
+    callback_done_text: 'A staff member will call you back when on duty',
+    callback_done_countdown: 'Back to the start in {s} s.',
+    queue_eta: 'Estimated wait: about {n} min',
+    queue_no_staff: 'No staff member is on duty right now',
+    priority_badge: 'Priority',
+    ticket_abandoned: 'You were away too long; the number has expired. Please take a new one.',
+    guide_mode: 'Guide',
+    login_heading_guide: 'Hall guide login',
+    guide_only: 'A hall guide account is needed for the priority lane.',
+    guide_active: 'Guide mode ({name}): logs out after the next number',
+    guide_exit: 'Leave guide mode',
+    priority_lane: 'Priority lane: elderly, disabled, pregnant',
+    presence_wrap_up: 'Wrap-up',
+    away_reason_label: 'Reason',
+    away_reason_rest: 'Break',
+    away_reason_meeting: 'Meeting',
+    away_reason_other: 'Other',
+    away_reason_missed: 'Missed calls in a row; answering paused automatically',
+    presence_reason: 'Reason: {reason}',
+    queue_longest: 'Longest wait {t}',
+    queue_longest_none: 'Nobody waiting',
+    wrap_up_text: 'Wrap-up: available again in {s} s',
+    wrap_up_done: 'Done, take calls',
+    callbacks_heading: 'Call-back requests',
+    callbacks_empty: 'No call-back requests',
+    callback_done_button: 'Called back',
+    callback_meta: '{dept} · {time}',
+    wallboard_heading: 'Live wallboard',
+    wallboard_queues: 'Queues',
+    wallboard_staff: 'Staff',
+    wallboard_updated: 'Updated {time}',
+    wallboard_error: 'Live data unavailable; retrying',
+    wallboard_no_staff: 'No staff',
+    col_waiting: 'Waiting',
+    col_longest: 'Longest wait',
+    col_staff_counts: 'Staff by state',
+    col_name: 'Name',
+    col_departments: 'Departments',
+    col_presence: 'State',
+    col_reason: 'Reason',
+    col_since: 'For',
+    title_admin: 'Yunzhen Administration',
+    login_heading_admin: 'Administrator login',
+    forbidden_admin: 'Only administrators can use this page',
+    admin_departments: 'Departments',
+    admin_choose: 'Choose a department to edit.',
+    admin_dept_heading: 'Department settings · {dept}',
+    admin_json_hint: 'Edit as JSON: names, number prefix, matters, hours (e.g. "mon-fri": ["09:00-12:00", "13:30-17:00"]; "00:00-24:00" is all day), closed days, ring timeout, ring pause, misses before pause, wrap-up, queue limit, backup groups (after = seconds waited). Takes effect on save.',
+    department_save: 'Save',
+    department_saving: 'Saving…',
+    department_saved: 'Saved; in effect now.',
+    department_reload: 'Reload',
+    department_bad_json: 'Not valid JSON: {error}',
+    department_not_object: 'The content must be one JSON object {…}',
+    log_heading: 'Queue log download',
+    log_from: 'From',
+    log_to: 'To',
+    log_download: 'Download CSV',
+    log_bad_range: 'The end date cannot be before the start date.',
   },
 };
 
@@ -368,7 +550,11 @@ export class YzError extends Error {
 
   static from(errorObject, status = 0) {
     const e = errorObject || {};
-    return new YzError(e.code || 'internal', e.message, e.message_en, status);
+    const err = new YzError(e.code || 'internal', e.message, e.message_en, status);
+    // Extra facts some errors carry: `detail` (the admin API's validation), `next_open` (closed).
+    err.detail = e.detail ?? null;
+    err.nextOpen = e.next_open ?? null;
+    return err;
   }
 }
 
@@ -794,4 +980,62 @@ export function formatTime(epochSeconds) {
   const pad = (n) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} `
     + `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+// Service hours as /api/departments gives them ({"mon-fri": ["09:00-12:00", ...], "sat": [...]})
+// in words: 周一至周五 09:00-12:00、13:30-17:00；周六 09:00-12:00.
+const DAY_KEYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+
+export function formatHours(hours) {
+  if (typeof hours === 'string' && hours.trim()) return hours;
+  if (!hours || typeof hours !== 'object') return t('hours_none');
+  const join = currentLang() === 'en' ? ', ' : '、';
+  const parts = [];
+  for (const [days, spans] of Object.entries(hours)) {
+    const names = String(days).split('-').map((d) => (DAY_KEYS.includes(d) ? t(`day_${d}`) : d));
+    const label = names.length === 2 ? t('hours_range', { from: names[0], to: names[1] }) : names[0];
+    const list = (Array.isArray(spans) ? spans : String(spans || '').split(',')).filter(Boolean);
+    const text = list.length
+      ? list.map((span) => (span === '00:00-24:00' ? t('hours_all_day') : span)).join(join)
+      : t('hours_rest');
+    parts.push(`${label} ${text}`);
+  }
+  return parts.length ? parts.join(t('hours_sep')) : t('hours_none');
+}
+
+// A coming moment for the applicant: weekday, date and time (周三 10-08 09:00).
+export function formatMoment(epochSeconds) {
+  if (!Number.isFinite(epochSeconds)) return '';
+  const d = new Date(epochSeconds * 1000);
+  const pad = (n) => String(n).padStart(2, '0');
+  const day = t(`day_${DAY_KEYS[(d.getDay() + 6) % 7]}`);
+  return `${day} ${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+// Seconds since an epoch time, for live "longest wait" clocks; never negative.
+export function secondsSince(epochSeconds) {
+  if (!Number.isFinite(epochSeconds)) return null;
+  return Math.max(0, Date.now() / 1000 - epochSeconds);
+}
+
+// An API error's `detail` as lines of text (a string, a list, or an object of field: problem).
+export function detailLines(detail) {
+  if (detail === null || detail === undefined || detail === '') return [];
+  if (typeof detail === 'string') return [detail];
+  if (Array.isArray(detail)) return detail.flatMap((d) => detailLines(d));
+  if (typeof detail === 'object') {
+    if (detail.msg || detail.message) {
+      const where = Array.isArray(detail.loc) ? detail.loc.join('.') : detail.field || detail.loc;
+      return [where ? `${where}: ${detail.msg || detail.message}` : String(detail.msg || detail.message)];
+    }
+    return Object.entries(detail).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  }
+  return [String(detail)];
+}
+
+// Why a staff member is away: their choice (rest, meeting, other) or `missed` (paused by the server).
+export function awayReasonText(reason) {
+  if (!reason) return '';
+  const key = `away_reason_${reason}`;
+  return t(key) === key ? String(reason) : t(key);
 }

@@ -1,11 +1,18 @@
-// Kiosk page (applicant, no login): choose a department, consent to recording, queue, talk, rate.
+// Kiosk page (applicant, no login): find a department, consent to recording, queue, talk, rate.
+// Out of service hours or with a full queue it takes a call-back request instead. A hall guide
+// can log in on the kiosk (导服) to put the next applicant in the priority lane.
 import {
-  $, RoomSession, clearError, connectNamespace, departmentName, emitAck, initPage,
-  loadDepartments, showError, showScreen, t,
+  $, RoomSession, bootData, clearError, connectNamespace, departmentName, emitAck, fetchJSON,
+  formatHours, formatMoment, initPage, loadDepartments, showError, showScreen, submitLogin, t,
 } from './common.js';
 
 const STORAGE_KEY = 'yz_ticket';
 const THANKS_SECONDS = 5;
+const CALLBACK_DONE_SECONDS = 10;
+const DEPARTMENTS_REFRESH_MS = 60_000; // open_now changes with the clock
+const GUIDE_IDLE_MS = 3 * 60_000; // guide mode ends by itself if the guide walks away
+const GUIDE_ROLES = ['guide', 'staff', 'admin'];
+const PHONE = /^[0-9 +-]+$/;
 
 const state = {
   departments: [],
@@ -17,6 +24,9 @@ const state = {
   rating: null,
   busy: false,
   thanksTimer: null,
+  guide: null, // the logged-in hall guide while guide mode is on
+  guideTimer: null,
+  callbackDept: null, // department id on the call-back form
 };
 
 let socket = null;
@@ -39,26 +49,157 @@ function loadAuth() {
 // ---------------------------------------------------------------------------------------------
 // Start screen
 // ---------------------------------------------------------------------------------------------
+function normalize(text) {
+  return String(text || '').toLowerCase().replace(/\s+/g, '');
+}
+
+// Whether a department answers the search, and which of its matters matched.
+function searchDepartment(dept, query) {
+  if (!query) return { hit: true, matters: [] };
+  const matters = (Array.isArray(dept.matters) ? dept.matters : [])
+    .filter((m) => normalize(m).includes(query));
+  const named = [dept.name_zh, dept.name_en, dept.id].some((n) => normalize(n).includes(query));
+  return { hit: named || matters.length > 0, matters };
+}
+
+function departmentButton(dept, matters) {
+  const btn = document.createElement('button');
+  btn.type = 'button';
+  btn.className = 'btn dept-btn';
+  btn.dataset.testid = `dept-${dept.id}`;
+  btn.dataset.department = dept.id;
+  const closed = dept.open_now === false;
+  btn.classList.toggle('closed', closed);
+  btn.dataset.open = String(!closed);
+  const name = document.createElement('span');
+  name.className = 'dept-name';
+  name.textContent = departmentName(state.departments, dept.id);
+  btn.append(name);
+  if (matters.length) {
+    const line = document.createElement('span');
+    line.className = 'dept-matters';
+    line.textContent = t('dept_matches', { matters: matters.slice(0, 3).join('、') });
+    btn.append(line);
+  }
+  if (closed) {
+    const tag = document.createElement('span');
+    tag.className = 'dept-closed';
+    tag.dataset.testid = `dept-closed-${dept.id}`;
+    tag.textContent = t('dept_closed');
+    const hours = document.createElement('span');
+    hours.className = 'dept-hours';
+    hours.textContent = t('dept_hours', { hours: formatHours(dept.hours) });
+    btn.append(tag, hours);
+  }
+  btn.addEventListener('click', () => chooseDepartment(dept.id));
+  return btn;
+}
+
 function renderDepartments() {
   const grid = $('department-list');
   grid.replaceChildren();
+  const input = $('dept-search');
+  const query = normalize(input.value);
+  $('dept-search-clear').hidden = !input.value;
   if (!state.departments.length) {
     const empty = document.createElement('p');
     empty.className = 'empty';
     empty.textContent = t('no_departments');
     grid.append(empty);
+    $('dept-search-empty').hidden = true;
     return;
   }
+  let shown = 0;
   for (const dept of state.departments) {
-    const btn = document.createElement('button');
-    btn.type = 'button';
-    btn.className = 'btn dept-btn';
-    btn.dataset.testid = `dept-${dept.id}`;
-    btn.dataset.department = dept.id;
-    btn.textContent = departmentName(state.departments, dept.id);
-    btn.addEventListener('click', () => chooseDepartment(dept.id));
-    grid.append(btn);
+    const found = searchDepartment(dept, query);
+    if (!found.hit) continue;
+    grid.append(departmentButton(dept, found.matters));
+    shown += 1;
   }
+  $('dept-search-empty').hidden = shown > 0;
+}
+
+// open_now and next_open move with the clock: re-read them now and then (the page stays up for days).
+async function refreshDepartments() {
+  try {
+    const data = await fetchJSON('/api/departments');
+    if (Array.isArray(data.departments) && data.departments.length) {
+      state.departments = data.departments;
+      renderDepartments();
+    }
+  } catch { /* keep the last list */ }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Guide mode (导服): a hall guide logs in on the kiosk to choose the priority lane for the next
+// applicant; the server checks the session cookie, and the guide is logged out after one ticket.
+// ---------------------------------------------------------------------------------------------
+function renderGuide() {
+  const on = Boolean(state.guide);
+  $('guide-bar').hidden = !on;
+  $('guide-mode').hidden = on;
+  $('guide-status').textContent = on
+    ? t('guide_active', { name: state.guide.display_name || state.guide.username }) : '';
+  $('priority-row').hidden = !on;
+  document.body.classList.toggle('guide-on', on);
+}
+
+function armGuideTimer() {
+  clearTimeout(state.guideTimer);
+  if (state.guide) state.guideTimer = setTimeout(() => { guideLogout(); }, GUIDE_IDLE_MS);
+}
+
+// The socket's handshake carries the cookie the server checks, so reconnect after a login or
+// logout; the 'connect' handler resumes a ticket we hold.
+function reconnectSocket() {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 10_000);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    socket.disconnect();
+    socket.connect();
+  });
+}
+
+function openGuideLogin() {
+  clearError();
+  $('login-username').value = '';
+  $('login-password').value = '';
+  $('login-error').hidden = true;
+  showScreen('login');
+  $('login-username').focus();
+}
+
+async function guideLogin(event) {
+  const user = await submitLogin(event);
+  if (!user) return;
+  if (!GUIDE_ROLES.includes(user.role)) {
+    try {
+      await fetchJSON('/api/logout', { method: 'POST', body: {} });
+    } catch { /* nothing to end */ }
+    const err = $('login-error');
+    err.textContent = t('guide_only');
+    err.hidden = false;
+    return;
+  }
+  state.guide = user;
+  renderGuide();
+  armGuideTimer();
+  await reconnectSocket();
+  showScreen('start');
+}
+
+async function guideLogout() {
+  clearTimeout(state.guideTimer);
+  if (!state.guide) return;
+  state.guide = null;
+  renderGuide();
+  try {
+    await fetchJSON('/api/logout', { method: 'POST', body: {} });
+  } catch { /* the session is gone either way */ }
+  await reconnectSocket();
 }
 
 function goStart() {
@@ -68,18 +209,112 @@ function goStart() {
   state.ticket = null;
   state.chosen = null;
   state.rating = null;
+  state.callbackDept = null;
+  if ($('dept-search').value) {
+    $('dept-search').value = '';
+    renderDepartments();
+  }
   showScreen('start');
+}
+
+function findDepartment(id) {
+  return state.departments.find((d) => d.id === id) || null;
 }
 
 function chooseDepartment(id) {
   clearError();
+  const dept = findDepartment(id);
+  if (dept && dept.open_now === false) {
+    showCallback(id, closedText(dept), dept.next_open);
+    return;
+  }
   state.chosen = id;
   $('notice-department').textContent = t('notice_department', {
     dept: departmentName(state.departments, id),
   });
   $('consent-accept').checked = false;
+  $('priority-lane').checked = false;
   $('start-consult').disabled = true;
   showScreen('notice');
+}
+
+function closedText(dept) {
+  return dept && dept.hours ? t('closed_text', { hours: formatHours(dept.hours) }) : t('closed_text_plain');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Call-back request: out of service hours or with a full queue
+// ---------------------------------------------------------------------------------------------
+function showCallback(deptId, reason, nextOpen) {
+  state.callbackDept = deptId;
+  $('callback-department').textContent = t('notice_department', {
+    dept: departmentName(state.departments, deptId),
+  });
+  $('callback-reason').textContent = reason;
+  const next = $('callback-next');
+  next.textContent = Number.isFinite(nextOpen) ? t('closed_next', { time: formatMoment(nextOpen) }) : '';
+  next.hidden = !next.textContent;
+  for (const id of ['callback-name', 'callback-phone', 'callback-note']) $(id).value = '';
+  $('callback-error').hidden = true;
+  $('callback-submit').disabled = false;
+  showScreen('callback');
+}
+
+function callbackProblem(name, phone) {
+  if (!name || name.length > 32) return t('callback_bad_name');
+  const digits = phone.replace(/[^0-9]/g, '');
+  if (!PHONE.test(phone) || digits.length < 5 || digits.length > 20) return t('callback_bad_phone');
+  return '';
+}
+
+async function submitCallback(event) {
+  event.preventDefault();
+  if (state.busy || !state.callbackDept) return;
+  const name = $('callback-name').value.trim();
+  const phone = $('callback-phone').value.trim();
+  const note = $('callback-note').value.trim();
+  const err = $('callback-error');
+  const problem = callbackProblem(name, phone);
+  if (problem) {
+    err.textContent = problem;
+    err.hidden = false;
+    return;
+  }
+  err.hidden = true;
+  state.busy = true;
+  const btn = $('callback-submit');
+  btn.disabled = true;
+  btn.textContent = t('callback_sending');
+  try {
+    const payload = { department: state.callbackDept, name, phone };
+    if (note) payload.note = note.slice(0, 200);
+    await emitAck(socket, 'callback:request', payload);
+    showCallbackDone();
+  } catch (e) {
+    err.textContent = e.display || t('err_generic');
+    err.hidden = false;
+  } finally {
+    state.busy = false;
+    btn.disabled = false;
+    btn.textContent = t('callback_submit');
+  }
+}
+
+function showCallbackDone() {
+  state.callbackDept = null;
+  showScreen('callback-done');
+  let left = CALLBACK_DONE_SECONDS;
+  const tick = () => {
+    if (left <= 0) {
+      goStart();
+      return;
+    }
+    $('callback-done-countdown').textContent = t('callback_done_countdown', { s: left });
+    left -= 1;
+    state.thanksTimer = setTimeout(tick, 1000);
+  };
+  clearTimeout(state.thanksTimer);
+  tick();
 }
 
 async function startConsult() {
@@ -88,14 +323,25 @@ async function startConsult() {
   const btn = $('start-consult');
   btn.disabled = true;
   btn.textContent = t('creating_ticket');
+  const payload = { department: state.chosen, consent: true, channel: 'kiosk' };
+  if (state.guide && $('priority-lane').checked) payload.priority = true;
   try {
-    const answer = await emitAck(socket, 'ticket:create', { department: state.chosen, consent: true });
+    const answer = await emitAck(socket, 'ticket:create', payload);
     const ticket = answer.ticket;
     saveAuth({ ticket_id: ticket.ticket_id, token: ticket.token, rated: false });
     // A ticket:update may have overtaken this answer; the answer is then the older news.
     if (!state.ticket || state.ticket.ticket_id !== ticket.ticket_id) applyTicket(ticket);
+    // One ticket per guide login: the next applicant cannot choose the priority lane.
+    if (state.guide) guideLogout();
   } catch (err) {
-    showError(err);
+    if (err.code === 'closed') {
+      const dept = findDepartment(state.chosen);
+      showCallback(state.chosen, closedText(dept), err.nextOpen ?? (dept && dept.next_open));
+    } else if (err.code === 'queue_full') {
+      showCallback(state.chosen, t('queue_full_text'), null);
+    } else {
+      showError(err);
+    }
   } finally {
     state.busy = false;
     btn.textContent = t('start_consult');
@@ -112,17 +358,20 @@ function applyTicket(ticket) {
   // in flight, its first update may come before the answer.
   if (state.auth ? ticket.ticket_id !== state.auth.ticket_id : !state.busy) return;
   state.ticket = { ...state.ticket, ...ticket };
+  const current = state.ticket;
   const deptName = departmentName(state.departments, ticket.department);
   switch (ticket.status) {
     case 'waiting':
     case 'ringing': {
       $('waiting-department').textContent = deptName;
-      $('ticket-number').textContent = ticket.number || '';
+      $('ticket-number').textContent = current.number || '';
+      $('priority-badge').hidden = !current.priority;
       const pos = $('queue-position');
       pos.dataset.status = ticket.status;
       pos.textContent = ticket.status === 'ringing'
         ? t('queue_ringing')
         : t('queue_position', { n: ticket.position ?? '–' });
+      renderEta(current);
       showScreen('waiting');
       break;
     }
@@ -136,9 +385,29 @@ function applyTicket(ticket) {
       goStart();
       showError(t('ticket_cancelled'));
       break;
+    case 'abandoned':
+      goStart();
+      showError(t('ticket_abandoned'));
+      break;
     default:
       break;
   }
+}
+
+// The estimated wait; null means nobody of the department is on duty.
+function renderEta(ticket) {
+  const el = $('queue-eta');
+  const ringing = ticket.status === 'ringing';
+  if (ringing || !('eta_seconds' in ticket)) {
+    el.hidden = true;
+    return;
+  }
+  const eta = ticket.eta_seconds;
+  el.hidden = false;
+  el.dataset.state = eta === null || eta === undefined ? 'no_staff' : 'eta';
+  el.textContent = el.dataset.state === 'no_staff'
+    ? t('queue_no_staff')
+    : t('queue_eta', { n: Math.max(1, Math.ceil(Number(eta) / 60)) });
 }
 
 async function cancelConsult() {
@@ -313,6 +582,21 @@ function bind() {
     goStart();
   });
   $('thanks-back').addEventListener('click', goStart);
+  $('dept-search').addEventListener('input', renderDepartments);
+  $('dept-search-clear').addEventListener('click', () => {
+    $('dept-search').value = '';
+    renderDepartments();
+    $('dept-search').focus();
+  });
+  $('callback-form').addEventListener('submit', submitCallback);
+  $('callback-back').addEventListener('click', goStart);
+  $('callback-done-back').addEventListener('click', goStart);
+  $('guide-mode').addEventListener('click', openGuideLogin);
+  $('login-form').addEventListener('submit', guideLogin);
+  $('login-back').addEventListener('click', goStart);
+  $('guide-exit').addEventListener('click', () => { guideLogout(); });
+  // Any touch while in guide mode keeps it alive.
+  document.addEventListener('pointerdown', () => { if (state.guide) armGuideTimer(); });
 }
 
 async function main() {
@@ -325,9 +609,18 @@ async function main() {
     showError(err, { sticky: true });
   }
   renderDepartments();
+  // A guide who logged in here before a reload is still in guide mode.
+  const user = bootData().user;
+  if (user && user.username && GUIDE_ROLES.includes(user.role)) {
+    state.guide = user;
+    armGuideTimer();
+  }
+  renderGuide();
   socket = connectNamespace('/kiosk');
   socket.on('connect', resume);
   socket.on('ticket:update', applyTicket);
+  if (!state.departments.length || !('open_now' in state.departments[0])) refreshDepartments();
+  setInterval(refreshDepartments, DEPARTMENTS_REFRESH_MS);
 }
 
 main();

@@ -1,8 +1,13 @@
-// Staff desk: log in, set presence, get rung (banner + ring tone), answer, talk, back to the desk.
+// Staff desk: log in, set presence, get rung (banner + ring tone), answer, talk, wrap up, back to
+// the desk; the queues with their longest wait, and the call-back requests of the departments.
 import {
-  $, RoomSession, YzError, bootData, clearError, connectNamespace, departmentName, emitAck,
-  fetchJSON, initPage, loadDepartments, showError, showScreen, submitLogin, t,
+  $, RoomSession, YzError, awayReasonText, bootData, clearError, connectNamespace, departmentName, emitAck,
+  fetchJSON, formatDuration, formatTime, initPage, loadDepartments, secondsSince, showError,
+  showScreen, submitLogin, t,
 } from './common.js';
+
+const AWAY_REASONS = ['rest', 'meeting', 'other'];
+const LONG_WAIT_S = 120;
 
 const state = {
   user: null,
@@ -10,6 +15,10 @@ const state = {
   staff: null, // last staff:state
   presence: 'offline',
   queues: {},
+  longest: {}, // department -> creation time of its longest-waiting ticket, or null
+  reason: null, // why away: rest, meeting, other, or missed (paused by the server)
+  wrapUpUntil: null,
+  callbacks: [],
   offer: null, // call:incoming being shown
   room: null,
   busy: false,
@@ -106,6 +115,36 @@ function renderPresence() {
     btn.setAttribute('aria-pressed', String(on));
     btn.disabled = locked || state.busy;
   }
+  const away = state.presence === 'away';
+  const reason = $('presence-reason');
+  reason.hidden = !(away && state.reason);
+  reason.dataset.reason = state.reason || '';
+  reason.textContent = away && state.reason ? t('presence_reason', { reason: awayReasonText(state.reason) }) : '';
+  const select = $('away-reason');
+  if (away && AWAY_REASONS.includes(state.reason) && document.activeElement !== select) {
+    select.value = state.reason;
+  }
+  select.disabled = locked || state.busy;
+  $('wrap-up').hidden = state.presence !== 'wrap_up';
+  $('wrap-up-done').disabled = state.busy;
+  tickClocks();
+}
+
+// Once a second: the longest waits and the wrap-up countdown move with the clock.
+function tickClocks() {
+  for (const li of document.querySelectorAll('[data-testid="queue-list"] li')) {
+    const el = li.querySelector('.longest');
+    if (!el) continue;
+    const waited = secondsSince(state.longest[li.dataset.department] ?? NaN);
+    const busy = (state.queues[li.dataset.department] ?? 0) > 0 && waited !== null;
+    el.textContent = busy ? t('queue_longest', { t: formatDuration(waited) }) : t('queue_longest_none');
+    el.classList.toggle('long', busy && waited >= LONG_WAIT_S);
+  }
+  if (state.presence === 'wrap_up') {
+    const left = Number.isFinite(state.wrapUpUntil)
+      ? Math.max(0, Math.ceil(state.wrapUpUntil - Date.now() / 1000)) : 0;
+    $('wrap-up-countdown').textContent = t('wrap_up_text', { s: left });
+  }
 }
 
 function renderQueues(depts) {
@@ -117,13 +156,94 @@ function renderQueues(depts) {
     li.dataset.testid = `queue-count-${id}`;
     li.dataset.department = id;
     const name = document.createElement('span');
+    name.className = 'queue-name';
     name.textContent = departmentName(state.departments, id);
     const count = document.createElement('strong');
     const waiting = state.queues[id] ?? 0;
     count.textContent = t('queue_waiting', { n: waiting });
     count.className = waiting > 0 ? 'count busy' : 'count';
-    li.append(name, count);
+    const longest = document.createElement('span');
+    longest.className = 'longest';
+    longest.dataset.testid = `queue-longest-${id}`;
+    li.append(name, count, longest);
     list.append(li);
+  }
+  tickClocks();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Call-back requests (made at the kiosk out of hours or with a full queue), oldest first
+// ---------------------------------------------------------------------------------------------
+function renderCallbacks() {
+  const list = $('callback-list');
+  list.replaceChildren();
+  for (const cb of state.callbacks) {
+    const li = document.createElement('li');
+    li.dataset.testid = 'callback-item';
+    li.dataset.callbackId = cb.callback_id;
+    const who = document.createElement('div');
+    who.className = 'callback-who';
+    const name = document.createElement('strong');
+    name.textContent = cb.name || '';
+    const phone = document.createElement('span');
+    phone.className = 'callback-phone';
+    phone.textContent = cb.phone || '';
+    who.append(name, phone);
+    const meta = document.createElement('div');
+    meta.className = 'muted small';
+    meta.textContent = t('callback_meta', {
+      dept: departmentName(state.departments, cb.department), time: formatTime(cb.created_at),
+    });
+    const body = document.createElement('div');
+    body.className = 'callback-body';
+    body.append(who, meta);
+    if (cb.note) {
+      const note = document.createElement('p');
+      note.className = 'callback-note';
+      note.textContent = cb.note;
+      body.append(note);
+    }
+    const done = document.createElement('button');
+    done.type = 'button';
+    done.className = 'btn btn-secondary btn-sm';
+    done.dataset.testid = 'callback-done';
+    done.textContent = t('callback_done_button');
+    done.addEventListener('click', () => callbackDone(cb.callback_id, done));
+    li.append(body, done);
+    list.append(li);
+  }
+  const n = state.callbacks.length;
+  $('callbacks-empty').hidden = n > 0;
+  $('callback-count').hidden = n === 0;
+  $('callback-count').textContent = String(n);
+}
+
+function setCallbacks(list) {
+  const seen = new Map();
+  for (const cb of list) if (cb && cb.callback_id) seen.set(cb.callback_id, cb);
+  state.callbacks = [...seen.values()].sort((a, b) => (a.created_at || 0) - (b.created_at || 0));
+  renderCallbacks();
+}
+
+async function loadCallbacks() {
+  if (!socket) return;
+  try {
+    const answer = await emitAck(socket, 'callback:list', {});
+    setCallbacks(answer.callbacks || []);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function callbackDone(callbackId, btn) {
+  btn.disabled = true;
+  try {
+    await emitAck(socket, 'callback:done', { callback_id: callbackId });
+    setCallbacks(state.callbacks.filter((cb) => cb.callback_id !== callbackId));
+  } catch (err) {
+    btn.disabled = false;
+    showError(err);
+    if (err.code === 'not_found') loadCallbacks();
   }
 }
 
@@ -234,7 +354,8 @@ function enterRoom(roomRef, ticket) {
     onEnded: () => {
       if (state.room !== room) return;
       state.room = null;
-      state.presence = 'available';
+      // The server's staff:state (wrap_up, then available) may already have come in.
+      if (state.presence === 'in_call') state.presence = 'available';
       backToDesk();
       note(t('call_ended'));
     },
@@ -267,9 +388,12 @@ async function setPresence(value) {
   if (state.busy || !socket) return;
   state.busy = true;
   renderPresence();
+  const payload = { state: value };
+  if (value === 'away') payload.reason = $('away-reason').value;
   try {
-    const answer = await emitAck(socket, 'presence:set', { state: value });
+    const answer = await emitAck(socket, 'presence:set', payload);
     state.presence = answer.presence || value;
+    if (value === 'away') state.reason = payload.reason;
   } catch (err) {
     showError(err);
   } finally {
@@ -307,10 +431,18 @@ function startDesk() {
       : t('err_network');
     showLogin(text);
   });
+  socket.on('connect', loadCallbacks);
   socket.on('staff:state', (msg) => {
     state.staff = msg || {};
     state.presence = (msg && msg.presence) || 'offline';
     state.queues = { ...((msg && msg.queues) || {}) };
+    state.longest = { ...((msg && msg.longest) || {}) };
+    state.reason = (msg && msg.reason) || null;
+    state.wrapUpUntil = msg && Number.isFinite(msg.wrap_up_until) ? msg.wrap_up_until : null;
+    // A count that disagrees with the list means a callback:new was lost: re-read the list.
+    if (msg && Number.isFinite(msg.callbacks) && msg.callbacks !== state.callbacks.length) {
+      loadCallbacks();
+    }
     if (state.presence !== 'ringing' && state.offer) hideIncoming();
     if (document.body.dataset.current !== 'call') backToDesk();
     else renderPresence();
@@ -318,7 +450,11 @@ function startDesk() {
   socket.on('queue:update', (msg) => {
     if (!msg || !msg.department) return;
     state.queues[msg.department] = msg.waiting ?? 0;
+    if ('longest_since' in msg) state.longest[msg.department] = msg.longest_since;
     renderQueues((state.staff && state.staff.departments) || (state.user && state.user.departments));
+  });
+  socket.on('callback:new', (cb) => {
+    if (cb && cb.callback_id) setCallbacks([...state.callbacks, cb]);
   });
   socket.on('call:incoming', showIncoming);
   socket.on('call:withdrawn', onWithdrawn);
@@ -351,6 +487,7 @@ async function logout() {
     await fetchJSON('/api/logout', { method: 'POST', body: {} });
   } catch { /* the session is gone either way */ }
   state.staff = null;
+  setCallbacks([]);
   showLogin();
 }
 
@@ -372,6 +509,12 @@ async function main() {
   $('logout').addEventListener('click', logout);
   $('presence-available').addEventListener('click', () => setPresence('available'));
   $('presence-away').addEventListener('click', () => setPresence('away'));
+  // Changing the reason while away tells the server the new reason.
+  $('away-reason').addEventListener('change', () => {
+    if (state.presence === 'away') setPresence('away');
+  });
+  $('wrap-up-done').addEventListener('click', () => setPresence('available'));
+  setInterval(tickClocks, 1000);
   $('accept-call').addEventListener('click', acceptCall);
   $('decline-call').addEventListener('click', declineCall);
   $('hangup').addEventListener('click', hangup);

@@ -1,15 +1,143 @@
-// Supervisor page: log in, list recordings, replay one with every track in step.
+// Supervisor page: log in, the live wallboard (queues and staff), list recordings, replay one
+// with every track in step.
 import {
-  $, YzError, bootData, clearError, departmentName, fetchJSON, formatDuration, formatTime,
-  initPage, loadDepartments, showError, showScreen, submitLogin, t,
+  $, YzError, awayReasonText, bootData, clearError, departmentName, fetchJSON, formatDuration,
+  formatTime, initPage, loadDepartments, secondsSince, showError, showScreen, submitLogin, t,
 } from './common.js';
+
+const WALLBOARD_POLL_MS = 2000;
+const LONG_WAIT_S = 120;
+const PRESENCE_ORDER = ['available', 'ringing', 'in_call', 'wrap_up', 'away', 'offline'];
 
 const state = {
   user: null,
   departments: [],
   recordings: [],
   replay: null,
+  wallboard: null, // {poll, clock, inflight}
 };
+
+// ---------------------------------------------------------------------------------------------
+// Live wallboard: GET /api/wallboard every 2 s; waits and durations tick every second in between.
+// ---------------------------------------------------------------------------------------------
+function presenceBadge(presence, text) {
+  const badge = document.createElement('span');
+  badge.className = 'presence-badge';
+  badge.dataset.state = presence;
+  badge.textContent = text;
+  return badge;
+}
+
+// A cell whose text is the time since `since`, kept current by tickWallboard().
+function clockCell(since, longAfter = Infinity) {
+  const td = document.createElement('td');
+  td.className = 'clock';
+  if (Number.isFinite(since)) td.dataset.since = String(since);
+  td.dataset.longAfter = String(longAfter);
+  return td;
+}
+
+function tickWallboard() {
+  for (const td of document.querySelectorAll('[data-testid="wallboard"] td.clock')) {
+    const waited = secondsSince(Number(td.dataset.since ?? NaN));
+    td.textContent = waited === null ? '–' : formatDuration(waited);
+    td.classList.toggle('long', waited !== null && waited >= Number(td.dataset.longAfter));
+  }
+}
+
+function renderWallboard(data) {
+  const queues = $('wallboard-queues-body');
+  queues.replaceChildren();
+  for (const q of data.queues || []) {
+    const tr = document.createElement('tr');
+    tr.dataset.testid = 'wallboard-queue-row';
+    tr.dataset.department = q.department;
+    const waiting = cell(String(q.waiting ?? 0), q.waiting > 0 ? 'num busy' : 'num');
+    const counts = document.createElement('td');
+    counts.className = 'staff-counts';
+    const byState = q.staff || {};
+    for (const presence of [...PRESENCE_ORDER, ...Object.keys(byState)]) {
+      const n = byState[presence];
+      if (!n || counts.querySelector(`[data-state="${CSS.escape(presence)}"]`)) continue;
+      counts.append(presenceBadge(presence, `${t(`presence_${presence}`)} ${n}`));
+    }
+    if (!counts.childElementCount) counts.textContent = '–';
+    tr.append(cell(departmentName(state.departments, q.department)), waiting,
+      clockCell(q.waiting > 0 ? q.longest_since : NaN, LONG_WAIT_S), counts);
+    queues.append(tr);
+  }
+  const staff = $('wallboard-staff-body');
+  staff.replaceChildren();
+  for (const person of data.staff || []) {
+    const tr = document.createElement('tr');
+    tr.dataset.testid = 'wallboard-staff-row';
+    tr.dataset.username = person.username;
+    tr.dataset.presence = person.presence;
+    const name = document.createElement('td');
+    name.textContent = person.display_name || person.username;
+    if (person.display_name && person.username) {
+      const user = document.createElement('span');
+      user.className = 'muted small';
+      user.textContent = ` ${person.username}`;
+      name.append(user);
+    }
+    const presence = document.createElement('td');
+    presence.append(presenceBadge(person.presence, t(`presence_${person.presence}`)));
+    const depts = (person.departments || []).map((id) => departmentName(state.departments, id));
+    tr.append(name, cell(depts.join('、')), presence,
+      cell(awayReasonText(person.reason), person.reason === 'missed' ? 'warn' : ''),
+      clockCell(person.since));
+    staff.append(tr);
+  }
+  $('wallboard-staff-empty').hidden = (data.staff || []).length > 0;
+  $('wallboard-updated').textContent = t('wallboard_updated', {
+    time: formatTime(Date.now() / 1000).slice(11),
+  });
+  tickWallboard();
+}
+
+async function pollWallboard() {
+  const wb = state.wallboard;
+  if (!wb || wb.inflight) return;
+  wb.inflight = true;
+  try {
+    const data = await fetchJSON('/api/wallboard', { timeoutMs: 5000 });
+    if (state.wallboard !== wb) return;
+    $('wallboard-error').hidden = true;
+    $('wallboard').hidden = false;
+    renderWallboard(data);
+  } catch (err) {
+    if (state.wallboard !== wb) return;
+    if (err instanceof YzError && err.status === 401) {
+      stopWallboard();
+      showLogin();
+    } else if (err instanceof YzError && err.status === 403) {
+      stopWallboard();
+      $('wallboard').hidden = true;
+    } else {
+      $('wallboard-error').hidden = false;
+    }
+  } finally {
+    wb.inflight = false;
+  }
+}
+
+function startWallboard() {
+  stopWallboard();
+  state.wallboard = {
+    poll: setInterval(pollWallboard, WALLBOARD_POLL_MS),
+    clock: setInterval(tickWallboard, 1000),
+    inflight: false,
+  };
+  pollWallboard();
+}
+
+function stopWallboard() {
+  if (!state.wallboard) return;
+  clearInterval(state.wallboard.poll);
+  clearInterval(state.wallboard.clock);
+  state.wallboard = null;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Synchronized replay: a wall clock drives every <video>/<audio>; each element starts at its
@@ -166,6 +294,7 @@ async function loadRecordings() {
     state.recordings = data.recordings || [];
     renderRecordings();
     showScreen('recordings');
+    if (!state.wallboard) startWallboard();
   } catch (err) {
     if (err instanceof YzError && err.status === 401) {
       showLogin();
@@ -336,6 +465,7 @@ function renderHeader() {
 
 function showLogin(errorText = '') {
   state.user = null;
+  stopWallboard();
   closePlayer();
   renderHeader();
   const err = $('login-error');

@@ -1,0 +1,258 @@
+// Admin page: log in as an administrator, edit a department's configuration (names, matters,
+// service hours, ring and queue settings, AB岗 backups) as JSON, download the queue event log.
+import {
+  $, YzError, bootData, clearError, departmentName, detailLines, fetchJSON, initPage,
+  loadDepartments, showError, showScreen, submitLogin, t,
+} from './common.js';
+
+const state = {
+  user: null,
+  departments: [],
+  chosen: null, // department id in the editor
+  busy: false,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Departments
+// ---------------------------------------------------------------------------------------------
+function renderDepartmentList() {
+  const list = $('admin-department-list');
+  list.replaceChildren();
+  for (const dept of state.departments) {
+    const li = document.createElement('li');
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.className = 'btn admin-dept';
+    btn.dataset.testid = `admin-dept-${dept.id}`;
+    btn.dataset.department = dept.id;
+    btn.classList.toggle('active', dept.id === state.chosen);
+    btn.setAttribute('aria-current', String(dept.id === state.chosen));
+    const name = document.createElement('span');
+    name.textContent = departmentName(state.departments, dept.id);
+    const id = document.createElement('span');
+    id.className = 'muted small';
+    id.textContent = dept.id;
+    btn.append(name, id);
+    btn.addEventListener('click', () => chooseDepartment(dept.id));
+    li.append(btn);
+    list.append(li);
+  }
+}
+
+function showFormError(lines) {
+  const box = $('department-error');
+  box.replaceChildren();
+  for (const line of lines.filter(Boolean)) {
+    const p = document.createElement('p');
+    p.textContent = line;
+    box.append(p);
+  }
+  box.hidden = !box.childElementCount;
+}
+
+// 401: log in again; 403: this account may not; anything else is shown where it happened.
+function handleAuthError(err) {
+  if (!(err instanceof YzError)) return false;
+  if (err.status === 401) {
+    showLogin();
+    return true;
+  }
+  if (err.status === 403) {
+    showForbidden(err.messageZh || err.messageEn ? err.display : t('forbidden_admin'));
+    return true;
+  }
+  return false;
+}
+
+function fillEditor(department) {
+  $('department-json').value = `${JSON.stringify(department, null, 2)}\n`;
+}
+
+async function chooseDepartment(id) {
+  clearError();
+  state.chosen = id;
+  renderDepartmentList();
+  $('department-heading').textContent = t('admin_dept_heading', {
+    dept: departmentName(state.departments, id),
+  });
+  $('department-choose').hidden = true;
+  $('department-saved').hidden = true;
+  showFormError([]);
+  try {
+    const data = await fetchJSON(`/api/admin/departments/${encodeURIComponent(id)}`);
+    if (state.chosen !== id) return;
+    fillEditor(data.department || {});
+    $('department-form').hidden = false;
+  } catch (err) {
+    if (!handleAuthError(err)) showError(err);
+  }
+}
+
+async function saveDepartment() {
+  if (state.busy || !state.chosen) return;
+  $('department-saved').hidden = true;
+  let body;
+  try {
+    body = JSON.parse($('department-json').value);
+  } catch (e) {
+    showFormError([t('department_bad_json', { error: e.message })]);
+    return;
+  }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) {
+    showFormError([t('department_not_object')]);
+    return;
+  }
+  showFormError([]);
+  state.busy = true;
+  const btn = $('department-save');
+  btn.disabled = true;
+  btn.textContent = t('department_saving');
+  try {
+    const data = await fetchJSON(`/api/admin/departments/${encodeURIComponent(state.chosen)}`, {
+      method: 'PUT', body,
+    });
+    if (data.department) fillEditor(data.department);
+    $('department-saved').hidden = false;
+    await refreshDepartments();
+  } catch (err) {
+    if (!handleAuthError(err)) {
+      const lines = [err instanceof YzError ? err.display : t('err_generic')];
+      if (err instanceof YzError) lines.push(...detailLines(err.detail));
+      showFormError(lines);
+    }
+  } finally {
+    state.busy = false;
+    btn.disabled = false;
+    btn.textContent = t('department_save');
+  }
+}
+
+async function refreshDepartments() {
+  try {
+    const data = await fetchJSON('/api/departments');
+    if (Array.isArray(data.departments)) state.departments = data.departments;
+  } catch { /* keep the list we have */ }
+  renderDepartmentList();
+  if (state.chosen) {
+    $('department-heading').textContent = t('admin_dept_heading', {
+      dept: departmentName(state.departments, state.chosen),
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue log: /api/admin/queue-log.csv?from=YYYY-MM-DD&to=YYYY-MM-DD
+// ---------------------------------------------------------------------------------------------
+function isoDate(d) {
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+function updateLogLink() {
+  const from = $('log-from').value;
+  const to = $('log-to').value;
+  const bad = Boolean(from && to && to < from);
+  const link = $('log-download');
+  const query = new URLSearchParams();
+  if (from) query.set('from', from);
+  if (to) query.set('to', to);
+  link.href = `/api/admin/queue-log.csv${query.toString() ? `?${query}` : ''}`;
+  link.setAttribute('download', `queue-log-${from || 'start'}-${to || 'today'}.csv`);
+  link.classList.toggle('disabled', bad);
+  link.setAttribute('aria-disabled', String(bad));
+  $('log-error').hidden = !bad;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session
+// ---------------------------------------------------------------------------------------------
+function renderHeader() {
+  const name = $('user-name');
+  name.textContent = state.user ? state.user.display_name || state.user.username : '';
+  name.hidden = !state.user;
+  $('logout').hidden = !state.user;
+}
+
+function showLogin(errorText = '') {
+  state.user = null;
+  renderHeader();
+  const err = $('login-error');
+  err.textContent = errorText;
+  err.hidden = !errorText;
+  showScreen('login');
+  $('login-username').focus();
+}
+
+function showForbidden(text) {
+  $('forbidden-message').textContent = text || t('forbidden_admin');
+  showScreen('forbidden');
+}
+
+function openAdmin() {
+  renderHeader();
+  if (state.user.role !== 'admin') {
+    showForbidden(t('forbidden_admin'));
+    return;
+  }
+  renderDepartmentList();
+  showScreen('admin');
+}
+
+async function login(event) {
+  const user = await submitLogin(event);
+  if (!user) return;
+  state.user = user;
+  clearError();
+  openAdmin();
+}
+
+async function logout() {
+  try {
+    await fetchJSON('/api/logout', { method: 'POST', body: {} });
+  } catch { /* the session is gone either way */ }
+  state.chosen = null;
+  $('department-form').hidden = true;
+  $('department-choose').hidden = false;
+  showLogin();
+}
+
+async function main() {
+  initPage('title_admin');
+  $('login-form').addEventListener('submit', login);
+  $('logout').addEventListener('click', logout);
+  $('department-save').addEventListener('click', saveDepartment);
+  $('department-reload').addEventListener('click', () => {
+    if (state.chosen) chooseDepartment(state.chosen);
+  });
+  $('department-json').addEventListener('input', () => { $('department-saved').hidden = true; });
+  const today = new Date();
+  $('log-to').value = isoDate(today);
+  $('log-from').value = isoDate(new Date(today.getTime() - 6 * 86400_000));
+  $('log-from').addEventListener('input', updateLogLink);
+  $('log-to').addEventListener('input', updateLogLink);
+  $('log-download').addEventListener('click', (e) => {
+    if ($('log-download').getAttribute('aria-disabled') === 'true') e.preventDefault();
+  });
+  updateLogLink();
+  try {
+    state.departments = await loadDepartments();
+  } catch (err) {
+    showError(err);
+  }
+  const boot = bootData();
+  state.user = boot.user && boot.user.username ? boot.user : null;
+  if (!state.user && !boot.has_user) {
+    try {
+      state.user = (await fetchJSON('/api/me')).user || null;
+    } catch {
+      state.user = null;
+    }
+  }
+  if (!state.user) {
+    showLogin();
+    return;
+  }
+  openAdmin();
+}
+
+main();
