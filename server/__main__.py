@@ -60,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     # run_app calls `print` once the socket listens, so the URLs printed are ready to open.
     web.run_app(app, host=config.host, port=config.port,
                 print=lambda _: print(_banner(config, app[REDIS_URL]), flush=True))

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
 import json
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
 
 from server.auth import REVIEWER_ROLES, SESSION_COOKIE, ApiError, require_user
-from server.keys import ARCHIVE, CONFIG, REDIS, STORE
+from server.config import ConfigError
+from server.departments import Department
+from server.keys import ARCHIVE, CONFIG, HUB, REDIS, STORE
 from server.passwords import verify_password
 
 logger = logging.getLogger(__name__)
@@ -77,9 +83,91 @@ async def me(request: web.Request) -> web.Response:
 
 @routes.get("/api/departments")
 async def departments(request: web.Request) -> web.Response:
-    rows = await request.app[STORE].departments()
-    return web.json_response({"ok": True, "departments": [
-        {"id": r["id"], "name_zh": r["name_zh"], "name_en": r["name_en"]} for r in rows]})
+    return web.json_response({"ok": True, "departments": await department_views(request)})
+
+
+async def department_views(request: web.Request) -> list[dict[str, Any]]:
+    hub, now = request.app[HUB], time.time()
+    return [await hub.department_view(d, now) for d in await request.app[STORE].departments()]
+
+
+@routes.get("/api/wallboard")
+async def wallboard(request: web.Request) -> web.Response:
+    """Live queues and staff states for supervisors."""
+    await require_user(request, REVIEWER_ROLES)
+    store = request.app[STORE]
+    staff = []
+    counts: dict[str, dict[str, int]] = {}
+    for user in await store.staff_users():
+        state = await store.staff_state(user.username)
+        presence = state.get("presence", "offline")
+        staff.append({**user.public(), "presence": presence, "reason": state.get("reason", ""),
+                      "since": float(state["since"]) if state.get("since") else None,
+                      "reconnecting": state.get("gone") == "1"})
+        for dept in user.departments:
+            by_state = counts.setdefault(dept, {})
+            by_state[presence] = by_state.get(presence, 0) + 1
+    queues = [{"department": d.id, "name_zh": d.name_zh, "name_en": d.name_en,
+               "waiting": len(await store.waiting(d.id)),
+               "longest_since": await store.longest_since(d.id),
+               "staff": counts.get(d.id, {})} for d in await store.departments()]
+    return web.json_response({"ok": True, "now": time.time(), "queues": queues, "staff": staff})
+
+
+@routes.get("/api/admin/departments/{dept_id}")
+async def admin_department(request: web.Request) -> web.Response:
+    await require_user(request, ("admin",))
+    dept = await request.app[STORE].department(request.match_info["dept_id"])
+    if dept is None:
+        raise ApiError(404, "not_found", "没有这个部门。", "No such department.")
+    return web.json_response({"ok": True, "department": dept.to_dict()})
+
+
+@routes.put("/api/admin/departments/{dept_id}")
+async def admin_put_department(request: web.Request) -> web.Response:
+    """Create or change a department; it takes effect at once in every process."""
+    user = await require_user(request, ("admin",))
+    data = await _json_object(request, 64 * 1024)
+    if data.get("id", request.match_info["dept_id"]) != request.match_info["dept_id"]:
+        raise _bad("部门编号与地址不一致。", "The id in the body differs from the URL.")
+    try:
+        dept = Department.from_dict({**data, "id": request.match_info["dept_id"]})
+    except ConfigError as exc:
+        raise ApiError(400, "invalid_payload", f"部门设置有误：{exc}",
+                       f"Invalid department: {exc}") from None
+    store = request.app[STORE]
+    await store.put_department(dept)
+    await store.log("CONFIG", department=dept.id, staff=user.username, detail="department saved")
+    logger.info("admin %s saved department %s", user.username, dept.id)
+    return web.json_response({"ok": True, "department": dept.to_dict()})
+
+
+@routes.get("/api/admin/queue-log.csv")
+async def queue_log(request: web.Request) -> web.StreamResponse:
+    """The queue log between two local dates (inclusive), as CSV."""
+    await require_user(request, ("admin",))
+    hub = request.app[HUB]
+    try:
+        first = dt.date.fromisoformat(request.query.get("from", ""))
+        last = dt.date.fromisoformat(request.query.get("to", request.query.get("from", "")))
+    except ValueError:
+        raise _bad("请用 YYYY-MM-DD 格式填写起止日期。",
+                   "Give from and to as YYYY-MM-DD.") from None
+    if last < first or (last - first).days > 366:
+        raise _bad("日期范围不正确（最多一年）。", "The date range is wrong (a year at most).")
+    start = dt.datetime.combine(first, dt.time(), hub.tz).timestamp()
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), hub.tz).timestamp()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["time", "event", "ticket", "department", "staff", "detail"])
+    for entry in await request.app[STORE].log_entries(start, end):
+        when = hub.local_time(float(entry.get("time") or 0)).isoformat(timespec="seconds")
+        writer.writerow([when, entry.get("event", ""), entry.get("ticket", ""),
+                         entry.get("department", ""), entry.get("staff", ""),
+                         entry.get("detail", "")])
+    return web.Response(body=out.getvalue().encode("utf-8-sig"), headers={
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="queue-log-{first}-{last}.csv"'})
 
 
 @routes.get("/api/recordings")

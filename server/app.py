@@ -22,7 +22,7 @@ from server.auth import ApiError
 from server.config import Config
 from server.keys import ARCHIVE, CONFIG, HUB, REDIS, REDIS_URL, ROOMS, STORE
 from server.redis_server import EmbeddedRedis
-from server.seed import seed_demo
+from server.seed import load_departments_file, put_missing_departments, seed_demo
 from server.store import Store
 from signaling.hub import Hub
 from signaling.kiosk import KioskNamespace
@@ -56,6 +56,9 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[_errors_and_headers], client_max_size=1024 * 1024)
     app[CONFIG] = config
 
+    # A bad departments file stops the start here, before anything runs.
+    departments = load_departments_file(Path(config.departments_file)) \
+        if config.departments_file else ()
     embedded = None if config.redis_url else EmbeddedRedis(config.redis_dir,
                                                           config.redis_server_binary)
     redis_url = embedded.url if embedded else config.redis_url
@@ -84,14 +87,15 @@ def create_app(config: Config) -> web.Application:
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = Store(app[REDIS])
         app[STORE] = store
+        if departments:
+            added = await put_missing_departments(store, departments)
+            logger.info("departments file: %d new department(s)", added)
         if config.demo:
             await seed_demo(store)
         if embedded is not None:
-            # The private Redis serves this process alone: whatever it says is connected or in
-            # a call is left over from a previous run of this process.
-            ended = await store.reset_after_restart(time.time())
-            if ended:
-                logger.warning("%d call(s) were cut off by the last shutdown", ended)
+            # The private Redis serves this process alone: every process it knew is gone, so
+            # clean up after them now rather than when their heartbeats run out.
+            await store.forget_nodes(time.time())
         config.recordings_dir.mkdir(parents=True, exist_ok=True)
         app[ARCHIVE] = Archive(app[REDIS], config.recordings_dir)
         yield

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -75,12 +76,14 @@ class Config:
     data_dir: Path = Path("var")
     # Demo mode seeds departments and demo accounts (password demo12345) on the first run.
     demo: bool = False
-    # Seconds a staff member is rung before the ticket passes on.
-    ring_timeout: float = 15.0
     # Seconds a login session lasts.
     session_ttl: int = 12 * 3600
     # Largest Socket.IO payload accepted, in bytes.
     max_payload_bytes: int = 64 * 1024
+    # Departments to create at start when Redis does not have them yet (TOML or JSON).
+    departments_file: str = ""
+    # The hall's time zone: service hours are local times.
+    timezone: str = "Asia/Shanghai"
     media: MediaConfig = field(default_factory=MediaConfig)
 
     def __post_init__(self) -> None:
@@ -89,12 +92,14 @@ class Config:
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"redis_url: {self.redis_url!r} must start with redis://, "
                               "rediss:// or unix://")
-        if self.ring_timeout <= 0:
-            raise ConfigError("ring_timeout must be positive")
         if self.session_ttl < 60:
             raise ConfigError("session_ttl must be at least 60 seconds")
         if self.max_payload_bytes < 1024:
             raise ConfigError("max_payload_bytes must be at least 1024")
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"timezone: {self.timezone!r} is not a known time zone") from None
 
     @property
     def recordings_dir(self) -> Path:

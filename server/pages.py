@@ -7,8 +7,8 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from server.api import department_views
 from server.auth import current_user
-from server.keys import STORE
 
 routes = web.RouteTableDef()
 LANGS = ("zh", "en")
@@ -20,10 +20,7 @@ async def _context(request: web.Request) -> dict[str, Any]:
     return {
         "lang": lang if lang in LANGS else "zh",
         "static": "/static",
-        "departments": [
-            {"id": r["id"], "name_zh": r["name_zh"], "name_en": r["name_en"]}
-            for r in await request.app[STORE].departments()
-        ],
+        "departments": await department_views(request),
         "user": user.public() if user else None,
     }
 
@@ -41,3 +38,8 @@ async def staff(request: web.Request) -> web.Response:
 @routes.get("/supervisor")
 async def supervisor(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template("supervisor.html", request, await _context(request))
+
+
+@routes.get("/admin")
+async def admin(request: web.Request) -> web.Response:
+    return aiohttp_jinja2.render_template("admin.html", request, await _context(request))

@@ -17,6 +17,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "bad_state": ("当前状态下不能进行此操作。", "This cannot be done in the current state."),
     "bad_credentials": ("用户名或密码错误。", "Wrong username or password."),
     "room_full": ("会议室人数已满。", "The room is full."),
+    "closed": ("当前不在服务时间，您可以留下电话，工作人员上班后给您回电。",
+               "Outside service hours; leave a phone number and staff will call you back."),
+    "queue_full": ("当前排队人数已满，您可以留下电话，工作人员会给您回电。",
+                   "The queue is full; leave a phone number and staff will call you back."),
     "internal": ("服务器内部错误，请稍后再试。", "Internal server error; please try again."),
 }
 
@@ -24,16 +28,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
 class SignalError(Exception):
     """An error answered to a client; `detail` adds specifics in English for developers."""
 
-    def __init__(self, code: str, detail: str = "") -> None:
+    def __init__(self, code: str, detail: str = "", extra: dict[str, Any] | None = None) -> None:
         if code not in MESSAGES:
             code = "internal"
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail
+        self.extra = extra or {}
 
     def to_dict(self) -> dict[str, Any]:
         zh, en = MESSAGES[self.code]
         error: dict[str, Any] = {"code": self.code, "message": zh, "message_en": en}
         if self.detail:
             error["detail"] = self.detail
+        error.update(self.extra)
         return {"ok": False, "error": error}

@@ -1,19 +1,22 @@
-"""The hub: carries out queue, presence and room decisions (made atomically in Redis by the store)
-and tells the affected sockets. It is the one place that turns a state change into messages.
+"""The hub: carries out queue, presence and room decisions (made atomically in Redis by the queue
+script) and tells the affected sockets. It is the one place that turns a state change into
+messages, and it runs the per-process clock: ticks (timeouts, tiers, grace periods) and heartbeats.
 
 Socket.IO rooms used for fan-out (through Redis between processes):
   /kiosk  ticket:<ticket_id>   the applicant's sockets of one ticket
   /staff  staff:<username>     all tabs of one staff member
-  /staff  dept:<dept_id>       every staff member of a department (queue counts)
+  /staff  dept:<pool>          every staff member of a department or backup group
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import secrets
 import time
+import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
@@ -23,12 +26,19 @@ from recordings.archive import Archive
 from rooms.manager import RoomManager
 from rooms.room import Room
 from server.config import Config
-from server.store import Store, Ticket, User
+from server.departments import Department
+from server.store import Event, Store, Ticket, User
 from signaling.errors import SignalError
+from signaling.eta import average_handling, estimate_wait
 
 logger = logging.getLogger(__name__)
 
-RING_CHECK_INTERVAL = 0.25
+TICK_INTERVAL = 0.25
+HEARTBEAT_INTERVAL = 2.0
+# Queue positions are sent at most this often per department: a busy queue changes many times a
+# second, and every change moves every ticket behind it.
+POSITIONS_INTERVAL = 0.3
+ON_DUTY = ("available", "ringing", "in_call", "wrap_up")
 
 
 class Hub:
@@ -39,37 +49,150 @@ class Hub:
         self.sio = sio
         self.archive = archive
         self.clock = clock
+        self.tz = zoneinfo.ZoneInfo(config.timezone)
         self.node_id = secrets.token_hex(4)
         self.rooms = RoomManager(config.media, config.recordings_dir, self._on_room_closed)
-        self._ring_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dirty_queues: set[str] = set()
 
     async def start(self) -> None:
-        self._ring_task = asyncio.create_task(self._ring_loop(), name="ring-expiry")
+        await self.store.heartbeat(self.node_id, self.clock())
+        self._tasks = [
+            asyncio.create_task(self._every(TICK_INTERVAL, self._tick), name="queue-tick"),
+            asyncio.create_task(self._every(HEARTBEAT_INTERVAL, self._heartbeat),
+                                name="heartbeat"),
+            asyncio.create_task(self._every(POSITIONS_INTERVAL, self._flush_queues),
+                                name="queue-positions"),
+        ]
 
     async def close(self) -> None:
-        task, self._ring_task = self._ring_task, None
-        if task is not None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.rooms.close()
 
-    # tickets -------------------------------------------------------------------------------
-    async def ticket_view(self, ticket: Ticket) -> dict[str, Any]:
+    async def _every(self, interval: float, step: Callable[[], Any]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("%s failed; trying again", step.__name__)
+
+    async def _tick(self) -> None:
+        await self.apply(await self.store.tick(self.clock()))
+
+    async def _heartbeat(self) -> None:
+        await self.store.heartbeat(self.node_id, self.clock())
+
+    # events from the queue script -----------------------------------------------------------
+    async def apply(self, events: list[Event]) -> None:
+        """Tell the sockets concerned what the queue script changed."""
+        staff: set[str] = set()
+        tickets: set[str] = set()
+        for kind, a, b in events:
+            if kind == "ring":
+                await self._ring(a, b)
+                staff.add(b)
+            elif kind == "withdrawn":
+                ticket = await self.store.ticket(a)
+                reason = "cancelled" if ticket and ticket.status in (
+                    "cancelled", "abandoned") else "timeout"
+                logger.info("ticket %s: ring of %s withdrawn (%s)", a, b, reason)
+                await self.sio.emit("call:withdrawn", {"ticket_id": a, "reason": reason},
+                                    to=f"staff:{b}", namespace="/staff")
+                staff.add(b)
+            elif kind in ("paused", "presence"):
+                logger.info("staff %s: %s %s", a, kind, b)
+                staff.add(a)
+            elif kind == "ticket":
+                tickets.add(a)
+            elif kind == "queue":
+                self._dirty_queues.add(a)
+        for ticket_id in tickets:
+            await self.notify_ticket(ticket_id)
+        for username in staff:
+            user = await self.store.user(username)
+            if user is not None:
+                await self.push_staff_state(user)
+
+    async def _ring(self, ticket_id: str, username: str) -> None:
+        ticket = await self.store.ticket(ticket_id)
+        deadline = await self.store.ringing_deadline(ticket_id)
+        if ticket is None or deadline is None:
+            return
+        logger.info("ticket %s rings staff %s", ticket_id, username)
+        await self.sio.emit("call:incoming", {
+            "ticket_id": ticket_id, "number": ticket.number, "department": ticket.department,
+            "priority": ticket.priority, "expires_at": deadline,
+        }, to=f"staff:{username}", namespace="/staff")
+
+    # tickets ------------------------------------------------------------------------------------
+    def local_time(self, now: float) -> dt.datetime:
+        return dt.datetime.fromtimestamp(now, self.tz)
+
+    async def department_view(self, dept: Department, now: float) -> dict[str, Any]:
+        moment = self.local_time(now)
+        upcoming = dept.next_open(moment)
+        return {"id": dept.id, "name_zh": dept.name_zh, "name_en": dept.name_en,
+                "matters": list(dept.matters), "open_now": dept.is_open(moment),
+                "next_open": upcoming.timestamp() if upcoming else None,
+                "hours": dept.hours_text()}
+
+    async def _wait_basis(self, dept_id: str) -> tuple[int, int, float]:
+        """(staff on duty, staff available now, average handling time) of a department."""
+        on_duty = available = 0
+        for user in await self.store.staff_users():
+            if dept_id not in user.departments:
+                continue
+            state = await self.store.staff_state(user.username)
+            if state.get("gone") == "1":
+                continue
+            presence = state.get("presence", "offline")
+            on_duty += presence in ON_DUTY
+            available += presence == "available"
+        return on_duty, available, average_handling(await self.store.handling_times(dept_id))
+
+    async def ticket_view(self, ticket: Ticket,
+                          basis: tuple[int, int, float] | None = None) -> dict[str, Any]:
+        position = await self.store.position(ticket) if ticket.status == "waiting" else 0
+        eta = None
+        if ticket.status == "waiting":
+            on_duty, available, handling = basis or await self._wait_basis(ticket.department)
+            eta = estimate_wait(position, on_duty, available, handling)
         return {
             "ticket_id": ticket.ticket_id, "number": ticket.number,
-            "department": ticket.department, "status": ticket.status,
-            "position": await self.store.position(ticket) if ticket.status == "waiting" else 0,
-            "created_at": ticket.created_at,
+            "department": ticket.department, "also": list(ticket.also),
+            "priority": ticket.priority, "channel": ticket.channel, "status": ticket.status,
+            "position": position, "eta_seconds": eta, "created_at": ticket.created_at,
         }
 
-    async def create_ticket(self, dept_id: str) -> tuple[Ticket, str]:
+    async def create_ticket(self, dept_id: str, *, priority: bool, channel: str,
+                            also: tuple[str, ...]) -> tuple[Ticket, str]:
         dept = await self.store.department(dept_id)
         if dept is None:
             raise SignalError("unknown_department", dept_id)
-        ticket, token = await self.store.create_ticket(dept_id, dept.get("prefix", "Y"),
-                                                       self.clock())
-        logger.info("ticket %s (%s) entered queue %s", ticket.ticket_id, ticket.number, dept_id)
+        for other in also:
+            if other == dept_id or await self.store.department(other) is None:
+                raise SignalError("unknown_department", other)
+        now = self.clock()
+        if not dept.is_open(self.local_time(now)):
+            upcoming = dept.next_open(self.local_time(now))
+            raise SignalError("closed", dept.hours_text(),
+                              extra={"next_open": upcoming.timestamp() if upcoming else None,
+                                     "hours": dept.hours_text()})
+        code, ticket, token, events = await self.store.create_ticket(
+            dept_id, now, priority=priority, channel=channel, also=also)
+        if code != "ok" or ticket is None:
+            raise SignalError(code, dept_id)
+        logger.info("ticket %s (%s) entered queue %s%s", ticket.ticket_id, ticket.number,
+                    dept_id, " (priority)" if priority else "")
+        await self.apply(events)
         return ticket, token
 
     async def applicant_room(self, ticket: Ticket) -> dict[str, str] | None:
@@ -83,32 +206,44 @@ class Hub:
             name=ticket.number, department="", ticket_id=ticket.ticket_id)
         return {"room_id": ticket.room_id, "token": token}
 
-    async def notify_ticket(self, ticket_id: str, extra: dict[str, Any] | None = None) -> None:
+    async def notify_ticket(self, ticket_id: str, extra: dict[str, Any] | None = None,
+                            basis: tuple[int, int, float] | None = None) -> None:
         ticket = await self.store.ticket(ticket_id)
         if ticket is None:
             return
-        view = await self.ticket_view(ticket)
+        view = await self.ticket_view(ticket, basis)
         if extra:
             view.update(extra)
         await self.sio.emit("ticket:update", view, to=f"ticket:{ticket_id}", namespace="/kiosk")
 
+    async def _flush_queues(self) -> None:
+        dirty, self._dirty_queues = self._dirty_queues, set()
+        for dept_id in dirty:
+            await self.notify_queue(dept_id)
+
     async def notify_queue(self, dept_id: str) -> None:
-        """Send every waiting ticket of a department its position, and staff the count."""
+        """Send every waiting ticket of a department its position, and its staff the count."""
         waiting = await self.store.waiting(dept_id)
+        basis = await self._wait_basis(dept_id) if waiting else None
         for ticket_id in waiting:
-            await self.notify_ticket(ticket_id)
-        await self.sio.emit("queue:update", {"department": dept_id, "waiting": len(waiting)},
-                            to=f"dept:{dept_id}", namespace="/staff")
+            await self.notify_ticket(ticket_id, basis=basis)
+        await self.sio.emit("queue:update", {
+            "department": dept_id, "waiting": len(waiting),
+            "longest_since": await self.store.longest_since(dept_id),
+        }, to=f"dept:{dept_id}", namespace="/staff")
+
+    async def connection(self, kind: str, ident: str, delta: int) -> int:
+        total, events = await self.store.connection(kind, ident, self.node_id, delta,
+                                                    self.clock())
+        await self.apply(events)
+        return total
 
     async def cancel(self, ticket: Ticket) -> None:
-        code, staff = await self.store.cancel_ticket(ticket.ticket_id, self.clock())
+        code, events = await self.store.cancel_ticket(ticket.ticket_id, self.clock())
         if code != "ok":
             raise SignalError("bad_state", f"ticket is {ticket.status}")
         logger.info("ticket %s cancelled", ticket.ticket_id)
-        if staff:
-            await self._withdraw(staff, ticket.ticket_id, "cancelled")
-        await self.notify_ticket(ticket.ticket_id)
-        await self.dispatch(ticket.department)
+        await self.apply(events)
 
     async def rate(self, ticket: Ticket, rating: int) -> None:
         code = await self.store.rate_ticket(ticket.ticket_id, rating)
@@ -118,85 +253,50 @@ class Hub:
         if ticket.room_id:
             await self.archive.set_rating(ticket.room_id, rating, self.clock())
 
-    # presence and dispatch ---------------------------------------------------------------------
+    async def request_callback(self, dept_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        if await self.store.department(dept_id) is None:
+            raise SignalError("unknown_department", dept_id)
+        entry = await self.store.add_callback(dept_id, {**request, "created_at": self.clock()})
+        logger.info("callback %s requested for %s", entry["callback_id"], dept_id)
+        await self.sio.emit("callback:new", entry, to=f"dept:{dept_id}", namespace="/staff")
+        return entry
+
+    # presence --------------------------------------------------------------------------------
     async def staff_view(self, user: User) -> dict[str, Any]:
         state = await self.store.staff_state(user.username)
         queues = {d: len(await self.store.waiting(d)) for d in user.departments}
+        longest = {d: await self.store.longest_since(d) for d in user.departments}
+        wrap_until = state.get("wrap_until")
+        presence = state.get("presence", "offline")
         return {"username": user.username, "display_name": user.display_name,
-                "departments": list(user.departments),
-                "presence": state.get("presence", "offline"), "reason": state.get("reason", ""),
-                "queues": queues}
+                "departments": list(user.departments), "presence": presence,
+                "reason": state.get("reason", ""),
+                "wrap_up_until": float(wrap_until) if wrap_until and presence == "wrap_up"
+                else None,
+                "queues": queues, "longest": longest,
+                "callbacks": len(await self.store.callbacks(user.departments))}
 
     async def push_staff_state(self, user: User) -> None:
         await self.sio.emit("staff:state", await self.staff_view(user),
                             to=f"staff:{user.username}", namespace="/staff")
 
-    async def set_presence(self, user: User, state: str) -> str:
-        code, presence, released = await self.store.set_presence(user.username, state,
-                                                                 self.clock())
+    async def set_presence(self, user: User, state: str, reason: str = "") -> str:
+        code, presence, events = await self.store.set_presence(user.username, state,
+                                                               self.clock(), reason)
         if code != "ok":
             raise SignalError("bad_state", f"presence is {presence}")
-        logger.info("staff %s is %s", user.username, presence)
-        if released:
-            await self._withdraw(user.username, released, "timeout")
-            await self.notify_ticket(released)
-        for dept in user.departments:
-            await self.dispatch(dept)
+        logger.info("staff %s is %s%s", user.username, presence, f" ({reason})" if reason else "")
+        await self.apply(events)
         await self.push_staff_state(user)
         return presence
 
-    async def dispatch(self, dept_id: str) -> None:
-        now = self.clock()
-        offers = await self.store.dispatch(dept_id, now, self.config.ring_timeout)
-        for ticket_id, username in offers:
-            ticket = await self.store.ticket(ticket_id)
-            if ticket is None:
-                continue
-            logger.info("ticket %s rings staff %s", ticket_id, username)
-            await self.sio.emit("call:incoming", {
-                "ticket_id": ticket_id, "number": ticket.number, "department": dept_id,
-                "expires_at": now + self.config.ring_timeout,
-            }, to=f"staff:{username}", namespace="/staff")
-            user = await self.store.user(username)
-            if user is not None:
-                await self.push_staff_state(user)
-            await self.notify_ticket(ticket_id)
-        await self.notify_queue(dept_id)
-
-    async def _withdraw(self, username: str, ticket_id: str, reason: str) -> None:
-        await self.sio.emit("call:withdrawn", {"ticket_id": ticket_id, "reason": reason},
-                            to=f"staff:{username}", namespace="/staff")
-        user = await self.store.user(username)
-        if user is not None:
-            await self.push_staff_state(user)
-
     async def decline(self, user: User, ticket_id: str) -> None:
-        dept = await self.store.decline(ticket_id, user.username, self.clock())
-        if not dept:
+        code, events = await self.store.decline(ticket_id, user.username, self.clock())
+        if code != "ok":
             raise SignalError("not_offered", ticket_id)
         logger.info("staff %s declined ticket %s", user.username, ticket_id)
+        await self.apply(events)
         await self.push_staff_state(user)
-        await self.dispatch(dept)
-
-    async def _ring_loop(self) -> None:
-        while True:
-            await asyncio.sleep(RING_CHECK_INTERVAL)
-            try:
-                expired = await self.store.expire_rings(self.clock())
-                depts = set()
-                for ticket_id, username in expired:
-                    logger.info("ticket %s: staff %s did not answer", ticket_id, username)
-                    if username:
-                        await self._withdraw(username, ticket_id, "timeout")
-                    ticket = await self.store.ticket(ticket_id)
-                    if ticket is not None:
-                        depts.add(ticket.department)
-                for dept in depts:
-                    await self.dispatch(dept)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("ring expiry check failed; retrying")
 
     # calls and rooms -----------------------------------------------------------------------------
     async def accept(self, user: User, ticket_id: str) -> dict[str, Any]:
@@ -208,10 +308,8 @@ class Hub:
         room_id = f"r{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{secrets.token_hex(3)}"
         self.rooms.open(room_id, {"ticket_id": ticket_id, "ticket_number": ticket.number,
                                   "department": ticket.department, "staff": user.username})
-        await self.store.put_room(room_id, {"node": self.node_id, "ticket_id": ticket_id,
-                                            "department": ticket.department,
-                                            "staff": user.username, "created_at": now})
-        await self.store.set_ticket_room(ticket_id, room_id)
+        await self.store.put_room(room_id, node=self.node_id, ticket_id=ticket_id,
+                                  department=ticket.department, staff=user.username, now=now)
         token = await self.store.create_room_token(
             room_id, role="staff", participant_id=f"s-{user.username}",
             name=user.display_name, department=ticket.department, ticket_id=ticket_id)
@@ -221,26 +319,19 @@ class Hub:
         assert ticket is not None
         await self.notify_ticket(ticket_id, {"room": await self.applicant_room(ticket)})
         await self.push_staff_state(user)
-        await self.notify_queue(ticket.department)
+        self._dirty_queues.add(ticket.department)
         return {"room": {"room_id": room_id, "token": token},
                 "ticket": await self.ticket_view(ticket)}
 
     async def _on_room_closed(self, room: Room, summary: dict[str, Any] | None) -> None:
         ticket_id = str(room.meta.get("ticket_id", ""))
-        now = self.clock()
         try:
             if summary is not None:
                 await self.archive.index(summary)
             await self.store.delete_room(room.room_id)
-            staff = await self.store.finish_ticket(ticket_id, now) if ticket_id else ""
             if ticket_id:
-                await self.notify_ticket(ticket_id)
-            if staff:
-                user = await self.store.user(staff)
-                if user is not None:
-                    await self.push_staff_state(user)
-                    for dept in user.departments:
-                        await self.dispatch(dept)
+                _staff, events = await self.store.finish_ticket(ticket_id, self.clock())
+                await self.apply(events)
         except Exception:
             logger.exception("room %s: closing bookkeeping failed (ticket %s)", room.room_id,
                              ticket_id)

@@ -1,26 +1,48 @@
-"""The `/kiosk` namespace: applicants take, follow, cancel and rate tickets. No account; each
-ticket's secret token authorizes everything about that ticket and nothing else."""
+"""The `/kiosk` namespace: applicants take, follow, cancel and rate tickets, or ask for a
+callback. No account; each ticket's secret token authorizes everything about that ticket and
+nothing else. Only a hall guide (a logged-in guide, staff or admin) may choose the priority lane."""
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
+from server.auth import SESSION_COOKIE
 from server.store import Ticket
 from signaling.errors import SignalError
-from signaling.namespace import Namespace
+from signaling.namespace import Namespace, cookie_from_environ
 
 logger = logging.getLogger(__name__)
+
+GUIDE_ROLES = ("guide", "staff", "admin")
+_PHONE = re.compile(r"^\+?[0-9][0-9 -]{3,22}[0-9]$")
 
 
 class KioskNamespace(Namespace):
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        logger.debug("kiosk socket %s connected", sid)
+        # Remember who the hall guide is, if one is logged in on this browser.
+        token = cookie_from_environ(environ, SESSION_COOKIE)
+        user = await self.hub.store.session_user(token) if token else None
+        guide = user.username if user is not None and user.role in GUIDE_ROLES else ""
+        await self.save_session(sid, {"guide": guide, "tickets": []})
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        session = await self.get_session(sid)
+        for ticket_id in (session or {}).get("tickets", []):
+            await self.hub.connection("ticket", ticket_id, -1)
 
     async def _attach(self, sid: str, ticket: Ticket) -> dict[str, Any]:
-        await self.enter_room(sid, f"ticket:{ticket.ticket_id}")
-        view = await self.hub.ticket_view(ticket)
-        room = await self.hub.applicant_room(ticket)
+        """Follow a ticket on this socket; its sockets keep it in the queue."""
+        session = await self.get_session(sid)
+        if ticket.ticket_id not in session["tickets"]:
+            session["tickets"].append(ticket.ticket_id)
+            await self.save_session(sid, session)
+            await self.enter_room(sid, f"ticket:{ticket.ticket_id}")
+            await self.hub.connection("ticket", ticket.ticket_id, 1)
+        fresh = await self.hub.store.ticket(ticket.ticket_id)
+        view = await self.hub.ticket_view(fresh or ticket)
+        room = await self.hub.applicant_room(fresh or ticket)
         if room is not None:
             view["room"] = room
         return view
@@ -34,12 +56,20 @@ class KioskNamespace(Namespace):
     async def on_ticket_create(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         if data["consent"] is not True:
             raise SignalError("consent_required")
-        ticket, token = await self.hub.create_ticket(data["department"])
+        also = data.get("also", [])
+        if not all(isinstance(d, str) and 0 < len(d) <= 64 for d in also):
+            raise SignalError("invalid_payload", "also must be a list of department ids")
+        priority = bool(data.get("priority", False))
+        if priority:
+            session = await self.get_session(sid)
+            if not session.get("guide"):
+                raise SignalError("forbidden", "only a hall guide may choose the priority lane")
+            logger.info("guide %s puts a %s ticket in the priority lane", session["guide"],
+                        data["department"])
+        ticket, token = await self.hub.create_ticket(
+            data["department"], priority=priority, channel=data.get("channel", "kiosk"),
+            also=tuple(dict.fromkeys(also)))
         view = await self._attach(sid, ticket)
-        await self.hub.dispatch(ticket.department)
-        fresh = await self.hub.store.ticket(ticket.ticket_id)
-        if fresh is not None:
-            view = await self._attach(sid, fresh)
         return {"ticket": {**view, "token": token}}
 
     async def on_ticket_resume(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -57,3 +87,12 @@ class KioskNamespace(Namespace):
         ticket = await self._owned_ticket(data)
         await self.hub.rate(ticket, data["rating"])
         return {}
+
+    async def on_callback_request(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        name = data["name"].strip()
+        phone = data["phone"].strip()
+        if not name or not _PHONE.match(phone):
+            raise SignalError("invalid_payload", "a name and a phone number (5-20 digits)")
+        entry = await self.hub.request_callback(data["department"], {
+            "name": name, "phone": phone, "note": data.get("note", "").strip()})
+        return {"callback_id": entry["callback_id"]}

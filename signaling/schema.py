@@ -57,14 +57,23 @@ def _token() -> Field:
 # namespace -> event -> fields
 EVENTS: dict[str, dict[str, dict[str, Field]]] = {
     "/kiosk": {
-        "ticket:create": {"department": _id(), "consent": Field(bool)},
+        "ticket:create": {"department": _id(), "consent": Field(bool),
+                          "priority": Field(bool, required=False),
+                          "channel": Field(str, required=False, choices=("kiosk", "web")),
+                          "also": Field(list, required=False, max_len=4)},
         "ticket:resume": {"ticket_id": _id(), "token": _token()},
         "ticket:cancel": {"ticket_id": _id(), "token": _token()},
         "rating:submit": {"ticket_id": _id(), "token": _token(),
                           "rating": Field(int, min=1, max=5)},
+        "callback:request": {"department": _id(), "name": Field(str, max_len=32),
+                             "phone": Field(str, max_len=24),
+                             "note": Field(str, required=False, max_len=200)},
     },
     "/staff": {
-        "presence:set": {"state": Field(str, choices=("available", "away"))},
+        "presence:set": {"state": Field(str, choices=("available", "away")),
+                         "reason": Field(str, required=False, max_len=32)},
+        "callback:list": {},
+        "callback:done": {"callback_id": _id()},
         "call:accept": {"ticket_id": _id()},
         "call:decline": {"ticket_id": _id()},
     },

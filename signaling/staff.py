@@ -26,7 +26,7 @@ class StaffNamespace(Namespace):
         await self.enter_room(sid, f"staff:{user.username}")
         for dept in user.departments:
             await self.enter_room(sid, f"dept:{dept}")
-        await self.hub.store.add_connection(user.username, 1)
+        await self.hub.connection("staff", user.username, 1)
         logger.info("staff %s connected (socket %s)", user.username, sid)
         await self.emit("staff:state", await self.hub.staff_view(user), to=sid)
 
@@ -35,12 +35,8 @@ class StaffNamespace(Namespace):
         username = session.get("username") if session else None
         if not username:
             return
-        remaining = await self.hub.store.add_connection(username, -1)
+        remaining = await self.hub.connection("staff", username, -1)
         logger.info("staff %s socket %s gone (%s); %d left", username, sid, reason, remaining)
-        if remaining <= 0:
-            user = await self.hub.store.user(username)
-            if user is not None:
-                await self.hub.set_presence(user, "offline")
 
     async def _user(self, sid: str) -> User:
         session = await self.get_session(sid)
@@ -51,7 +47,8 @@ class StaffNamespace(Namespace):
 
     async def on_presence_set(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         user = await self._user(sid)
-        return {"presence": await self.hub.set_presence(user, data["state"])}
+        return {"presence": await self.hub.set_presence(user, data["state"],
+                                                        data.get("reason", ""))}
 
     async def on_call_accept(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         user = await self._user(sid)
@@ -60,4 +57,18 @@ class StaffNamespace(Namespace):
     async def on_call_decline(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         user = await self._user(sid)
         await self.hub.decline(user, data["ticket_id"])
+        return {}
+
+    async def on_callback_list(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        user = await self._user(sid)
+        return {"callbacks": await self.hub.store.callbacks(user.departments)}
+
+    async def on_callback_done(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        user = await self._user(sid)
+        if not await self.hub.store.remove_callback(user.departments, data["callback_id"],
+                                                    user.username):
+            raise SignalError("not_found", "no such callback request in your departments")
+        for dept in user.departments:
+            await self.hub.sio.emit("callback:done", {"callback_id": data["callback_id"]},
+                                    to=f"dept:{dept}", namespace="/staff")
         return {}

@@ -56,7 +56,7 @@ async def store(redis_client: aioredis.Redis) -> Store:
 @pytest.fixture
 def config(redis_url: str, tmp_path: Path) -> Config:
     return Config(host="127.0.0.1", port=8080, redis_url=redis_url, data_dir=tmp_path / "data",
-                  demo=True, ring_timeout=15.0,
+                  demo=True,
                   media=MediaConfig(announce_addresses=("127.0.0.1",), empty_room_timeout=5.0))
 
 

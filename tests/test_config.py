@@ -34,7 +34,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     ({"YUNZHEN_REDIS_URL": "http://x"}, "redis_url"),
     ({"YUNZHEN_DEMO": "maybe"}, "demo"),
     ({"YUNZHEN_ANNOUNCE_ADDRESSES": "not-an-ip"}, "media.announce_addresses"),
-    ({"YUNZHEN_RING_TIMEOUT": "-1"}, "ring_timeout"),
+    ({"YUNZHEN_TIMEZONE": "Mars/Olympus"}, "timezone"),
 ])
 def test_a_bad_value_stops_the_start_naming_the_setting(env: dict[str, str], names: str) -> None:
     with pytest.raises(ConfigError, match=names.replace(".", r"\.")):

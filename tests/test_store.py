@@ -1,140 +1,247 @@
-"""The queue, presence and dispatch scripts, against a real Redis server."""
+"""The queue script (server/queue.lua) against a real Redis server: order, dispatch, ring
+outcomes, wrap-up, backup tiers, connections and grace periods, and the event log."""
+
+from typing import Any
 
 import redis.asyncio as aioredis
 
-from server.store import Store
+from server.departments import Department, Tier
+from server.passwords import hash_password
+from server.store import Event, Store
+
+NODE = "node-a"
 
 
-async def _available(store: Store, *users: str, start: float = 100.0) -> None:
-    for i, user in enumerate(users):
-        code, presence, _ = await store.set_presence(user, "available", start + i)
+async def _staff(store: Store, username: str, pools: tuple[str, ...], *, available_at: float
+                 | None = None) -> None:
+    await store.put_user(username, display_name=username, role="staff", departments=pools,
+                         password_hash=hash_password("x"))
+    await store.connection("staff", username, NODE, 1, 0.0)
+    if available_at is not None:
+        code, presence, _ = await store.set_presence(username, "available", available_at)
         assert (code, presence) == ("ok", "available")
 
 
-async def test_hall_numbers_count_per_department_and_queue_is_first_come_first_served(
+async def _ticket(store: Store, dept: str, now: float, **options: Any) -> tuple[str, list[Event]]:
+    code, ticket, token, events = await store.create_ticket(dept, now, **options)
+    assert code == "ok" and ticket is not None and token
+    return ticket.ticket_id, events
+
+
+def _rings(events: list[Event]) -> list[tuple[str, str]]:
+    return [(a, b) for kind, a, b in events if kind == "ring"]
+
+
+async def test_hall_numbers_and_first_come_first_served_with_a_priority_lane(
         store: Store) -> None:
-    a, _ = await store.create_ticket("tax", "税", 1.0)
-    b, _ = await store.create_ticket("tax", "税", 2.0)
-    c, _ = await store.create_ticket("fund", "积", 3.0)
-    assert (a.number, b.number, c.number) == ("税A001", "税A002", "积A001")
-    assert await store.waiting("tax") == [a.ticket_id, b.ticket_id]
-    assert await store.position(b) == 2
+    a, _ = await _ticket(store, "tax", 1.0)
+    b, _ = await _ticket(store, "tax", 2.0)
+    p, _ = await _ticket(store, "tax", 3.0, priority=True)
+    c, _ = await _ticket(store, "fund", 4.0)
+    numbers = [(await store.ticket(t)).number for t in (a, b, p, c)]  # type: ignore[union-attr]
+    assert numbers == ["税A001", "税A002", "税B001", "积A001"]
+    assert await store.waiting("tax") == [p, a, b]
+    assert await store.longest_since("tax") == 1.0
 
 
-async def test_dispatch_rings_the_longest_idle_staff_member_once(
-        store: Store, redis_client: aioredis.Redis) -> None:
-    from server.passwords import hash_password
-    await store.put_user("tax02", display_name="税务坐席02", role="staff", departments=("tax",),
-                         password_hash=hash_password("x"))
-    await _available(store, "tax02", start=50.0)   # idle since 50
-    await _available(store, "tax01", start=60.0)   # idle since 60
-    t1, _ = await store.create_ticket("tax", "税", 70.0)
-    assert await store.dispatch("tax", 71.0, 15.0) == [(t1.ticket_id, "tax02")]
-    # Nobody else is rung for it, and the ringing staff member is not rung again.
-    assert await store.dispatch("tax", 72.0, 15.0) == []
-    t2, _ = await store.create_ticket("tax", "税", 73.0)
-    assert await store.dispatch("tax", 74.0, 15.0) == [(t2.ticket_id, "tax01")]
+async def test_unknown_department_and_full_queue_queue_nothing(store: Store) -> None:
+    assert (await store.create_ticket("mars", 1.0))[0] == "unknown_department"
+    dept = await store.department("hrss")
+    assert dept is not None
+    await store.put_department(Department.from_dict({**dept.to_dict(), "max_queue": 2}))
+    await _ticket(store, "hrss", 1.0)
+    await _ticket(store, "hrss", 2.0)
+    assert (await store.create_ticket("hrss", 3.0))[0] == "queue_full"
+    assert len(await store.waiting("hrss")) == 2
+
+
+async def test_dispatch_rings_the_longest_idle_staff_member_once(store: Store) -> None:
+    await _staff(store, "tax02", ("tax",), available_at=50.0)
+    await _staff(store, "tax01", ("tax",), available_at=60.0)
+    t1, events = await _ticket(store, "tax", 70.0)
+    assert _rings(events) == [(t1, "tax02")]
+    assert _rings(await store.dispatch("tax", 71.0)) == []
+    t2, events = await _ticket(store, "tax", 72.0)
+    assert _rings(events) == [(t2, "tax01")]
     assert (await store.staff_state("tax02"))["presence"] == "ringing"
 
 
 async def test_accept_only_by_the_staff_member_being_rung(store: Store) -> None:
-    await _available(store, "tax01")
-    ticket, _ = await store.create_ticket("tax", "税", 200.0)
-    await store.dispatch("tax", 201.0, 15.0)
-    assert await store.accept(ticket.ticket_id, "market01", 202.0) == "not_offered"
+    await _staff(store, "tax01", ("tax",), available_at=100.0)
+    await _staff(store, "market01", ("market",), available_at=100.0)
+    ticket, _ = await _ticket(store, "tax", 200.0)
+    assert await store.accept(ticket, "market01", 202.0) == "not_offered"
     assert await store.accept("nonexistent", "tax01", 202.0) == "not_offered"
-    assert await store.accept(ticket.ticket_id, "tax01", 202.0) == "ok"
-    assert await store.accept(ticket.ticket_id, "tax01", 203.0) == "not_offered"  # twice
-    assert (await store.ticket(ticket.ticket_id)).status == "connected"  # type: ignore[union-attr]
+    assert await store.accept(ticket, "tax01", 202.0) == "ok"
+    assert await store.accept(ticket, "tax01", 203.0) == "not_offered"
+    assert (await store.ticket(ticket)).status == "connected"  # type: ignore[union-attr]
     assert (await store.staff_state("tax01"))["presence"] == "in_call"
 
 
-async def test_decline_passes_the_ticket_on_and_keeps_its_place(store: Store) -> None:
-    from server.passwords import hash_password
-    await store.put_user("tax02", display_name="税务坐席02", role="staff", departments=("tax",),
-                         password_hash=hash_password("x"))
-    first, _ = await store.create_ticket("tax", "税", 1.0)
-    second, _ = await store.create_ticket("tax", "税", 2.0)
-    await _available(store, "tax01")
-    assert await store.dispatch("tax", 3.0, 15.0) == [(first.ticket_id, "tax01")]
-    assert await store.decline(first.ticket_id, "tax01", 4.0) == "tax"
-    # Back at the head of the queue, ahead of the later ticket; the decliner is not re-rung for
-    # it straight away, so the later ticket goes to them instead.
-    assert await store.waiting("tax") == [first.ticket_id, second.ticket_id]
-    assert await store.dispatch("tax", 5.0, 15.0) == [(second.ticket_id, "tax01")]
-    await _available(store, "tax02", start=6.0)
-    assert await store.dispatch("tax", 7.0, 15.0) == [(first.ticket_id, "tax02")]
-    assert await store.decline(first.ticket_id, "tax01", 8.0) == ""  # not theirs any more
+async def test_decline_passes_the_ticket_on_at_once_keeping_its_place(store: Store) -> None:
+    await _staff(store, "tax01", ("tax",), available_at=0.5)
+    first, _ = await _ticket(store, "tax", 1.0)
+    second, _ = await _ticket(store, "tax", 2.0)
+    code, events = await store.decline(first, "tax01", 4.0)
+    assert code == "ok"
+    # The decliner is not offered the declined ticket again for 30 s, so the next ticket goes to
+    # them; the declined one keeps the head of the queue for a colleague.
+    assert _rings(events) == [(second, "tax01")]
+    assert await store.waiting("tax") == [first]
+    await _staff(store, "tax02", ("tax",), available_at=5.0)   # rung as they become available
+    ticket = await store.ticket(first)
+    assert ticket is not None and (ticket.status, ticket.staff) == ("ringing", "tax02")
+    assert (await store.decline(first, "tax01", 10.0))[0] == "not_offered"
 
 
-async def test_a_ring_that_times_out_requeues_and_pauses_the_staff_member(store: Store) -> None:
-    await _available(store, "tax01")
-    ticket, _ = await store.create_ticket("tax", "税", 300.0)
-    await store.dispatch("tax", 301.0, 15.0)
-    assert await store.expire_rings(310.0) == []
-    assert await store.expire_rings(316.5) == [(ticket.ticket_id, "tax01")]
+async def test_a_ticket_whose_ring_timed_out_rests_for_the_ring_pause(store: Store) -> None:
+    await _staff(store, "tax01", ("tax",), available_at=0.5)
+    await _staff(store, "tax02", ("tax",), available_at=0.7)
+    ticket, events = await _ticket(store, "tax", 1.0)
+    assert _rings(events) == [(ticket, "tax01")]
+    await store.set_presence("tax02", "away", 1.5)
+    events = await store.tick(16.5)
+    assert _rings(events) == []
+    await store.set_presence("tax02", "available", 17.0)
+    assert _rings(await store.dispatch("tax", 18.0)) == []          # resting until 21.5
+    assert _rings(await store.dispatch("tax", 21.6)) == [(ticket, "tax02")]
+
+
+async def test_missed_rings_pause_the_staff_member_after_max_misses(store: Store) -> None:
+    await _staff(store, "tax01", ("tax",), available_at=1.0)
+    ticket, _ = await _ticket(store, "tax", 2.0)
+    assert await store.tick(10.0) == []
+    events = await store.tick(17.5)                   # 15 s ring timeout
+    assert ("withdrawn", ticket, "tax01") in events
+    assert (await store.staff_state("tax01"))["presence"] == "available"   # one miss
+    assert await store.waiting("tax") == [ticket]
+    # Not re-rung for this ticket straight away; a second ticket rings them and is missed too.
+    other, events = await _ticket(store, "tax", 18.0)
+    assert _rings(events) == [(other, "tax01")]
+    events = await store.tick(34.0)
     state = await store.staff_state("tax01")
     assert (state["presence"], state["reason"]) == ("away", "missed")
-    assert await store.waiting("tax") == [ticket.ticket_id]
-    assert await store.accept(ticket.ticket_id, "tax01", 317.0) == "not_offered"
+    assert ("paused", "tax01", "missed") in events
+    assert await store.waiting("tax") == [ticket, other]
+    # Coming back resets the count.
+    await store.set_presence("tax01", "available", 40.0)
+    assert (await store.staff_state("tax01"))["misses"] == "0"
 
 
-async def test_cancel_while_ringing_frees_the_staff_member(store: Store) -> None:
-    await _available(store, "tax01")
-    ticket, _ = await store.create_ticket("tax", "税", 400.0)
-    await store.dispatch("tax", 401.0, 15.0)
-    assert await store.cancel_ticket(ticket.ticket_id, 402.0) == ("ok", "tax01")
+async def test_backup_group_is_offered_tickets_after_the_wait_threshold(
+        store: Store, redis_client: aioredis.Redis) -> None:
+    dept = await store.department("tax")
+    assert dept is not None
+    await store.put_department(Department.from_dict(
+        {**dept.to_dict(), "backups": [{"group": "tax-b", "after": 60}]}))
+    await _staff(store, "backup01", ("tax-b",), available_at=1.0)
+    ticket, events = await _ticket(store, "tax", 10.0)
+    assert _rings(events) == []
+    assert _rings(await store.tick(50.0)) == []
+    assert _rings(await store.tick(70.5)) == [(ticket, "backup01")]
+    log = [f["event"] for _, f in await redis_client.xrange("yz:log")]
+    assert "OVERFLOW" in log
+
+
+async def test_after_a_call_wrap_up_then_available(store: Store) -> None:
+    await _staff(store, "tax01", ("tax",), available_at=1.0)
+    ticket, _ = await _ticket(store, "tax", 2.0)
+    await store.accept(ticket, "tax01", 3.0)
+    staff, events = await store.finish_ticket(ticket, 63.0)
+    assert staff == "tax01"
+    state = await store.staff_state("tax01")
+    assert (state["presence"], float(state["wrap_until"])) == ("wrap_up", 73.0)
+    nxt, events = await _ticket(store, "tax", 64.0)
+    assert _rings(events) == []                          # not rung during wrap-up
+    events = await store.tick(73.5)
+    assert ("presence", "tax01", "available") in events
+    assert (nxt, "tax01") in _rings(events)
+    assert await store.handling_times("tax") == [60.0]
+    assert await store.rate_ticket(ticket, 5) == "ok"
+    assert await store.rate_ticket(ticket, 1) == "bad_state"
+
+
+async def test_a_ringing_staff_member_who_vanishes_releases_the_ticket_at_once(
+        store: Store) -> None:
+    await _staff(store, "tax01", ("tax",), available_at=1.0)
+    await _staff(store, "tax02", ("tax",), available_at=2.0)
+    ticket, events = await _ticket(store, "tax", 3.0)
+    assert _rings(events) == [(ticket, "tax01")]
+    total, events = await store.connection("staff", "tax01", NODE, -1, 4.0)
+    assert total == 0
+    assert (ticket, "tax02") in _rings(events)
+    # Back within the 20 s grace: still available, not offline.
+    await store.connection("staff", "tax01", NODE, 1, 10.0)
     assert (await store.staff_state("tax01"))["presence"] == "available"
-    assert await store.cancel_ticket(ticket.ticket_id, 403.0) == ("bad_state", "")
+    # Gone past the grace: offline.
+    await store.connection("staff", "tax01", NODE, -1, 11.0)
+    await store.tick(32.0)
+    assert (await store.staff_state("tax01"))["presence"] == "offline"
+
+
+async def test_a_waiting_ticket_keeps_its_place_for_a_short_disconnect(store: Store) -> None:
+    first, _ = await _ticket(store, "fund", 1.0)
+    second, _ = await _ticket(store, "fund", 2.0)
+    for ticket in (first, second):
+        await store.connection("ticket", ticket, NODE, 1, 2.0)
+        await store.connection("ticket", ticket, NODE, -1, 3.0)
+    await store.connection("ticket", first, NODE, 1, 30.0)   # back in time
+    events = await store.tick(64.0)
+    assert ("ticket", second, "abandoned") in events
+    assert await store.waiting("fund") == [first]
+    assert (await store.ticket(second)).status == "abandoned"  # type: ignore[union-attr]
+
+
+async def test_a_dead_process_loses_its_sockets_and_calls(store: Store) -> None:
+    await store.heartbeat("dead", 0.0, ttl=10)
+    await store.put_user("tax01", display_name="t", role="staff", departments=("tax",),
+                         password_hash="x")
+    await store.connection("staff", "tax01", "dead", 1, 0.0)
+    await store.set_presence("tax01", "available", 1.0)
+    ticket, _ = await _ticket(store, "tax", 2.0)
+    await store.accept(ticket, "tax01", 3.0)
+    await store.put_room("r1", node="dead", ticket_id=ticket, department="tax", staff="tax01",
+                         now=3.0)
+    waiting, _ = await _ticket(store, "tax", 4.0)
+    await store.connection("ticket", waiting, "dead", 1, 4.0)
+    events = await store.tick(11.0)                        # heartbeat ran out at 10
+    assert ("ticket", ticket, "ended") in events
+    assert (await store.staff_state("tax01"))["presence"] == "offline"
+    assert await store.waiting("tax") == [waiting]          # keeps its place for the grace
+    await store.tick(72.0)
     assert await store.waiting("tax") == []
 
 
-async def test_presence_cannot_change_during_a_call_and_finish_frees_the_staff_member(
-        store: Store) -> None:
-    await _available(store, "tax01")
-    await store.add_connection("tax01", 1)
-    ticket, _ = await store.create_ticket("tax", "税", 500.0)
-    await store.dispatch("tax", 501.0, 15.0)
-    assert (await store.set_presence("tax01", "away", 502.0))[0] == "bad_state"
-    await store.accept(ticket.ticket_id, "tax01", 503.0)
-    assert (await store.set_presence("tax01", "available", 504.0))[0] == "bad_state"
-    assert await store.finish_ticket(ticket.ticket_id, 600.0) == "tax01"
+async def test_cancel_while_ringing_frees_the_staff_member(store: Store) -> None:
+    await _staff(store, "tax01", ("tax",), available_at=1.0)
+    ticket, _ = await _ticket(store, "tax", 2.0)
+    code, events = await store.cancel_ticket(ticket, 3.0)
+    assert code == "ok"
+    assert ("withdrawn", ticket, "tax01") in events
     assert (await store.staff_state("tax01"))["presence"] == "available"
-    assert await store.rate_ticket(ticket.ticket_id, 5) == "ok"
-    assert await store.rate_ticket(ticket.ticket_id, 1) == "bad_state"  # once only
+    assert (await store.cancel_ticket(ticket, 4.0))[0] == "bad_state"
 
 
-async def test_every_step_goes_to_the_event_log(store: Store,
-                                                redis_client: aioredis.Redis) -> None:
-    await _available(store, "tax01")
-    ticket, _ = await store.create_ticket("tax", "税", 1.0)
-    await store.dispatch("tax", 2.0, 15.0)
-    await store.decline(ticket.ticket_id, "tax01", 3.0)
-    entries = await redis_client.xrange("yz:log")
-    assert [fields["event"] for _, fields in entries] == ["UNPAUSE", "ENTER", "RING", "DECLINE"]
+async def test_presence_cannot_change_while_ringing_or_in_a_call(store: Store) -> None:
+    await _staff(store, "tax01", ("tax",), available_at=1.0)
+    ticket, _ = await _ticket(store, "tax", 2.0)
+    assert (await store.set_presence("tax01", "away", 3.0))[0] == "bad_state"
+    await store.accept(ticket, "tax01", 4.0)
+    assert (await store.set_presence("tax01", "available", 5.0))[0] == "bad_state"
 
 
-async def test_reset_after_restart_keeps_the_queue_and_clears_what_died_with_the_process(
-        store: Store, redis_client: aioredis.Redis) -> None:
-    await _available(store, "tax01")
-    await store.add_connection("tax01", 1)
-    await _available(store, "fund01")
-    await store.add_connection("fund01", 2)
-    ringing, _ = await store.create_ticket("tax", "税", 1.0)
-    await store.dispatch("tax", 2.0, 15.0)
-    talking, _ = await store.create_ticket("fund", "积", 3.0)
-    await store.dispatch("fund", 4.0, 15.0)
-    await store.accept(talking.ticket_id, "fund01", 5.0)
-    await store.put_room("r1", {"node": "dead", "ticket_id": talking.ticket_id})
-    waiting, _ = await store.create_ticket("tax", "税", 6.0)
+async def test_every_step_goes_to_the_event_log(store: Store) -> None:
+    await _staff(store, "tax01", ("tax",), available_at=1.0)
+    ticket, _ = await _ticket(store, "tax", 2.0)
+    await store.decline(ticket, "tax01", 3.0)
+    entries = await store.log_entries(0, 2e9)
+    assert [(e["event"], e["ticket"]) for e in entries] == [
+        ("UNPAUSE", ""), ("ENTER", ticket), ("RING", ticket), ("DECLINE", ticket)]
+    assert all(e["time"] for e in entries)
 
-    assert await store.reset_after_restart(100.0) == 1
 
-    assert await store.waiting("tax") == [ringing.ticket_id, waiting.ticket_id]
-    assert (await store.ticket(talking.ticket_id)).status == "ended"  # type: ignore[union-attr]
-    for user in ("tax01", "fund01"):
-        state = await store.staff_state(user)
-        assert (state["presence"], state["conns"]) == ("offline", "0")
-    assert await redis_client.exists("yz:room:r1") == 0
-    # Nobody is rung until someone comes back.
-    assert await store.dispatch("tax", 101.0, 15.0) == []
+async def test_department_settings_round_trip(store: Store) -> None:
+    dept = Department(id="test", name_zh="测试", name_en="Test", prefix="测",
+                      backups=(Tier("tax", 30.0),), ring_timeout=20)
+    await store.put_department(dept)
+    assert await store.department("test") == dept

@@ -25,7 +25,7 @@ OUT = Path(__file__).resolve().parent
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as data:
-        live = await start_server(Config(data_dir=Path(data), demo=True, ring_timeout=60))
+        live = await start_server(Config(data_dir=Path(data), demo=True))
         try:
             await walk(live.url)
         finally:
