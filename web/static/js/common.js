@@ -11,7 +11,7 @@ const STRINGS = {
     lang_toggle: 'English',
     title_kiosk: '云诊 视频咨询',
     title_staff: '云诊 坐席工作台',
-    title_supervisor: '云诊 督查 · 录像回放',
+    title_supervisor: '云诊 督查 · 实时监控与录像',
     loading: '正在加载…',
     connecting: '正在连接服务器…',
     disconnected: '网络连接中断，正在重新连接…',
@@ -228,7 +228,7 @@ const STRINGS = {
     lang_toggle: '中文',
     title_kiosk: 'Yunzhen Video Consultation',
     title_staff: 'Yunzhen Staff Desk',
-    title_supervisor: 'Yunzhen Supervision · Recordings',
+    title_supervisor: 'Yunzhen Supervision · Live and Recordings',
     loading: 'Loading…',
     connecting: 'Connecting to the server…',
     disconnected: 'Connection lost, reconnecting…',
@@ -344,7 +344,7 @@ const STRINGS = {
     event_rating: 'Applicant rated: {rating}',
     event_other: '{who} {type}',
     someone: 'System',
-    dept_search_placeholder: 'Search a department or matter, e.g. pension, business licence',
+    dept_search_placeholder: 'Search a department or matter',
     dept_search_clear: 'Clear',
     dept_search_none: 'No department found. Try another word or ask a hall guide',
     dept_matches: 'Matters: {matters}',
@@ -986,8 +986,18 @@ export function formatTime(epochSeconds) {
 // in words: 周一至周五 09:00-12:00、13:30-17:00；周六 09:00-12:00.
 const DAY_KEYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 
+// The configuration's text form, "mon-fri 09:00-12:00,13:30-17:00; sat 09:00-12:00", as an object.
+function parseHoursText(text) {
+  const out = {};
+  for (const part of String(text).split(';')) {
+    const [days, spans = ''] = part.trim().split(/\s+/, 2);
+    if (days) out[days] = spans.split(',').filter(Boolean);
+  }
+  return out;
+}
+
 export function formatHours(hours) {
-  if (typeof hours === 'string' && hours.trim()) return hours;
+  if (typeof hours === 'string' && hours.trim()) hours = parseHoursText(hours);
   if (!hours || typeof hours !== 'object') return t('hours_none');
   const join = currentLang() === 'en' ? ', ' : '、';
   const parts = [];

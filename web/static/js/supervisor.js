@@ -53,8 +53,10 @@ function renderWallboard(data) {
     tr.dataset.testid = 'wallboard-queue-row';
     tr.dataset.department = q.department;
     const waiting = cell(String(q.waiting ?? 0), q.waiting > 0 ? 'num busy' : 'num');
-    const counts = document.createElement('td');
+    const countsCell = document.createElement('td');
+    const counts = document.createElement('div');
     counts.className = 'staff-counts';
+    countsCell.append(counts);
     const byState = q.staff || {};
     for (const presence of [...PRESENCE_ORDER, ...Object.keys(byState)]) {
       const n = byState[presence];
@@ -63,7 +65,7 @@ function renderWallboard(data) {
     }
     if (!counts.childElementCount) counts.textContent = '–';
     tr.append(cell(departmentName(state.departments, q.department)), waiting,
-      clockCell(q.waiting > 0 ? q.longest_since : NaN, LONG_WAIT_S), counts);
+      clockCell(q.waiting > 0 ? q.longest_since : NaN, LONG_WAIT_S), countsCell);
     queues.append(tr);
   }
   const staff = $('wallboard-staff-body');
