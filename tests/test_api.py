@@ -92,3 +92,79 @@ async def test_pages_render_for_everyone(server: LiveServer) -> None:
             assert "text/html" in response.headers["Content-Type"]
         health = await (await session.get(f"{server.url}/healthz")).json()
         assert health == {"ok": True, "redis": True}
+
+
+async def test_admins_change_a_department_without_a_restart(server: LiveServer) -> None:
+    async with _session() as admin:
+        await _login(admin, server.url, "admin")
+        body = await (await admin.get(f"{server.url}/api/admin/departments/tax")).json()
+        dept = body["department"]
+        assert dept["ring_timeout"] == 15 and dept["hours"] == {"mon-sun": ["00:00-24:00"]}
+        dept.update(ring_timeout=20, hours={"mon-fri": ["09:00-12:00", "13:30-17:00"]},
+                    backups=[{"group": "market", "after": 90}])
+        response = await admin.put(f"{server.url}/api/admin/departments/tax", json=dept)
+        assert response.status == 200
+        departments = await (await admin.get(f"{server.url}/api/departments")).json()
+        tax = next(d for d in departments["departments"] if d["id"] == "tax")
+        assert tax["hours"] == "mon-fri 09:00-12:00,13:30-17:00"
+        # Bad settings are refused with the field named, and change nothing.
+        for bad in ({**dept, "ring_timeout": 0}, {**dept, "hours": {"mon": ["25:00-26:00"]}},
+                    {**dept, "backups": [{"group": "tax", "after": 5}]}, {**dept, "colour": 1}):
+            response = await admin.put(f"{server.url}/api/admin/departments/tax", json=bad)
+            assert response.status == 400
+            assert "部门设置有误" in (await response.json())["error"]["message"]
+        saved = await (await admin.get(f"{server.url}/api/admin/departments/tax")).json()
+        assert saved["department"]["ring_timeout"] == 20
+
+
+async def test_admin_endpoints_refuse_everyone_else(server: LiveServer) -> None:
+    async with _session() as supervisor:
+        await _login(supervisor, server.url, "supervisor")
+        for method, path in (("GET", "/api/admin/departments/tax"),
+                             ("PUT", "/api/admin/departments/tax"),
+                             ("GET", "/api/admin/queue-log.csv?from=2026-01-01&to=2026-01-02")):
+            response = await supervisor.request(method, server.url + path, json={})
+            assert response.status == 403, path
+    async with _session() as anonymous:
+        response = await anonymous.get(f"{server.url}/api/wallboard")
+        assert response.status == 401
+
+
+async def test_the_queue_log_downloads_as_csv_for_a_date_range(server: LiveServer) -> None:
+    import csv
+    import datetime as dt
+    import io
+
+    from signaling.client import SignalingClient
+
+    kiosk = await SignalingClient.connect(server.url, "/kiosk")
+    ticket = (await kiosk.request("ticket:create", {"department": "fund", "consent": True}))
+    await kiosk.request("ticket:cancel", {"ticket_id": ticket["ticket"]["ticket_id"],
+                                          "token": ticket["ticket"]["token"]})
+    await kiosk.close()
+    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
+    async with _session() as admin:
+        await _login(admin, server.url, "admin")
+        url = f"{server.url}/api/admin/queue-log.csv?from={today - dt.timedelta(days=1)}&to={today}"
+        response = await admin.get(url)
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO((await response.read()).decode("utf-8-sig"))))
+        events = [(r["event"], r["department"]) for r in rows if r["ticket"]]
+        assert events == [("ENTER", "fund"), ("CANCEL", "fund")]
+        response = await admin.get(f"{server.url}/api/admin/queue-log.csv?from=yesterday")
+        assert response.status == 400
+
+
+async def test_the_wallboard_shows_queues_and_staff(server: LiveServer) -> None:
+    from signaling.client import SignalingClient
+
+    kiosk = await SignalingClient.connect(server.url, "/kiosk")
+    await kiosk.request("ticket:create", {"department": "market", "consent": True})
+    async with _session() as supervisor:
+        await _login(supervisor, server.url, "supervisor")
+        body = await (await supervisor.get(f"{server.url}/api/wallboard")).json()
+    await kiosk.close()
+    market = next(q for q in body["queues"] if q["department"] == "market")
+    assert market["waiting"] == 1 and market["longest_since"] is not None
+    assert {s["username"]: s["presence"] for s in body["staff"]}["market01"] == "offline"

@@ -169,3 +169,41 @@ async def test_kiosk_reload_mid_call_both_decode_each_others_video_again(
     staff_after = await _wait_media(staff, frames=staff_before["framesDecoded"] + 30,
                                     timeout=10.0)
     assert staff_after["audioPackets"] > staff_before["audioPackets"]
+
+
+async def test_first_staff_member_declines_and_a_colleague_answers(
+        server: LiveServer, browser: Any, store: Any) -> None:
+    """Two staff of 税务 available; the one rung first declines, the other is rung and answers,
+    and the applicant is connected to them."""
+    from playwright.async_api import expect
+
+    from server.passwords import hash_password
+
+    await store.put_user("tax02", display_name="税务坐席02", role="staff", departments=("tax",),
+                         password_hash=hash_password("demo12345"))
+    first = await _new_page(browser)
+    second = await _new_page(browser)
+    for page, username in ((first, "tax01"), (second, "tax02")):
+        await _login(page, f"{server.url}/staff", username)
+        await page.get_by_test_id("presence-available").click()
+        await expect(page.get_by_test_id("presence-available")).to_have_attribute(
+            "aria-pressed", "true")
+        await asyncio.sleep(0.05)   # tax01 has been idle longest, so is rung first
+    kiosk = await _new_page(browser)
+    await kiosk.goto(server.url + "/")
+    await kiosk.get_by_test_id("dept-tax").click()
+    await kiosk.get_by_test_id("consent-accept").check()
+    await kiosk.get_by_test_id("start-consult").click()
+
+    await expect(first.get_by_test_id("incoming-call")).to_be_visible(timeout=10_000)
+    await expect(second.get_by_test_id("incoming-call")).to_be_hidden()
+    await first.get_by_test_id("decline-call").click()
+    await expect(first.get_by_test_id("incoming-call")).to_be_hidden()
+    await expect(second.get_by_test_id("incoming-call")).to_be_visible(timeout=10_000)
+    await second.get_by_test_id("accept-call").click()
+    await _wait_media(kiosk, frames=10)
+    await _wait_media(second, frames=10)
+    await expect(kiosk.get_by_test_id("call-peer")).to_contain_text("税务坐席02")
+    # The one who declined stays available for the next applicant.
+    await expect(first.get_by_test_id("presence-available")).to_have_attribute(
+        "aria-pressed", "true")

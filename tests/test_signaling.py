@@ -154,3 +154,105 @@ async def test_a_staff_member_who_declines_is_replaced_by_a_colleague(
     assert (await second.call("call:accept", {"ticket_id": ticket["ticket_id"]}))["ok"]
     await first.close()
     await second.close()
+
+
+async def _set_department(store: Store, dept_id: str, **changes: object) -> None:
+    from server.departments import Department
+    dept = await store.department(dept_id)
+    assert dept is not None
+    await store.put_department(Department.from_dict({**dept.to_dict(), **changes}))
+
+
+async def test_a_closed_department_says_so_and_queues_nothing(
+        kiosk: SocketClient, store: Store) -> None:
+    await _set_department(store, "estate", closed_days=[], hours={"mon-sun": []})
+    answer = await kiosk.call("ticket:create", {"department": "estate", "consent": True})
+    assert answer["error"]["code"] == "closed"
+    assert "服务时间" in answer["error"]["message"]
+    assert answer["error"]["next_open"] is None
+    assert await store.waiting("estate") == []
+    # The applicant can leave a callback request instead; bad phone numbers are refused.
+    bad = await kiosk.call("callback:request", {"department": "estate", "name": "张三",
+                                                "phone": "call me"})
+    assert bad["error"]["code"] == "invalid_payload"
+    good = await kiosk.call("callback:request", {"department": "estate", "name": "张三",
+                                                 "phone": "138 0000 0000", "note": "过户"})
+    assert good["ok"] and good["callback_id"]
+    assert [c["phone"] for c in await store.callbacks(("estate",))] == ["138 0000 0000"]
+
+
+async def test_staff_see_callback_requests_and_mark_them_done(
+        server: LiveServer, kiosk: SocketClient) -> None:
+    staff = await _staff(server, "estate01")
+    await kiosk.call("callback:request", {"department": "estate", "name": "李四",
+                                          "phone": "13900000000"})
+    new = await staff.next("callback:new")
+    listed = await staff.call("callback:list", {})
+    assert [c["callback_id"] for c in listed["callbacks"]] == [new["callback_id"]]
+    other = await _staff(server, "tax01")
+    refused = await other.call("callback:done", {"callback_id": new["callback_id"]})
+    assert refused["error"]["code"] == "not_found"      # not their department's
+    assert (await staff.call("callback:done", {"callback_id": new["callback_id"]}))["ok"]
+    assert (await staff.call("callback:list", {}))["callbacks"] == []
+    await staff.close()
+    await other.close()
+
+
+async def test_only_a_hall_guide_can_choose_the_priority_lane(
+        server: LiveServer, kiosk: SocketClient, store: Store) -> None:
+    payload = {"department": "tax", "consent": True, "priority": True}
+    answer = await kiosk.call("ticket:create", payload)
+    assert answer["error"]["code"] == "forbidden"
+    assert await store.waiting("tax") == []
+    guide = await SocketClient.connect(server.url, "/kiosk",
+                                       await login_cookie(server.url, "guide01", "demo12345"))
+    ordinary = (await kiosk.call("ticket:create", {"department": "tax", "consent": True}))
+    answer = await guide.call("ticket:create", payload)
+    assert answer["ok"] and answer["ticket"]["priority"] is True
+    assert answer["ticket"]["number"] == "税B001"
+    assert await store.waiting("tax") == [answer["ticket"]["ticket_id"],
+                                          ordinary["ticket"]["ticket_id"]]
+    await guide.close()
+
+
+async def test_double_accept_and_accept_after_the_ring_timed_out_are_refused(
+        server: LiveServer, kiosk: SocketClient, store: Store) -> None:
+    await _set_department(store, "tax", ring_timeout=3, ring_pause=0)
+    staff = await _staff(server, "tax01")
+    await staff.call("presence:set", {"state": "available"})
+    first = (await kiosk.call("ticket:create", {"department": "tax", "consent": True}))["ticket"]
+    await staff.next("call:incoming", ticket_id=first["ticket_id"])
+    withdrawn = await staff.next("call:withdrawn", timeout=8, ticket_id=first["ticket_id"])
+    assert withdrawn["reason"] == "timeout"
+    late = await staff.call("call:accept", {"ticket_id": first["ticket_id"]})
+    assert late["error"]["code"] == "not_offered"
+    assert await store.waiting("tax") == [first["ticket_id"]]
+    # Back to available (one miss of two allowed), rung again once the cool-down allows it:
+    # a second ticket comes first, and accepting it twice is refused the second time.
+    second = (await kiosk.call("ticket:create", {"department": "tax", "consent": True}))["ticket"]
+    await staff.next("call:incoming", ticket_id=second["ticket_id"])
+    assert (await staff.call("call:accept", {"ticket_id": second["ticket_id"]}))["ok"]
+    again = await staff.call("call:accept", {"ticket_id": second["ticket_id"]})
+    assert again["error"]["code"] == "not_offered"
+    await staff.close()
+
+
+async def test_a_waiting_ticket_gets_an_estimated_wait(
+        server: LiveServer, kiosk: SocketClient, store: Store) -> None:
+    from signaling.eta import DEFAULT_HANDLING_S
+    answer = await kiosk.call("ticket:create", {"department": "hrss", "consent": True})
+    first = answer["ticket"]
+    assert first["eta_seconds"] is None                     # nobody on duty
+    staff = await _staff(server, "hrss01")
+    await staff.call("presence:set", {"state": "available"})
+    await staff.next("call:incoming", ticket_id=first["ticket_id"])
+    assert (await staff.call("call:accept", {"ticket_id": first["ticket_id"]}))["ok"]
+    # One staff member on duty, busy: the next applicant waits about one consultation.
+    second = (await kiosk.call("ticket:create", {"department": "hrss", "consent": True}))
+    assert second["ticket"]["eta_seconds"] == DEFAULT_HANDLING_S
+    away = await _staff(server, "fund01")
+    await away.call("presence:set", {"state": "away", "reason": "会议"})
+    state = await away.next("staff:state", presence="away")
+    assert state["reason"] == "会议"
+    await staff.close()
+    await away.close()
