@@ -25,8 +25,10 @@ python_env() {  # $1: pip extras ("" or "test")
   local want=".${1:+[$1]}"
   if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then apt_install python3-venv; fi
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-  local stamp="$VENV/.yunzhen-$(sha256sum pyproject.toml | cut -c1-16)${1:+-$1}"
-  if [ ! -f "$stamp" ]; then
+  local base="$VENV/.yunzhen-$(sha256sum pyproject.toml | cut -c1-16)"
+  local stamp="$base${1:+-$1}"
+  # The test extras include everything serve needs: after `test`, `serve` installs nothing.
+  if [ ! -f "$stamp" ] && [ ! -f "$base-test" ]; then
     echo "==> pip install -e '$want'"
     "$VENV/bin/pip" install -q --upgrade pip >/dev/null
     "$VENV/bin/pip" install -q -e "$want"
