@@ -138,9 +138,10 @@ class Hub:
 
     async def department_view(self, dept: Department, now: float) -> dict[str, Any]:
         moment = self.local_time(now)
-        upcoming = dept.next_open(moment)
+        open_now = dept.is_open(moment)
+        upcoming = None if open_now else dept.next_open(moment)
         return {"id": dept.id, "name_zh": dept.name_zh, "name_en": dept.name_en,
-                "matters": list(dept.matters), "open_now": dept.is_open(moment),
+                "matters": list(dept.matters), "open_now": open_now,
                 "next_open": upcoming.timestamp() if upcoming else None,
                 "hours": dept.hours_text()}
 

@@ -196,7 +196,8 @@ def test_new_screens_say_what_the_brief_asks() -> None:
     assert zh["priority_badge"] == "优先"
     assert zh["guide_mode"] == "导服"
     assert zh["away_reason_missed"] == "连续未接，已自动暂停接听"
-    assert [zh[f"away_reason_{r}"] for r in ("rest", "meeting", "other")] == ["休息", "会议", "其他"]
+    reasons = [zh[f"away_reason_{r}"] for r in ("rest", "meeting", "other")]
+    assert reasons == ["休息", "会议", "其他"]
     assert zh["queue_longest"] == "最长等待 {t}"
 
 
