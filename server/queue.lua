@@ -297,6 +297,9 @@ if op == 'enqueue' then
              'channel', channel, 'also', also, 'created_at', now, 'token_hash', token_hash,
              'staff', '', 'room_id', '', 'rest_until', 0)
   redis.call('ZADD', 'yz:queue:' .. dept, score, tid)
+  -- Until a socket of the applicant is counted for it, the ticket is on the reconnect grace:
+  -- an applicant who left while it was being created does not hold a place for ever.
+  redis.call('ZADD', 'yz:ticket_gone', now + TICKET_GRACE, tid)
   log('ENTER', tid, dept, '', priority == '1' and 'priority' or '')
   emit('queue', dept, '')
   dispatch(dept)

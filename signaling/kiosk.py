@@ -33,13 +33,25 @@ class KioskNamespace(Namespace):
             await self.hub.connection("ticket", ticket_id, -1)
 
     async def _attach(self, sid: str, ticket: Ticket) -> dict[str, Any]:
-        """Follow a ticket on this socket; its sockets keep it in the queue."""
-        session = await self.get_session(sid)
+        """Follow a ticket on this socket; its sockets keep it in the queue.
+
+        The socket is counted first and only then written into the session that on_disconnect
+        reads, so a disconnect at any moment undoes exactly what was done: if the session is
+        already gone (the socket left meanwhile), the count is taken back here."""
+        try:
+            session = await self.get_session(sid)
+        except KeyError:
+            raise SignalError("bad_state", "the socket disconnected") from None
         if ticket.ticket_id not in session["tickets"]:
-            session["tickets"].append(ticket.ticket_id)
-            await self.save_session(sid, session)
-            await self.enter_room(sid, f"ticket:{ticket.ticket_id}")
             await self.hub.connection("ticket", ticket.ticket_id, 1)
+            try:
+                session = await self.get_session(sid)
+                session["tickets"].append(ticket.ticket_id)
+                await self.save_session(sid, session)
+            except KeyError:
+                await self.hub.connection("ticket", ticket.ticket_id, -1)
+                raise SignalError("bad_state", "the socket disconnected") from None
+            await self.enter_room(sid, f"ticket:{ticket.ticket_id}")
         fresh = await self.hub.store.ticket(ticket.ticket_id)
         view = await self.hub.ticket_view(fresh or ticket)
         room = await self.hub.applicant_room(fresh or ticket)

@@ -22,9 +22,14 @@ async def _staff(store: Store, username: str, pools: tuple[str, ...], *, availab
         assert (code, presence) == ("ok", "available")
 
 
-async def _ticket(store: Store, dept: str, now: float, **options: Any) -> tuple[str, list[Event]]:
+async def _ticket(store: Store, dept: str, now: float, connect: bool = True,
+                  **options: Any) -> tuple[str, list[Event]]:
+    """A new ticket; with `connect`, its applicant's socket is counted on NODE, as the kiosk
+    namespace does (a ticket nobody holds is abandoned after the 60 s grace)."""
     code, ticket, token, events = await store.create_ticket(dept, now, **options)
     assert code == "ok" and ticket is not None and token
+    if connect:
+        await store.connection("ticket", ticket.ticket_id, NODE, 1, now)
     return ticket.ticket_id, events
 
 
@@ -183,7 +188,6 @@ async def test_a_waiting_ticket_keeps_its_place_for_a_short_disconnect(store: St
     first, _ = await _ticket(store, "fund", 1.0)
     second, _ = await _ticket(store, "fund", 2.0)
     for ticket in (first, second):
-        await store.connection("ticket", ticket, NODE, 1, 2.0)
         await store.connection("ticket", ticket, NODE, -1, 3.0)
     await store.connection("ticket", first, NODE, 1, 30.0)   # back in time
     events = await store.tick(64.0)
@@ -202,7 +206,7 @@ async def test_a_dead_process_loses_its_sockets_and_calls(store: Store) -> None:
     await store.accept(ticket, "tax01", 3.0)
     await store.put_room("r1", node="dead", ticket_id=ticket, department="tax", staff="tax01",
                          now=3.0)
-    waiting, _ = await _ticket(store, "tax", 4.0)
+    waiting, _ = await _ticket(store, "tax", 4.0, connect=False)
     await store.connection("ticket", waiting, "dead", 1, 4.0)
     events = await store.tick(11.0)                        # heartbeat ran out at 10
     assert ("ticket", ticket, "ended") in events
@@ -245,3 +249,11 @@ async def test_department_settings_round_trip(store: Store) -> None:
                       backups=(Tier("tax", 30.0),), ring_timeout=20)
     await store.put_department(dept)
     assert await store.department("test") == dept
+
+
+async def test_a_ticket_nobody_holds_is_abandoned_after_the_grace(store: Store) -> None:
+    """An applicant who leaves while the ticket is being created must not hold a place."""
+    ticket, _ = await _ticket(store, "fund", 1.0, connect=False)
+    assert await store.tick(60.0) == []
+    assert ("ticket", ticket, "abandoned") in await store.tick(61.5)
+    assert await store.waiting("fund") == []
