@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Run every benchmark in a private network namespace (loopback only), one after the other, and
-# merge their figures into bench/results/call_setup.json.
+# merge their figures into bench/results/call_setup.json (dispatch: bench/results/dispatch.json).
 #   bench/run.sh                 call setup (20 calls) + server CPU (pass-through vs transcoding)
-#   bench/run.sh call_setup      only one of them (call_setup | cpu_relay), extra args passed on
+#                                + dispatch at 1,000 sockets (ring latency, dispatches/s)
+#   bench/run.sh call_setup      only one of them (call_setup | cpu_relay | dispatch), extra args
+#                                passed on
 # Needs what ./yunzhen.sh test installs (redis-server, chromium, the test extras in .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,5 +22,6 @@ if [ $# -gt 0 ]; then
 else
   bench call_setup
   bench cpu_relay
+  bench dispatch
 fi
-echo "==> results: bench/results/call_setup.json"
+echo "==> results: bench/results/call_setup.json, bench/results/dispatch.json"
