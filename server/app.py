@@ -75,7 +75,11 @@ def create_app(config: Config) -> web.Application:
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         if embedded is not None:
             await embedded.start()
-        client = aioredis.from_url(redis_url, decode_responses=True)
+        # A blocking pool: under a burst, a command waits for a free connection instead of
+        # failing (redis-py's default pool raises past 100 connections).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            redis_url, decode_responses=True, max_connections=64, timeout=10)
+        client = aioredis.Redis(connection_pool=pool)
         app[REDIS] = client
         try:
             yield
@@ -92,6 +96,7 @@ def create_app(config: Config) -> web.Application:
             logger.info("departments file: %d new department(s)", added)
         if config.demo:
             await seed_demo(store)
+        await store.rebuild_members()
         if embedded is not None:
             # The private Redis serves this process alone: every process it knew is gone, so
             # clean up after them now rather than when their heartbeats run out.

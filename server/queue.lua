@@ -331,8 +331,10 @@ elseif op == 'presence' then
 elseif op == 'accept' then
   local tid, user = ARGV[3], ARGV[4]
   local tkey = 'yz:ticket:' .. tid
+  local deadline = tonumber(redis.call('ZSCORE', 'yz:ringing', tid))
+  -- A ring past its deadline is over even if no tick has run yet.
   if redis.call('HGET', tkey, 'status') ~= 'ringing' or redis.call('HGET', tkey, 'staff') ~= user
-     or not redis.call('ZSCORE', 'yz:ringing', tid) then
+     or deadline == nil or deadline <= now then
     return 'not_offered'
   end
   redis.call('ZREM', 'yz:ringing', tid)
@@ -346,7 +348,9 @@ elseif op == 'accept' then
 elseif op == 'decline' then
   local tid, user = ARGV[3], ARGV[4]
   local tkey = 'yz:ticket:' .. tid
-  if redis.call('HGET', tkey, 'status') ~= 'ringing' or redis.call('HGET', tkey, 'staff') ~= user then
+  local deadline = tonumber(redis.call('ZSCORE', 'yz:ringing', tid))
+  if redis.call('HGET', tkey, 'status') ~= 'ringing' or redis.call('HGET', tkey, 'staff') ~= user
+     or deadline == nil or deadline <= now then
     return {'not_offered', events}
   end
   local dept = ring_failed(tid, user, 'DECLINE')
@@ -463,6 +467,21 @@ elseif op == 'room' then
   redis.call('SADD', 'yz:node:' .. ARGV[4] .. ':rooms', ARGV[3])
   redis.call('HSET', 'yz:ticket:' .. ARGV[5], 'room_id', ARGV[3])
   return 1
+
+elseif op == 'duty' then
+  -- ARGV: pool. Read only: {staff on duty, staff available now} among the pool's members.
+  local on_duty, available = 0, 0
+  for _, user in ipairs(redis.call('SMEMBERS', 'yz:members:' .. ARGV[3])) do
+    local state = redis.call('HMGET', 'yz:staff:' .. user, 'presence', 'gone')
+    if state[2] ~= '1' then
+      local p = state[1]
+      if p == 'available' or p == 'ringing' or p == 'in_call' or p == 'wrap_up' then
+        on_duty = on_duty + 1
+      end
+      if p == 'available' then available = available + 1 end
+    end
+  end
+  return {on_duty, available}
 
 elseif op == 'forget_nodes' then
   -- Every process that used this Redis is gone (the private Redis of a restarted service):

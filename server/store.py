@@ -11,6 +11,7 @@ Key layout (all keys start with ``yz:``):
   yz:user:<username>              hash   username, display_name, role, departments (comma list of
                                          pools: departments and backup groups), password (scrypt)
   yz:staffusers                   set    usernames of staff accounts
+  yz:members:<pool>               set    staff usernames of a department or backup group
   yz:session:<sha256(token)>      hash   username, created_at            (expires: session_ttl)
   yz:seq:ticket                   string global ticket sequence (first come, first served)
   yz:seq:number:<dept>:<lane>:<d> string per department, lane (A ordinary, B priority) and day
@@ -162,6 +163,8 @@ class Store:
             })
             if role == "staff":
                 pipe.sadd(K + "staffusers", username)
+                for pool in departments:
+                    pipe.sadd(K + f"members:{pool}", username)
             await pipe.execute()
 
     async def user_with_password(self, username: str) -> tuple[User, str] | None:
@@ -194,6 +197,13 @@ class Store:
 
     async def delete_session(self, token: str) -> None:
         await self.redis.delete(K + f"session:{hash_token(token)}")
+
+    async def rebuild_members(self) -> None:
+        """Rebuild the pool membership sets from the accounts (data written before they existed,
+        or accounts edited by hand)."""
+        for user in await self.staff_users():
+            for pool in user.departments:
+                await self.redis.sadd(K + f"members:{pool}", user.username)
 
     async def staff_users(self) -> list[User]:
         names = sorted(await self.redis.smembers(K + "staffusers"))
@@ -242,6 +252,11 @@ class Store:
         times = [await self.redis.hget(K + f"ticket:{t}", "created_at") for t in heads]
         return min((float(t) for t in times if t), default=None)
 
+    async def duty(self, pool: str) -> tuple[int, int]:
+        """(staff on duty, staff available now) among a department's members."""
+        on_duty, available = await self._op("duty", time.time(), pool)
+        return int(on_duty), int(available)
+
     async def handling_times(self, dept_id: str) -> list[float]:
         return [float(v) for v in await self.redis.lrange(K + f"handled:{dept_id}", 0, -1)]
 
@@ -262,6 +277,35 @@ class Store:
     # presence, connections and dispatch -----------------------------------------------------
     async def staff_state(self, username: str) -> dict[str, str]:
         return cast(dict[str, str], await self.redis.hgetall(K + f"staff:{username}"))
+
+    async def staff_overview(self, username: str, pools: tuple[str, ...]
+                             ) -> tuple[dict[str, str], dict[str, int], dict[str, float | None],
+                                        int]:
+        """In one round trip: the staff member's state hash, and per pool the waiting count, the
+        creation time of the longest-waiting ticket, and the number of callback requests."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(K + f"staff:{username}")
+            for pool in pools:
+                key = K + f"queue:{pool}"
+                pipe.zcard(key)
+                pipe.zrangebyscore(key, "-inf", "(1000000000000", start=0, num=1)
+                pipe.zrangebyscore(key, 1000000000000, "+inf", start=0, num=1)
+                pipe.hlen(K + f"callbacks:{pool}")
+            replies = await pipe.execute()
+            heads = [replies[2 + 4 * i] + replies[3 + 4 * i] for i in range(len(pools))]
+            for tickets in heads:
+                for ticket_id in tickets:
+                    pipe.hget(K + f"ticket:{ticket_id}", "created_at")
+            created = iter(await pipe.execute())
+        waiting: dict[str, int] = {}
+        longest: dict[str, float | None] = {}
+        callbacks = 0
+        for i, pool in enumerate(pools):
+            waiting[pool] = int(replies[1 + 4 * i])
+            callbacks += int(replies[4 + 4 * i])
+            times = [next(created) for _ in heads[i]]
+            longest[pool] = min((float(t) for t in times if t), default=None)
+        return replies[0], waiting, longest, callbacks
 
     async def set_presence(self, username: str, state: str, now: float, reason: str = ""
                            ) -> tuple[str, str, list[Event]]:

@@ -38,7 +38,6 @@ HEARTBEAT_INTERVAL = 2.0
 # Queue positions are sent at most this often per department: a busy queue changes many times a
 # second, and every change moves every ticket behind it.
 POSITIONS_INTERVAL = 0.3
-ON_DUTY = ("available", "ringing", "in_call", "wrap_up")
 
 
 class Hub:
@@ -147,16 +146,7 @@ class Hub:
 
     async def _wait_basis(self, dept_id: str) -> tuple[int, int, float]:
         """(staff on duty, staff available now, average handling time) of a department."""
-        on_duty = available = 0
-        for user in await self.store.staff_users():
-            if dept_id not in user.departments:
-                continue
-            state = await self.store.staff_state(user.username)
-            if state.get("gone") == "1":
-                continue
-            presence = state.get("presence", "offline")
-            on_duty += presence in ON_DUTY
-            available += presence == "available"
+        on_duty, available = await self.store.duty(dept_id)
         return on_duty, available, average_handling(await self.store.handling_times(dept_id))
 
     async def ticket_view(self, ticket: Ticket,
@@ -264,9 +254,8 @@ class Hub:
 
     # presence --------------------------------------------------------------------------------
     async def staff_view(self, user: User) -> dict[str, Any]:
-        state = await self.store.staff_state(user.username)
-        queues = {d: len(await self.store.waiting(d)) for d in user.departments}
-        longest = {d: await self.store.longest_since(d) for d in user.departments}
+        state, queues, longest, callbacks = await self.store.staff_overview(user.username,
+                                                                            user.departments)
         wrap_until = state.get("wrap_until")
         presence = state.get("presence", "offline")
         return {"username": user.username, "display_name": user.display_name,
@@ -274,8 +263,7 @@ class Hub:
                 "reason": state.get("reason", ""),
                 "wrap_up_until": float(wrap_until) if wrap_until and presence == "wrap_up"
                 else None,
-                "queues": queues, "longest": longest,
-                "callbacks": len(await self.store.callbacks(user.departments))}
+                "queues": queues, "longest": longest, "callbacks": callbacks}
 
     async def push_staff_state(self, user: User) -> None:
         await self.sio.emit("staff:state", await self.staff_view(user),

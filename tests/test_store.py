@@ -257,3 +257,26 @@ async def test_a_ticket_nobody_holds_is_abandoned_after_the_grace(store: Store) 
     assert await store.tick(60.0) == []
     assert ("ticket", ticket, "abandoned") in await store.tick(61.5)
     assert await store.waiting("fund") == []
+
+
+async def test_a_ring_past_its_deadline_cannot_be_taken_even_before_a_tick(store: Store) -> None:
+    await _staff(store, "tax01", ("tax",), available_at=1.0)
+    ticket, _ = await _ticket(store, "tax", 2.0)
+    assert await store.accept(ticket, "tax01", 17.0) == "not_offered"     # deadline 17.0
+    assert (await store.decline(ticket, "tax01", 17.5))[0] == "not_offered"
+    assert (await store.ticket(ticket)).status == "ringing"  # type: ignore[union-attr]
+    await store.tick(17.5)
+    assert await store.waiting("tax") == [ticket]
+
+
+async def test_duty_counts_the_members_on_duty_and_available(store: Store) -> None:
+    await _staff(store, "tax01", ("tax",), available_at=1.0)
+    await _staff(store, "tax02", ("tax", "fund"), available_at=2.0)
+    await _staff(store, "tax03", ("tax",))
+    await store.set_presence("tax03", "away", 3.0)
+    ticket, _ = await _ticket(store, "tax", 4.0)
+    await store.accept(ticket, "tax01", 5.0)
+    assert await store.duty("tax") == (2, 1)
+    assert await store.duty("fund") == (1, 1)
+    await store.connection("staff", "tax02", NODE, -1, 6.0)   # gone: not counted
+    assert await store.duty("tax") == (1, 0)
