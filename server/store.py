@@ -121,6 +121,7 @@ class Store:
         # decode_responses=True: every reply is str. redis-py's types cannot know that.
         self.redis: Any = redis
         self._queue = redis.register_script(QUEUE_LUA)
+        self._departments: dict[str, Department] = {}
 
     async def _op(self, op: str, now: float, *args: Any) -> Any:
         return await self._queue(args=[op, now, *args])
@@ -141,7 +142,17 @@ class Store:
 
     async def department(self, dept_id: str) -> Department | None:
         raw = await self.redis.hget(K + f"dept:{dept_id}", "config")
-        return Department.from_dict(json.loads(raw)) if raw else None
+        return self._parse_department(raw) if raw else None
+
+    def _parse_department(self, raw: str) -> Department:
+        # Checking a department's settings costs more than reading them: keep the parsed value
+        # for as long as Redis holds the same text (an admin's change is new text).
+        dept = self._departments.get(raw)
+        if dept is None:
+            if len(self._departments) > 256:
+                self._departments.clear()
+            dept = self._departments[raw] = Department.from_dict(json.loads(raw))
+        return dept
 
     async def departments(self) -> list[Department]:
         ids = sorted(await self.redis.smembers(K + "depts"))
@@ -151,7 +162,7 @@ class Store:
             for dept_id in ids:
                 pipe.hget(K + f"dept:{dept_id}", "config")
             rows = await pipe.execute()
-        return [Department.from_dict(json.loads(raw)) for raw in rows if raw]
+        return [self._parse_department(raw) for raw in rows if raw]
 
     # users and sessions ---------------------------------------------------------------------
     async def put_user(self, username: str, *, display_name: str, role: str,

@@ -38,6 +38,7 @@ HEARTBEAT_INTERVAL = 2.0
 # Queue positions are sent at most this often per department: a busy queue changes many times a
 # second, and every change moves every ticket behind it.
 POSITIONS_INTERVAL = 0.3
+USER_CACHE_S = 5.0
 
 
 class Hub:
@@ -53,6 +54,7 @@ class Hub:
         self.rooms = RoomManager(config.media, config.recordings_dir, self._on_room_closed)
         self._tasks: list[asyncio.Task[None]] = []
         self._dirty_queues: set[str] = set()
+        self._users: dict[str, tuple[float, User | None]] = {}
 
     async def start(self) -> None:
         await self.store.heartbeat(self.node_id, self.clock())
@@ -93,14 +95,21 @@ class Hub:
     async def apply(self, events: list[Event]) -> None:
         """Tell the sockets concerned what the queue script changed."""
         staff: set[str] = set()
-        tickets: set[str] = set()
+        tickets: dict[str, Ticket | None] = {}
+
+        async def ticket(ticket_id: str) -> Ticket | None:
+            # Each ticket is read once per batch of events, after the script's changes.
+            if ticket_id not in tickets:
+                tickets[ticket_id] = await self.store.ticket(ticket_id)
+            return tickets[ticket_id]
+
         for kind, a, b in events:
             if kind == "ring":
-                await self._ring(a, b)
+                await self._ring(await ticket(a), b)
                 staff.add(b)
             elif kind == "withdrawn":
-                ticket = await self.store.ticket(a)
-                reason = "cancelled" if ticket and ticket.status in (
+                current = await ticket(a)
+                reason = "cancelled" if current and current.status in (
                     "cancelled", "abandoned") else "timeout"
                 logger.info("ticket %s: ring of %s withdrawn (%s)", a, b, reason)
                 await self.sio.emit("call:withdrawn", {"ticket_id": a, "reason": reason},
@@ -110,25 +119,37 @@ class Hub:
                 logger.info("staff %s: %s %s", a, kind, b)
                 staff.add(a)
             elif kind == "ticket":
-                tickets.add(a)
+                await ticket(a)
             elif kind == "queue":
                 self._dirty_queues.add(a)
-        for ticket_id in tickets:
-            await self.notify_ticket(ticket_id)
+        for ticket_id, current in tickets.items():
+            if current is not None:
+                await self.notify_ticket(ticket_id, ticket=current)
         for username in staff:
-            user = await self.store.user(username)
+            user = await self._user(username)
             if user is not None:
                 await self.push_staff_state(user)
 
-    async def _ring(self, ticket_id: str, username: str) -> None:
-        ticket = await self.store.ticket(ticket_id)
-        deadline = await self.store.ringing_deadline(ticket_id)
+    async def _user(self, username: str) -> User | None:
+        """An account, kept for USER_CACHE_S: only for telling sockets, never for deciding
+        what someone may do (that reads the store)."""
+        now = time.monotonic()
+        cached = self._users.get(username)
+        if cached is not None and now - cached[0] < USER_CACHE_S:
+            return cached[1]
+        user = await self.store.user(username)
+        self._users[username] = (now, user)
+        return user
+
+    async def _ring(self, ticket: Ticket | None, username: str) -> None:
+        deadline = await self.store.ringing_deadline(ticket.ticket_id) if ticket else None
         if ticket is None or deadline is None:
             return
-        logger.info("ticket %s rings staff %s", ticket_id, username)
+        logger.info("ticket %s rings staff %s", ticket.ticket_id, username)
         await self.sio.emit("call:incoming", {
-            "ticket_id": ticket_id, "number": ticket.number, "department": ticket.department,
-            "priority": ticket.priority, "expires_at": deadline,
+            "ticket_id": ticket.ticket_id, "number": ticket.number,
+            "department": ticket.department, "priority": ticket.priority,
+            "expires_at": deadline,
         }, to=f"staff:{username}", namespace="/staff")
 
     # tickets ------------------------------------------------------------------------------------
@@ -198,8 +219,10 @@ class Hub:
         return {"room_id": ticket.room_id, "token": token}
 
     async def notify_ticket(self, ticket_id: str, extra: dict[str, Any] | None = None,
-                            basis: tuple[int, int, float] | None = None) -> None:
-        ticket = await self.store.ticket(ticket_id)
+                            basis: tuple[int, int, float] | None = None,
+                            ticket: Ticket | None = None) -> None:
+        if ticket is None:
+            ticket = await self.store.ticket(ticket_id)
         if ticket is None:
             return
         view = await self.ticket_view(ticket, basis)
