@@ -1,8 +1,8 @@
 // Admin page: log in as an administrator, edit a department's configuration (names, matters,
 // service hours, ring and queue settings, AB岗 backups) as JSON, download the queue event log.
 import {
-  $, YzError, bootData, clearError, departmentName, detailLines, fetchJSON, initPage,
-  loadDepartments, showError, showScreen, submitLogin, t,
+  $, clearError, currentUser, departmentName, detailLines, fetchJSON, initPage, loadDepartments,
+  showError, showScreen, submitLogin, t, YzError,
 } from './common.js';
 
 const state = {
@@ -239,15 +239,7 @@ async function main() {
   } catch (err) {
     showError(err);
   }
-  const boot = bootData();
-  state.user = boot.user && boot.user.username ? boot.user : null;
-  if (!state.user && !boot.has_user) {
-    try {
-      state.user = (await fetchJSON('/api/me')).user || null;
-    } catch {
-      state.user = null;
-    }
-  }
+  state.user = await currentUser();
   if (!state.user) {
     showLogin();
     return;

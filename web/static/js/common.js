@@ -925,6 +925,19 @@ export class RoomSession {
 // ---------------------------------------------------------------------------------------------
 // Small DOM helpers
 // ---------------------------------------------------------------------------------------------
+// The logged-in user: from the page the server rendered, else asked from the server.
+export async function currentUser() {
+  const boot = bootData();
+  if (boot.user && boot.user.username) return boot.user;
+  // The server rendered the page and said nobody is logged in: no need to ask again.
+  if (boot.has_user) return null;
+  try {
+    return (await fetchJSON('/api/me')).user || null;
+  } catch {
+    return null;
+  }
+}
+
 // The login form of _login.html: post it, show the server's message on failure.
 // Returns the user on success, null otherwise.
 export async function submitLogin(event) {

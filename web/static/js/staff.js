@@ -1,9 +1,9 @@
 // Staff desk: log in, set presence, get rung (banner + ring tone), answer, talk, wrap up, back to
 // the desk; the queues with their longest wait, and the call-back requests of the departments.
 import {
-  $, RoomSession, YzError, awayReasonText, bootData, clearError, connectNamespace, departmentName, emitAck,
-  fetchJSON, formatDuration, formatTime, initPage, loadDepartments, secondsSince, showError,
-  showScreen, submitLogin, t,
+  $, awayReasonText, clearError, connectNamespace, currentUser, departmentName, emitAck, fetchJSON,
+  formatDuration, formatTime, initPage, loadDepartments, RoomSession, secondsSince, showError,
+  showScreen, submitLogin, t, YzError,
 } from './common.js';
 
 const AWAY_REASONS = ['rest', 'meeting', 'other'];
@@ -489,18 +489,6 @@ async function logout() {
   state.staff = null;
   setCallbacks([]);
   showLogin();
-}
-
-async function currentUser() {
-  const boot = bootData();
-  if (boot.user && boot.user.username) return boot.user;
-  // The server rendered the page and said nobody is logged in: no need to ask again.
-  if (boot.has_user) return null;
-  try {
-    return (await fetchJSON('/api/me')).user || null;
-  } catch {
-    return null;
-  }
 }
 
 async function main() {

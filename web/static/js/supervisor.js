@@ -1,8 +1,9 @@
 // Supervisor page: log in, the live wallboard (queues and staff), list recordings, replay one
 // with every track in step.
 import {
-  $, YzError, awayReasonText, bootData, clearError, departmentName, fetchJSON, formatDuration,
+  $, awayReasonText, clearError, currentUser, departmentName, fetchJSON, formatDuration,
   formatTime, initPage, loadDepartments, secondsSince, showError, showScreen, submitLogin, t,
+  YzError,
 } from './common.js';
 
 const WALLBOARD_POLL_MS = 2000;
@@ -514,15 +515,7 @@ async function main() {
   } catch (err) {
     showError(err);
   }
-  const boot = bootData();
-  state.user = boot.user && boot.user.username ? boot.user : null;
-  if (!state.user && !boot.has_user) {
-    try {
-      state.user = (await fetchJSON('/api/me')).user || null;
-    } catch {
-      state.user = null;
-    }
-  }
+  state.user = await currentUser();
   if (!state.user) {
     showLogin();
     return;
