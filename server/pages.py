@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp_jinja2
@@ -25,21 +26,14 @@ async def _context(request: web.Request) -> dict[str, Any]:
     }
 
 
-@routes.get("/")
-async def kiosk(request: web.Request) -> web.Response:
-    return aiohttp_jinja2.render_template("kiosk.html", request, await _context(request))
+def _page(template: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        return aiohttp_jinja2.render_template(template, request, await _context(request))
+    return handler
 
 
-@routes.get("/staff")
-async def staff(request: web.Request) -> web.Response:
-    return aiohttp_jinja2.render_template("staff.html", request, await _context(request))
-
-
-@routes.get("/supervisor")
-async def supervisor(request: web.Request) -> web.Response:
-    return aiohttp_jinja2.render_template("supervisor.html", request, await _context(request))
-
-
-@routes.get("/admin")
-async def admin(request: web.Request) -> web.Response:
-    return aiohttp_jinja2.render_template("admin.html", request, await _context(request))
+# Every page is public HTML: what it shows beyond the login form is fetched through the API or
+# sockets, which check the user's role.
+for path, template in (("/", "kiosk.html"), ("/staff", "staff.html"),
+                       ("/supervisor", "supervisor.html"), ("/admin", "admin.html")):
+    routes.get(path)(_page(template))
