@@ -86,7 +86,7 @@ async def test_recordings_are_for_supervisors_only(server: LiveServer) -> None:
 
 async def test_pages_render_for_everyone(server: LiveServer) -> None:
     async with _session() as session:
-        for path in ("/", "/staff", "/supervisor", "/?lang=en"):
+        for path in ("/", "/staff", "/supervisor", "/admin", "/?lang=en"):
             response = await session.get(server.url + path)
             assert response.status == 200, path
             assert "text/html" in response.headers["Content-Type"]
