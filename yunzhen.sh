@@ -56,7 +56,7 @@ case "${1:-}" in
     ;;
   test)
     shift
-    apt_install redis-server chromium iproute2 util-linux
+    apt_install redis-server chromium iproute2 util-linux coturn
     python_env test
     web_env
     echo "==> ruff"; "$VENV/bin/ruff" check .

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "YUNZHEN_"
+# Bounds of media.turn_ttl, the lifetime of a TURN credential handed out on room:join (seconds).
+MIN_TURN_TTL = 60
+MAX_TURN_TTL = 86400
 
 
 class ConfigError(ValueError):
@@ -51,6 +54,11 @@ class MediaConfig:
     subscriber_queue: int = 256
     # Seconds a room stays open with nobody in it.
     empty_room_timeout: float = 30.0
+    # TURN servers that share `turn_secret` with the service (coturn's use-auth-secret): every
+    # participant gets its own credential on room:join, valid for `turn_ttl` seconds.
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = field(default="", repr=False)
+    turn_ttl: int = 3600
 
     def __post_init__(self) -> None:
         for address in self.announce_addresses:
@@ -64,6 +72,15 @@ class MediaConfig:
             raise ConfigError("media.subscriber_queue must be at least 8")
         if self.empty_room_timeout <= 0:
             raise ConfigError("media.empty_room_timeout must be positive")
+        for url in self.turn_urls:
+            if not isinstance(url, str) or not url.startswith(("turn:", "turns:")):
+                raise ConfigError(f"media.turn_urls: {url!r} is not a turn:/turns: url")
+        if self.turn_urls and not self.turn_secret:
+            raise ConfigError("media.turn_secret must be set when media.turn_urls is "
+                              f"(or {ENV_PREFIX}TURN_SECRET)")
+        if not MIN_TURN_TTL <= self.turn_ttl <= MAX_TURN_TTL:
+            raise ConfigError(f"media.turn_ttl: {self.turn_ttl} is not between {MIN_TURN_TTL} "
+                              f"and {MAX_TURN_TTL} seconds")
 
 
 @dataclass(frozen=True)
@@ -168,7 +185,19 @@ def _media_from(section: Mapping[str, Any], env: Mapping[str, str]) -> MediaConf
                 credential=entry.get("credential"),
             ))
         values["ice_servers"] = tuple(parsed)
-    for name in ("subscriber_queue", "empty_room_timeout"):
+    turn_urls = section.get("turn_urls")
+    if turn_urls is not None:
+        if isinstance(turn_urls, str):
+            turn_urls = [turn_urls]
+        if not isinstance(turn_urls, list) or not all(isinstance(u, str) for u in turn_urls):
+            raise ConfigError("media.turn_urls must be a list of turn:/turns: urls")
+        values["turn_urls"] = tuple(turn_urls)
+    secret = env.get(ENV_PREFIX + "TURN_SECRET", section.get("turn_secret"))
+    if secret is not None:
+        if not isinstance(secret, str):
+            raise ConfigError("media.turn_secret must be a string")
+        values["turn_secret"] = secret
+    for name in ("subscriber_queue", "empty_room_timeout", "turn_ttl"):
         raw = env.get(f"{ENV_PREFIX}MEDIA_{name.upper()}", section.get(name))
         if raw is not None:
             values[name] = _coerce(f"media.{name}", raw, getattr(base, name))

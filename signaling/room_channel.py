@@ -4,9 +4,11 @@ client answers (see docs/protocol.md); media goes over the participant's one pee
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from rooms.room import CloseReason
+from server.turn import ice_servers_for
 from signaling.errors import SignalError
 from signaling.namespace import Namespace
 
@@ -67,7 +69,8 @@ class RoomNamespace(Namespace):
         logger.info("room %s: %s joined as %s (socket %s)", room.room_id, participant_id,
                     grant["role"], sid)
         return {"participant_id": participant_id, "role": grant["role"],
-                "ice_servers": [s.to_browser() for s in self.hub.config.media.ice_servers],
+                "ice_servers": ice_servers_for(self.hub.config.media, participant_id,
+                                               time.time()),
                 "participants": room.participants_info()}
 
     async def on_room_answer(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
