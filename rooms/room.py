@@ -4,7 +4,9 @@ participant, and its recording. Join rules are checked before any state changes.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,15 @@ from rooms.forwarder import TrackForwarder
 from rooms.participant import Participant, SignalFn
 from server.config import MediaConfig
 
-__all__ = ["MAX_PUBLISHERS", "ROLES", "CloseReason", "Room", "RoomClosedCallback", "SignalFn"]
+__all__ = ["CHAT_HISTORY", "MAX_PUBLISHERS", "ROLES", "CloseReason", "Room", "RoomClosedCallback",
+           "SignalFn"]
 
 logger = logging.getLogger(__name__)
 
 # Every participant publishes audio and video; beyond this a 2-core server cannot forward it all.
 MAX_PUBLISHERS = 8
+# Chat lines a (re)joining participant is given; the timeline keeps them all.
+CHAT_HISTORY = 100
 ROLES = ("applicant", "staff")
 
 RoomClosedCallback = Callable[["Room", dict[str, Any] | None], Awaitable[None]]
@@ -43,6 +48,7 @@ class Room:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._empty_timer: asyncio.Task[None] | None = None
         self._closing: asyncio.Future[None] | None = None
+        self._chat: collections.deque[dict[str, Any]] = collections.deque(maxlen=CHAT_HISTORY)
 
     def __repr__(self) -> str:
         return f"Room({self.room_id})"
@@ -120,6 +126,27 @@ class Room:
 
     def add_event(self, type: str, **data: Any) -> None:
         self.recorder.add_event(type, **data)
+
+    def chat_history(self) -> list[dict[str, Any]]:
+        """The last CHAT_HISTORY chat lines, oldest first."""
+        return list(self._chat)
+
+    async def chat(self, participant_id: str, text: str) -> dict[str, Any]:
+        """A chat line from a participant: kept in the timeline, sent to everybody (the sender
+        too, so that every page shows the lines in the server's order). Returns the message."""
+        participant = self._participants.get(participant_id)
+        if participant is None:
+            if self.closed:
+                raise RoomClosed(f"room {self.room_id} is closed")
+            raise NotJoined(f"{participant_id} is not in room {self.room_id}")
+        message = {"participant_id": participant_id, "name": participant.name,
+                   "role": participant.role, "text": text, "t": time.time()}
+        self.recorder.add_event("chat", participant_id=participant_id, role=participant.role,
+                                name=participant.name, text=text)
+        self._chat.append(message)
+        await asyncio.gather(*(p.signal("room:chat", message)
+                               for p in list(self._participants.values())))
+        return message
 
     # media ----------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from rooms.room import CloseReason
+from rooms.errors import RoomError
+from rooms.room import CloseReason, Room
 from server.turn import ice_servers_for
 from signaling.errors import SignalError
 from signaling.namespace import Namespace
@@ -71,7 +72,7 @@ class RoomNamespace(Namespace):
         return {"participant_id": participant_id, "role": grant["role"],
                 "ice_servers": ice_servers_for(self.hub.config.media, participant_id,
                                                time.time()),
-                "participants": room.participants_info()}
+                "participants": room.participants_info(), "chat": room.chat_history()}
 
     async def on_room_answer(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         session = await self._joined(sid)
@@ -95,6 +96,24 @@ class RoomNamespace(Namespace):
             room.add_event("hangup", participant_id=session["participant_id"])
             await room.close(CloseReason.HANGUP)
         return {}
+
+    async def on_room_chat(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        session = await self._joined(sid)
+        text = data["text"].strip()
+        if not text:
+            raise SignalError("invalid_payload", "text must not be blank")
+        room = self._room(session)
+        try:
+            message = await room.chat(session["participant_id"], text)
+        except RoomError as exc:
+            raise SignalError(exc.code, str(exc)) from exc
+        return {"t": message["t"]}
+
+    def _room(self, session: dict[str, str]) -> Room:
+        room = self.hub.rooms.get(session["room_id"])
+        if room is None or room.closed:
+            raise SignalError("bad_state", "the room is closed")
+        return room
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)

@@ -15,6 +15,7 @@ from signaling.errors import SignalError
 ID_MAX = 64
 TOKEN_MAX = 128
 SDP_MAX = 60_000
+CHAT_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ EVENTS: dict[str, dict[str, dict[str, Field]]] = {
         "room:join": {"room_id": _id(), "token": _token()},
         "room:answer": {"sdp": Field(str, max_len=SDP_MAX)},
         "room:hangup": {},
+        "room:chat": {"text": Field(str, max_len=CHAT_MAX)},
     },
 }
 

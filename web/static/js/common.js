@@ -48,6 +48,9 @@ const STRINGS = {
     call_with: '{dept} 工作人员',
     you: '我',
     hangup: '结束通话',
+    chat_heading: '文字消息',
+    chat_placeholder: '输入文字消息…',
+    chat_send: '发送',
     rating_heading: '请为本次服务评价',
     rating_subtitle: '您的评价将帮助我们改进服务（好差评）',
     rating_5: '非常满意',
@@ -264,6 +267,9 @@ const STRINGS = {
     call_with: '{dept} staff',
     you: 'Me',
     hangup: 'End call',
+    chat_heading: 'Messages',
+    chat_placeholder: 'Type a message…',
+    chat_send: 'Send',
     rating_heading: 'Please rate this service',
     rating_subtitle: 'Your rating helps us improve',
     rating_5: 'Very satisfied',
@@ -715,7 +721,7 @@ function playSafely(el) {
 //   preferRole:   which role goes to remoteVideo when several participants are present.
 export class RoomSession {
   constructor({ roomId, token, localVideo, remoteVideo, extraRemotes = null, preferRole = null,
-    onEnded = () => {}, onParticipants = () => {}, onRemoteMedia = () => {} }) {
+    chatLog = null, onEnded = () => {}, onParticipants = () => {}, onRemoteMedia = () => {} }) {
     this.roomId = roomId;
     this.token = token;
     this.localVideo = localVideo;
@@ -725,6 +731,7 @@ export class RoomSession {
     this.onEnded = onEnded;
     this.onParticipants = onParticipants;
     this.onRemoteMedia = onRemoteMedia;
+    this.chatLog = chatLog;
     this.socket = null;
     this.pc = null;
     this.localStream = null;
@@ -745,6 +752,7 @@ export class RoomSession {
       showError(t('err_camera'));
     }
     if (this.closed) return;
+    if (this.chatLog) this.chatLog.replaceChildren();
     if (this.localVideo && this.localStream) {
       this.localVideo.muted = true;
       this.localVideo.srcObject = this.localStream;
@@ -767,6 +775,7 @@ export class RoomSession {
       this.refreshRemote();
     });
     this.socket.on('room:ended', (msg) => this.end((msg && msg.reason) || 'ended'));
+    this.socket.on('room:chat', (msg) => this.showChat(msg));
   }
 
   async join() {
@@ -777,6 +786,9 @@ export class RoomSession {
       this.iceServers = answer.ice_servers || [];
       this.participants = answer.participants || [];
       this.onParticipants(this.participants);
+      // The conversation so far (the server keeps it), also after a reconnect.
+      if (this.chatLog) this.chatLog.replaceChildren();
+      for (const msg of answer.chat || []) this.showChat(msg);
       // A (re)join starts a fresh negotiation on the server, so start a fresh connection too.
       this.resetPeerConnection();
     } catch (err) {
@@ -883,6 +895,31 @@ export class RoomSession {
     if (tracks.length) playSafely(el);
   }
 
+  // Send a chat line; every participant (this page too) gets it back as room:chat.
+  async sendChat(text) {
+    if (this.closed || !this.socket) return;
+    await emitAck(this.socket, 'room:chat', { text });
+  }
+
+  showChat(msg) {
+    if (!this.chatLog || !msg) return;
+    const mine = msg.participant_id === this.participantId;
+    const item = document.createElement('li');
+    item.className = `chat-message ${mine ? 'chat-mine' : 'chat-theirs'}`;
+    item.dataset.testid = 'chat-message';
+    item.dataset.role = msg.role || '';
+    const who = document.createElement('span');
+    who.className = 'chat-who';
+    const time = Number.isFinite(msg.t) ? new Date(msg.t * 1000).toTimeString().slice(0, 5) : '';
+    who.textContent = `${mine ? t('you') : msg.name || t(`role_${msg.role}`)} ${time}`;
+    const text = document.createElement('span');
+    text.className = 'chat-text';
+    text.textContent = msg.text;
+    item.append(who, text);
+    this.chatLog.append(item);
+    this.chatLog.scrollTop = this.chatLog.scrollHeight;
+  }
+
   async hangup() {
     if (this.closed || !this.socket) return;
     try {
@@ -919,6 +956,31 @@ export class RoomSession {
       if (el) el.srcObject = null;
     }
     if (this.extraRemotes) this.extraRemotes.replaceChildren();
+  }
+}
+
+// The controls of the call screen (_call.html), wired once per page. `currentRoom()` returns
+// the RoomSession in use, or null between calls.
+export function initCallControls(currentRoom) {
+  const form = $('chat-form');
+  const input = $('chat-input');
+  const send = $('chat-send');
+  if (form) {
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const room = currentRoom();
+      const text = input.value.trim();
+      if (!room || !text || send.disabled) return;
+      send.disabled = true;
+      try {
+        await room.sendChat(text);
+        input.value = '';
+      } catch (err) {
+        showError(err);
+      } finally {
+        send.disabled = false;
+      }
+    });
   }
 }
 

@@ -3,7 +3,8 @@
 // can log in on the kiosk (导服) to put the next applicant in the priority lane.
 import {
   $, RoomSession, bootData, clearError, connectNamespace, departmentName, emitAck, fetchJSON,
-  formatHours, formatMoment, initPage, loadDepartments, showError, showScreen, submitLogin, t,
+  formatHours, formatMoment, initCallControls, initPage, loadDepartments, showError, showScreen,
+  submitLogin, t,
 } from './common.js';
 
 const STORAGE_KEY = 'yz_ticket';
@@ -444,6 +445,7 @@ function enterRoom(ticket) {
     localVideo: $('local-video'),
     remoteVideo: $('remote-video'),
     extraRemotes: $('remote-extra'),
+    chatLog: $('chat-log'),
     preferRole: 'staff',
     onRemoteMedia: (main) => {
       $('call-status').hidden = Boolean(main);
@@ -573,6 +575,7 @@ function bind() {
   $('decline-back').addEventListener('click', goStart);
   $('cancel-consult').addEventListener('click', cancelConsult);
   $('hangup').addEventListener('click', hangup);
+  initCallControls(() => state.room);
   for (const btn of document.querySelectorAll('[data-rating]')) {
     btn.addEventListener('click', () => chooseRating(Number(btn.dataset.rating)));
   }

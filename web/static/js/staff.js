@@ -2,7 +2,8 @@
 // the desk; the queues with their longest wait, and the call-back requests of the departments.
 import {
   $, awayReasonText, clearError, connectNamespace, currentUser, departmentName, emitAck, fetchJSON,
-  formatDuration, formatTime, initPage, loadDepartments, RoomSession, secondsSince, showError,
+  formatDuration, formatTime, initCallControls, initPage, loadDepartments, RoomSession,
+  secondsSince, showError,
   showScreen, submitLogin, t, YzError,
 } from './common.js';
 
@@ -349,6 +350,7 @@ function enterRoom(roomRef, ticket) {
     localVideo: $('local-video'),
     remoteVideo: $('remote-video'),
     extraRemotes: $('remote-extra'),
+    chatLog: $('chat-log'),
     preferRole: 'applicant',
     onRemoteMedia: (main) => { $('call-status').hidden = Boolean(main); },
     onEnded: () => {
@@ -506,6 +508,7 @@ async function main() {
   $('accept-call').addEventListener('click', acceptCall);
   $('decline-call').addEventListener('click', declineCall);
   $('hangup').addEventListener('click', hangup);
+  initCallControls(() => state.room);
   try {
     state.departments = await loadDepartments();
   } catch (err) {

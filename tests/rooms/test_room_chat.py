@@ -1,0 +1,123 @@
+"""Chat in a consultation room through the real server's /room namespace: every participant gets
+every line, bad lines are refused, and the recording's timeline keeps the conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from signaling.client import SignalingClient, login_cookie
+
+
+@dataclass
+class Call:
+    room_id: str
+    applicant_token: str
+    staff_token: str
+
+
+@pytest.fixture
+async def call(server: Any) -> AsyncIterator[Call]:
+    """An applicant of 税务 whose call tax01 accepted: the room is open, nobody is in it yet."""
+    kiosk = await SignalingClient.connect(server.url, "/kiosk")
+    staff = await SignalingClient.connect(server.url, "/staff",
+                                          await login_cookie(server.url, "tax01", "demo12345"))
+    try:
+        await staff.next("staff:state")
+        ticket = (await kiosk.request("ticket:create",
+                                      {"department": "tax", "consent": True}))["ticket"]
+        await staff.request("presence:set", {"state": "available"})
+        await staff.next("call:incoming")
+        accepted = await staff.request("call:accept", {"ticket_id": ticket["ticket_id"]})
+        update = await kiosk.next("ticket:update", status="connected")
+        yield Call(room_id=accepted["room"]["room_id"], applicant_token=update["room"]["token"],
+                   staff_token=accepted["room"]["token"])
+    finally:
+        await kiosk.close()
+        await staff.close()
+
+
+async def _join(server: Any, room_id: str, token: str) -> tuple[SignalingClient, dict[str, Any]]:
+    client = await SignalingClient.connect(server.url, "/room")
+    answer = await client.request("room:join", {"room_id": room_id, "token": token})
+    return client, answer
+
+
+async def _timeline(recordings: Path, room_id: str) -> dict[str, Any]:
+    path = recordings / room_id / "timeline.json"
+    for _ in range(50):
+        if path.exists():
+            timeline: dict[str, Any] = json.loads(path.read_text())
+            if timeline.get("ended_at") is not None:
+                return timeline
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no finished timeline at {path}")
+
+
+async def test_chat_reaches_everyone_and_is_kept_in_the_timeline(
+        server: Any, call: Call, config: Any) -> None:
+    applicant, joined = await _join(server, call.room_id, call.applicant_token)
+    desk, desk_joined = await _join(server, call.room_id, call.staff_token)
+    try:
+        answer = await applicant.request("room:chat", {"text": "  请问需要带什么材料？ "})
+        assert isinstance(answer["t"], float)
+        for client in (applicant, desk):
+            message = await client.next("room:chat")
+            assert message == {"participant_id": joined["participant_id"], "name": message["name"],
+                               "role": "applicant", "text": "请问需要带什么材料？",
+                               "t": answer["t"]}
+        await desk.request("room:chat", {"text": "身份证和申报表。" + "好" * 492})
+        for client in (applicant, desk):
+            message = await client.next("room:chat")
+            assert message["participant_id"] == desk_joined["participant_id"]
+            assert message["role"] == "staff" and message["name"] == "税务坐席01"
+            assert len(message["text"]) == 500
+        # A participant who comes back (a reloaded page) is given the conversation so far.
+        await applicant.close()
+        applicant, rejoined = await _join(server, call.room_id, call.applicant_token)
+        assert [m["role"] for m in rejoined["chat"]] == ["applicant", "staff"]
+        assert rejoined["chat"][0]["text"] == "请问需要带什么材料？"
+        assert joined["chat"] == []
+        await desk.request("room:hangup", {})
+        await applicant.next("room:ended")
+    finally:
+        await applicant.close()
+        await desk.close()
+
+    timeline = await _timeline(Path(config.recordings_dir), call.room_id)
+    chats = [e for e in timeline["events"] if e["type"] == "chat"]
+    assert [(e["role"], e["text"][:8]) for e in chats] == [
+        ("applicant", "请问需要带什么材"), ("staff", "身份证和申报表。")]
+    assert chats[0]["participant_id"] == joined["participant_id"]
+    assert chats[0]["t"] <= chats[1]["t"]
+
+
+async def test_bad_chat_lines_are_refused_and_nobody_hears_them(server: Any, call: Call) -> None:
+    outsider = await SignalingClient.connect(server.url, "/room")
+    applicant, _ = await _join(server, call.room_id, call.applicant_token)
+    desk, _ = await _join(server, call.room_id, call.staff_token)
+    try:
+        # Before joining a room.
+        refused = await outsider.call("room:chat", {"text": "hello"})
+        assert refused["ok"] is False and refused["error"]["code"] == "unauthenticated"
+        # Too long, empty, blank, wrong type, unknown field, no payload.
+        for payload in ({"text": "长" * 501}, {"text": ""}, {"text": "  \n "}, {"text": 5},
+                        {"text": "hi", "to": "x"}, None):
+            refused = await applicant.call("room:chat", payload)
+            assert refused["ok"] is False, payload
+            assert refused["error"]["code"] == "invalid_payload", payload
+        # Nothing was broadcast: the next line each side gets is the good one.
+        await applicant.request("room:chat", {"text": "ok"})
+        assert (await desk.next("room:chat"))["text"] == "ok"
+        assert desk.queue("room:chat").empty()
+        assert (await applicant.next("room:chat"))["text"] == "ok"
+    finally:
+        await outsider.close()
+        await applicant.close()
+        await desk.close()
