@@ -1,29 +1,88 @@
 """The recording archive: the Redis index of finished recordings, and the only way to turn a
-recording id and a file name into a path on disk (never a path taken from a request)."""
+recording id and a file name into a path on disk (never a path taken from a request).
+
+It also seals every recording into the integrity chain (recordings/manifest.py) when it is
+indexed, keeps the rating in its own sealed file, and purges recordings past the retention
+period unless they are on legal hold."""
 
 from __future__ import annotations
 
+import asyncio
+import builtins
+import contextlib
 import json
 import logging
 import os
 import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from recordings import manifest
+from recordings.audit import Audit
+
 logger = logging.getLogger(__name__)
 
 INDEX = "yz:recordings"
 ENTRY = "yz:recording:{}"
+HEAD = "yz:manifest:head"
+SEAL_LOCK = "yz:manifest:lock"
 TIMELINE = "timeline.json"
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+LIST_LIMIT = 200
+# How many index entries a filtered list looks at, newest first, before it stops.
+SCAN_LIMIT = 20000
+PURGE_INTERVAL = 3600.0
+_UNLOCK = """if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0"""
+
+
+@dataclass(frozen=True)
+class RecordingFilter:
+    """What GET /api/recordings may ask for; None is "any"."""
+
+    start: float | None = None
+    end: float | None = None
+    department: str | None = None
+    staff: str | None = None
+    rating: int | None = None  # 0: not rated
+    min_duration: float | None = None
+    max_duration: float | None = None
+    incomplete: bool | None = None
+
+    def matches(self, entry: dict[str, Any]) -> bool:
+        if self.department is not None and entry["department"] != self.department:
+            return False
+        if self.staff is not None:
+            wanted = self.staff.casefold()
+            if wanted not in [s.casefold() for s in entry["staff_ids"]] and not any(
+                    wanted in s.casefold() for s in entry["staff"]):
+                return False
+        if self.rating is not None and (entry["rating"] or 0) != self.rating:
+            return False
+        if self.min_duration is not None and entry["duration"] < self.min_duration:
+            return False
+        if self.max_duration is not None and entry["duration"] > self.max_duration:
+            return False
+        return self.incomplete is None or entry["complete"] != self.incomplete
 
 
 class Archive:
-    def __init__(self, redis: aioredis.Redis, root: Path) -> None:
+    def __init__(self, redis: aioredis.Redis, root: Path, *,
+                 clock: Callable[[], float] = time.time, retention_days: int = 180,
+                 audit: Audit | None = None) -> None:
         self.redis: Any = redis  # decode_responses=True: replies are str
         self.root = root
+        self.clock = clock
+        self.retention_days = retention_days
+        self.audit = audit or Audit(redis, clock)
+        self._purger: asyncio.Task[None] | None = None
 
     def directory(self, recording_id: str) -> Path | None:
         if not _ID.match(recording_id):
@@ -32,11 +91,15 @@ class Archive:
         return path if path.is_dir() else None
 
     async def index(self, summary: dict[str, Any]) -> None:
-        """Enter a finished recording (the summary of its timeline) into the index."""
+        """Seal a finished recording into the chain and enter it (the summary of its
+        timeline) into the index."""
         recording_id = str(summary["recording_id"])
         participants = summary.get("participants", [])
         staff = sorted({p.get("name") or p["participant_id"] for p in participants
                         if p.get("role") == "staff"})
+        staff_ids = sorted({p["participant_id"][2:] for p in participants
+                            if p.get("role") == "staff"
+                            and str(p.get("participant_id", "")).startswith("s-")})
         entry = {
             "recording_id": recording_id,
             "room_id": summary.get("room_id", recording_id),
@@ -44,6 +107,7 @@ class Archive:
             "ticket_number": summary.get("ticket_number") or "",
             "department": summary.get("department") or "",
             "staff": ",".join(staff),
+            "staff_ids": ",".join(staff_ids),
             "started_at": float(summary.get("started_at") or 0),
             "ended_at": float(summary.get("ended_at") or 0),
             "duration": float(summary.get("duration") or 0),
@@ -51,57 +115,154 @@ class Archive:
             "tracks": len(summary.get("tracks", [])),
         }
         key = ENTRY.format(recording_id)
+        rating = await self.redis.hget(key, "rating")
+        if rating:
+            # The applicant rated before the recording was indexed: the rating file is sealed
+            # with the rest.
+            await self._write_rating(recording_id, int(rating),
+                                     float(await self.redis.hget(key, "rated_at") or 0) or None)
+        directory = self.directory(recording_id)
+        if directory is not None:
+            link = await self.seal(recording_id, "close")
+            if manifest.RATING not in link["files"] and (directory / manifest.RATING).exists():
+                # Rated (in another process) while the seal was being made.
+                await self.seal(recording_id, "rating", [manifest.RATING])
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=entry)
             pipe.zadd(INDEX, {recording_id: entry["started_at"]})
-            pipe.hget(key, "rating")
-            result = await pipe.execute()
-        rating = result[-1]
-        if rating:
-            # The applicant rated before the recording was indexed: put it in the file too.
-            self._write_rating(recording_id, int(rating))
+            await pipe.execute()
         logger.info("recording %s indexed (%d tracks, %.1f s)", recording_id, entry["tracks"],
                     entry["duration"])
 
     async def set_rating(self, recording_id: str, rating: int, at: float) -> None:
-        await self.redis.hset(ENTRY.format(recording_id), mapping={"rating": rating,
-                                                                  "rated_at": at})
-        self._write_rating(recording_id, rating, at)
-
-    def _write_rating(self, recording_id: str, rating: int, at: float | None = None) -> None:
+        key = ENTRY.format(recording_id)
+        await self.redis.hset(key, mapping={"rating": rating, "rated_at": at})
+        if not await self._write_rating(recording_id, rating, at):
+            return
         directory = self.directory(recording_id)
-        if directory is None or not (directory / TIMELINE).exists():
-            return
-        timeline = json.loads((directory / TIMELINE).read_text(encoding="utf-8"))
-        if timeline.get("rating") == rating:
-            return
-        timeline["rating"] = rating
-        event: dict[str, Any] = {"t": at if at is not None else timeline.get("ended_at"),
-                                 "type": "rating", "rating": rating}
-        timeline.setdefault("events", []).append(event)
-        tmp = directory / (TIMELINE + ".tmp")
-        tmp.write_text(json.dumps(timeline, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(tmp, directory / TIMELINE)
+        if directory is not None and (directory / manifest.MANIFEST).exists():
+            # Already sealed: the rating file gets a chain link of its own.
+            await self.seal(recording_id, "rating", [manifest.RATING])
 
-    async def list(self, limit: int = 200) -> list[dict[str, Any]]:
-        ids = await self.redis.zrevrange(INDEX, 0, limit - 1)
-        if not ids:
-            return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for recording_id in ids:
-                pipe.hgetall(ENTRY.format(recording_id))
-            rows = await pipe.execute()
-        return [_entry(row) for row in rows if row]
+    async def _write_rating(self, recording_id: str, rating: int, at: float | None) -> bool:
+        """rating.json, written once: timeline.json is sealed when the recording closes and
+        never rewritten, so the applicant's later rating is a file of its own."""
+        directory = self.directory(recording_id)
+        if directory is None:
+            return False
+        path = directory / manifest.RATING
+        if path.exists():
+            return False
+        tmp = directory / (manifest.RATING + ".tmp")
+        tmp.write_text(json.dumps({"recording_id": recording_id, "rating": rating,
+                                   "rated_at": at}, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+        return True
 
-    async def get(self, recording_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    # integrity chain ------------------------------------------------------------------------
+    async def seal(self, recording_id: str, kind: str,
+                   names: list[str] | None = None) -> dict[str, Any]:
+        """Append a link for the recording's files (all of them, or ``names``) to the chain.
+
+        One sealer at a time across processes (a lock in Redis), so that a manifest on disk
+        and the head in Redis move together; the head itself changes under WATCH/MULTI, so a
+        writer that skipped the lock could not fork the chain silently."""
+        directory = self.directory(recording_id)
+        if directory is None:
+            raise FileNotFoundError(recording_id)
+        files = await asyncio.to_thread(manifest.hash_files, directory, names)
+        token = secrets.token_hex(8)
+        for _ in range(600):
+            if await self.redis.set(SEAL_LOCK, token, nx=True, px=30000):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise TimeoutError("the manifest lock is held")
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        await pipe.watch(HEAD)
+                        head = await pipe.hgetall(HEAD)
+                        link = manifest.make_link(
+                            seq=int(head.get("seq") or 0) + 1, kind=kind,
+                            recording_id=recording_id, at=self.clock(), files=files,
+                            prev=head.get("hash") or "")
+                        await asyncio.to_thread(manifest.append_link, directory, link)
+                        pipe.multi()
+                        pipe.hset(HEAD, mapping={"seq": link["seq"], "hash": link["hash"],
+                                                 "recording_id": recording_id})
+                        await pipe.execute()
+                        break
+                    except aioredis.WatchError:
+                        continue
+        finally:
+            await self.redis.eval(_UNLOCK, 1, SEAL_LOCK, token)
+        logger.info("recording %s sealed (%s, link %d)", recording_id, kind, link["seq"])
+        return link
+
+    async def head(self) -> dict[str, str]:
+        return dict(await self.redis.hgetall(HEAD))
+
+    async def verify(self, recording_id: str | None = None) -> manifest.Report:
+        head = await self.head()
+        return await asyncio.to_thread(manifest.verify, self.root, recording_id, head or None)
+
+    # reading --------------------------------------------------------------------------------
+    async def list(self, filters: RecordingFilter | None = None,
+                   departments: Iterable[str] = (), limit: int = LIST_LIMIT
+                   ) -> list[dict[str, Any]]:
+        """Recordings, newest first; ``departments`` (a scoped supervisor) limits them."""
+        filters = filters or RecordingFilter()
+        scope = set(departments)
+        high = "+inf" if filters.end is None else filters.end
+        low = "-inf" if filters.start is None else filters.start
+        out: list[dict[str, Any]] = []
+        offset, batch = 0, 500
+        while len(out) < limit and offset < SCAN_LIMIT:
+            ids = await self.redis.zrevrangebyscore(INDEX, high, low, start=offset, num=batch)
+            if not ids:
+                break
+            offset += len(ids)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for recording_id in ids:
+                    pipe.hgetall(ENTRY.format(recording_id))
+                rows = await pipe.execute()
+            for row in rows:
+                if not row or "recording_id" not in row:
+                    continue
+                entry = _entry(row)
+                if scope and entry["department"] not in scope:
+                    continue
+                if filters.matches(entry):
+                    out.append(entry)
+                    if len(out) >= limit:
+                        break
+        return out
+
+    async def entry(self, recording_id: str) -> dict[str, Any] | None:
         if not _ID.match(recording_id):
             return None
         row = await self.redis.hgetall(ENTRY.format(recording_id))
+        return _entry(row) if row and "recording_id" in row else None
+
+    async def get(self, recording_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        entry = await self.entry(recording_id)
         directory = self.directory(recording_id)
-        if not row or directory is None or not (directory / TIMELINE).exists():
+        if entry is None or directory is None or not (directory / TIMELINE).exists():
             return None
         timeline = json.loads((directory / TIMELINE).read_text(encoding="utf-8"))
-        return _entry(row), timeline
+        rating_path = directory / manifest.RATING
+        if rating_path.exists():
+            # The view of a rated recording: the sealed timeline plus its rating file.
+            rating = json.loads(rating_path.read_text(encoding="utf-8"))
+            timeline["rating"] = rating.get("rating")
+            at = rating.get("rated_at") or timeline.get("ended_at")
+            timeline["events"] = sorted(
+                [*timeline.get("events", []),
+                 {"t": at, "type": "rating", "rating": rating.get("rating")}],
+                key=lambda e: e.get("t") or 0)
+        return entry, timeline
 
     async def file(self, recording_id: str, name: str) -> Path | None:
         """The path of one media file of a recording, if the timeline lists a file of that name."""
@@ -117,6 +278,67 @@ class Archive:
         path = directory / name
         return path if path.is_file() else None
 
+    # retention ------------------------------------------------------------------------------
+    async def set_hold(self, recording_id: str, hold: bool) -> dict[str, Any] | None:
+        entry = await self.entry(recording_id)
+        if entry is None:
+            return None
+        await self.redis.hset(ENTRY.format(recording_id), "hold", int(hold))
+        return {**entry, "hold": hold}
+
+    async def purge_expired(self) -> builtins.list[str]:
+        """Delete every recording that started more than ``retention_days`` ago and is not on
+        legal hold: its files, its index entry; its chain links are kept in purged.jsonl."""
+        now = self.clock()
+        cutoff = now - self.retention_days * 86400
+        purged: builtins.list[str] = []
+        for recording_id in await self.redis.zrangebyscore(INDEX, "-inf", f"({cutoff}"):
+            key = ENTRY.format(recording_id)
+            row = await self.redis.hgetall(key)
+            if row.get("hold") == "1":
+                continue
+            # ZREM is the claim: of several processes purging at once, one does each.
+            if not await self.redis.zrem(INDEX, recording_id):
+                continue
+            directory = self.directory(recording_id)
+            if directory is not None:
+                try:
+                    links = (manifest.read_manifest(directory) or {}).get("links", [])
+                except ValueError:
+                    links = []
+                if links:
+                    manifest.record_purge(self.root, recording_id, now, links)
+                await asyncio.to_thread(shutil.rmtree, directory, True)
+            await self.redis.delete(key)
+            await self.audit.append("system", "purge", recording_id=recording_id,
+                                    department=row.get("department", ""),
+                                    detail=f"older than {self.retention_days} days")
+            logger.info("recording %s purged (retention %d days)", recording_id,
+                        self.retention_days)
+            purged.append(recording_id)
+        return purged
+
+    def start(self, interval: float = PURGE_INTERVAL) -> None:
+        """Start the retention job (once a minute after start, then every ``interval``)."""
+        if self._purger is None:
+            self._purger = asyncio.create_task(self._purge_loop(interval), name="retention")
+
+    async def close(self) -> None:
+        task, self._purger = self._purger, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _purge_loop(self, interval: float) -> None:
+        await asyncio.sleep(min(interval, 60.0))
+        while True:
+            try:
+                await self.purge_expired()
+            except Exception:
+                logger.exception("retention: purging failed")
+            await asyncio.sleep(interval)
+
 
 def _entry(row: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = dict(row)
@@ -126,4 +348,6 @@ def _entry(row: dict[str, str]) -> dict[str, Any]:
     out["tracks"] = int(row.get("tracks") or 0)
     out["rating"] = int(row["rating"]) if row.get("rating") else None
     out["staff"] = [s for s in row.get("staff", "").split(",") if s]
+    out["staff_ids"] = [s for s in row.get("staff_ids", "").split(",") if s]
+    out["hold"] = row.get("hold") == "1"
     return out

@@ -7,21 +7,26 @@ import datetime as dt
 import io
 import json
 import logging
+import math
+import re
 import time
 from typing import Any
 
 from aiohttp import web
 
+from recordings.archive import RecordingFilter
 from server.auth import REVIEWER_ROLES, SESSION_COOKIE, ApiError, require_user
 from server.config import ConfigError
 from server.departments import Department
 from server.keys import ARCHIVE, CONFIG, HUB, REDIS, STORE
 from server.passwords import verify_password
+from server.store import User
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 MAX_LOGIN_BYTES = 4096
+_DEPT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _bad(message: str, message_en: str) -> ApiError:
@@ -170,35 +175,177 @@ async def queue_log(request: web.Request) -> web.StreamResponse:
         "Content-Disposition": f'attachment; filename="queue-log-{first}-{last}.csv"'})
 
 
+def _scope(user: User) -> tuple[str, ...]:
+    """The departments a reviewer may see recordings of; empty: all of them."""
+    return user.departments if user.role == "supervisor" else ()
+
+
+async def _audit(request: web.Request, user: User, action: str, recording_id: str = "",
+                 department: str = "", detail: str = "") -> None:
+    await request.app[ARCHIVE].audit.append(user.username, action, recording_id=recording_id,
+                                            remote=request.remote or "",
+                                            department=department, detail=detail)
+
+
+def _when(request: web.Request, name: str, end: bool) -> float | None:
+    """A time parameter: a local date YYYY-MM-DD (``to`` takes in the whole day) or epoch
+    seconds."""
+    raw = request.query.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        day = dt.date.fromisoformat(raw)
+    except ValueError:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not math.isfinite(value) or value < 0:
+            raise _bad(f"{name} 应为 YYYY-MM-DD 日期或时间戳。",
+                       f"{name} must be a YYYY-MM-DD date or epoch seconds.") from None
+        return value
+    if end:
+        day += dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(), request.app[HUB].tz).timestamp()
+
+
+def _range(request: web.Request) -> tuple[float | None, float | None]:
+    start, end = _when(request, "from", False), _when(request, "to", True)
+    if start is not None and end is not None and end < start:
+        raise _bad("结束时间早于开始时间。", "to is before from.")
+    return start, end
+
+
+def _number(request: web.Request, name: str) -> float | None:
+    raw = request.query.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        raise _bad(f"{name} 应为不小于 0 的秒数。", f"{name} must be a number of seconds ≥ 0.")
+    return value
+
+
+def _filters(request: web.Request) -> RecordingFilter:
+    query = request.query
+    known = {"from", "to", "department", "staff", "rating", "min_duration", "max_duration",
+             "incomplete"}
+    unknown = sorted(set(query) - known)
+    if unknown:
+        raise _bad(f"不认识的筛选条件：{', '.join(unknown)}",
+                   f"Unknown filter(s): {', '.join(unknown)}")
+    start, end = _range(request)
+    department = query.get("department", "").strip() or None
+    if department is not None and not _DEPT_ID.match(department):
+        raise _bad("部门编号不正确。", "department is not a department id.")
+    staff = query.get("staff", "").strip() or None
+    if staff is not None and len(staff) > 64:
+        raise _bad("坐席名称过长。", "staff is too long.")
+    rating: int | None = None
+    raw_rating = query.get("rating", "").strip()
+    if raw_rating:
+        if raw_rating == "none":
+            rating = 0
+        elif raw_rating in ("1", "2", "3", "4", "5"):
+            rating = int(raw_rating)
+        else:
+            raise _bad("评价应为 1–5 或 none。", "rating must be 1 to 5, or none.")
+    low, high = _number(request, "min_duration"), _number(request, "max_duration")
+    if low is not None and high is not None and high < low:
+        raise _bad("最长时长小于最短时长。", "max_duration is below min_duration.")
+    incomplete: bool | None = None
+    raw = query.get("incomplete", "").strip().lower()
+    if raw:
+        if raw not in ("1", "0", "true", "false"):
+            raise _bad("incomplete 应为 1 或 0。", "incomplete must be 1 or 0.")
+        incomplete = raw in ("1", "true")
+    return RecordingFilter(start=start, end=end, department=department, staff=staff,
+                           rating=rating, min_duration=low, max_duration=high,
+                           incomplete=incomplete)
+
+
 @routes.get("/api/recordings")
 async def recordings(request: web.Request) -> web.Response:
-    await require_user(request, REVIEWER_ROLES)
-    return web.json_response({"ok": True, "recordings": await request.app[ARCHIVE].list()})
+    user = await require_user(request, REVIEWER_ROLES)
+    filters = _filters(request)
+    found = await request.app[ARCHIVE].list(filters, _scope(user))
+    await _audit(request, user, "list", detail=request.query_string[:500])
+    return web.json_response({"ok": True, "recordings": found})
 
 
 def _not_found() -> ApiError:
     return ApiError(404, "not_found", "没有找到这个录像。", "No such recording.")
 
 
+async def _visible(request: web.Request, user: User) -> dict[str, Any]:
+    """The index entry of the recording in the URL, if it exists and is in the user's scope;
+    out of scope answers exactly like a recording that does not exist."""
+    entry = await request.app[ARCHIVE].entry(request.match_info["recording_id"])
+    scope = _scope(user)
+    if entry is None or (scope and entry["department"] not in scope):
+        raise _not_found()
+    return entry
+
+
 @routes.get("/api/recordings/{recording_id}")
 async def recording(request: web.Request) -> web.Response:
-    await require_user(request, REVIEWER_ROLES)
-    found = await request.app[ARCHIVE].get(request.match_info["recording_id"])
+    user = await require_user(request, REVIEWER_ROLES)
+    entry = await _visible(request, user)
+    found = await request.app[ARCHIVE].get(entry["recording_id"])
     if found is None:
         raise _not_found()
     entry, timeline = found
+    await _audit(request, user, "view", entry["recording_id"], entry["department"])
     return web.json_response({"ok": True, "recording": entry, "timeline": timeline})
 
 
 @routes.get("/api/recordings/{recording_id}/files/{name}")
 async def recording_file(request: web.Request) -> web.StreamResponse:
-    await require_user(request, REVIEWER_ROLES)
-    path = await request.app[ARCHIVE].file(request.match_info["recording_id"],
-                                           request.match_info["name"])
+    user = await require_user(request, REVIEWER_ROLES)
+    entry = await _visible(request, user)
+    path = await request.app[ARCHIVE].file(entry["recording_id"], request.match_info["name"])
     if path is None:
         raise _not_found()
+    # A player asks for the same file in many Range requests: one audit entry per download
+    # start (no Range, or a range from byte 0).
+    range_header = request.headers.get("Range", "")
+    if not range_header or range_header.replace(" ", "").startswith("bytes=0-"):
+        await _audit(request, user, "file", entry["recording_id"], entry["department"],
+                     detail=path.name)
     # FileResponse answers Range requests, so the player can seek without downloading it all.
     return web.FileResponse(path, headers={"Cache-Control": "private, no-store"})
+
+
+@routes.post("/api/recordings/{recording_id}/hold")
+async def recording_hold(request: web.Request) -> web.Response:
+    """Put a recording on legal hold (retention never purges it) or release it."""
+    user = await require_user(request, ("admin",))
+    data = await _json_object(request, 1024)
+    hold = data.get("hold")
+    if not isinstance(hold, bool):
+        raise _bad("hold 应为 true 或 false。", "hold must be true or false.")
+    entry = await request.app[ARCHIVE].set_hold(request.match_info["recording_id"], hold)
+    if entry is None:
+        raise _not_found()
+    await _audit(request, user, "hold" if hold else "release", entry["recording_id"],
+                 entry["department"])
+    logger.info("admin %s %s recording %s", user.username,
+                "held" if hold else "released", entry["recording_id"])
+    return web.json_response({"ok": True, "recording": entry})
+
+
+@routes.get("/api/audit")
+async def audit(request: web.Request) -> web.Response:
+    """The archive's audit trail between two times, newest first (default: the last 7 days)."""
+    user = await require_user(request, REVIEWER_ROLES)
+    start, end = _range(request)
+    end = end if end is not None else time.time()
+    start = start if start is not None else end - 7 * 86400
+    entries = await request.app[ARCHIVE].audit.entries(start, end, _scope(user), user.username)
+    return web.json_response({"ok": True, "entries": entries})
 
 
 @routes.get("/healthz")

@@ -102,8 +102,14 @@ def create_app(config: Config) -> web.Application:
             # clean up after them now rather than when their heartbeats run out.
             await store.forget_nodes(time.time())
         config.recordings_dir.mkdir(parents=True, exist_ok=True)
-        app[ARCHIVE] = Archive(app[REDIS], config.recordings_dir)
-        yield
+        archive = Archive(app[REDIS], config.recordings_dir,
+                          retention_days=config.retention_days)
+        app[ARCHIVE] = archive
+        archive.start()  # the retention job; stopped and awaited below
+        try:
+            yield
+        finally:
+            await archive.close()
 
     async def signaling_ctx(app: web.Application) -> AsyncIterator[None]:
         hub = Hub(config, app[STORE], sio, app[ARCHIVE])

@@ -16,6 +16,9 @@ ENV_PREFIX = "YUNZHEN_"
 # Bounds of media.turn_ttl, the lifetime of a TURN credential handed out on room:join (seconds).
 MIN_TURN_TTL = 60
 MAX_TURN_TTL = 86400
+# Bounds of retention_days, how long recordings are kept (days).
+MIN_RETENTION_DAYS = 1
+MAX_RETENTION_DAYS = 36500
 
 
 class ConfigError(ValueError):
@@ -101,6 +104,8 @@ class Config:
     departments_file: str = ""
     # The hall's time zone: service hours are local times.
     timezone: str = "Asia/Shanghai"
+    # Days a recording is kept before the retention job deletes it (unless on legal hold).
+    retention_days: int = 180
     media: MediaConfig = field(default_factory=MediaConfig)
 
     def __post_init__(self) -> None:
@@ -113,6 +118,9 @@ class Config:
             raise ConfigError("session_ttl must be at least 60 seconds")
         if self.max_payload_bytes < 1024:
             raise ConfigError("max_payload_bytes must be at least 1024")
+        if not MIN_RETENTION_DAYS <= self.retention_days <= MAX_RETENTION_DAYS:
+            raise ConfigError(f"retention_days: {self.retention_days} is not between "
+                              f"{MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS}")
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -35,7 +35,14 @@ Key layout (all keys start with ``yz:``):
   yz:roomtoken:<sha256(token)>    hash   room_id, role, participant_id, name, department, ticket_id
   yz:room:<room_id>               hash   room_id, node, ticket_id, department, staff, created_at
   yz:recordings                   zset   recording_id -> started_at
-  yz:recording:<id>               hash   the recording's index entry (see recordings/archive.py)
+  yz:recording:<id>               hash   the recording's index entry (see recordings/archive.py),
+                                         with staff_ids (usernames), rating, rated_at, hold
+  yz:manifest:head                hash   seq, hash, recording_id of the newest integrity-chain
+                                         link (recordings/manifest.py); changed under WATCH
+  yz:manifest:lock                string one sealer at a time (token, 30 s expiry)
+  yz:audit                        stream archive access: time, who, action (list, view, file,
+                                         verify, hold, release, purge), recording_id,
+                                         department, remote, detail; trimmed by MINID to 180 d
   yz:log                          stream the queue log: time, event (ENTER, RING, NOANSWER,
                                          DECLINE, CONNECT, ABANDON, CANCEL, OVERFLOW, COMPLETE,
                                          PAUSE, UNPAUSE), ticket, department, staff, detail

@@ -115,7 +115,9 @@ async def test_first_recorded_consultation_end_to_end(server: LiveServer, browse
     timeline = json.loads((recordings[0] / "timeline.json").read_text())
     assert timeline["department"] == "tax"
     assert timeline["ticket_number"] == "税A001"
-    assert timeline["rating"] == 5
+    # timeline.json is sealed at close and never rewritten: the rating is a file of its own.
+    assert json.loads((recordings[0] / "rating.json").read_text())["rating"] == 5
+    assert (recordings[0] / "manifest.json").exists()
     assert {(p["role"], p.get("department")) for p in timeline["participants"]} >= {
         ("applicant", None), ("staff", "tax")}
     assert abs(timeline["ended_at"] - hangup_at) < 2.0
@@ -148,6 +150,22 @@ async def test_first_recorded_consultation_end_to_end(server: LiveServer, browse
                  .every((v) => v.readyState >= 2 && v.currentTime > 1.0)""",
         timeout=20_000,
     )
+    # Filters narrow the list; the access log shows the listing and the viewing.
+    await supervisor.get_by_test_id("filter-incomplete").check()
+    await supervisor.get_by_test_id("filter-apply").click()
+    await expect(supervisor.get_by_test_id("recording-row")).to_have_count(0)
+    await supervisor.get_by_test_id("filter-reset").click()
+    await expect(supervisor.get_by_test_id("recording-row")).to_have_count(1)
+    await supervisor.get_by_test_id("filter-rating").select_option("5")
+    await supervisor.get_by_test_id("filter-apply").click()
+    await expect(supervisor.get_by_test_id("recording-row")).to_have_count(1)
+    await supervisor.get_by_test_id("filter-min-duration").fill("5")
+    await supervisor.get_by_test_id("filter-max-duration").fill("1")
+    await supervisor.get_by_test_id("filter-apply").click()
+    await expect(supervisor.get_by_test_id("filter-error")).to_be_visible()
+    await supervisor.get_by_test_id("audit-refresh").click()
+    await expect(supervisor.locator("[data-testid=audit-row][data-action=view]")).to_have_count(1)
+    assert await supervisor.locator("[data-testid=audit-row][data-action=list]").count() >= 1
 
 
 async def test_kiosk_reload_mid_call_both_decode_each_others_video_again(

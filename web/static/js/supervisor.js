@@ -1,7 +1,7 @@
-// Supervisor page: log in, the live wallboard (queues and staff), list recordings, replay one
-// with every track in step.
+// Supervisor page: log in, the live wallboard (queues and staff), list and filter recordings,
+// replay one with every track in step, and the access log of the archive.
 import {
-  $, awayReasonText, clearError, currentUser, departmentName, fetchJSON, formatDuration,
+  $, awayReasonText, clearError, currentLang, currentUser, departmentName, fetchJSON, formatDuration,
   formatTime, initPage, loadDepartments, secondsSince, showError, showScreen, submitLogin, t,
   YzError,
 } from './common.js';
@@ -9,6 +9,40 @@ import {
 const WALLBOARD_POLL_MS = 2000;
 const LONG_WAIT_S = 120;
 const PRESENCE_ORDER = ['available', 'ringing', 'in_call', 'wrap_up', 'away', 'offline'];
+
+// This page's own strings (filters, audit), kept here rather than in common.js.
+const SV_STRINGS = {
+  zh: {
+    filter_from: '开始日期', filter_to: '结束日期', filter_min_duration: '最短时长（秒）',
+    filter_max_duration: '最长时长（秒）', filter_incomplete: '仅未完整录制',
+    filter_apply: '筛选', filter_reset: '清除', filter_any: '全部', filter_not_rated: '未评价',
+    audit_heading: '调阅记录', audit_who: '人员', audit_action: '操作', audit_recording: '录像',
+    audit_remote: '来源地址', audit_empty: '最近 7 天没有调阅记录。',
+    action_list: '查看列表', action_view: '查看录像', action_file: '下载文件',
+    action_verify: '完整性校验', action_hold: '法律保全', action_release: '解除保全',
+    action_purge: '到期删除',
+  },
+  en: {
+    filter_from: 'From', filter_to: 'To', filter_min_duration: 'Min. length (s)',
+    filter_max_duration: 'Max. length (s)', filter_incomplete: 'Incomplete only',
+    filter_apply: 'Filter', filter_reset: 'Clear', filter_any: 'Any', filter_not_rated: 'Not rated',
+    audit_heading: 'Access log', audit_who: 'Who', audit_action: 'Action',
+    audit_recording: 'Recording', audit_remote: 'Address',
+    audit_empty: 'No access in the last 7 days.',
+    action_list: 'Listed recordings', action_view: 'Viewed', action_file: 'Downloaded a file',
+    action_verify: 'Integrity check', action_hold: 'Legal hold', action_release: 'Hold released',
+    action_purge: 'Purged (retention)',
+  },
+};
+
+function lt(key) {
+  const table = SV_STRINGS[currentLang()] || SV_STRINGS.zh;
+  return table[key] ?? SV_STRINGS.zh[key] ?? key;
+}
+
+function applyLocalStrings() {
+  for (const el of document.querySelectorAll('[data-sv]')) el.textContent = lt(el.dataset.sv);
+}
 
 const state = {
   user: null,
@@ -291,15 +325,107 @@ function renderRecordings() {
   $('recordings-empty').hidden = state.recordings.length > 0;
 }
 
-async function loadRecordings() {
+// ---------------------------------------------------------------------------------------------
+// Filters: GET /api/recordings?from=&to=&department=&staff=&rating=&min_duration=&max_duration=
+// &incomplete=1 (the server checks them and answers 400 with a message).
+// ---------------------------------------------------------------------------------------------
+function option(value, text) {
+  const el = document.createElement('option');
+  el.value = value;
+  el.textContent = text;
+  return el;
+}
+
+function fillFilterChoices() {
+  const dept = $('filter-department');
+  const chosen = dept.value;
+  const scope = state.user && state.user.role === 'supervisor' ? state.user.departments || [] : [];
+  const depts = state.departments.filter((d) => !scope.length || scope.includes(d.id));
+  dept.replaceChildren(option('', lt('filter_any')),
+    ...depts.map((d) => option(d.id, departmentName(state.departments, d.id))));
+  dept.value = chosen;
+  const rating = $('filter-rating');
+  if (!rating.options.length) {
+    rating.append(option('', lt('filter_any')), option('none', lt('filter_not_rated')),
+      ...[5, 4, 3, 2, 1].map((n) => option(String(n), ratingText(n))));
+  }
+}
+
+function filterQuery() {
+  const params = new URLSearchParams();
+  const add = (name, testid) => {
+    const value = $(testid).value.trim();
+    if (value) params.set(name, value);
+  };
+  add('from', 'filter-from');
+  add('to', 'filter-to');
+  add('department', 'filter-department');
+  add('staff', 'filter-staff');
+  add('rating', 'filter-rating');
+  add('min_duration', 'filter-min-duration');
+  add('max_duration', 'filter-max-duration');
+  if ($('filter-incomplete').checked) params.set('incomplete', '1');
+  const query = params.toString();
+  return query ? `?${query}` : '';
+}
+
+function resetFilters(event) {
+  event?.preventDefault();
+  for (const id of ['filter-from', 'filter-to', 'filter-department', 'filter-staff',
+    'filter-rating', 'filter-min-duration', 'filter-max-duration']) {
+    $(id).value = '';
+  }
+  $('filter-incomplete').checked = false;
+  loadRecordings();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit: who listed, viewed, downloaded, verified, held or purged which recording.
+// ---------------------------------------------------------------------------------------------
+async function loadAudit() {
+  let data;
   try {
-    const data = await fetchJSON('/api/recordings');
+    data = await fetchJSON('/api/audit');
+  } catch (err) {
+    if (!(err instanceof YzError && err.status === 403)) showError(err);
+    return;
+  }
+  const body = $('audit-body');
+  body.replaceChildren();
+  const entries = data.entries || [];
+  for (const entry of entries) {
+    const tr = document.createElement('tr');
+    tr.dataset.testid = 'audit-row';
+    tr.dataset.action = entry.action;
+    const action = lt(`action_${entry.action}`);
+    tr.append(
+      cell(formatTime(entry.time)),
+      cell(entry.who || ''),
+      cell(action.startsWith('action_') ? entry.action : action),
+      cell(entry.recording_id || ''),
+      cell(entry.department ? departmentName(state.departments, entry.department) : ''),
+      cell(entry.remote || ''),
+    );
+    body.append(tr);
+  }
+  $('audit-empty').hidden = entries.length > 0;
+}
+
+async function loadRecordings() {
+  $('filter-error').hidden = true;
+  fillFilterChoices();
+  try {
+    const data = await fetchJSON(`/api/recordings${filterQuery()}`);
     state.recordings = data.recordings || [];
     renderRecordings();
     showScreen('recordings');
     if (!state.wallboard) startWallboard();
+    loadAudit();
   } catch (err) {
-    if (err instanceof YzError && err.status === 401) {
+    if (err instanceof YzError && err.status === 400) {
+      $('filter-error').textContent = err.display;
+      $('filter-error').hidden = false;
+    } else if (err instanceof YzError && err.status === 401) {
       showLogin();
     } else if (err instanceof YzError && err.status === 403) {
       $('forbidden-message').textContent = err.messageZh || err.messageEn ? err.display
@@ -498,6 +624,13 @@ async function logout() {
 
 async function main() {
   initPage('title_supervisor');
+  applyLocalStrings();
+  $('filter-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    loadRecordings();
+  });
+  $('filter-reset').addEventListener('click', resetFilters);
+  $('audit-refresh').addEventListener('click', loadAudit);
   $('login-form').addEventListener('submit', login);
   $('logout').addEventListener('click', logout);
   $('recordings-refresh').addEventListener('click', loadRecordings);

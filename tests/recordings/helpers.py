@@ -1,0 +1,38 @@
+"""Fake finished recordings for archive tests: a directory with a media file and a timeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from recordings.archive import Archive
+
+
+async def make_recording(archive: Archive, recording_id: str, *, department: str = "tax",
+                         started_at: float = 1_700_000_000.0, duration: float = 60.0,
+                         staff: str = "tax01", staff_name: str = "税务坐席01",
+                         complete: bool = True, index: bool = True) -> Path:
+    directory = archive.root / recording_id
+    directory.mkdir(parents=True)
+    track = f"a-{recording_id}-audio-1.webm"
+    (directory / track).write_bytes(recording_id.encode() * 100)
+    timeline: dict[str, Any] = {
+        "recording_id": recording_id, "room_id": recording_id, "ticket_id": f"t-{recording_id}",
+        "ticket_number": f"税A{recording_id[-3:]}", "department": department,
+        "started_at": started_at, "ended_at": started_at + duration, "duration": duration,
+        "complete": complete,
+        "participants": [
+            {"participant_id": "a-1", "role": "applicant", "name": "", "department": None,
+             "joined_at": started_at, "left_at": started_at + duration},
+            {"participant_id": f"s-{staff}", "role": "staff", "name": staff_name,
+             "department": department, "joined_at": started_at,
+             "left_at": started_at + duration}],
+        "tracks": [{"track_id": track[:-5], "participant_id": "a-1", "kind": "audio",
+                    "codec": "opus", "file": track, "started_at": started_at, "packets": 5}],
+        "events": [], "rating": None,
+    }
+    (directory / "timeline.json").write_text(json.dumps(timeline), encoding="utf-8")
+    if index:
+        await archive.index(timeline)
+    return directory
