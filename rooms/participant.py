@@ -78,6 +78,10 @@ class Participant:
         self.subscriptions: list[Subscription] = []
         self.published: dict[str, TrackForwarder] = {}
         self.offers = 0
+        # What the participant says it sends: a muted microphone or a camera turned off still
+        # sends (silence, black frames); everybody is told through room:participants.
+        self.audio_on = True
+        self.video_on = True
         self._signal = signal
         self._lock = asyncio.Lock()
         self._offer_pending = False
@@ -92,7 +96,8 @@ class Participant:
 
     def info(self) -> dict[str, Any]:
         return {"participant_id": self.participant_id, "role": self.role, "name": self.name,
-                "department": self.department}
+                "department": self.department, "muted": not self.audio_on,
+                "camera_off": not self.video_on}
 
     def subscribe(self, forwarder: TrackForwarder, publisher: Participant) -> Subscription:
         """Add a sendonly transceiver carrying ``forwarder``'s track; renegotiate afterwards."""

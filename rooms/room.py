@@ -127,6 +127,26 @@ class Room:
     def add_event(self, type: str, **data: Any) -> None:
         self.recorder.add_event(type, **data)
 
+    async def set_media(self, participant_id: str, *, audio: bool, video: bool) -> None:
+        """The participant turned their microphone or camera on or off: tell everybody."""
+        participant = self._joined(participant_id)
+        if (participant.audio_on, participant.video_on) == (audio, video):
+            return
+        participant.audio_on = audio
+        participant.video_on = video
+        self.recorder.add_event("media", participant_id=participant_id, audio=audio, video=video)
+        logger.info("room %s participant %s: audio %s, video %s", self.room_id, participant_id,
+                    "on" if audio else "off", "on" if video else "off")
+        await self._broadcast_participants()
+
+    def _joined(self, participant_id: str) -> Participant:
+        participant = self._participants.get(participant_id)
+        if participant is None:
+            if self.closed:
+                raise RoomClosed(f"room {self.room_id} is closed")
+            raise NotJoined(f"{participant_id} is not in room {self.room_id}")
+        return participant
+
     def chat_history(self) -> list[dict[str, Any]]:
         """The last CHAT_HISTORY chat lines, oldest first."""
         return list(self._chat)
@@ -134,11 +154,7 @@ class Room:
     async def chat(self, participant_id: str, text: str) -> dict[str, Any]:
         """A chat line from a participant: kept in the timeline, sent to everybody (the sender
         too, so that every page shows the lines in the server's order). Returns the message."""
-        participant = self._participants.get(participant_id)
-        if participant is None:
-            if self.closed:
-                raise RoomClosed(f"room {self.room_id} is closed")
-            raise NotJoined(f"{participant_id} is not in room {self.room_id}")
+        participant = self._joined(participant_id)
         message = {"participant_id": participant_id, "name": participant.name,
                    "role": participant.role, "text": text, "t": time.time()}
         self.recorder.add_event("chat", participant_id=participant_id, role=participant.role,

@@ -109,6 +109,16 @@ class RoomNamespace(Namespace):
             raise SignalError(exc.code, str(exc)) from exc
         return {"t": message["t"]}
 
+    async def on_room_media(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        session = await self._joined(sid)
+        room = self._room(session)
+        try:
+            await room.set_media(session["participant_id"], audio=data["audio"],
+                                 video=data["video"])
+        except RoomError as exc:
+            raise SignalError(exc.code, str(exc)) from exc
+        return {}
+
     def _room(self, session: dict[str, str]) -> Room:
         room = self.hub.rooms.get(session["room_id"])
         if room is None or room.closed:

@@ -83,6 +83,7 @@ EVENTS: dict[str, dict[str, dict[str, Field]]] = {
         "room:answer": {"sdp": Field(str, max_len=SDP_MAX)},
         "room:hangup": {},
         "room:chat": {"text": Field(str, max_len=CHAT_MAX)},
+        "room:media": {"audio": Field(bool), "video": Field(bool)},
     },
 }
 

@@ -44,3 +44,38 @@ async def test_chat_between_kiosk_and_staff(server: LiveServer, browser: Any) ->
     # A reloaded kiosk gets the conversation back.
     await kiosk.reload()
     await expect(kiosk.get_by_test_id("chat-message")).to_have_count(2, timeout=10_000)
+
+
+async def test_mute_and_camera_off_at_the_staff_desk_show_at_the_kiosk(
+        server: LiveServer, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    kiosk, staff = await _connected(server, browser)
+    await expect(kiosk.get_by_test_id("remote-muted")).to_be_hidden()
+    await expect(kiosk.get_by_test_id("remote-camera-off")).to_be_hidden()
+    sent = """(kind) => window.__pcs[0].getSenders()
+                .filter((s) => s.track && s.track.kind === kind).map((s) => s.track.enabled)"""
+
+    await staff.get_by_test_id("toggle-mic").click()
+    await expect(staff.get_by_test_id("toggle-mic")).to_have_attribute("aria-pressed", "true")
+    await expect(kiosk.get_by_test_id("remote-muted")).to_be_visible()
+    await expect(kiosk.get_by_test_id("remote-camera-off")).to_be_hidden()
+    assert await staff.evaluate(sent, "audio") == [False]
+    assert await staff.evaluate(sent, "video") == [True]
+
+    await staff.get_by_test_id("toggle-camera").click()
+    await expect(kiosk.get_by_test_id("remote-camera-off")).to_be_visible()
+    assert await staff.evaluate(sent, "video") == [False]
+    # The staff member does not see their own state as a remote one.
+    await expect(staff.get_by_test_id("remote-muted")).to_be_hidden()
+
+    await staff.get_by_test_id("toggle-mic").click()
+    await expect(kiosk.get_by_test_id("remote-muted")).to_be_hidden()
+    await expect(kiosk.get_by_test_id("remote-camera-off")).to_be_visible()
+    assert await staff.evaluate(sent, "audio") == [True]
+
+    # The state is the server's: a reloaded kiosk shows it again.
+    await kiosk.reload()
+    await _wait_media(kiosk, frames=1)
+    await expect(kiosk.get_by_test_id("remote-camera-off")).to_be_visible()
+    await expect(kiosk.get_by_test_id("remote-muted")).to_be_hidden()

@@ -44,7 +44,8 @@ async def test_join_sends_participants_and_an_offer_with_publish_mids(room: Room
     assert "VP8/90000" in offer["sdp"] and "opus/48000" in offer["sdp"]
     assert "H264" not in offer["sdp"] and "PCMU" not in offer["sdp"]
     assert room.participants_info() == [
-        {"participant_id": "a", "role": "applicant", "name": "张三", "department": None}]
+        {"participant_id": "a", "role": "applicant", "name": "张三", "department": None,
+         "muted": False, "camera_off": False}]
 
 
 async def test_join_rules_are_checked_before_anything_changes(room: Room) -> None:

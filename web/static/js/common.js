@@ -51,6 +51,12 @@ const STRINGS = {
     chat_heading: '文字消息',
     chat_placeholder: '输入文字消息…',
     chat_send: '发送',
+    mic_mute: '静音',
+    mic_unmute: '取消静音',
+    camera_stop: '关闭摄像头',
+    camera_start: '打开摄像头',
+    remote_muted: '对方已静音',
+    remote_camera_off: '对方已关闭摄像头',
     rating_heading: '请为本次服务评价',
     rating_subtitle: '您的评价将帮助我们改进服务（好差评）',
     rating_5: '非常满意',
@@ -270,6 +276,12 @@ const STRINGS = {
     chat_heading: 'Messages',
     chat_placeholder: 'Type a message…',
     chat_send: 'Send',
+    mic_mute: 'Mute',
+    mic_unmute: 'Unmute',
+    camera_stop: 'Stop camera',
+    camera_start: 'Start camera',
+    remote_muted: 'Muted',
+    remote_camera_off: 'Camera off',
     rating_heading: 'Please rate this service',
     rating_subtitle: 'Your rating helps us improve',
     rating_5: 'Very satisfied',
@@ -732,6 +744,9 @@ export class RoomSession {
     this.onParticipants = onParticipants;
     this.onRemoteMedia = onRemoteMedia;
     this.chatLog = chatLog;
+    // The own microphone and camera; off means the track is disabled (silence, black frames).
+    this.micOn = true;
+    this.cameraOn = true;
     this.socket = null;
     this.pc = null;
     this.localStream = null;
@@ -753,6 +768,7 @@ export class RoomSession {
     }
     if (this.closed) return;
     if (this.chatLog) this.chatLog.replaceChildren();
+    renderCallControls(this);
     if (this.localVideo && this.localStream) {
       this.localVideo.muted = true;
       this.localVideo.srcObject = this.localStream;
@@ -789,6 +805,8 @@ export class RoomSession {
       // The conversation so far (the server keeps it), also after a reconnect.
       if (this.chatLog) this.chatLog.replaceChildren();
       for (const msg of answer.chat || []) this.showChat(msg);
+      // The server's participant starts with both on: tell it again after a (re)join.
+      if (!this.micOn || !this.cameraOn) this.sendMediaState().catch(() => {});
       // A (re)join starts a fresh negotiation on the server, so start a fresh connection too.
       this.resetPeerConnection();
     } catch (err) {
@@ -860,6 +878,7 @@ export class RoomSession {
     entries.sort((a, b) => rank(a) - rank(b));
     const [main, ...rest] = entries;
     this.show(this.remoteVideo, main ? main.tracks : []);
+    this.showFlags(main ? main.info.participant_id : null, $('remote-muted'), $('remote-camera-off'));
     if (this.extraRemotes) {
       const wanted = new Set(rest.map((e) => e.info.participant_id));
       for (const el of [...this.extraRemotes.querySelectorAll('[data-participant]')]) {
@@ -876,14 +895,60 @@ export class RoomSession {
           video.playsInline = true;
           video.dataset.testid = 'remote-video-extra';
           const caption = document.createElement('figcaption');
-          tile.append(video, caption);
+          const muted = document.createElement('span');
+          muted.className = 'remote-badge';
+          muted.dataset.testid = 'remote-muted-extra';
+          muted.textContent = t('remote_muted');
+          const cameraOff = document.createElement('span');
+          cameraOff.className = 'remote-badge';
+          cameraOff.dataset.testid = 'remote-camera-off-extra';
+          cameraOff.textContent = t('remote_camera_off');
+          const badges = document.createElement('div');
+          badges.className = 'remote-badges';
+          badges.append(muted, cameraOff);
+          tile.append(video, caption, badges);
           this.extraRemotes.append(tile);
         }
         tile.querySelector('figcaption').textContent = e.info.name || t(`role_${e.info.role}`);
+        this.showFlags(e.info.participant_id, $('remote-muted-extra', tile),
+          $('remote-camera-off-extra', tile));
         this.show(tile.querySelector('video'), e.tracks);
       }
     }
     this.onRemoteMedia(main ? main.info : null, entries.length);
+  }
+
+  // The muted / camera-off badges of one remote participant (from room:participants).
+  showFlags(participantId, mutedEl, cameraOffEl) {
+    const p = this.participants.find((x) => x.participant_id === participantId) || {};
+    if (mutedEl) mutedEl.hidden = !p.muted;
+    if (cameraOffEl) cameraOffEl.hidden = !p.camera_off;
+  }
+
+  setMic(on) {
+    this.micOn = Boolean(on);
+    return this.applyLocalMedia();
+  }
+
+  setCamera(on) {
+    this.cameraOn = Boolean(on);
+    return this.applyLocalMedia();
+  }
+
+  // Disable (not stop) the own tracks, so turning them back on needs no renegotiation, and tell
+  // the others.
+  async applyLocalMedia() {
+    if (this.localStream) {
+      for (const track of this.localStream.getAudioTracks()) track.enabled = this.micOn;
+      for (const track of this.localStream.getVideoTracks()) track.enabled = this.cameraOn;
+    }
+    renderCallControls(this);
+    await this.sendMediaState();
+  }
+
+  async sendMediaState() {
+    if (this.closed || !this.socket || !this.participantId) return;
+    await emitAck(this.socket, 'room:media', { audio: this.micOn, video: this.cameraOn });
   }
 
   show(el, tracks) {
@@ -955,13 +1020,36 @@ export class RoomSession {
     for (const el of [this.localVideo, this.remoteVideo]) {
       if (el) el.srcObject = null;
     }
+    this.showFlags(null, $('remote-muted'), $('remote-camera-off'));
     if (this.extraRemotes) this.extraRemotes.replaceChildren();
+  }
+}
+
+// The microphone and camera buttons as the room's state says.
+function renderCallControls(room) {
+  const states = [['toggle-mic', room.micOn, 'mic_mute', 'mic_unmute'],
+    ['toggle-camera', room.cameraOn, 'camera_stop', 'camera_start']];
+  for (const [testid, on, offKey, onKey] of states) {
+    const button = $(testid);
+    if (!button) continue;
+    button.setAttribute('aria-pressed', String(!on));
+    button.textContent = t(on ? offKey : onKey);
   }
 }
 
 // The controls of the call screen (_call.html), wired once per page. `currentRoom()` returns
 // the RoomSession in use, or null between calls.
 export function initCallControls(currentRoom) {
+  const toggles = [['toggle-mic', (room) => room.setMic(!room.micOn)],
+    ['toggle-camera', (room) => room.setCamera(!room.cameraOn)]];
+  for (const [testid, toggle] of toggles) {
+    const button = $(testid);
+    if (!button) continue;
+    button.addEventListener('click', () => {
+      const room = currentRoom();
+      if (room && !room.closed) toggle(room).catch((err) => showError(err));
+    });
+  }
   const form = $('chat-form');
   const input = $('chat-input');
   const send = $('chat-send');

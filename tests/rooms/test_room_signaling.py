@@ -1,5 +1,6 @@
-"""Chat in a consultation room through the real server's /room namespace: every participant gets
-every line, bad lines are refused, and the recording's timeline keeps the conversation."""
+"""The /room namespace's events besides negotiation, through the real server: chat (every
+participant gets every line, bad lines are refused, the timeline keeps the conversation) and the
+microphone / camera state everybody is shown."""
 
 from __future__ import annotations
 
@@ -121,3 +122,51 @@ async def test_bad_chat_lines_are_refused_and_nobody_hears_them(server: Any, cal
         await outsider.close()
         await applicant.close()
         await desk.close()
+
+
+async def test_mute_and_camera_off_are_shown_to_everyone_and_kept_in_the_timeline(
+        server: Any, call: Call, config: Any) -> None:
+    applicant, joined = await _join(server, call.room_id, call.applicant_token)
+    desk, desk_joined = await _join(server, call.room_id, call.staff_token)
+    staff_id = desk_joined["participant_id"]
+    try:
+        assert all(p["muted"] is False and p["camera_off"] is False
+                   for p in desk_joined["participants"])
+        # Drop the participant lists of the joins themselves.
+        for client in (applicant, desk):
+            while not client.queue("room:participants").empty():
+                client.queue("room:participants").get_nowait()
+
+        await desk.request("room:media", {"audio": False, "video": True})
+        for client in (applicant, desk):
+            listed = {p["participant_id"]: p
+                      for p in (await client.next("room:participants"))["participants"]}
+            assert (listed[staff_id]["muted"], listed[staff_id]["camera_off"]) == (True, False)
+            assert listed[joined["participant_id"]]["muted"] is False
+        # The same state again changes nothing and tells nobody.
+        await desk.request("room:media", {"audio": False, "video": True})
+        await desk.request("room:media", {"audio": True, "video": False})
+        listed = {p["participant_id"]: p
+                  for p in (await applicant.next("room:participants"))["participants"]}
+        assert (listed[staff_id]["muted"], listed[staff_id]["camera_off"]) == (False, True)
+        assert applicant.queue("room:participants").empty()
+
+        for payload in ({"audio": 0, "video": True}, {"audio": True}, {"audio": True,
+                        "video": True, "screen": True}):
+            refused = await desk.call("room:media", payload)
+            assert refused["error"]["code"] == "invalid_payload", payload
+        outsider = await SignalingClient.connect(server.url, "/room")
+        refused = await outsider.call("room:media", {"audio": True, "video": True})
+        assert refused["error"]["code"] == "unauthenticated"
+        await outsider.close()
+
+        await desk.request("room:hangup", {})
+        await applicant.next("room:ended")
+    finally:
+        await applicant.close()
+        await desk.close()
+
+    timeline = await _timeline(Path(config.recordings_dir), call.room_id)
+    media = [(e["participant_id"], e["audio"], e["video"])
+             for e in timeline["events"] if e["type"] == "media"]
+    assert media == [(staff_id, False, True), (staff_id, True, False)]
