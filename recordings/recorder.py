@@ -94,7 +94,10 @@ class TrackRecorder:
     def _open(self, packet: av.Packet, data: bytes) -> bool:
         if packet.time_base is not None:
             self._time_base = Fraction(packet.time_base.numerator, packet.time_base.denominator)
-        container = av.open(str(self.path), mode="w", format="webm")
+        # Short clusters, flushed as they close: if the process dies, all but the last second
+        # or so is on disk (recordings/recovery.py closes such a file after a restart).
+        container = av.open(str(self.path), mode="w", format="webm",
+                            options={"cluster_time_limit": "1000", "flush_packets": "1"})
         if self.kind == "video":
             size = _vp8_dimensions(data)
             if size is None:

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
+from recordings import recovery
 from recordings.archive import Archive
 from server import api, pages
 from server.auth import ApiError
@@ -119,9 +120,17 @@ def create_app(config: Config) -> web.Application:
         sio.register_namespace(StaffNamespace("/staff", hub))
         sio.register_namespace(RoomNamespace("/room", hub))
         await hub.start()
+        # Recordings left incomplete by a process that died (this one before a restart, or
+        # another on a shared Redis) are closed, indexed and sealed.
+        recovery_task = asyncio.create_task(
+            recovery.run(app[ARCHIVE], lambda: [room.room_id for room in hub.rooms.rooms()]),
+            name="recording-recovery")
         try:
             yield
         finally:
+            recovery_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recovery_task
             await hub.close()
             await sio.shutdown()
             # The Redis manager's listener task is not stopped by shutdown(); stop it before

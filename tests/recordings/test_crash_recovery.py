@@ -1,0 +1,164 @@
+"""Crash recovery of a recording: a real server process (`python -m server serve --demo`) on a
+redis-server of the test's own, a call between two aiortc peers through the ticket flow, about
+6 s of media, then `kill -9` of the server mid-call. A new server process on the same data
+directory and Redis closes the orphaned recording: it is listed by GET /api/recordings as
+incomplete, its video files decode up to within 5 s of the kill, and `python -m server verify`
+passes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import av
+import pytest
+
+from bench.common import announce_loopback, open_room
+from recordings import recovery
+from recordings.archive import Archive
+from rooms.client import RoomClient
+from server.redis_server import EmbeddedRedis
+from signaling.client import SignalingClient
+from tests.acd_harness import ROOT, ServerProcess, wait_until
+from tests.recordings.helpers import make_recording
+
+
+async def _recordings(base: str) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        response = await session.post(f"{base}/api/login",
+                                      json={"username": "supervisor", "password": "demo12345"})
+        assert response.status == 200
+        response = await session.get(f"{base}/api/recordings")
+        assert response.status == 200
+        found: list[dict[str, Any]] = (await response.json())["recordings"]
+        return found
+
+
+def _decoded_seconds(path: Path) -> float:
+    """Seconds of video that decode, first frame to last."""
+    times: list[float] = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        try:
+            for frame in container.decode(stream):
+                if frame.time is not None:
+                    times.append(frame.time)
+        except av.error.FFmpegError:
+            pass  # the cut-off end
+    return max(times) - min(times) if times else 0.0
+
+
+@pytest.mark.timeout(180)
+async def test_recording_of_a_killed_server_is_closed_indexed_and_sealed_after_restart(
+        tmp_path: Path) -> None:
+    announce_loopback()
+    redis = EmbeddedRedis(tmp_path / "redis")
+    await redis.start()
+    data_dir = tmp_path / "data"
+    first = ServerProcess(redis.url, data_dir)
+    second: ServerProcess | None = None
+    clients: list[RoomClient] = []
+    sockets: list[SignalingClient] = []
+    try:
+        await first.start()
+        applicant_room, staff_room, sockets = await open_room(first.url)
+        for name, room in (("applicant", applicant_room), ("staff", staff_room)):
+            clients.append(await RoomClient.connect(first.url, room["room_id"], room["token"],
+                                                    name=name))
+        for client in clients:
+            await client.wait_for_video(1, timeout=20)
+        media_from = time.time()
+        await asyncio.sleep(6)
+        killed_at = time.time()
+        await first.kill9()
+        for client in clients:
+            await client.close()
+        for sock in sockets:
+            await sock.close()
+        clients, sockets = [], []
+
+        room_id = staff_room["room_id"]
+        directory = data_dir / "recordings" / room_id
+        timeline = json.loads((directory / "timeline.json").read_text(encoding="utf-8"))
+        assert timeline["complete"] is False and "recovered" not in timeline
+
+        second = ServerProcess(redis.url, data_dir)
+        await second.start()
+
+        async def listed() -> dict[str, Any] | None:
+            return next((r for r in await _recordings(second.url)
+                         if r["recording_id"] == room_id), None)
+
+        entry = await wait_until(listed, 60, interval=0.5, what="the recovered recording")
+        assert entry["complete"] is False
+        assert entry["department"] == "tax"
+        assert entry["tracks"] == 4
+        assert entry["duration"] >= 4
+
+        timeline = json.loads((directory / "timeline.json").read_text(encoding="utf-8"))
+        assert timeline["recovered"] is True and timeline["complete"] is False
+        assert timeline["ended_at"] >= killed_at - 5
+        assert {p["role"] for p in timeline["participants"]} == {"staff", "applicant"}
+        videos = [t for t in timeline["tracks"] if t["kind"] == "video"]
+        assert len(videos) == 2
+        for track in videos:
+            seconds = _decoded_seconds(directory / track["file"])
+            # Media flowed from about media_from (and a little before) until the kill.
+            assert seconds >= (killed_at - media_from) - 5, (track["file"], seconds)
+
+        env = {**os.environ, "YUNZHEN_DATA_DIR": str(data_dir), "YUNZHEN_REDIS_URL": redis.url}
+        verify = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "server", "verify", room_id], cwd=ROOT,
+            env=env, capture_output=True, text=True, timeout=60)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert "OK" in verify.stdout
+        assert not second.errors(), second.tail()
+    finally:
+        for client in clients:
+            await client.close()
+        for sock in sockets:
+            await sock.close()
+        await first.kill9()
+        if second is not None:
+            await second.stop()
+        await redis.stop()
+
+
+async def test_only_recordings_of_dead_or_gone_rooms_are_recovered(
+        redis_client: Any, tmp_path: Path) -> None:
+    """The liveness rule on a shared Redis: a room hosted by a live node is left alone, one whose
+    node's deadline passed is recovered, one whose room key is gone waits until its files have
+    been quiet for QUIET_S; open rooms of this process and complete recordings never are."""
+    archive = Archive(redis_client, tmp_path / "recordings")
+    archive.root.mkdir()
+    now = time.time()
+    for name in ("alive", "dead", "gone-old", "gone-new", "mine"):
+        directory = await make_recording(archive, f"r-{name}", complete=False, index=False)
+        timeline = json.loads((directory / "timeline.json").read_text(encoding="utf-8"))
+        timeline.update(ended_at=None, duration=None, tracks=[], participants=[])
+        (directory / "timeline.json").write_text(json.dumps(timeline), encoding="utf-8")
+        if name == "gone-old":
+            for entry in directory.iterdir():
+                os.utime(entry, (now - 60, now - 60))
+    await make_recording(archive, "r-done", index=False)
+    await redis_client.zadd("yz:nodes", {"n-alive": now + 10, "n-dead": now - 1})
+    await redis_client.hset("yz:room:r-alive", "node", "n-alive")
+    await redis_client.hset("yz:room:r-dead", "node", "n-dead")
+    try:
+        found = await recovery.orphans(archive, ["r-mine"], now)
+        assert sorted(d.name for d in found) == ["r-dead", "r-gone-old"]
+        done = await recovery.recover(archive, lambda: ["r-mine"], lambda: now)
+        assert sorted(done) == ["r-dead", "r-gone-old"]
+        entry = await archive.entry("r-dead")
+        assert entry is not None and entry["complete"] is False
+        # Recovered once: a second pass finds nothing more.
+        assert await recovery.orphans(archive, ["r-mine"], now) == []
+    finally:
+        await redis_client.delete("yz:room:r-alive", "yz:room:r-dead", "yz:nodes")
