@@ -3,7 +3,9 @@
 # merge their figures into bench/results/call_setup.json (dispatch: bench/results/dispatch.json).
 #   bench/run.sh                 call setup (20 calls) + server CPU (pass-through vs transcoding)
 #                                + dispatch at 1,000 sockets (ring latency, dispatches/s)
-#   bench/run.sh call_setup      only one of them (call_setup | cpu_relay | dispatch), extra args
+#                                + recording cost per packet, remux vs aiortc MediaRecorder
+#                                  (bench/results/recording.json)
+#   bench/run.sh call_setup      only one of them (call_setup | cpu_relay | dispatch | recording), extra args
 #                                passed on
 # Needs what ./yunzhen.sh test installs (redis-server, chromium, the test extras in .venv).
 set -euo pipefail
@@ -23,5 +25,7 @@ else
   bench call_setup
   bench cpu_relay
   bench dispatch
+  bench recording
 fi
-echo "==> results: bench/results/call_setup.json, bench/results/dispatch.json"
+echo "==> results: bench/results/call_setup.json, bench/results/dispatch.json," \
+  "bench/results/recording.json"

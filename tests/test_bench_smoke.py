@@ -49,3 +49,13 @@ async def test_transcode_server_relays_media_between_two_room_clients(
         for client in clients:
             await client.close()
         await server.stop()
+
+
+async def test_recording_bench_records_the_same_stream_both_ways() -> None:
+    from bench.recording import measure
+
+    figures = await measure(1.0, 1)
+    assert figures["remux_us_per_packet"] > 0
+    assert figures["mediarecorder_us_per_packet"] > figures["remux_us_per_packet"]
+    frames = figures["decoded_frames_in_outputs"]
+    assert frames["remux_video"] == frames["mediarecorder_video"] == 30

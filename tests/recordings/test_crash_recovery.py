@@ -156,8 +156,8 @@ async def test_only_recordings_of_dead_or_gone_rooms_are_recovered(
         assert sorted(d.name for d in found) == ["r-dead", "r-gone-old"]
         done = await recovery.recover(archive, lambda: ["r-mine"], lambda: now)
         assert sorted(done) == ["r-dead", "r-gone-old"]
-        entry = await archive.entry("r-dead")
-        assert entry is not None and entry["complete"] is False
+        recovered = await archive.entry("r-dead")
+        assert recovered is not None and recovered["complete"] is False
         # Recovered once: a second pass finds nothing more.
         assert await recovery.orphans(archive, ["r-mine"], now) == []
     finally:

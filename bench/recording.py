@@ -1,0 +1,246 @@
+"""Recording cost per packet: the room recorder's remux (recordings/recorder.py TrackRecorder,
+packets written as they are, nothing decoded) against aiortc's MediaRecorder (what an aiortc
+server records with: the receiver decodes every packet, MediaRecorder re-encodes it to VP8/Opus
+and muxes), on the same synthetic stream, side by side in one run.
+
+The input is made once: 640x480 @ 30 fps of a panning texture (bench/cpu_relay.py's harder
+picture) encoded to VP8 with libvpx (realtime, ~1 Mbit/s, keyframe every 3 s, like a WebRTC
+camera) and a 440 Hz tone encoded to Opus in 20 ms packets. Each recorder then records the same
+packets into WebM files in a temporary directory, one file per track (as the room recorder
+does; MediaRecorder too, one instance per track, since with both in one file it drops video).
+
+CPU: time.process_time() (all threads of this process) around the writes and the closing of the
+files; for MediaRecorder around its whole run, including aiortc's own decoders (aiortc.codecs
+Vp8Decoder/OpusDecoder, the receiver's decoding, which a remux skips) feeding it. Figures are
+µs of CPU per input packet; best of ``--repeats`` runs.
+
+    python -m bench.recording [--seconds 10] [--repeats 3]   → bench/results/recording.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fractions
+import json
+import math
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+from aiortc import MediaStreamTrack
+from aiortc.codecs.opus import OpusDecoder
+from aiortc.codecs.vpx import Vp8Decoder
+from aiortc.contrib.media import MediaRecorder
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamError
+
+from bench.common import ROOT, merge_results
+from recordings.recorder import TrackRecorder
+
+RESULTS = ROOT / "bench" / "results" / "recording.json"
+WIDTH, HEIGHT, FPS = 640, 480, 30
+VIDEO_TB = fractions.Fraction(1, 90000)
+AUDIO_TB = fractions.Fraction(1, 48000)
+AUDIO_SAMPLES = 960  # 20 ms
+
+
+# --- input, made once -----------------------------------------------------------------------
+
+def _texture_rows(seed: int = 1) -> tuple[list[bytes], int]:
+    rng = random.Random(seed)
+    span = WIDTH * 2
+    rows: list[bytes] = []
+    for _ in range(0, HEIGHT, 8):
+        row = b"".join(bytes([rng.randrange(30, 226)]) * 8 for _ in range(span // 8))
+        rows.extend([row + row] * 8)
+    return rows, span
+
+
+def encode_video(seconds: float) -> list[av.Packet]:
+    encoder = av.CodecContext.create("libvpx", "w")
+    encoder.width, encoder.height = WIDTH, HEIGHT
+    encoder.pix_fmt = "yuv420p"
+    encoder.framerate = fractions.Fraction(FPS)
+    encoder.time_base = fractions.Fraction(1, FPS)
+    encoder.bit_rate = 1_000_000
+    encoder.gop_size = 3 * FPS
+    encoder.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    rows, span = _texture_rows()
+    packets: list[av.Packet] = []
+    for n in range(int(seconds * FPS)):
+        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        luma = frame.planes[0]
+        x = (n * 4) % span
+        pad = b"\x00" * (luma.line_size - WIDTH)
+        luma.update(b"".join(r[x:x + WIDTH] + pad for r in rows[:HEIGHT]))
+        for plane in frame.planes[1:]:
+            plane.update(b"\x80" * plane.buffer_size)
+        frame.pts = n
+        frame.time_base = encoder.time_base
+        packets.extend(encoder.encode(frame))
+    packets.extend(encoder.encode(None))
+    return [_packet(bytes(p), (p.pts or 0) * 3000, VIDEO_TB, p.is_keyframe) for p in packets]
+
+
+def encode_audio(seconds: float) -> list[av.Packet]:
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate = 48000
+    encoder.layout = "stereo"
+    encoder.format = "s16"
+    encoder.bit_rate = 64000
+    packets: list[av.Packet] = []
+    tone = [int(8000 * math.sin(2 * math.pi * 440 * i / 48000)) for i in range(48000)]
+    for n in range(int(seconds * 50)):
+        frame = av.AudioFrame(format="s16", layout="stereo", samples=AUDIO_SAMPLES)
+        start = (n * AUDIO_SAMPLES) % 48000
+        samples = tone[start:start + AUDIO_SAMPLES]
+        frame.planes[0].update(b"".join(v.to_bytes(2, "little", signed=True) * 2
+                                        for v in samples))
+        frame.pts = n * AUDIO_SAMPLES
+        frame.sample_rate = 48000
+        frame.time_base = AUDIO_TB
+        packets.extend(encoder.encode(frame))
+    packets.extend(encoder.encode(None))
+    return [_packet(bytes(p), i * AUDIO_SAMPLES, AUDIO_TB, True) for i, p in enumerate(packets)]
+
+
+def _packet(data: bytes, pts: int, time_base: fractions.Fraction, key: bool) -> av.Packet:
+    packet = av.Packet(data)
+    packet.pts = pts
+    packet.dts = pts
+    packet.time_base = time_base
+    packet.is_keyframe = key
+    return packet
+
+
+# --- the two recorders --------------------------------------------------------------------------
+
+def remux(directory: Path, kind: str, packets: list[av.Packet]) -> float:
+    """CPU seconds for TrackRecorder to write ``packets`` and close its file."""
+    recorder = TrackRecorder(directory, track_id=f"remux-{kind}", participant_id="bench",
+                             kind=kind, codec="vp8" if kind == "video" else "opus",
+                             room_id="bench", clock=time.time)
+    start = time.process_time()
+    for packet in packets:
+        recorder.write(packet)
+    recorder.close()
+    cpu = time.process_time() - start
+    assert recorder.packets == len(packets), (recorder.packets, len(packets))
+    return cpu
+
+
+class DecodingTrack(MediaStreamTrack):
+    """What an aiortc receiver hands MediaRecorder: the packets, decoded by aiortc's own
+    decoders (done here, inside the timed run)."""
+
+    def __init__(self, kind: str, packets: list[av.Packet]) -> None:
+        super().__init__()
+        self.kind = kind
+        self._decoder = Vp8Decoder() if kind == "video" else OpusDecoder()
+        self._packets = iter(packets)
+        self._ready: list[Any] = []
+        self.done = asyncio.Event()
+
+    async def recv(self) -> Any:
+        while not self._ready:
+            packet = next(self._packets, None)
+            if packet is None:
+                self.done.set()
+                raise MediaStreamError
+            # RTP timestamps: 90 kHz for video, 48 kHz for Opus, as the packets' pts.
+            self._ready.extend(self._decoder.decode(JitterFrame(bytes(packet), packet.pts or 0)))
+        return self._ready.pop(0)
+
+
+async def media_recorder(directory: Path, kind: str, packets: list[av.Packet]) -> float:
+    """CPU seconds for aiortc's MediaRecorder to record ``packets`` (decoded as aiortc's
+    receiver would) and close its file."""
+    track = DecodingTrack(kind, packets)
+    recorder = MediaRecorder(str(directory / f"mediarecorder-{kind}.webm"), format="webm")
+    recorder.addTrack(track)
+    start = time.process_time()
+    await recorder.start()
+    await track.done.wait()
+    await asyncio.sleep(0)
+    await recorder.stop()
+    return time.process_time() - start
+
+
+def _frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(container.streams[0]))
+
+
+async def measure(seconds: float, repeats: int) -> dict[str, Any]:
+    started = time.monotonic()
+    video = encode_video(seconds)
+    audio = encode_audio(seconds)
+    inputs = {"video": video, "audio": audio}
+    best: dict[str, dict[str, float]] = {"remux": {}, "mediarecorder": {}}
+    with tempfile.TemporaryDirectory(prefix="yunzhen-bench-recording-") as tmp:
+        directory = Path(tmp)
+        frames: dict[str, int] = {}
+        for _ in range(repeats):
+            for kind, packets in inputs.items():
+                cpu = remux(directory, kind, packets)
+                best["remux"][kind] = min(best["remux"].get(kind, math.inf), cpu)
+                cpu = await media_recorder(directory, kind, packets)
+                best["mediarecorder"][kind] = min(best["mediarecorder"].get(kind, math.inf), cpu)
+        for kind in inputs:
+            frames[f"remux_{kind}"] = _frames(directory / f"remux-{kind}.webm")
+            frames[f"mediarecorder_{kind}"] = _frames(directory / f"mediarecorder-{kind}.webm")
+        sizes = {p.stem: p.stat().st_size for p in directory.glob("*.webm")}
+
+    def us(cpu: float, n: int) -> float:
+        return round(cpu / n * 1e6, 1)
+
+    total = len(video) + len(audio)
+    remux_total = sum(best["remux"].values())
+    mr_total = sum(best["mediarecorder"].values())
+    return {
+        "remux_us_per_packet": us(remux_total, total),
+        "mediarecorder_us_per_packet": us(mr_total, total),
+        "ratio": round(mr_total / remux_total, 1) if remux_total else None,
+        "per_kind_us_per_packet": {
+            f"{name}_{kind}": us(best[name][kind], len(inputs[kind]))
+            for name in ("remux", "mediarecorder") for kind in ("video", "audio")},
+        "cpu_pct_of_a_core_per_2party_call": {
+            # Two participants, each one video and one audio track, in real time.
+            name: round(200 * sum(best[name].values()) / seconds, 2)
+            for name in ("remux", "mediarecorder")},
+        "input": {"seconds": seconds, "video_packets": len(video), "audio_packets": len(audio),
+                  "video": f"VP8 {WIDTH}x{HEIGHT} @ {FPS} fps, libvpx realtime ~1 Mbit/s, "
+                           "panning texture, keyframe every 3 s",
+                  "audio": "Opus 48 kHz stereo 20 ms, 64 kbit/s, 440 Hz tone",
+                  "video_bytes": sum(p.size for p in video),
+                  "audio_bytes": sum(p.size for p in audio)},
+        "decoded_frames_in_outputs": frames,
+        "output_bytes": sizes,
+        "repeats": repeats,
+        "method": ("time.process_time() around each recorder's writes and close, best of "
+                   "repeats; MediaRecorder's run includes aiortc's Vp8Decoder/OpusDecoder "
+                   "(the receive-side decoding it needs) and its libvpx/libopus re-encoding "
+                   "with PyAV's default settings, as aiortc ships it"),
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    figures = asyncio.run(measure(args.seconds, args.repeats))
+    print(json.dumps(figures, ensure_ascii=False, indent=2))
+    if not args.no_write:
+        merge_results("recording", figures, RESULTS)
+        print(f"==> {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
