@@ -8,8 +8,10 @@ passes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +22,7 @@ import aiohttp
 import av
 import pytest
 
-from bench.common import announce_loopback, open_room
+from bench.common import announce_loopback, children, open_room
 from recordings import recovery
 from recordings.archive import Archive
 from rooms.client import RoomClient
@@ -55,17 +57,33 @@ def _decoded_seconds(path: Path) -> float:
     return max(times) - min(times) if times else 0.0
 
 
+def _kill(pids: list[int]) -> None:
+    """SIGKILL these processes (ours) once; the list is emptied so no id is reused later."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    pids.clear()
+
+
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("redis_kind", ["external", "private"])
 async def test_recording_of_a_killed_server_is_closed_indexed_and_sealed_after_restart(
-        tmp_path: Path) -> None:
+        tmp_path: Path, redis_kind: str) -> None:
+    """external: a redis-server of the test's own that outlives the server; the new process
+    recovers once the dead one's heartbeat runs out. private: the server's own redis-server
+    (`serve --demo` without a Redis URL) is killed with it and restarts from its AOF; the new
+    process recovers at start."""
     announce_loopback()
     redis = EmbeddedRedis(tmp_path / "redis")
-    await redis.start()
+    if redis_kind == "external":
+        await redis.start()
+    redis_url = redis.url if redis_kind == "external" else ""
     data_dir = tmp_path / "data"
-    first = ServerProcess(redis.url, data_dir)
+    first = ServerProcess(redis_url, data_dir)
     second: ServerProcess | None = None
     clients: list[RoomClient] = []
     sockets: list[SignalingClient] = []
+    private_redis: list[int] = []
     try:
         await first.start()
         applicant_room, staff_room, sockets = await open_room(first.url)
@@ -77,7 +95,10 @@ async def test_recording_of_a_killed_server_is_closed_indexed_and_sealed_after_r
         media_from = time.time()
         await asyncio.sleep(6)
         killed_at = time.time()
+        assert first.process is not None
+        private_redis = children(first.process.pid)  # only the private redis-server
         await first.kill9()
+        _kill(private_redis)
         for client in clients:
             await client.close()
         for sock in sockets:
@@ -89,7 +110,7 @@ async def test_recording_of_a_killed_server_is_closed_indexed_and_sealed_after_r
         timeline = json.loads((directory / "timeline.json").read_text(encoding="utf-8"))
         assert timeline["complete"] is False and "recovered" not in timeline
 
-        second = ServerProcess(redis.url, data_dir)
+        second = ServerProcess(redis_url, data_dir)
         await second.start()
 
         async def listed() -> dict[str, Any] | None:
@@ -113,7 +134,7 @@ async def test_recording_of_a_killed_server_is_closed_indexed_and_sealed_after_r
             # Media flowed from about media_from (and a little before) until the kill.
             assert seconds >= (killed_at - media_from) - 5, (track["file"], seconds)
 
-        env = {**os.environ, "YUNZHEN_DATA_DIR": str(data_dir), "YUNZHEN_REDIS_URL": redis.url}
+        env = {**os.environ, "YUNZHEN_DATA_DIR": str(data_dir), "YUNZHEN_REDIS_URL": redis_url}
         verify = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "server", "verify", room_id], cwd=ROOT,
             env=env, capture_output=True, text=True, timeout=60)
@@ -126,9 +147,11 @@ async def test_recording_of_a_killed_server_is_closed_indexed_and_sealed_after_r
         for sock in sockets:
             await sock.close()
         await first.kill9()
+        _kill(private_redis)
         if second is not None:
             await second.stop()
-        await redis.stop()
+        if redis_kind == "external":
+            await redis.stop()
 
 
 async def test_only_recordings_of_dead_or_gone_rooms_are_recovered(
