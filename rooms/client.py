@@ -139,6 +139,9 @@ class RoomPeer:
         self.ended_reason: str | None = None
         self.offers = 0
         self.answer_errors: list[str] = []
+        # A shared screen: set it before sending room:share {on: true}.
+        self.screen: MediaStreamTrack | None = None
+        self._screen_mid: str | None = None
         self._send_answer = send_answer
         self._remote: dict[str, RemoteStats] = {}
         self._mids: dict[str, dict[str, Any]] = {}
@@ -214,7 +217,14 @@ class RoomPeer:
         # The track events fire inside setRemoteDescription, with the mids above known.
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=payload["sdp"], type="offer"))
         publish = payload.get("publish", {})
-        for kind, source in (("audio", self.audio), ("video", self.video)):
+        if self._screen_mid is not None and self._screen_mid != publish.get("screen"):
+            # The share stopped: the server made that m-line inactive.
+            transceiver = self._transceiver(self._screen_mid)
+            if transceiver is not None:
+                transceiver.direction = "inactive"
+        self._screen_mid = publish.get("screen")
+        for kind, source in (("audio", self.audio), ("video", self.video),
+                             ("screen", self.screen)):
             transceiver = self._transceiver(publish.get(kind))
             if transceiver is None:
                 continue
@@ -240,7 +250,9 @@ class RoomPeer:
             logger.warning("%s: a %s track that no offer announced", self.name, track.kind)
             return
         pid = info["participant_id"]
-        stats = self._remote.setdefault(pid, RemoteStats(pid, name=info.get("name", "")))
+        # A screen share is counted apart from the camera, under "<participant_id>/screen".
+        key = f"{pid}/screen" if info.get("source") == "screen" else pid
+        stats = self._remote.setdefault(key, RemoteStats(pid, name=info.get("name", "")))
         if track.kind == "video":
             stats.track_seen_at = time.monotonic()
         task = asyncio.create_task(self._consume(track, stats), name=f"{self.name} <- {pid}")
@@ -288,7 +300,7 @@ class RoomPeer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.pc.close()
-        for source in (self.video, self.audio):
+        for source in (self.video, self.audio, self.screen):
             if source is not None:
                 source.stop()
 

@@ -38,3 +38,7 @@ class InvalidAnswer(RoomError):
 
 class InvalidJoin(RoomError):
     code = "invalid_payload"
+
+
+class ShareLimit(RoomError):
+    code = "bad_state"

@@ -30,7 +30,7 @@ from aiortc import (
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from rooms import passthrough
-from rooms.errors import InvalidAnswer, NoPendingOffer, RoomClosed
+from rooms.errors import InvalidAnswer, NoPendingOffer, RoomClosed, ShareLimit
 from rooms.forwarder import ForwardedTrack, TrackForwarder
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,14 @@ SignalFn = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 # The one codec set everybody uses, so every track can be forwarded to everybody as it is.
 CODEC_MIME_TYPES = {"audio": ("audio/opus",), "video": ("video/VP8", "video/rtx")}
+
+# What a participant publishes, by purpose: its transceiver's kind, and the `source` others are
+# told in the offer's `tracks`.
+PURPOSES = {"audio": ("audio", "microphone"), "video": ("video", "camera"),
+            "screen": ("video", "screen")}
+# Screen shares started per participant: every share adds an m-line for each other participant
+# (m-lines are never removed), and their answers must stay under signaling's SDP limit.
+MAX_SHARES = 10
 
 
 def preferred_codecs(kind: str) -> list[RTCRtpCodecCapability]:
@@ -57,6 +65,7 @@ class Subscription:
 
     publisher_id: str
     kind: str
+    source: str  # microphone, camera or screen
     transceiver: RTCRtpTransceiver
     track: ForwardedTrack
     info: dict[str, Any]  # role and name of the publisher, for the offer's `tracks`
@@ -82,10 +91,18 @@ class Participant:
         # sends (silence, black frames); everybody is told through room:participants.
         self.audio_on = True
         self.video_on = True
+        self.sharing = False
+        self.shares = 0
         self._signal = signal
         self._lock = asyncio.Lock()
         self._offer_pending = False
         self._renegotiate = False
+        # Set while no offer waits for its answer (and none is due): the connection is as the
+        # server last described it.
+        self._negotiated = asyncio.Event()
+        self._negotiated.set()
+        # Screen share changes, one at a time (Room.share).
+        self.share_lock = asyncio.Lock()
         for kind in ("audio", "video"):
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
             transceiver.setCodecPreferences(preferred_codecs(kind))
@@ -97,25 +114,63 @@ class Participant:
     def info(self) -> dict[str, Any]:
         return {"participant_id": self.participant_id, "role": self.role, "name": self.name,
                 "department": self.department, "muted": not self.audio_on,
-                "camera_off": not self.video_on}
+                "camera_off": not self.video_on, "sharing": self.sharing}
 
-    def subscribe(self, forwarder: TrackForwarder, publisher: Participant) -> Subscription:
-        """Add a sendonly transceiver carrying ``forwarder``'s track; renegotiate afterwards."""
+    def purpose_of(self, transceiver: RTCRtpTransceiver) -> str | None:
+        """audio, video or screen: what ``transceiver`` receives from this participant."""
+        return next((purpose for purpose, t in self.publish.items() if t is transceiver), None)
+
+    def start_share(self) -> None:
+        """Receive a screen: a recvonly video transceiver, added at the first share and made
+        recvonly again at the next ones; renegotiate afterwards."""
+        if self.shares >= MAX_SHARES:
+            raise ShareLimit(f"{self.participant_id} started {MAX_SHARES} screen shares already")
+        self.shares += 1
+        self.sharing = True
+        transceiver = self.publish.get("screen")
+        if transceiver is None:
+            transceiver = self.pc.addTransceiver("video", direction="recvonly")
+            transceiver.setCodecPreferences(preferred_codecs("video"))
+            # Reused from share to share: a packet dropped at a direction change would stall it.
+            passthrough.keep_receiving(transceiver.receiver)
+            self.publish["screen"] = transceiver
+        else:
+            transceiver.direction = "recvonly"
+
+    def stop_share(self) -> None:
+        """Stop receiving the screen (the transceiver goes inactive); renegotiate afterwards."""
+        self.sharing = False
+        transceiver = self.publish.get("screen")
+        if transceiver is not None:
+            transceiver.direction = "inactive"
+
+    def subscribe(self, forwarder: TrackForwarder, publisher: Participant,
+                  purpose: str) -> Subscription:
+        """Add a sendonly transceiver carrying ``forwarder``'s track (what ``publisher`` publishes
+        for ``purpose``); renegotiate afterwards."""
         track = forwarder.subscribe(self.participant_id)
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(preferred_codecs(forwarder.kind))
         passthrough.relay_keyframe_requests(transceiver.sender, forwarder.request_keyframe)
         subscription = Subscription(publisher_id=publisher.participant_id, kind=forwarder.kind,
-                                    transceiver=transceiver, track=track,
+                                    source=PURPOSES[purpose][1], transceiver=transceiver,
+                                    track=track,
                                     info={"role": publisher.role, "name": publisher.name})
         self.subscriptions.append(subscription)
         return subscription
 
-    def unsubscribe(self, publisher_id: str) -> bool:
-        """Stop the tracks of ``publisher_id``; True when a renegotiation should follow."""
+    def subscribed(self, publisher_id: str, source: str) -> bool:
+        """True when this participant receives ``publisher_id``'s ``source`` track already."""
+        return any(s.publisher_id == publisher_id and s.source == source and s.active
+                   for s in self.subscriptions)
+
+    def unsubscribe(self, publisher_id: str, source: str | None = None) -> bool:
+        """Stop the tracks of ``publisher_id`` (only its ``source`` one if given); True when a
+        renegotiation should follow."""
         changed = False
         for subscription in self.subscriptions:
-            if subscription.publisher_id == publisher_id and subscription.active:
+            if (subscription.publisher_id == publisher_id and subscription.active
+                    and source in (None, subscription.source)):
                 subscription.active = False
                 subscription.track.stop()
                 subscription.transceiver.direction = "inactive"
@@ -125,12 +180,13 @@ class Participant:
     def offer_payload(self) -> dict[str, Any]:
         tracks = [
             {"mid": s.transceiver.mid, "kind": s.kind, "participant_id": s.publisher_id,
-             "role": s.info["role"], "name": s.info["name"]}
+             "role": s.info["role"], "name": s.info["name"], "source": s.source}
             for s in self.subscriptions if s.active and s.transceiver.mid is not None
         ]
         description = self.pc.localDescription
         return {"sdp": description.sdp,
-                "publish": {kind: t.mid for kind, t in self.publish.items()},
+                "publish": {purpose: t.mid for purpose, t in self.publish.items()
+                            if purpose != "screen" or self.sharing},
                 "tracks": tracks}
 
     async def negotiate(self) -> None:
@@ -146,6 +202,7 @@ class Participant:
     async def _send_offer(self) -> None:
         self._renegotiate = False
         # setLocalDescription gathers the ICE candidates before returning, so the SDP is complete.
+        self._negotiated.clear()
         await self.pc.setLocalDescription(await self.pc.createOffer())
         self._offer_pending = True
         self.offers += 1
@@ -170,6 +227,16 @@ class Participant:
             self._offer_pending = False
             if self._renegotiate:
                 await self._send_offer()
+            else:
+                self._negotiated.set()
+
+    async def wait_negotiated(self, timeout: float) -> bool:
+        """Wait until no offer waits for its answer; False after ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self._negotiated.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def signal(self, event: str, payload: dict[str, Any]) -> None:
         """Send an event to this participant; a failure is logged, never raised."""
@@ -185,6 +252,7 @@ class Participant:
         if self.closed:
             return
         self.closed = True
+        self._negotiated.set()
         logger.info("room %s participant %s: closing (%s)", self.room_id, self.participant_id,
                     reason)
         for subscription in self.subscriptions:

@@ -19,6 +19,15 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    call, and retransmissions on loss, often before its first media packet). A PLI must name the
    media SSRC: Chromium ignores one addressed to its RTX SSRC. ``media_sources`` leaves the RTX
    SSRCs out, read from the receiver's private RTX-to-media map.
+5. Direction changes: ``RTCRtpTransceiver._setCurrentDirection`` sets ``receiver._enabled``, and
+   ``RTCRtpReceiver._handle_rtp_packet`` drops every packet while it is False, before the NACK
+   generator and the jitter buffer see it. The two ends apply a description at different moments
+   and RTP does not wait for signaling, so a packet sent just as a transceiver goes inactive or
+   comes back (a screen share stopped or started again) can be dropped: the video jitter buffer
+   (512 packets) then holds every later packet waiting for that sequence number, and the track
+   delivers nothing for 512 packets (many seconds, minutes for a still screen). ``keep_receiving``
+   makes one receiver take every packet whatever the direction; what an inactive peer sends is
+   nothing anyway.
 
 The hooks are process-wide: every RTCPeerConnection in the process, including the Python
 participant of rooms/client.py when it runs in the same process, receives packets, not frames.
@@ -171,6 +180,29 @@ def relay_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -
     if not callable(getattr(RTCRtpSender, "_send_keyframe", None)):
         raise RuntimeError("aiortc RTCRtpSender has no _send_keyframe: the keyframe hook is broken")
     sender._send_keyframe = request  # type: ignore[method-assign]
+
+
+class _KeepReceiving(RTCRtpReceiver):
+    """An RTCRtpReceiver whose ``_enabled`` stays True, whatever the negotiated direction."""
+
+    @property  # type: ignore[override]
+    def _enabled(self) -> bool:
+        return True
+
+    @_enabled.setter
+    def _enabled(self, value: bool) -> None:
+        pass
+
+
+def keep_receiving(receiver: RTCRtpReceiver) -> None:
+    """Let ``receiver`` take RTP in every direction (see 5. above): its instance becomes a
+    subclass whose ``_enabled`` property shadows the attribute aiortc sets."""
+    if type(receiver) is _KeepReceiving:
+        return
+    if type(receiver) is not RTCRtpReceiver or "_enabled" not in vars(receiver):
+        raise RuntimeError("aiortc RTCRtpReceiver has no _enabled flag: the direction hook is "
+                           "broken")
+    receiver.__class__ = _KeepReceiving
 
 
 _RTX_SSRC_ATTRIBUTE = "_RTCRtpReceiver__rtx_ssrc"

@@ -17,7 +17,7 @@ from recordings.recorder import Recorder
 from rooms.close_reason import CloseReason
 from rooms.errors import AlreadyJoined, InvalidJoin, NotJoined, RoomClosed, RoomFull
 from rooms.forwarder import TrackForwarder
-from rooms.participant import Participant, SignalFn
+from rooms.participant import PURPOSES, Participant, SignalFn
 from server.config import MediaConfig
 
 __all__ = ["CHAT_HISTORY", "MAX_PUBLISHERS", "ROLES", "CloseReason", "Room", "RoomClosedCallback",
@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 MAX_PUBLISHERS = 8
 # Chat lines a (re)joining participant is given; the timeline keeps them all.
 CHAT_HISTORY = 100
+# How long a screen share change waits for the sharer's answer to the offer in flight, in seconds.
+SHARE_NEGOTIATION_WAIT = 10.0
 ROLES = ("applicant", "staff")
 
 RoomClosedCallback = Callable[["Room", dict[str, Any] | None], Awaitable[None]]
@@ -86,8 +88,9 @@ class Room:
         participant.pc.on("connectionstatechange",
                           lambda: self._on_connection_state(participant))
         for other in self._participants.values():
-            for forwarder in other.published.values():
-                participant.subscribe(forwarder, other)
+            for purpose, forwarder in other.published.items():
+                if purpose != "screen" or other.sharing:
+                    participant.subscribe(forwarder, other, purpose)
         self._participants[participant_id] = participant
         self._cancel_empty_timer()
         self.recorder.participant_joined(participant_id, role=role, name=name,
@@ -139,6 +142,51 @@ class Room:
                     "on" if audio else "off", "on" if video else "off")
         await self._broadcast_participants()
 
+    async def share(self, participant_id: str, on: bool) -> None:
+        """Start or stop the participant's screen share: their peer connection gets (or stops)
+        a third recvonly transceiver, and everybody else its track, with source "screen".
+
+        Changes are serialized per participant, each behind the sharer's negotiation in flight:
+        the screen's receiver (and its forwarder) is reused from one share to the next, so on a
+        share again the others are subscribed only once the sharer has answered the offer that
+        turns the screen back on, that is when its browser sends the new screen. Subscribed
+        earlier, their forwarded tracks would start (and ask for their keyframe) while the
+        sharer still sends nothing, or still answers the offer that stopped the share.
+        """
+        participant = self._joined(participant_id)
+        async with participant.share_lock:
+            if participant.closed or participant.sharing == on:
+                return
+            if not await participant.wait_negotiated(SHARE_NEGOTIATION_WAIT):
+                logger.warning("room %s participant %s: screen share %s while an answer is late",
+                               self.room_id, participant_id, "on" if on else "off")
+            if participant.closed or self.closed:
+                return
+            # Present when an earlier share's track came: its receiver and forwarder are reused.
+            forwarder = participant.published.get("screen")
+            if on:
+                participant.start_share()
+            else:
+                participant.stop_share()
+                if forwarder is not None:
+                    for other in self._participants.values():
+                        forwarder.unsubscribe(other.participant_id)
+                        if other.unsubscribe(participant_id, source="screen"):
+                            self._spawn(other.negotiate(),
+                                        f"renegotiate:{other.participant_id}")
+            self.recorder.add_event("share", participant_id=participant_id, on=on)
+            logger.info("room %s participant %s: screen share %s", self.room_id, participant_id,
+                        "on" if on else "off")
+            await participant.negotiate()
+            await self._broadcast_participants()
+            if on and forwarder is not None:
+                # A first share subscribes the others in _on_track, when the screen's track comes.
+                if not await participant.wait_negotiated(SHARE_NEGOTIATION_WAIT):
+                    logger.warning("room %s participant %s: no answer to the screen share offer",
+                                   self.room_id, participant_id)
+                if participant.sharing and not participant.closed and not self.closed:
+                    self._subscribe_others(participant, "screen", forwarder)
+
     def _joined(self, participant_id: str) -> Participant:
         participant = self._participants.get(participant_id)
         if participant is None:
@@ -169,9 +217,9 @@ class Room:
     def _on_track(self, publisher: Participant, track: MediaStreamTrack) -> None:
         transceiver = next((t for t in publisher.pc.getTransceivers()
                             if t.receiver.track is track), None)
-        if (transceiver is None or publisher.closed or self.closed
-                or publisher.publish.get(track.kind) is not transceiver
-                or track.kind in publisher.published):
+        purpose = publisher.purpose_of(transceiver) if transceiver is not None else None
+        if (transceiver is None or purpose is None or publisher.closed or self.closed
+                or purpose in publisher.published or PURPOSES[purpose][0] != track.kind):
             logger.warning("room %s participant %s: ignoring unexpected %s track", self.room_id,
                            publisher.participant_id, track.kind)
             return
@@ -180,15 +228,24 @@ class Room:
         forwarder = TrackForwarder(track=track, receiver=transceiver.receiver, kind=track.kind,
                                    room_id=self.room_id, publisher_id=publisher.participant_id,
                                    queue_size=self.media.subscriber_queue, sink=recorder.write)
-        publisher.published[track.kind] = forwarder
+        publisher.published[purpose] = forwarder
         forwarder.start()
-        logger.info("room %s participant %s: publishing %s", self.room_id,
-                    publisher.participant_id, track.kind)
+        source = PURPOSES[purpose][1]
+        logger.info("room %s participant %s: publishing %s (%s)", self.room_id,
+                    publisher.participant_id, track.kind, source)
         self.recorder.add_event("publish", participant_id=publisher.participant_id,
-                                kind=track.kind, track_id=recorder.track_id)
+                                kind=track.kind, source=source, track_id=recorder.track_id)
+        if purpose == "screen" and not publisher.sharing:
+            return  # stopped again before its track came: the next share subscribes the others
+        self._subscribe_others(publisher, purpose, forwarder)
+
+    def _subscribe_others(self, publisher: Participant, purpose: str,
+                          forwarder: TrackForwarder) -> None:
+        source = PURPOSES[purpose][1]
         for other in self._participants.values():
-            if other is not publisher and not other.closed:
-                other.subscribe(forwarder, publisher)
+            if (other is not publisher and not other.closed
+                    and not other.subscribed(publisher.participant_id, source)):
+                other.subscribe(forwarder, publisher, purpose)
                 self._spawn(other.negotiate(), f"renegotiate:{other.participant_id}")
 
     def _on_connection_state(self, participant: Participant) -> None:

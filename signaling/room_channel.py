@@ -119,6 +119,15 @@ class RoomNamespace(Namespace):
             raise SignalError(exc.code, str(exc)) from exc
         return {}
 
+    async def on_room_share(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        session = await self._joined(sid)
+        room = self._room(session)
+        try:
+            await room.share(session["participant_id"], data["on"])
+        except RoomError as exc:
+            raise SignalError(exc.code, str(exc)) from exc
+        return {}
+
     def _room(self, session: dict[str, str]) -> Room:
         room = self.hub.rooms.get(session["room_id"])
         if room is None or room.closed:

@@ -84,6 +84,7 @@ EVENTS: dict[str, dict[str, dict[str, Field]]] = {
         "room:hangup": {},
         "room:chat": {"text": Field(str, max_len=CHAT_MAX)},
         "room:media": {"audio": Field(bool), "video": Field(bool)},
+        "room:share": {"on": Field(bool)},
     },
 }
 

@@ -11,6 +11,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
     "--allow-loopback-in-peer-connection", "--autoplay-policy=no-user-gesture-required",
+    # getDisplayMedia (the staff desk's screen share) picks the screen without asking.
+    "--auto-select-desktop-capture-source=Entire screen",
 ]
 
 # Test-only instrumentation, added with page.add_init_script: remember every RTCPeerConnection a

@@ -32,13 +32,15 @@ REQUIRED_TESTIDS = {
               "priority-lane", "queue-eta", "priority-badge", "callback-reason",
               "callback-name", "callback-phone", "callback-note", "callback-submit",
               "callback-error", "callback-done", "callback-done-back", "chat-log", "chat-input",
-              "chat-send", "toggle-mic", "toggle-camera", "remote-muted", "remote-camera-off"],
+              "chat-send", "toggle-mic", "toggle-camera", "remote-muted", "remote-camera-off",
+              "remote-screen"],
     "staff": ["login-username", "login-password", "login-submit", "login-error",
               "presence-available", "presence-away", "incoming-call", "accept-call",
               "decline-call", "remote-video", "local-video", "hangup", "logout", "lang-toggle",
               "call-note", "away-reason", "presence-reason", "wrap-up", "wrap-up-countdown",
               "wrap-up-done", "callback-list", "callback-count", "chat-log", "chat-input",
-              "chat-send", "toggle-mic", "toggle-camera", "remote-muted", "remote-camera-off"],
+              "chat-send", "toggle-mic", "toggle-camera", "remote-muted", "remote-camera-off",
+              "share-screen", "remote-screen"],
     "supervisor": ["login-username", "login-password", "login-submit", "login-error", "logout",
                    "lang-toggle", "forbidden-message", "recording-player", "player-toggle",
                    "player-events", "wallboard", "wallboard-queues", "wallboard-staff",
@@ -228,3 +230,11 @@ def test_kiosk_sends_the_contract_payloads() -> None:
     assert "'/api/wallboard'" in (JS / "supervisor.js").read_text(encoding="utf-8")
     admin = (JS / "admin.js").read_text(encoding="utf-8")
     assert "/api/admin/departments/" in admin and "/api/admin/queue-log.csv" in admin
+
+
+def test_only_the_staff_desk_shares_its_screen() -> None:
+    """_call.html is shared: the screen share button is the staff desk's alone."""
+    kiosk = _render("kiosk", lang="zh", static="/static", departments=DEPARTMENTS, user=None)
+    staff = _render("staff", lang="zh", static="/static", departments=DEPARTMENTS, user=None)
+    assert 'data-testid="share-screen"' not in kiosk
+    assert 'data-testid="share-screen"' in staff

@@ -143,3 +143,27 @@ async def test_media_sources_leave_out_rtx_ssrcs() -> None:
         assert passthrough.media_sources(receiver) == [2222]
     finally:
         await pc.close()
+
+
+async def test_receiver_drops_packets_by_its_enabled_flag_and_keep_receiving_overrides_it(
+        ) -> None:
+    source = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
+    assert "if not self._enabled" in source
+    source = inspect.getsource(aiortc.RTCRtpTransceiver._setCurrentDirection)
+    assert "__receiver._enabled = False" in source
+
+    pc = aiortc.RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        receiver = transceiver.receiver
+        transceiver._setCurrentDirection("inactive")
+        assert receiver._enabled is False
+        passthrough.keep_receiving(receiver)
+        passthrough.keep_receiving(receiver)
+        assert isinstance(receiver, aiortc.rtcrtpreceiver.RTCRtpReceiver)
+        transceiver._setCurrentDirection("inactive")
+        assert receiver._enabled is True
+        transceiver._setCurrentDirection("sendonly")
+        assert receiver._enabled is True
+    finally:
+        await pc.close()

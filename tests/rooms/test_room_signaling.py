@@ -1,6 +1,7 @@
 """The /room namespace's events besides negotiation, through the real server: chat (every
 participant gets every line, bad lines are refused, the timeline keeps the conversation) and the
-microphone / camera state everybody is shown."""
+microphone / camera state everybody is shown; room:share payloads (screen share itself is tested
+with real peers in test_room_share.py and in Chromium)."""
 
 from __future__ import annotations
 
@@ -155,8 +156,13 @@ async def test_mute_and_camera_off_are_shown_to_everyone_and_kept_in_the_timelin
                         "video": True, "screen": True}):
             refused = await desk.call("room:media", payload)
             assert refused["error"]["code"] == "invalid_payload", payload
+        for payload in ({}, {"on": "yes"}, {"on": True, "audio": True}):
+            refused = await desk.call("room:share", payload)
+            assert refused["error"]["code"] == "invalid_payload", payload
         outsider = await SignalingClient.connect(server.url, "/room")
         refused = await outsider.call("room:media", {"audio": True, "video": True})
+        assert refused["error"]["code"] == "unauthenticated"
+        refused = await outsider.call("room:share", {"on": True})
         assert refused["error"]["code"] == "unauthenticated"
         await outsider.close()
 

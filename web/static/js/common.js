@@ -55,6 +55,8 @@ const STRINGS = {
     mic_unmute: '取消静音',
     camera_stop: '关闭摄像头',
     camera_start: '打开摄像头',
+    share_start: '共享屏幕',
+    share_stop: '停止共享',
     remote_muted: '对方已静音',
     remote_camera_off: '对方已关闭摄像头',
     rating_heading: '请为本次服务评价',
@@ -280,6 +282,8 @@ const STRINGS = {
     mic_unmute: 'Unmute',
     camera_stop: 'Stop camera',
     camera_start: 'Start camera',
+    share_start: 'Share screen',
+    share_stop: 'Stop sharing',
     remote_muted: 'Muted',
     remote_camera_off: 'Camera off',
     rating_heading: 'Please rate this service',
@@ -747,6 +751,10 @@ export class RoomSession {
     // The own microphone and camera; off means the track is disabled (silence, black frames).
     this.micOn = true;
     this.cameraOn = true;
+    // The own shared screen (getDisplayMedia), sent on the transceiver the server offers as
+    // `publish.screen`; screenMid is that transceiver's mid while the server receives it.
+    this.screenStream = null;
+    this.screenMid = null;
     this.socket = null;
     this.pc = null;
     this.localStream = null;
@@ -807,6 +815,8 @@ export class RoomSession {
       for (const msg of answer.chat || []) this.showChat(msg);
       // The server's participant starts with both on: tell it again after a (re)join.
       if (!this.micOn || !this.cameraOn) this.sendMediaState().catch(() => {});
+      // Likewise a screen still shared: the server's new participant shares nothing yet.
+      if (this.screenStream) emitAck(this.socket, 'room:share', { on: true }).catch(() => {});
       // A (re)join starts a fresh negotiation on the server, so start a fresh connection too.
       this.resetPeerConnection();
     } catch (err) {
@@ -823,6 +833,7 @@ export class RoomSession {
     if (this.pc) this.pc.close();
     this.tracksByMid = new Map();
     this.shownTracks = new Map();
+    this.screenMid = null;
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     pc.addEventListener('track', () => this.refreshRemote());
     this.pc = pc;
@@ -836,6 +847,8 @@ export class RoomSession {
     await pc.setRemoteDescription({ type: 'offer', sdp });
     const audio = this.localStream ? this.localStream.getAudioTracks()[0] || null : null;
     const video = this.localStream ? this.localStream.getVideoTracks()[0] || null : null;
+    const screen = this.screenStream ? this.screenStream.getVideoTracks()[0] || null : null;
+    const screenMid = publish.screen != null ? String(publish.screen) : null;
     for (const transceiver of pc.getTransceivers()) {
       const mid = transceiver.mid;
       if (mid === null || transceiver.stopped) continue;
@@ -845,8 +858,16 @@ export class RoomSession {
       } else if (publish.video != null && mid === String(publish.video)) {
         await transceiver.sender.replaceTrack(video);
         transceiver.direction = 'sendonly';
+      } else if (mid === screenMid) {
+        await transceiver.sender.replaceTrack(screen);
+        transceiver.direction = screen ? 'sendonly' : 'inactive';
+      } else if (mid === this.screenMid) {
+        // The share stopped: the server made this m-line inactive; it is reused at the next one.
+        await transceiver.sender.replaceTrack(null);
+        transceiver.direction = 'inactive';
       }
     }
+    this.screenMid = screenMid;
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
     await waitIceComplete(pc);
@@ -859,12 +880,17 @@ export class RoomSession {
   refreshRemote() {
     if (!this.pc || this.closed) return;
     const byParticipant = new Map();
+    let screen = null; // a shared screen (the first one, should several people share)
     for (const transceiver of this.pc.getTransceivers()) {
       if (transceiver.mid === null || transceiver.stopped) continue;
       const info = this.tracksByMid.get(String(transceiver.mid));
       if (!info || info.participant_id === this.participantId) continue;
       const track = transceiver.receiver.track;
       if (!track || track.readyState === 'ended') continue;
+      if (info.source === 'screen') {
+        if (!screen) screen = track;
+        continue;
+      }
       if (!byParticipant.has(info.participant_id)) {
         byParticipant.set(info.participant_id, { info, tracks: [] });
       }
@@ -878,6 +904,7 @@ export class RoomSession {
     entries.sort((a, b) => rank(a) - rank(b));
     const [main, ...rest] = entries;
     this.show(this.remoteVideo, main ? main.tracks : []);
+    this.showScreen(screen);
     this.showFlags(main ? main.info.participant_id : null, $('remote-muted'), $('remote-camera-off'));
     if (this.extraRemotes) {
       const wanted = new Set(rest.map((e) => e.info.participant_id));
@@ -916,6 +943,55 @@ export class RoomSession {
       }
     }
     this.onRemoteMedia(main ? main.info : null, entries.length);
+  }
+
+  // The remote-screen element: shown, larger than the camera, while someone shares a screen.
+  showScreen(track) {
+    const el = $('remote-screen');
+    if (!el) return;
+    this.show(el, track ? [track] : []);
+    el.hidden = !track;
+  }
+
+  // Start or stop sharing the own screen. Starting asks the browser for it (getDisplayMedia),
+  // then the server, which offers a transceiver for it (`publish.screen`); stopping tells the
+  // server, which makes that transceiver inactive, and ends the capture.
+  async setScreenShare(on) {
+    if (this.closed || !this.socket) return;
+    if (on) {
+      if (this.screenStream) return;
+      const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+      if (this.closed) {
+        for (const track of stream.getTracks()) track.stop();
+        return;
+      }
+      this.screenStream = stream;
+      // The browser's own "stop sharing" ends the track.
+      for (const track of stream.getVideoTracks()) {
+        track.addEventListener('ended', () => {
+          if (this.screenStream === stream) this.setScreenShare(false).catch(() => {});
+        });
+      }
+      renderCallControls(this);
+      try {
+        await emitAck(this.socket, 'room:share', { on: true });
+      } catch (err) {
+        this.stopScreen();
+        throw err;
+      }
+    } else {
+      if (!this.screenStream) return;
+      this.stopScreen();
+      await emitAck(this.socket, 'room:share', { on: false });
+    }
+  }
+
+  stopScreen() {
+    if (this.screenStream) {
+      for (const track of this.screenStream.getTracks()) track.stop();
+    }
+    this.screenStream = null;
+    renderCallControls(this);
   }
 
   // The muted / camera-off badges of one remote participant (from room:participants).
@@ -1017,9 +1093,11 @@ export class RoomSession {
     if (this.localStream) {
       for (const track of this.localStream.getTracks()) track.stop();
     }
+    this.stopScreen();
     for (const el of [this.localVideo, this.remoteVideo]) {
       if (el) el.srcObject = null;
     }
+    this.showScreen(null);
     this.showFlags(null, $('remote-muted'), $('remote-camera-off'));
     if (this.extraRemotes) this.extraRemotes.replaceChildren();
   }
@@ -1035,13 +1113,20 @@ function renderCallControls(room) {
     button.setAttribute('aria-pressed', String(!on));
     button.textContent = t(on ? offKey : onKey);
   }
+  const share = $('share-screen');
+  if (share) {
+    const sharing = Boolean(room.screenStream) && !room.closed;
+    share.setAttribute('aria-pressed', String(sharing));
+    share.textContent = t(sharing ? 'share_stop' : 'share_start');
+  }
 }
 
 // The controls of the call screen (_call.html), wired once per page. `currentRoom()` returns
 // the RoomSession in use, or null between calls.
 export function initCallControls(currentRoom) {
   const toggles = [['toggle-mic', (room) => room.setMic(!room.micOn)],
-    ['toggle-camera', (room) => room.setCamera(!room.cameraOn)]];
+    ['toggle-camera', (room) => room.setCamera(!room.cameraOn)],
+    ['share-screen', (room) => room.setScreenShare(!room.screenStream)]];
   for (const [testid, toggle] of toggles) {
     const button = $(testid);
     if (!button) continue;
