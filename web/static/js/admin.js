@@ -2,7 +2,7 @@
 // service hours, ring and queue settings, AB岗 backups) as JSON, download the queue event log.
 import {
   $, clearError, currentUser, departmentName, detailLines, fetchJSON, initPage, loadDepartments,
-  showError, showScreen, submitLogin, t, YzError,
+  renderUserHeader, showError, showLoginScreen, showScreen, submitLogin, t, YzError,
 } from './common.js';
 
 const state = {
@@ -167,20 +167,12 @@ function updateLogLink() {
 // Session
 // ---------------------------------------------------------------------------------------------
 function renderHeader() {
-  const name = $('user-name');
-  name.textContent = state.user ? state.user.display_name || state.user.username : '';
-  name.hidden = !state.user;
-  $('logout').hidden = !state.user;
+  renderUserHeader(state.user);
 }
 
 function showLogin(errorText = '') {
   state.user = null;
-  renderHeader();
-  const err = $('login-error');
-  err.textContent = errorText;
-  err.hidden = !errorText;
-  showScreen('login');
-  $('login-username').focus();
+  showLoginScreen(errorText);
 }
 
 function showForbidden(text) {

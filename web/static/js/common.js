@@ -1173,6 +1173,24 @@ export async function currentUser() {
   }
 }
 
+// The header's user name and logout button, for the pages with a login.
+export function renderUserHeader(user) {
+  const name = $('user-name');
+  name.textContent = user ? user.display_name || user.username : '';
+  name.hidden = !user;
+  $('logout').hidden = !user;
+}
+
+// The login form of _login.html, shown with an optional error message.
+export function showLoginScreen(errorText = '') {
+  renderUserHeader(null);
+  const err = $('login-error');
+  err.textContent = errorText;
+  err.hidden = !errorText;
+  showScreen('login');
+  $('login-username').focus();
+}
+
 // The login form of _login.html: post it, show the server's message on failure.
 // Returns the user on success, null otherwise.
 export async function submitLogin(event) {

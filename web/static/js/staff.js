@@ -2,9 +2,8 @@
 // the desk; the queues with their longest wait, and the call-back requests of the departments.
 import {
   $, awayReasonText, clearError, connectNamespace, currentUser, departmentName, emitAck, fetchJSON,
-  formatDuration, formatTime, initCallControls, initPage, loadDepartments, RoomSession,
-  secondsSince, showError,
-  showScreen, submitLogin, t, YzError,
+  formatDuration, formatTime, initCallControls, initPage, loadDepartments, renderUserHeader,
+  RoomSession, secondsSince, showError, showLoginScreen, showScreen, submitLogin, t, YzError,
 } from './common.js';
 
 const AWAY_REASONS = ['rest', 'meeting', 'other'];
@@ -81,16 +80,7 @@ function deptNames(ids) {
 }
 
 function renderHeader() {
-  const name = $('user-name');
-  const logout = $('logout');
-  if (state.user) {
-    name.textContent = state.user.display_name || state.user.username;
-    name.hidden = false;
-    logout.hidden = false;
-  } else {
-    name.hidden = true;
-    logout.hidden = true;
-  }
+  renderUserHeader(state.user);
 }
 
 function renderDesk() {
@@ -409,12 +399,7 @@ async function setPresence(value) {
 // ---------------------------------------------------------------------------------------------
 function showLogin(errorText = '') {
   state.user = null;
-  renderHeader();
-  const err = $('login-error');
-  err.textContent = errorText;
-  err.hidden = !errorText;
-  showScreen('login');
-  $('login-username').focus();
+  showLoginScreen(errorText);
 }
 
 function startDesk() {

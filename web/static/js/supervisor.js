@@ -1,9 +1,9 @@
 // Supervisor page: log in, the live wallboard (queues and staff), list and filter recordings,
 // replay one with every track in step, and the access log of the archive.
 import {
-  $, awayReasonText, clearError, currentLang, currentUser, departmentName, fetchJSON, formatDuration,
-  formatTime, initPage, loadDepartments, secondsSince, showError, showScreen, submitLogin, t,
-  YzError,
+  $, awayReasonText, clearError, currentLang, currentUser, departmentName, fetchJSON,
+  formatDuration, formatTime, initPage, loadDepartments, renderUserHeader, secondsSince, showError,
+  showLoginScreen, showScreen, submitLogin, t, YzError,
 } from './common.js';
 
 const WALLBOARD_POLL_MS = 2000;
@@ -586,22 +586,14 @@ async function openPlayer(recordingId) {
 // Session
 // ---------------------------------------------------------------------------------------------
 function renderHeader() {
-  const name = $('user-name');
-  name.textContent = state.user ? state.user.display_name || state.user.username : '';
-  name.hidden = !state.user;
-  $('logout').hidden = !state.user;
+  renderUserHeader(state.user);
 }
 
 function showLogin(errorText = '') {
   state.user = null;
   stopWallboard();
   closePlayer();
-  renderHeader();
-  const err = $('login-error');
-  err.textContent = errorText;
-  err.hidden = !errorText;
-  showScreen('login');
-  $('login-username').focus();
+  showLoginScreen(errorText);
 }
 
 async function login(event) {
