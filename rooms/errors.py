@@ -42,3 +42,9 @@ class InvalidJoin(RoomError):
 
 class ShareLimit(RoomError):
     code = "bad_state"
+
+
+class ObserverOnly(RoomError):
+    """A receive-only participant (a silent supervisor) tried to speak, show or write."""
+
+    code = "forbidden"

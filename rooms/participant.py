@@ -44,6 +44,8 @@ CODEC_MIME_TYPES = {"audio": ("audio/opus",), "video": ("video/VP8", "video/rtx"
 # told in the offer's `tracks`.
 PURPOSES = {"audio": ("audio", "microphone"), "video": ("video", "camera"),
             "screen": ("video", "screen")}
+# Roles that only receive (a silent supervisor): they publish nothing, and nobody receives them.
+OBSERVER_ROLES = ("supervisor",)
 # Screen shares started per participant: every share adds an m-line for each other participant
 # (m-lines are never removed), and their answers must stay under signaling's SDP limit.
 MAX_SHARES = 10
@@ -103,6 +105,10 @@ class Participant:
         self._negotiated.set()
         # Screen share changes, one at a time (Room.share).
         self.share_lock = asyncio.Lock()
+        if self.observer:
+            # An offer needs an m-line before anything is forwarded; this one carries nothing.
+            self.pc.addTransceiver("audio", direction="inactive")
+            return
         for kind in ("audio", "video"):
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
             transceiver.setCodecPreferences(preferred_codecs(kind))
@@ -111,10 +117,16 @@ class Participant:
     def __repr__(self) -> str:
         return f"Participant(room={self.room_id} id={self.participant_id} role={self.role})"
 
+    @property
+    def observer(self) -> bool:
+        """Receives everybody, publishes nothing (a silent supervisor)."""
+        return self.role in OBSERVER_ROLES
+
     def info(self) -> dict[str, Any]:
         return {"participant_id": self.participant_id, "role": self.role, "name": self.name,
-                "department": self.department, "muted": not self.audio_on,
-                "camera_off": not self.video_on, "sharing": self.sharing}
+                "department": self.department, "observer": self.observer,
+                "muted": not self.audio_on or self.observer,
+                "camera_off": not self.video_on or self.observer, "sharing": self.sharing}
 
     def purpose_of(self, transceiver: RTCRtpTransceiver) -> str | None:
         """audio, video or screen: what ``transceiver`` receives from this participant."""

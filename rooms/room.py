@@ -15,23 +15,32 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from recordings.recorder import Recorder
 from rooms.close_reason import CloseReason
-from rooms.errors import AlreadyJoined, InvalidJoin, NotJoined, RoomClosed, RoomFull
+from rooms.errors import (
+    AlreadyJoined,
+    InvalidJoin,
+    NotJoined,
+    ObserverOnly,
+    RoomClosed,
+    RoomFull,
+)
 from rooms.forwarder import TrackForwarder
-from rooms.participant import PURPOSES, Participant, SignalFn
+from rooms.participant import OBSERVER_ROLES, PURPOSES, Participant, SignalFn
 from server.config import MediaConfig
 
-__all__ = ["CHAT_HISTORY", "MAX_PUBLISHERS", "ROLES", "CloseReason", "Room", "RoomClosedCallback",
-           "SignalFn"]
+__all__ = ["CHAT_HISTORY", "MAX_OBSERVERS", "MAX_PUBLISHERS", "ROLES", "CloseReason", "Room",
+           "RoomClosedCallback", "SignalFn"]
 
 logger = logging.getLogger(__name__)
 
 # Every participant publishes audio and video; beyond this a 2-core server cannot forward it all.
 MAX_PUBLISHERS = 8
+# Receive-only participants (a silent supervisor) on top of the publishers.
+MAX_OBSERVERS = 4
 # Chat lines a (re)joining participant is given; the timeline keeps them all.
 CHAT_HISTORY = 100
 # How long a screen share change waits for the sharer's answer to the offer in flight, in seconds.
 SHARE_NEGOTIATION_WAIT = 10.0
-ROLES = ("applicant", "staff")
+ROLES = ("applicant", "guide", "staff", "supervisor")
 
 RoomClosedCallback = Callable[["Room", dict[str, Any] | None], Awaitable[None]]
 
@@ -77,10 +86,13 @@ class Room:
             raise RoomClosed(f"room {self.room_id} is closed")
         if participant_id in self._participants:
             raise AlreadyJoined(f"{participant_id} is in room {self.room_id} already")
-        if len(self._participants) >= MAX_PUBLISHERS:
-            raise RoomFull(f"room {self.room_id} has {MAX_PUBLISHERS} participants")
         if role not in ROLES:
             raise InvalidJoin(f"role {role!r} is not one of {', '.join(ROLES)}")
+        observer = role in OBSERVER_ROLES
+        same_kind = sum(p.observer == observer for p in self._participants.values())
+        if same_kind >= (MAX_OBSERVERS if observer else MAX_PUBLISHERS):
+            raise RoomFull(f"room {self.room_id} has {same_kind} "
+                           f"{'observers' if observer else 'participants'}")
 
         participant = Participant(room_id=self.room_id, participant_id=participant_id, role=role,
                                   name=name, department=department, signal=signal)
@@ -132,7 +144,7 @@ class Room:
 
     async def set_media(self, participant_id: str, *, audio: bool, video: bool) -> None:
         """The participant turned their microphone or camera on or off: tell everybody."""
-        participant = self._joined(participant_id)
+        participant = self._joined(participant_id, publishing=True)
         if (participant.audio_on, participant.video_on) == (audio, video):
             return
         participant.audio_on = audio
@@ -153,7 +165,7 @@ class Room:
         earlier, their forwarded tracks would start (and ask for their keyframe) while the
         sharer still sends nothing, or still answers the offer that stopped the share.
         """
-        participant = self._joined(participant_id)
+        participant = self._joined(participant_id, publishing=True)
         async with participant.share_lock:
             if participant.closed or participant.sharing == on:
                 return
@@ -187,12 +199,14 @@ class Room:
                 if participant.sharing and not participant.closed and not self.closed:
                     self._subscribe_others(participant, "screen", forwarder)
 
-    def _joined(self, participant_id: str) -> Participant:
+    def _joined(self, participant_id: str, *, publishing: bool = False) -> Participant:
         participant = self._participants.get(participant_id)
         if participant is None:
             if self.closed:
                 raise RoomClosed(f"room {self.room_id} is closed")
             raise NotJoined(f"{participant_id} is not in room {self.room_id}")
+        if publishing and participant.observer:
+            raise ObserverOnly(f"{participant_id} observes room {self.room_id} silently")
         return participant
 
     def chat_history(self) -> list[dict[str, Any]]:
@@ -202,7 +216,7 @@ class Room:
     async def chat(self, participant_id: str, text: str) -> dict[str, Any]:
         """A chat line from a participant: kept in the timeline, sent to everybody (the sender
         too, so that every page shows the lines in the server's order). Returns the message."""
-        participant = self._joined(participant_id)
+        participant = self._joined(participant_id, publishing=True)
         message = {"participant_id": participant_id, "name": participant.name,
                    "role": participant.role, "text": text, "t": time.time()}
         self.recorder.add_event("chat", participant_id=participant_id, role=participant.role,

@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from rooms.client import RoomPeer
+from rooms.errors import ObserverOnly
 from rooms.room import Room
 
 JoinFn = Callable[..., Awaitable[RoomPeer]]
@@ -143,3 +144,32 @@ async def test_rejoin_with_same_id_gets_video_again(room: Room, join: JoinFn) ->
     await _audio_grows(b, "a", timeout=5)
     stats = a2.remote("b")
     assert stats is not None and stats.video_decode_errors == 0
+
+
+async def test_silent_supervisor_receives_everybody_and_sends_nothing(
+        room: Room, join: JoinFn) -> None:
+    a = await join(room, "a", "applicant")
+    b = await join(room, "b", "staff")
+    # The observer's own client would publish if asked: the server never asks.
+    sup = await join(room, "sup", "supervisor")
+    await sup.wait_for_video(10, timeout=10, participant_id="a")
+    await sup.wait_for_video(10, timeout=10, participant_id="b")
+    await a.wait_for_video(10, timeout=10, participant_id="b")
+    observer = room.participant("sup")
+    assert observer is not None and observer.observer and observer.published == {}
+    assert {s.publisher_id for s in observer.subscriptions} == {"a", "b"}
+    for pid in ("a", "b"):
+        participant = room.participant(pid)
+        assert participant is not None
+        assert all(s.publisher_id != "sup" for s in participant.subscriptions)
+    info = {p["participant_id"]: p for p in room.participants_info()}
+    assert info["sup"]["observer"] is True and info["a"]["observer"] is False
+    for refused in (room.chat("sup", "hello"), room.share("sup", True),
+                    room.set_media("sup", audio=True, video=True)):
+        try:
+            await refused
+        except ObserverOnly as exc:
+            assert exc.code == "forbidden"
+        else:
+            raise AssertionError("an observer must not chat, share or unmute")
+    assert room.chat_history() == []
