@@ -59,6 +59,12 @@ const STRINGS = {
     share_stop: '停止共享',
     remote_muted: '对方已静音',
     remote_camera_off: '对方已关闭摄像头',
+    // room state (rooms/): observer, reconnection, speaking, recording
+    observer_note: '督查旁听中',
+    reconnecting_self: '正在重新连接…',
+    remote_reconnecting: '重新连接中…',
+    recording_on: '● 录制中',
+    recording_interrupted: '录制中断',
     rating_heading: '请为本次服务评价',
     rating_subtitle: '您的评价将帮助我们改进服务（好差评）',
     rating_5: '非常满意',
@@ -286,6 +292,12 @@ const STRINGS = {
     share_stop: 'Stop sharing',
     remote_muted: 'Muted',
     remote_camera_off: 'Camera off',
+    // room state (rooms/): observer, reconnection, speaking, recording
+    observer_note: 'Supervisor listening',
+    reconnecting_self: 'Reconnecting…',
+    remote_reconnecting: 'Reconnecting…',
+    recording_on: '● Recording',
+    recording_interrupted: 'Recording interrupted',
     rating_heading: 'Please rate this service',
     rating_subtitle: 'Your rating helps us improve',
     rating_5: 'Very satisfied',
@@ -767,21 +779,17 @@ export class RoomSession {
     this.closed = false;
     this.endedReason = null;
     this.shownTracks = new Map(); // element -> track ids key, to avoid needless srcObject resets
+    this.role = null;
+    this.localOpened = false;
+    // Set from each offer: no `publish` mids means this page only receives.
+    this.observer = false;
+    this.hiddenForObserver = [];
   }
 
   async start() {
-    this.localStream = await openLocalMedia();
-    if (!this.localStream || this.localStream.getVideoTracks().length === 0) {
-      showError(t('err_camera'));
-    }
-    if (this.closed) return;
     if (this.chatLog) this.chatLog.replaceChildren();
     renderCallControls(this);
-    if (this.localVideo && this.localStream) {
-      this.localVideo.muted = true;
-      this.localVideo.srcObject = this.localStream;
-      playSafely(this.localVideo);
-    }
+    RoomSession.active.add(this);
     this.socket = connectNamespace('/room');
     this.socket.on('connect', () => { this.joining = this.join(); });
     this.socket.on('room:offer', (offer) => {
@@ -796,10 +804,62 @@ export class RoomSession {
     this.socket.on('room:participants', (msg) => {
       this.participants = (msg && msg.participants) || [];
       this.onParticipants(this.participants);
+      this.renderRoomState();
       this.refreshRemote();
     });
     this.socket.on('room:ended', (msg) => this.end((msg && msg.reason) || 'ended'));
     this.socket.on('room:chat', (msg) => this.showChat(msg));
+  }
+
+  // The own camera and microphone, opened at the first offer that asks this page to publish:
+  // an observer (a silent supervisor) is never asked, and never opens them.
+  async openLocal() {
+    if (this.localOpened) return;
+    this.localOpened = true;
+    this.localStream = await openLocalMedia();
+    if (!this.localStream || this.localStream.getVideoTracks().length === 0) {
+      showError(t('err_camera'));
+    }
+    if (this.closed) {
+      if (this.localStream) for (const track of this.localStream.getTracks()) track.stop();
+      return;
+    }
+    if (this.localVideo && this.localStream) {
+      this.localVideo.muted = true;
+      this.localVideo.srcObject = this.localStream;
+      playSafely(this.localVideo);
+    }
+    // Mic or camera turned off before they opened: the server was told at the join.
+    for (const track of this.localStream ? this.localStream.getAudioTracks() : []) track.enabled = this.micOn;
+    for (const track of this.localStream ? this.localStream.getVideoTracks() : []) track.enabled = this.cameraOn;
+  }
+
+  // Observers publish nothing: no own tile, no microphone, camera, share or chat controls.
+  setObserver(observer) {
+    if (this.observer === observer) return;
+    this.observer = observer;
+    const local = this.localVideo ? this.localVideo.closest('figure') || this.localVideo : null;
+    for (const el of [local, $('toggle-mic'), $('toggle-camera'), $('share-screen'), $('chat-form')]) {
+      if (!el) continue;
+      if (observer) {
+        if (!el.hidden) this.hiddenForObserver.push(el);
+        el.hidden = true;
+      }
+    }
+    if (!observer) {
+      for (const el of this.hiddenForObserver) el.hidden = false;
+      this.hiddenForObserver = [];
+    }
+  }
+
+  // What the room says about itself: that an observer listens (shown to staff, never to the
+  // applicant).
+  renderRoomState() {
+    const note = $('observer-note');
+    if (note) {
+      note.hidden = this.closed || this.role === 'applicant' || !this.participants.some(
+        (p) => p.observer && p.participant_id !== this.participantId);
+    }
   }
 
   async join() {
@@ -807,9 +867,11 @@ export class RoomSession {
     try {
       const answer = await emitAck(this.socket, 'room:join', { room_id: this.roomId, token: this.token });
       this.participantId = answer.participant_id;
+      this.role = answer.role || null;
       this.iceServers = answer.ice_servers || [];
       this.participants = answer.participants || [];
       this.onParticipants(this.participants);
+      this.renderRoomState();
       // The conversation so far (the server keeps it), also after a reconnect.
       if (this.chatLog) this.chatLog.replaceChildren();
       for (const msg of answer.chat || []) this.showChat(msg);
@@ -844,6 +906,12 @@ export class RoomSession {
     if (!this.pc) this.resetPeerConnection();
     const pc = this.pc;
     this.tracksByMid = new Map((tracks || []).map((tr) => [String(tr.mid), tr]));
+    const publishing = publish.audio != null || publish.video != null;
+    this.setObserver(!publishing);
+    if (publishing) await this.openLocal();
+    if (this.closed || pc !== this.pc) return;
+    // Nothing of this page's own is sent unless the server offers it a `publish` m-line, so an
+    // observer's answer is receive-only.
     await pc.setRemoteDescription({ type: 'offer', sdp });
     const audio = this.localStream ? this.localStream.getAudioTracks()[0] || null : null;
     const video = this.localStream ? this.localStream.getVideoTracks()[0] || null : null;
@@ -885,6 +953,8 @@ export class RoomSession {
       if (transceiver.mid === null || transceiver.stopped) continue;
       const info = this.tracksByMid.get(String(transceiver.mid));
       if (!info || info.participant_id === this.participantId) continue;
+      // An observer publishes nothing and gets no tile (the server forwards nothing of it).
+      if (this.participants.some((p) => p.participant_id === info.participant_id && p.observer)) continue;
       const track = transceiver.receiver.track;
       if (!track || track.readyState === 'ended') continue;
       if (info.source === 'screen') {
@@ -1084,6 +1154,7 @@ export class RoomSession {
   close() {
     if (this.closed) return;
     this.closed = true;
+    RoomSession.active.delete(this);
     if (this.pc) this.pc.close();
     this.pc = null;
     if (this.socket) {
@@ -1100,8 +1171,14 @@ export class RoomSession {
     this.showScreen(null);
     this.showFlags(null, $('remote-muted'), $('remote-camera-off'));
     if (this.extraRemotes) this.extraRemotes.replaceChildren();
+    this.setObserver(false);
+    this.renderRoomState();
   }
 }
+
+// The sessions in progress on this page (one, but a test may look at it: the Chromium tests
+// reach a session's socket and peer connection through it to simulate a network drop).
+RoomSession.active = new Set();
 
 // The microphone and camera buttons as the room's state says.
 function renderCallControls(room) {
