@@ -25,6 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from recordings import manifest
+from recordings.alerts import Alerts
 from recordings.audit import Audit
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ LIST_LIMIT = 200
 # How many index entries a filtered list looks at, newest first, before it stops.
 SCAN_LIMIT = 20000
 PURGE_INTERVAL = 3600.0
+# Legal holds, also kept on disk (beside purged.jsonl, outside any sealed directory) so that
+# `python -m server reindex` restores them with the index.
+HOLDS = "holds.json"
 _UNLOCK = """if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0"""
 
@@ -82,6 +86,7 @@ class Archive:
         self.clock = clock
         self.retention_days = retention_days
         self.audit = audit or Audit(redis, clock)
+        self.alerts = Alerts(redis, clock)
         self._purger: asyncio.Task[None] | None = None
 
     def directory(self, recording_id: str) -> Path | None:
@@ -94,45 +99,92 @@ class Archive:
         """Seal a finished recording into the chain and enter it (the summary of its
         timeline) into the index."""
         recording_id = str(summary["recording_id"])
-        participants = summary.get("participants", [])
-        staff = sorted({p.get("name") or p["participant_id"] for p in participants
-                        if p.get("role") == "staff"})
-        staff_ids = sorted({p["participant_id"][2:] for p in participants
-                            if p.get("role") == "staff"
-                            and str(p.get("participant_id", "")).startswith("s-")})
-        entry = {
-            "recording_id": recording_id,
-            "room_id": summary.get("room_id", recording_id),
-            "ticket_id": summary.get("ticket_id") or "",
-            "ticket_number": summary.get("ticket_number") or "",
-            "department": summary.get("department") or "",
-            "staff": ",".join(staff),
-            "staff_ids": ",".join(staff_ids),
-            "started_at": float(summary.get("started_at") or 0),
-            "ended_at": float(summary.get("ended_at") or 0),
-            "duration": float(summary.get("duration") or 0),
-            "complete": int(bool(summary.get("complete"))),
-            "tracks": len(summary.get("tracks", [])),
-        }
+        entry = _index_fields(summary)
         key = ENTRY.format(recording_id)
-        rating = await self.redis.hget(key, "rating")
-        if rating:
-            # The applicant rated before the recording was indexed: the rating file is sealed
-            # with the rest.
-            await self._write_rating(recording_id, int(rating),
-                                     float(await self.redis.hget(key, "rated_at") or 0) or None)
-        directory = self.directory(recording_id)
-        if directory is not None:
-            link = await self.seal(recording_id, "close")
-            if manifest.RATING not in link["files"] and (directory / manifest.RATING).exists():
-                # Rated (in another process) while the seal was being made.
-                await self.seal(recording_id, "rating", [manifest.RATING])
+        reason = entry["incomplete_reason"]
+        if reason in ("disk_full", "write_error"):
+            await self.alerts.raise_once(reason, recording_id, room_id=recording_id,
+                                         department=entry["department"],
+                                         detail=str(summary.get("failure_detail") or ""))
+        try:
+            rating = await self.redis.hget(key, "rating")
+            if rating:
+                # The applicant rated before the recording was indexed: the rating file is
+                # sealed with the rest.
+                await self._write_rating(recording_id, int(rating),
+                                         float(await self.redis.hget(key, "rated_at") or 0)
+                                         or None)
+            directory = self.directory(recording_id)
+            if directory is not None:
+                link = await self.seal(recording_id, "close")
+                if manifest.RATING not in link["files"] \
+                        and (directory / manifest.RATING).exists():
+                    # Rated (in another process) while the seal was being made.
+                    await self.seal(recording_id, "rating", [manifest.RATING])
+        except OSError as exc:
+            # A full disk: the manifest could not be written. The recording is still listed
+            # (verify reports it as never sealed until space is freed and it is sealed).
+            logger.error("recording %s: sealing failed (%s); indexed unsealed", recording_id,
+                         exc)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=entry)
             pipe.zadd(INDEX, {recording_id: entry["started_at"]})
             await pipe.execute()
         logger.info("recording %s indexed (%d tracks, %.1f s)", recording_id, entry["tracks"],
                     entry["duration"])
+
+    async def reindex(self) -> dict[str, int]:
+        """Rebuild the index from the recording directories on disk: every closed recording
+        (timeline.json with an end) is entered again with its rating (rating.json) and legal
+        hold (holds.json); entries whose directory is gone are dropped; the chain head is
+        restored from the manifests when Redis lost it. Nothing is sealed or written to disk,
+        and running it twice changes nothing."""
+        counts = {"indexed": 0, "skipped": 0, "removed": 0, "holds": 0, "ratings": 0,
+                  "head_restored": 0}
+        holds = await asyncio.to_thread(self._read_holds)
+        seen: set[str] = set()
+        dirs = sorted(p for p in self.root.iterdir() if p.is_dir() and _ID.match(p.name)) \
+            if self.root.is_dir() else []
+        for directory in dirs:
+            try:
+                timeline = json.loads((directory / TIMELINE).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                counts["skipped"] += 1
+                continue
+            if not isinstance(timeline, dict) or timeline.get("ended_at") is None:
+                counts["skipped"] += 1  # still recording, or an orphan recovery will close
+                continue
+            recording_id = directory.name
+            entry: dict[str, Any] = _index_fields({**timeline, "recording_id": recording_id})
+            try:
+                rating = json.loads((directory / manifest.RATING).read_text(encoding="utf-8"))
+                entry["rating"] = int(rating["rating"])
+                entry["rated_at"] = float(rating.get("rated_at") or 0)
+                counts["ratings"] += 1
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            if recording_id in holds:
+                entry["hold"] = int(bool(holds[recording_id].get("hold")))
+                counts["holds"] += entry["hold"]
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(ENTRY.format(recording_id), mapping=entry)
+                pipe.zadd(INDEX, {recording_id: entry["started_at"]})
+                await pipe.execute()
+            seen.add(recording_id)
+            counts["indexed"] += 1
+        for recording_id in await self.redis.zrange(INDEX, 0, -1):
+            if recording_id not in seen and self.directory(recording_id) is None:
+                await self.redis.zrem(INDEX, recording_id)
+                await self.redis.delete(ENTRY.format(recording_id))
+                counts["removed"] += 1
+        if not await self.redis.exists(HEAD):
+            last = await asyncio.to_thread(_last_link, self.root, dirs)
+            if last is not None:
+                await self.redis.hset(HEAD, mapping={"seq": last["seq"], "hash": last["hash"],
+                                                     "recording_id": last["recording_id"]})
+                counts["head_restored"] = 1
+        logger.info("index rebuilt from %s: %s", self.root, counts)
+        return counts
 
     async def set_rating(self, recording_id: str, rating: int, at: float) -> None:
         key = ENTRY.format(recording_id)
@@ -284,7 +336,23 @@ class Archive:
         if entry is None:
             return None
         await self.redis.hset(ENTRY.format(recording_id), "hold", int(hold))
+        await asyncio.to_thread(self._write_hold, recording_id, hold)
         return {**entry, "hold": hold}
+
+    def _read_holds(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads((self.root / HOLDS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(v, dict)} \
+            if isinstance(data, dict) else {}
+
+    def _write_hold(self, recording_id: str, hold: bool) -> None:
+        holds = self._read_holds()
+        holds[recording_id] = {"hold": hold, "at": self.clock()}
+        tmp = self.root / (HOLDS + ".tmp")
+        tmp.write_text(json.dumps(holds, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, self.root / HOLDS)
 
     async def purge_expired(self) -> builtins.list[str]:
         """Delete every recording that started more than ``retention_days`` ago and is not on
@@ -338,6 +406,62 @@ class Archive:
             except Exception:
                 logger.exception("retention: purging failed")
             await asyncio.sleep(interval)
+
+
+def _index_fields(summary: dict[str, Any]) -> dict[str, Any]:
+    """The index entry (a Redis hash) of a recording, from its timeline or close summary."""
+    participants = summary.get("participants", [])
+    staff = sorted({p.get("name") or p["participant_id"] for p in participants
+                    if p.get("role") == "staff"})
+    staff_ids = sorted({p["participant_id"][2:] for p in participants
+                        if p.get("role") == "staff"
+                        and str(p.get("participant_id", "")).startswith("s-")})
+    complete = bool(summary.get("complete"))
+    reason = "" if complete else str(summary.get("incomplete_reason")
+                                     or ("crash" if summary.get("recovered") else ""))
+    return {
+        "recording_id": str(summary["recording_id"]),
+        "room_id": summary.get("room_id", summary["recording_id"]),
+        "ticket_id": summary.get("ticket_id") or "",
+        "ticket_number": summary.get("ticket_number") or "",
+        "department": summary.get("department") or "",
+        "staff": ",".join(staff),
+        "staff_ids": ",".join(staff_ids),
+        "started_at": float(summary.get("started_at") or 0),
+        "ended_at": float(summary.get("ended_at") or 0),
+        "duration": float(summary.get("duration") or 0),
+        "complete": int(complete),
+        "incomplete_reason": reason,
+        "tracks": len(summary.get("tracks", [])),
+    }
+
+
+def _last_link(root: Path, dirs: Iterable[Path]) -> dict[str, Any] | None:
+    """The newest chain link on disk (in a manifest, or of a purged recording)."""
+    best: dict[str, Any] | None = None
+    candidates: list[dict[str, Any]] = []
+    for directory in dirs:
+        try:
+            found = manifest.read_manifest(directory)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        for link in (found or {}).get("links", []):
+            if isinstance(link, dict):
+                candidates.append({**link, "recording_id": directory.name})
+    try:
+        for line in (root / manifest.PURGED).read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                for link in record.get("links", []) if isinstance(record, dict) else []:
+                    if isinstance(link, dict):
+                        candidates.append({**link, "recording_id": record.get(
+                            "recording_id", link.get("recording_id", ""))})
+    except OSError:
+        pass
+    for link in candidates:
+        if link.get("hash") and (best is None or int(link.get("seq") or 0) > int(best["seq"])):
+            best = {**link, "seq": int(link.get("seq") or 0)}
+    return best
 
 
 def _entry(row: dict[str, str]) -> dict[str, Any]:

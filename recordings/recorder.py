@@ -7,6 +7,8 @@ it silently drops all video when an audio packet comes first.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -30,6 +32,20 @@ from recordings.timeline import (
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+FailureCallback = Callable[[str, OSError], None]
+
+# Write errors that mean "no room left": the recording is cut short with reason disk_full.
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+# Kept free in every recording directory (a placeholder file deleted when a write fails) so
+# that the final timeline.json still fits on a full disk.
+RESERVE_FILE = ".reserve"
+RESERVE_BYTES = 256 * 1024
+# A track's wall-clock start is refined over its first seconds of media (see TrackRecorder).
+START_WINDOW_S = 5.0
+
+
+def failure_reason(exc: OSError) -> str:
+    return "disk_full" if exc.errno in _FULL else "write_error"
 
 
 def _vp8_dimensions(data: bytes) -> tuple[int, int] | None:
@@ -42,10 +58,20 @@ def _vp8_dimensions(data: bytes) -> tuple[int, int] | None:
 
 class TrackRecorder:
     """Writes one track's packets into ``<track_id>.webm``; the file opens on the first packet
-    it keeps (for video, the first keyframe) and timestamps start at 0."""
+    it keeps (for video, the first keyframe) and timestamps start at 0.
+
+    ``started_at`` is the wall-clock time of the file's time 0: the arrival of the first
+    written packet, moved earlier when a later packet (within START_WINDOW_S of media) arrives
+    sooner than its media time says. The first keyframe of a stream is large and often waits
+    in the jitter buffer; placing the track by it alone would put the whole track late on the
+    replay timeline by that wait.
+
+    A write that fails (a full disk) stops this file; ``on_failure`` is told once, and the
+    packets keep flowing to the subscribers (the forwarder calls ``write`` and moves on)."""
 
     def __init__(self, directory: Path, *, track_id: str, participant_id: str, kind: str,
-                 codec: str, room_id: str, clock: Clock) -> None:
+                 codec: str, room_id: str, clock: Clock,
+                 on_failure: FailureCallback | None = None) -> None:
         if codec.lower() not in ("vp8", "opus"):
             raise ValueError(f"track {track_id}: cannot record codec {codec!r}")
         self.track_id = track_id
@@ -65,17 +91,29 @@ class TrackRecorder:
         self._last_pts = -1
         self._time_base = Fraction(1, 90000 if kind == "video" else 48000)
         self._closed = False
+        self._on_failure = on_failure
+        self.failed: str | None = None
 
     def write(self, packet: av.Packet) -> None:
-        """Write one packet; called inline from the forwarder (a remux costs microseconds)."""
+        """Write one packet; called inline from the forwarder (a remux costs microseconds).
+        Never raises for a failed write: the call must go on whatever the disk does."""
         if self._closed or packet.pts is None:
             return
+        try:
+            self._write(packet, packet.pts)
+        except OSError as exc:  # av.error.OSError too: ENOSPC from the muxer's write
+            self._fail(exc)
+
+    def _write(self, packet: av.Packet, packet_pts: int) -> None:
         data = bytes(packet)
         if self._container is None:
             if not self._open(packet, data):
                 self.skipped += 1
                 return
-        pts = packet.pts - self._first_pts
+        pts = packet_pts - self._first_pts
+        if self.started_at is not None and pts * self._time_base < START_WINDOW_S:
+            self.started_at = min(self.started_at,
+                                  self._clock() - float(pts * self._time_base))
         if pts <= self._last_pts:
             # Matroska needs increasing timestamps; a repeated or late one is nudged forward.
             pts = self._last_pts + 1
@@ -91,6 +129,16 @@ class TrackRecorder:
         self._container.mux_one(out)
         self.packets += 1
 
+    def _fail(self, exc: OSError) -> None:
+        if self.failed is not None:
+            return
+        self.failed = failure_reason(exc)
+        logger.error("room %s participant %s: writing %s failed (%s); this track's recording "
+                     "stops, the call goes on", self.room_id, self.participant_id, self.path, exc)
+        self.close()
+        if self._on_failure is not None:
+            self._on_failure(self.failed, exc)
+
     def _open(self, packet: av.Packet, data: bytes) -> bool:
         if packet.time_base is not None:
             self._time_base = Fraction(packet.time_base.numerator, packet.time_base.denominator)
@@ -98,6 +146,14 @@ class TrackRecorder:
         # or so is on disk (recordings/recovery.py closes such a file after a restart).
         container = av.open(str(self.path), mode="w", format="webm",
                             options={"cluster_time_limit": "1000", "flush_packets": "1"})
+        try:
+            return self._add_stream(container, packet, data)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                container.close()
+            raise
+
+    def _add_stream(self, container: OutputContainer, packet: av.Packet, data: bytes) -> bool:
         if self.kind == "video":
             size = _vp8_dimensions(data)
             if size is None:
@@ -132,6 +188,10 @@ class TrackRecorder:
         if self._container is not None:
             try:
                 self._container.close()
+            except OSError as exc:
+                # The trailer (cues, duration) did not fit: the clusters before it still play.
+                logger.warning("room %s participant %s: closing %s failed (%s)", self.room_id,
+                               self.participant_id, self.path, exc)
             except Exception:
                 logger.exception("room %s participant %s: closing %s failed", self.room_id,
                                  self.participant_id, self.path)
@@ -139,7 +199,12 @@ class TrackRecorder:
 
 
 class Recorder:
-    """Everything recorded of one room: its track files and its timeline."""
+    """Everything recorded of one room: its track files and its timeline.
+
+    When a write fails (the disk is full) the recording stops but the room does not: every
+    track file is closed where it is, ``failed`` names the reason, and the timeline (written
+    at once, into the space the reserve file kept) says ``complete: false`` with
+    ``incomplete_reason``. Whoever watches the room (server/alerts_api.py) reads ``failed``."""
 
     def __init__(self, directory: Path, *, room_id: str, meta: Mapping[str, Any],
                  clock: Clock = time.time) -> None:
@@ -155,10 +220,29 @@ class Recorder:
         self._counters: dict[str, int] = {}
         self._closed = False
         self._summary: dict[str, Any] | None = None
+        self._failed: str | None = None
+        self.failed_at: float | None = None
+        self.failure_detail = ""
+
+    @property
+    def failed(self) -> str | None:
+        """Why the recording stopped before the room closed (``disk_full``, ``write_error``),
+        or None while it records (or ended normally)."""
+        return self._failed
+
+    @property
+    def recording(self) -> bool:
+        """Media of this room is being written now."""
+        return not self._closed and self._failed is None
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._write_timeline()
+        try:
+            self._reserve()
+            self._write_timeline()
+        except OSError as exc:
+            self._fail(failure_reason(exc), exc)
+            return
         logger.info("room %s: recording into %s", self.room_id, self.directory)
 
     def participant_joined(self, participant_id: str, *, role: str, name: str,
@@ -182,7 +266,10 @@ class Recorder:
         self._counters[key] = n
         recorder = TrackRecorder(self.directory, track_id=f"{key}-{n}",
                                  participant_id=participant_id, kind=kind, codec=codec,
-                                 room_id=self.room_id, clock=self._clock)
+                                 room_id=self.room_id, clock=self._clock,
+                                 on_failure=self._fail)
+        if self._failed is not None:
+            recorder.close()  # nothing more is written once the recording has failed
         self._tracks.append(recorder)
         return recorder
 
@@ -190,26 +277,72 @@ class Recorder:
         entries = [e for e in (t.entry() for t in self._tracks) if e is not None]
         return build_timeline(room_id=self.room_id, meta=self.meta, started_at=self.started_at,
                               ended_at=self.ended_at, participants=self._participants,
-                              tracks=entries, events=self._events)
+                              tracks=entries, events=self._events,
+                              incomplete_reason=self._failed)
 
     def close(self) -> dict[str, Any]:
-        """Finish every file and write the complete timeline; returns it plus ``dir``."""
+        """Finish every file and write the complete timeline; returns it plus ``dir``.
+
+        After a failed write the returned summary says so (``complete: false``); when even the
+        final timeline cannot be written, the one written at the failure stays on disk and the
+        summary (from memory) is still returned, so that the recording is indexed."""
         if self._summary is not None:
             return self._summary
         self._closed = True
         for track in self._tracks:
             track.close()
         self.ended_at = max(self._clock(), self.started_at)
-        timeline = self._write_timeline()
+        try:
+            timeline = self._write_timeline()
+        except OSError as exc:
+            if self._failed is None:
+                self._failed = failure_reason(exc)
+                self.failed_at = self.ended_at
+                self.failure_detail = str(exc)
+            logger.error("room %s: writing the final timeline failed (%s)", self.room_id, exc)
+            timeline = self.timeline()
+        with contextlib.suppress(OSError):
+            (self.directory / RESERVE_FILE).unlink(missing_ok=True)
         self._summary = {**timeline, "dir": str(self.directory)}
-        logger.info("room %s: recording finished, %d track file(s), %.1f s", self.room_id,
-                    len(timeline["tracks"]), timeline["duration"])
+        logger.info("room %s: recording finished, %d track file(s), %.1f s%s", self.room_id,
+                    len(timeline["tracks"]), timeline["duration"],
+                    f" (incomplete: {self._failed})" if self._failed else "")
         return self._summary
+
+    def _fail(self, reason: str, exc: OSError) -> None:
+        """The first failed write stops the whole recording (a full disk fails every file):
+        the files keep what they have, the reserve makes room for the timeline."""
+        if self._failed is not None:
+            return
+        self._failed = reason
+        self.failed_at = self._clock()
+        self.failure_detail = str(exc)
+        logger.error("room %s: recording stopped (%s: %s); the call goes on", self.room_id,
+                     reason, exc)
+        self.add_event("recording_failed", reason=reason)
+        for track in self._tracks:
+            track.close()
+        with contextlib.suppress(OSError):
+            (self.directory / RESERVE_FILE).unlink(missing_ok=True)
+        try:
+            self._write_timeline()
+        except OSError as again:
+            logger.error("room %s: writing the timeline after the failure failed too (%s)",
+                         self.room_id, again)
+
+    def _reserve(self) -> None:
+        with (self.directory / RESERVE_FILE).open("wb") as f:
+            f.write(b"\0" * RESERVE_BYTES)
 
     def _write_timeline(self) -> dict[str, Any]:
         timeline = self.timeline()
         path = self.directory / TIMELINE_FILE
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(timeline, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(timeline, ensure_ascii=False, indent=1), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
         return timeline

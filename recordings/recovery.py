@@ -28,6 +28,7 @@ from typing import Any
 import av
 
 from recordings.archive import TIMELINE, Archive
+from recordings.recorder import RESERVE_FILE
 from recordings.timeline import ParticipantEntry, TrackEntry, build_timeline
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ def recover_directory(directory: Path) -> dict[str, Any] | None:
         return None
     if old.get("complete") or old.get("recovered"):
         return None
+    # The space the recorder kept free for its final timeline: not part of the recording.
+    (directory / RESERVE_FILE).unlink(missing_ok=True)
     started_at = float(old.get("started_at") or 0)
     listed = {t.get("file"): t for t in old.get("tracks", []) if isinstance(t, dict)}
     tracks: list[TrackEntry] = []
@@ -105,7 +108,8 @@ def recover_directory(directory: Path) -> dict[str, Any] | None:
     timeline = build_timeline(room_id=str(old.get("room_id") or directory.name), meta=meta,
                               started_at=started_at, ended_at=ended_at,
                               participants=participants, tracks=tracks,
-                              events=old.get("events", []), rating=old.get("rating"))
+                              events=old.get("events", []), rating=old.get("rating"),
+                              incomplete_reason=old.get("incomplete_reason") or "crash")
     timeline["recording_id"] = old.get("recording_id") or timeline["recording_id"]
     timeline["complete"] = False
     timeline["recovered"] = True
@@ -166,6 +170,10 @@ async def orphans(archive: Archive, open_ids: Iterable[str], now: float) -> list
         except (OSError, ValueError):
             continue
         if timeline.get("complete") or timeline.get("recovered"):
+            continue
+        if timeline.get("incomplete_reason") and await archive.entry(directory.name):
+            # Cut short by a full disk and indexed from memory at close, its final timeline
+            # not written: already in the archive, not an orphan.
             continue
         node = await archive.redis.hget(ROOM.format(directory.name), "node")
         if node:

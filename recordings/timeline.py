@@ -82,12 +82,15 @@ def make_event(t: float, type: str, data: Mapping[str, Any]) -> dict[str, Any]:
 def build_timeline(*, room_id: str, meta: Mapping[str, Any], started_at: float,
                    ended_at: float | None, participants: Iterable[ParticipantEntry],
                    tracks: Iterable[TrackEntry], events: Iterable[Mapping[str, Any]],
-                   rating: int | None = None) -> dict[str, Any]:
-    """The timeline document. It is complete when ``ended_at`` is known; participants still
-    present then are given ``left_at = ended_at``."""
+                   rating: int | None = None,
+                   incomplete_reason: str | None = None) -> dict[str, Any]:
+    """The timeline document. It is complete when ``ended_at`` is known and nothing failed
+    (``incomplete_reason``, e.g. ``disk_full``); participants still present at the end are
+    given ``left_at = ended_at``."""
     if ended_at is not None and ended_at < started_at:
         raise ValueError("a recording cannot end before it starts")
-    complete = ended_at is not None
+    complete = ended_at is not None and not incomplete_reason
+    extra = {"incomplete_reason": incomplete_reason} if incomplete_reason else {}
     return {
         "recording_id": room_id,
         "room_id": room_id,
@@ -102,4 +105,5 @@ def build_timeline(*, room_id: str, meta: Mapping[str, Any], started_at: float,
         "tracks": [t.to_dict() for t in sorted(tracks, key=lambda t: (t.started_at, t.track_id))],
         "events": sorted((dict(e) for e in events), key=lambda e: e["t"]),
         "rating": rating,
+        **extra,
     }
