@@ -18,7 +18,7 @@ from aiohttp import web
 
 from recordings import recovery
 from recordings.archive import Archive
-from server import api, pages
+from server import api, looplag, pages, rooms_api
 from server.auth import ApiError
 from server.config import Config
 from server.keys import ARCHIVE, CONFIG, HUB, REDIS, REDIS_URL, ROOMS, STORE
@@ -142,10 +142,14 @@ def create_app(config: Config) -> web.Application:
                     await listener
 
     app.cleanup_ctx.extend([redis_ctx, store_ctx, signaling_ctx])
+    lag_probe = looplag.from_env()  # benchmarks only (bench/rooms.py)
+    if lag_probe is not None:
+        app.cleanup_ctx.append(lag_probe.ctx)
 
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
                          autoescape=True)
     app.router.add_routes(api.routes)
+    app.router.add_routes(rooms_api.routes)
     app.router.add_routes(pages.routes)
     vendor = WEB_DIR / "node_modules" / "socket.io-client" / "dist"
     if vendor.is_dir():

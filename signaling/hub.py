@@ -6,6 +6,7 @@ Socket.IO rooms used for fan-out (through Redis between processes):
   /kiosk  ticket:<ticket_id>   the applicant's sockets of one ticket
   /staff  staff:<username>     all tabs of one staff member
   /staff  dept:<pool>          every staff member of a department or backup group
+                               (and 会商 invitations to the department: room:invite)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import secrets
 import time
@@ -39,6 +41,10 @@ HEARTBEAT_INTERVAL = 2.0
 # second, and every change moves every ticket behind it.
 POSITIONS_INTERVAL = 0.3
 USER_CACHE_S = 5.0
+# Pending 会商 invitations per room: enough for a few departments, not a broadcast.
+MAX_PENDING_INVITES = 3
+# Why a staff member invited into a room is away: the ACD does not ring them while they are in it.
+CONSULT_REASON = "consult"
 
 
 class Hub:
@@ -90,6 +96,12 @@ class Hub:
 
     async def _heartbeat(self) -> None:
         await self.store.heartbeat(self.node_id, self.clock())
+        # The live-rooms list may be answered by any process: it reads the participant count
+        # the host writes here.
+        for room in self.rooms.rooms():
+            if not room.closed:
+                await self.store.update_room(room.room_id, {
+                    "participants": str(len(room.participants_info()))})
 
     # events from the queue script -----------------------------------------------------------
     async def apply(self, events: list[Event]) -> None:
@@ -185,7 +197,7 @@ class Hub:
         }
 
     async def create_ticket(self, dept_id: str, *, priority: bool, channel: str,
-                            also: tuple[str, ...]) -> tuple[Ticket, str]:
+                            also: tuple[str, ...], guide: str = "") -> tuple[Ticket, str]:
         dept = await self.store.department(dept_id)
         if dept is None:
             raise SignalError("unknown_department", dept_id)
@@ -204,6 +216,9 @@ class Hub:
             raise SignalError(code, dept_id)
         logger.info("ticket %s (%s) entered queue %s%s", ticket.ticket_id, ticket.number,
                     dept_id, " (priority)" if priority else "")
+        if guide:
+            # The guide may join this ticket's room later (POST /api/rooms/{id}/join).
+            await self.store.set_ticket_guide(ticket.ticket_id, guide, now)
         await self.apply(events)
         return ticket, token
 
@@ -288,6 +303,41 @@ class Hub:
                 else None,
                 "queues": queues, "longest": longest, "callbacks": callbacks}
 
+    async def staff_connect_view(self, user: User) -> dict[str, Any]:
+        """The staff state a (re)connecting desk gets first: also the 会商 invitations pending
+        for its departments, and the room it is in (a fresh token), so a reloaded desk goes
+        back into its call."""
+        view = await self.staff_view(user)
+        view["invites"] = await self.invites_for(user.departments)
+        room = await self.staff_room(user, view["presence"])
+        if room is not None:
+            view["room"] = room
+        return view
+
+    async def staff_room(self, user: User, presence: str) -> dict[str, Any] | None:
+        room_id, department = "", ""
+        guest = await self.store.guest_room(user.username)
+        entry = await self.store.room(guest) if guest else None
+        if entry is not None:
+            room_id = guest
+            department = next((f.split(":", 1)[1] for f, v in entry.items()
+                               if f.startswith("joined:") and v == user.username), "")
+        elif presence == "in_call":
+            ticket = await self.store.ticket(
+                await self.store.tickets_of_staff_ringing(user.username))
+            if ticket is not None and ticket.room_id and ticket.status == "connected":
+                room_id, department = ticket.room_id, ticket.department
+                entry = await self.store.room(room_id)
+        room = self.rooms.get(room_id) if room_id else None
+        if entry is None or room is None or room.closed:
+            return None
+        ticket = await self.store.ticket(entry.get("ticket_id", ""))
+        token = await self.store.create_room_token(
+            room_id, role="staff", participant_id=f"s-{user.username}",
+            name=user.display_name, department=department, ticket_id=entry.get("ticket_id", ""))
+        return {"room_id": room_id, "token": token, "guest": bool(guest),
+                "ticket": await self.ticket_view(ticket) if ticket else None}
+
     async def push_staff_state(self, user: User) -> None:
         await self.sio.emit("staff:state", await self.staff_view(user),
                             to=f"staff:{user.username}", namespace="/staff")
@@ -332,15 +382,110 @@ class Hub:
         await self.notify_ticket(ticket_id, {"room": await self.applicant_room(ticket)})
         await self.push_staff_state(user)
         self._dirty_queues.add(ticket.department)
+        # The departments named at the kiosk besides the main one are invited at once.
+        for other in ticket.also:
+            code = await self.invite(room_id, other, "", by_department=ticket.department,
+                                     by=user)
+            if code != "ok":
+                logger.warning("room %s: could not invite %s (%s)", room_id, other, code)
         return {"room": {"room_id": room_id, "token": token},
                 "ticket": await self.ticket_view(ticket)}
+
+    # 会商: other departments invited into a live room -----------------------------------------
+    async def room_departments(self, entry: dict[str, str]) -> list[str]:
+        """The departments taking part in a room: its own, then those that joined."""
+        joined = [f.split(":", 1)[1] for f in entry if f.startswith("joined:")]
+        return [entry.get("department", ""), *sorted(joined)]
+
+    @staticmethod
+    def pending_invites(entry: dict[str, str]) -> list[dict[str, Any]]:
+        out = []
+        for field, raw in entry.items():
+            if field.startswith("invite:"):
+                try:
+                    out.append(json.loads(raw))
+                except ValueError:
+                    continue
+        return sorted(out, key=lambda i: i.get("created_at", 0))
+
+    async def invite(self, room_id: str, department: str, note: str, *, by_department: str,
+                     by: User) -> str:
+        """Invite a department into a room: ok, or why not (gone, in_room, pending, full)."""
+        entry = await self.store.room(room_id)
+        if entry is None:
+            return "gone"
+        if department in await self.room_departments(entry):
+            return "in_room"
+        ticket = await self.store.ticket(entry.get("ticket_id", ""))
+        invite = {"room_id": room_id, "department": department, "note": note,
+                  "from_department": by_department, "invited_by": by.display_name,
+                  "invited_by_username": by.username,
+                  "ticket_id": entry.get("ticket_id", ""),
+                  "ticket_number": ticket.number if ticket else "",
+                  "created_at": self.clock()}
+        code = await self.store.add_invite(room_id, department, invite, MAX_PENDING_INVITES)
+        if code != "ok":
+            return code
+        await self.store.log("INVITE", ticket=entry.get("ticket_id", ""), department=department,
+                             staff=by.username, detail=f"{room_id} from {by_department}")
+        room = self.rooms.get(room_id)
+        if room is not None:
+            room.add_event("invite", department=department, by=f"s-{by.username}", note=note)
+        logger.info("room %s: %s invites department %s", room_id, by.username, department)
+        await self.sio.emit("room:invite", invite, to=f"dept:{department}", namespace="/staff")
+        return "ok"
+
+    async def invites_for(self, departments: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The pending invitations to any of these departments (a staff desk's on connect)."""
+        wanted = set(departments)
+        out = []
+        for entry in await self.store.live_rooms():
+            out += [i for i in self.pending_invites(entry) if i.get("department") in wanted]
+        return out
+
+    async def joined_by_invite(self, room: Room, user: User, department: str) -> None:
+        """A staff member took a room's invitation: the others of the department are told, the
+        ACD stops ringing them while they are in the room, and a reload finds the room again."""
+        await self.sio.emit("room:invite_closed", {
+            "room_id": room.room_id, "department": department, "reason": "taken",
+            "by": user.display_name}, to=f"dept:{department}", namespace="/staff")
+        room.add_event("invite_taken", department=department, participant_id=f"s-{user.username}")
+        await self.store.log("JOIN", ticket=str(room.meta.get("ticket_id") or ""),
+                             department=department, staff=user.username, detail=room.room_id)
+        await self.store.set_guest(user.username, room.room_id)
+        state = await self.store.staff_state(user.username)
+        if state.get("presence") == "available":
+            await self.set_presence(user, "away", CONSULT_REASON)
+
+    async def guest_left(self, username: str, room_id: str) -> None:
+        """An invited staff member is out of the room: back to available if we set them away."""
+        if await self.store.guest_room(username) != room_id:
+            return
+        await self.store.set_guest(username, None)
+        state = await self.store.staff_state(username)
+        user = await self.store.user(username)
+        if user is not None and state.get("presence") == "away" \
+                and state.get("reason") == CONSULT_REASON:
+            try:
+                await self.set_presence(user, "available")
+            except SignalError:
+                logger.info("staff %s: not set available after the room", username)
 
     async def _on_room_closed(self, room: Room, summary: dict[str, Any] | None) -> None:
         ticket_id = str(room.meta.get("ticket_id", ""))
         try:
             if summary is not None:
                 await self.archive.index(summary)
+            entry = await self.store.room(room.room_id) or {}
             await self.store.delete_room(room.room_id)
+            for invite in self.pending_invites(entry):
+                await self.sio.emit("room:invite_closed", {
+                    "room_id": room.room_id, "department": invite.get("department", ""),
+                    "reason": "ended"}, to=f"dept:{invite.get('department', '')}",
+                    namespace="/staff")
+            for field, username in entry.items():
+                if field.startswith("joined:"):
+                    await self.guest_left(username, room.room_id)
             if ticket_id:
                 _staff, events = await self.store.finish_ticket(ticket_id, self.clock())
                 await self.apply(events)

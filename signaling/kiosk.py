@@ -72,15 +72,15 @@ class KioskNamespace(Namespace):
         if not all(isinstance(d, str) and 0 < len(d) <= 64 for d in also):
             raise SignalError("invalid_payload", "also must be a list of department ids")
         priority = bool(data.get("priority", False))
+        session = await self.get_session(sid)
         if priority:
-            session = await self.get_session(sid)
             if not session.get("guide"):
                 raise SignalError("forbidden", "only a hall guide may choose the priority lane")
             logger.info("guide %s puts a %s ticket in the priority lane", session["guide"],
                         data["department"])
         ticket, token = await self.hub.create_ticket(
             data["department"], priority=priority, channel=data.get("channel", "kiosk"),
-            also=tuple(dict.fromkeys(also)))
+            also=tuple(dict.fromkeys(also)), guide=session.get("guide", ""))
         view = await self._attach(sid, ticket)
         return {"ticket": {**view, "token": token}}
 

@@ -28,7 +28,7 @@ class StaffNamespace(Namespace):
             await self.enter_room(sid, f"dept:{dept}")
         await self.hub.connection("staff", user.username, 1)
         logger.info("staff %s connected (socket %s)", user.username, sid)
-        await self.emit("staff:state", await self.hub.staff_view(user), to=sid)
+        await self.emit("staff:state", await self.hub.staff_connect_view(user), to=sid)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)
