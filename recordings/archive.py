@@ -17,7 +17,7 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,8 @@ class Archive:
         self.audit = audit or Audit(redis, clock)
         self.alerts = Alerts(redis, clock)
         self._purger: asyncio.Task[None] | None = None
+        # Called with the id of each purged recording (its composite exports go with it).
+        self.purge_hooks: builtins.list[Callable[[str], Awaitable[None]]] = []
 
     def directory(self, recording_id: str) -> Path | None:
         if not _ID.match(recording_id):
@@ -377,6 +379,11 @@ class Archive:
                 if links:
                     manifest.record_purge(self.root, recording_id, now, links)
                 await asyncio.to_thread(shutil.rmtree, directory, True)
+            for hook in self.purge_hooks:
+                try:
+                    await hook(recording_id)
+                except Exception:
+                    logger.exception("recording %s: a purge hook failed", recording_id)
             await self.redis.delete(key)
             await self.audit.append("system", "purge", recording_id=recording_id,
                                     department=row.get("department", ""),

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from recordings import recovery
 from recordings.archive import Archive
-from server import api, looplag, pages, rooms_api
+from server import api, export_api, looplag, pages, rooms_api
 from server.auth import ApiError
 from server.config import Config
 from server.keys import ARCHIVE, CONFIG, HUB, REDIS, REDIS_URL, ROOMS, STORE
@@ -150,6 +150,7 @@ def create_app(config: Config) -> web.Application:
                          autoescape=True)
     app.router.add_routes(api.routes)
     app.router.add_routes(rooms_api.routes)
+    export_api.setup(app)  # routes, and the export jobs (after the archive's context)
     app.router.add_routes(pages.routes)
     vendor = WEB_DIR / "node_modules" / "socket.io-client" / "dist"
     if vendor.is_dir():
