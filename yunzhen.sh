@@ -49,14 +49,14 @@ web_env() {
 case "${1:-}" in
   serve)
     shift
-    apt_install redis-server
+    apt_install redis-server fonts-noto-cjk
     python_env ""
     web_env
     exec "$VENV/bin/python" -m server serve --demo "$@"
     ;;
   test)
     shift
-    apt_install redis-server chromium iproute2 util-linux coturn
+    apt_install redis-server chromium iproute2 util-linux coturn fonts-noto-cjk
     python_env test
     web_env
     echo "==> ruff"; "$VENV/bin/ruff" check .
