@@ -1,7 +1,7 @@
 // Supervisor page: log in, the live wallboard (queues and staff), list and filter recordings,
 // replay one with every track in step, and the access log of the archive.
 import {
-  $, awayReasonText, clearError, currentLang, currentUser, departmentName, fetchJSON,
+  $, awayReasonText, clearError, currentLang, currentUser, departmentName, errorText, fetchJSON,
   formatDuration, formatTime, initPage, loadDepartments, renderUserHeader, secondsSince, showError,
   showLoginScreen, showScreen, submitLogin, t, YzError,
 } from './common.js';
@@ -21,6 +21,10 @@ const SV_STRINGS = {
     action_list: '查看列表', action_view: '查看录像', action_file: '下载文件',
     action_verify: '完整性校验', action_hold: '法律保全', action_release: '解除保全',
     action_purge: '到期删除',
+    action_export: '导出合成视频', action_export_file: '下载合成视频',
+    export_start: '导出合成视频', export_download: '下载', export_queued: '排队等待导出…',
+    export_running: '正在导出 {n}%', export_done: '导出完成',
+    export_failed: '导出失败：{error}',
   },
   en: {
     filter_from: 'From', filter_to: 'To', filter_min_duration: 'Min. length (s)',
@@ -32,6 +36,10 @@ const SV_STRINGS = {
     action_list: 'Listed recordings', action_view: 'Viewed', action_file: 'Downloaded a file',
     action_verify: 'Integrity check', action_hold: 'Legal hold', action_release: 'Hold released',
     action_purge: 'Purged (retention)',
+    action_export: 'Composite export', action_export_file: 'Downloaded the composite video',
+    export_start: 'Export composite video', export_download: 'Download',
+    export_queued: 'Waiting to export…', export_running: 'Exporting {n}%',
+    export_done: 'Export done', export_failed: 'Export failed: {error}',
   },
 };
 
@@ -50,6 +58,8 @@ const state = {
   recordings: [],
   replay: null,
   wallboard: null, // {poll, clock, inflight}
+  exportFor: null, // the recording whose export block the player shows
+  exportPoll: null,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -468,6 +478,7 @@ function eventText(people, ev) {
 }
 
 function closePlayer() {
+  stopExport();
   if (state.replay) state.replay.destroy();
   state.replay = null;
   $('player-media').replaceChildren();
@@ -578,8 +589,99 @@ async function openPlayer(recordingId) {
     number: recording.ticket_number || timeline.ticket_number || recordingId,
   });
   $('recording-player').hidden = false;
+  showExport(recordingId);
   updateControls(replay);
   $('recording-player').scrollIntoView({ behavior: 'smooth', block: 'start' });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Composite export of the recording in the player: start it, poll its progress, then a download
+// link. The job runs on the server; closing the player only stops the polling.
+// ---------------------------------------------------------------------------------------------
+const EXPORT_POLL_MS = 1000;
+
+function stopExport() {
+  if (state.exportPoll) clearTimeout(state.exportPoll);
+  state.exportPoll = null;
+  state.exportFor = null;
+}
+
+function exportUrl(recordingId, suffix = '') {
+  return `/api/recordings/${encodeURIComponent(recordingId)}/export${suffix}`;
+}
+
+function renderExport(recordingId, job) {
+  const running = job.state === 'queued' || job.state === 'running';
+  const progress = $('export-progress');
+  const status = $('export-status');
+  const link = $('export-download');
+  const error = $('export-error');
+  $('export-start').hidden = running || job.state === 'done';
+  progress.hidden = !running && job.state !== 'done';
+  progress.value = job.progress || 0;
+  status.hidden = progress.hidden;
+  status.textContent = job.state === 'done' ? lt('export_done')
+    : job.state === 'queued' ? lt('export_queued')
+      : lt('export_running').replace('{n}', String(job.progress || 0));
+  link.hidden = job.state !== 'done';
+  link.href = job.state === 'done' ? exportUrl(recordingId, '.mp4') : '#';
+  link.dataset.state = job.state;
+  error.hidden = job.state !== 'failed';
+  if (job.state === 'failed') {
+    const text = currentLang() === 'en' ? job.error_en || job.error : job.error || job.error_en;
+    error.textContent = lt('export_failed').replace('{error}', text || t('err_generic'));
+  }
+  $('export-block').dataset.state = job.state;
+}
+
+function exportError(err) {
+  renderExport(state.exportFor, { state: 'none' });
+  const error = $('export-error');
+  error.textContent = lt('export_failed').replace('{error}', errorText(err));
+  error.hidden = false;
+}
+
+async function pollExport(recordingId) {
+  state.exportPoll = null;
+  if (state.exportFor !== recordingId) return;
+  let job;
+  try {
+    job = (await fetchJSON(exportUrl(recordingId))).export;
+  } catch (err) {
+    if (state.exportFor === recordingId) exportError(err);
+    return;
+  }
+  if (state.exportFor !== recordingId) return;
+  renderExport(recordingId, job);
+  if (job.state === 'queued' || job.state === 'running') {
+    state.exportPoll = setTimeout(() => pollExport(recordingId), EXPORT_POLL_MS);
+  }
+}
+
+function showExport(recordingId) {
+  stopExport();
+  state.exportFor = recordingId;
+  renderExport(recordingId, { state: 'none' });
+  $('export-error').hidden = true;
+  pollExport(recordingId); // an export made earlier (or running) shows at once
+}
+
+async function startExport() {
+  const recordingId = state.exportFor;
+  if (!recordingId) return;
+  $('export-start').disabled = true;
+  $('export-error').hidden = true;
+  try {
+    const job = (await fetchJSON(exportUrl(recordingId), { method: 'POST', body: {} })).export;
+    if (state.exportFor !== recordingId) return;
+    renderExport(recordingId, job);
+    if (state.exportPoll) clearTimeout(state.exportPoll);
+    state.exportPoll = setTimeout(() => pollExport(recordingId), EXPORT_POLL_MS);
+  } catch (err) {
+    if (state.exportFor === recordingId) exportError(err);
+  } finally {
+    $('export-start').disabled = false;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -627,6 +729,7 @@ async function main() {
   $('logout').addEventListener('click', logout);
   $('recordings-refresh').addEventListener('click', loadRecordings);
   $('player-close').addEventListener('click', closePlayer);
+  $('export-start').addEventListener('click', startExport);
   $('player-toggle').addEventListener('click', () => {
     if (!state.replay) return;
     if (state.replay.playing) state.replay.pause();
