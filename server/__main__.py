@@ -1,5 +1,6 @@
 """Command line: `python -m server serve [--demo]` runs the service; `python -m server verify
-[recording_id]` checks the recording archive against its integrity chain."""
+[recording_id]` checks the recording archive against its integrity chain; `python -m server
+reindex` rebuilds the recordings index in Redis from the files on disk."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -52,9 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     verify = sub.add_parser("verify", help="check recordings against the integrity chain")
     verify.add_argument("recording_id", nargs="?", help="one recording (default: all)")
     verify.add_argument("--config", type=Path, help="TOML configuration file")
+    reindex = sub.add_parser("reindex", help="rebuild the recordings index from the files")
+    reindex.add_argument("--config", type=Path, help="TOML configuration file")
     args = parser.parse_args(argv)
     if args.command == "verify":
         return _verify(args.config, args.recording_id)
+    if args.command == "reindex":
+        return _reindex(args.config)
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -131,6 +137,68 @@ def _verify(config_path: Path | None, recording_id: str | None) -> int:
         except Exception:
             pass
     return 0 if report.ok else 1
+
+
+def _private_redis_pid(redis_dir: Path) -> int | None:
+    """A redis-server already serving ``redis_dir`` (the service running): its pid."""
+    # redis-server rewrites its command line but works in its --dir: known by its cwd.
+    wanted = str(redis_dir.resolve())
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if (proc / "comm").read_text().startswith("redis-server") \
+                    and os.readlink(proc / "cwd") == wanted:
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+async def _run_reindex(config: Config) -> dict[str, int]:
+    import redis.asyncio as aioredis
+
+    from recordings.archive import Archive
+    from server.redis_server import EmbeddedRedis
+
+    embedded = None if config.redis_url else EmbeddedRedis(config.redis_dir,
+                                                          config.redis_server_binary)
+    if embedded is not None:
+        await embedded.start()
+    client = aioredis.from_url(embedded.url if embedded else config.redis_url,
+                               decode_responses=True, socket_timeout=30,
+                               socket_connect_timeout=5)
+    try:
+        return await Archive(client, config.recordings_dir).reindex()
+    finally:
+        await client.aclose()
+        if embedded is not None:
+            await embedded.stop()
+
+
+def _reindex(config_path: Path | None) -> int:
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    if not config.redis_url:
+        # The private Redis belongs to the running service; a second redis-server on the same
+        # AOF would corrupt it.
+        pid = _private_redis_pid(config.redis_dir)
+        if pid is not None:
+            print(f"the service is running (its redis-server, pid {pid}, uses "
+                  f"{config.redis_dir}): stop it first", file=sys.stderr)
+            return 2
+    try:
+        counts = asyncio.run(_run_reindex(config))
+    except Exception as exc:
+        print(f"reindex failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"OK: {counts['indexed']} recording(s) indexed from {config.recordings_dir} "
+          f"({counts['ratings']} rated, {counts['holds']} on legal hold), "
+          f"{counts['skipped']} skipped (still open or unreadable), "
+          f"{counts['removed']} entr{'y' if counts['removed'] == 1 else 'ies'} without files "
+          f"removed" + (", chain head restored" if counts["head_restored"] else ""))
+    return 0
 
 
 if __name__ == "__main__":

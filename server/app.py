@@ -18,7 +18,7 @@ from aiohttp import web
 
 from recordings import recovery
 from recordings.archive import Archive
-from server import api, export_api, looplag, pages, rooms_api
+from server import alerts_api, api, export_api, looplag, pages, rooms_api
 from server.auth import ApiError
 from server.config import Config
 from server.keys import ARCHIVE, CONFIG, HUB, REDIS, REDIS_URL, ROOMS, STORE
@@ -149,6 +149,7 @@ def create_app(config: Config) -> web.Application:
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
                          autoescape=True)
     app.router.add_routes(api.routes)
+    alerts_api.setup(app)  # /api/alerts and the storage watch
     app.router.add_routes(rooms_api.routes)
     export_api.setup(app)  # routes, and the export jobs (after the archive's context)
     app.router.add_routes(pages.routes)

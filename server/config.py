@@ -57,6 +57,9 @@ class MediaConfig:
     subscriber_queue: int = 256
     # Seconds a room stays open with nobody in it.
     empty_room_timeout: float = 30.0
+    # Seconds a participant whose network dropped keeps their place (shown as reconnecting)
+    # before they are taken out of the room; a rejoin within it continues their session.
+    reconnect_grace: float = 30.0
     # TURN servers that share `turn_secret` with the service (coturn's use-auth-secret): every
     # participant gets its own credential on room:join, valid for `turn_ttl` seconds.
     turn_urls: tuple[str, ...] = ()
@@ -75,6 +78,8 @@ class MediaConfig:
             raise ConfigError("media.subscriber_queue must be at least 8")
         if self.empty_room_timeout <= 0:
             raise ConfigError("media.empty_room_timeout must be positive")
+        if self.reconnect_grace <= 0:
+            raise ConfigError("media.reconnect_grace must be positive")
         for url in self.turn_urls:
             if not isinstance(url, str) or not url.startswith(("turn:", "turns:")):
                 raise ConfigError(f"media.turn_urls: {url!r} is not a turn:/turns: url")
@@ -106,6 +111,8 @@ class Config:
     timezone: str = "Asia/Shanghai"
     # Days a recording is kept before the retention job deletes it (unless on legal hold).
     retention_days: int = 180
+    # Supervisors are alerted when less than this much space (MB) is free for recordings.
+    recordings_min_free_mb: int = 500
     media: MediaConfig = field(default_factory=MediaConfig)
 
     def __post_init__(self) -> None:
@@ -121,6 +128,8 @@ class Config:
         if not MIN_RETENTION_DAYS <= self.retention_days <= MAX_RETENTION_DAYS:
             raise ConfigError(f"retention_days: {self.retention_days} is not between "
                               f"{MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS}")
+        if self.recordings_min_free_mb < 0:
+            raise ConfigError("recordings_min_free_mb must be 0 (no check) or more")
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -205,7 +214,7 @@ def _media_from(section: Mapping[str, Any], env: Mapping[str, str]) -> MediaConf
         if not isinstance(secret, str):
             raise ConfigError("media.turn_secret must be a string")
         values["turn_secret"] = secret
-    for name in ("subscriber_queue", "empty_room_timeout", "turn_ttl"):
+    for name in ("subscriber_queue", "empty_room_timeout", "reconnect_grace", "turn_ttl"):
         raw = env.get(f"{ENV_PREFIX}MEDIA_{name.upper()}", section.get(name))
         if raw is not None:
             values[name] = _coerce(f"media.{name}", raw, getattr(base, name))
