@@ -239,6 +239,38 @@ const STRINGS = {
     log_to: '结束日期',
     log_download: '下载 CSV',
     log_bad_range: '结束日期不能早于开始日期。',
+    // Who joins a live room: 会商 invitations, the hall guide, listening in (supervisor).
+    away_reason_consult: '会商中',
+    invite_heading: '邀请其他部门会商',
+    invite_department: '部门',
+    invite_note: '备注（可选）',
+    invite_send: '邀请',
+    invite_sent: '已邀请{dept}，等待对方加入',
+    invites_heading: '会商邀请',
+    invites_empty: '暂无会商邀请',
+    invite_detail: '{from}邀请{dept}会商 · 号码 {number}',
+    invite_by: '邀请人：{name}',
+    invite_join: '加入会商',
+    invite_taken: '{dept}的会商已由同事加入',
+    call_consult: '会商 · {number}',
+    leave_room: '退出会商',
+    guide_heading: '我引导的办理',
+    guide_empty: '暂无进行中的办理',
+    guide_join: '加入',
+    guide_status_waiting: '排队中',
+    guide_status_ringing: '正在呼叫',
+    guide_status_connected: '通话中',
+    live_rooms_heading: '进行中的会话',
+    live_rooms_empty: '暂无进行中的会话',
+    col_participants: '人数',
+    col_started: '已进行',
+    observe_start: '旁听',
+    observe_stop: '结束旁听',
+    observe_heading: '旁听 · {number}',
+    observe_ended: '会话已结束',
+    role_guide: '导服',
+    event_invite: '邀请部门会商',
+    event_invite_taken: '受邀部门已加入',
   },
   en: {
     app_name: 'Yunzhen',
@@ -469,6 +501,38 @@ const STRINGS = {
     log_to: 'To',
     log_download: 'Download CSV',
     log_bad_range: 'The end date cannot be before the start date.',
+    // Who joins a live room: 会商 invitations, the hall guide, listening in (supervisor).
+    away_reason_consult: 'In a joint consultation',
+    invite_heading: 'Invite another department',
+    invite_department: 'Department',
+    invite_note: 'Note (optional)',
+    invite_send: 'Invite',
+    invite_sent: '{dept} invited; waiting for them to join',
+    invites_heading: 'Consultation invitations',
+    invites_empty: 'No invitations',
+    invite_detail: '{from} invites {dept} · ticket {number}',
+    invite_by: 'Invited by {name}',
+    invite_join: 'Join',
+    invite_taken: 'A colleague joined the {dept} consultation',
+    call_consult: 'Joint consultation · {number}',
+    leave_room: 'Leave',
+    guide_heading: 'My consultations in progress',
+    guide_empty: 'No consultations in progress',
+    guide_join: 'Join',
+    guide_status_waiting: 'Waiting',
+    guide_status_ringing: 'Calling staff',
+    guide_status_connected: 'In a call',
+    live_rooms_heading: 'Live consultations',
+    live_rooms_empty: 'No live consultations',
+    col_participants: 'People',
+    col_started: 'Running for',
+    observe_start: 'Listen in',
+    observe_stop: 'Stop listening',
+    observe_heading: 'Listening in · {number}',
+    observe_ended: 'The consultation has ended',
+    role_guide: 'Hall guide',
+    event_invite: 'Department invited',
+    event_invite_taken: 'Invited department joined',
   },
 };
 
@@ -737,6 +801,9 @@ export async function openLocalMedia() {
   }
 }
 
+// How long the own peer connection may stay "disconnected" before the page joins again.
+const PC_LOST_AFTER_MS = 4000;
+
 function playSafely(el) {
   const p = el.play();
   if (p && p.catch) p.catch(() => {});
@@ -784,6 +851,17 @@ export class RoomSession {
     // Set from each offer: no `publish` mids means this page only receives.
     this.observer = false;
     this.hiddenForObserver = [];
+    // Reconnection: set while this page's socket or peer connection is down, until the new
+    // peer connection is up. joinGen counts joins, so that an offer meant for the connection
+    // before a rejoin is not answered on the new one.
+    this.reconnecting = false;
+    this.joinGen = 0;
+    this.lostTimer = null;
+    // Participants speaking now (room:speaking), and the one in the main picture.
+    this.speaking = new Set();
+    this.mainId = null;
+    // The room's recording: "on", or "interrupted" when it stopped during the call.
+    this.recording = null;
   }
 
   async start() {
@@ -791,21 +869,37 @@ export class RoomSession {
     renderCallControls(this);
     RoomSession.active.add(this);
     this.socket = connectNamespace('/room');
+    // Socket.IO reconnects by itself after a network drop; every (re)connection joins again
+    // with the same token, and the server gives this participant their place back.
     this.socket.on('connect', () => { this.joining = this.join(); });
+    this.socket.on('disconnect', (reason) => {
+      if (reason !== 'io client disconnect') this.setReconnecting(true);
+    });
     this.socket.on('room:offer', (offer) => {
       // The server may send its offer before our join ack arrives; the ack carries the ICE
       // servers the connection needs, so every offer waits for the current join first.
       const joined = this.joining;
-      this.offerChain = this.offerChain.then(() => joined).then(() => this.answerOffer(offer)).catch((err) => {
+      const gen = this.joinGen;
+      this.offerChain = this.offerChain.then(() => joined).then(() => {
+        if (gen === this.joinGen) return this.answerOffer(offer);
+        return undefined;
+      }).catch((err) => {
         console.error('room offer failed', err);
         showError(err instanceof YzError ? err : t('err_generic'));
       });
     });
     this.socket.on('room:participants', (msg) => {
       this.participants = (msg && msg.participants) || [];
+      if (msg && msg.recording) this.recording = msg.recording;
       this.onParticipants(this.participants);
       this.renderRoomState();
       this.refreshRemote();
+    });
+    this.socket.on('room:speaking', (msg) => {
+      if (!msg || !msg.participant_id) return;
+      if (msg.speaking) this.speaking.add(msg.participant_id);
+      else this.speaking.delete(msg.participant_id);
+      this.renderFlags();
     });
     this.socket.on('room:ended', (msg) => this.end((msg && msg.reason) || 'ended'));
     this.socket.on('room:chat', (msg) => this.showChat(msg));
@@ -860,14 +954,57 @@ export class RoomSession {
       note.hidden = this.closed || this.role === 'applicant' || !this.participants.some(
         (p) => p.observer && p.participant_id !== this.participantId);
     }
+    const badge = $('recording-badge');
+    if (badge) {
+      badge.hidden = this.closed || !this.recording;
+      badge.dataset.state = this.recording || '';
+      badge.textContent = t(this.recording === 'interrupted' ? 'recording_interrupted' : 'recording_on');
+    }
+    const own = $('call-reconnecting');
+    if (own) own.hidden = this.closed || !this.reconnecting;
+  }
+
+  setReconnecting(on) {
+    if (this.reconnecting === on) return;
+    this.reconnecting = on;
+    this.renderRoomState();
+  }
+
+  // The own peer connection failed, or stayed disconnected for a few seconds, while the socket
+  // may still be up: join again (a new peer connection, the same place in the room).
+  onConnectionState(pc) {
+    if (pc !== this.pc || this.closed) return;
+    const state = pc.connectionState;
+    if (state === 'connected') {
+      clearTimeout(this.lostTimer);
+      this.lostTimer = null;
+      if (this.socket && this.socket.connected) this.setReconnecting(false);
+    } else if (state === 'failed') {
+      this.rejoin();
+    } else if (state === 'disconnected' && !this.lostTimer) {
+      this.lostTimer = setTimeout(() => {
+        this.lostTimer = null;
+        if (pc === this.pc && pc.connectionState !== 'connected') this.rejoin();
+      }, PC_LOST_AFTER_MS);
+    }
+  }
+
+  rejoin() {
+    if (this.closed) return;
+    this.setReconnecting(true);
+    // Without a socket, its reconnection joins again by itself.
+    if (this.socket && this.socket.connected) this.joining = this.join();
   }
 
   async join() {
     if (this.closed) return;
+    this.joinGen += 1;
     try {
       const answer = await emitAck(this.socket, 'room:join', { room_id: this.roomId, token: this.token });
       this.participantId = answer.participant_id;
       this.role = answer.role || null;
+      this.recording = answer.recording || null;
+      this.speaking.clear();
       this.iceServers = answer.ice_servers || [];
       this.participants = answer.participants || [];
       this.onParticipants(this.participants);
@@ -898,6 +1035,9 @@ export class RoomSession {
     this.screenMid = null;
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     pc.addEventListener('track', () => this.refreshRemote());
+    pc.addEventListener('connectionstatechange', () => this.onConnectionState(pc));
+    clearTimeout(this.lostTimer);
+    this.lostTimer = null;
     this.pc = pc;
   }
 
@@ -975,7 +1115,7 @@ export class RoomSession {
     const [main, ...rest] = entries;
     this.show(this.remoteVideo, main ? main.tracks : []);
     this.showScreen(screen);
-    this.showFlags(main ? main.info.participant_id : null, $('remote-muted'), $('remote-camera-off'));
+    this.mainId = main ? main.info.participant_id : null;
     if (this.extraRemotes) {
       const wanted = new Set(rest.map((e) => e.info.participant_id));
       for (const el of [...this.extraRemotes.querySelectorAll('[data-participant]')]) {
@@ -1000,18 +1140,21 @@ export class RoomSession {
           cameraOff.className = 'remote-badge';
           cameraOff.dataset.testid = 'remote-camera-off-extra';
           cameraOff.textContent = t('remote_camera_off');
+          const reconnecting = document.createElement('span');
+          reconnecting.className = 'remote-badge';
+          reconnecting.dataset.testid = 'remote-reconnecting-extra';
+          reconnecting.textContent = t('remote_reconnecting');
           const badges = document.createElement('div');
           badges.className = 'remote-badges';
-          badges.append(muted, cameraOff);
+          badges.append(muted, cameraOff, reconnecting);
           tile.append(video, caption, badges);
           this.extraRemotes.append(tile);
         }
         tile.querySelector('figcaption').textContent = e.info.name || t(`role_${e.info.role}`);
-        this.showFlags(e.info.participant_id, $('remote-muted-extra', tile),
-          $('remote-camera-off-extra', tile));
         this.show(tile.querySelector('video'), e.tracks);
       }
     }
+    this.renderFlags();
     this.onRemoteMedia(main ? main.info : null, entries.length);
   }
 
@@ -1064,11 +1207,27 @@ export class RoomSession {
     renderCallControls(this);
   }
 
-  // The muted / camera-off badges of one remote participant (from room:participants).
-  showFlags(participantId, mutedEl, cameraOffEl) {
-    const p = this.participants.find((x) => x.participant_id === participantId) || {};
-    if (mutedEl) mutedEl.hidden = !p.muted;
-    if (cameraOffEl) cameraOffEl.hidden = !p.camera_off;
+  // The badges of every remote picture (muted, camera off, reconnecting: room:participants)
+  // and the speaking highlight (room:speaking).
+  renderFlags() {
+    const wrap = this.remoteVideo ? this.remoteVideo.closest('.remote-wrap') : null;
+    this.showFlags(this.mainId, wrap, '');
+    if (this.extraRemotes) {
+      for (const tile of this.extraRemotes.querySelectorAll('[data-participant]')) {
+        this.showFlags(tile.dataset.participant, tile, '-extra');
+      }
+    }
+  }
+
+  showFlags(participantId, tile, suffix) {
+    const p = (participantId && this.participants.find((x) => x.participant_id === participantId)) || {};
+    const root = tile || document;
+    for (const [testid, on] of [['remote-muted', p.muted], ['remote-camera-off', p.camera_off],
+      ['remote-reconnecting', p.reconnecting]]) {
+      const el = $(`${testid}${suffix}`, root);
+      if (el) el.hidden = !on;
+    }
+    if (tile) tile.dataset.speaking = String(Boolean(participantId) && this.speaking.has(participantId));
   }
 
   setMic(on) {
@@ -1169,7 +1328,9 @@ export class RoomSession {
       if (el) el.srcObject = null;
     }
     this.showScreen(null);
-    this.showFlags(null, $('remote-muted'), $('remote-camera-off'));
+    clearTimeout(this.lostTimer);
+    this.mainId = null;
+    this.renderFlags();
     if (this.extraRemotes) this.extraRemotes.replaceChildren();
     this.setObserver(false);
     this.renderRoomState();

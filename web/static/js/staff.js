@@ -1,5 +1,7 @@
 // Staff desk: log in, set presence, get rung (banner + ring tone), answer, talk, wrap up, back to
 // the desk; the queues with their longest wait, and the call-back requests of the departments.
+// 会商: invite another department during a call; join a call one's department is invited to.
+// A hall guide who logs in here gets the list of the consultations they started, to join them.
 import {
   $, awayReasonText, clearError, connectNamespace, currentUser, departmentName, emitAck, fetchJSON,
   formatDuration, formatTime, initCallControls, initPage, loadDepartments, renderUserHeader,
@@ -22,7 +24,12 @@ const state = {
   offer: null, // call:incoming being shown
   room: null,
   busy: false,
+  invites: [], // pending 会商 invitations to our departments (room:invite)
+  call: null, // {roomId, department, guest}: the call we are in; guest = joined by invitation
+  guidePoll: null,
 };
+
+const GUIDE_POLL_MS = 3000;
 
 let socket = null;
 let noteTimer = null;
@@ -247,6 +254,200 @@ function note(text) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 会商 invitations: on the desk, with a Join button; the first colleague to join takes it
+// ---------------------------------------------------------------------------------------------
+function renderInvites() {
+  const list = $('invite-list');
+  list.replaceChildren();
+  for (const inv of state.invites) {
+    const li = document.createElement('li');
+    li.dataset.testid = 'invite-item';
+    li.dataset.roomId = inv.room_id;
+    const body = document.createElement('div');
+    body.className = 'callback-body';
+    const head = document.createElement('strong');
+    head.textContent = t('invite_detail', {
+      from: departmentName(state.departments, inv.from_department),
+      dept: departmentName(state.departments, inv.department), number: inv.ticket_number || '',
+    });
+    const by = document.createElement('div');
+    by.className = 'muted small';
+    by.textContent = `${t('invite_by', { name: inv.invited_by || '' })} · ${formatTime(inv.created_at)}`;
+    body.append(head, by);
+    if (inv.note) {
+      const noteEl = document.createElement('p');
+      noteEl.className = 'callback-note';
+      noteEl.dataset.testid = 'invite-note-text';
+      noteEl.textContent = inv.note;
+      body.append(noteEl);
+    }
+    const join = document.createElement('button');
+    join.type = 'button';
+    join.className = 'btn btn-primary btn-sm';
+    join.dataset.testid = 'invite-join';
+    join.textContent = t('invite_join');
+    join.disabled = Boolean(state.room) || state.busy;
+    join.addEventListener('click', () => joinInvite(inv, join));
+    li.append(body, join);
+    list.append(li);
+  }
+  const n = state.invites.length;
+  $('invites-empty').hidden = n > 0;
+  $('invite-count').hidden = n === 0;
+  $('invite-count').textContent = String(n);
+}
+
+function setInvites(list) {
+  const seen = new Map();
+  for (const inv of list) if (inv && inv.room_id) seen.set(`${inv.room_id}/${inv.department}`, inv);
+  state.invites = [...seen.values()].sort((a, b) => (a.created_at || 0) - (b.created_at || 0));
+  renderInvites();
+}
+
+function onInviteClosed(msg) {
+  if (!msg) return;
+  const before = state.invites.length;
+  setInvites(state.invites.filter((i) => !(i.room_id === msg.room_id && i.department === msg.department)));
+  if (before !== state.invites.length && msg.reason === 'taken' && !state.room) {
+    note(t('invite_taken', { dept: departmentName(state.departments, msg.department) }));
+  }
+}
+
+async function joinInvite(inv, btn) {
+  if (state.room || state.busy) return;
+  state.busy = true;
+  btn.disabled = true;
+  try {
+    const answer = await fetchJSON(`/api/rooms/${encodeURIComponent(inv.room_id)}/join`, { method: 'POST', body: {} });
+    setInvites(state.invites.filter((i) => i.room_id !== inv.room_id));
+    enterRoom(answer.room, answer.ticket || { number: inv.ticket_number, department: inv.from_department },
+      { guest: true, department: answer.department });
+  } catch (err) {
+    showError(err);
+    if (err.status === 409 || err.status === 404) {
+      setInvites(state.invites.filter((i) => i.room_id !== inv.room_id));
+    }
+  } finally {
+    state.busy = false;
+    renderInvites();
+    renderPresence();
+  }
+}
+
+// The in-call invite form: any department but our own call's.
+function renderInvitePanel() {
+  const panel = $('invite-panel');
+  const show = Boolean(state.room && state.call) && state.user && state.user.role === 'staff'
+    && document.body.dataset.current === 'call';
+  panel.hidden = !show;
+  if (!show) return;
+  const select = $('invite-department');
+  const current = select.value;
+  select.replaceChildren();
+  for (const d of state.departments) {
+    if (d.id === state.call.department) continue;
+    const opt = document.createElement('option');
+    opt.value = d.id;
+    opt.textContent = departmentName(state.departments, d.id);
+    select.append(opt);
+  }
+  if (current) select.value = current;
+}
+
+async function sendInvite(event) {
+  event.preventDefault();
+  if (!state.call || state.busy) return;
+  const department = $('invite-department').value;
+  if (!department) return;
+  const btn = $('invite-send');
+  btn.disabled = true;
+  try {
+    await fetchJSON(`/api/rooms/${encodeURIComponent(state.call.roomId)}/invite`, {
+      method: 'POST', body: { department, note: $('invite-note').value.trim() },
+    });
+    $('invite-note').value = '';
+    $('invite-status').textContent = t('invite_sent', { dept: departmentName(state.departments, department) });
+  } catch (err) {
+    $('invite-status').textContent = '';
+    showError(err);
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hall guide: the consultations this guide started at the kiosk, polled; join one's room
+// ---------------------------------------------------------------------------------------------
+function renderGuide(tickets) {
+  const list = $('guide-list');
+  list.replaceChildren();
+  for (const tk of tickets) {
+    const li = document.createElement('li');
+    li.dataset.testid = 'guide-item';
+    li.dataset.ticketId = tk.ticket_id;
+    const body = document.createElement('div');
+    body.className = 'callback-body';
+    const head = document.createElement('strong');
+    head.textContent = `${tk.number} · ${departmentName(state.departments, tk.department)}`;
+    const status = document.createElement('div');
+    status.className = 'muted small';
+    status.dataset.testid = 'guide-status';
+    status.textContent = t(`guide_status_${tk.status}`);
+    body.append(head, status);
+    li.append(body);
+    if (tk.room_id) {
+      const join = document.createElement('button');
+      join.type = 'button';
+      join.className = 'btn btn-primary btn-sm';
+      join.dataset.testid = 'guide-join';
+      join.textContent = t('guide_join');
+      join.addEventListener('click', () => guideJoin(tk, join));
+      li.append(join);
+    }
+    list.append(li);
+  }
+  $('guide-empty').hidden = tickets.length > 0;
+}
+
+async function pollGuide() {
+  if (state.room) return;
+  try {
+    const answer = await fetchJSON('/api/rooms/mine', { timeoutMs: 5000 });
+    renderGuide(answer.tickets || []);
+  } catch (err) {
+    if (err instanceof YzError && err.status === 401) {
+      stopGuide();
+      showLogin();
+    }
+  }
+}
+
+function startGuide() {
+  renderHeader();
+  showScreen('guide');
+  stopGuide();
+  state.guidePoll = setInterval(pollGuide, GUIDE_POLL_MS);
+  pollGuide();
+}
+
+function stopGuide() {
+  clearInterval(state.guidePoll);
+  state.guidePoll = null;
+}
+
+async function guideJoin(tk, btn) {
+  if (state.room) return;
+  btn.disabled = true;
+  try {
+    const answer = await fetchJSON(`/api/rooms/${encodeURIComponent(tk.room_id)}/join`, { method: 'POST', body: {} });
+    enterRoom(answer.room, tk, { guest: true, department: '' });
+  } catch (err) {
+    btn.disabled = false;
+    showError(err);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Incoming call
 // ---------------------------------------------------------------------------------------------
 function showIncoming(offer) {
@@ -325,14 +526,21 @@ function onWithdrawn(msg) {
 // ---------------------------------------------------------------------------------------------
 // Call
 // ---------------------------------------------------------------------------------------------
-function enterRoom(roomRef, ticket) {
+function enterRoom(roomRef, ticket, { guest = false, department = null } = {}) {
   if (!roomRef || !roomRef.room_id) return;
   if (state.room) state.room.close();
-  state.presence = 'in_call';
+  ticket = ticket || {};
+  if (!guest) state.presence = 'in_call';
+  state.call = { roomId: roomRef.room_id, department: department || ticket.department, guest };
   const deptName = departmentName(state.departments, ticket.department);
-  $('call-ticket').textContent = `${ticket.number || ''} · ${deptName}`;
+  $('call-ticket').textContent = guest
+    ? `${t('call_consult', { number: ticket.number || '' })} · ${deptName}`
+    : `${ticket.number || ''} · ${deptName}`;
   $('call-peer').textContent = t('call_applicant', { number: ticket.number || '' });
   $('call-status').hidden = false;
+  // An invited colleague or a guide leaves; only the call's own staff member ends it for all.
+  $('hangup').dataset.i18n = guest ? 'leave_room' : 'hangup';
+  $('hangup').textContent = t($('hangup').dataset.i18n);
   showScreen('call');
   const room = new RoomSession({
     roomId: roomRef.room_id,
@@ -346,6 +554,7 @@ function enterRoom(roomRef, ticket) {
     onEnded: () => {
       if (state.room !== room) return;
       state.room = null;
+      state.call = null;
       // The server's staff:state (wrap_up, then available) may already have come in.
       if (state.presence === 'in_call') state.presence = 'available';
       backToDesk();
@@ -354,15 +563,39 @@ function enterRoom(roomRef, ticket) {
   });
   state.room = room;
   room.start().catch((err) => showError(err));
+  renderInvitePanel();
 }
 
 function backToDesk() {
+  if (state.user && state.user.role === 'guide') {
+    $('invite-panel').hidden = true;
+    showScreen('guide');
+    pollGuide();
+    return;
+  }
   renderDesk();
+  renderInvites();
   showScreen('desk');
+  renderInvitePanel();
 }
 
 async function hangup() {
   if (!state.room) {
+    backToDesk();
+    return;
+  }
+  if (state.call && state.call.guest) {
+    const { roomId } = state.call;
+    state.room.close();
+    state.room = null;
+    state.call = null;
+    if (state.user && state.user.role === 'staff') {
+      try {
+        await fetchJSON(`/api/rooms/${encodeURIComponent(roomId)}/leave`, { method: 'POST', body: {} });
+      } catch (err) {
+        showError(err);
+      }
+    }
     backToDesk();
     return;
   }
@@ -431,9 +664,18 @@ function startDesk() {
       loadCallbacks();
     }
     if (state.presence !== 'ringing' && state.offer) hideIncoming();
+    // The first state after a (re)connect: pending invitations, and the call we are in (a
+    // reloaded page goes back into it).
+    if (msg && Array.isArray(msg.invites)) setInvites(msg.invites);
+    if (msg && msg.room && msg.room.room_id && !state.room) {
+      enterRoom(msg.room, msg.room.ticket, { guest: Boolean(msg.room.guest) });
+      return;
+    }
     if (document.body.dataset.current !== 'call') backToDesk();
     else renderPresence();
   });
+  socket.on('room:invite', (inv) => { if (inv && inv.room_id) setInvites([...state.invites, inv]); });
+  socket.on('room:invite_closed', onInviteClosed);
   socket.on('queue:update', (msg) => {
     if (!msg || !msg.department) return;
     state.queues[msg.department] = msg.waiting ?? 0;
@@ -457,13 +699,16 @@ async function login(event) {
     ring.ctx.resume().catch(() => {});
   } catch { /* no WebAudio: the banner still shows */ }
   clearError();
-  startDesk();
+  if (user.role === 'guide') startGuide();
+  else startDesk();
 }
 
 
 async function logout() {
   if (state.room) state.room.close();
   state.room = null;
+  state.call = null;
+  stopGuide();
   hideIncoming();
   if (socket) {
     socket.removeAllListeners();
@@ -475,6 +720,7 @@ async function logout() {
   } catch { /* the session is gone either way */ }
   state.staff = null;
   setCallbacks([]);
+  setInvites([]);
   showLogin();
 }
 
@@ -493,6 +739,7 @@ async function main() {
   $('accept-call').addEventListener('click', acceptCall);
   $('decline-call').addEventListener('click', declineCall);
   $('hangup').addEventListener('click', hangup);
+  $('invite-panel').addEventListener('submit', sendInvite);
   initCallControls(() => state.room);
   try {
     state.departments = await loadDepartments();
@@ -500,7 +747,8 @@ async function main() {
     showError(err);
   }
   state.user = await currentUser();
-  if (state.user) startDesk();
+  if (state.user && state.user.role === 'guide') startGuide();
+  else if (state.user) startDesk();
   else showLogin();
 }
 

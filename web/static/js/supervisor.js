@@ -1,9 +1,10 @@
-// Supervisor page: log in, the live wallboard (queues and staff), list and filter recordings,
+// Supervisor page: log in, the live wallboard (queues, staff, live rooms to listen in on
+// silently), list and filter recordings,
 // replay one with every track in step, and the access log of the archive.
 import {
   $, awayReasonText, clearError, currentLang, currentUser, departmentName, errorText, fetchJSON,
-  formatDuration, formatTime, initPage, loadDepartments, renderUserHeader, secondsSince, showError,
-  showLoginScreen, showScreen, submitLogin, t, YzError,
+  formatDuration, formatTime, initPage, loadDepartments, renderUserHeader, RoomSession,
+  secondsSince, showError, showLoginScreen, showScreen, submitLogin, t, YzError,
 } from './common.js';
 
 const WALLBOARD_POLL_MS = 2000;
@@ -22,6 +23,7 @@ const SV_STRINGS = {
     action_verify: '完整性校验', action_hold: '法律保全', action_release: '解除保全',
     action_purge: '到期删除',
     action_export: '导出合成视频', action_export_file: '下载合成视频',
+    action_observe: '旁听会话',
     export_start: '导出合成视频', export_download: '下载', export_queued: '排队等待导出…',
     export_running: '正在导出 {n}%', export_done: '导出完成',
     export_failed: '导出失败：{error}',
@@ -37,6 +39,7 @@ const SV_STRINGS = {
     action_verify: 'Integrity check', action_hold: 'Legal hold', action_release: 'Hold released',
     action_purge: 'Purged (retention)',
     action_export: 'Composite export', action_export_file: 'Downloaded the composite video',
+    action_observe: 'Listened in',
     export_start: 'Export composite video', export_download: 'Download',
     export_queued: 'Waiting to export…', export_running: 'Exporting {n}%',
     export_done: 'Export done', export_failed: 'Export failed: {error}',
@@ -58,6 +61,7 @@ const state = {
   recordings: [],
   replay: null,
   wallboard: null, // {poll, clock, inflight}
+  observing: null, // {session, roomId}: the room listened in on
   exportFor: null, // the recording whose export block the player shows
   exportPoll: null,
 };
@@ -153,6 +157,9 @@ async function pollWallboard() {
     $('wallboard-error').hidden = true;
     $('wallboard').hidden = false;
     renderWallboard(data);
+    const live = await fetchJSON('/api/rooms', { timeoutMs: 5000 });
+    if (state.wallboard !== wb) return;
+    renderLiveRooms(live.rooms || []);
   } catch (err) {
     if (state.wallboard !== wb) return;
     if (err instanceof YzError && err.status === 401) {
@@ -167,6 +174,72 @@ async function pollWallboard() {
   } finally {
     wb.inflight = false;
   }
+}
+
+// Live rooms, each with a Listen in button.
+function renderLiveRooms(rooms) {
+  const body = $('live-rooms-body');
+  body.replaceChildren();
+  for (const room of rooms) {
+    const tr = document.createElement('tr');
+    tr.dataset.testid = 'live-room-row';
+    tr.dataset.roomId = room.room_id;
+    const depts = (room.departments || []).map((id) => departmentName(state.departments, id));
+    const actions = document.createElement('td');
+    const listen = document.createElement('button');
+    listen.type = 'button';
+    listen.className = 'btn btn-secondary btn-sm';
+    listen.dataset.testid = 'observe-start';
+    listen.textContent = t('observe_start');
+    listen.disabled = Boolean(state.observing && state.observing.roomId === room.room_id);
+    listen.addEventListener('click', () => startObserving(room, listen));
+    actions.append(listen);
+    tr.append(cell(room.ticket_number || ''), cell(depts.join('、')), cell(room.staff || ''),
+      clockCell(room.started_at), cell(String(room.participants ?? 0), 'num'), actions);
+    body.append(tr);
+  }
+  $('live-rooms-empty').hidden = rooms.length > 0;
+  tickWallboard();
+}
+
+async function startObserving(room, btn) {
+  btn.disabled = true;
+  stopObserving();
+  let grant;
+  try {
+    grant = (await fetchJSON(`/api/rooms/${encodeURIComponent(room.room_id)}/observe`, { method: 'POST', body: {} })).room;
+  } catch (err) {
+    btn.disabled = false;
+    showError(err);
+    return;
+  }
+  const session = new RoomSession({
+    roomId: grant.room_id,
+    token: grant.token,
+    localVideo: null,
+    remoteVideo: $('remote-video'),
+    extraRemotes: $('remote-extra'),
+    preferRole: 'applicant',
+    onEnded: () => {
+      if (!state.observing || state.observing.session !== session) return;
+      stopObserving();
+      showError(t('observe_ended'));
+    },
+  });
+  state.observing = { session, roomId: grant.room_id };
+  $('observe-title').textContent = t('observe_heading', { number: room.ticket_number || '' });
+  $('observe-panel').hidden = false;
+  $('observe-panel').scrollIntoView({ behavior: 'smooth', block: 'start' });
+  session.start().catch((err) => showError(err));
+}
+
+function stopObserving() {
+  const current = state.observing;
+  state.observing = null;
+  if (current) current.session.close();
+  $('observe-panel').hidden = true;
+  $('remote-extra').replaceChildren();
+  for (const btn of document.querySelectorAll('[data-testid="observe-start"]')) btn.disabled = false;
 }
 
 function startWallboard() {
@@ -694,6 +767,7 @@ function renderHeader() {
 function showLogin(errorText = '') {
   state.user = null;
   stopWallboard();
+  stopObserving();
   closePlayer();
   showLoginScreen(errorText);
 }
@@ -729,6 +803,7 @@ async function main() {
   $('logout').addEventListener('click', logout);
   $('recordings-refresh').addEventListener('click', loadRecordings);
   $('player-close').addEventListener('click', closePlayer);
+  $('observe-stop').addEventListener('click', stopObserving);
   $('export-start').addEventListener('click', startExport);
   $('player-toggle').addEventListener('click', () => {
     if (!state.replay) return;
