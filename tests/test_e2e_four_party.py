@@ -1,0 +1,228 @@
+"""A four-party consultation through the real server: the applicant at the kiosk (Chromium), the
+tax staff member who accepts (Chromium), a market-regulation colleague who joins from their
+desk by invitation (Chromium, 会商) and the hall guide (an aiortc participant with a room token
+from the API). Everybody decodes everybody's video and receives their audio; the staff's screen
+share shows at the others; late joiners decode within 1 s; a reloaded desk is back in the room;
+then a supervisor listens in from the wallboard, sees all four, and nobody sees them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from rooms.client import RoomClient
+from server.keys import ROOMS, STORE
+from tests.browser import TRACK_PEER_CONNECTIONS
+from tests.conftest import LiveServer
+from tests.test_e2e_browser import _login
+from tests.test_e2e_room_features import _wait_screen
+
+pytestmark = pytest.mark.browser
+
+# Before any page script: when a peer connection gets connected, poll its inbound video every
+# 20 ms and note, per transceiver mid, how long after the connection its first frame decoded.
+FIRST_FRAMES = """
+window.__firstFrames = {};
+const Tracked = window.RTCPeerConnection;
+window.RTCPeerConnection = function (...args) {
+  const pc = new Tracked(...args);
+  pc.addEventListener('connectionstatechange', () => {
+    if (pc.connectionState !== 'connected') return;
+    const connectedAt = performance.now();
+    const timer = setInterval(async () => {
+      if (pc.connectionState === 'closed') { clearInterval(timer); return; }
+      for (const tr of pc.getTransceivers()) {
+        if (tr.mid === null || tr.receiver.track.kind !== 'video') continue;
+        const key = `${window.__pcs.indexOf(pc)}/${tr.mid}`;
+        if (key in window.__firstFrames) continue;
+        const report = await tr.receiver.getStats();
+        report.forEach((s) => {
+          if (s.type === 'inbound-rtp' && s.framesDecoded > 0 && !(key in window.__firstFrames)) {
+            window.__firstFrames[key] = performance.now() - connectedAt;
+          }
+        });
+      }
+      if (performance.now() - connectedAt > 10000) clearInterval(timer);
+    }, 20);
+  });
+  return pc;
+};
+window.RTCPeerConnection.prototype = Tracked.prototype;
+"""
+
+# What the page's RoomSession receives, per remote participant and source (camera, screen):
+# video frames decoded and audio packets, read from each receiver's own stats.
+PER_PARTICIPANT = """
+async () => {
+  const src = document.querySelector('script[type=module]').src;
+  const m = await import(src.replace(/[^/]*\\.js.*$/, 'common.js'));
+  const out = {};
+  for (const session of m.RoomSession.active) {
+    if (!session.pc || session.closed) continue;
+    for (const tr of session.pc.getTransceivers()) {
+      if (tr.mid === null || tr.stopped) continue;
+      const info = session.tracksByMid.get(String(tr.mid));
+      if (!info) continue;
+      const key = `${info.participant_id}/${info.source === 'screen' ? 'screen' : 'camera'}`;
+      const entry = out[key] || (out[key] = {frames: 0, audio: 0, mids: []});
+      entry.mids.push(String(tr.mid));
+      const report = await tr.receiver.getStats();
+      report.forEach((s) => {
+        if (s.type !== 'inbound-rtp') return;
+        if (s.kind === 'video') entry.frames += s.framesDecoded || 0;
+        if (s.kind === 'audio') entry.audio += s.packetsReceived || 0;
+      });
+    }
+  }
+  return out;
+}
+"""
+
+
+async def _page(browser: Any, first_frames: bool = False) -> Any:
+    context = await browser.new_context(viewport={"width": 1100, "height": 760})
+    page = await context.new_page()
+    await page.add_init_script(TRACK_PEER_CONNECTIONS)
+    if first_frames:
+        await page.add_init_script(FIRST_FRAMES)
+    return page
+
+
+async def _media_from(page: Any, others: list[str], frames: int = 1,
+                      timeout: float = 30.0) -> dict[str, Any]:
+    """Wait until the page decodes at least `frames` video frames of each of `others` (their
+    cameras) and has audio packets from each; returns the stats."""
+    deadline = time.monotonic() + timeout
+    stats: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        stats = await page.evaluate(PER_PARTICIPANT)
+        if all(stats.get(f"{p}/camera", {}).get("frames", 0) >= frames
+               and stats.get(f"{p}/camera", {}).get("audio", 0) > 0 for p in others):
+            return stats
+        await asyncio.sleep(0.3)
+    pytest.fail(f"{page.url}: no media from all of {others}: {stats}")
+
+
+async def _growing(page: Any, others: list[str]) -> None:
+    """Media keeps coming from each of `others` (not just a first frame)."""
+    before = await page.evaluate(PER_PARTICIPANT)
+    await _media_from(page, others, frames=1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = await page.evaluate(PER_PARTICIPANT)
+        if all(now[f"{p}/camera"]["frames"] > before.get(f"{p}/camera", {}).get("frames", 0) + 5
+               and now[f"{p}/camera"]["audio"] > before.get(f"{p}/camera", {}).get("audio", 0)
+               for p in others):
+            return
+        await asyncio.sleep(0.3)
+    pytest.fail(f"{page.url}: media stopped: {before} -> {now}")
+
+
+async def test_four_parties_and_a_silent_supervisor(server: LiveServer, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    kiosk = await _page(browser)
+    tax = await _page(browser)
+    market = await _page(browser, first_frames=True)
+
+    await _login(tax, f"{server.url}/staff", "tax01")
+    await tax.get_by_test_id("presence-available").click()
+    await _login(market, f"{server.url}/staff", "market01")
+    await market.get_by_test_id("presence-available").click()
+    await expect(market.get_by_test_id("presence-available")).to_have_attribute(
+        "aria-pressed", "true")
+    await expect(market.get_by_test_id("invites-empty")).to_be_visible()
+
+    await kiosk.goto(server.url + "/")
+    await kiosk.get_by_test_id("dept-tax").click()
+    await kiosk.get_by_test_id("consent-accept").check()
+    await kiosk.get_by_test_id("start-consult").click()
+    await expect(tax.get_by_test_id("incoming-call")).to_be_visible(timeout=15_000)
+    await tax.get_by_test_id("accept-call").click()
+    [room] = server.app[ROOMS].rooms()
+    ticket_id = str(room.meta["ticket_id"])
+    applicant = f"a-{ticket_id}"
+    await _media_from(kiosk, ["s-tax01"])
+    await _media_from(tax, [applicant])
+
+    # 会商: the tax desk invites market regulation with a note; the market desk joins.
+    await expect(tax.get_by_test_id("invite-panel")).to_be_visible()
+    await tax.get_by_test_id("invite-department").select_option("market")
+    await tax.get_by_test_id("invite-note").fill("涉及营业执照变更")
+    await tax.get_by_test_id("invite-send").click()
+    await expect(tax.get_by_test_id("invite-status")).to_contain_text("市场监管")
+    invite = market.get_by_test_id("invite-item")
+    await expect(invite).to_have_count(1, timeout=10_000)
+    await expect(invite).to_contain_text("涉及营业执照变更")
+    await expect(invite).to_contain_text("税A001")
+    await market.get_by_test_id("invite-join").click()
+    await _media_from(market, [applicant, "s-tax01"])
+    # A late joiner decodes everybody's video within 1 s of its connection.
+    first = await market.evaluate("window.__firstFrames")
+    assert len(first) >= 2 and max(first.values()) <= 1000, first
+    # The invitee leaves (not ends) the call; the ACD does not ring them meanwhile.
+    await expect(market.get_by_test_id("hangup")).to_have_text("退出会商")
+    state = await server.app[STORE].staff_state("market01")
+    assert (state["presence"], state["reason"]) == ("away", "consult")
+
+    # The hall guide who made the ticket joins with a token from the API, as an aiortc peer.
+    await server.app[STORE].set_ticket_guide(ticket_id, "guide01", time.time())
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        await http.post(f"{server.url}/api/login",
+                        json={"username": "guide01", "password": "demo12345"})
+        response = await http.post(f"{server.url}/api/rooms/{room.room_id}/join", json={})
+        assert response.status == 200, await response.text()
+        grant = (await response.json())["room"]
+    guide = await RoomClient.connect(server.url, grant["room_id"], grant["token"],
+                                     name="导服01", width=320, height=240)
+    try:
+        assert guide.role == "guide"
+        everyone = {applicant, "s-tax01", "s-market01", "g-guide01"}
+        stats = await guide.wait_for_video(5, 30)
+        assert set(stats) == everyone - {"g-guide01"}, stats
+        for pid, s in stats.items():
+            assert s["audio_packets"] > 0, (pid, s)
+            # The guide joined last: each video within 1 s of its track.
+            assert s["first_frame_delay"] is not None and s["first_frame_delay"] <= 1.0, (pid, s)
+        for page, me in ((kiosk, applicant), (tax, "s-tax01"), (market, "s-market01")):
+            await _growing(page, sorted(everyone - {me}))
+
+        # The tax staff member shares the screen: it shows at the kiosk and the market desk.
+        await tax.get_by_test_id("share-screen").click()
+        for page in (kiosk, market):
+            await _wait_screen(page, frames=5, timeout=30)
+        await expect(tax.get_by_test_id("remote-screen")).to_be_hidden()
+
+        # The market desk reloads: it is given its room back and receives everybody again.
+        await market.reload()
+        await expect(market.get_by_test_id("hangup")).to_be_visible(timeout=15_000)
+        await _media_from(market, [applicant, "s-tax01", "g-guide01"])
+        await _wait_screen(market, frames=5, timeout=30)
+
+        # A supervisor listens in from the wallboard.
+        supervisor = await _page(browser)
+        await _login(supervisor, f"{server.url}/supervisor", "supervisor")
+        row = supervisor.get_by_test_id("live-room-row")
+        await expect(row).to_have_count(1, timeout=15_000)
+        await expect(row).to_contain_text("税A001")
+        await expect(row.locator("td.num")).to_have_text("4", timeout=10_000)
+        await row.get_by_test_id("observe-start").click()
+        await expect(supervisor.get_by_test_id("observe-panel")).to_be_visible()
+        await _media_from(supervisor, sorted(everyone))
+        assert await supervisor.evaluate("window.__pcs.at(-1).getSenders()"
+                                         ".filter((s) => s.track).length") == 0
+        # Nobody shows a tile for the supervisor: three remote people on each page.
+        for page in (kiosk, tax, market):
+            await expect(page.locator(
+                "[data-testid=remote-extra] [data-participant='v-supervisor']")).to_have_count(0)
+            await expect(page.locator(
+                "[data-testid=remote-extra] [data-participant]")).to_have_count(2)
+        await _growing(kiosk, sorted(everyone - {applicant}))
+        await supervisor.get_by_test_id("observe-stop").click()
+        await expect(supervisor.get_by_test_id("observe-panel")).to_be_hidden()
+    finally:
+        await guide.close()
