@@ -22,6 +22,11 @@ const SV_STRINGS = {
     action_list: '查看列表', action_view: '查看录像', action_file: '下载文件',
     action_verify: '完整性校验', action_hold: '法律保全', action_release: '解除保全',
     action_purge: '到期删除',
+    action_alert_ack: '确认告警',
+    alert_disk_full: '录像存储空间不足：{time} 房间 {room} 的录像已中断，通话照常进行。',
+    alert_write_error: '录像写入失败：{time} 房间 {room} 的录像已中断，通话照常进行。',
+    alert_low_space: '录像存储空间不足：{detail}',
+    alert_ack: '知道了',
     action_export: '导出合成视频', action_export_file: '下载合成视频',
     action_observe: '旁听会话',
     export_start: '导出合成视频', export_download: '下载', export_queued: '排队等待导出…',
@@ -38,6 +43,11 @@ const SV_STRINGS = {
     action_list: 'Listed recordings', action_view: 'Viewed', action_file: 'Downloaded a file',
     action_verify: 'Integrity check', action_hold: 'Legal hold', action_release: 'Hold released',
     action_purge: 'Purged (retention)',
+    action_alert_ack: 'Alert acknowledged',
+    alert_disk_full: 'Recording storage full: the recording of room {room} stopped at {time}; the call went on.',
+    alert_write_error: 'Recording write failed: the recording of room {room} stopped at {time}; the call went on.',
+    alert_low_space: 'Recording storage full soon: {detail}',
+    alert_ack: 'Acknowledge',
     action_export: 'Composite export', action_export_file: 'Downloaded the composite video',
     action_observe: 'Listened in',
     export_start: 'Export composite video', export_download: 'Download',
@@ -260,10 +270,85 @@ function stopWallboard() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Synchronized replay: a wall clock drives every <video>/<audio>; each element starts at its
-// track's offset from the earliest track and is nudged back whenever it drifts.
+// Storage alerts: GET /api/alerts every 10 s; every unacknowledged one in the red banner, each
+// with its own acknowledge button (POST /api/alerts/{id}/ack, audited on the server).
 // ---------------------------------------------------------------------------------------------
-const DRIFT_S = 0.3;
+const ALERTS_POLL_MS = 10000;
+let alertsPoll = null;
+
+function alertText(alert) {
+  const text = lt(`alert_${alert.kind}`);
+  return text
+    .replace('{time}', formatTime(alert.time))
+    .replace('{room}', alert.room_id || '')
+    .replace('{detail}', alert.detail || '');
+}
+
+function renderAlerts(alerts) {
+  const open = alerts.filter((a) => !a.acknowledged);
+  const list = $('storage-alert-list');
+  list.replaceChildren(...open.map((alert) => {
+    const li = document.createElement('li');
+    li.dataset.alertId = alert.id;
+    li.dataset.kind = alert.kind;
+    const text = document.createElement('span');
+    text.textContent = alertText(alert);
+    const ack = document.createElement('button');
+    ack.type = 'button';
+    ack.className = 'btn btn-danger btn-sm';
+    ack.dataset.testid = 'alert-ack';
+    ack.textContent = lt('alert_ack');
+    ack.addEventListener('click', () => acknowledgeAlert(alert.id, ack));
+    li.append(text, ' ', ack);
+    return li;
+  }));
+  $('storage-alert').hidden = open.length === 0;
+}
+
+async function loadAlerts() {
+  try {
+    const data = await fetchJSON('/api/alerts');
+    renderAlerts(data.alerts || []);
+  } catch (err) {
+    if (err instanceof YzError && (err.status === 401 || err.status === 403)) stopAlerts();
+  }
+}
+
+async function acknowledgeAlert(alertId, button) {
+  button.disabled = true;
+  try {
+    await fetchJSON(`/api/alerts/${encodeURIComponent(alertId)}/ack`, { method: 'POST', body: {} });
+  } catch (err) {
+    showError(err);
+  }
+  button.disabled = false;
+  await loadAlerts();
+}
+
+function startAlerts() {
+  stopAlerts();
+  alertsPoll = setInterval(loadAlerts, ALERTS_POLL_MS);
+  loadAlerts();
+}
+
+function stopAlerts() {
+  if (alertsPoll !== null) clearInterval(alertsPoll);
+  alertsPoll = null;
+  $('storage-alert').hidden = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synchronized replay: one clock (the page's, paused while any playing track is still loading
+// or seeking) drives every <video>/<audio>; each element sits at its track's offset from the
+// earliest track. Small drift is taken back by playing that element a little faster or slower,
+// drift above HARD_SEEK_S by a seek, so that every track stays within 100 ms of the clock.
+// ---------------------------------------------------------------------------------------------
+const SYNC_MS = 100;
+const DRIFT_OK_S = 0.02; // closer than this: normal speed
+const HARD_SEEK_S = 0.2; // farther than this: seek instead of nudging
+const NUDGE_S = 1.0; // a nudge aims to take the drift back within this long
+const MAX_NUDGE = 0.1; // playbackRate stays within 1 ± this
+const MAX_WAIT_MS = 3000; // a track that does not load in this long is left behind, not waited for
 
 class Replay {
   constructor(items, fallbackDuration, onTick) {
@@ -274,9 +359,13 @@ class Replay {
     this.playing = false;
     this.startedWall = 0;
     this.startedPos = 0;
-    this.timer = setInterval(() => this.tick(), 200);
+    this.waitingSince = null;
+    this.timer = setInterval(() => this.tick(), SYNC_MS);
     for (const item of items) {
-      item.el.addEventListener('loadedmetadata', () => this.onTick(this));
+      item.el.addEventListener('loadedmetadata', () => {
+        this.sync(true);
+        this.onTick(this);
+      });
     }
   }
 
@@ -289,7 +378,7 @@ class Replay {
   }
 
   now() {
-    if (!this.playing) return this.position;
+    if (!this.playing || this.waitingSince !== null) return this.position;
     return this.startedPos + (performance.now() - this.startedWall) / 1000;
   }
 
@@ -297,8 +386,7 @@ class Replay {
     if (this.playing) return;
     if (this.position >= this.duration - 0.05) this.position = 0;
     this.playing = true;
-    this.startedWall = performance.now();
-    this.startedPos = this.position;
+    this.restartClock();
     this.sync(true);
     this.onTick(this);
   }
@@ -306,50 +394,91 @@ class Replay {
   pause() {
     this.position = this.now();
     this.playing = false;
+    this.waitingSince = null;
     this.sync(true);
     this.onTick(this);
   }
 
   seek(seconds) {
     this.position = Math.min(Math.max(0, seconds), this.duration || seconds);
-    if (this.playing) {
-      this.startedWall = performance.now();
-      this.startedPos = this.position;
-    }
+    this.restartClock();
     this.sync(true);
     this.onTick(this);
+  }
+
+  restartClock() {
+    this.startedWall = performance.now();
+    this.startedPos = this.position;
   }
 
   tick() {
     if (!this.playing) return;
     const pos = this.now();
+    this.position = pos;
     const end = this.duration;
     if (end > 0 && pos >= end) {
       this.position = end;
       this.playing = false;
+      this.waitingSince = null;
     }
     this.sync(false);
     this.onTick(this);
   }
 
+  // Tracks that should be playing now but cannot yet (seeking, not enough data).
+  stalled(pos) {
+    return this.items.some(({ el, offset }) => {
+      const local = pos - offset;
+      const inside = local >= 0 && !(Number.isFinite(el.duration) && local >= el.duration);
+      return inside && !el.error && (el.seeking || el.readyState < HTMLMediaElement.HAVE_FUTURE_DATA);
+    });
+  }
+
   sync(force) {
-    const pos = this.now();
+    let pos = this.now();
+    if (this.playing) {
+      // Hold the clock while a track loads: starting without it would leave it behind.
+      const waited = this.waitingSince === null ? 0 : performance.now() - this.waitingSince;
+      if (this.stalled(pos) && waited < MAX_WAIT_MS) {
+        if (this.waitingSince === null) {
+          this.position = pos;
+          this.waitingSince = performance.now();
+        }
+      } else if (this.waitingSince !== null) {
+        this.waitingSince = null;
+        this.restartClock();
+        force = true;
+      }
+      pos = this.now();
+    }
+    const running = this.playing && this.waitingSince === null;
     for (const { el, offset } of this.items) {
       const local = pos - offset;
       const known = Number.isFinite(el.duration);
       const before = local < 0;
       const after = known && local >= el.duration;
       el.closest('figure, .audio-track')?.classList.toggle('not-started', before);
+      el.dataset.state = before ? 'waiting' : after ? 'ended' : running ? 'playing' : 'paused';
       if (before || after) {
+        // Not on yet: its first frame, waiting. Over: paused on its last frame.
         if (!el.paused) el.pause();
-        if (before && el.currentTime !== 0 && el.readyState > 0) el.currentTime = 0;
+        el.playbackRate = 1;
+        const hold = before ? 0 : el.duration;
+        if (el.readyState > 0 && Math.abs(el.currentTime - hold) > 0.05) el.currentTime = hold;
         continue;
       }
-      if (el.readyState > 0 && (force || Math.abs(el.currentTime - local) > DRIFT_S)) {
-        el.currentTime = local;
+      if (el.readyState === 0) continue;
+      const drift = el.currentTime - local; // > 0: ahead of the clock
+      if (force || !running || Math.abs(drift) > HARD_SEEK_S) {
+        if (Math.abs(drift) > 0.01) el.currentTime = local;
+        el.playbackRate = 1;
+      } else if (Math.abs(drift) > DRIFT_OK_S) {
+        el.playbackRate = 1 - Math.max(-MAX_NUDGE, Math.min(MAX_NUDGE, drift / NUDGE_S));
+      } else {
+        el.playbackRate = 1;
       }
-      if (this.playing && el.paused) el.play().catch(() => {});
-      if (!this.playing && !el.paused) el.pause();
+      if (running && el.paused) el.play().catch(() => {});
+      if (!running && !el.paused) el.pause();
     }
   }
 
@@ -503,6 +632,7 @@ async function loadRecordings() {
     renderRecordings();
     showScreen('recordings');
     if (!state.wallboard) startWallboard();
+    if (alertsPoll === null) startAlerts();
     loadAudit();
   } catch (err) {
     if (err instanceof YzError && err.status === 400) {
@@ -547,6 +677,7 @@ function eventText(people, ev) {
     rating: ev.rating ? ratingText(ev.rating) : '',
   };
   const key = `event_${ev.type}`;
+  if (ev.type === 'recording_failed') return lt(`alert_${ev.reason}`) || ev.reason;
   return t(key) === key ? t('event_other', params) : t(key, params);
 }
 
@@ -568,6 +699,7 @@ function updateControls(replay) {
   seek.max = String(dur || 0);
   if (document.activeElement !== seek) seek.value = String(pos);
   $('player-clock').textContent = `${formatDuration(pos)} / ${formatDuration(dur)}`;
+  $('player-clock').dataset.position = pos.toFixed(3);
 }
 
 async function openPlayer(recordingId) {
@@ -651,7 +783,9 @@ async function openPlayer(recordingId) {
     time.type = 'button';
     time.className = 'btn btn-link event-time';
     time.textContent = formatDuration(at);
+    time.dataset.testid = 'timeline-event-seek';
     time.addEventListener('click', () => replay.seek(at));
+    li.dataset.at = String(at);
     const text = document.createElement('span');
     text.textContent = eventText(people, ev);
     li.append(time, text);
@@ -767,6 +901,7 @@ function renderHeader() {
 function showLogin(errorText = '') {
   state.user = null;
   stopWallboard();
+  stopAlerts();
   stopObserving();
   closePlayer();
   showLoginScreen(errorText);
