@@ -50,7 +50,8 @@ Key layout (all keys start with ``yz:``):
                                          department, remote, detail; trimmed by MINID to 180 d
   yz:log                          stream the queue log: time, event (ENTER, RING, NOANSWER,
                                          DECLINE, CONNECT, ABANDON, CANCEL, OVERFLOW, COMPLETE,
-                                         PAUSE, UNPAUSE), ticket, department, staff, detail
+                                         PAUSE, UNPAUSE, INVITE, JOIN), ticket, department,
+                                         staff, detail
 """
 
 from __future__ import annotations
