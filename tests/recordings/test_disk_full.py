@@ -171,7 +171,7 @@ async def test_a_full_disk_cuts_the_recording_not_the_call_and_alerts_supervisor
         audit = await (await sup.get(f"{server.url}/api/audit")).json()
         acks = [e for e in audit["entries"] if e["action"] == "alert_ack"]
         assert len(acks) == 1 and acks[0]["recording_id"] == room_id
-        assert [a for a in await alerts() if a["id"] == full[0]["id"]][0]["acknowledged"]
+        assert next(a for a in await alerts() if a["id"] == full[0]["id"])["acknowledged"]
 
         await clients[1].hangup()
 
