@@ -191,3 +191,12 @@ def test_an_empty_recording_cannot_be_exported(tmp_path: Path) -> None:
     with pytest.raises(ExportError) as caught:
         export_recording(tmp_path, timeline, tmp_path / "out.mp4")
     assert "时长为 0" in caught.value.message
+
+
+def test_the_export_benchmark_reports_its_speed() -> None:
+    from bench.recording import measure_export
+
+    figures = measure_export(2.0)
+    assert figures["export_x_realtime"] > 0
+    assert figures["export"]["output_frames"] == 30  # 2 s at 15 fps
+    assert figures["export"]["cpu_s"] > 0
