@@ -14,6 +14,7 @@ the name and why there is no picture: not joined yet, left, camera off, not shar
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import glob
 import logging
@@ -515,7 +516,8 @@ def export_recording(directory: Path, timeline: dict[str, Any], out: Path, *,
         container.mux(audio.encode(None))
         container.close()
     except BaseException:
-        container.close()
+        with contextlib.suppress(Exception):
+            container.close()
         part.unlink(missing_ok=True)
         raise
     finally:

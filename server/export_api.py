@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -45,6 +46,7 @@ MAX_PENDING = 8  # running and queued, in this process
 STALE_S = 30.0
 FAILED_TTL = 86400
 EXPORTS_DIR = "exports"
+EXPORT_NICE = 10
 
 
 @dataclass
@@ -139,6 +141,10 @@ class ExportJobs:
 
         def work() -> int:
             job.state = "running"
+            # Below the live calls: the thread (and x264's threads, which inherit it) gets a
+            # lower CPU priority, Linux nice being per thread.
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), EXPORT_NICE)
             result = export_recording(directory, timeline, out, timezone=self.timezone,
                                       progress=progress, cancelled=job.cancel.is_set)
             return result.size
