@@ -227,12 +227,15 @@ class ServerProcess:
 
 # --- the ticket flow -----------------------------------------------------------------------------
 
-async def open_room(base_url: str, department: str = "tax", staff_user: str = "tax01"
+async def open_room(base_url: str, department: str = "tax", staff_user: str = "tax01",
+                    cookie: str | None = None
                     ) -> tuple[dict[str, str], dict[str, str], list[SignalingClient]]:
     """A kiosk ticket accepted by a staff member: (applicant room, staff room, sockets to close
-    when the call is over)."""
+    when the call is over). ``cookie``: the staff member's session (a bench that made its own
+    accounts); otherwise ``staff_user`` logs in with the demo password."""
     kiosk = await SignalingClient.connect(base_url, "/kiosk")
-    cookie = await login_cookie(base_url, staff_user, "demo12345")
+    if cookie is None:
+        cookie = await login_cookie(base_url, staff_user, "demo12345")
     staff = await SignalingClient.connect(base_url, "/staff", cookie)
     await staff.next("staff:state")
     ticket = (await kiosk.request("ticket:create",

@@ -8,7 +8,8 @@ participant through ``aiortc.contrib.media.MediaRelay``, so every subscriber's s
 Protocol subset: ``room:join`` with any token (the first to join is the applicant, later ones staff)
 → a server-initiated ``room:offer`` (sent before the join's answer, as the real server does);
 ``room:answer``; ``room:participants`` on every join and leave; ``room:hangup`` → ``room:ended``.
-One room per server. Only for benchmarks and their smoke test.
+Rooms are told apart by ``room_id`` (any number, any size; a room exists while someone is in it).
+Only for benchmarks and their smoke test.
 
     python -m bench.transcode_server --port 8091
 """
@@ -37,6 +38,7 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from bench.common import announce_loopback
+from server import looplag
 
 logger = logging.getLogger("bench.transcode")
 NAMESPACE = "/room"
@@ -52,8 +54,10 @@ def codecs(kind: str) -> list[RTCRtpCodecCapability]:
 class Peer:
     """One participant: one peer connection, the server always offering."""
 
-    def __init__(self, sid: str, participant_id: str, role: str, server: TranscodeServer) -> None:
+    def __init__(self, sid: str, participant_id: str, role: str, server: TranscodeServer,
+                 room_id: str) -> None:
         self.sid = sid
+        self.room_id = room_id
         self.participant_id = participant_id
         self.role = role
         self.server = server
@@ -86,7 +90,7 @@ class Peer:
         if track.kind in self.published:
             return
         self.published[track.kind] = track
-        for other in self.server.peers.values():
+        for other in self.server.room_peers(self.room_id):
             if other is not self:
                 other.subscribe(self, track.kind, track)
                 self.server.spawn(other.negotiate())
@@ -129,7 +133,7 @@ class TranscodeServer:
         self.sio.attach(self.app)
         self.app.router.add_get("/healthz", self._healthz)
         self.relay = MediaRelay()
-        self.peers: dict[str, Peer] = {}  # by socket id
+        self.peers: dict[str, Peer] = {}  # by socket id, every room
         self.peers_by_id: dict[str, Peer] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -138,6 +142,9 @@ class TranscodeServer:
             self.sio.on(event, handler, namespace=NAMESPACE)
         self.sio.on("disconnect", self.on_disconnect, namespace=NAMESPACE)
         self.app.on_shutdown.append(self._shutdown)
+        lag_probe = looplag.from_env()  # the same probe as the real server's
+        if lag_probe is not None:
+            self.app.cleanup_ctx.append(lag_probe.ctx)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "transcoding": True})
@@ -152,26 +159,32 @@ class TranscodeServer:
         if not task.cancelled() and task.exception() is not None:
             logger.error("task failed", exc_info=task.exception())
 
-    async def _participants(self) -> None:
-        payload = {"participants": [p.info() for p in self.peers.values()]}
-        await self.sio.emit("room:participants", payload, room="everyone", namespace=NAMESPACE)
+    def room_peers(self, room_id: str) -> list[Peer]:
+        return [p for p in self.peers.values() if p.room_id == room_id]
+
+    async def _participants(self, room_id: str) -> None:
+        payload = {"participants": [p.info() for p in self.room_peers(room_id)]}
+        await self.sio.emit("room:participants", payload, room=f"room:{room_id}",
+                            namespace=NAMESPACE)
 
     async def on_join(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(data, dict) or "token" not in data or sid in self.peers:
             return {"ok": False, "error": {"code": "invalid_payload", "message": "bad join",
                                            "message_en": "bad join"}}
-        role = "applicant" if not self.peers else "staff"
-        peer = Peer(sid, f"{role[0]}{next(self._ids)}", role, self)
-        for other in self.peers.values():
+        room_id = str(data.get("room_id", ""))
+        others = self.room_peers(room_id)
+        role = "applicant" if not others else "staff"
+        peer = Peer(sid, f"{role[0]}{next(self._ids)}", role, self, room_id)
+        for other in others:
             for kind, track in other.published.items():
                 peer.subscribe(other, kind, track)
         self.peers[sid] = peer
         self.peers_by_id[peer.participant_id] = peer
-        await self.sio.enter_room(sid, "everyone", namespace=NAMESPACE)
-        await self._participants()
+        await self.sio.enter_room(sid, f"room:{room_id}", namespace=NAMESPACE)
+        await self._participants(room_id)
         await peer.negotiate()
         return {"ok": True, "participant_id": peer.participant_id, "role": role,
-                "ice_servers": [], "participants": [p.info() for p in self.peers.values()]}
+                "ice_servers": [], "participants": [p.info() for p in self.room_peers(room_id)]}
 
     async def on_answer(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         peer = self.peers.get(sid)
@@ -186,9 +199,13 @@ class TranscodeServer:
         return {"ok": True}
 
     async def on_hangup(self, sid: str, data: Any = None) -> dict[str, Any]:
-        await self.sio.emit("room:ended", {"reason": "hangup"}, room="everyone",
+        peer = self.peers.get(sid)
+        if peer is None:
+            return {"ok": False, "error": {"code": "unauthenticated", "message": "join first",
+                                           "message_en": "join first"}}
+        await self.sio.emit("room:ended", {"reason": "hangup"}, room=f"room:{peer.room_id}",
                             namespace=NAMESPACE)
-        await self.close_all()
+        await self.close_all(peer.room_id)
         return {"ok": True}
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
@@ -197,12 +214,14 @@ class TranscodeServer:
             return
         self.peers_by_id.pop(peer.participant_id, None)
         await peer.pc.close()
-        await self._participants()
+        await self._participants(peer.room_id)
 
-    async def close_all(self) -> None:
-        peers = list(self.peers.values())
-        self.peers.clear()
-        self.peers_by_id.clear()
+    async def close_all(self, room_id: str | None = None) -> None:
+        """Close one room's peers, or every room's."""
+        peers = [p for p in self.peers.values() if room_id is None or p.room_id == room_id]
+        for peer in peers:
+            self.peers.pop(peer.sid, None)
+            self.peers_by_id.pop(peer.participant_id, None)
         await asyncio.gather(*(p.pc.close() for p in peers), return_exceptions=True)
 
     async def _shutdown(self, app: web.Application) -> None:

@@ -1,16 +1,25 @@
 """Keeps bench/ from rotting: the transcoding baseline server answers two RoomClients and media
-flows both ways for a couple of seconds; the bench helpers read CPU time and percentiles."""
+flows both ways for a couple of seconds; the bench helpers read CPU time and percentiles; the
+rooms bench runs one short 3-person pass-through room; the server's loop-lag probe sees a
+blocked loop."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import aioice.ice
 import pytest
 
-from bench.common import ServerProcess, cpu_seconds, percentile
+from bench.common import ROOT, ServerProcess, cpu_seconds, percentile
 from rooms.client import RoomClient
+from server.looplag import LoopLagProbe, read_samples
 
 
 def test_percentile_and_cpu_seconds() -> None:
@@ -59,3 +68,52 @@ async def test_recording_bench_records_the_same_stream_both_ways() -> None:
     assert figures["mediarecorder_us_per_packet"] > figures["remux_us_per_packet"]
     frames = figures["decoded_frames_in_outputs"]
     assert frames["remux_video"] == frames["mediarecorder_video"] == 30
+
+
+def test_rooms_bench_one_three_person_pass_through_room(tmp_path: Path) -> None:
+    # A subprocess: the bench installs the pass-through hooks in its own process.
+    out = tmp_path / "rooms.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.rooms", "--plan", "pt3:1", "--seconds", "2",
+         "--settle", "0.5", "--late-joins", "1", "--loop-seconds", "1", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["machines"]["rooms"]["cores"] == os.cpu_count()
+    run = data["rooms_detail"]["runs"]["passthrough_3p_x1"]
+    assert (run["mode"], run["participants"], run["rooms"]) == ("passthrough", 3, 1)
+    # Every packet a publisher sends goes to the two others.
+    assert run["rtp_forwarded_per_s"] > 1.5 * run["rtp_sent_by_publishers_per_s"] > 0
+    assert run["fps_decoded_min"] > 0 and run["fps_received_min"] > 0
+    assert run["loop_lag"]["samples"] > 0
+    assert data["us_per_packet"] == run["us_per_forwarded_packet"] > 0
+    assert data["rooms_per_core_3p"] > 0
+    assert data["loop_lag_p99_ms"] >= 0
+    assert 0 < data["late_join_first_frame_ms"] < 15000
+    assert set(data["rooms_per_core_3p_check"]) >= {"basis", "full_frame_rate"}
+
+
+def test_rooms_bench_plan_is_checked() -> None:
+    from bench.rooms import parse_plan
+
+    assert parse_plan("pt3:1, tc6:2") == [("passthrough", 3, 1), ("transcode", 6, 2)]
+    for bad in ("xx3:1", "pt3", "pt9:1", "pt3:0"):
+        with pytest.raises(ValueError):
+            parse_plan(bad)
+
+
+async def test_loop_lag_probe_records_a_blocked_loop(tmp_path: Path) -> None:
+    path = tmp_path / "lag.txt"
+    probe = LoopLagProbe(path)
+    start = time.monotonic()
+    task = asyncio.create_task(probe.run())
+    await asyncio.sleep(0.1)
+    time.sleep(0.08)  # noqa: ASYNC251 (blocks the loop on purpose: the probe wakes ~80 ms late)
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    samples = read_samples(path, start, time.monotonic())
+    assert len(samples) >= 5
+    assert max(samples) >= 60
+    assert read_samples(path, 0, start - 1) == []
