@@ -11,3 +11,7 @@ class CloseReason(StrEnum):
     SERVER_SHUTDOWN = "server_shutdown"
     ERROR = "error"
     LEFT = "left"
+    # A participant's connection dropped and they did not come back within the grace period.
+    RECONNECT_TIMEOUT = "reconnect_timeout"
+    # A participant's old connection, replaced by their rejoin (a reload, a reconnection).
+    REPLACED = "replaced"

@@ -4,6 +4,10 @@ RemoteStreamTrack and fans them out to bounded per-subscriber queues and to the 
 Keyframes: a video subscriber starts (and restarts after its queue overflowed) at a keyframe,
 asked from the publisher with an RTCP PLI on its receiver, at most one per KEYFRAME_INTERVAL,
 addressed to the publisher's media SSRC (never its RTX SSRC, which the publisher ignores).
+
+Speaking: an audio forwarder reads each RTP packet's audio level header extension (RFC 6464,
+never decoding) and keeps a smoothed speaking state for the publisher; the level goes on with
+the forwarded packet, so every subscriber (an observer too) gets it in the same extension.
 """
 
 from __future__ import annotations
@@ -27,6 +31,50 @@ KEYFRAME_INTERVAL = 0.5
 
 PacketSink = Callable[[av.Packet], None]
 
+# Speaking: a packet at least this loud (-dBov, RFC 6464: 0 loudest, 127 silence) is voice...
+SPEAKING_LEVEL = 50
+# ... SPEAKING_PACKETS of them within SPEAKING_WINDOW seconds start speaking (a click does not),
+SPEAKING_PACKETS = 3
+SPEAKING_WINDOW = 0.4
+# ... and it stops after SPEAKING_HOLD seconds without one (pauses between words do not).
+SPEAKING_HOLD = 0.8
+# At most one change of the state per publisher in this many seconds.
+SPEAKING_MIN_INTERVAL = 0.3
+# RTP timestamps whose level is kept for the forwarded packets (about 2.5 s of 20 ms packets).
+LEVELS_KEPT = 128
+
+
+class SpeakingDetector:
+    """A smoothed speaking state from per-packet audio levels; ``on_change(speaking)`` is called
+    on each change, at most once per SPEAKING_MIN_INTERVAL."""
+
+    def __init__(self, on_change: Callable[[bool], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.speaking = False
+        self._on_change = on_change
+        self._clock = clock
+        self._loud: collections.deque[float] = collections.deque(maxlen=SPEAKING_PACKETS)
+        self._last_change = -SPEAKING_MIN_INTERVAL
+
+    def feed(self, level: int) -> None:
+        now = self._clock()
+        if level <= SPEAKING_LEVEL:
+            self._loud.append(now)
+        if self.speaking:
+            wanted = bool(self._loud) and now - self._loud[-1] < SPEAKING_HOLD
+        else:
+            wanted = (len(self._loud) == SPEAKING_PACKETS
+                      and now - self._loud[0] <= SPEAKING_WINDOW)
+        if wanted != self.speaking and now - self._last_change >= SPEAKING_MIN_INTERVAL:
+            self.set(wanted)
+
+    def set(self, speaking: bool) -> None:
+        if speaking == self.speaking:
+            return
+        self.speaking = speaking
+        self._last_change = self._clock()
+        self._on_change(speaking)
+
 
 class ForwardedTrack(MediaStreamTrack):
     """What a subscriber's RTCRtpSender reads: packets of one publisher track, through a queue.
@@ -36,12 +84,15 @@ class ForwardedTrack(MediaStreamTrack):
     """
 
     def __init__(self, kind: str, maxsize: int, request_keyframe: Callable[[], None],
-                 label: str) -> None:
+                 label: str, level_of: Callable[[av.Packet], int | None] | None = None) -> None:
         super().__init__()
         self.kind = kind
         self.label = label
         self.drops = 0
         self.packets = 0
+        # The audio level of the packet handed out last, for the sender's extension.
+        self.last_level: int | None = None
+        self._level_of = level_of
         self._maxsize = maxsize
         self._queue: collections.deque[av.Packet] = collections.deque()
         self._ready = asyncio.Event()
@@ -93,7 +144,10 @@ class ForwardedTrack(MediaStreamTrack):
             if self.readyState != "live":
                 raise MediaStreamError
         self.packets += 1
-        return self._queue.popleft()
+        packet = self._queue.popleft()
+        if self._level_of is not None:
+            self.last_level = self._level_of(packet)
+        return packet
 
     def stop(self) -> None:
         super().stop()
@@ -107,6 +161,7 @@ class TrackForwarder:
     def __init__(self, *, track: MediaStreamTrack, receiver: RTCRtpReceiver, kind: str,
                  room_id: str, publisher_id: str, queue_size: int,
                  sink: PacketSink | None = None,
+                 on_speaking: Callable[[bool], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.kind = kind
         self.room_id = room_id
@@ -123,6 +178,28 @@ class TrackForwarder:
         self._reader: asyncio.Task[None] | None = None
         self._pli_tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._levels: collections.OrderedDict[int, int] = collections.OrderedDict()
+        self.speaking: SpeakingDetector | None = None
+        if kind == "audio":
+            if on_speaking is not None:
+                self.speaking = SpeakingDetector(on_speaking, clock)
+            passthrough.watch_audio_levels(receiver, self._on_level)
+
+    def _on_level(self, timestamp: int, level: int) -> None:
+        if self._closed:
+            return
+        self._levels[timestamp] = level
+        if len(self._levels) > LEVELS_KEPT:
+            self._levels.popitem(last=False)
+        if self.speaking is not None:
+            self.speaking.feed(level)
+
+    def level_of(self, packet: av.Packet) -> int | None:
+        """The audio level the publisher sent with ``packet`` (by its RTP timestamp)."""
+        if packet.pts is None:
+            return None
+        timestamp = passthrough.rtp_timestamp(self._receiver, packet.pts)
+        return self._levels.get(timestamp) if timestamp is not None else None
 
     def __repr__(self) -> str:
         return f"TrackForwarder(room={self.room_id} publisher={self.publisher_id} {self.kind})"
@@ -136,7 +213,8 @@ class TrackForwarder:
         if old is not None:
             old.stop()
         forwarded = ForwardedTrack(self.kind, self._queue_size, self.request_keyframe,
-                                   label=f"{self.publisher_id}->{subscriber_id}")
+                                   label=f"{self.publisher_id}->{subscriber_id}",
+                                   level_of=self.level_of if self.kind == "audio" else None)
         self._subscribers[subscriber_id] = forwarded
         return forwarded
 
@@ -196,6 +274,8 @@ class TrackForwarder:
         if self._closed:
             return
         self._closed = True
+        if self.speaking is not None:
+            self.speaking.set(False)
         for forwarded in self._subscribers.values():
             forwarded.stop()
         self._subscribers.clear()

@@ -95,6 +95,12 @@ class Participant:
         self.video_on = True
         self.sharing = False
         self.shares = 0
+        # The connection dropped (socket or peer connection): the place is kept for the
+        # room's reconnect grace, everybody is shown "reconnecting", a rejoin replaces this one.
+        self.reconnecting = False
+        self.lost_at: float | None = None
+        # From the audio level of what they send (TrackForwarder's SpeakingDetector).
+        self.speaking = False
         self._signal = signal
         self._lock = asyncio.Lock()
         self._offer_pending = False
@@ -126,7 +132,8 @@ class Participant:
         return {"participant_id": self.participant_id, "role": self.role, "name": self.name,
                 "department": self.department, "observer": self.observer,
                 "muted": not self.audio_on or self.observer,
-                "camera_off": not self.video_on or self.observer, "sharing": self.sharing}
+                "camera_off": not self.video_on or self.observer, "sharing": self.sharing,
+                "reconnecting": self.reconnecting, "speaking": self.speaking}
 
     def purpose_of(self, transceiver: RTCRtpTransceiver) -> str | None:
         """audio, video or screen: what ``transceiver`` receives from this participant."""
@@ -164,6 +171,8 @@ class Participant:
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(preferred_codecs(forwarder.kind))
         passthrough.relay_keyframe_requests(transceiver.sender, forwarder.request_keyframe)
+        if forwarder.kind == "audio":
+            passthrough.forward_audio_levels(transceiver.sender, lambda: track.last_level)
         subscription = Subscription(publisher_id=publisher.participant_id, kind=forwarder.kind,
                                     source=PURPOSES[purpose][1], transceiver=transceiver,
                                     track=track,

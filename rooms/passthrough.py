@@ -28,6 +28,16 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    delivers nothing for 512 packets (many seconds, minutes for a still screen). ``keep_receiving``
    makes one receiver take every packet whatever the direction; what an inactive peer sends is
    nothing anyway.
+6. Audio levels (RFC 6464, ``urn:ietf:params:rtp-hdrext:ssrc-audio-level``, which aiortc offers on
+   every audio m-line): the receiver parses the extension into ``packet.extensions.audio_level``
+   and then drops it, since frames carry no level. ``watch_audio_levels`` shadows
+   ``_handle_rtp_packet`` on one receiver instance to see each packet's level first.
+7. Forwarded audio keeps its level: ``RTCRtpSender`` writes the extension only from
+   ``RTCEncodedFrame.audio_level``, which it computes for decoded frames and leaves None on the
+   pack path. ``forward_audio_levels`` shadows ``_next_encoded_frame`` on one sender instance and
+   fills the level in from the packet just read. A forwarded packet's pts is its RTP timestamp
+   less the receiver's first one (``TimestampMapper``): ``rtp_timestamp`` adds that origin back,
+   read from the receiver's private mapper, to find the packet's level.
 
 The hooks are process-wide: every RTCPeerConnection in the process, including the Python
 participant of rooms/client.py when it runs in the same process, receives packets, not frames.
@@ -218,3 +228,62 @@ def media_sources(receiver: RTCRtpReceiver) -> list[int]:
         raise RuntimeError("aiortc RTCRtpReceiver has no RTX SSRC map: the SSRC hook is broken")
     return [s.source for s in receiver.getSynchronizationSources()
             if s.source not in rtx_to_media]
+
+
+AudioLevelFn = Callable[[int, int], None]
+
+
+def watch_audio_levels(receiver: RTCRtpReceiver, on_level: AudioLevelFn) -> None:
+    """Call ``on_level(rtp_timestamp, level)`` for each RTP packet ``receiver`` takes that
+    carries an audio level (see 6. above); ``level`` is -dBov, 0 loudest to 127 silent."""
+    original = getattr(receiver, "_handle_rtp_packet", None)
+    if not callable(original):
+        raise RuntimeError("aiortc RTCRtpReceiver has no _handle_rtp_packet: the level hook is "
+                           "broken")
+
+    async def handle_rtp_packet(packet: Any, arrival_time_ms: int) -> None:
+        level = packet.extensions.audio_level
+        if level is not None:
+            try:
+                on_level(packet.timestamp, level[1])
+            except Exception:
+                logger.exception("audio level callback failed")
+        await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+
+
+def forward_audio_levels(sender: RTCRtpSender, level: Callable[[], int | None]) -> None:
+    """Write the audio level extension on what ``sender`` forwards (see 7. above): ``level()``
+    gives the level (-dBov) of the packet the sender's track handed out last, or None."""
+    original = getattr(sender, "_next_encoded_frame", None)
+    if not callable(original):
+        raise RuntimeError("aiortc RTCRtpSender has no _next_encoded_frame: the level hook is "
+                           "broken")
+
+    async def next_encoded_frame(codec: RTCRtpCodecParameters) -> Any:
+        frame = await original(codec)
+        if frame is not None and frame.audio_level is None:
+            value = level()
+            if value is not None:
+                # The sender writes -audio_level (it computes levels as negative dBov).
+                frame.audio_level = -value
+        return frame
+
+    sender._next_encoded_frame = next_encoded_frame  # type: ignore[method-assign]
+
+
+_TIMESTAMP_MAPPER_ATTRIBUTE = "_RTCRtpReceiver__timestamp_mapper"
+
+
+def rtp_timestamp(receiver: RTCRtpReceiver, pts: int) -> int | None:
+    """The RTP timestamp of a packet ``receiver`` gave with ``pts`` (see 7. above); None before
+    the receiver took its first packet."""
+    mapper = getattr(receiver, _TIMESTAMP_MAPPER_ATTRIBUTE, None)
+    if mapper is None or not hasattr(mapper, "_origin"):
+        raise RuntimeError("aiortc RTCRtpReceiver has no timestamp mapper: the level hook is "
+                           "broken")
+    origin = mapper._origin
+    if origin is None:
+        return None
+    return int(pts + origin) & 0xFFFFFFFF

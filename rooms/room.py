@@ -41,6 +41,8 @@ CHAT_HISTORY = 100
 # How long a screen share change waits for the sharer's answer to the offer in flight, in seconds.
 SHARE_NEGOTIATION_WAIT = 10.0
 ROLES = ("applicant", "guide", "staff", "supervisor")
+# How often the room looks whether its recording failed, to tell everybody, in seconds.
+RECORDING_CHECK_INTERVAL = 1.0
 
 RoomClosedCallback = Callable[["Room", dict[str, Any] | None], Awaitable[None]]
 
@@ -60,6 +62,7 @@ class Room:
         self._empty_timer: asyncio.Task[None] | None = None
         self._closing: asyncio.Future[None] | None = None
         self._chat: collections.deque[dict[str, Any]] = collections.deque(maxlen=CHAT_HISTORY)
+        self._recording_shown = "on"
 
     def __repr__(self) -> str:
         return f"Room({self.room_id})"
@@ -69,6 +72,7 @@ class Room:
         self.recorder.start()
         self.recorder.add_event("open")
         self._start_empty_timer()
+        self._spawn(self._watch_recording(), "recording-watch")
         logger.info("room %s: open (ticket %s, department %s)", self.room_id,
                     self.meta.get("ticket_id"), self.meta.get("department"))
 
@@ -77,23 +81,48 @@ class Room:
     def participants_info(self) -> list[dict[str, Any]]:
         return [p.info() for p in self._participants.values()]
 
+    def recording_state(self) -> str:
+        """What everybody in the room is shown: ``on`` while the room records, ``interrupted``
+        once the recording stopped (a full disk) while the call goes on."""
+        return "interrupted" if self.recorder.failed is not None else "on"
+
+    async def _watch_recording(self) -> None:
+        # The recorder fails on a write, inside a forwarder's read loop: tell the room soon
+        # after, from here, rather than from that hot path.
+        while not self.closed:
+            await asyncio.sleep(RECORDING_CHECK_INTERVAL)
+            if self.recording_state() != self._recording_shown and not self.closed:
+                logger.warning("room %s: recording %s", self.room_id, self.recording_state())
+                await self._broadcast_participants()
+
     def participant(self, participant_id: str) -> Participant | None:
         return self._participants.get(participant_id)
 
     async def join(self, *, participant_id: str, role: str, name: str,
-                   department: str | None, signal: SignalFn) -> None:
+                   department: str | None, signal: SignalFn, rejoin: bool = False) -> None:
+        """Add a participant. With ``rejoin``, one already here (a reloaded page, a connection
+        that dropped) is replaced: same place, identity and role, a new peer connection whose
+        tracks are new publishes (new track files, the recording goes on)."""
         if self.closed:
             raise RoomClosed(f"room {self.room_id} is closed")
-        if participant_id in self._participants:
+        old = self._participants.get(participant_id)
+        if old is not None and not rejoin:
             raise AlreadyJoined(f"{participant_id} is in room {self.room_id} already")
         if role not in ROLES:
             raise InvalidJoin(f"role {role!r} is not one of {', '.join(ROLES)}")
+        if old is not None and old.role != role:
+            raise InvalidJoin(f"{participant_id} is in room {self.room_id} as {old.role}")
         observer = role in OBSERVER_ROLES
-        same_kind = sum(p.observer == observer for p in self._participants.values())
+        same_kind = sum(p.observer == observer for p in self._participants.values()
+                        if p is not old)
         if same_kind >= (MAX_OBSERVERS if observer else MAX_PUBLISHERS):
             raise RoomFull(f"room {self.room_id} has {same_kind} "
                            f"{'observers' if observer else 'participants'}")
 
+        if old is not None:
+            await self._detach(old, CloseReason.REPLACED)
+            if self.closed:
+                raise RoomClosed(f"room {self.room_id} is closed")
         participant = Participant(room_id=self.room_id, participant_id=participant_id, role=role,
                                   name=name, department=department, signal=signal)
         participant.pc.on("track", lambda track: self._on_track(participant, track))
@@ -105,11 +134,20 @@ class Room:
                     participant.subscribe(forwarder, other, purpose)
         self._participants[participant_id] = participant
         self._cancel_empty_timer()
-        self.recorder.participant_joined(participant_id, role=role, name=name,
-                                         department=department)
-        self.recorder.add_event("join", participant_id=participant_id, role=role)
-        logger.info("room %s participant %s: joined as %s (%d in room)", self.room_id,
-                    participant_id, role, len(self._participants))
+        if old is None:
+            self.recorder.participant_joined(participant_id, role=role, name=name,
+                                             department=department)
+            self.recorder.add_event("join", participant_id=participant_id, role=role)
+            logger.info("room %s participant %s: joined as %s (%d in room)", self.room_id,
+                        participant_id, role, len(self._participants))
+        else:
+            # One participant entry across reconnections; its new tracks are new publishes.
+            away = time.time() - old.lost_at if old.lost_at is not None else None
+            self.recorder.add_event("reconnected", participant_id=participant_id,
+                                    away=round(away, 3) if away is not None else None)
+            logger.info("room %s participant %s: rejoined as %s%s", self.room_id,
+                        participant_id, role,
+                        f" after {away:.1f} s away" if away is not None else "")
         await self._broadcast_participants()
         await participant.negotiate()
 
@@ -121,23 +159,54 @@ class Room:
             raise NotJoined(f"{participant_id} is not in room {self.room_id}")
         await participant.answer(sdp)
 
-    async def leave(self, participant_id: str) -> None:
-        participant = self._participants.pop(participant_id, None)
+    async def leave(self, participant_id: str,
+                    reason: CloseReason = CloseReason.LEFT) -> None:
+        participant = self._participants.get(participant_id)
         if participant is None:
             return
         logger.info("room %s participant %s: leaving (%s)", self.room_id, participant_id,
-                    CloseReason.LEFT)
-        for other in self._participants.values():
-            for forwarder in other.published.values():
-                forwarder.unsubscribe(participant_id)
-            if other.unsubscribe(participant_id):
-                self._spawn(other.negotiate(), f"renegotiate:{other.participant_id}")
-        await participant.close(CloseReason.LEFT)
+                    reason)
+        await self._detach(participant, reason)
         self.recorder.participant_left(participant_id)
-        self.recorder.add_event("leave", participant_id=participant_id)
+        self.recorder.add_event("leave", participant_id=participant_id, reason=str(reason))
         await self._broadcast_participants()
         if not self._participants and not self.closed:
             self._start_empty_timer()
+
+    async def _detach(self, participant: Participant, reason: CloseReason) -> None:
+        """Take ``participant`` out: nobody receives its tracks any more (their m-lines go
+        inactive), its peer connection and forwarders close."""
+        if self._participants.get(participant.participant_id) is participant:
+            del self._participants[participant.participant_id]
+        for other in self._participants.values():
+            for forwarder in other.published.values():
+                forwarder.unsubscribe(participant.participant_id)
+            if other.unsubscribe(participant.participant_id):
+                self._spawn(other.negotiate(), f"renegotiate:{other.participant_id}")
+        await participant.close(reason)
+
+    async def connection_lost(self, participant_id: str,
+                              participant: Participant | None = None) -> None:
+        """The participant's socket or peer connection dropped: keep their place for the
+        reconnect grace (everybody sees them reconnecting), then take them out. The room does
+        not count as empty meanwhile. ``participant``: only if it is still that connection."""
+        current = self._participants.get(participant_id)
+        if (current is None or self.closed or current.reconnecting
+                or (participant is not None and current is not participant)):
+            return
+        current.reconnecting = True
+        current.lost_at = time.time()
+        self.recorder.add_event("reconnecting", participant_id=participant_id)
+        logger.info("room %s participant %s: connection lost, %.0f s to come back",
+                    self.room_id, participant_id, self.media.reconnect_grace)
+        self._spawn(self._expire(current), f"grace:{participant_id}")
+        await self._broadcast_participants()
+
+    async def _expire(self, participant: Participant) -> None:
+        await asyncio.sleep(self.media.reconnect_grace)
+        if (self._participants.get(participant.participant_id) is participant
+                and participant.reconnecting and not self.closed):
+            await self.leave(participant.participant_id, CloseReason.RECONNECT_TIMEOUT)
 
     def add_event(self, type: str, **data: Any) -> None:
         self.recorder.add_event(type, **data)
@@ -239,9 +308,12 @@ class Room:
             return
         codec = "vp8" if track.kind == "video" else "opus"
         recorder = self.recorder.track(publisher.participant_id, track.kind, codec)
-        forwarder = TrackForwarder(track=track, receiver=transceiver.receiver, kind=track.kind,
-                                   room_id=self.room_id, publisher_id=publisher.participant_id,
-                                   queue_size=self.media.subscriber_queue, sink=recorder.write)
+        forwarder = TrackForwarder(
+            track=track, receiver=transceiver.receiver, kind=track.kind, room_id=self.room_id,
+            publisher_id=publisher.participant_id, queue_size=self.media.subscriber_queue,
+            sink=recorder.write,
+            on_speaking=(lambda speaking: self._on_speaking(publisher, speaking))
+            if purpose == "audio" else None)
         publisher.published[purpose] = forwarder
         forwarder.start()
         source = PURPOSES[purpose][1]
@@ -252,6 +324,20 @@ class Room:
         if purpose == "screen" and not publisher.sharing:
             return  # stopped again before its track came: the next share subscribes the others
         self._subscribe_others(publisher, purpose, forwarder)
+
+    def _on_speaking(self, publisher: Participant, speaking: bool) -> None:
+        """The publisher's microphone went loud or quiet: tell everybody (room:speaking)."""
+        if (publisher.closed or self.closed
+                or self._participants.get(publisher.participant_id) is not publisher):
+            return
+        publisher.speaking = speaking
+        payload = {"participant_id": publisher.participant_id, "speaking": speaking}
+        self._spawn(self._send_all("room:speaking", payload),
+                    f"speaking:{publisher.participant_id}")
+
+    async def _send_all(self, event: str, payload: dict[str, Any]) -> None:
+        await asyncio.gather(*(p.signal(event, payload)
+                               for p in list(self._participants.values())))
 
     def _subscribe_others(self, publisher: Participant, purpose: str,
                           forwarder: TrackForwarder) -> None:
@@ -266,9 +352,12 @@ class Room:
         state = participant.pc.connectionState
         logger.info("room %s participant %s: connection %s", self.room_id,
                     participant.participant_id, state)
-        if state == "failed" and self._participants.get(participant.participant_id) is participant:
-            self._spawn(self.leave(participant.participant_id),
-                        f"leave:{participant.participant_id}")
+        # aiortc has no "disconnected" state: ICE consent failing ends in "failed"; the remote
+        # closing its DTLS ends in "closed". Either way the participant may come back.
+        if (state in ("failed", "closed") and not participant.closed
+                and self._participants.get(participant.participant_id) is participant):
+            self._spawn(self.connection_lost(participant.participant_id, participant),
+                        f"lost:{participant.participant_id}")
 
     # lifetime -------------------------------------------------------------------------------
 
@@ -341,6 +430,7 @@ class Room:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _broadcast_participants(self) -> None:
-        payload = {"participants": self.participants_info()}
+        self._recording_shown = self.recording_state()
+        payload = {"participants": self.participants_info(), "recording": self._recording_shown}
         await asyncio.gather(*(p.signal("room:participants", payload)
                                for p in list(self._participants.values())))

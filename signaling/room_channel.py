@@ -33,6 +33,9 @@ class RoomNamespace(Namespace):
         session = await self.get_session(sid)
         if not session or "room_id" not in session:
             raise SignalError("unauthenticated", "join a room first")
+        if self._current.get((session["room_id"], session["participant_id"])) != sid:
+            # The participant rejoined on another socket (a reload, two tabs): this one is stale.
+            raise SignalError("bad_state", "this connection was replaced by a newer one")
         return session  # type: ignore[no-any-return]
 
     async def on_room_join(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -42,13 +45,17 @@ class RoomNamespace(Namespace):
         room = self.hub.rooms.get(data["room_id"])
         if room is None or room.closed:
             raise SignalError("not_found", "the room is closed or not hosted here")
-        session = await self.get_session(sid)
-        if session and session.get("room_id"):
-            raise SignalError("bad_state", "this socket is in a room already")
         participant_id = grant["participant_id"]
-        # A participant who comes back (reload) replaces their old connection.
-        if any(p["participant_id"] == participant_id for p in room.participants_info()):
-            await room.leave(participant_id)
+        session = await self.get_session(sid)
+        if session and session.get("room_id") and (
+                session["room_id"], session.get("participant_id")) != (room.room_id,
+                                                                       participant_id):
+            raise SignalError("bad_state", "this socket is in a room already")
+        # Joining again with the same token (a reload, a reconnection after a network drop, or
+        # a new peer connection on the same socket) replaces the participant's old connection
+        # and keeps their place, identity and role.
+        key = (room.room_id, participant_id)
+        previous_sid = self._current.get(key)
 
         async def signal(event: str, payload: dict[str, Any]) -> None:
             await self.emit(event, payload, to=sid)
@@ -56,23 +63,34 @@ class RoomNamespace(Namespace):
         await self.save_session(sid, {"room_id": room.room_id, "participant_id": participant_id,
                                       "role": grant["role"]})
         await self.enter_room(sid, f"room:{room.room_id}")
+        # Current before the join: its offer goes out inside room.join, and the answer to it
+        # may come back before room.join returns.
+        self._current[key] = sid
         try:
             await room.join(participant_id=participant_id, role=grant["role"],
                             name=grant["name"], department=grant["department"] or None,
-                            signal=signal)
+                            signal=signal, rejoin=True)
         except Exception as exc:
             await self.save_session(sid, {})
+            if self._current.get(key) == sid:
+                if previous_sid is None:
+                    del self._current[key]
+                else:
+                    self._current[key] = previous_sid
             code = getattr(exc, "code", None)
             if isinstance(code, str):
                 raise SignalError(code, str(exc)) from exc
             raise
-        self._current[(room.room_id, participant_id)] = sid
+        if previous_sid is not None and previous_sid != sid:
+            # A page still open with the old connection (a second tab) is told it is over.
+            await self.emit("room:ended", {"reason": "replaced"}, to=previous_sid)
         logger.info("room %s: %s joined as %s (socket %s)", room.room_id, participant_id,
                     grant["role"], sid)
         return {"participant_id": participant_id, "role": grant["role"],
                 "ice_servers": ice_servers_for(self.hub.config.media, participant_id,
                                                time.time()),
-                "participants": room.participants_info(), "chat": room.chat_history()}
+                "participants": room.participants_info(), "chat": room.chat_history(),
+                "recording": room.recording_state()}
 
     async def on_room_answer(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         session = await self._joined(sid)
@@ -143,7 +161,13 @@ class RoomNamespace(Namespace):
             return
         del self._current[key]
         room = self.hub.rooms.get(session["room_id"])
-        if room is not None and not room.closed:
-            logger.info("room %s: %s disconnected (%s)", room.room_id,
-                        session["participant_id"], reason)
+        if room is None or room.closed:
+            return
+        logger.info("room %s: %s disconnected (%s)", room.room_id, session["participant_id"],
+                    reason)
+        if reason == self.server.reason.CLIENT_DISCONNECT:
+            # The page left the call on purpose.
             await room.leave(session["participant_id"])
+        else:
+            # A dropped network or a reload: the participant may rejoin within the grace period.
+            await room.connection_lost(session["participant_id"])

@@ -6,6 +6,7 @@ not."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from typing import Any
 
@@ -124,3 +125,33 @@ async def test_a_supervisor_observes_silently_and_only_staff_are_told(
     await observer.evaluate(CLOSE_SESSIONS)
     await expect(staff.get_by_test_id("observer-note")).to_be_hidden(timeout=10_000)
     await context.close()
+
+
+async def test_speaking_and_recording_are_shown_on_the_call_screen(
+        server: LiveServer, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    kiosk, staff = await _connected(server, browser)
+    # Everybody sees that the room records.
+    for page in (kiosk, staff):
+        await expect(page.get_by_test_id("recording-badge")).to_be_visible()
+        await expect(page.get_by_test_id("recording-badge")).to_have_text("● 录制中")
+
+    # Chromium's fake microphone beeps: the server hears it in the audio level header extension
+    # and each side highlights the other's picture while it sounds.
+    for page in (kiosk, staff):
+        await page.wait_for_selector(".remote-wrap[data-speaking=true]", timeout=15_000)
+    # A muted microphone sends silence: the highlight goes and stays away.
+    await kiosk.get_by_test_id("toggle-mic").click()
+    await staff.wait_for_selector(".remote-wrap[data-speaking=false]", timeout=10_000)
+    await asyncio.sleep(2)
+    assert await staff.locator(".remote-wrap").get_attribute("data-speaking") == "false"
+
+    # The recording stops during the call (a write fails as on a full disk): both pages say so.
+    room = server.app[ROOMS].get(room_id_of(server))
+    room.recorder._fail("disk_full", OSError(errno.ENOSPC, "No space left on device"))
+    for page in (kiosk, staff):
+        await expect(page.get_by_test_id("recording-badge")).to_have_text("录制中断",
+                                                                           timeout=5_000)
+        await expect(page.get_by_test_id("recording-badge")).to_have_attribute(
+            "data-state", "interrupted")

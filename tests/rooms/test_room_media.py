@@ -149,7 +149,7 @@ async def test_rejoin_with_same_id_gets_video_again(room: Room, join: JoinFn) ->
 async def test_silent_supervisor_receives_everybody_and_sends_nothing(
         room: Room, join: JoinFn) -> None:
     a = await join(room, "a", "applicant")
-    b = await join(room, "b", "staff")
+    await join(room, "b", "staff")
     # The observer's own client would publish if asked: the server never asks.
     sup = await join(room, "sup", "supervisor")
     await sup.wait_for_video(10, timeout=10, participant_id="a")

@@ -45,7 +45,8 @@ async def test_join_sends_participants_and_an_offer_with_publish_mids(room: Room
     assert "H264" not in offer["sdp"] and "PCMU" not in offer["sdp"]
     assert room.participants_info() == [
         {"participant_id": "a", "role": "applicant", "name": "张三", "department": None,
-         "observer": False, "muted": False, "camera_off": False, "sharing": False}]
+         "observer": False, "muted": False, "camera_off": False, "sharing": False,
+         "reconnecting": False, "speaking": False}]
 
 
 async def test_join_rules_are_checked_before_anything_changes(room: Room) -> None:

@@ -253,7 +253,7 @@ const STRINGS = {
     invite_join: '加入会商',
     invite_taken: '{dept}的会商已由同事加入',
     call_consult: '会商 · {number}',
-    leave_room: '退出会商',
+    leave_room: '离开会话',
     guide_heading: '我引导的办理',
     guide_empty: '暂无进行中的办理',
     guide_join: '加入',
@@ -891,6 +891,7 @@ export class RoomSession {
     this.socket.on('room:participants', (msg) => {
       this.participants = (msg && msg.participants) || [];
       if (msg && msg.recording) this.recording = msg.recording;
+      this.speaking = new Set(this.participants.filter((p) => p.speaking).map((p) => p.participant_id));
       this.onParticipants(this.participants);
       this.renderRoomState();
       this.refreshRemote();
@@ -1004,9 +1005,9 @@ export class RoomSession {
       this.participantId = answer.participant_id;
       this.role = answer.role || null;
       this.recording = answer.recording || null;
-      this.speaking.clear();
       this.iceServers = answer.ice_servers || [];
       this.participants = answer.participants || [];
+      this.speaking = new Set(this.participants.filter((p) => p.speaking).map((p) => p.participant_id));
       this.onParticipants(this.participants);
       this.renderRoomState();
       // The conversation so far (the server keeps it), also after a reconnect.

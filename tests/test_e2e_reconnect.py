@@ -1,0 +1,121 @@
+"""Reconnection after a network drop, in real Chromium: the kiosk loses its network mid-call and
+comes back by itself with a new peer connection; the staff desk meanwhile shows 重新连接中… on the
+applicant's picture, then decodes their video again; the recording holds both segments.
+
+The drop is simulated, honestly but not physically: the kiosk's browser context goes offline
+(Playwright's setOffline, CDP network emulation: new HTTP and WebSocket connections fail, so
+Socket.IO cannot reconnect while it lasts) and the page's own Socket.IO engine and
+RTCPeerConnection are closed, as a dead network would end them. Network emulation does not stop
+WebRTC's UDP on loopback, hence the closed peer connection. After 4 s the context goes online
+again and nobody does anything."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from tests.browser import INBOUND_STATS
+from tests.conftest import LiveServer
+from tests.test_e2e_browser import _wait_media
+from tests.test_e2e_room_features import _connected
+
+pytestmark = pytest.mark.browser
+
+# Cuts the page's connections to the server as a dropped network would.
+DROP = """
+async () => {
+  const src = document.querySelector('script[type=module]').src;
+  const m = await import(src.replace(/[^/]*\\.js.*$/, 'common.js'));
+  const [session] = [...m.RoomSession.active];
+  session.socket.io.engine.close();
+  session.pc.close();
+}
+"""
+
+
+async def _frames(page: Any, frames: int, timeout: float = 20.0) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    stats = await page.evaluate(INBOUND_STATS)
+    while time.monotonic() < deadline:
+        stats = await page.evaluate(INBOUND_STATS)
+        if stats["framesDecoded"] >= frames:
+            return stats  # type: ignore[no-any-return]
+        await asyncio.sleep(0.2)
+    pytest.fail(f"no video frames: {stats}")
+
+
+async def test_the_kiosk_comes_back_by_itself_after_a_network_drop(
+        server: LiveServer, browser: Any, config: Any) -> None:
+    from playwright.async_api import expect
+
+    kiosk, staff = await _connected(server, browser)
+    # A first segment of some length before the drop.
+    await _frames(staff, 30)
+    await expect(staff.get_by_test_id("remote-reconnecting")).to_be_hidden()
+    await expect(kiosk.get_by_test_id("call-reconnecting")).to_be_hidden()
+
+    await kiosk.context.set_offline(True)
+    await kiosk.evaluate(DROP)
+    dropped_at = time.time()
+    # The kiosk says it is reconnecting; the desk shows it on the applicant's picture.
+    await expect(kiosk.get_by_test_id("call-reconnecting")).to_be_visible()
+    await expect(kiosk.get_by_test_id("call-reconnecting")).to_have_text("正在重新连接…")
+    await expect(staff.get_by_test_id("remote-reconnecting")).to_be_visible(timeout=10_000)
+    await expect(staff.get_by_test_id("remote-reconnecting")).to_have_text("重新连接中…")
+    await asyncio.sleep(4)
+    before = await staff.evaluate(INBOUND_STATS)
+    await kiosk.context.set_offline(False)
+
+    # Back without anyone doing anything: a second peer connection on the kiosk, the badges gone,
+    # video decoded both ways again.
+    await expect(staff.get_by_test_id("remote-reconnecting")).to_be_hidden(timeout=20_000)
+    await expect(kiosk.get_by_test_id("call-reconnecting")).to_be_hidden(timeout=20_000)
+    after = await _frames(staff, before["framesDecoded"] + 30)
+    assert after["pcs"] == 1
+    kiosk_stats = await _wait_media(kiosk, frames=1)
+    assert kiosk_stats["pcs"] == 2
+    kiosk_pc = await kiosk.evaluate("window.__pcs.at(-1).connectionState")
+    assert kiosk_pc == "connected"
+    new_frames = await kiosk.evaluate("""async () => {
+      let frames = 0;
+      (await window.__pcs.at(-1).getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded || 0;
+      });
+      return frames;
+    }""")
+    assert new_frames > 0
+
+    await staff.get_by_test_id("hangup").click()
+    recordings = list(Path(config.recordings_dir).iterdir())
+    assert len(recordings) == 1
+    path = recordings[0] / "timeline.json"
+    for _ in range(100):
+        timeline = json.loads(path.read_text())
+        if timeline.get("ended_at") is not None:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail("the recording did not finish")
+    applicant = next(p["participant_id"] for p in timeline["participants"]
+                     if p["role"] == "applicant")
+    events = [(e["type"], e.get("participant_id")) for e in timeline["events"]]
+    assert ("reconnecting", applicant) in events and ("reconnected", applicant) in events
+    lost = next(e["t"] for e in timeline["events"] if e["type"] == "reconnecting")
+    assert abs(lost - dropped_at) < 5
+    videos = sorted((t for t in timeline["tracks"]
+                     if t["participant_id"] == applicant and t["kind"] == "video"),
+                    key=lambda t: t["started_at"])
+    assert len(videos) == 2, timeline["tracks"]
+    for track in videos:
+        with av.open(str(recordings[0] / track["file"])) as container:
+            frames = sum(1 for _ in container.decode(container.streams.video[0]))
+        assert frames > 20, track
+    # The staff's own tracks went on through it all: one file each.
+    staff_tracks = [t for t in timeline["tracks"] if t["participant_id"] != applicant]
+    assert sorted(t["kind"] for t in staff_tracks) == ["audio", "video"]
