@@ -5,8 +5,10 @@
 #                                + dispatch at 1,000 sockets (ring latency, dispatches/s)
 #                                + recording cost per packet, remux vs aiortc MediaRecorder
 #                                  (bench/results/recording.json)
-#   bench/run.sh call_setup      only one of them (call_setup | cpu_relay | dispatch | recording), extra args
-#                                passed on
+#                                + server CPU per 3- and 6-person room, rooms per core, µs per
+#                                  packet, loop lag, late join (bench/results/rooms.json)
+#   bench/run.sh call_setup      only one of them (call_setup | cpu_relay | dispatch | recording
+#                                | rooms), extra args passed on
 # Needs what ./yunzhen.sh test installs (redis-server, chromium, the test extras in .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,7 @@ else
   bench cpu_relay
   bench dispatch
   bench recording
+  bench rooms
 fi
 echo "==> results: bench/results/call_setup.json, bench/results/dispatch.json," \
-  "bench/results/recording.json"
+  "bench/results/recording.json, bench/results/rooms.json"
