@@ -64,6 +64,7 @@ def room_id_of(server: LiveServer) -> str:
 async def supervisor_token(server: LiveServer, room_id: str, participant_id: str = "v-sup"
                            ) -> str:
     room = server.app[ROOMS].get(room_id)
+    assert room is not None
     return str(await server.app[STORE].create_room_token(
         room_id, role="supervisor", participant_id=participant_id, name="督查员",
         department="tax", ticket_id=str(room.meta["ticket_id"])))
@@ -149,6 +150,7 @@ async def test_speaking_and_recording_are_shown_on_the_call_screen(
 
     # The recording stops during the call (a write fails as on a full disk): both pages say so.
     room = server.app[ROOMS].get(room_id_of(server))
+    assert room is not None
     room.recorder._fail("disk_full", OSError(errno.ENOSPC, "No space left on device"))
     for page in (kiosk, staff):
         await expect(page.get_by_test_id("recording-badge")).to_have_text("录制中断",

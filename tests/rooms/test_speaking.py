@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rooms import passthrough
@@ -112,6 +113,9 @@ async def test_a_tone_speaks_silence_does_not_and_forwarded_audio_keeps_its_leve
         # The observer's receivers: the levels on what the server forwards to it.
         levels: dict[str, list[int]] = {"a": [], "s": []}
 
+        def keep(into: list[int]) -> Callable[[int, int], None]:
+            return lambda _timestamp, level: into.append(level)
+
         def watched() -> bool:
             mids = observer.peer._mids
             done = 0
@@ -120,9 +124,8 @@ async def test_a_tone_speaks_silence_does_not_and_forwarded_audio_keeps_its_leve
                 if info is None or info["kind"] != "audio":
                     continue
                 if not getattr(transceiver.receiver, "_yz_watched", False):
-                    pid = info["participant_id"]
-                    passthrough.watch_audio_levels(
-                        transceiver.receiver, lambda _ts, level, pid=pid: levels[pid].append(level))
+                    passthrough.watch_audio_levels(transceiver.receiver,
+                                                   keep(levels[info["participant_id"]]))
                     transceiver.receiver._yz_watched = True  # type: ignore[attr-defined]
                 done += 1
             return done == 2
