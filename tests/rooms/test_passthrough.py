@@ -8,8 +8,10 @@ from fractions import Fraction
 
 import aioice.ice
 import aiortc
+import aiortc.rtcdtlstransport
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
+import aiortc.rtp
 import av
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -165,5 +167,39 @@ async def test_receiver_drops_packets_by_its_enabled_flag_and_keep_receiving_ove
         assert receiver._enabled is True
         transceiver._setCurrentDirection("sendonly")
         assert receiver._enabled is True
+    finally:
+        await pc.close()
+
+
+def test_audio_level_hooks_still_find_their_private_names() -> None:
+    # The receiver parses the level into packet.extensions and is called through the instance.
+    source = inspect.getsource(aiortc.rtp.HeaderExtensionsMap.configure)
+    assert "urn:ietf:params:rtp-hdrext:ssrc-audio-level" in source
+    transport = inspect.getsource(aiortc.rtcdtlstransport.RTCDtlsTransport)
+    assert "await receiver._handle_rtp_packet(packet" in transport
+    # Forwarded frames get their pts from the receiver's timestamp mapper.
+    receiver_source = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
+    assert "self.__timestamp_mapper.map(" in receiver_source
+    # The sender writes the extension from RTCEncodedFrame.audio_level, read through self.
+    run = inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender._run_rtp)
+    assert "await self._next_encoded_frame(codec)" in run
+    assert "packet.extensions.audio_level = (False, -enc_frame.audio_level)" in run
+    # And aiortc still offers the extension on audio m-lines.
+    assert any(e.uri == "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+               for e in aiortc.codecs.HEADER_EXTENSIONS["audio"])
+
+
+async def test_rtp_timestamp_adds_the_receivers_origin_back() -> None:
+    pc = aiortc.RTCPeerConnection()
+    try:
+        receiver = pc.addTransceiver("audio", direction="recvonly").receiver
+        assert passthrough.rtp_timestamp(receiver, 0) is None
+        mapper = receiver._RTCRtpReceiver__timestamp_mapper  # type: ignore[attr-defined]
+        assert mapper.map(4_294_966_000) == 0
+        assert mapper.map(4_294_966_960) == 960
+        assert passthrough.rtp_timestamp(receiver, 960) == 4_294_966_960
+        # Across the RTP timestamp's wrap.
+        assert mapper.map(664) == 1_960
+        assert passthrough.rtp_timestamp(receiver, 1_960) == 664
     finally:
         await pc.close()
