@@ -119,3 +119,28 @@ async def test_the_kiosk_comes_back_by_itself_after_a_network_drop(
     # The staff's own tracks went on through it all: one file each.
     staff_tracks = [t for t in timeline["tracks"] if t["participant_id"] != applicant]
     assert sorted(t["kind"] for t in staff_tracks) == ["audio", "video"]
+
+
+async def test_a_failed_peer_connection_is_replaced_on_the_same_socket(
+        server: LiveServer, browser: Any) -> None:
+    """The media path dies while the socket stays up (here: the server's end of the kiosk's peer
+    connection is closed under it, as a dead path ends it): the kiosk sees its peer connection
+    go down and joins again on the same socket, with a new one."""
+    from playwright.async_api import expect
+
+    from server.keys import ROOMS
+
+    kiosk, staff = await _connected(server, browser)
+    await _frames(staff, 10)
+    [room] = server.app[ROOMS].rooms()
+    applicant = next(p for p in room.participants_info() if p["role"] == "applicant")
+    old = room.participant(applicant["participant_id"])
+    assert old is not None
+    await old.pc.close()
+    await expect(staff.get_by_test_id("remote-reconnecting")).to_be_visible(timeout=10_000)
+    before = await staff.evaluate(INBOUND_STATS)
+    await expect(staff.get_by_test_id("remote-reconnecting")).to_be_hidden(timeout=20_000)
+    await _frames(staff, before["framesDecoded"] + 30)
+    assert (await kiosk.evaluate(INBOUND_STATS))["pcs"] == 2
+    new = room.participant(applicant["participant_id"])
+    assert new is not None and new is not old
