@@ -510,7 +510,7 @@ async def measure(mode: str, size: int, count: int, media: Precoded, seconds: fl
         idle_lag = _lag(lag_file, idle_end - 1.0, idle_end)
         joined = time.monotonic()
         await setup.open(count, size, media)
-        await _wait_all_see_all(setup, size, timeout=30)
+        await _wait_all_see_all(setup, size, timeout=60)
         first_frames_s = time.monotonic() - joined
         await asyncio.sleep(settle)
         before = await _snapshot(setup)
@@ -620,6 +620,8 @@ def _limit(run: dict[str, Any]) -> str | None:
 def figures(runs: dict[str, dict[str, Any]], media: Precoded, args: argparse.Namespace
             ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    failed = {k: r["error"] for k, r in runs.items() if "error" in r}
+    runs = {k: r for k, r in runs.items() if "error" not in r}
     for size in (3, 6):
         pt = {r["rooms"]: r for r in runs.values()
               if r["mode"] == "passthrough" and r["participants"] == size}
@@ -689,12 +691,15 @@ def figures(runs: dict[str, dict[str, Any]], media: Precoded, args: argparse.Nam
                        "every video frame (fps_decoded_*)",
         "recording": "pass-through: the real server records every track (remux) as always; "
                      "transcode: records nothing",
+        "video_kbit_s": round(media.video_bitrate / 1000),
+        "video_bytes_per_frame": round(sum(len(p) for p in media.video) / len(media.video)),
         "window_s": args.seconds, "settle_s": args.settle, "plan": args.plan,
         "cpu_unit": "% of one core; server_cpu_pct is the server process (all threads), "
                     "server_children_cpu_pct its private redis-server, bench_clients_cpu_pct "
                     "this process (every participant), machine_busy_pct every process on the "
                     "machine (other users included)",
         "runs": runs,
+        "failed_runs": failed,
     }
     return out
 
@@ -712,6 +717,9 @@ def note(out: dict[str, Any]) -> str:
                 f"{out.get(f'rooms_per_core_{size}p')} rooms per core "
                 f"({check.get('basis')}; full frame rate there: "
                 f"{check.get('full_frame_rate')})")
+    failed = out.get("rooms_detail", {}).get("failed_runs")
+    if failed:
+        parts.append(f"runs that failed: {', '.join(failed)}")
     goals = out.get("goals", {})
     parts.append(f"goals: >= 5 three-person rooms per core: "
                  f"{'met' if goals.get('rooms_per_core_3p_at_least_5') else 'NOT met'}; "
@@ -732,8 +740,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         joins = 0
         if mode == "passthrough" and size == 3 and count == 1 and not late_done:
             joins, late_done = args.late_joins, True
-        result = await measure(mode, size, count, media, args.seconds, args.settle, joins)
         key = f"{mode}_{size}p_x{count}"
+        try:
+            result = await measure(mode, size, count, media, args.seconds, args.settle, joins)
+        except Exception as exc:
+            # One configuration that cannot run (a busy machine: participants never all see
+            # each other) leaves the others' figures standing; the error is in the results.
+            result = {"mode": mode, "participants": size, "rooms": count,
+                      "error": f"{type(exc).__name__}: {exc}"[:2000]}
+            if joins:
+                late_done = False
         runs[key] = result
         print(f"{key}: {json.dumps(result, ensure_ascii=False)}", flush=True)
     out = figures(runs, media, args)
