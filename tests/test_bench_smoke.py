@@ -80,6 +80,7 @@ def test_rooms_bench_one_three_person_pass_through_room(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["machines"]["rooms"]["cores"] == os.cpu_count()
+    assert data["rooms_detail"]["failed_runs"] == {}
     run = data["rooms_detail"]["runs"]["passthrough_3p_x1"]
     assert (run["mode"], run["participants"], run["rooms"]) == ("passthrough", 3, 1)
     # Every packet a publisher sends goes to the two others.
