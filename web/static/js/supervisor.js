@@ -338,21 +338,24 @@ function stopAlerts() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Synchronized replay: one clock (the page's, paused while any playing track is still loading
-// or seeking) drives every <video>/<audio>; each element sits at its track's offset from the
-// earliest track. Small drift is taken back by playing that element a little faster or slower,
-// drift above HARD_SEEK_S by a seek, so that every track stays within 100 ms of the clock.
+// Synchronized replay: one clock (the page's) drives every <video>/<audio>; each element sits at
+// its track's offset from the earliest track. After a seek or a press of play the clock waits
+// (up to MAX_WAIT_MS) until every track that is on has its picture; while playing, small drift
+// is taken back by playing that element a little faster or slower, drift above HARD_SEEK_S by
+// seeking it, a little ahead to make up for the time the seek itself takes. Every track stays
+// within 100 ms of the clock.
 // ---------------------------------------------------------------------------------------------
 const SYNC_MS = 100;
 const DRIFT_OK_S = 0.02; // closer than this: normal speed
 const HARD_SEEK_S = 0.2; // farther than this: seek instead of nudging
 const NUDGE_S = 1.0; // a nudge aims to take the drift back within this long
 const MAX_NUDGE = 0.1; // playbackRate stays within 1 ± this
-const MAX_WAIT_MS = 3000; // a track that does not load in this long is left behind, not waited for
+const MAX_LEAD_S = 0.5; // a correcting seek lands at most this far ahead
+const MAX_WAIT_MS = 3000; // a track that does not load in this long is not waited for
 
 class Replay {
   constructor(items, fallbackDuration, onTick) {
-    this.items = items; // [{el, offset}]
+    this.items = items.map((item) => ({ ...item, lead: 0.05, corrected: false }));
     this.fallbackDuration = Math.max(0, fallbackDuration || 0);
     this.onTick = onTick;
     this.position = 0;
@@ -361,7 +364,7 @@ class Replay {
     this.startedPos = 0;
     this.waitingSince = null;
     this.timer = setInterval(() => this.tick(), SYNC_MS);
-    for (const item of items) {
+    for (const item of this.items) {
       item.el.addEventListener('loadedmetadata', () => {
         this.sync(true);
         this.onTick(this);
@@ -386,7 +389,7 @@ class Replay {
     if (this.playing) return;
     if (this.position >= this.duration - 0.05) this.position = 0;
     this.playing = true;
-    this.restartClock();
+    this.hold();
     this.sync(true);
     this.onTick(this);
   }
@@ -400,78 +403,83 @@ class Replay {
   }
 
   seek(seconds) {
+    if (this.playing) this.hold();
     this.position = Math.min(Math.max(0, seconds), this.duration || seconds);
-    this.restartClock();
     this.sync(true);
     this.onTick(this);
   }
 
-  restartClock() {
-    this.startedWall = performance.now();
-    this.startedPos = this.position;
+  // Stop the clock where it is until the tracks are ready (see ready()).
+  hold() {
+    this.position = this.now();
+    this.waitingSince = performance.now();
   }
 
   tick() {
     if (!this.playing) return;
+    if (this.waitingSince !== null) {
+      if (!this.ready() && performance.now() - this.waitingSince < MAX_WAIT_MS) return;
+      this.waitingSince = null;
+      this.startedWall = performance.now();
+      this.startedPos = this.position;
+      this.sync(false);
+      this.onTick(this);
+      return;
+    }
     const pos = this.now();
-    this.position = pos;
     const end = this.duration;
     if (end > 0 && pos >= end) {
       this.position = end;
       this.playing = false;
-      this.waitingSince = null;
     }
     this.sync(false);
     this.onTick(this);
   }
 
-  // Tracks that should be playing now but cannot yet (seeking, not enough data).
-  stalled(pos) {
-    return this.items.some(({ el, offset }) => {
-      const local = pos - offset;
+  // Every track that is on at the clock's position has finished seeking and has its picture.
+  ready() {
+    return this.items.every(({ el, offset }) => {
+      const local = this.position - offset;
       const inside = local >= 0 && !(Number.isFinite(el.duration) && local >= el.duration);
-      return inside && !el.error && (el.seeking || el.readyState < HTMLMediaElement.HAVE_FUTURE_DATA);
+      return !inside || el.error || (!el.seeking && el.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA);
     });
   }
 
   sync(force) {
-    let pos = this.now();
-    if (this.playing) {
-      // Hold the clock while a track loads: starting without it would leave it behind.
-      const waited = this.waitingSince === null ? 0 : performance.now() - this.waitingSince;
-      if (this.stalled(pos) && waited < MAX_WAIT_MS) {
-        if (this.waitingSince === null) {
-          this.position = pos;
-          this.waitingSince = performance.now();
-        }
-      } else if (this.waitingSince !== null) {
-        this.waitingSince = null;
-        this.restartClock();
-        force = true;
-      }
-      pos = this.now();
-    }
+    const pos = this.now();
     const running = this.playing && this.waitingSince === null;
-    for (const { el, offset } of this.items) {
+    for (const item of this.items) {
+      const { el, offset } = item;
       const local = pos - offset;
       const known = Number.isFinite(el.duration);
       const before = local < 0;
       const after = known && local >= el.duration;
       el.closest('figure, .audio-track')?.classList.toggle('not-started', before);
-      el.dataset.state = before ? 'waiting' : after ? 'ended' : running ? 'playing' : 'paused';
+      el.dataset.state = before ? 'waiting' : after ? 'ended'
+        : running ? 'playing' : this.playing ? 'loading' : 'paused';
       if (before || after) {
-        // Not on yet: its first frame, waiting. Over: paused on its last frame.
+        // Not on yet: its first picture, waiting. Over: paused on its last picture.
         if (!el.paused) el.pause();
         el.playbackRate = 1;
-        const hold = before ? 0 : el.duration;
-        if (el.readyState > 0 && Math.abs(el.currentTime - hold) > 0.05) el.currentTime = hold;
+        const rest = before ? 0 : el.duration;
+        if (el.readyState > 0 && Math.abs(el.currentTime - rest) > 0.05) el.currentTime = rest;
         continue;
       }
       if (el.readyState === 0) continue;
       const drift = el.currentTime - local; // > 0: ahead of the clock
-      if (force || !running || Math.abs(drift) > HARD_SEEK_S) {
+      if (force || !running) {
         if (Math.abs(drift) > 0.01) el.currentTime = local;
         el.playbackRate = 1;
+        item.corrected = false;
+      } else if (Math.abs(drift) > HARD_SEEK_S || (el.paused && Math.abs(drift) > DRIFT_OK_S)) {
+        // Far off, or just coming on (starting takes a moment too): seek ahead by what the
+        // last such seek fell behind.
+        if (item.corrected && !el.seeking) {
+          item.lead = Math.min(MAX_LEAD_S, Math.max(0, item.lead - drift));
+        }
+        el.currentTime = Math.max(0, local + item.lead);
+        el.playbackRate = 1;
+        item.corrected = true;
       } else if (Math.abs(drift) > DRIFT_OK_S) {
         el.playbackRate = 1 - Math.max(-MAX_NUDGE, Math.min(MAX_NUDGE, drift / NUDGE_S));
       } else {
