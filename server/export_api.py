@@ -224,7 +224,8 @@ class ExportJobs:
             assert job.task is not None
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await job.task
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        # Off the loop: a worker still finishing a frame must not stall the rest of shutdown.
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
 
 EXPORTS: web.AppKey[ExportJobs] = web.AppKey("exports", ExportJobs)

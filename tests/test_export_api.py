@@ -281,3 +281,39 @@ async def test_an_export_error_shows_in_chinese(server: LiveServer, browser: Any
     await expect(page.get_by_test_id("export-start")).to_be_visible()
     await expect(page.get_by_test_id("export-download")).to_be_hidden()
     await page.close()
+
+
+async def test_stopping_the_server_stops_a_running_export(config: Any,
+                                                          redis_client: aioredis.Redis) -> None:
+    from tests.conftest import start_server
+    from tests.recordings.export_media import record
+
+    live = await start_server(config)
+    stopped = False
+    try:
+        archive = live.app[ARCHIVE]
+        summary = await asyncio.to_thread(
+            record, archive.root, "r-long", started_at=T0, duration=30.0, participants=[
+                {"id": "s-tax01", "role": "staff", "name": "王小明", "join": 0.0,
+                 "video": (0.0, 30.0), "audio": (0.0, 30.0, 440.0)}])
+        await archive.index(summary)
+        exports = live.app[EXPORTS]
+        async with _session() as sup:
+            await _login(sup, live.url, "supervisor")
+            url = f"{live.url}/api/recordings/r-long/export"
+            assert (await sup.post(url)).status == 202
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                job = (await (await sup.get(url)).json())["export"]
+                if job["state"] == "running" and job["progress"] > 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert job["state"] == "running" and job["progress"] < 100
+        await live.runner.cleanup()
+        stopped = True
+        # The job was stopped, not left running or half-written.
+        assert list(exports.root.iterdir()) == []
+        assert await redis_client.exists(STATE.format("r-long")) == 0
+    finally:
+        if not stopped:
+            await live.runner.cleanup()
