@@ -50,7 +50,7 @@ BACKGROUND = (24, 26, 30)
 CELL_BACKGROUND = (0, 0, 0)
 PLACEHOLDER = (48, 52, 60)
 
-ROLE_NAMES = {"staff": "工作人员", "applicant": "群众", "guide": "引导员", "supervisor": "督查"}
+ROLE_NAMES = {"staff": "工作人员", "applicant": "群众", "guide": "导服", "supervisor": "督查"}
 STATUS_TEXT = {
     "not_joined": "未加入", "left": "已离开", "camera_off": "摄像头已关闭",
     "not_sharing": "未共享屏幕", "no_video": "无画面",
