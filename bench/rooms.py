@@ -583,6 +583,9 @@ def _result(mode: str, size: int, count: int, before: dict[str, Any], after: dic
         "rtp_sent_by_publishers_per_s": round(sent / wall, 1),
         "rtp_forwarded_per_s": round(forwarded / wall, 1),
         "us_per_forwarded_packet": round(server_s * 1e6 / forwarded, 1) if forwarded else None,
+        # Every packet received (and recorded) or sent counted once.
+        "us_per_packet_in_or_out": round(server_s * 1e6 / (forwarded + sent), 1)
+        if forwarded + sent else None,
         "fps_sent_min": round(min(sent_fps.values()), 1) if sent_fps else None,
         "fps_received_min": round(min(all_fps), 1) if all_fps else None,
         "fps_received_mean": round(sum(all_fps) / len(all_fps), 1) if all_fps else None,
