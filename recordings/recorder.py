@@ -175,8 +175,8 @@ class TrackRecorder:
         return True
 
     def entry(self) -> TrackEntry | None:
-        if self.started_at is None:
-            return None
+        if self.started_at is None or self.packets == 0:
+            return None  # nothing kept (or its first write failed): no file to play
         return TrackEntry(track_id=self.track_id, participant_id=self.participant_id,
                           kind=self.kind, codec=self.codec, file=self.file,
                           started_at=self.started_at, packets=self.packets)
