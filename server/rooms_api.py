@@ -121,8 +121,9 @@ async def observe(request: web.Request) -> web.Response:
 
 @routes.post("/api/rooms/{room_id}/invite")
 async def invite(request: web.Request) -> web.Response:
-    """A staff member in the room invites another department (会商), with an optional note."""
-    user = await require_user(request, ("staff",))
+    """A staff member or the hall guide in the room invites another department (会商), with an
+    optional note."""
+    user = await require_user(request, ("staff", "guide"))
     data = await _json_object(request, 4096)
     department, note = data.get("department"), data.get("note", "")
     if not isinstance(department, str) or not _DEPT_ID.match(department):
@@ -133,7 +134,7 @@ async def invite(request: web.Request) -> web.Response:
                        f"note must be text of at most {NOTE_MAX} characters.")
     entry = await _entry(request)
     room = _hosted(request, entry)
-    me = room.participant(f"s-{user.username}")
+    me = room.participant(f"{'g' if user.role == 'guide' else 's'}-{user.username}")
     if me is None:
         raise _forbidden("只有正在会话中的工作人员可以邀请其他部门。",
                          "Only staff in this room may invite another department.")

@@ -430,7 +430,8 @@ class Hub:
                              staff=by.username, detail=f"{room_id} from {by_department}")
         room = self.rooms.get(room_id)
         if room is not None:
-            room.add_event("invite", department=department, by=f"s-{by.username}", note=note)
+            room.add_event("invite", department=department, note=note,
+                           participant_id=f"{'g' if by.role == 'guide' else 's'}-{by.username}")
         logger.info("room %s: %s invites department %s", room_id, by.username, department)
         await self.sio.emit("room:invite", invite, to=f"dept:{department}", namespace="/staff")
         return "ok"
@@ -454,8 +455,13 @@ class Hub:
                              department=department, staff=user.username, detail=room.room_id)
         await self.store.set_guest(user.username, room.room_id)
         state = await self.store.staff_state(user.username)
-        if state.get("presence") == "available":
-            await self.set_presence(user, "away", CONSULT_REASON)
+        # Away (not in_call, which the queue script keeps for its own calls) takes them out of
+        # the ACD; from wrap-up too, which would otherwise end in available while in the room.
+        if state.get("presence") in ("available", "wrap_up"):
+            try:
+                await self.set_presence(user, "away", CONSULT_REASON)
+            except SignalError:
+                logger.info("staff %s: presence not changed for the room", user.username)
 
     async def guest_left(self, username: str, room_id: str) -> None:
         """An invited staff member is out of the room: back to available if we set them away."""

@@ -297,11 +297,16 @@ async def test_a_hall_guide_joins_the_consultation_they_started(
     await item.get_by_test_id("guide-join").click()
     await _media_from(guide, [applicant, "s-tax01"])
     await _media_from(tax, [applicant, "g-guide01"])
-    await expect(guide.get_by_test_id("invite-panel")).to_be_hidden()
+    # The guide may add a department from the call, like the staff.
+    await expect(guide.get_by_test_id("invite-panel")).to_be_visible()
+    await guide.get_by_test_id("invite-department").select_option("fund")
+    await guide.get_by_test_id("invite-send").click()
+    await expect(guide.get_by_test_id("invite-status")).to_contain_text("公积金")
 
     # The guide leaves; the call goes on between the applicant and the staff member.
     await guide.get_by_test_id("hangup").click()
     await expect(guide.get_by_test_id("guide-item")).to_have_count(1)
+    await expect(guide.get_by_test_id("invite-panel")).to_be_hidden()
     await expect(tax.locator("[data-testid=remote-extra] [data-participant]")).to_have_count(
         0, timeout=10_000)
     assert not room.closed

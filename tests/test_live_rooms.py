@@ -4,6 +4,8 @@ another department (the first colleague takes it), and the hall guide of a ticke
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -93,9 +95,11 @@ async def _staff(server: LiveServer, sockets: list[SignalingClient],
 
 async def _live_room(server: LiveServer, sockets: list[SignalingClient],
                      department: str = "tax", staff: str = "tax01", guide: str = "",
-                     also: tuple[str, ...] = ()) -> tuple[str, SignalingClient]:
+                     also: tuple[str, ...] = ()
+                     ) -> tuple[str, SignalingClient, SignalingClient]:
     """A ticket made at the kiosk (by a guide if given), accepted by `staff`, who is then in the
-    room (joined over /room; no media needed for these checks)."""
+    room (joined over /room; no media needed for these checks). Returns the room id, the staff
+    member's desk socket and their room socket."""
     cookie = await login_cookie(server.url, guide, PASSWORD) if guide else None
     kiosk = await SignalingClient.connect(server.url, "/kiosk", cookie)
     sockets.append(kiosk)
@@ -108,7 +112,7 @@ async def _live_room(server: LiveServer, sockets: list[SignalingClient],
     channel = await SignalingClient.connect(server.url, "/room")
     sockets.append(channel)
     await channel.request("room:join", room)
-    return room["room_id"], desk
+    return room["room_id"], desk, channel
 
 
 async def test_live_rooms_are_listed_for_supervisors_in_scope_and_observe_is_audited(
@@ -116,7 +120,7 @@ async def test_live_rooms_are_listed_for_supervisors_in_scope_and_observe_is_aud
         redis_client: aioredis.Redis) -> None:
     await _add_user(server, "marketsup", "supervisor", ("market",))
     await _add_user(server, "taxsup", "supervisor", ("tax",))
-    room_id, _desk = await _live_room(server, sockets)
+    room_id, _desk, _channel = await _live_room(server, sockets)
 
     anonymous = await http()
     assert (await anonymous.get("/api/rooms"))[0] == 401
@@ -177,12 +181,12 @@ async def test_live_rooms_are_listed_for_supervisors_in_scope_and_observe_is_aud
 
 async def test_a_department_is_invited_and_the_first_colleague_takes_the_invitation(
         server: LiveServer, http: Any, sockets: list[SignalingClient],
-        redis_client: aioredis.Redis) -> None:
+        config: Config) -> None:
     await _add_user(server, "market02", "staff", ("market",))
     market01 = await _staff(server, sockets, "market01")
     market02 = await _staff(server, sockets, "market02")
     await market01.request("presence:set", {"state": "available"})
-    room_id, _desk = await _live_room(server, sockets)
+    room_id, _desk, channel = await _live_room(server, sockets)
 
     # Only a staff member who is in the room may invite.
     outsider = await http("market01")
@@ -280,10 +284,27 @@ async def test_a_department_is_invited_and_the_first_colleague_takes_the_invitat
     assert state["presence"] == "available"
     assert (await second.post(f"/api/rooms/{room_id}/leave"))[0] == 403
 
+    # The room ends: the invitation still pending is withdrawn, and the recording's timeline
+    # has the invitations and the join.
+    await channel.request("room:hangup", {})
+    closed = await hrss_desk.next("room:invite_closed", room_id=room_id)
+    assert (closed["department"], closed["reason"]) == ("hrss", "ended")
+    timeline_path = config.recordings_dir / room_id / "timeline.json"
+    for _ in range(100):  # written as the room closes
+        if timeline_path.exists():
+            break
+        await asyncio.sleep(0.1)
+    events = json.loads(timeline_path.read_text())["events"]
+    assert [(e["type"], e["department"], e["participant_id"]) for e in events
+            if e["type"] in ("invite", "invite_taken")] == [
+        ("invite", "market", "s-tax01"), ("invite_taken", "market", "s-market01"),
+        ("invite", "hrss", "s-tax01")]
+    assert await server.app[STORE].room(room_id) is None
+
 
 async def test_at_most_a_few_invitations_are_pending(
         server: LiveServer, http: Any, sockets: list[SignalingClient]) -> None:
-    room_id, _desk = await _live_room(server, sockets)
+    room_id, _desk, _channel = await _live_room(server, sockets)
     tax = await http("tax01")
     for dept in ("market", "hrss", "fund"):
         assert (await tax.post(f"/api/rooms/{room_id}/invite", {"department": dept}))[0] == 200
@@ -295,7 +316,8 @@ async def test_the_guide_of_a_ticket_joins_its_room_and_no_other(
         server: LiveServer, http: Any, sockets: list[SignalingClient]) -> None:
     await _add_user(server, "guide02", "guide")
     market = await _staff(server, sockets, "market01")
-    room_id, _desk = await _live_room(server, sockets, guide="guide01", also=("market",))
+    room_id, _desk, _channel = await _live_room(server, sockets, guide="guide01",
+                                                also=("market",))
 
     # The department named besides the main one at the kiosk is invited when the room opens.
     invite = await market.next("room:invite", room_id=room_id)
@@ -314,11 +336,16 @@ async def test_the_guide_of_a_ticket_joins_its_room_and_no_other(
     joined = await channel.request("room:join", {"room_id": room_id,
                                                  "token": body["room"]["token"]})
     assert joined["role"] == "guide"
+    # The guide may add a department too (the guide steers the consultation).
+    status, body = await guide.post(f"/api/rooms/{room_id}/invite", {"department": "fund"})
+    assert status == 200, body
 
     other = await http("guide02")
     assert (await other.get("/api/rooms/mine"))[1]["tickets"] == []
     status, body = await other.post(f"/api/rooms/{room_id}/join")
     assert (status, body["error"]["code"]) == (403, "forbidden")
     assert body["error"]["message"] == "您只能加入自己引导的会话。"
+    status, body = await other.post(f"/api/rooms/{room_id}/invite", {"department": "hrss"})
+    assert (status, body["error"]["code"]) == (403, "forbidden")
     assert (await other.post("/api/rooms/r-nope/join"))[0] == 404
     assert (await (await http("tax01")).get("/api/rooms/mine"))[0] == 403

@@ -337,8 +337,8 @@ async function joinInvite(inv, btn) {
 // The in-call invite form: any department but our own call's.
 function renderInvitePanel() {
   const panel = $('invite-panel');
-  const show = Boolean(state.room && state.call) && state.user && state.user.role === 'staff'
-    && document.body.dataset.current === 'call';
+  const show = Boolean(state.room && state.call && state.user)
+    && ['staff', 'guide'].includes(state.user.role) && document.body.dataset.current === 'call';
   panel.hidden = !show;
   if (!show) return;
   const select = $('invite-department');
@@ -568,8 +568,8 @@ function enterRoom(roomRef, ticket, { guest = false, department = null } = {}) {
 
 function backToDesk() {
   if (state.user && state.user.role === 'guide') {
-    $('invite-panel').hidden = true;
     showScreen('guide');
+    renderInvitePanel();
     pollGuide();
     return;
   }
