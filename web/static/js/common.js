@@ -269,8 +269,8 @@ const STRINGS = {
     observe_heading: '旁听 · {number}',
     observe_ended: '会话已结束',
     role_guide: '导服',
-    event_invite: '邀请部门会商',
-    event_invite_taken: '受邀部门已加入',
+    event_invite: '{who} 邀请其他部门会商',
+    event_invite_taken: '{who} 受邀加入会商',
   },
   en: {
     app_name: 'Yunzhen',
@@ -531,8 +531,8 @@ const STRINGS = {
     observe_heading: 'Listening in · {number}',
     observe_ended: 'The consultation has ended',
     role_guide: 'Hall guide',
-    event_invite: 'Department invited',
-    event_invite_taken: 'Invited department joined',
+    event_invite: '{who} invited another department',
+    event_invite_taken: '{who} joined by invitation',
   },
 };
 
