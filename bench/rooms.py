@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import socket
@@ -48,6 +49,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from fractions import Fraction
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, cast
 
@@ -331,6 +333,84 @@ class BenchRoom:
     sockets: list[SignalingClient]
 
 
+class ClientWorker:
+    """A child process running some rooms' participants, driven over a pipe: ``join``,
+    ``wait`` (every participant has video from every other), ``counts``, ``close``."""
+
+    def __init__(self, url: str, rooms: list[tuple[int, list[dict[str, str]]]],
+                 media: Precoded, size: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._lock = asyncio.Lock()
+        self.process = context.Process(target=_worker_main, args=(child, url, rooms, media, size),
+                                       name="rooms-bench-clients", daemon=True)
+        self.process.start()
+        child.close()
+
+    async def call(self, command: str, timeout: float = 30.0) -> Any:
+        async with self._lock:
+            self._conn.send((command, timeout))
+            if not await asyncio.to_thread(self._conn.poll, timeout + 30):
+                raise TimeoutError(f"client worker: no answer to {command}")
+            status, value = self._conn.recv()
+        if status != "ok":
+            raise RuntimeError(f"client worker, {command}: {value}")
+        return value
+
+    async def close(self) -> None:
+        if self.process.is_alive():
+            try:
+                await self.call("close")
+            except (OSError, EOFError, RuntimeError, TimeoutError):
+                pass
+            await asyncio.to_thread(self.process.join, 15)
+        if self.process.is_alive():
+            self.process.kill()
+            await asyncio.to_thread(self.process.join)
+        self._conn.close()
+
+
+def _worker_main(conn: Connection, url: str, rooms: list[tuple[int, list[dict[str, str]]]],
+                 media: Precoded, size: int) -> None:
+    asyncio.run(_worker(conn, url, rooms, media, size))
+
+
+async def _worker(conn: Connection, url: str, specs: list[tuple[int, list[dict[str, str]]]],
+                  media: Precoded, size: int) -> None:
+    passthrough.install(["127.0.0.1"])
+    rooms: list[BenchRoom] = []
+    try:
+        while True:
+            command, timeout = await asyncio.to_thread(conn.recv)
+            try:
+                value: Any = None
+                if command == "join":
+                    for n, tokens in specs:
+                        room = BenchRoom(tokens[0]["room_id"], [], [])
+                        rooms.append(room)
+                        for j, token in enumerate(tokens):
+                            room.clients.append(await BenchClient.join(
+                                url, token, name=f"r{n}p{j}", media=media, decode=j == 0))
+                elif command == "wait":
+                    await wait_all_see_all(rooms, size, timeout)
+                elif command == "counts":
+                    value = await client_counts(rooms)
+                    errors = [f"{c.name}: {c.peer.answer_errors}" for room in rooms
+                              for c in room.clients if c.peer.answer_errors]
+                    if errors:
+                        raise RuntimeError("; ".join(errors))
+                elif command == "close":
+                    conn.send(("ok", None))
+                    return
+                conn.send(("ok", value))
+            except Exception as exc:
+                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        for room in rooms:
+            for client in room.clients:
+                await client.close()
+
+
 class Setup:
     """One server (pass-through or transcoding) with its rooms."""
 
@@ -343,6 +423,7 @@ class Setup:
             self.server = ServerProcess(["bench.transcode_server"], name="rooms-transcode",
                                         env=env)
         self.rooms: list[BenchRoom] = []
+        self.workers: list[ClientWorker] = []
         self.store: Store | None = None
         self._redis: Any = None
         self._cookies: list[str] = []
@@ -385,16 +466,29 @@ class Setup:
                                                   participant_id=participant_id, name=name,
                                                   department="", ticket_id="")
 
-    async def open(self, count: int, size: int, media: Precoded) -> None:
+    async def open(self, count: int, size: int, media: Precoded, procs: int = 1) -> None:
+        """Open ``count`` rooms of ``size``. With ``procs`` > 1 (and more than one room) the
+        participants run in that many worker processes, rooms shared out among them (one event
+        loop cannot keep up with several rooms' packets); otherwise in this process."""
+        procs = min(procs, count)
+        specs: list[list[tuple[int, list[dict[str, str]]]]] = [[] for _ in range(procs)]
         for n in range(count):
             room_id, tokens, sockets = await self.tokens(n, size)
             room = BenchRoom(room_id, [], sockets)
             self.rooms.append(room)
+            if procs > 1:
+                specs[n % procs].append((n, tokens))
+                continue
             for j, token in enumerate(tokens):
                 room.clients.append(await BenchClient.join(
                     self.server.url, token, name=f"r{n}p{j}", media=media, decode=j == 0))
+        if procs > 1:
+            self.workers = [ClientWorker(self.server.url, spec, media, size) for spec in specs]
+            await asyncio.gather(*(w.call("join", 60.0) for w in self.workers))
 
     async def close(self) -> None:
+        for worker in self.workers:
+            await worker.close()
         for room in self.rooms:
             for client in room.clients:
                 await client.close()
@@ -405,9 +499,11 @@ class Setup:
         await self.server.stop()
 
 
-def udp_drops(pid: int) -> int:
-    """Datagrams the kernel dropped on a process's UDP sockets (receive buffer full): the
-    ``drops`` column of /proc/net/udp for the socket inodes the process holds open."""
+def udp_state(pid: int) -> tuple[int, int]:
+    """(datagrams the kernel dropped because a receive buffer was full, bytes waiting to be
+    read) over a process's UDP sockets: the ``drops`` and ``rx_queue`` columns of /proc/net/udp
+    for the socket inodes the process holds open. Bytes waiting at the end of a window mean the
+    process fell behind: what it has not read yet is counted as not received."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -416,7 +512,7 @@ def udp_drops(pid: int) -> int:
             continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
-    total = 0
+    drops = queued = 0
     for table in ("/proc/net/udp", "/proc/net/udp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -425,28 +521,46 @@ def udp_drops(pid: int) -> int:
         for line in lines:
             fields = line.split()
             if len(fields) > 12 and fields[9] in inodes:
-                total += int(fields[12])
-    return total
+                drops += int(fields[12])
+                queued += int(fields[4].split(":")[1], 16)
+    return drops, queued
 
 
-async def _snapshot(setup: Setup) -> dict[str, Any]:
-    rtp = [[await c.peer.rtp_counts() for c in room.clients] for room in setup.rooms]
-    frames = [[{pid: (s.video_frames, s.audio_packets, s.video_decode_errors)
-                for pid, s in c.peer._remote.items()} for c in room.clients]
-              for room in setup.rooms]
+async def client_counts(rooms: list[BenchRoom]) -> dict[str, Any]:
+    """What the participants of ``rooms`` (in this process) sent and received so far, and this
+    process's CPU time and UDP state."""
     sent: dict[str | None, int] = {}
-    for room in setup.rooms:
+    for room in rooms:
         for client in room.clients:
             video = client.peer.video
             if isinstance(video, PrecodedVideoTrack):
                 sent[client.participant_id] = video.frames_sent
-    return {"t": time.monotonic(), "server": cpu_seconds(setup.server.pid),
+    return {
+        "rtp": [[await c.peer.rtp_counts() for c in room.clients] for room in rooms],
+        "frames": [[{pid: (s.video_frames, s.audio_packets, s.video_decode_errors)
+                     for pid, s in c.peer._remote.items()} for c in room.clients]
+                   for room in rooms],
+        "sent": sent,
+        "cpu": cpu_seconds(os.getpid()),
+        "udp": udp_state(os.getpid()),
+        "rcvbuf": [c.peer.rcvbuf for room in rooms for c in room.clients],
+    }
+
+
+async def _snapshot(setup: Setup) -> dict[str, Any]:
+    t = time.monotonic()
+    # With client workers, this process's rooms have no participants of their own.
+    parts = [await client_counts([r for r in setup.rooms if r.clients])]
+    parts += await asyncio.gather(*(w.call("counts") for w in setup.workers))
+    return {"t": t, "server": cpu_seconds(setup.server.pid),
             "server_children": setup.server.children_cpu_seconds(),
-            "bench": cpu_seconds(os.getpid()), "busy": machine_busy(), "rtp": rtp,
-            "frames": frames, "sent": sent, "udp_drops_server": udp_drops(setup.server.pid),
-            "udp_drops_bench": udp_drops(os.getpid()),
-            "rcvbuf": min((c.peer.rcvbuf for room in setup.rooms for c in room.clients),
-                          default=0)}
+            "bench": sum(p["cpu"] for p in parts), "busy": machine_busy(),
+            "rtp": [room for p in parts for room in p["rtp"]],
+            "frames": [room for p in parts for room in p["frames"]],
+            "sent": {k: v for p in parts for k, v in p["sent"].items()},
+            "udp_server": udp_state(setup.server.pid),
+            "udp_bench": (sum(p["udp"][0] for p in parts), sum(p["udp"][1] for p in parts)),
+            "rcvbuf": min((b for p in parts for b in p["rcvbuf"]), default=0)}
 
 
 def _lag(lag_file: Path, start: float, end: float) -> dict[str, Any]:
@@ -458,10 +572,15 @@ def _lag(lag_file: Path, start: float, end: float) -> dict[str, Any]:
 
 
 async def _wait_all_see_all(setup: Setup, size: int, timeout: float) -> None:
+    await asyncio.gather(wait_all_see_all(setup.rooms, size, timeout),
+                         *(w.call("wait", timeout) for w in setup.workers))
+
+
+async def wait_all_see_all(rooms: list[BenchRoom], size: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         missing = [(c.name, len([s for s in c.peer._remote.values() if s.video_frames]))
-                   for room in setup.rooms for c in room.clients
+                   for room in rooms for c in room.clients
                    if len([s for s in c.peer._remote.values() if s.video_frames]) < size - 1]
         if not missing:
             return
@@ -509,8 +628,8 @@ async def late_joins(setup: Setup, size: int, media: Precoded, joins: int) -> di
 
 
 async def measure(mode: str, size: int, count: int, media: Precoded, seconds: float,
-                  settle: float, joins: int = 0, keep_log: Path | None = None
-                  ) -> dict[str, Any]:
+                  settle: float, joins: int = 0, keep_log: Path | None = None,
+                  procs: int = 1) -> dict[str, Any]:
     fd, name = tempfile.mkstemp(prefix="yunzhen-looplag-", suffix=".txt")
     os.close(fd)
     lag_file = Path(name)
@@ -522,7 +641,7 @@ async def measure(mode: str, size: int, count: int, media: Precoded, seconds: fl
         idle_end = time.monotonic()
         idle_lag = _lag(lag_file, idle_end - 1.0, idle_end)
         joined = time.monotonic()
-        await setup.open(count, size, media)
+        await setup.open(count, size, media, procs)
         await _wait_all_see_all(setup, size, timeout=60)
         first_frames_s = time.monotonic() - joined
         await asyncio.sleep(settle)
@@ -595,8 +714,10 @@ def _result(mode: str, size: int, count: int, before: dict[str, Any], after: dic
         else None,
         "delivered_min": round(min(delivered), 3) if delivered else None,
         "decode_errors": decode_errors,
-        "udp_drops_server": after["udp_drops_server"] - before["udp_drops_server"],
-        "udp_drops_bench": after["udp_drops_bench"] - before["udp_drops_bench"],
+        "udp_drops_server": after["udp_server"][0] - before["udp_server"][0],
+        "udp_drops_bench": after["udp_bench"][0] - before["udp_bench"][0],
+        "udp_unread_bytes_server_at_end": after["udp_server"][1],
+        "udp_unread_bytes_bench_at_end": after["udp_bench"][1],
         "bench_socket_rcvbuf_bytes": after["rcvbuf"],
         "audio_packets_per_s_min": round(min(audio_pps), 1) if audio_pps else None,
         "loop_lag": lag,
@@ -634,6 +755,10 @@ def _limit(run: dict[str, Any]) -> str | None:
     if run["udp_drops_bench"]:
         return (f"the bench clients: their sockets dropped {run['udp_drops_bench']} datagrams "
                 f"({load})")
+    unread = run.get("udp_unread_bytes_bench_at_end", 0)
+    if unread > 1_000_000:
+        return (f"the bench clients: {unread / 1e6:.0f} MB were still unread in their sockets at "
+                f"the end of the window (they fell behind; {load})")
     lost = (f"{run['delivered_min']} of the frames sent reached the worst pair, with "
             f"{run['udp_drops_server']} datagrams dropped at the server's sockets and none at "
             f"the bench's")
@@ -770,7 +895,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             log = args.keep_logs / f"{key}.log" if args.keep_logs else None
             result = await measure(mode, size, count, media, args.seconds, args.settle, joins,
-                                   log)
+                                   log, args.procs)
         except Exception as exc:
             # One configuration that cannot run (a busy machine: participants never all see
             # each other) leaves the others' figures standing; the error is in the results.
@@ -792,6 +917,8 @@ def main(argv: list[str] | None = None) -> int:
                              "tc<size>:<rooms> (transcoding), comma-separated")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--settle", type=float, default=3.0)
+    parser.add_argument("--procs", type=int, default=2,
+                        help="processes for the participants of runs with several rooms")
     parser.add_argument("--late-joins", type=int, default=5,
                         help="late joiners timed in the first 1-room 3-person pass-through run")
     parser.add_argument("--loop-seconds", type=float, default=6.0,
