@@ -14,10 +14,12 @@ being dishonest:
   request (PLI/FIR from the server) makes the publisher jump to the loop's next keyframe at
   once, as a browser encodes one on request.
 - **Subscribers count, they do not decode**, except one subscriber per room (its first client)
-  that decodes every video frame it receives with libvpx, to show that what is forwarded decodes
-  at full rate. rooms.passthrough is installed in this process, so received tracks yield one
-  ``av.Packet`` per reassembled frame: a counted frame is a complete frame out of aiortc's jitter
-  buffer.
+  that decodes every video frame it receives with libvpx (in worker threads), to show that what
+  is forwarded decodes at full rate. rooms.passthrough is installed in the client processes, so
+  received tracks yield one ``av.Packet`` per reassembled frame: a counted frame is a complete
+  frame out of aiortc's jitter buffer.
+- Runs with several rooms put their participants in ``--procs`` (2) worker processes: one event
+  loop cannot take in several rooms' packets (it fell ~50 MB behind in its sockets with 4 rooms).
 
 Each configuration runs on its own fresh server. Rooms on the real server come from the ticket
 flow (kiosk ticket → a staff member accepts, bench.common.open_room; one bench staff account per
