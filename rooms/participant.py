@@ -213,7 +213,8 @@ class Participant:
     async def negotiate(self) -> None:
         """Send a new offer now, or right after the pending answer arrives."""
         async with self._lock:
-            if self.closed:
+            # Reconnecting: its peer connection may be closed; the rejoin makes a new one.
+            if self.closed or self.reconnecting:
                 return
             if self._offer_pending:
                 self._renegotiate = True

@@ -129,6 +129,8 @@ class Room:
         participant.pc.on("connectionstatechange",
                           lambda: self._on_connection_state(participant))
         for other in self._participants.values():
+            if other.reconnecting:
+                continue  # its tracks ended with its connection; the next ones come in _on_track
             for purpose, forwarder in other.published.items():
                 if purpose != "screen" or other.sharing:
                     participant.subscribe(forwarder, other, purpose)
@@ -343,7 +345,8 @@ class Room:
                           forwarder: TrackForwarder) -> None:
         source = PURPOSES[purpose][1]
         for other in self._participants.values():
-            if (other is not publisher and not other.closed
+            # A participant who is reconnecting gets every track with its next connection.
+            if (other is not publisher and not other.closed and not other.reconnecting
                     and not other.subscribed(publisher.participant_id, source)):
                 other.subscribe(forwarder, publisher, purpose)
                 self._spawn(other.negotiate(), f"renegotiate:{other.participant_id}")

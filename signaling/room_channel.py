@@ -109,11 +109,19 @@ class RoomNamespace(Namespace):
     async def on_room_hangup(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         session = await self._joined(sid)
         room = self.hub.rooms.get(session["room_id"])
-        if room is not None and not room.closed:
-            logger.info("room %s: hangup by %s", room.room_id, session["participant_id"])
-            room.add_event("hangup", participant_id=session["participant_id"])
-            await room.close(CloseReason.HANGUP)
-        return {}
+        if room is None or room.closed:
+            return {"ended": True}
+        participant_id = session["participant_id"]
+        # The applicant or the staff member who took the call ends the consultation; a guide,
+        # an invited colleague or a listening supervisor only leaves it.
+        if session["role"] != "applicant" and participant_id != f"s-{room.meta.get('staff')}":
+            logger.info("room %s: %s leaves", room.room_id, participant_id)
+            await room.leave(participant_id)
+            return {"ended": False}
+        logger.info("room %s: hangup by %s", room.room_id, participant_id)
+        room.add_event("hangup", participant_id=participant_id)
+        await room.close(CloseReason.HANGUP)
+        return {"ended": True}
 
     async def on_room_chat(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         session = await self._joined(sid)

@@ -20,7 +20,7 @@ import pytest
 
 from rooms.client import RoomClient
 from server.config import Config
-from server.keys import ROOMS
+from server.keys import ROOMS, STORE
 from signaling.client import SignalingClient, login_cookie
 
 GRACE = 3.0
@@ -221,3 +221,56 @@ async def test_a_second_connection_replaces_the_first_which_is_refused_afterward
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_newcomer_during_someones_grace_gets_the_others_and_then_them(
+        server: Any, call: Call) -> None:
+    """Joining while a participant is reconnecting: the newcomer's offer must not carry the
+    lost connection's ended tracks; it gets the others' media now and the returner's later."""
+    applicant = await _client(server, call, call.applicant_token, "applicant")
+    desk = await _client(server, call, call.staff_token, "staff")
+    token = await server.app[STORE].create_room_token(
+        call.room_id, role="guide", participant_id="g-guide01", name="引导员",
+        department="", ticket_id="")
+    guide: RoomClient | None = None
+    again: RoomClient | None = None
+    try:
+        pid = applicant.participant_id or ""
+        await desk.wait_for_video(5, timeout=10)
+        await drop(applicant)
+        await until(lambda: (info(desk, pid) or {}).get("reconnecting") is True, 5,
+                    "the desk to see the applicant reconnecting")
+        guide = await _client(server, call, token, "guide")
+        await guide.wait_for_video(5, timeout=10, participant_id=desk.participant_id)
+        assert guide.peer.answer_errors == []
+        again = await _client(server, call, call.applicant_token, "applicant again")
+        await guide.wait_for_video(5, timeout=10, participant_id=pid)
+        await again.wait_for_video(5, timeout=10, participant_id="g-guide01")
+        assert guide.peer.answer_errors == []
+    finally:
+        for client in (applicant, desk, guide, again):
+            if client is not None:
+                await client.close()
+
+
+async def test_only_the_applicant_or_the_answering_desk_ends_the_room(
+        server: Any, call: Call) -> None:
+    """A guide's (or invited colleague's) hangup leaves the room; the desk's ends it."""
+    store = server.app[STORE]
+    guide_token = await store.create_room_token(
+        call.room_id, role="guide", participant_id="g-guide01", name="引导员",
+        department="", ticket_id="")
+    guide = await SignalingClient.connect(server.url, "/room")
+    desk = await SignalingClient.connect(server.url, "/room")
+    try:
+        await desk.request("room:join", {"room_id": call.room_id, "token": call.staff_token})
+        await guide.request("room:join", {"room_id": call.room_id, "token": guide_token})
+        left = await guide.request("room:hangup", {})
+        assert left["ended"] is False
+        room = server.app[ROOMS].get(call.room_id)
+        assert room is not None and not room.closed and room.participant("g-guide01") is None
+        ended = await desk.request("room:hangup", {})
+        assert ended["ended"] is True and room.closed
+    finally:
+        await guide.close()
+        await desk.close()
