@@ -33,7 +33,7 @@ def _bad(message: str, message_en: str) -> ApiError:
     return ApiError(400, "invalid_payload", message, message_en)
 
 
-async def _json_object(request: web.Request, max_bytes: int) -> dict[str, Any]:
+async def json_object(request: web.Request, max_bytes: int) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > max_bytes:
         raise _bad("请求内容过大。", "The request body is too large.")
     body = await request.content.read(max_bytes + 1)
@@ -50,7 +50,7 @@ async def _json_object(request: web.Request, max_bytes: int) -> dict[str, Any]:
 
 @routes.post("/api/login")
 async def login(request: web.Request) -> web.Response:
-    data = await _json_object(request, MAX_LOGIN_BYTES)
+    data = await json_object(request, MAX_LOGIN_BYTES)
     username, password = data.get("username"), data.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username:
         raise _bad("请输入用户名和密码。", "Enter a username and a password.")
@@ -132,7 +132,7 @@ async def admin_department(request: web.Request) -> web.Response:
 async def admin_put_department(request: web.Request) -> web.Response:
     """Create or change a department; it takes effect at once in every process."""
     user = await require_user(request, ("admin",))
-    data = await _json_object(request, 64 * 1024)
+    data = await json_object(request, 64 * 1024)
     if data.get("id", request.match_info["dept_id"]) != request.match_info["dept_id"]:
         raise _bad("部门编号与地址不一致。", "The id in the body differs from the URL.")
     try:
@@ -180,8 +180,8 @@ def _scope(user: User) -> tuple[str, ...]:
     return user.departments if user.role == "supervisor" else ()
 
 
-async def _audit(request: web.Request, user: User, action: str, recording_id: str = "",
-                 department: str = "", detail: str = "") -> None:
+async def audit_access(request: web.Request, user: User, action: str, recording_id: str = "",
+                       department: str = "", detail: str = "") -> None:
     await request.app[ARCHIVE].audit.append(user.username, action, recording_id=recording_id,
                                             remote=request.remote or "",
                                             department=department, detail=detail)
@@ -272,48 +272,48 @@ async def recordings(request: web.Request) -> web.Response:
     user = await require_user(request, REVIEWER_ROLES)
     filters = _filters(request)
     found = await request.app[ARCHIVE].list(filters, _scope(user))
-    await _audit(request, user, "list", detail=request.query_string[:500])
+    await audit_access(request, user, "list", detail=request.query_string[:500])
     return web.json_response({"ok": True, "recordings": found})
 
 
-def _not_found() -> ApiError:
+def not_found() -> ApiError:
     return ApiError(404, "not_found", "没有找到这个录像。", "No such recording.")
 
 
-async def _visible(request: web.Request, user: User) -> dict[str, Any]:
+async def visible(request: web.Request, user: User) -> dict[str, Any]:
     """The index entry of the recording in the URL, if it exists and is in the user's scope;
     out of scope answers exactly like a recording that does not exist."""
     entry = await request.app[ARCHIVE].entry(request.match_info["recording_id"])
     scope = _scope(user)
     if entry is None or (scope and entry["department"] not in scope):
-        raise _not_found()
+        raise not_found()
     return entry
 
 
 @routes.get("/api/recordings/{recording_id}")
 async def recording(request: web.Request) -> web.Response:
     user = await require_user(request, REVIEWER_ROLES)
-    entry = await _visible(request, user)
+    entry = await visible(request, user)
     found = await request.app[ARCHIVE].get(entry["recording_id"])
     if found is None:
-        raise _not_found()
+        raise not_found()
     entry, timeline = found
-    await _audit(request, user, "view", entry["recording_id"], entry["department"])
+    await audit_access(request, user, "view", entry["recording_id"], entry["department"])
     return web.json_response({"ok": True, "recording": entry, "timeline": timeline})
 
 
 @routes.get("/api/recordings/{recording_id}/files/{name}")
 async def recording_file(request: web.Request) -> web.StreamResponse:
     user = await require_user(request, REVIEWER_ROLES)
-    entry = await _visible(request, user)
+    entry = await visible(request, user)
     path = await request.app[ARCHIVE].file(entry["recording_id"], request.match_info["name"])
     if path is None:
-        raise _not_found()
+        raise not_found()
     # A player asks for the same file in many Range requests: one audit entry per download
     # start (no Range, or a range from byte 0).
     range_header = request.headers.get("Range", "")
     if not range_header or range_header.replace(" ", "").startswith("bytes=0-"):
-        await _audit(request, user, "file", entry["recording_id"], entry["department"],
+        await audit_access(request, user, "file", entry["recording_id"], entry["department"],
                      detail=path.name)
     # FileResponse answers Range requests, so the player can seek without downloading it all.
     return web.FileResponse(path, headers={"Cache-Control": "private, no-store"})
@@ -323,14 +323,14 @@ async def recording_file(request: web.Request) -> web.StreamResponse:
 async def recording_hold(request: web.Request) -> web.Response:
     """Put a recording on legal hold (retention never purges it) or release it."""
     user = await require_user(request, ("admin",))
-    data = await _json_object(request, 1024)
+    data = await json_object(request, 1024)
     hold = data.get("hold")
     if not isinstance(hold, bool):
         raise _bad("hold 应为 true 或 false。", "hold must be true or false.")
     entry = await request.app[ARCHIVE].set_hold(request.match_info["recording_id"], hold)
     if entry is None:
-        raise _not_found()
-    await _audit(request, user, "hold" if hold else "release", entry["recording_id"],
+        raise not_found()
+    await audit_access(request, user, "hold" if hold else "release", entry["recording_id"],
                  entry["department"])
     logger.info("admin %s %s recording %s", user.username,
                 "held" if hold else "released", entry["recording_id"])

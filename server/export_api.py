@@ -32,7 +32,7 @@ from aiohttp import web
 
 from recordings.archive import Archive
 from recordings.export import ExportCancelled, ExportError, export_recording
-from server.api import _audit, _not_found, _visible
+from server.api import audit_access, not_found, visible
 from server.auth import REVIEWER_ROLES, ApiError, require_user
 from server.keys import ARCHIVE, CONFIG, REDIS
 
@@ -119,7 +119,7 @@ class ExportJobs:
         found = await self.archive.get(recording_id)
         directory = self.archive.directory(recording_id)
         if found is None or directory is None:
-            raise _not_found()
+            raise not_found()
         token = f"{id(self):x}-{time.monotonic_ns():x}"
         # One export per recording across processes: the lock is held (and renewed) by the
         # process whose job runs.
@@ -254,9 +254,9 @@ def setup(app: web.Application) -> None:
 @routes.post("/api/recordings/{recording_id}/export")
 async def start_export(request: web.Request) -> web.Response:
     user = await require_user(request, REVIEWER_ROLES)
-    entry = await _visible(request, user)
+    entry = await visible(request, user)
     job, started = await request.app[EXPORTS].start(entry["recording_id"])
-    await _audit(request, user, "export", entry["recording_id"], entry["department"],
+    await audit_access(request, user, "export", entry["recording_id"], entry["department"],
                  detail="started" if started else job["state"])
     if started:
         logger.info("%s started the export of recording %s", user.username,
@@ -267,7 +267,7 @@ async def start_export(request: web.Request) -> web.Response:
 @routes.get("/api/recordings/{recording_id}/export")
 async def export_status(request: web.Request) -> web.Response:
     user = await require_user(request, REVIEWER_ROLES)
-    entry = await _visible(request, user)
+    entry = await visible(request, user)
     return web.json_response({"ok": True,
                               "export": await request.app[EXPORTS].status(entry["recording_id"])})
 
@@ -275,7 +275,7 @@ async def export_status(request: web.Request) -> web.Response:
 @routes.get("/api/recordings/{recording_id}/export.mp4")
 async def export_file(request: web.Request) -> web.StreamResponse:
     user = await require_user(request, REVIEWER_ROLES)
-    entry = await _visible(request, user)
+    entry = await visible(request, user)
     jobs = request.app[EXPORTS]
     recording_id = entry["recording_id"]
     if (await jobs.status(recording_id))["state"] != "done":
@@ -285,7 +285,7 @@ async def export_file(request: web.Request) -> web.StreamResponse:
     # One audit entry per download start, not per Range request of a seeking player.
     range_header = request.headers.get("Range", "")
     if not range_header or range_header.replace(" ", "").startswith("bytes=0-"):
-        await _audit(request, user, "export_file", recording_id, entry["department"],
+        await audit_access(request, user, "export_file", recording_id, entry["department"],
                      detail=path.name)
     return web.FileResponse(path, headers={
         "Cache-Control": "private, no-store", "Content-Type": "video/mp4",

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from rooms.room import Room
-from server.api import _json_object
+from server.api import json_object
 from server.auth import REVIEWER_ROLES, ApiError, require_user
 from server.keys import ARCHIVE, HUB, STORE
 from server.store import User
@@ -124,7 +124,7 @@ async def invite(request: web.Request) -> web.Response:
     """A staff member or the hall guide in the room invites another department (会商), with an
     optional note."""
     user = await require_user(request, ("staff", "guide"))
-    data = await _json_object(request, 4096)
+    data = await json_object(request, 4096)
     department, note = data.get("department"), data.get("note", "")
     if not isinstance(department, str) or not _DEPT_ID.match(department):
         raise ApiError(400, "invalid_payload", "请选择要邀请的部门。",

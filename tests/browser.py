@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
+from typing import Any
 
 CHROMIUM = os.environ.get("YUNZHEN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -43,3 +46,16 @@ async () => {
   return out;
 }
 """
+
+
+async def wait_frames(page: Any, frames: int, timeout: float = 20.0) -> dict[str, int]:
+    """Wait until ``page``'s peer connections have decoded ``frames`` video frames in all;
+    their INBOUND_STATS then."""
+    deadline = time.monotonic() + timeout
+    stats = await page.evaluate(INBOUND_STATS)
+    while stats["framesDecoded"] < frames:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no video frames: {stats}")
+        await asyncio.sleep(0.2)
+        stats = await page.evaluate(INBOUND_STATS)
+    return stats  # type: ignore[no-any-return]

@@ -1,24 +1,13 @@
 """The HTTP API of the real app: logins, roles, and refusals as JSON 4xx."""
 
-import aiohttp
 
 from tests.conftest import LiveServer
-
-
-def _session() -> aiohttp.ClientSession:
-    # Cookies for an IP address (127.0.0.1) are kept only by an "unsafe" jar.
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-
-async def _login(session: aiohttp.ClientSession, base: str, username: str,
-                 password: str = "demo12345") -> aiohttp.ClientResponse:
-    return await session.post(f"{base}/api/login",
-                              json={"username": username, "password": password})
+from tests.http import client_session, login
 
 
 async def test_login_sets_an_httponly_session_and_me_answers(server: LiveServer) -> None:
-    async with _session() as session:
-        response = await _login(session, server.url, "tax01")
+    async with client_session() as session:
+        response = await login(session, server.url, "tax01")
         assert response.status == 200
         body = await response.json()
         assert body["user"] == {"username": "tax01", "display_name": "税务坐席01",
@@ -31,20 +20,20 @@ async def test_login_sets_an_httponly_session_and_me_answers(server: LiveServer)
 
 
 async def test_a_wrong_password_gets_a_clear_json_error(server: LiveServer) -> None:
-    async with _session() as session:
-        response = await _login(session, server.url, "tax01", "wrong")
+    async with client_session() as session:
+        response = await login(session, server.url, "tax01", "wrong")
         assert response.status == 401
         body = await response.json()
         assert body == {"ok": False, "error": {"code": "bad_credentials",
                                                "message": "用户名或密码错误。",
                                                "message_en": "Wrong username or password."}}
         assert "yz_session" not in response.cookies
-        response = await _login(session, server.url, "nobody", "demo12345")
+        response = await login(session, server.url, "nobody", "demo12345")
         assert response.status == 401
 
 
 async def test_malformed_login_bodies_are_refused(server: LiveServer) -> None:
-    async with _session() as session:
+    async with client_session() as session:
         for body in (b"not json", b"[1,2]", b'{"username": 5, "password": "x"}',
                      b'{"username": "' + b"x" * 5000 + b'"}'):
             response = await session.post(f"{server.url}/api/login", data=body,
@@ -54,7 +43,7 @@ async def test_malformed_login_bodies_are_refused(server: LiveServer) -> None:
 
 
 async def test_departments_are_public_and_seeded(server: LiveServer) -> None:
-    async with _session() as session:
+    async with client_session() as session:
         body = await (await session.get(f"{server.url}/api/departments")).json()
     assert {d["id"]: d["name_zh"] for d in body["departments"]} == {
         "tax": "税务", "market": "市场监管", "hrss": "人社", "fund": "公积金",
@@ -62,17 +51,17 @@ async def test_departments_are_public_and_seeded(server: LiveServer) -> None:
 
 
 async def test_recordings_are_for_supervisors_only(server: LiveServer) -> None:
-    async with _session() as anonymous:
+    async with client_session() as anonymous:
         response = await anonymous.get(f"{server.url}/api/recordings")
         assert response.status == 401
         assert (await response.json())["error"]["code"] == "unauthenticated"
-    async with _session() as staff:
-        await _login(staff, server.url, "tax01")
+    async with client_session() as staff:
+        await login(staff, server.url, "tax01")
         response = await staff.get(f"{server.url}/api/recordings")
         assert response.status == 403
         assert (await response.json())["error"]["message"] == "只有督查人员可以查看录像。"
-    async with _session() as supervisor:
-        await _login(supervisor, server.url, "supervisor")
+    async with client_session() as supervisor:
+        await login(supervisor, server.url, "supervisor")
         response = await supervisor.get(f"{server.url}/api/recordings")
         assert response.status == 200
         assert (await response.json()) == {"ok": True, "recordings": []}
@@ -85,7 +74,7 @@ async def test_recordings_are_for_supervisors_only(server: LiveServer) -> None:
 
 
 async def test_pages_render_for_everyone(server: LiveServer) -> None:
-    async with _session() as session:
+    async with client_session() as session:
         for path in ("/", "/staff", "/supervisor", "/admin", "/?lang=en"):
             response = await session.get(server.url + path)
             assert response.status == 200, path
@@ -95,8 +84,8 @@ async def test_pages_render_for_everyone(server: LiveServer) -> None:
 
 
 async def test_admins_change_a_department_without_a_restart(server: LiveServer) -> None:
-    async with _session() as admin:
-        await _login(admin, server.url, "admin")
+    async with client_session() as admin:
+        await login(admin, server.url, "admin")
         body = await (await admin.get(f"{server.url}/api/admin/departments/tax")).json()
         dept = body["department"]
         assert dept["ring_timeout"] == 15 and dept["hours"] == {"mon-sun": ["00:00-24:00"]}
@@ -118,14 +107,14 @@ async def test_admins_change_a_department_without_a_restart(server: LiveServer) 
 
 
 async def test_admin_endpoints_refuse_everyone_else(server: LiveServer) -> None:
-    async with _session() as supervisor:
-        await _login(supervisor, server.url, "supervisor")
+    async with client_session() as supervisor:
+        await login(supervisor, server.url, "supervisor")
         for method, path in (("GET", "/api/admin/departments/tax"),
                              ("PUT", "/api/admin/departments/tax"),
                              ("GET", "/api/admin/queue-log.csv?from=2026-01-01&to=2026-01-02")):
             response = await supervisor.request(method, server.url + path, json={})
             assert response.status == 403, path
-    async with _session() as anonymous:
+    async with client_session() as anonymous:
         response = await anonymous.get(f"{server.url}/api/wallboard")
         assert response.status == 401
 
@@ -143,8 +132,8 @@ async def test_the_queue_log_downloads_as_csv_for_a_date_range(server: LiveServe
                                           "token": ticket["ticket"]["token"]})
     await kiosk.close()
     today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
-    async with _session() as admin:
-        await _login(admin, server.url, "admin")
+    async with client_session() as admin:
+        await login(admin, server.url, "admin")
         url = f"{server.url}/api/admin/queue-log.csv?from={today - dt.timedelta(days=1)}&to={today}"
         response = await admin.get(url)
         assert response.status == 200
@@ -161,8 +150,8 @@ async def test_the_wallboard_shows_queues_and_staff(server: LiveServer) -> None:
 
     kiosk = await SignalingClient.connect(server.url, "/kiosk")
     await kiosk.request("ticket:create", {"department": "market", "consent": True})
-    async with _session() as supervisor:
-        await _login(supervisor, server.url, "supervisor")
+    async with client_session() as supervisor:
+        await login(supervisor, server.url, "supervisor")
         body = await (await supervisor.get(f"{server.url}/api/wallboard")).json()
     await kiosk.close()
     market = next(q for q in body["queues"] if q["department"] == "market")

@@ -20,7 +20,7 @@ from typing import Any
 import av
 import pytest
 
-from tests.browser import INBOUND_STATS
+from tests.browser import INBOUND_STATS, wait_frames
 from tests.conftest import LiveServer
 from tests.test_e2e_browser import _wait_media
 from tests.test_e2e_room_features import _connected
@@ -39,24 +39,13 @@ async () => {
 """
 
 
-async def _frames(page: Any, frames: int, timeout: float = 20.0) -> dict[str, int]:
-    deadline = time.monotonic() + timeout
-    stats = await page.evaluate(INBOUND_STATS)
-    while time.monotonic() < deadline:
-        stats = await page.evaluate(INBOUND_STATS)
-        if stats["framesDecoded"] >= frames:
-            return stats  # type: ignore[no-any-return]
-        await asyncio.sleep(0.2)
-    pytest.fail(f"no video frames: {stats}")
-
-
 async def test_the_kiosk_comes_back_by_itself_after_a_network_drop(
         server: LiveServer, browser: Any, config: Any) -> None:
     from playwright.async_api import expect
 
     kiosk, staff = await _connected(server, browser)
     # A first segment of some length before the drop.
-    await _frames(staff, 30)
+    await wait_frames(staff, 30)
     await expect(staff.get_by_test_id("remote-reconnecting")).to_be_hidden()
     await expect(kiosk.get_by_test_id("call-reconnecting")).to_be_hidden()
 
@@ -76,7 +65,7 @@ async def test_the_kiosk_comes_back_by_itself_after_a_network_drop(
     # video decoded both ways again.
     await expect(staff.get_by_test_id("remote-reconnecting")).to_be_hidden(timeout=20_000)
     await expect(kiosk.get_by_test_id("call-reconnecting")).to_be_hidden(timeout=20_000)
-    after = await _frames(staff, before["framesDecoded"] + 30)
+    after = await wait_frames(staff, before["framesDecoded"] + 30)
     assert after["pcs"] == 1
     kiosk_stats = await _wait_media(kiosk, frames=1)
     assert kiosk_stats["pcs"] == 2
@@ -131,7 +120,7 @@ async def test_a_failed_peer_connection_is_replaced_on_the_same_socket(
     from server.keys import ROOMS
 
     kiosk, staff = await _connected(server, browser)
-    await _frames(staff, 10)
+    await wait_frames(staff, 10)
     [room] = server.app[ROOMS].rooms()
     applicant = next(p for p in room.participants_info() if p["role"] == "applicant")
     old = room.participant(applicant["participant_id"])
@@ -140,7 +129,7 @@ async def test_a_failed_peer_connection_is_replaced_on_the_same_socket(
     await expect(staff.get_by_test_id("remote-reconnecting")).to_be_visible(timeout=10_000)
     before = await staff.evaluate(INBOUND_STATS)
     await expect(staff.get_by_test_id("remote-reconnecting")).to_be_hidden(timeout=20_000)
-    await _frames(staff, before["framesDecoded"] + 30)
+    await wait_frames(staff, before["framesDecoded"] + 30)
     assert (await kiosk.evaluate(INBOUND_STATS))["pcs"] == 2
     new = room.participant(applicant["participant_id"])
     assert new is not None and new is not old

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import time
 from typing import Any
 
 import pytest
 
 from server.keys import ROOMS, STORE
-from tests.browser import INBOUND_STATS, TRACK_PEER_CONNECTIONS
+from tests.browser import INBOUND_STATS, TRACK_PEER_CONNECTIONS, wait_frames
 from tests.conftest import LiveServer
 from tests.test_e2e_room_features import _connected
 
@@ -70,17 +69,6 @@ async def supervisor_token(server: LiveServer, room_id: str, participant_id: str
         department="tax", ticket_id=str(room.meta["ticket_id"])))
 
 
-async def _frames(page: Any, frames: int, timeout: float = 20.0) -> dict[str, int]:
-    deadline = time.monotonic() + timeout
-    stats = await page.evaluate(INBOUND_STATS)
-    while time.monotonic() < deadline:
-        stats = await page.evaluate(INBOUND_STATS)
-        if stats["framesDecoded"] >= frames:
-            return stats  # type: ignore[no-any-return]
-        await asyncio.sleep(0.2)
-    pytest.fail(f"no video frames: {stats}")
-
-
 async def test_a_supervisor_observes_silently_and_only_staff_are_told(
         server: LiveServer, browser: Any) -> None:
     from playwright.async_api import expect
@@ -97,7 +85,7 @@ async def test_a_supervisor_observes_silently_and_only_staff_are_told(
     await observer.evaluate(JOIN_AS_OBSERVER, {"roomId": room_id,
                                                "token": await supervisor_token(server, room_id)})
     # The observer receives the others' video ...
-    await _frames(observer, 10)
+    await wait_frames(observer, 10)
     # ... without ever opening a camera or microphone, and sends nothing.
     assert await observer.evaluate("window.__userMedia") == 0
     directions = await observer.evaluate(
@@ -120,7 +108,7 @@ async def test_a_supervisor_observes_silently_and_only_staff_are_told(
     # The kiosk and the desk go on decoding each other.
     for page in (kiosk, staff):
         before = await page.evaluate(INBOUND_STATS)
-        await _frames(page, before["framesDecoded"] + 10)
+        await wait_frames(page, before["framesDecoded"] + 10)
 
     # The supervisor leaves (a page closing its session, not a dropped network): the note goes.
     await observer.evaluate(CLOSE_SESSIONS)

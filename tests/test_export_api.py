@@ -20,19 +20,10 @@ from server.export_api import EXPORTS, STATE
 from server.keys import ARCHIVE, STORE
 from server.passwords import hash_password
 from tests.conftest import LiveServer
+from tests.http import client_session, logged_in
 from tests.recordings.export_media import two_party
 
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
-
-
-def _session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-
-async def _login(session: aiohttp.ClientSession, base: str, username: str) -> None:
-    response = await session.post(f"{base}/api/login",
-                                  json={"username": username, "password": "demo12345"})
-    assert response.status == 200
 
 
 async def _recording(server: LiveServer, recording_id: str = "r-tax-001",
@@ -64,8 +55,8 @@ async def test_an_export_runs_in_the_background_and_downloads(
         server: LiveServer, redis_client: aioredis.Redis) -> None:
     archive = await _recording(server)
     url = f"{server.url}/api/recordings/r-tax-001/export"
-    async with _session() as sup:
-        await _login(sup, server.url, "supervisor")
+    async with client_session() as sup:
+        await logged_in(sup, server.url, "supervisor")
         assert (await (await sup.get(url)).json())["export"]["state"] == "none"
         response = await sup.get(url + ".mp4")
         assert response.status == 404
@@ -139,24 +130,24 @@ async def test_who_may_export(server: LiveServer, redis_client: aioredis.Redis) 
                                      departments=("tax",),
                                      password_hash=hash_password("demo12345"))
     paths = ("/export", "/export.mp4")
-    async with _session() as anonymous:
+    async with client_session() as anonymous:
         for suffix in paths:
             response = await anonymous.get(f"{server.url}/api/recordings/r-tax-001{suffix}")
             assert response.status == 401
             assert (await response.json())["error"]["code"] == "unauthenticated"
         assert (await anonymous.post(f"{server.url}/api/recordings/r-tax-001/export")
                 ).status == 401
-    async with _session() as staff:
-        await _login(staff, server.url, "tax01")
+    async with client_session() as staff:
+        await logged_in(staff, server.url, "tax01")
         for suffix in paths:
             response = await staff.get(f"{server.url}/api/recordings/r-tax-001{suffix}")
             assert response.status == 403
             assert (await response.json())["error"]["code"] == "forbidden"
         assert (await staff.post(f"{server.url}/api/recordings/r-tax-001/export")).status == 403
-    async with _session() as sup:
+    async with client_session() as sup:
         # Another department's recording answers exactly like one that does not exist, and so
         # does a forged id or path.
-        await _login(sup, server.url, "taxsup")
+        await logged_in(sup, server.url, "taxsup")
         missing = await (await sup.post(f"{server.url}/api/recordings/nope/export")).json()
         assert missing["error"]["code"] == "not_found"
         for path in ("/api/recordings/r-fund-001/export",
@@ -183,8 +174,8 @@ async def test_retention_purges_the_export_with_its_recording(
         server: LiveServer, redis_client: aioredis.Redis) -> None:
     old = time.time() - 400 * 86400.0
     archive = await _recording(server, "r-old", started_at=old)
-    async with _session() as sup:
-        await _login(sup, server.url, "supervisor")
+    async with client_session() as sup:
+        await logged_in(sup, server.url, "supervisor")
         url = f"{server.url}/api/recordings/r-old/export"
         assert (await sup.post(url)).status == 202
         assert (await _wait_done(sup, url))[-1]["state"] == "done"
@@ -298,8 +289,8 @@ async def test_stopping_the_server_stops_a_running_export(config: Any,
                  "video": (0.0, 30.0), "audio": (0.0, 30.0, 440.0)}])
         await archive.index(summary)
         exports = live.app[EXPORTS]
-        async with _session() as sup:
-            await _login(sup, live.url, "supervisor")
+        async with client_session() as sup:
+            await logged_in(sup, live.url, "supervisor")
             url = f"{live.url}/api/recordings/r-long/export"
             assert (await sup.post(url)).status == 202
             deadline = time.monotonic() + 30

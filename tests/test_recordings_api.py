@@ -7,7 +7,6 @@ import datetime as dt
 import time
 from pathlib import Path
 
-import aiohttp
 import redis.asyncio as aioredis
 
 from recordings.archive import INDEX, Archive
@@ -15,20 +14,11 @@ from recordings.audit import AUDIT
 from server.keys import ARCHIVE, STORE
 from server.passwords import hash_password
 from tests.conftest import LiveServer
+from tests.http import client_session, logged_in
 from tests.recordings.helpers import make_recording
 
 DAY = 86400.0
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
-
-
-def _session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-
-async def _login(session: aiohttp.ClientSession, base: str, username: str) -> None:
-    response = await session.post(f"{base}/api/login",
-                                  json={"username": username, "password": "demo12345"})
-    assert response.status == 200
 
 
 async def _seed(server: LiveServer) -> Archive:
@@ -47,8 +37,8 @@ async def _seed(server: LiveServer) -> Archive:
 
 async def test_a_scoped_supervisor_sees_only_their_departments(server: LiveServer) -> None:
     await _seed(server)
-    async with _session() as sup:
-        await _login(sup, server.url, "taxsup")
+    async with client_session() as sup:
+        await logged_in(sup, server.url, "taxsup")
         body = await (await sup.get(f"{server.url}/api/recordings")).json()
         assert [r["recording_id"] for r in body["recordings"]] == ["r-tax-002", "r-tax-001"]
         # Another department's recording answers exactly like one that does not exist.
@@ -65,8 +55,8 @@ async def test_a_scoped_supervisor_sees_only_their_departments(server: LiveServe
         response = await sup.get(
             f"{server.url}/api/recordings/r-tax-001/files/a-r-tax-001-audio-1.webm")
         assert response.status == 200 and await response.read() == b"r-tax-001" * 100
-    async with _session() as sup:
-        await _login(sup, server.url, "supervisor")  # no departments: all of them
+    async with client_session() as sup:
+        await logged_in(sup, server.url, "supervisor")  # no departments: all of them
         body = await (await sup.get(f"{server.url}/api/recordings")).json()
         assert len(body["recordings"]) == 3
         assert (await sup.get(f"{server.url}/api/recordings/r-fund-001")).status == 200
@@ -75,15 +65,15 @@ async def test_a_scoped_supervisor_sees_only_their_departments(server: LiveServe
 async def test_every_access_is_audited_and_listed(server: LiveServer,
                                                   redis_client: aioredis.Redis) -> None:
     await _seed(server)
-    async with _session() as sup:
-        await _login(sup, server.url, "taxsup")
+    async with client_session() as sup:
+        await logged_in(sup, server.url, "taxsup")
         await sup.get(f"{server.url}/api/recordings?department=tax")
         await sup.get(f"{server.url}/api/recordings/r-tax-001")
         await sup.get(f"{server.url}/api/recordings/r-tax-001/files/a-r-tax-001-audio-1.webm")
         await sup.get(f"{server.url}/api/recordings/r-tax-001/files/a-r-tax-001-audio-1.webm",
                       headers={"Range": "bytes=100-"})  # a seek: not a new download
-    async with _session() as sup:
-        await _login(sup, server.url, "supervisor")
+    async with client_session() as sup:
+        await logged_in(sup, server.url, "supervisor")
         await sup.get(f"{server.url}/api/recordings/r-fund-001")
         body = await (await sup.get(f"{server.url}/api/audit")).json()
         rows = [(e["who"], e["action"], e["recording_id"]) for e in body["entries"]]
@@ -101,13 +91,13 @@ async def test_every_access_is_audited_and_listed(server: LiveServer,
             response = await sup.get(f"{server.url}/api/audit?{bad}")
             assert response.status == 400, bad
             assert (await response.json())["error"]["code"] == "invalid_payload"
-    async with _session() as sup:
+    async with client_session() as sup:
         # A scoped supervisor's audit view holds nothing about other departments.
-        await _login(sup, server.url, "taxsup")
+        await logged_in(sup, server.url, "taxsup")
         body = await (await sup.get(f"{server.url}/api/audit")).json()
         assert "r-fund-001" not in {e["recording_id"] for e in body["entries"]}
-    async with _session() as staff:
-        await _login(staff, server.url, "tax01")
+    async with client_session() as staff:
+        await logged_in(staff, server.url, "tax01")
         assert (await staff.get(f"{server.url}/api/audit")).status == 403
     assert await redis_client.xlen(AUDIT) == 4  # reading the audit is not itself audited
     # The stream is trimmed by age (MINID, 180 days), never by length.
@@ -165,13 +155,13 @@ async def test_the_retention_job_runs_in_the_background(redis_client: aioredis.R
 async def test_legal_hold_is_for_admins(server: LiveServer,
                                         redis_client: aioredis.Redis) -> None:
     await _seed(server)
-    async with _session() as sup:
-        await _login(sup, server.url, "supervisor")
+    async with client_session() as sup:
+        await logged_in(sup, server.url, "supervisor")
         response = await sup.post(f"{server.url}/api/recordings/r-tax-001/hold",
                                   json={"hold": True})
         assert response.status == 403
-    async with _session() as admin:
-        await _login(admin, server.url, "admin")
+    async with client_session() as admin:
+        await logged_in(admin, server.url, "admin")
         response = await admin.post(f"{server.url}/api/recordings/r-tax-001/hold",
                                     json={"hold": True})
         assert response.status == 200
@@ -190,8 +180,8 @@ async def test_legal_hold_is_for_admins(server: LiveServer,
 
 async def test_recordings_are_filtered_and_bad_filters_refused(server: LiveServer) -> None:
     await _seed(server)
-    async with _session() as sup:
-        await _login(sup, server.url, "supervisor")
+    async with client_session() as sup:
+        await logged_in(sup, server.url, "supervisor")
 
         async def ids(query: str) -> list[str]:
             response = await sup.get(f"{server.url}/api/recordings?{query}")

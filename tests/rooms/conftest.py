@@ -1,9 +1,11 @@
 """Fixtures for room tests: a RoomManager writing into a temporary directory, and participants
-that are real aiortc peers (rooms.client.RoomPeer) bridged straight to the Room, no Socket.IO."""
+that are real aiortc peers (rooms.client.RoomPeer) bridged straight to the Room, no Socket.IO;
+and `call`, a room opened through the real server's ACD, for tests over Socket.IO."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from rooms.client import RoomPeer
 from rooms.manager import RoomManager
 from rooms.room import Room
 from server.config import MediaConfig
+from signaling.client import SignalingClient, login_cookie
 
 JoinFn = Callable[..., Awaitable[RoomPeer]]
 
@@ -65,3 +68,31 @@ async def join() -> AsyncIterator[JoinFn]:
     yield join
     for peer in peers:
         await peer.close()
+
+
+@dataclass
+class Call:
+    room_id: str
+    applicant_token: str
+    staff_token: str
+
+
+@pytest.fixture
+async def call(server: Any) -> AsyncIterator[Call]:
+    """An applicant of 税务 whose call tax01 accepted: the room is open, nobody is in it yet."""
+    kiosk = await SignalingClient.connect(server.url, "/kiosk")
+    staff = await SignalingClient.connect(server.url, "/staff",
+                                          await login_cookie(server.url, "tax01", "demo12345"))
+    try:
+        await staff.next("staff:state")
+        ticket = (await kiosk.request("ticket:create",
+                                      {"department": "tax", "consent": True}))["ticket"]
+        await staff.request("presence:set", {"state": "available"})
+        await staff.next("call:incoming")
+        accepted = await staff.request("call:accept", {"ticket_id": ticket["ticket_id"]})
+        update = await kiosk.next("ticket:update", status="connected")
+        yield Call(room_id=accepted["room"]["room_id"], applicant_token=update["room"]["token"],
+                   staff_token=accepted["room"]["token"])
+    finally:
+        await kiosk.close()
+        await staff.close()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,8 @@ import pytest
 from rooms.client import RoomClient
 from server.config import Config
 from server.keys import ROOMS, STORE
-from signaling.client import SignalingClient, login_cookie
+from signaling.client import SignalingClient
+from tests.rooms.conftest import Call
 
 GRACE = 3.0
 
@@ -31,33 +32,6 @@ def config(config: Config) -> Config:
     # An empty room would close after 1 s: reconnecting participants must keep it open.
     return replace(config, media=replace(config.media, reconnect_grace=GRACE,
                                          empty_room_timeout=1.0))
-
-
-@dataclass
-class Call:
-    room_id: str
-    applicant_token: str
-    staff_token: str
-
-
-@pytest.fixture
-async def call(server: Any) -> AsyncIterator[Call]:
-    kiosk = await SignalingClient.connect(server.url, "/kiosk")
-    staff = await SignalingClient.connect(server.url, "/staff",
-                                          await login_cookie(server.url, "tax01", "demo12345"))
-    try:
-        await staff.next("staff:state")
-        ticket = (await kiosk.request("ticket:create",
-                                      {"department": "tax", "consent": True}))["ticket"]
-        await staff.request("presence:set", {"state": "available"})
-        await staff.next("call:incoming")
-        accepted = await staff.request("call:accept", {"ticket_id": ticket["ticket_id"]})
-        update = await kiosk.next("ticket:update", status="connected")
-        yield Call(room_id=accepted["room"]["room_id"], applicant_token=update["room"]["token"],
-                   staff_token=accepted["room"]["token"])
-    finally:
-        await kiosk.close()
-        await staff.close()
 
 
 async def _client(server: Any, call: Call, token: str, name: str) -> RoomClient:

@@ -7,42 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from signaling.client import SignalingClient, login_cookie
-
-
-@dataclass
-class Call:
-    room_id: str
-    applicant_token: str
-    staff_token: str
-
-
-@pytest.fixture
-async def call(server: Any) -> AsyncIterator[Call]:
-    """An applicant of 税务 whose call tax01 accepted: the room is open, nobody is in it yet."""
-    kiosk = await SignalingClient.connect(server.url, "/kiosk")
-    staff = await SignalingClient.connect(server.url, "/staff",
-                                          await login_cookie(server.url, "tax01", "demo12345"))
-    try:
-        await staff.next("staff:state")
-        ticket = (await kiosk.request("ticket:create",
-                                      {"department": "tax", "consent": True}))["ticket"]
-        await staff.request("presence:set", {"state": "available"})
-        await staff.next("call:incoming")
-        accepted = await staff.request("call:accept", {"ticket_id": ticket["ticket_id"]})
-        update = await kiosk.next("ticket:update", status="connected")
-        yield Call(room_id=accepted["room"]["room_id"], applicant_token=update["room"]["token"],
-                   staff_token=accepted["room"]["token"])
-    finally:
-        await kiosk.close()
-        await staff.close()
+from signaling.client import SignalingClient
+from tests.rooms.conftest import Call
 
 
 async def _join(server: Any, room_id: str, token: str) -> tuple[SignalingClient, dict[str, Any]]:
