@@ -11,8 +11,10 @@ import redis.asyncio as aioredis
 
 from recordings.archive import INDEX, Archive
 from recordings.audit import AUDIT
+from server.auth import SESSION_COOKIE
 from server.keys import ARCHIVE, STORE
 from server.passwords import hash_password
+from signaling.client import SignalingClient
 from tests.conftest import LiveServer
 from tests.http import client_session, logged_in
 from tests.recordings.helpers import make_recording
@@ -221,3 +223,26 @@ def test_retention_days_is_validated() -> None:
     for bad in ("0", "-3", "abc", "40000"):
         with pytest.raises(ConfigError, match="retention_days"):
             load_config(env={"YUNZHEN_RETENTION_DAYS": bad})
+
+
+async def test_an_applicants_ticket_token_opens_no_recording(server: LiveServer) -> None:
+    """The kiosk's ticket token authorizes that ticket only: as a session cookie, a bearer
+    header or a query parameter it gets no recording, list or export."""
+    await _seed(server)
+    kiosk = await SignalingClient.connect(server.url, "/kiosk")
+    try:
+        created = await kiosk.request("ticket:create", {"department": "tax", "consent": True})
+        token = created["ticket"]["token"]
+    finally:
+        await kiosk.close()
+    paths = ("/api/recordings", "/api/recordings/r-tax-001",
+             "/api/recordings/r-tax-001/files/a-r-tax-001-audio-1.webm",
+             "/api/recordings/r-tax-001/export", "/api/audit")
+    async with client_session() as applicant:
+        applicant.cookie_jar.update_cookies({SESSION_COOKIE: token})
+        for path in paths:
+            for query, headers in (("", {}), (f"?token={token}", {}),
+                                   ("", {"Authorization": f"Bearer {token}"})):
+                response = await applicant.get(server.url + path + query, headers=headers)
+                assert response.status == 401, (path, query, headers)
+                assert (await response.json())["error"]["code"] == "unauthenticated"
