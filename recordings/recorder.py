@@ -89,6 +89,7 @@ class TrackRecorder:
         self._stream: Any = None
         self._first_pts = 0
         self._last_pts = -1
+        self._start_window_pts = 0
         self._time_base = Fraction(1, 90000 if kind == "video" else 48000)
         self._closed = False
         self._on_failure = on_failure
@@ -111,7 +112,7 @@ class TrackRecorder:
                 self.skipped += 1
                 return
         pts = packet_pts - self._first_pts
-        if self.started_at is not None and pts * self._time_base < START_WINDOW_S:
+        if pts < self._start_window_pts and self.started_at is not None:
             self.started_at = min(self.started_at,
                                   self._clock() - float(pts * self._time_base))
         if pts <= self._last_pts:
@@ -166,6 +167,8 @@ class TrackRecorder:
             # requires in CodecPrivate (a bare mux stream has none); it never encodes anything.
             stream = container.add_stream("libopus", rate=48000, layout="stereo")
         stream.time_base = self._time_base
+        # In integer ticks: a Fraction product for every packet would double the remux's cost.
+        self._start_window_pts = int(START_WINDOW_S / self._time_base)
         self._container = container
         self._stream = stream
         self._first_pts = packet.pts or 0
