@@ -7,16 +7,20 @@ consultation in Chromium with a fake camera, and save one PNG per page.
 from __future__ import annotations
 
 import asyncio
+import io
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+import av  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
 from server.config import Config  # noqa: E402
+from server.seed import DEMO_PASSWORD  # noqa: E402
 from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.conftest import start_server  # noqa: E402
 
@@ -30,6 +34,23 @@ async def main() -> None:
             await walk(live.url)
         finally:
             await live.runner.cleanup()
+
+
+def save_frame(mp4: bytes, at: float, path: Path) -> None:
+    """The composite export's picture ``at`` seconds in, as a PNG."""
+    with av.open(io.BytesIO(mp4)) as container:
+        for frame in container.decode(video=0):
+            if frame.time is not None and frame.time >= at:
+                frame.to_image().save(path)
+                return
+    raise RuntimeError("the export is shorter than expected")
+
+
+async def login(page: Any, url: str, username: str) -> None:
+    await page.goto(url)
+    await page.get_by_test_id("login-username").fill(username)
+    await page.get_by_test_id("login-password").fill(DEMO_PASSWORD)
+    await page.get_by_test_id("login-submit").click()
 
 
 async def walk(url: str) -> None:
@@ -54,9 +75,7 @@ async def walk(url: str) -> None:
 
         await desk.goto(url + "/staff")
         await desk.screenshot(path=str(OUT / "staff-login.png"))
-        await desk.get_by_test_id("login-username").fill("tax01")
-        await desk.get_by_test_id("login-password").fill("demo12345")
-        await desk.get_by_test_id("login-submit").click()
+        await login(desk, url + "/staff", "tax01")
         await desk.get_by_test_id("presence-available").click()
         await desk.get_by_test_id("incoming-call").wait_for()
         await desk.screenshot(path=str(OUT / "staff-ringing.png"))
@@ -64,17 +83,36 @@ async def walk(url: str) -> None:
         await desk.wait_for_timeout(4000)
         await desk.screenshot(path=str(OUT / "staff-call.png"))
         await kiosk.screenshot(path=str(OUT / "kiosk-call.png"))
+
+        # 会商: the tax desk invites 市场监管; a market colleague joins from their desk.
+        market = await (await browser.new_context(viewport={"width": 1280, "height": 800})
+                        ).new_page()
+        await login(market, url + "/staff", "market01")
+        await market.get_by_test_id("presence-available").click()
+        await desk.get_by_test_id("invite-department").select_option("market")
+        await desk.get_by_test_id("invite-note").fill("涉及个体户营业执照变更，请协助")
+        await desk.get_by_test_id("invite-send").click()
+        await market.get_by_test_id("invite-item").wait_for()
+        await market.screenshot(path=str(OUT / "staff-invite.png"))
+        await market.get_by_test_id("invite-join").click()
+        await market.wait_for_timeout(5000)
+        await market.screenshot(path=str(OUT / "staff-joint-call.png"))
+
+        sup = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+        await login(sup, url + "/supervisor", "supervisor")
+        await sup.get_by_test_id("live-room-row").first.wait_for()
+        await sup.get_by_test_id("observe-start").first.click()
+        await sup.wait_for_timeout(4000)
+        await sup.screenshot(path=str(OUT / "supervisor-observe.png"), full_page=True)
+        await sup.get_by_test_id("observe-stop").click()
+
         await kiosk.get_by_test_id("hangup").click()
         await kiosk.get_by_test_id("rating-5").click()
         await kiosk.screenshot(path=str(OUT / "kiosk-rating.png"))
         await kiosk.get_by_test_id("rating-submit").click()
         await kiosk.wait_for_timeout(1000)
 
-        sup = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
-        await sup.goto(url + "/supervisor")
-        await sup.get_by_test_id("login-username").fill("supervisor")
-        await sup.get_by_test_id("login-password").fill("demo12345")
-        await sup.get_by_test_id("login-submit").click()
+        await sup.reload()
         await sup.get_by_test_id("recording-row").first.wait_for()
         await sup.get_by_test_id("wallboard-staff-row").first.wait_for()
         await sup.screenshot(path=str(OUT / "supervisor-list.png"), full_page=True)
@@ -82,13 +120,15 @@ async def walk(url: str) -> None:
         await sup.get_by_test_id("player-toggle").click()
         await sup.wait_for_timeout(2500)
         await sup.screenshot(path=str(OUT / "supervisor-replay.png"), full_page=True)
+        await sup.get_by_test_id("export-start").click()
+        await sup.get_by_test_id("export-download").wait_for(timeout=120_000)
+        href = await sup.get_by_test_id("export-download").get_attribute("href")
+        mp4 = await (await sup.request.get(url + str(href))).body()
+        save_frame(mp4, at=9.0, path=OUT / "export-frame.png")
 
         admin = await (await browser.new_context(viewport={"width": 1280, "height": 800})
                        ).new_page()
-        await admin.goto(url + "/admin")
-        await admin.get_by_test_id("login-username").fill("admin")
-        await admin.get_by_test_id("login-password").fill("demo12345")
-        await admin.get_by_test_id("login-submit").click()
+        await login(admin, url + "/admin", "admin")
         await admin.wait_for_timeout(800)
         await admin.screenshot(path=str(OUT / "admin.png"), full_page=True)
         await browser.close()
