@@ -33,7 +33,8 @@ class Alerts:
         self.clock = clock
 
     async def raise_once(self, kind: str, subject: str, *, room_id: str = "",
-                         department: str = "", detail: str = "") -> str | None:
+                         ticket_number: str = "", department: str = "",
+                         detail: str = "") -> str | None:
         """Add an alert unless one of this kind about ``subject`` was raised lately; returns its
         id, or None when it was a repeat."""
         if kind not in KINDS:
@@ -43,7 +44,8 @@ class Alerts:
         now = self.clock()
         oldest = int((now - KEEP_DAYS * 86400) * 1000)
         alert_id: str = await self.redis.xadd(ALERTS, {
-            "time": f"{now:.3f}", "kind": kind, "room_id": room_id, "department": department,
+            "time": f"{now:.3f}", "kind": kind, "room_id": room_id,
+            "ticket_number": ticket_number, "department": department,
             "detail": detail[:500],
         }, minid=oldest, approximate=False)
         return alert_id
@@ -68,6 +70,7 @@ class Alerts:
             ack = json.loads(acks[alert_id]) if alert_id in acks else None
             out.append({"id": alert_id, "time": float(fields.get("time") or 0),
                         "kind": fields.get("kind", ""), "room_id": fields.get("room_id", ""),
+                        "ticket_number": fields.get("ticket_number", ""),
                         "department": department, "detail": fields.get("detail", ""),
                         "acknowledged": ack is not None,
                         "acknowledged_by": ack["by"] if ack else None,

@@ -74,6 +74,7 @@ async def watch(app: web.Application, room_interval: float = ROOM_CHECK_S,
                 seen.add(room.room_id)
                 await archive.alerts.raise_once(
                     reason, room.room_id, room_id=room.room_id,
+                    ticket_number=str(room.meta.get("ticket_number") or ""),
                     department=str(room.meta.get("department") or ""),
                     detail=room.recorder.failure_detail)
             if loop.time() >= next_space and config.recordings_min_free_mb > 0:

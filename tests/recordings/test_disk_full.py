@@ -148,6 +148,7 @@ async def test_a_full_disk_cuts_the_recording_not_the_call_and_alerts_supervisor
                                 what="the disk_full alert")
         alerted_at = time.time()
         assert full[0]["room_id"] == room_id and full[0]["department"] == "tax"
+        assert full[0]["ticket_number"].startswith("税")
         assert full[0]["acknowledged"] is False
         space = os.statvfs(server.seen_recordings())
         assert space.f_bavail * space.f_frsize < 300 * 1024
@@ -166,7 +167,7 @@ async def test_a_full_disk_cuts_the_recording_not_the_call_and_alerts_supervisor
                     ).status == 403
 
         # The supervisor page shows the alert in a red banner; acknowledging it is audited.
-        await _banner_is_shown_and_acknowledged(browser, server.url, full[0]["id"])
+        await _banner_is_shown_and_acknowledged(browser, server.url, full[0])
         assert (await sup.post(f"{server.url}/api/alerts/1-0/ack")).status == 404
         audit = await (await sup.get(f"{server.url}/api/audit")).json()
         acks = [e for e in audit["entries"] if e["action"] == "alert_ack"]
@@ -229,7 +230,9 @@ async def _kind(pending: Any, kind: str) -> list[dict[str, Any]]:
     return [a for a in await pending if a["kind"] == kind]
 
 
-async def _banner_is_shown_and_acknowledged(browser: Any, base: str, alert_id: str) -> None:
+async def _banner_is_shown_and_acknowledged(browser: Any, base: str,
+                                            alert: dict[str, Any]) -> None:
+    alert_id = alert["id"]
     context = await browser.new_context(locale="zh-CN")
     try:
         page = await context.new_page()
@@ -241,7 +244,8 @@ async def _banner_is_shown_and_acknowledged(browser: Any, base: str, alert_id: s
         await banner.wait_for(state="visible", timeout=15000)
         item = banner.locator(f'[data-alert-id="{alert_id}"]')
         await item.wait_for(state="visible", timeout=10000)
-        assert "录像存储空间不足" in await item.inner_text()
+        text = await item.inner_text()
+        assert "录像存储空间不足" in text and alert["ticket_number"] in text, text
         await item.locator('[data-testid="alert-ack"]').click()
         await item.wait_for(state="detached", timeout=10000)
     finally:

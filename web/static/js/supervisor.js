@@ -23,8 +23,8 @@ const SV_STRINGS = {
     action_verify: '完整性校验', action_hold: '法律保全', action_release: '解除保全',
     action_purge: '到期删除',
     action_alert_ack: '确认告警',
-    alert_disk_full: '录像存储空间不足：{time} 房间 {room} 的录像已中断，通话照常进行。',
-    alert_write_error: '录像写入失败：{time} 房间 {room} 的录像已中断，通话照常进行。',
+    alert_disk_full: '录像存储空间不足：{time} 号码 {ticket}（房间 {room}）的录像已中断，通话照常进行。',
+    alert_write_error: '录像写入失败：{time} 号码 {ticket}（房间 {room}）的录像已中断，通话照常进行。',
     alert_low_space: '录像存储空间不足：{detail}',
     alert_ack: '知道了',
     action_export: '导出合成视频', action_export_file: '下载合成视频',
@@ -44,8 +44,8 @@ const SV_STRINGS = {
     action_verify: 'Integrity check', action_hold: 'Legal hold', action_release: 'Hold released',
     action_purge: 'Purged (retention)',
     action_alert_ack: 'Alert acknowledged',
-    alert_disk_full: 'Recording storage full: the recording of room {room} stopped at {time}; the call went on.',
-    alert_write_error: 'Recording write failed: the recording of room {room} stopped at {time}; the call went on.',
+    alert_disk_full: 'Recording storage full: the recording of ticket {ticket} (room {room}) stopped at {time}; the call went on.',
+    alert_write_error: 'Recording write failed: the recording of ticket {ticket} (room {room}) stopped at {time}; the call went on.',
     alert_low_space: 'Recording storage full soon: {detail}',
     alert_ack: 'Acknowledge',
     action_export: 'Composite export', action_export_file: 'Downloaded the composite video',
@@ -280,6 +280,7 @@ function alertText(alert) {
   const text = lt(`alert_${alert.kind}`);
   return text
     .replace('{time}', formatTime(alert.time))
+    .replace('{ticket}', alert.ticket_number || '–')
     .replace('{room}', alert.room_id || '')
     .replace('{detail}', alert.detail || '');
 }
