@@ -1,5 +1,7 @@
 """The room recorder: remuxes every published track's encoded packets into its own WebM file as
-they arrive (nothing is decoded or encoded) and keeps timeline.json next to them.
+they arrive (nothing is decoded or encoded) and keeps timeline.json next to them. H.264 video
+(a server with ``media.video_codec = "h264"``) goes into Matroska ``.mkv`` instead: WebM cannot
+hold H.264.
 
 Not aiortc's MediaRecorder: it re-encodes on the event loop, and with audio and video in one file
 it silently drops all video when an audio packet comes first.
@@ -56,9 +58,137 @@ def _vp8_dimensions(data: bytes) -> tuple[int, int] | None:
             int.from_bytes(data[8:10], "little") & 0x3FFF)
 
 
+# Container and file extension by codec.
+CONTAINERS = {"vp8": ("webm", "webm"), "opus": ("webm", "webm"),
+              "h264": ("matroska", "mkv")}
+
+
+def _h264_nal_units(data: bytes) -> list[bytes]:
+    """The NAL units of an Annex B access unit (start codes 00 00 01 or 00 00 00 01)."""
+    units = []
+    index = data.find(b"\x00\x00\x01")
+    while index >= 0:
+        start = index + 3
+        index = data.find(b"\x00\x00\x01", start)
+        end = len(data) if index < 0 else index
+        # A 4-byte start code leaves its leading zero at the end of the previous unit.
+        unit = data[start:end].rstrip(b"\x00") if index >= 0 else data[start:end]
+        if unit:
+            units.append(unit)
+    return units
+
+
+class _Bits:
+    """An H.264 RBSP bit reader (the emulation prevention bytes 00 00 03 taken out)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data.replace(b"\x00\x00\x03", b"\x00\x00")
+        self._pos = 0
+
+    def bit(self) -> int:
+        byte = self._pos >> 3
+        if byte >= len(self._data):
+            raise ValueError("SPS is truncated")
+        value = (self._data[byte] >> (7 - (self._pos & 7))) & 1
+        self._pos += 1
+        return value
+
+    def bits(self, n: int) -> int:
+        value = 0
+        for _ in range(n):
+            value = (value << 1) | self.bit()
+        return value
+
+    def ue(self) -> int:
+        """Unsigned exp-Golomb (ITU-T H.264 9.1)."""
+        zeros = 0
+        while self.bit() == 0:
+            zeros += 1
+            if zeros > 31:
+                raise ValueError("bad exp-Golomb code in SPS")
+        return (1 << zeros) - 1 + self.bits(zeros)
+
+    def se(self) -> int:
+        value = self.ue()
+        return (value + 1) // 2 if value & 1 else -(value // 2)
+
+
+def _skip_scaling_list(bits: _Bits, size: int) -> None:
+    last = next_scale = 8
+    for _ in range(size):
+        if next_scale != 0:
+            next_scale = (last + bits.se() + 256) % 256
+        last = next_scale if next_scale != 0 else last
+
+
+def h264_sps_dimensions(sps: bytes) -> tuple[int, int]:
+    """Width and height (after cropping) from an H.264 sequence parameter set NAL unit, header
+    byte included (ITU-T H.264 7.3.2.1.1)."""
+    bits = _Bits(sps[1:])
+    profile_idc = bits.bits(8)
+    bits.bits(16)  # constraint flags, level_idc
+    bits.ue()  # seq_parameter_set_id
+    chroma_format_idc = 1
+    separate_colour_plane = 0
+    if profile_idc in (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135):
+        chroma_format_idc = bits.ue()
+        if chroma_format_idc == 3:
+            separate_colour_plane = bits.bit()
+        bits.ue()  # bit_depth_luma_minus8
+        bits.ue()  # bit_depth_chroma_minus8
+        bits.bit()  # qpprime_y_zero_transform_bypass_flag
+        if bits.bit():  # seq_scaling_matrix_present_flag
+            for i in range(8 if chroma_format_idc != 3 else 12):
+                if bits.bit():
+                    _skip_scaling_list(bits, 16 if i < 6 else 64)
+    bits.ue()  # log2_max_frame_num_minus4
+    poc_type = bits.ue()
+    if poc_type == 0:
+        bits.ue()  # log2_max_pic_order_cnt_lsb_minus4
+    elif poc_type == 1:
+        bits.bit()
+        bits.se()
+        bits.se()
+        for _ in range(bits.ue()):
+            bits.se()
+    bits.ue()  # max_num_ref_frames
+    bits.bit()  # gaps_in_frame_num_value_allowed_flag
+    width_mbs = bits.ue() + 1
+    height_map_units = bits.ue() + 1
+    frame_mbs_only = bits.bit()
+    if not frame_mbs_only:
+        bits.bit()  # mb_adaptive_frame_field_flag
+    bits.bit()  # direct_8x8_inference_flag
+    width = width_mbs * 16
+    height = (2 - frame_mbs_only) * height_map_units * 16
+    if bits.bit():  # frame_cropping_flag
+        left, right, top, bottom = bits.ue(), bits.ue(), bits.ue(), bits.ue()
+        chroma = 0 if separate_colour_plane else chroma_format_idc
+        crop_x = 1 if chroma == 0 else (2 if chroma in (1, 2) else 1)
+        crop_y = (1 if chroma in (0, 2, 3) else 2) * (2 - frame_mbs_only)
+        width -= crop_x * (left + right)
+        height -= crop_y * (top + bottom)
+    if width <= 0 or height <= 0:
+        raise ValueError("SPS gives no picture size")
+    return width, height
+
+
+def _h264_dimensions(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the SPS of an Annex B access unit, or None when it has none (only
+    an access unit with an SPS starts a recording: a decoder needs it first)."""
+    for unit in _h264_nal_units(data):
+        if unit[0] & 0x1F == 7:
+            try:
+                return h264_sps_dimensions(unit)
+            except ValueError:
+                return None
+    return None
+
+
 class TrackRecorder:
-    """Writes one track's packets into ``<track_id>.webm``; the file opens on the first packet
-    it keeps (for video, the first keyframe) and timestamps start at 0.
+    """Writes one track's packets into ``<track_id>.webm`` (``.mkv`` for H.264); the file opens
+    on the first packet it keeps (for video, the first keyframe; for H.264, one with an SPS) and
+    timestamps start at 0.
 
     ``started_at`` is the wall-clock time of the file's time 0: the arrival of the first
     written packet, moved earlier when a later packet (within START_WINDOW_S of media) arrives
@@ -72,13 +202,14 @@ class TrackRecorder:
     def __init__(self, directory: Path, *, track_id: str, participant_id: str, kind: str,
                  codec: str, room_id: str, clock: Clock,
                  on_failure: FailureCallback | None = None) -> None:
-        if codec.lower() not in ("vp8", "opus"):
+        if codec.lower() not in CONTAINERS:
             raise ValueError(f"track {track_id}: cannot record codec {codec!r}")
         self.track_id = track_id
         self.participant_id = participant_id
         self.kind = kind
         self.codec = codec.lower()
-        self.file = f"{track_id}.webm"
+        self._format, extension = CONTAINERS[self.codec]
+        self.file = f"{track_id}.{extension}"
         self.path = directory / self.file
         self.room_id = room_id
         self.packets = 0
@@ -145,7 +276,7 @@ class TrackRecorder:
             self._time_base = Fraction(packet.time_base.numerator, packet.time_base.denominator)
         # Short clusters, flushed as they close: if the process dies, all but the last second
         # or so is on disk (recordings/recovery.py closes such a file after a restart).
-        container = av.open(str(self.path), mode="w", format="webm",
+        container = av.open(str(self.path), mode="w", format=self._format,
                             options={"cluster_time_limit": "1000", "flush_packets": "1"})
         try:
             return self._add_stream(container, packet, data)
@@ -156,12 +287,16 @@ class TrackRecorder:
 
     def _add_stream(self, container: OutputContainer, packet: av.Packet, data: bytes) -> bool:
         if self.kind == "video":
-            size = _vp8_dimensions(data)
+            h264 = self.codec == "h264"
+            size = _h264_dimensions(data) if h264 else _vp8_dimensions(data)
             if size is None:
                 container.close()
                 self.path.unlink(missing_ok=True)
                 return False
-            stream = container.add_mux_stream("vp8", width=size[0], height=size[1])
+            # H.264 goes in as Annex B with no extradata: FFmpeg's Matroska muxer takes the
+            # SPS/PPS of the first packet for CodecPrivate (avcC) before it writes the track
+            # header, so a file cut off by a crash decodes too.
+            stream = container.add_mux_stream(self.codec, width=size[0], height=size[1])
         else:
             # An Opus encoder context is opened only for its OpusHead extradata, which Matroska
             # requires in CodecPrivate (a bare mux stream has none); it never encodes anything.

@@ -38,12 +38,15 @@ NODES = "yz:nodes"
 # A room key missing while its files changed less than this long ago may be a room being opened.
 QUIET_S = 15.0
 RECOVERY_INTERVAL = 10.0
-_TRACK_FILE = re.compile(r"^(?P<participant>.+)-(?P<kind>audio|video)-(?P<n>\d+)\.webm$")
+# WebM for VP8 and Opus, Matroska for H.264 video (recorder.CONTAINERS).
+_TRACK_FILE = re.compile(r"^(?P<participant>.+)-(?P<kind>audio|video)-(?P<n>\d+)"
+                         r"\.(?P<extension>webm|mkv)$")
 
 
 def track_length(path: Path) -> tuple[float, int]:
-    """(seconds from the first to the end of the last packet, packets) of a WebM file that may
-    have been cut off anywhere: demuxing stops at the first damaged or missing byte."""
+    """(seconds from the first to the end of the last packet, packets) of a WebM (or Matroska)
+    file that may have been cut off anywhere: demuxing stops at the first damaged or missing
+    byte."""
     first: float | None = None
     last = 0.0
     packets = 0
@@ -70,6 +73,12 @@ def track_length(path: Path) -> tuple[float, int]:
     return max(0.0, last - first), packets
 
 
+def _codec(kind: str, extension: str) -> str:
+    if kind == "audio":
+        return "opus"
+    return "h264" if extension == "mkv" else "vp8"
+
+
 def recover_directory(directory: Path) -> dict[str, Any] | None:
     """Close the recording in ``directory`` from its files; returns its summary (as
     Recorder.close does), or None when it is not an incomplete recording."""
@@ -86,7 +95,7 @@ def recover_directory(directory: Path) -> dict[str, Any] | None:
     listed = {t.get("file"): t for t in old.get("tracks", []) if isinstance(t, dict)}
     tracks: list[TrackEntry] = []
     lengths: dict[str, float] = {}
-    for file in sorted(directory.glob("*.webm")):
+    for file in sorted([*directory.glob("*.webm"), *directory.glob("*.mkv")]):
         match = _TRACK_FILE.match(file.name)
         if match is None:
             continue
@@ -99,9 +108,9 @@ def recover_directory(directory: Path) -> dict[str, Any] | None:
         track_start = float(known["started_at"]) if known else max(started_at, written - seconds)
         lengths[file.name] = seconds
         tracks.append(TrackEntry(track_id=file.stem, participant_id=match["participant"],
-                                 kind=match["kind"], codec="vp8" if match["kind"] == "video"
-                                 else "opus", file=file.name, started_at=track_start,
-                                 packets=packets))
+                                 kind=match["kind"], codec=_codec(match["kind"],
+                                                                  match["extension"]),
+                                 file=file.name, started_at=track_start, packets=packets))
     ended_at = max([started_at, *(t.started_at + lengths[t.file] for t in tracks)])
     participants = _participants(old.get("participants", []), tracks)
     meta = {k: old.get(k) for k in ("ticket_id", "ticket_number", "department")}

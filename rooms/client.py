@@ -111,6 +111,8 @@ class RemoteStats:
     audio_frames: int = 0
     track_seen_at: float | None = None
     first_video_frame_at: float | None = None
+    # The codec its video was decoded with ("vp8" or "h264"), once a video track came.
+    video_codec: str = ""
 
     @property
     def first_frame_delay(self) -> float | None:
@@ -253,8 +255,12 @@ class RoomPeer:
         # A screen share is counted apart from the camera, under "<participant_id>/screen".
         key = f"{pid}/screen" if info.get("source") == "screen" else pid
         stats = self._remote.setdefault(key, RemoteStats(pid, name=info.get("name", "")))
+        # The server's one video codec, as negotiated: VP8, or H.264 on an h264 server.
+        codecs = getattr(transceiver, "_codecs", None) or []
+        codec = "h264" if any(c.name.lower() == "h264" for c in codecs) else "vp8"
         if track.kind == "video":
             stats.track_seen_at = time.monotonic()
+            stats.video_codec = codec
         task = asyncio.create_task(self._consume(track, stats), name=f"{self.name} <- {pid}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -273,7 +279,9 @@ class RoomPeer:
                 if isinstance(data, av.Packet):
                     stats.video_packets += 1
                     if decoder is None:
-                        decoder = av.VideoCodecContext.create("vp8", "r")
+                        decoder = (av.VideoCodecContext.create("h264", "r")
+                                   if stats.video_codec == "h264"
+                                   else av.VideoCodecContext.create("vp8", "r"))
                     try:
                         frames = len(decoder.decode(data))
                     except av.FFmpegError:

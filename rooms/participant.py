@@ -37,8 +37,16 @@ logger = logging.getLogger(__name__)
 
 SignalFn = Callable[[str, dict[str, Any]], Awaitable[None]]
 
-# The one codec set everybody uses, so every track can be forwarded to everybody as it is.
+# The one codec set everybody uses, so every track can be forwarded to everybody as it is. The
+# video codec is the server's (MediaConfig.video_codec): VP8 by default, or H.264.
 CODEC_MIME_TYPES = {"audio": ("audio/opus",), "video": ("video/VP8", "video/rtx")}
+H264_MIME_TYPES = ("video/H264", "video/rtx")
+# H.264 as offered: constrained baseline (what Chromium's OpenH264 and hardware encoders send,
+# and aiortc's packetizer takes), packetization-mode 1 (FU-A and STAP-A; mode 0 would need a NAL
+# unit per packet). aiortc also offers 42001f (baseline); one profile keeps forwarding simple.
+H264_PARAMETERS = {"level-asymmetry-allowed": "1", "packetization-mode": "1",
+                   "profile-level-id": "42e01f"}
+VIDEO_CODEC_NAMES = {"vp8": "VP8", "h264": "H.264"}
 
 # What a participant publishes, by purpose: its transceiver's kind, and the `source` others are
 # told in the offer's `tracks`.
@@ -51,13 +59,19 @@ OBSERVER_ROLES = ("supervisor",)
 MAX_SHARES = 10
 
 
-def preferred_codecs(kind: str) -> list[RTCRtpCodecCapability]:
+def preferred_codecs(kind: str, video_codec: str = "vp8") -> list[RTCRtpCodecCapability]:
+    """The codecs every m-line of ``kind`` offers: Opus for audio, ``video_codec`` (+ RTX) for
+    video."""
     capabilities = RTCRtpReceiver.getCapabilities(kind)
     assert capabilities is not None
-    wanted = [m.lower() for m in CODEC_MIME_TYPES[kind]]
-    codecs = [c for c in capabilities.codecs if c.mimeType.lower() in wanted]
+    h264 = kind == "video" and video_codec == "h264"
+    wanted = [m.lower() for m in (H264_MIME_TYPES if h264 else CODEC_MIME_TYPES[kind])]
+    codecs = [c for c in capabilities.codecs if c.mimeType.lower() in wanted
+              and (not h264 or c.mimeType.lower() != "video/h264"
+                   or c.parameters == H264_PARAMETERS)]
     if not any(c.mimeType.lower() == wanted[0] for c in codecs):
-        raise RuntimeError(f"aiortc offers no {wanted[0]} codec")
+        raise RuntimeError(f"aiortc offers no {wanted[0]} codec"
+                           + (f" with {H264_PARAMETERS}" if h264 else ""))
     return codecs
 
 
@@ -76,8 +90,9 @@ class Subscription:
 
 class Participant:
     def __init__(self, *, room_id: str, participant_id: str, role: str, name: str,
-                 department: str | None, signal: SignalFn) -> None:
+                 department: str | None, signal: SignalFn, video_codec: str = "vp8") -> None:
         self.room_id = room_id
+        self.video_codec = video_codec
         self.participant_id = participant_id
         self.role = role
         self.name = name
@@ -117,7 +132,7 @@ class Participant:
             return
         for kind in ("audio", "video"):
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
-            transceiver.setCodecPreferences(preferred_codecs(kind))
+            transceiver.setCodecPreferences(preferred_codecs(kind, video_codec))
             self.publish[kind] = transceiver
 
     def __repr__(self) -> str:
@@ -149,7 +164,7 @@ class Participant:
         transceiver = self.publish.get("screen")
         if transceiver is None:
             transceiver = self.pc.addTransceiver("video", direction="recvonly")
-            transceiver.setCodecPreferences(preferred_codecs("video"))
+            transceiver.setCodecPreferences(preferred_codecs("video", self.video_codec))
             # Reused from share to share: a packet dropped at a direction change would stall it.
             passthrough.keep_receiving(transceiver.receiver)
             self.publish["screen"] = transceiver
@@ -169,7 +184,7 @@ class Participant:
         for ``purpose``); renegotiate afterwards."""
         track = forwarder.subscribe(self.participant_id)
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
-        transceiver.setCodecPreferences(preferred_codecs(forwarder.kind))
+        transceiver.setCodecPreferences(preferred_codecs(forwarder.kind, self.video_codec))
         passthrough.relay_keyframe_requests(transceiver.sender, forwarder.request_keyframe)
         if forwarder.kind == "audio":
             passthrough.forward_audio_levels(transceiver.sender, lambda: track.last_level)
@@ -245,6 +260,13 @@ class Participant:
             except Exception as exc:
                 logger.warning("room %s participant %s: answer refused: %s", self.room_id,
                                self.participant_id, exc)
+                if "remote video description" in str(exc):
+                    # aiortc found no codec in common on a video m-line: the client cannot do
+                    # the one video codec this server forwards.
+                    name = VIDEO_CODEC_NAMES.get(self.video_codec, self.video_codec)
+                    raise InvalidAnswer(f"the answer has no usable video codec: this server "
+                                        f"sends and receives only {name} video, which the "
+                                        f"client does not support") from exc
                 raise InvalidAnswer(f"the answer cannot be used: {exc}") from exc
             self._offer_pending = False
             if self._renegotiate:

@@ -9,6 +9,10 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    ``RemoteStreamTrack.recv()`` yields packets. ``RTCRtpSender._next_encoded_frame`` calls
    ``encoder.pack(packet)`` for anything that is not a decoded ``Frame`` (VP8, H.264 and Opus
    encoders all have ``pack``), so a forwarded packet is re-packetized, never re-encoded.
+   H.264 (``media.video_codec = "h264"``): aiortc's depayloader hands over the access unit in
+   Annex B (a 00 00 00 01 start code before every NAL unit, STAP-A and FU-A undone); it is a
+   keyframe when it holds an IDR slice or an SPS, and ``H264Encoder.pack`` splits it at the start
+   codes again and packetizes it (single NAL units, STAP-A, FU-A: packetization-mode 1).
 2. ``aioice.ice.get_host_addresses``: aioice leaves 127.0.0.1 out of its host candidates; the server
    announces exactly ``MediaConfig.announce_addresses`` instead.
 3. Keyframe requests: a subscriber's PLI/FIR makes ``RTCRtpSender`` call ``self._send_keyframe()``,

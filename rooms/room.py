@@ -124,7 +124,8 @@ class Room:
             if self.closed:
                 raise RoomClosed(f"room {self.room_id} is closed")
         participant = Participant(room_id=self.room_id, participant_id=participant_id, role=role,
-                                  name=name, department=department, signal=signal)
+                                  name=name, department=department, signal=signal,
+                                  video_codec=self.media.video_codec)
         participant.pc.on("track", lambda track: self._on_track(participant, track))
         participant.pc.on("connectionstatechange",
                           lambda: self._on_connection_state(participant))
@@ -308,7 +309,7 @@ class Room:
             logger.warning("room %s participant %s: ignoring unexpected %s track", self.room_id,
                            publisher.participant_id, track.kind)
             return
-        codec = "vp8" if track.kind == "video" else "opus"
+        codec = self.media.video_codec if track.kind == "video" else "opus"
         recorder = self.recorder.track(publisher.participant_id, track.kind, codec)
         forwarder = TrackForwarder(
             track=track, receiver=transceiver.receiver, kind=track.kind, room_id=self.room_id,

@@ -19,6 +19,8 @@ MAX_TURN_TTL = 86400
 # Bounds of retention_days, how long recordings are kept (days).
 MIN_RETENTION_DAYS = 1
 MAX_RETENTION_DAYS = 36500
+# media.video_codec: the one video codec of the server (every track is forwarded as it is).
+VIDEO_CODECS = ("vp8", "h264")
 
 
 class ConfigError(ValueError):
@@ -65,6 +67,9 @@ class MediaConfig:
     turn_urls: tuple[str, ...] = ()
     turn_secret: str = field(default="", repr=False)
     turn_ttl: int = 3600
+    # The one video codec every video m-line offers: "vp8", or "h264" for kiosks with hardware
+    # H.264 encoders (recordings of video tracks are then Matroska .mkv, not WebM).
+    video_codec: str = "vp8"
 
     def __post_init__(self) -> None:
         for address in self.announce_addresses:
@@ -89,6 +94,9 @@ class MediaConfig:
         if not MIN_TURN_TTL <= self.turn_ttl <= MAX_TURN_TTL:
             raise ConfigError(f"media.turn_ttl: {self.turn_ttl} is not between {MIN_TURN_TTL} "
                               f"and {MAX_TURN_TTL} seconds")
+        if self.video_codec not in VIDEO_CODECS:
+            raise ConfigError(f"media.video_codec: {self.video_codec!r} is not one of "
+                              f"{', '.join(VIDEO_CODECS)}")
 
 
 @dataclass(frozen=True)
@@ -214,10 +222,13 @@ def _media_from(section: Mapping[str, Any], env: Mapping[str, str]) -> MediaConf
         if not isinstance(secret, str):
             raise ConfigError("media.turn_secret must be a string")
         values["turn_secret"] = secret
-    for name in ("subscriber_queue", "empty_room_timeout", "reconnect_grace", "turn_ttl"):
+    for name in ("subscriber_queue", "empty_room_timeout", "reconnect_grace", "turn_ttl",
+                 "video_codec"):
         raw = env.get(f"{ENV_PREFIX}MEDIA_{name.upper()}", section.get(name))
         if raw is not None:
             values[name] = _coerce(f"media.{name}", raw, getattr(base, name))
+    if "video_codec" in values:
+        values["video_codec"] = values["video_codec"].strip().lower()  # "H264" is fine too
     return replace(base, **values)
 
 
