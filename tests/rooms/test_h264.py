@@ -26,7 +26,9 @@ from rooms.close_reason import CloseReason
 from rooms.errors import InvalidAnswer
 from rooms.passthrough import h264_is_keyframe
 from rooms.room import Room
-from server.config import ConfigError, MediaConfig, load_config
+from server.config import Config, ConfigError, MediaConfig, load_config
+from signaling.client import SignalingClient
+from tests.rooms.conftest import Call
 
 JoinFn = Callable[..., Awaitable[RoomPeer]]
 
@@ -35,6 +37,14 @@ JoinFn = Callable[..., Awaitable[RoomPeer]]
 def media() -> MediaConfig:
     return MediaConfig(announce_addresses=("127.0.0.1",), empty_room_timeout=30.0,
                        video_codec="h264")
+
+
+@pytest.fixture
+def config(redis_url: str, tmp_path: Path) -> Config:
+    """The real server (for ``call``) in H.264 mode."""
+    return Config(host="127.0.0.1", port=8080, redis_url=redis_url, data_dir=tmp_path / "data",
+                  demo=True, media=MediaConfig(announce_addresses=("127.0.0.1",),
+                                               empty_room_timeout=5.0, video_codec="h264"))
 
 
 def _video_codecs(sdp: str) -> list[str]:
@@ -147,6 +157,32 @@ async def test_an_answer_without_h264_is_refused_with_a_clear_error(room: Room) 
         assert participant is not None and await participant.wait_negotiated(5)
     finally:
         await a.close()
+
+
+async def test_over_the_socket_an_answer_without_h264_gets_invalid_payload(
+        server: Any, call: Call) -> None:
+    answers: asyncio.Queue[str] = asyncio.Queue()
+
+    async def hold_answer(sdp: str) -> None:
+        await answers.put(sdp)
+
+    socket = await SignalingClient.connect(server.url, "/room")
+    peer = RoomPeer(hold_answer, name="applicant", width=320, height=240)
+    try:
+        await socket.request("room:join", {"room_id": call.room_id,
+                                           "token": call.applicant_token})
+        offer = await socket.next("room:offer")
+        assert set(_video_codecs(offer["sdp"])) == {"H264", "rtx"}
+        await peer.handle("room:offer", offer)
+        good = await asyncio.wait_for(answers.get(), 10)
+        no_h264 = re.sub(r"a=rtpmap:(\d+) H264/90000", r"a=rtpmap:\1 VP9/90000", good)
+        refused = await socket.call("room:answer", {"sdp": no_h264})
+        assert refused["ok"] is False and refused["error"]["code"] == "invalid_payload"
+        assert "only H.264 video" in refused["error"]["detail"], refused
+        assert (await socket.call("room:answer", {"sdp": good}))["ok"] is True
+    finally:
+        await peer.close()
+        await socket.close()
 
 
 def test_keyframes_and_sps_dimensions_of_an_h264_stream() -> None:
