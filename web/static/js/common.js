@@ -1501,17 +1501,21 @@ function parseHoursText(text) {
   return out;
 }
 
+// A list as the page language writes one: 税务、人社 or Taxation, Human Resources.
+export function listJoin(items) {
+  return items.join(currentLang() === 'en' ? ', ' : '、');
+}
+
 export function formatHours(hours) {
   if (typeof hours === 'string' && hours.trim()) hours = parseHoursText(hours);
   if (!hours || typeof hours !== 'object') return t('hours_none');
-  const join = currentLang() === 'en' ? ', ' : '、';
   const parts = [];
   for (const [days, spans] of Object.entries(hours)) {
     const names = String(days).split('-').map((d) => (DAY_KEYS.includes(d) ? t(`day_${d}`) : d));
     const label = names.length === 2 ? t('hours_range', { from: names[0], to: names[1] }) : names[0];
     const list = (Array.isArray(spans) ? spans : String(spans || '').split(',')).filter(Boolean);
     const text = list.length
-      ? list.map((span) => (span === '00:00-24:00' ? t('hours_all_day') : span)).join(join)
+      ? listJoin(list.map((span) => (span === '00:00-24:00' ? t('hours_all_day') : span)))
       : t('hours_rest');
     parts.push(`${label} ${text}`);
   }

@@ -3,7 +3,7 @@
 // can log in on the kiosk (导服) to put the next applicant in the priority lane.
 import {
   $, RoomSession, bootData, clearError, connectNamespace, departmentName, emitAck, fetchJSON,
-  formatHours, formatMoment, initCallControls, initPage, loadDepartments, showError, showScreen,
+  formatHours, formatMoment, initCallControls, initPage, listJoin, loadDepartments, showError, showScreen,
   submitLogin, t,
 } from './common.js';
 
@@ -79,7 +79,7 @@ function departmentButton(dept, matters) {
   if (matters.length) {
     const line = document.createElement('span');
     line.className = 'dept-matters';
-    line.textContent = t('dept_matches', { matters: matters.slice(0, 3).join('、') });
+    line.textContent = t('dept_matches', { matters: listJoin(matters.slice(0, 3)) });
     btn.append(line);
   }
   if (closed) {

@@ -4,8 +4,9 @@
 // A hall guide who logs in here gets the list of the consultations they started, to join them.
 import {
   $, awayReasonText, clearError, connectNamespace, currentUser, departmentName, emitAck, fetchJSON,
-  formatDuration, formatTime, initCallControls, initPage, loadDepartments, renderUserHeader,
-  RoomSession, secondsSince, showError, showLoginScreen, showScreen, submitLogin, t, YzError,
+  formatDuration, formatTime, initCallControls, initPage, listJoin, loadDepartments,
+  renderUserHeader, RoomSession, secondsSince, showError, showLoginScreen, showScreen, submitLogin,
+  t, YzError,
 } from './common.js';
 
 const AWAY_REASONS = ['rest', 'meeting', 'other'];
@@ -83,7 +84,7 @@ const ring = {
 // Rendering
 // ---------------------------------------------------------------------------------------------
 function deptNames(ids) {
-  return (ids || []).map((id) => departmentName(state.departments, id)).join('、');
+  return listJoin((ids || []).map((id) => departmentName(state.departments, id)));
 }
 
 function renderHeader() {

@@ -3,7 +3,7 @@
 // replay one with every track in step, and the access log of the archive.
 import {
   $, awayReasonText, clearError, currentLang, currentUser, departmentName, errorText, fetchJSON,
-  formatDuration, formatTime, initPage, loadDepartments, renderUserHeader, RoomSession,
+  formatDuration, formatTime, initPage, listJoin, loadDepartments, renderUserHeader, RoomSession,
   secondsSince, showError, showLoginScreen, showScreen, submitLogin, t, YzError,
 } from './common.js';
 
@@ -145,7 +145,7 @@ function renderWallboard(data) {
     const presence = document.createElement('td');
     presence.append(presenceBadge(person.presence, t(`presence_${person.presence}`)));
     const depts = (person.departments || []).map((id) => departmentName(state.departments, id));
-    tr.append(name, cell(depts.join('、')), presence,
+    tr.append(name, cell(listJoin(depts)), presence,
       cell(awayReasonText(person.reason), person.reason === 'missed' ? 'warn' : ''),
       clockCell(person.since));
     staff.append(tr);
@@ -204,7 +204,7 @@ function renderLiveRooms(rooms) {
     listen.disabled = Boolean(state.observing && state.observing.roomId === room.room_id);
     listen.addEventListener('click', () => startObserving(room, listen));
     actions.append(listen);
-    tr.append(cell(room.ticket_number || ''), cell(depts.join('、')), cell(room.staff || ''),
+    tr.append(cell(room.ticket_number || ''), cell(listJoin(depts)), cell(room.staff || ''),
       clockCell(room.started_at), cell(String(room.participants ?? 0), 'num'), actions);
     body.append(tr);
   }
@@ -522,7 +522,7 @@ function renderRecordings() {
     const tr = document.createElement('tr');
     tr.dataset.testid = 'recording-row';
     tr.dataset.recordingId = rec.recording_id;
-    const staff = Array.isArray(rec.staff) ? rec.staff.join('、') : rec.staff || '';
+    const staff = Array.isArray(rec.staff) ? listJoin(rec.staff) : rec.staff || '';
     tr.append(
       cell(formatTime(rec.started_at)),
       cell(departmentName(state.departments, rec.department)),
