@@ -21,7 +21,7 @@ class AlreadyJoined(RoomError):
 
 
 class RoomFull(RoomError):
-    code = "forbidden"
+    code = "room_full"
 
 
 class NotJoined(RoomError):
@@ -34,6 +34,12 @@ class NoPendingOffer(RoomError):
 
 class InvalidAnswer(RoomError):
     code = "invalid_payload"
+
+
+class UnsupportedCodec(InvalidAnswer):
+    """The answer has no codec in common with the server's one video codec."""
+
+    code = "unsupported_codec"
 
 
 class InvalidJoin(RoomError):

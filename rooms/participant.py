@@ -30,7 +30,7 @@ from aiortc import (
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from rooms import passthrough
-from rooms.errors import InvalidAnswer, NoPendingOffer, RoomClosed, ShareLimit
+from rooms.errors import InvalidAnswer, NoPendingOffer, RoomClosed, ShareLimit, UnsupportedCodec
 from rooms.forwarder import ForwardedTrack, TrackForwarder
 
 logger = logging.getLogger(__name__)
@@ -264,7 +264,7 @@ class Participant:
                     # aiortc found no codec in common on a video m-line: the client cannot do
                     # the one video codec this server forwards.
                     name = VIDEO_CODEC_NAMES.get(self.video_codec, self.video_codec)
-                    raise InvalidAnswer(f"the answer has no usable video codec: this server "
+                    raise UnsupportedCodec(f"the answer has no usable video codec: this server "
                                         f"sends and receives only {name} video, which the "
                                         f"client does not support") from exc
                 raise InvalidAnswer(f"the answer cannot be used: {exc}") from exc

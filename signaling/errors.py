@@ -16,7 +16,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
                     "This call is not offered to you, or it was withdrawn."),
     "bad_state": ("当前状态下不能进行此操作。", "This cannot be done in the current state."),
     "bad_credentials": ("用户名或密码错误。", "Wrong username or password."),
-    "room_full": ("会议室人数已满。", "The room is full."),
+    "room_full": ("会话人数已满（最多 8 人发言、4 人旁听），暂时无法加入。",
+                  "The room is full (at most 8 speaking and 4 listening); you cannot join now."),
+    "unsupported_codec": ("您的浏览器或设备不支持本服务使用的视频编码，"
+                          "请换用其他浏览器，或到大厅窗口办理。",
+                          "Your browser or device does not support this service's video codec; "
+                          "please use another browser, or ask at a service window."),
     "closed": ("当前不在服务时间，您可以留下电话，工作人员上班后给您回电。",
                "Outside service hours; leave a phone number and staff will call you back."),
     "queue_full": ("当前排队人数已满，您可以留下电话，工作人员会给您回电。",

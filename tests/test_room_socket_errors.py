@@ -150,7 +150,7 @@ async def test_a_token_for_another_room_is_forbidden(server: Any, sockets: Socke
     assert joined["participant_id"] == "s-1"
 
 
-async def test_a_ninth_publisher_is_forbidden_and_the_eight_go_on(
+async def test_a_ninth_publisher_is_refused_as_room_full_and_the_eight_go_on(
         server: Any, sockets: Sockets) -> None:
     room = open_room(server, "ra")
     # Two participants with media, six signaling-only ones (no peer connection of their own,
@@ -165,7 +165,7 @@ async def test_a_ninth_publisher_is_forbidden_and_the_eight_go_on(
     ninth = await sockets.socket()
     refused(await ninth.call("room:join", {"room_id": "ra",
                                            "token": await token(server, "ra", "p-9")}),
-            "forbidden")
+            "room_full")
     # Refused before anything changed: the ninth is nowhere, its socket is in no room.
     assert len(room.participants_info()) == MAX_PUBLISHERS
     assert room.participant("p-9") is None

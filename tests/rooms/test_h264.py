@@ -1,7 +1,7 @@
 """A server with ``media.video_codec = "h264"``: every video m-line offers only H.264, aiortc
 participants decode each other's H.264 (a late joiner within 1 s, through the keyframe relay),
 the recording's video tracks are Matroska files that decode with PyAV, crash recovery and the
-composite export take them, an answer without H.264 gets a clear invalid_payload, and the setting
+composite export take them, an answer without H.264 gets a clear unsupported_codec, and the setting
 is read from TOML or the environment and checked at start."""
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ async def test_an_answer_without_h264_is_refused_with_a_clear_error(room: Room) 
         assert no_h264 != good
         with pytest.raises(InvalidAnswer) as caught:
             await room.answer("a", no_h264)
-        assert caught.value.code == "invalid_payload"
+        assert caught.value.code == "unsupported_codec"
         assert "H.264" in caught.value.message and "not support" in caught.value.message
         await room.answer("a", good)  # the offer still waits, and a good answer works
         participant = room.participant("a")
@@ -159,7 +159,7 @@ async def test_an_answer_without_h264_is_refused_with_a_clear_error(room: Room) 
         await a.close()
 
 
-async def test_over_the_socket_an_answer_without_h264_gets_invalid_payload(
+async def test_over_the_socket_an_answer_without_h264_gets_unsupported_codec(
         server: Any, call: Call) -> None:
     answers: asyncio.Queue[str] = asyncio.Queue()
 
@@ -177,7 +177,8 @@ async def test_over_the_socket_an_answer_without_h264_gets_invalid_payload(
         good = await asyncio.wait_for(answers.get(), 10)
         no_h264 = re.sub(r"a=rtpmap:(\d+) H264/90000", r"a=rtpmap:\1 VP9/90000", good)
         refused = await socket.call("room:answer", {"sdp": no_h264})
-        assert refused["ok"] is False and refused["error"]["code"] == "invalid_payload"
+        assert refused["ok"] is False and refused["error"]["code"] == "unsupported_codec"
+        assert "视频编码" in refused["error"]["message"]
         assert "only H.264 video" in refused["error"]["detail"], refused
         assert (await socket.call("room:answer", {"sdp": good}))["ok"] is True
     finally:

@@ -67,7 +67,7 @@ async def test_join_rules_are_checked_before_anything_changes(room: Room) -> Non
     with pytest.raises(RoomFull) as full:
         await room.join(participant_id="late", role="staff", name="s", department=None,
                         signal=Recorder())
-    assert full.value.code == "forbidden"
+    assert full.value.code == "room_full"
     assert len(room.participants_info()) == MAX_PUBLISHERS
     with pytest.raises(NotJoined):
         await room.answer("nobody", "v=0")
