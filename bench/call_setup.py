@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ServerProcess, merge_results, percentile
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, TRACK_PEER_CONNECTIONS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, TRACK_PEER_CONNECTIONS, submit_login
 
 # The tests' instrumentation (every RTCPeerConnection remembered), and a page-side watcher of
 # the first decoded inbound frame.
@@ -130,9 +130,7 @@ async def run(calls: int, poll_ms: int, keep_log: Path | None = None) -> dict[st
             try:
                 staff = await _new_page(browser)
                 await staff.goto(f"{server.url}/staff")
-                await staff.get_by_test_id("login-username").fill("tax01")
-                await staff.get_by_test_id("login-password").fill("demo12345")
-                await staff.get_by_test_id("login-submit").click()
+                await submit_login(staff, "tax01")
                 await staff.get_by_test_id("presence-available").click()
                 await expect(staff.get_by_test_id("presence-available")).to_have_attribute(
                     "aria-pressed", "true")

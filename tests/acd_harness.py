@@ -12,6 +12,7 @@ import socket
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,11 +32,15 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`python -m server serve --demo --port P` against an external Redis; output in a file."""
+    """`python -m server serve --demo --port P` against an external Redis; output in a file.
+    ``prefix``: a command the server runs under (e.g. `unshare -m …` for a namespace of its
+    own), which must end by exec'ing the arguments it is given."""
 
-    def __init__(self, redis_url: str, data_dir: Path, **env: str) -> None:
+    def __init__(self, redis_url: str, data_dir: Path, prefix: Sequence[str] = (),
+                 **env: str) -> None:
         self.redis_url = redis_url
         self.data_dir = data_dir
+        self.prefix = list(prefix)
         self.env = env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -48,7 +53,8 @@ class ServerProcess:
                    "YUNZHEN_REDIS_URL": self.redis_url, **self.env}
         self._log = self.log_path.open("a", encoding="utf-8")
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "server", "serve", "--demo", "--port", str(self.port),
+            *self.prefix, sys.executable, "-m", "server", "serve", "--demo", "--port",
+            str(self.port),
             cwd=ROOT, env=environ, stdin=asyncio.subprocess.DEVNULL, stdout=self._log,
             stderr=asyncio.subprocess.STDOUT)
         deadline = time.monotonic() + timeout

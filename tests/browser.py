@@ -8,6 +8,8 @@ import os
 import time
 from typing import Any
 
+from server.seed import DEMO_PASSWORD
+
 CHROMIUM = os.environ.get("YUNZHEN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -59,3 +61,16 @@ async def wait_frames(page: Any, frames: int, timeout: float = 20.0) -> dict[str
         await asyncio.sleep(0.2)
         stats = await page.evaluate(INBOUND_STATS)
     return stats  # type: ignore[no-any-return]
+
+
+async def submit_login(page: Any, username: str, password: str = DEMO_PASSWORD) -> None:
+    """Fill the page's login form (data-testid login-*) and submit it."""
+    await page.get_by_test_id("login-username").fill(username)
+    await page.get_by_test_id("login-password").fill(password)
+    await page.get_by_test_id("login-submit").click()
+
+
+async def login(page: Any, url: str, username: str) -> None:
+    """Open ``url`` (a page that asks for a login) and log in as a demo account."""
+    await page.goto(url)
+    await submit_login(page, username)

@@ -13,7 +13,7 @@ from typing import Any
 import av
 import pytest
 
-from tests.browser import INBOUND_STATS, TRACK_PEER_CONNECTIONS
+from tests.browser import INBOUND_STATS, TRACK_PEER_CONNECTIONS, login
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -40,13 +40,6 @@ async def _wait_media(page: Any, frames: int, timeout: float = 20.0) -> dict[str
     pytest.fail(f"media did not arrive: {stats}")
 
 
-async def _login(page: Any, url: str, username: str) -> None:
-    await page.goto(url)
-    await page.get_by_test_id("login-username").fill(username)
-    await page.get_by_test_id("login-password").fill("demo12345")
-    await page.get_by_test_id("login-submit").click()
-
-
 async def _ring(server: LiveServer, browser: Any) -> tuple[Any, Any]:
     """A staff member of 税务 available, an applicant who asks 税务: the staff page is ringing.
     Returns the kiosk and staff pages."""
@@ -56,7 +49,7 @@ async def _ring(server: LiveServer, browser: Any) -> tuple[Any, Any]:
     staff = await _new_page(browser)
 
     # The staff member logs in and is available before anyone asks.
-    await _login(staff, f"{server.url}/staff", "tax01")
+    await login(staff, f"{server.url}/staff", "tax01")
     await staff.get_by_test_id("presence-available").click()
     await expect(staff.get_by_test_id("presence-available")).to_have_attribute(
         "aria-pressed", "true")
@@ -138,7 +131,7 @@ async def test_first_recorded_consultation_end_to_end(server: LiveServer, browse
 
     # The supervisor finds the recording and plays it in the page.
     supervisor = await _new_page(browser)
-    await _login(supervisor, f"{server.url}/supervisor", "supervisor")
+    await login(supervisor, f"{server.url}/supervisor", "supervisor")
     await expect(supervisor.get_by_test_id("recording-row")).to_have_count(1, timeout=10_000)
     await expect(supervisor.get_by_test_id("recording-row")).to_contain_text("税A001")
     await supervisor.get_by_test_id("recording-play").click()
@@ -202,7 +195,7 @@ async def test_first_staff_member_declines_and_a_colleague_answers(
     first = await _new_page(browser)
     second = await _new_page(browser)
     for page, username in ((first, "tax01"), (second, "tax02")):
-        await _login(page, f"{server.url}/staff", username)
+        await login(page, f"{server.url}/staff", username)
         await page.get_by_test_id("presence-available").click()
         await expect(page.get_by_test_id("presence-available")).to_have_attribute(
             "aria-pressed", "true")

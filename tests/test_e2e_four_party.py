@@ -11,14 +11,13 @@ import asyncio
 import time
 from typing import Any
 
-import aiohttp
 import pytest
 
 from rooms.client import RoomClient
 from server.keys import ROOMS, STORE
-from tests.browser import TRACK_PEER_CONNECTIONS
+from tests.browser import TRACK_PEER_CONNECTIONS, login, submit_login
 from tests.conftest import LiveServer
-from tests.test_e2e_browser import _login
+from tests.http import client_session, logged_in
 from tests.test_e2e_room_features import _wait_screen
 
 pytestmark = pytest.mark.browser
@@ -156,9 +155,9 @@ async def test_four_parties_and_a_silent_supervisor(server: LiveServer, browser:
     tax = await _page(browser)
     market = await _page(browser, first_frames=True)
 
-    await _login(tax, f"{server.url}/staff", "tax01")
+    await login(tax, f"{server.url}/staff", "tax01")
     await tax.get_by_test_id("presence-available").click()
-    await _login(market, f"{server.url}/staff", "market01")
+    await login(market, f"{server.url}/staff", "market01")
     await market.get_by_test_id("presence-available").click()
     await expect(market.get_by_test_id("presence-available")).to_have_attribute(
         "aria-pressed", "true")
@@ -198,9 +197,8 @@ async def test_four_parties_and_a_silent_supervisor(server: LiveServer, browser:
 
     # The hall guide who made the ticket joins with a token from the API, as an aiortc peer.
     await server.app[STORE].set_ticket_guide(ticket_id, "guide01", time.time())
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        await http.post(f"{server.url}/api/login",
-                        json={"username": "guide01", "password": "demo12345"})
+    async with client_session() as http:
+        await logged_in(http, server.url, "guide01")
         response = await http.post(f"{server.url}/api/rooms/{room.room_id}/join", json={})
         assert response.status == 200, await response.text()
         grant = (await response.json())["room"]
@@ -236,7 +234,7 @@ async def test_four_parties_and_a_silent_supervisor(server: LiveServer, browser:
 
         # A supervisor listens in from the wallboard.
         supervisor = await _page(browser)
-        await _login(supervisor, f"{server.url}/supervisor", "supervisor")
+        await login(supervisor, f"{server.url}/supervisor", "supervisor")
         row = supervisor.get_by_test_id("live-room-row")
         await expect(row).to_have_count(1, timeout=15_000)
         await expect(row).to_contain_text("税A001")
@@ -268,18 +266,16 @@ async def test_a_hall_guide_joins_the_consultation_they_started(
     kiosk = await _page(browser)
     tax = await _page(browser)
     guide = await _page(browser)
-    await _login(tax, f"{server.url}/staff", "tax01")
+    await login(tax, f"{server.url}/staff", "tax01")
     await tax.get_by_test_id("presence-available").click()
-    await _login(guide, f"{server.url}/staff", "guide01")
+    await login(guide, f"{server.url}/staff", "guide01")
     await expect(guide.get_by_test_id("guide-empty")).to_be_visible()
     # A guide has no desk: no presence, no staff socket.
     await expect(guide.get_by_test_id("presence-available")).to_be_hidden()
 
     await kiosk.goto(server.url + "/")
     await kiosk.get_by_test_id("guide-mode").click()
-    await kiosk.get_by_test_id("login-username").fill("guide01")
-    await kiosk.get_by_test_id("login-password").fill("demo12345")
-    await kiosk.get_by_test_id("login-submit").click()
+    await submit_login(kiosk, "guide01")
     await expect(kiosk.get_by_test_id("guide-bar")).to_be_visible()
     await kiosk.get_by_test_id("dept-tax").click()
     await kiosk.get_by_test_id("consent-accept").check()

@@ -14,8 +14,9 @@ import av
 import pytest
 
 from server.config import Config, MediaConfig
+from tests.browser import login
 from tests.conftest import LiveServer
-from tests.test_e2e_browser import _login, _new_page, _ring, _wait_media
+from tests.test_e2e_browser import _new_page, _ring, _wait_media
 
 pytestmark = pytest.mark.browser
 
@@ -81,7 +82,7 @@ async def test_chromium_call_in_h264_mode_decodes_and_records_h264(
 
     # The supervisor plays the .mkv files in the page's <video> elements.
     supervisor = await _new_page(browser)
-    await _login(supervisor, f"{server.url}/supervisor", "supervisor")
+    await login(supervisor, f"{server.url}/supervisor", "supervisor")
     await expect(supervisor.get_by_test_id("recording-row")).to_have_count(1, timeout=10_000)
     await supervisor.get_by_test_id("recording-play").click()
     await expect(supervisor.locator("[data-testid=recording-player] video")).to_have_count(2)

@@ -19,6 +19,7 @@ from recordings.audit import AUDIT
 from server.export_api import EXPORTS, STATE
 from server.keys import ARCHIVE, STORE
 from server.passwords import hash_password
+from tests.browser import submit_login
 from tests.conftest import LiveServer
 from tests.http import client_session, logged_in
 from tests.recordings.export_media import two_party
@@ -198,9 +199,7 @@ async def test_the_supervisor_page_exports_and_downloads(server: LiveServer,
                                         accept_downloads=True)
     page = await context.new_page()
     await page.goto(f"{server.url}/supervisor")
-    await page.get_by_test_id("login-username").fill("supervisor")
-    await page.get_by_test_id("login-password").fill("demo12345")
-    await page.get_by_test_id("login-submit").click()
+    await submit_login(page, "supervisor")
     await expect(page.get_by_test_id("recording-row")).to_have_count(1, timeout=10_000)
     await page.get_by_test_id("recording-play").click()
     start = page.get_by_test_id("export-start")
@@ -252,9 +251,7 @@ async def test_an_export_error_shows_in_chinese(server: LiveServer, browser: Any
     await _recording(server)
     page = await browser.new_page()
     await page.goto(f"{server.url}/supervisor")
-    await page.get_by_test_id("login-username").fill("supervisor")
-    await page.get_by_test_id("login-password").fill("demo12345")
-    await page.get_by_test_id("login-submit").click()
+    await submit_login(page, "supervisor")
     await page.get_by_test_id("recording-play").click()
     await expect(page.get_by_test_id("export-start")).to_be_visible()
     # The recording's media vanishes before the export is asked for: the job fails and the

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
@@ -20,6 +19,7 @@ from server.keys import HUB, STORE
 from server.passwords import hash_password
 from signaling.client import SignalingClient, login_cookie
 from tests.conftest import LiveServer
+from tests.http import client_session, logged_in
 
 PASSWORD = "demo12345"
 
@@ -35,12 +35,10 @@ class Http:
 
     def __init__(self, base: str) -> None:
         self.base = base
-        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.session = client_session()
 
     async def login(self, username: str) -> Http:
-        response = await self.session.post(f"{self.base}/api/login",
-                                           json={"username": username, "password": PASSWORD})
-        assert response.status == 200, await response.text()
+        await logged_in(self.session, self.base, username)
         return self
 
     async def get(self, path: str) -> tuple[int, dict[str, Any]]:

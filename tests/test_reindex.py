@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import redis.asyncio as aioredis
 
 from recordings.archive import ENTRY, HEAD, INDEX
@@ -20,16 +19,15 @@ from server.keys import ARCHIVE, CONFIG
 from server.redis_server import EmbeddedRedis
 from tests.acd_harness import ROOT
 from tests.conftest import LiveServer
+from tests.http import client_session, logged_in
 from tests.recordings.helpers import make_recording
 
 T0 = 1_772_400_000.0
 
 
 async def _listed(server: LiveServer) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-        response = await session.post(f"{server.url}/api/login",
-                                      json={"username": "supervisor", "password": "demo12345"})
-        assert response.status == 200
+    async with client_session() as session:
+        await logged_in(session, server.url, "supervisor")
         response = await session.get(f"{server.url}/api/recordings")
         assert response.status == 200
         recordings: list[dict[str, Any]] = (await response.json())["recordings"]

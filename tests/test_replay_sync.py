@@ -23,6 +23,7 @@ from recordings.archive import Archive
 from rooms.client import RoomClient
 from server.keys import ARCHIVE, CONFIG
 from tests.acd_harness import wait_until
+from tests.browser import submit_login
 from tests.conftest import LiveServer
 
 EPOCH = time.time() - 1.0
@@ -233,9 +234,7 @@ async def test_the_replay_page_plays_two_participants_in_sync_and_seeks_from_an_
     try:
         page = await context.new_page()
         await page.goto(f"{server.url}/supervisor")
-        await page.get_by_test_id("login-username").fill("supervisor")
-        await page.get_by_test_id("login-password").fill("demo12345")
-        await page.get_by_test_id("login-submit").click()
+        await submit_login(page, "supervisor")
         await expect(page.get_by_test_id("recording-row")).to_have_count(1, timeout=10_000)
         await page.get_by_test_id("recording-play").click()
         videos = page.get_by_test_id("replay-video")

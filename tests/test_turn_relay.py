@@ -21,9 +21,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from server.config import Config
-from tests.browser import TRACK_PEER_CONNECTIONS
+from tests.browser import TRACK_PEER_CONNECTIONS, login
 from tests.conftest import LiveServer, start_server
-from tests.test_e2e_browser import _login, _wait_media
+from tests.test_e2e_browser import _wait_media
 
 pytestmark = pytest.mark.browser
 
@@ -181,7 +181,7 @@ async def test_a_relay_only_kiosk_gets_media_through_coturn_with_its_join_creden
     kiosk = await _page(browser, relay_only=True)
     staff = await _page(browser, relay_only=False)
 
-    await _login(staff, f"{server.url}/staff", "tax01")
+    await login(staff, f"{server.url}/staff", "tax01")
     await staff.get_by_test_id("presence-available").click()
     await expect(staff.get_by_test_id("presence-available")).to_have_attribute(
         "aria-pressed", "true")

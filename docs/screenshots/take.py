@@ -11,7 +11,6 @@ import io
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -20,8 +19,7 @@ import av  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
 from server.config import Config  # noqa: E402
-from server.seed import DEMO_PASSWORD  # noqa: E402
-from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, login  # noqa: E402
 from tests.conftest import start_server  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
@@ -44,13 +42,6 @@ def save_frame(mp4: bytes, at: float, path: Path) -> None:
                 frame.to_image().save(path)
                 return
     raise RuntimeError("the export is shorter than expected")
-
-
-async def login(page: Any, url: str, username: str) -> None:
-    await page.goto(url)
-    await page.get_by_test_id("login-username").fill(username)
-    await page.get_by_test_id("login-password").fill(DEMO_PASSWORD)
-    await page.get_by_test_id("login-submit").click()
 
 
 async def walk(url: str) -> None:

@@ -1,7 +1,9 @@
-"""Fake finished recordings for archive tests: a directory with a media file and a timeline."""
+"""Fake finished recordings for archive tests: a directory with a media file and a timeline;
+and the wait for a real room's recording to be finished."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -36,3 +38,18 @@ async def make_recording(archive: Archive, recording_id: str, *, department: str
     if index:
         await archive.index(timeline)
     return directory
+
+
+async def finished_timeline(recordings: Path, room_id: str,
+                            timeout: float = 10.0) -> dict[str, Any]:
+    """A closed room's timeline.json, once the recorder has finished it (ended_at set)."""
+    path = recordings / room_id / "timeline.json"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if path.exists():
+            timeline: dict[str, Any] = json.loads(path.read_text())
+            if timeline.get("ended_at") is not None:
+                return timeline
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no finished timeline at {path}")

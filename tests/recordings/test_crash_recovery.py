@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import av
 import pytest
 
@@ -29,14 +28,13 @@ from rooms.client import RoomClient
 from server.redis_server import EmbeddedRedis
 from signaling.client import SignalingClient
 from tests.acd_harness import ROOT, ServerProcess, wait_until
+from tests.http import client_session, logged_in
 from tests.recordings.helpers import make_recording
 
 
 async def _recordings(base: str) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-        response = await session.post(f"{base}/api/login",
-                                      json={"username": "supervisor", "password": "demo12345"})
-        assert response.status == 200
+    async with client_session() as session:
+        await logged_in(session, base, "supervisor")
         response = await session.get(f"{base}/api/recordings")
         assert response.status == 200
         found: list[dict[str, Any]] = (await response.json())["recordings"]

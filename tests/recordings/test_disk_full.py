@@ -8,11 +8,8 @@ acknowledged once and audited), and the track files decode with PyAV up to the f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
-import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,75 +22,31 @@ from bench.common import announce_loopback, open_room
 from rooms.client import RoomClient
 from server.redis_server import EmbeddedRedis
 from signaling.client import SignalingClient
-from tests.acd_harness import ROOT, free_port, wait_until
+from tests.acd_harness import ServerProcess, wait_until
+from tests.browser import submit_login
+from tests.http import client_session, logged_in
 
 TMPFS = "1200k"
 
 
-class NamespacedServer:
-    """`python -m server serve --demo` with ``<data>/recordings`` a small tmpfs that only this
-    process (and its children) can see."""
+class NamespacedServer(ServerProcess):
+    """The server with ``<data>/recordings`` a small tmpfs that only this process (and its
+    children) can see."""
 
     def __init__(self, redis_url: str, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = data_dir
-        self.recordings = data_dir / "recordings"
-        self.log_path = data_dir.parent / "server.log"
-        self.env = {**os.environ, "YUNZHEN_DATA_DIR": str(data_dir),
-                    "YUNZHEN_REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
         unshare = shutil.which("unshare")
         assert unshare, "util-linux unshare is needed"
+        self.recordings = data_dir / "recordings"
         self.recordings.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                unshare, "-m", "sh", "-c",
-                'mount -t tmpfs -o size="$1" tmpfs "$2" && shift 2 && exec "$@"', "sh",
-                TMPFS, str(self.recordings), sys.executable, "-m", "server", "serve", "--demo",
-                "--port", str(self.port), cwd=ROOT, env=self.env,
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT)
-
-        async def healthy() -> bool:
-            assert self.process is not None
-            if self.process.returncode is not None:
-                raise RuntimeError(f"server exited {self.process.returncode}: {self.tail()}")
-            with contextlib.suppress(aiohttp.ClientError, OSError):
-                async with aiohttp.ClientSession() as session, \
-                        session.get(f"{self.url}/healthz") as response:
-                    return response.status == 200
-            return False
-
-        await wait_until(healthy, 30, what="the server")
+        mount = [unshare, "-m", "sh", "-c",
+                 'mount -t tmpfs -o size="$1" tmpfs "$2" && shift 2 && exec "$@"', "sh",
+                 TMPFS, str(self.recordings)]
+        super().__init__(redis_url, data_dir, prefix=mount, PYTHONUNBUFFERED="1")
 
     def seen_recordings(self) -> Path:
         """The tmpfs as the server sees it (through its mount namespace)."""
         assert self.process is not None
         return Path(f"/proc/{self.process.pid}/root") / str(self.recordings).lstrip("/")
-
-    def tail(self, lines: int = 60) -> str:
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    async def stop(self) -> None:
-        process = self.process
-        if process is not None and process.returncode is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 20)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-
-async def _session(base: str, username: str) -> aiohttp.ClientSession:
-    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    response = await session.post(f"{base}/api/login",
-                                  json={"username": username, "password": "demo12345"})
-    assert response.status == 200
-    return session
 
 
 def _decoded_frames(path: Path) -> list[float]:
@@ -123,7 +76,8 @@ async def test_a_full_disk_cuts_the_recording_not_the_call_and_alerts_supervisor
         # Outside the server's namespace the recordings directory is the plain, empty one.
         assert os.statvfs(server.recordings).f_blocks != os.statvfs(
             server.seen_recordings()).f_blocks
-        sup = await _session(server.url, "supervisor")
+        sup = client_session()
+        await logged_in(sup, server.url, "supervisor")
 
         async def alerts() -> list[dict[str, Any]]:
             assert sup is not None
@@ -161,7 +115,8 @@ async def test_a_full_disk_cuts_the_recording_not_the_call_and_alerts_supervisor
             assert now - was >= 30, (before, after)
 
         # A staff member may not read alerts.
-        async with await _session(server.url, "tax01") as staff:
+        async with client_session() as staff:
+            await logged_in(staff, server.url, "tax01")
             assert (await staff.get(f"{server.url}/api/alerts")).status == 403
             assert (await staff.post(f"{server.url}/api/alerts/{full[0]['id']}/ack")
                     ).status == 403
@@ -237,9 +192,7 @@ async def _banner_is_shown_and_acknowledged(browser: Any, base: str,
     try:
         page = await context.new_page()
         await page.goto(f"{base}/supervisor")
-        await page.get_by_test_id("login-username").fill("supervisor")
-        await page.get_by_test_id("login-password").fill("demo12345")
-        await page.get_by_test_id("login-submit").click()
+        await submit_login(page, "supervisor")
         banner = page.locator('[data-testid="storage-alert"]')
         await banner.wait_for(state="visible", timeout=15000)
         item = banner.locator(f'[data-alert-id="{alert_id}"]')

@@ -8,11 +8,9 @@ the room meanwhile."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import av
@@ -22,6 +20,7 @@ from rooms.client import RoomClient
 from server.config import Config
 from server.keys import ROOMS, STORE
 from signaling.client import SignalingClient
+from tests.recordings.helpers import finished_timeline
 from tests.rooms.conftest import Call
 
 GRACE = 3.0
@@ -65,17 +64,6 @@ def info(client: RoomClient, participant_id: str) -> dict[str, Any] | None:
                 None)
 
 
-async def _timeline(recordings: Path, room_id: str) -> dict[str, Any]:
-    path = recordings / room_id / "timeline.json"
-    for _ in range(100):
-        if path.exists():
-            timeline: dict[str, Any] = json.loads(path.read_text())
-            if timeline.get("ended_at") is not None:
-                return timeline
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no finished timeline at {path}")
-
-
 async def test_a_dropped_participant_rejoins_within_the_grace_and_the_recording_goes_on(
         server: Any, call: Call, config: Config) -> None:
     applicant = await _client(server, call, call.applicant_token, "applicant")
@@ -105,7 +93,7 @@ async def test_a_dropped_participant_rejoins_within_the_grace_and_the_recording_
             if client is not None:
                 await client.close()
 
-    timeline = await _timeline(config.recordings_dir, call.room_id)
+    timeline = await finished_timeline(config.recordings_dir, call.room_id)
     events = [(e["type"], e.get("participant_id")) for e in timeline["events"]]
     assert ("reconnecting", pid) in events and ("reconnected", pid) in events
     assert events.index(("reconnecting", pid)) < events.index(("reconnected", pid))
@@ -144,7 +132,7 @@ async def test_past_the_grace_the_participant_is_taken_out(
     finally:
         await applicant.close()
         await desk.close()
-    timeline = await _timeline(config.recordings_dir, call.room_id)
+    timeline = await finished_timeline(config.recordings_dir, call.room_id)
     leave = [e for e in timeline["events"] if e["type"] == "leave" and e["participant_id"] == pid]
     assert [e["reason"] for e in leave] == ["reconnect_timeout"]
 

@@ -5,12 +5,11 @@ with real peers in test_room_share.py and in Chromium)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
 from signaling.client import SignalingClient
+from tests.recordings.helpers import finished_timeline
 from tests.rooms.conftest import Call
 
 
@@ -18,17 +17,6 @@ async def _join(server: Any, room_id: str, token: str) -> tuple[SignalingClient,
     client = await SignalingClient.connect(server.url, "/room")
     answer = await client.request("room:join", {"room_id": room_id, "token": token})
     return client, answer
-
-
-async def _timeline(recordings: Path, room_id: str) -> dict[str, Any]:
-    path = recordings / room_id / "timeline.json"
-    for _ in range(50):
-        if path.exists():
-            timeline: dict[str, Any] = json.loads(path.read_text())
-            if timeline.get("ended_at") is not None:
-                return timeline
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no finished timeline at {path}")
 
 
 async def test_chat_reaches_everyone_and_is_kept_in_the_timeline(
@@ -61,7 +49,7 @@ async def test_chat_reaches_everyone_and_is_kept_in_the_timeline(
         await applicant.close()
         await desk.close()
 
-    timeline = await _timeline(Path(config.recordings_dir), call.room_id)
+    timeline = await finished_timeline(Path(config.recordings_dir), call.room_id)
     chats = [e for e in timeline["events"] if e["type"] == "chat"]
     assert [(e["role"], e["text"][:8]) for e in chats] == [
         ("applicant", "请问需要带什么材"), ("staff", "身份证和申报表。")]
@@ -141,7 +129,7 @@ async def test_mute_and_camera_off_are_shown_to_everyone_and_kept_in_the_timelin
         await applicant.close()
         await desk.close()
 
-    timeline = await _timeline(Path(config.recordings_dir), call.room_id)
+    timeline = await finished_timeline(Path(config.recordings_dir), call.room_id)
     media = [(e["participant_id"], e["audio"], e["video"])
              for e in timeline["events"] if e["type"] == "media"]
     assert media == [(staff_id, False, True), (staff_id, True, False)]
