@@ -39,6 +39,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from bench.common import announce_loopback
 from server import looplag
+from server.background import background
 
 logger = logging.getLogger("bench.transcode")
 NAMESPACE = "/room"
@@ -144,7 +145,7 @@ class TranscodeServer:
         self.app.on_shutdown.append(self._shutdown)
         lag_probe = looplag.from_env()  # the same probe as the real server's
         if lag_probe is not None:
-            self.app.cleanup_ctx.append(lag_probe.ctx)
+            self.app.cleanup_ctx.append(background("loop-lag-probe", lag_probe.run_for))
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "transcoding": True})

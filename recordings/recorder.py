@@ -345,8 +345,11 @@ class Recorder:
     ``incomplete_reason``. Whoever watches the room (server/alerts_api.py) reads ``failed``."""
 
     def __init__(self, directory: Path, *, room_id: str, meta: Mapping[str, Any],
-                 clock: Clock = time.time) -> None:
+                 clock: Clock = time.time,
+                 on_failure: Callable[[str], None] | None = None) -> None:
         self.directory = directory
+        # Told the reason once, when the recording stops (called where the write failed).
+        self._on_failure = on_failure
         self.room_id = room_id
         self.meta = dict(meta)
         self._clock = clock
@@ -467,6 +470,8 @@ class Recorder:
         except OSError as again:
             logger.error("room %s: writing the timeline after the failure failed too (%s)",
                          self.room_id, again)
+        if self._on_failure is not None:
+            self._on_failure(reason)
 
     def _reserve(self) -> None:
         with (self.directory / RESERVE_FILE).open("wb") as f:

@@ -10,7 +10,7 @@ from typing import Any
 from rooms import passthrough
 from rooms.close_reason import CloseReason
 from rooms.errors import RoomError
-from rooms.room import Room
+from rooms.room import RecordingFailedCallback, Room
 from server.config import MediaConfig
 
 logger = logging.getLogger(__name__)
@@ -22,10 +22,12 @@ class RoomExists(RoomError):
 
 class RoomManager:
     def __init__(self, media: MediaConfig, recordings_dir: Path,
-                 on_room_closed: Callable[[Room, dict[str, Any] | None], Awaitable[None]]) -> None:
+                 on_room_closed: Callable[[Room, dict[str, Any] | None], Awaitable[None]],
+                 on_recording_failed: RecordingFailedCallback | None = None) -> None:
         self.media = media
         self.recordings_dir = recordings_dir
         self._on_room_closed = on_room_closed
+        self._on_recording_failed = on_recording_failed
         self._rooms: dict[str, Room] = {}
         self.closed = False
         # Forwarding needs the hooks; installing them again is harmless.
@@ -40,7 +42,7 @@ class RoomManager:
         if existing is not None and not existing.closed:
             raise RoomExists(f"room {room_id} is open already")
         room = Room(room_id, meta, media=self.media, recordings_dir=self.recordings_dir,
-                    on_closed=self._closed)
+                    on_closed=self._closed, on_recording_failed=self._on_recording_failed)
         self._rooms[room_id] = room
         room.start()
         return room

@@ -27,8 +27,8 @@ from rooms.forwarder import TrackForwarder
 from rooms.participant import OBSERVER_ROLES, PURPOSES, Participant, SignalFn
 from server.config import MediaConfig
 
-__all__ = ["CHAT_HISTORY", "MAX_OBSERVERS", "MAX_PUBLISHERS", "ROLES", "CloseReason", "Room",
-           "RoomClosedCallback", "SignalFn"]
+__all__ = ["CHAT_HISTORY", "MAX_OBSERVERS", "MAX_PUBLISHERS", "ROLES", "CloseReason",
+           "RecordingFailedCallback", "Room", "RoomClosedCallback", "SignalFn"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,28 +41,28 @@ CHAT_HISTORY = 100
 # How long a screen share change waits for the sharer's answer to the offer in flight, in seconds.
 SHARE_NEGOTIATION_WAIT = 10.0
 ROLES = ("applicant", "guide", "staff", "supervisor")
-# How often the room looks whether its recording failed, to tell everybody, in seconds.
-RECORDING_CHECK_INTERVAL = 1.0
-
 RoomClosedCallback = Callable[["Room", dict[str, Any] | None], Awaitable[None]]
+RecordingFailedCallback = Callable[["Room"], Awaitable[None]]
 
 
 class Room:
     def __init__(self, room_id: str, meta: dict[str, Any], *, media: MediaConfig,
-                 recordings_dir: Path, on_closed: RoomClosedCallback) -> None:
+                 recordings_dir: Path, on_closed: RoomClosedCallback,
+                 on_recording_failed: RecordingFailedCallback | None = None) -> None:
         self.room_id = room_id
         self.meta = dict(meta)
         self.media = media
         self.closed = False
         self.close_reason: CloseReason | None = None
-        self.recorder = Recorder(recordings_dir / room_id, room_id=room_id, meta=self.meta)
+        self.recorder = Recorder(recordings_dir / room_id, room_id=room_id, meta=self.meta,
+                                 on_failure=self._recording_stopped)
         self._on_closed = on_closed
+        self._on_recording_failed = on_recording_failed
         self._participants: dict[str, Participant] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._empty_timer: asyncio.Task[None] | None = None
         self._closing: asyncio.Future[None] | None = None
         self._chat: collections.deque[dict[str, Any]] = collections.deque(maxlen=CHAT_HISTORY)
-        self._recording_shown = "on"
 
     def __repr__(self) -> str:
         return f"Room({self.room_id})"
@@ -72,7 +72,6 @@ class Room:
         self.recorder.start()
         self.recorder.add_event("open")
         self._start_empty_timer()
-        self._spawn(self._watch_recording(), "recording-watch")
         logger.info("room %s: open (ticket %s, department %s)", self.room_id,
                     self.meta.get("ticket_id"), self.meta.get("department"))
 
@@ -86,14 +85,16 @@ class Room:
         once the recording stopped (a full disk) while the call goes on."""
         return "interrupted" if self.recorder.failed is not None else "on"
 
-    async def _watch_recording(self) -> None:
-        # The recorder fails on a write, inside a forwarder's read loop: tell the room soon
-        # after, from here, rather than from that hot path.
-        while not self.closed:
-            await asyncio.sleep(RECORDING_CHECK_INTERVAL)
-            if self.recording_state() != self._recording_shown and not self.closed:
-                logger.warning("room %s: recording %s", self.room_id, self.recording_state())
-                await self._broadcast_participants()
+    def _recording_stopped(self, reason: str) -> None:
+        # Called by the recorder where the write failed (a forwarder's read loop, or start):
+        # telling everybody and raising the alert are done in a task of their own.
+        self._spawn(self._report_recording_stopped(), "recording-stopped")
+
+    async def _report_recording_stopped(self) -> None:
+        logger.warning("room %s: recording %s", self.room_id, self.recording_state())
+        await self._broadcast_participants()
+        if self._on_recording_failed is not None:
+            await self._on_recording_failed(self)
 
     def participant(self, participant_id: str) -> Participant | None:
         return self._participants.get(participant_id)
@@ -434,7 +435,6 @@ class Room:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _broadcast_participants(self) -> None:
-        self._recording_shown = self.recording_state()
-        payload = {"participants": self.participants_info(), "recording": self._recording_shown}
+        payload = {"participants": self.participants_info(), "recording": self.recording_state()}
         await asyncio.gather(*(p.signal("room:participants", payload)
                                for p in list(self._participants.values())))

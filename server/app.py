@@ -20,6 +20,7 @@ from recordings import recovery
 from recordings.archive import Archive
 from server import alerts_api, api, export_api, looplag, pages, rooms_api
 from server.auth import ApiError
+from server.background import background
 from server.config import Config
 from server.keys import ARCHIVE, CONFIG, HUB, REDIS, REDIS_URL, ROOMS, STORE
 from server.redis_server import EmbeddedRedis
@@ -144,7 +145,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.extend([redis_ctx, store_ctx, signaling_ctx])
     lag_probe = looplag.from_env()  # benchmarks only (bench/rooms.py)
     if lag_probe is not None:
-        app.cleanup_ctx.append(lag_probe.ctx)
+        app.cleanup_ctx.append(background("loop-lag-probe", lag_probe.run_for))
 
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
                          autoescape=True)

@@ -11,11 +11,9 @@ samples of exactly its own measuring window. Nothing is exposed over the network
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
@@ -52,17 +50,11 @@ class LoopLagProbe:
             finally:
                 out.write("".join(pending))
 
-    async def ctx(self, app: web.Application) -> AsyncIterator[None]:
-        """An aiohttp cleanup context: the probe runs while the app does."""
-        task = asyncio.create_task(self.run(), name="loop-lag-probe")
+    async def run_for(self, app: web.Application) -> None:
+        """The probe as an app background task (server/background.py)."""
         logger.info("event-loop lag probe on, samples every %.0f ms to %s",
                     self.interval * 1000, self.path)
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.run()
 
 
 def from_env() -> LoopLagProbe | None:

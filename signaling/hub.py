@@ -57,7 +57,8 @@ class Hub:
         self.clock = clock
         self.tz = zoneinfo.ZoneInfo(config.timezone)
         self.node_id = secrets.token_hex(4)
-        self.rooms = RoomManager(config.media, config.recordings_dir, self._on_room_closed)
+        self.rooms = RoomManager(config.media, config.recordings_dir, self._on_room_closed,
+                                 on_recording_failed=self._on_recording_failed)
         self._tasks: list[asyncio.Task[None]] = []
         self._dirty_queues: set[str] = set()
         self._users: dict[str, tuple[float, User | None]] = {}
@@ -476,6 +477,20 @@ class Hub:
                 await self.set_presence(user, "available")
             except SignalError:
                 logger.info("staff %s: not set available after the room", username)
+
+    async def _on_recording_failed(self, room: Room) -> None:
+        """A room's recording stopped (a full disk) while the call goes on: alert supervisors."""
+        reason = room.recorder.failed
+        if reason is None:
+            return
+        try:
+            await self.archive.alerts.raise_once(
+                reason, room.room_id, room_id=room.room_id,
+                ticket_number=str(room.meta.get("ticket_number") or ""),
+                department=str(room.meta.get("department") or ""),
+                detail=room.recorder.failure_detail)
+        except Exception:
+            logger.exception("room %s: raising the recording alert failed", room.room_id)
 
     async def _on_room_closed(self, room: Room, summary: dict[str, Any] | None) -> None:
         ticket_id = str(room.meta.get("ticket_id", ""))
