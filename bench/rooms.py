@@ -44,7 +44,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import random
 import socket
 import sys
 import tempfile
@@ -63,7 +62,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from bench.common import ROOT, ServerProcess, cpu_seconds, merge_results, open_room, percentile
 from bench.dispatch import machine_busy, redis_url_from_log
-from bench.recording import encode_audio
+from bench.recording import encode_audio, encode_texture
 from rooms import passthrough
 from rooms.client import NAMESPACE, RemoteStats, RoomClient, RoomPeer, SendAnswer
 from server import looplag
@@ -88,39 +87,7 @@ def encode_camera(seconds: float, seed: int = 1) -> list[av.Packet]:
     """A camera-like VP8 stream at about 1 Mbit/s, what a browser sends at 640x480 on a LAN:
     random 8x8 blocks panning 4 px a frame, and five of the 60 rows of blocks drawn afresh every
     frame (motion alone compresses to ~0.5 Mbit/s). libvpx realtime, keyframe every 3 s."""
-    encoder = av.CodecContext.create("libvpx", "w")
-    encoder.width, encoder.height = WIDTH, HEIGHT
-    encoder.pix_fmt = "yuv420p"
-    encoder.framerate = Fraction(FPS)
-    encoder.time_base = Fraction(1, FPS)
-    encoder.bit_rate = 1_200_000
-    encoder.gop_size = 3 * FPS
-    encoder.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-    rng = random.Random(seed)
-    span = WIDTH * 2
-
-    def block_row() -> list[bytes]:
-        row = b"".join(bytes([rng.randrange(30, 226)]) * 8 for _ in range(span // 8))
-        return [row + row] * 8  # doubled: any window of WIDTH is contiguous
-
-    rows = [line for _ in range(HEIGHT // 8) for line in block_row()]
-    packets: list[av.Packet] = []
-    for n in range(int(seconds * FPS)):
-        for _ in range(5):
-            at = rng.randrange(HEIGHT // 8) * 8
-            rows[at:at + 8] = block_row()
-        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
-        luma = frame.planes[0]
-        x = (n * 4) % span
-        pad = b"\x00" * (luma.line_size - WIDTH)
-        luma.update(b"".join(r[x:x + WIDTH] + pad for r in rows))
-        for plane in frame.planes[1:]:
-            plane.update(b"\x80" * plane.buffer_size)
-        frame.pts = n
-        frame.time_base = encoder.time_base
-        packets.extend(encoder.encode(frame))
-    packets.extend(encoder.encode(None))
-    return packets
+    return encode_texture(seconds, bit_rate=1_200_000, redrawn_rows=5, seed=seed)
 
 
 @dataclass

@@ -145,6 +145,16 @@ local function ring_failed(tid, user, how)
   return dept
 end
 
+-- True while ticket tid rings user. A ring past its deadline is over even if no tick has run
+-- yet (accept and decline then answer not_offered).
+local function still_ringing(tid, user)
+  local tkey = 'yz:ticket:' .. tid
+  local deadline = tonumber(redis.call('ZSCORE', 'yz:ringing', tid))
+  return redis.call('HGET', tkey, 'status') == 'ringing'
+    and redis.call('HGET', tkey, 'staff') == user
+    and deadline ~= nil and deadline > now
+end
+
 local function end_ticket(tid, status, event)
   local tkey = 'yz:ticket:' .. tid
   local dept = redis.call('HGET', tkey, 'department')
@@ -331,10 +341,7 @@ elseif op == 'presence' then
 elseif op == 'accept' then
   local tid, user = ARGV[3], ARGV[4]
   local tkey = 'yz:ticket:' .. tid
-  local deadline = tonumber(redis.call('ZSCORE', 'yz:ringing', tid))
-  -- A ring past its deadline is over even if no tick has run yet.
-  if redis.call('HGET', tkey, 'status') ~= 'ringing' or redis.call('HGET', tkey, 'staff') ~= user
-     or deadline == nil or deadline <= now then
+  if not still_ringing(tid, user) then
     return 'not_offered'
   end
   redis.call('ZREM', 'yz:ringing', tid)
@@ -347,10 +354,7 @@ elseif op == 'accept' then
 
 elseif op == 'decline' then
   local tid, user = ARGV[3], ARGV[4]
-  local tkey = 'yz:ticket:' .. tid
-  local deadline = tonumber(redis.call('ZSCORE', 'yz:ringing', tid))
-  if redis.call('HGET', tkey, 'status') ~= 'ringing' or redis.call('HGET', tkey, 'staff') ~= user
-     or deadline == nil or deadline <= now then
+  if not still_ringing(tid, user) then
     return {'not_offered', events}
   end
   local dept = ring_failed(tid, user, 'DECLINE')
