@@ -13,6 +13,8 @@ from typing import Any
 import av
 import pytest
 
+from server.keys import STORE
+from signaling.client import SignalingClient
 from tests.browser import INBOUND_STATS, TRACK_PEER_CONNECTIONS, login
 from tests.conftest import LiveServer
 
@@ -218,3 +220,32 @@ async def test_first_staff_member_declines_and_a_colleague_answers(
     # The one who declined stays available for the next applicant.
     await expect(first.get_by_test_id("presence-available")).to_have_attribute(
         "aria-pressed", "true")
+
+
+async def test_the_desk_lists_call_back_requests_and_marks_them_done(
+        server: LiveServer, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    desk = await _new_page(browser)
+    await login(desk, f"{server.url}/staff", "estate01")
+    await expect(desk.get_by_test_id("callbacks-empty")).to_be_visible()
+    kiosk = await SignalingClient.connect(server.url, "/kiosk")
+    try:
+        answer = await kiosk.request("callback:request", {
+            "department": "estate", "name": "李四", "phone": "13900000000", "note": "过户材料"})
+    finally:
+        await kiosk.close()
+    item = desk.get_by_test_id("callback-item")
+    await expect(item).to_have_count(1)
+    await expect(item).to_have_attribute("data-callback-id", answer["callback_id"])
+    await expect(item).to_contain_text("李四")
+    await expect(item).to_contain_text("13900000000")
+    await expect(item).to_contain_text("过户材料")
+    await expect(desk.get_by_test_id("callback-count")).to_have_text("1")
+    await expect(desk.get_by_test_id("callbacks-empty")).to_be_hidden()
+    await item.get_by_test_id("callback-done").click()
+    await expect(item).to_have_count(0)
+    await expect(desk.get_by_test_id("callback-count")).to_be_hidden()
+    await expect(desk.get_by_test_id("callbacks-empty")).to_be_visible()
+    assert await server.app[STORE].callbacks(("estate",)) == []
+    await desk.context.close()

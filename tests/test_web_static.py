@@ -112,7 +112,9 @@ def test_page_has_every_testid(page: str) -> None:
     for testid in REQUIRED_TESTIDS[page]:
         assert f'data-testid="{testid}"' in html, f"{page}: no data-testid={testid}"
     for testid in MODULE_TESTIDS.get(page, []):
-        created = (f"dataset.testid = `{testid}`", f"dataset.testid = '{testid}'")
+        created = (f"dataset.testid = `{testid}`", f"dataset.testid = '{testid}'",
+                   # common.js el(tag, {testid}) and staff.js actionButton(testid, …)
+                   f"testid: '{testid}'", f"actionButton('{testid}'")
         assert any(c in module for c in created), f"{page}.js does not create {testid}"
 
 

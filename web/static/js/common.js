@@ -1133,21 +1133,16 @@ export class RoomSession {
           video.playsInline = true;
           video.dataset.testid = 'remote-video-extra';
           const caption = document.createElement('figcaption');
-          const muted = document.createElement('span');
-          muted.className = 'remote-badge';
-          muted.dataset.testid = 'remote-muted-extra';
-          muted.textContent = t('remote_muted');
-          const cameraOff = document.createElement('span');
-          cameraOff.className = 'remote-badge';
-          cameraOff.dataset.testid = 'remote-camera-off-extra';
-          cameraOff.textContent = t('remote_camera_off');
-          const reconnecting = document.createElement('span');
-          reconnecting.className = 'remote-badge';
-          reconnecting.dataset.testid = 'remote-reconnecting-extra';
-          reconnecting.textContent = t('remote_reconnecting');
           const badges = document.createElement('div');
           badges.className = 'remote-badges';
-          badges.append(muted, cameraOff, reconnecting);
+          // The main tile's badges (_call.html), with -extra test ids.
+          for (const name of ['muted', 'camera-off', 'reconnecting']) {
+            const badge = document.createElement('span');
+            badge.className = 'remote-badge';
+            badge.dataset.testid = `remote-${name}-extra`;
+            badge.textContent = t(`remote_${name.replace('-', '_')}`);
+            badges.append(badge);
+          }
           tile.append(video, caption, badges);
           this.extraRemotes.append(tile);
         }
@@ -1499,6 +1494,17 @@ function parseHoursText(text) {
     if (days) out[days] = spans.split(',').filter(Boolean);
   }
   return out;
+}
+
+// An element with a class, a test id and text (all optional), and children: el('p', { className:
+// 'muted', testid: 'note', text: '…' }, child, …).
+export function el(tag, { className = '', testid = '', text = null } = {}, ...children) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (testid) node.dataset.testid = testid;
+  if (text !== null) node.textContent = text;
+  node.append(...children);
+  return node;
 }
 
 // A list as the page language writes one: 税务、人社 or Taxation, Human Resources.

@@ -3,8 +3,8 @@
 // 会商: invite another department during a call; join a call one's department is invited to.
 // A hall guide who logs in here gets the list of the consultations they started, to join them.
 import {
-  $, awayReasonText, clearError, connectNamespace, currentUser, departmentName, emitAck, fetchJSON,
-  formatDuration, formatTime, initCallControls, initPage, listJoin, loadDepartments,
+  $, awayReasonText, clearError, connectNamespace, currentUser, departmentName, el, emitAck,
+  fetchJSON, formatDuration, formatTime, initCallControls, initPage, listJoin, loadDepartments,
   renderUserHeader, RoomSession, secondsSince, showError, showLoginScreen, showScreen, submitLogin,
   t, YzError,
 } from './common.js';
@@ -177,44 +177,39 @@ function renderCallbacks() {
   const list = $('callback-list');
   list.replaceChildren();
   for (const cb of state.callbacks) {
-    const li = document.createElement('li');
-    li.dataset.testid = 'callback-item';
+    const body = el('div', { className: 'callback-body' },
+      el('div', { className: 'callback-who' },
+        el('strong', { text: cb.name || '' }),
+        el('span', { className: 'callback-phone', text: cb.phone || '' })),
+      el('div', {
+        className: 'muted small',
+        text: t('callback_meta', {
+          dept: departmentName(state.departments, cb.department), time: formatTime(cb.created_at),
+        }),
+      }));
+    if (cb.note) body.append(el('p', { className: 'callback-note', text: cb.note }));
+    const done = actionButton('callback-done', t('callback_done_button'), 'btn-secondary',
+      () => callbackDone(cb.callback_id, done));
+    const li = el('li', { testid: 'callback-item' }, body, done);
     li.dataset.callbackId = cb.callback_id;
-    const who = document.createElement('div');
-    who.className = 'callback-who';
-    const name = document.createElement('strong');
-    name.textContent = cb.name || '';
-    const phone = document.createElement('span');
-    phone.className = 'callback-phone';
-    phone.textContent = cb.phone || '';
-    who.append(name, phone);
-    const meta = document.createElement('div');
-    meta.className = 'muted small';
-    meta.textContent = t('callback_meta', {
-      dept: departmentName(state.departments, cb.department), time: formatTime(cb.created_at),
-    });
-    const body = document.createElement('div');
-    body.className = 'callback-body';
-    body.append(who, meta);
-    if (cb.note) {
-      const note = document.createElement('p');
-      note.className = 'callback-note';
-      note.textContent = cb.note;
-      body.append(note);
-    }
-    const done = document.createElement('button');
-    done.type = 'button';
-    done.className = 'btn btn-secondary btn-sm';
-    done.dataset.testid = 'callback-done';
-    done.textContent = t('callback_done_button');
-    done.addEventListener('click', () => callbackDone(cb.callback_id, done));
-    li.append(body, done);
     list.append(li);
   }
-  const n = state.callbacks.length;
-  $('callbacks-empty').hidden = n > 0;
-  $('callback-count').hidden = n === 0;
-  $('callback-count').textContent = String(n);
+  showCount('callbacks-empty', 'callback-count', state.callbacks.length);
+}
+
+// A small button of a desk list (Join, Done).
+function actionButton(testid, text, kind, onClick) {
+  const button = el('button', { className: `btn ${kind} btn-sm`, testid, text });
+  button.type = 'button';
+  button.addEventListener('click', onClick);
+  return button;
+}
+
+// A desk list's "none" line and the count badge on its heading.
+function showCount(emptyId, countId, n) {
+  $(emptyId).hidden = n > 0;
+  $(countId).hidden = n === 0;
+  $(countId).textContent = String(n);
 }
 
 function setCallbacks(list) {
@@ -261,41 +256,28 @@ function renderInvites() {
   const list = $('invite-list');
   list.replaceChildren();
   for (const inv of state.invites) {
-    const li = document.createElement('li');
-    li.dataset.testid = 'invite-item';
-    li.dataset.roomId = inv.room_id;
-    const body = document.createElement('div');
-    body.className = 'callback-body';
-    const head = document.createElement('strong');
-    head.textContent = t('invite_detail', {
-      from: departmentName(state.departments, inv.from_department),
-      dept: departmentName(state.departments, inv.department), number: inv.ticket_number || '',
-    });
-    const by = document.createElement('div');
-    by.className = 'muted small';
-    by.textContent = `${t('invite_by', { name: inv.invited_by || '' })} · ${formatTime(inv.created_at)}`;
-    body.append(head, by);
+    const body = el('div', { className: 'callback-body' },
+      el('strong', {
+        text: t('invite_detail', {
+          from: departmentName(state.departments, inv.from_department),
+          dept: departmentName(state.departments, inv.department), number: inv.ticket_number || '',
+        }),
+      }),
+      el('div', {
+        className: 'muted small',
+        text: `${t('invite_by', { name: inv.invited_by || '' })} · ${formatTime(inv.created_at)}`,
+      }));
     if (inv.note) {
-      const noteEl = document.createElement('p');
-      noteEl.className = 'callback-note';
-      noteEl.dataset.testid = 'invite-note-text';
-      noteEl.textContent = inv.note;
-      body.append(noteEl);
+      body.append(el('p', { className: 'callback-note', testid: 'invite-note-text', text: inv.note }));
     }
-    const join = document.createElement('button');
-    join.type = 'button';
-    join.className = 'btn btn-primary btn-sm';
-    join.dataset.testid = 'invite-join';
-    join.textContent = t('invite_join');
+    const join = actionButton('invite-join', t('invite_join'), 'btn-primary',
+      () => joinInvite(inv, join));
     join.disabled = Boolean(state.room) || state.busy;
-    join.addEventListener('click', () => joinInvite(inv, join));
-    li.append(body, join);
+    const li = el('li', { testid: 'invite-item' }, body, join);
+    li.dataset.roomId = inv.room_id;
     list.append(li);
   }
-  const n = state.invites.length;
-  $('invites-empty').hidden = n > 0;
-  $('invite-count').hidden = n === 0;
-  $('invite-count').textContent = String(n);
+  showCount('invites-empty', 'invite-count', state.invites.length);
 }
 
 function setInvites(list) {
@@ -383,26 +365,16 @@ function renderGuide(tickets) {
   const list = $('guide-list');
   list.replaceChildren();
   for (const tk of tickets) {
-    const li = document.createElement('li');
-    li.dataset.testid = 'guide-item';
+    const li = el('li', { testid: 'guide-item' },
+      el('div', { className: 'callback-body' },
+        el('strong', { text: `${tk.number} · ${departmentName(state.departments, tk.department)}` }),
+        el('div', {
+          className: 'muted small', testid: 'guide-status', text: t(`guide_status_${tk.status}`),
+        })));
     li.dataset.ticketId = tk.ticket_id;
-    const body = document.createElement('div');
-    body.className = 'callback-body';
-    const head = document.createElement('strong');
-    head.textContent = `${tk.number} · ${departmentName(state.departments, tk.department)}`;
-    const status = document.createElement('div');
-    status.className = 'muted small';
-    status.dataset.testid = 'guide-status';
-    status.textContent = t(`guide_status_${tk.status}`);
-    body.append(head, status);
-    li.append(body);
     if (tk.room_id) {
-      const join = document.createElement('button');
-      join.type = 'button';
-      join.className = 'btn btn-primary btn-sm';
-      join.dataset.testid = 'guide-join';
-      join.textContent = t('guide_join');
-      join.addEventListener('click', () => guideJoin(tk, join));
+      const join = actionButton('guide-join', t('guide_join'), 'btn-primary',
+        () => guideJoin(tk, join));
       li.append(join);
     }
     list.append(li);
