@@ -22,7 +22,7 @@ Phases:
               create → ring → cancel → again; RING entries of the queue log (yz:log) counted over
               a steady window, with the CPU of the server, its redis-server and the clients,
               and Redis's per-command statistics (calls per ticket)
-  lua         the same create → cancel cycle through server.store.Store alone (Lua + HGETALL,
+  lua         the same create → cancel cycle through signaling.store.Store alone (Lua + HGETALL,
               no sockets, no hub), on a fresh private redis-server: 1 and 32 concurrent loops
 
     python -m bench.dispatch [--tickets 2000 --rate 50 --levels 4,12,24 --procs 1]
@@ -50,12 +50,12 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bench.common import ROOT, ServerProcess, cpu_seconds, merge_results, percentile
-from server.departments import Department
-from server.passwords import hash_password
 from server.redis_server import EmbeddedRedis
 from server.seed import DEMO_DEPARTMENTS
-from server.store import Store
 from signaling.client import SignalingClient
+from signaling.departments import Department
+from signaling.passwords import hash_password
+from signaling.store import Store
 
 RESULTS = ROOT / "bench" / "results" / "dispatch.json"
 PROFILE_TEXT = ROOT / "bench" / "results" / "dispatch_profile.txt"
@@ -629,7 +629,7 @@ PROFILE_ROWS = (
     ("  hub.notify_ticket", "signaling/hub.py", "notify_ticket"),
     ("hub._flush_queues (notify_queue)", "signaling/hub.py", "_flush_queues"),
     ("hub._tick", "signaling/hub.py", "_tick"),
-    ("Store._op (Lua calls)", "server/store.py", "_op"),
+    ("Store._op (Lua calls)", "signaling/store.py", "_op"),
     ("redis-py execute_command (all)", "redis/asyncio/client.py", "execute_command"),
     ("socketio pubsub emit (all)", "socketio/async_pubsub_manager.py", "emit"),
     ("  of which _publish to Redis", "socketio/async_redis_manager.py", "_publish"),

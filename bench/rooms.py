@@ -66,9 +66,9 @@ from bench.recording import encode_audio, encode_texture
 from rooms import passthrough
 from rooms.client import NAMESPACE, RemoteStats, RoomClient, RoomPeer, SendAnswer
 from server import looplag
-from server.passwords import hash_password
-from server.store import Store
 from signaling.client import SignalingClient
+from signaling.passwords import hash_password
+from signaling.store import Store
 
 RESULTS = ROOT / "bench" / "results" / "rooms.json"
 WIDTH, HEIGHT, FPS = 640, 480, 30

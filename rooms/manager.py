@@ -9,9 +9,9 @@ from typing import Any
 
 from rooms import passthrough
 from rooms.close_reason import CloseReason
+from rooms.config import MediaConfig
 from rooms.errors import RoomError
 from rooms.room import RecordingFailedCallback, Room
-from server.config import MediaConfig
 
 logger = logging.getLogger(__name__)
 

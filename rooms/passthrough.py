@@ -62,7 +62,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 
-from server.config import MediaConfig
+from rooms.config import MediaConfig
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from recordings.recorder import Recorder
 from rooms.close_reason import CloseReason
+from rooms.config import MediaConfig
 from rooms.errors import (
     AlreadyJoined,
     InvalidJoin,
@@ -25,7 +26,6 @@ from rooms.errors import (
 )
 from rooms.forwarder import TrackForwarder
 from rooms.participant import OBSERVER_ROLES, PURPOSES, Participant, SignalFn
-from server.config import MediaConfig
 
 __all__ = ["CHAT_HISTORY", "MAX_OBSERVERS", "MAX_PUBLISHERS", "ROLES", "CloseReason",
            "RecordingFailedCallback", "Room", "RoomClosedCallback", "SignalFn"]

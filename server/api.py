@@ -17,10 +17,10 @@ from aiohttp import web
 from recordings.archive import RecordingFilter
 from server.auth import REVIEWER_ROLES, SESSION_COOKIE, ApiError, require_user
 from server.config import ConfigError
-from server.departments import Department
 from server.keys import ARCHIVE, CONFIG, HUB, REDIS, STORE
-from server.passwords import verify_password
-from server.store import User
+from signaling.departments import Department
+from signaling.passwords import verify_password
+from signaling.store import User
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()

@@ -25,11 +25,11 @@ from server.config import Config
 from server.keys import ARCHIVE, CONFIG, HUB, REDIS, REDIS_URL, ROOMS, STORE
 from server.redis_server import EmbeddedRedis
 from server.seed import load_departments_file, put_missing_departments, seed_demo
-from server.store import Store
 from signaling.hub import Hub
 from signaling.kiosk import KioskNamespace
 from signaling.room_channel import RoomNamespace
 from signaling.staff import StaffNamespace
+from signaling.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,8 @@ def create_app(config: Config) -> web.Application:
             await archive.close()
 
     async def signaling_ctx(app: web.Application) -> AsyncIterator[None]:
-        hub = Hub(config, app[STORE], sio, app[ARCHIVE])
+        hub = Hub(config.signaling, app[STORE], sio, app[ARCHIVE], config.media,
+                  config.recordings_dir)
         app[HUB] = hub
         app[ROOMS] = hub.rooms
         sio.register_namespace(KioskNamespace("/kiosk", hub))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.keys import STORE
-from server.store import User
+from signaling.store import SESSION_COOKIE, User
 
-SESSION_COOKIE = "yz_session"
+__all__ = ["SESSION_COOKIE", "ApiError", "current_user", "require_user"]
 REVIEWER_ROLES = ("supervisor", "admin")
 
 

@@ -12,8 +12,8 @@ if TYPE_CHECKING:
     from recordings.archive import Archive
     from rooms.manager import RoomManager
     from server.config import Config
-    from server.store import Store
     from signaling.hub import Hub
+    from signaling.store import Store
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")

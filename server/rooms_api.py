@@ -19,7 +19,7 @@ from rooms.room import Room
 from server.api import json_object
 from server.auth import REVIEWER_ROLES, ApiError, require_user
 from server.keys import ARCHIVE, HUB, STORE
-from server.store import User
+from signaling.store import User
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from server.config import ConfigError
-from server.departments import Department
-from server.passwords import hash_password
-from server.store import Store
+from signaling.departments import Department
+from signaling.passwords import hash_password
+from signaling.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -20,18 +20,20 @@ import secrets
 import time
 import zoneinfo
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import socketio
 
 from recordings.archive import Archive
+from rooms.config import MediaConfig
 from rooms.manager import RoomManager
 from rooms.room import Room
-from server.config import Config
-from server.departments import Department
-from server.store import Event, Store, Ticket, User
+from signaling.config import SignalingConfig
+from signaling.departments import Department
 from signaling.errors import SignalError
 from signaling.eta import average_handling, estimate_wait
+from signaling.store import Event, Store, Ticket, User
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +50,9 @@ CONSULT_REASON = "consult"
 
 
 class Hub:
-    def __init__(self, config: Config, store: Store, sio: socketio.AsyncServer,
-                 archive: Archive, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: SignalingConfig, store: Store, sio: socketio.AsyncServer,
+                 archive: Archive, media: MediaConfig, recordings_dir: Path,
+                 clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.store = store
         self.sio = sio
@@ -57,7 +60,7 @@ class Hub:
         self.clock = clock
         self.tz = zoneinfo.ZoneInfo(config.timezone)
         self.node_id = secrets.token_hex(4)
-        self.rooms = RoomManager(config.media, config.recordings_dir, self._on_room_closed,
+        self.rooms = RoomManager(media, recordings_dir, self._on_room_closed,
                                  on_recording_failed=self._on_recording_failed)
         self._tasks: list[asyncio.Task[None]] = []
         self._dirty_queues: set[str] = set()

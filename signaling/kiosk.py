@@ -8,10 +8,9 @@ import logging
 import re
 from typing import Any
 
-from server.auth import SESSION_COOKIE
-from server.store import Ticket
 from signaling.errors import SignalError
 from signaling.namespace import Namespace, cookie_from_environ
+from signaling.store import SESSION_COOKIE, Ticket
 
 logger = logging.getLogger(__name__)
 

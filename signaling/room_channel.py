@@ -8,8 +8,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rooms.errors import RoomError
+from rooms.ice import ice_servers_for
 from rooms.room import CloseReason, Room
-from server.turn import ice_servers_for
 from signaling.errors import SignalError
 from signaling.namespace import Namespace
 
@@ -87,7 +87,7 @@ class RoomNamespace(Namespace):
         logger.info("room %s: %s joined as %s (socket %s)", room.room_id, participant_id,
                     grant["role"], sid)
         return {"participant_id": participant_id, "role": grant["role"],
-                "ice_servers": ice_servers_for(self.hub.config.media, participant_id,
+                "ice_servers": ice_servers_for(self.hub.rooms.media, participant_id,
                                                time.time()),
                 "participants": room.participants_info(), "chat": room.chat_history(),
                 "recording": room.recording_state()}

@@ -7,10 +7,9 @@ from typing import Any
 
 from socketio.exceptions import ConnectionRefusedError
 
-from server.auth import SESSION_COOKIE
-from server.store import User
 from signaling.errors import SignalError
 from signaling.namespace import Namespace, cookie_from_environ
+from signaling.store import SESSION_COOKIE, User
 
 logger = logging.getLogger(__name__)
 

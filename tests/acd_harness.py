@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from server.store import Store
+from signaling.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {"COMPLETE": "ended", "CANCEL": "cancelled", "ABANDON": "abandoned"}

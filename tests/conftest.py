@@ -19,7 +19,7 @@ from server.app import create_app
 from server.config import Config, MediaConfig
 from server.redis_server import EmbeddedRedis
 from server.seed import seed_demo
-from server.store import Store
+from signaling.store import Store
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 

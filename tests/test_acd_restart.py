@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from server.passwords import hash_password
 from server.redis_server import EmbeddedRedis
 from server.seed import DEMO_PASSWORD, seed_demo
-from server.store import Store
 from signaling.client import SignalingClient, login_cookie
+from signaling.passwords import hash_password
+from signaling.store import Store
 from tests.acd_harness import ServerProcess, all_log_entries, redis_pid, wait_until
 
 PRIORITY = (2, 5, 8)        # which of the ten tickets a hall guide puts in the priority lane

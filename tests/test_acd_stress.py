@@ -51,13 +51,13 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from server.departments import Department
 from server.keys import HUB
-from server.passwords import hash_password
 from server.redis_server import EmbeddedRedis
 from server.seed import DEMO_PASSWORD, seed_demo
-from server.store import Store
 from signaling.client import SignalingClient, login_cookie
+from signaling.departments import Department
+from signaling.passwords import hash_password
+from signaling.store import Store
 from tests.acd_harness import ServerProcess, all_log_entries, check_log, wait_until
 from tests.conftest import LiveServer
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from server.config import ConfigError
-from server.departments import Department
 from server.seed import load_departments_file
+from signaling.departments import Department
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = dt.timezone(dt.timedelta(hours=8))

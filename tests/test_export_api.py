@@ -18,7 +18,7 @@ from recordings.archive import Archive
 from recordings.audit import AUDIT
 from server.export_api import EXPORTS, STATE
 from server.keys import ARCHIVE, STORE
-from server.passwords import hash_password
+from signaling.passwords import hash_password
 from tests.browser import submit_login
 from tests.conftest import LiveServer
 from tests.http import client_session, logged_in

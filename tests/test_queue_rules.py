@@ -1,4 +1,4 @@
-"""The queue script (server/queue.lua) under random sequences of operations: a hypothesis state
+"""The queue script (signaling/queue.lua) under random sequences of operations: a hypothesis state
 machine drives the real script in a real Redis and checks the queue rules after every step.
 
 The operations are those the server sends: staff accounts in the seeded departments tax and fund
@@ -44,9 +44,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from server.departments import Department, Tier
 from server.seed import DEMO_DEPARTMENTS
-from server.store import QUEUE_LUA, Store
+from signaling.departments import Department, Tier
+from signaling.store import QUEUE_LUA, Store
 
 DEPTS = ("tax", "fund")
 BACKUP = "backup"

@@ -13,8 +13,8 @@ from recordings.archive import INDEX, Archive
 from recordings.audit import AUDIT
 from server.auth import SESSION_COOKIE
 from server.keys import ARCHIVE, STORE
-from server.passwords import hash_password
 from signaling.client import SignalingClient
+from signaling.passwords import hash_password
 from tests.conftest import LiveServer
 from tests.http import client_session, logged_in
 from tests.recordings.helpers import make_recording

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 import pytest
 import socketio
 
-from server.store import Store
 from signaling.client import SignalingClient as SocketClient
 from signaling.client import login_cookie
+from signaling.store import Store
 from tests.conftest import LiveServer
 
 
@@ -140,7 +140,7 @@ async def test_accepting_a_call_not_offered_to_you_is_refused(
 
 async def test_a_staff_member_who_declines_is_replaced_by_a_colleague(
         server: LiveServer, kiosk: SocketClient, store: Store) -> None:
-    from server.passwords import hash_password
+    from signaling.passwords import hash_password
     await store.put_user("tax02", display_name="税务坐席02", role="staff", departments=("tax",),
                          password_hash=hash_password("demo12345"))
     first = await _staff(server, "tax01")
@@ -157,7 +157,7 @@ async def test_a_staff_member_who_declines_is_replaced_by_a_colleague(
 
 
 async def _set_department(store: Store, dept_id: str, **changes: object) -> None:
-    from server.departments import Department
+    from signaling.departments import Department
     dept = await store.department(dept_id)
     assert dept is not None
     await store.put_department(Department.from_dict({**dept.to_dict(), **changes}))

@@ -1,13 +1,13 @@
-"""The queue script (server/queue.lua) against a real Redis server: order, dispatch, ring
+"""The queue script (signaling/queue.lua) against a real Redis server: order, dispatch, ring
 outcomes, wrap-up, backup tiers, connections and grace periods, and the event log."""
 
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from server.departments import Department, Tier
-from server.passwords import hash_password
-from server.store import Event, Store
+from signaling.departments import Department, Tier
+from signaling.passwords import hash_password
+from signaling.store import Event, Store
 
 NODE = "node-a"
 

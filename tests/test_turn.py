@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from rooms.ice import ice_servers_for, turn_credentials
 from server.config import Config, ConfigError, IceServer, MediaConfig, load_config
-from server.turn import ice_servers_for, turn_credentials
 from signaling.client import SignalingClient, login_cookie
 from tests.conftest import LiveServer, start_server
 

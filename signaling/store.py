@@ -1,11 +1,11 @@
 """The Redis store: every key the service keeps, and typed access to them. Queue, ticket and
-presence changes are operations of one Lua script (server/queue.lua), atomic across processes.
+presence changes are operations of one Lua script (signaling/queue.lua), atomic across processes.
 
 Key layout (all keys start with ``yz:``):
 
   yz:depts                        set    department ids
   yz:dept:<id>                    hash   id, name_zh, name_en, prefix, config (JSON of
-                                         server.departments.Department), and the fields the Lua
+                                         signaling.departments.Department), and the fields the Lua
                                          reads: ring_timeout, ring_pause, max_misses, wrap_up,
                                          max_queue, tiers ("group:after,...")
   yz:user:<username>              hash   username, display_name, role, departments (comma list of
@@ -67,11 +67,13 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from server.departments import Department
+from signaling.departments import Department
 
 logger = logging.getLogger(__name__)
 
 K = "yz:"
+# The login session's cookie: set by the HTTP login, read by the staff and kiosk sockets too.
+SESSION_COOKIE = "yz_session"
 QUEUE_LUA = (Path(__file__).parent / "queue.lua").read_text(encoding="utf-8")
 HEARTBEAT_TTL = 10.0
 
@@ -102,7 +104,7 @@ if redis.call('HEXISTS', KEYS[1], 'joined:' .. ARGV[1]) == 1 then return 'taken'
 return 'none'
 """
 
-# An event of the queue script: (kind, a, b); see the top of server/queue.lua.
+# An event of the queue script: (kind, a, b); see the top of signaling/queue.lua.
 Event = tuple[str, str, str]
 
 

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from server.config import MediaConfig
+from rooms.config import MediaConfig
 
 
 def turn_credentials(secret: str, user_id: str, now: float, ttl: int) -> tuple[str, str]:
