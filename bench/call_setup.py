@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ServerProcess, merge_results, percentile
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, TRACK_PEER_CONNECTIONS, submit_login
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, TRACK_PEER_CONNECTIONS, submit_login
 
 # The tests' instrumentation (every RTCPeerConnection remembered), and a page-side watcher of
 # the first decoded inbound frame.

@@ -23,7 +23,7 @@ import aiohttp
 import aioice.ice
 
 from signaling.client import SignalingClient, login_cookie
-from tests.browser import CHROMIUM
+from tests.support.browser import CHROMIUM
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "call_setup.json"

@@ -6,21 +6,19 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 import redis.asyncio as aioredis
-from aiohttp import web
 
-from server.app import create_app
 from server.config import Config, MediaConfig
 from server.redis_server import EmbeddedRedis
 from server.seed import seed_demo
 from signaling.store import Store
-from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.server import LiveServer, start_server
 
 
 @pytest.fixture(scope="session")
@@ -58,24 +56,6 @@ def config(redis_url: str, tmp_path: Path) -> Config:
     return Config(host="127.0.0.1", port=8080, redis_url=redis_url, data_dir=tmp_path / "data",
                   demo=True,
                   media=MediaConfig(announce_addresses=("127.0.0.1",), empty_room_timeout=5.0))
-
-
-class LiveServer:
-    def __init__(self, app: web.Application, runner: web.AppRunner, port: int) -> None:
-        self.app = app
-        self.runner = runner
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-
-
-async def start_server(config: Config) -> LiveServer:
-    app = create_app(replace(config, port=8080))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return LiveServer(app, runner, port)
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import av  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
 from server.config import Config  # noqa: E402
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, login  # noqa: E402
-from tests.conftest import start_server  # noqa: E402
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, login  # noqa: E402
+from tests.support.server import start_server  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 

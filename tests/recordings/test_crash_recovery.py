@@ -27,9 +27,9 @@ from recordings.archive import Archive
 from rooms.client import RoomClient
 from server.redis_server import EmbeddedRedis
 from signaling.client import SignalingClient
-from tests.acd_harness import ROOT, ServerProcess, wait_until
-from tests.http import client_session, logged_in
-from tests.recordings.helpers import make_recording
+from tests.support.harness import ROOT, ServerProcess, wait_until
+from tests.support.http import client_session, logged_in
+from tests.support.recordings import make_recording
 
 
 async def _recordings(base: str) -> list[dict[str, Any]]:

@@ -22,9 +22,9 @@ from bench.common import announce_loopback, open_room
 from rooms.client import RoomClient
 from server.redis_server import EmbeddedRedis
 from signaling.client import SignalingClient
-from tests.acd_harness import ServerProcess, wait_until
-from tests.browser import submit_login
-from tests.http import client_session, logged_in
+from tests.support.browser import submit_login
+from tests.support.harness import ServerProcess, wait_until
+from tests.support.http import client_session, logged_in
 
 TMPFS = "1200k"
 

@@ -15,7 +15,7 @@ from PIL import Image, ImageStat
 
 from recordings import export
 from recordings.export import ExportCancelled, ExportError, export_recording, find_font, grid, plan
-from tests.recordings.export_media import two_party
+from tests.support.export_media import two_party
 
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
 

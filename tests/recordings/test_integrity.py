@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from recordings import manifest
 from recordings.archive import HEAD, Archive
-from tests.recordings.helpers import make_recording
+from tests.support.recordings import make_recording
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +16,11 @@ from rooms.close_reason import CloseReason
 from rooms.manager import RoomManager
 from rooms.room import Room
 from server.config import MediaConfig
-
-
-def _vp8_packets(count: int) -> list[bytes]:
-    encoder = av.VideoCodecContext.create("libvpx", "w")
-    encoder.width, encoder.height, encoder.pix_fmt = 160, 120, "yuv420p"
-    encoder.time_base = Fraction(1, 30)
-    out = []
-    for i in range(count):
-        frame = av.VideoFrame(160, 120, "yuv420p")
-        for n, plane in enumerate(frame.planes):
-            plane.update(bytes([(i * 7 + n * 60) % 256]) * plane.buffer_size)
-        frame.pts = i
-        out += [bytes(p) for p in encoder.encode(frame)]
-    return out + [bytes(p) for p in encoder.encode(None)]
+from tests.support.recordings import av_packet, encoded_vp8
 
 
 def _names(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
-
-
-def _packet(data: bytes, pts: int, rate: int, keyframe: bool) -> av.Packet:
-    packet = av.Packet(data)
-    packet.pts = packet.dts = pts
-    packet.time_base = Fraction(1, rate)
-    packet.is_keyframe = keyframe
-    return packet
 
 
 def test_video_starts_at_the_first_keyframe_and_timestamps_start_at_zero(tmp_path: Path) -> None:
@@ -52,12 +30,12 @@ def test_video_starts_at_the_first_keyframe_and_timestamps_start_at_zero(tmp_pat
     recorder.start()
     assert json.loads((tmp_path / "r" / "timeline.json").read_text())["complete"] is False
     track = recorder.track("a", "video", "vp8")
-    frames = _vp8_packets(20)
+    frames = encoded_vp8(20)
     # a delta frame first (as after joining mid-stream): it cannot start a file
-    track.write(_packet(frames[1], 90_000, 90000, keyframe=False))
+    track.write(av_packet(frames[1], 90_000, 90000, keyframe=False))
     assert track.started_at is None and not track.path.exists()
     for i, data in enumerate(frames):
-        track.write(_packet(data, 180_000 + i * 3000, 90000, passthrough.vp8_is_keyframe(data)))
+        track.write(av_packet(data, 180_000 + i * 3000, 90000, passthrough.vp8_is_keyframe(data)))
     summary = recorder.close()
     assert summary["complete"] is True and summary["dir"] == str(tmp_path / "r")
     [entry] = summary["tracks"]

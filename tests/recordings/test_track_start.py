@@ -11,7 +11,7 @@ import pytest
 
 from recordings.recorder import RESERVE_FILE, Recorder
 from rooms import passthrough
-from tests.recordings.test_recorder import _packet, _vp8_packets
+from tests.support.recordings import av_packet, encoded_vp8
 
 
 class Clock:
@@ -27,17 +27,17 @@ def test_a_late_first_keyframe_does_not_put_the_track_late(tmp_path: Path) -> No
     recorder = Recorder(tmp_path / "r", room_id="r", meta={}, clock=clock)
     recorder.start()
     track = recorder.track("a", "video", "vp8")
-    frames = _vp8_packets(200)
+    frames = encoded_vp8(200)
     # Filmed from 1000.0 at 30 fps; the first keyframe reaches the recorder 0.3 s late (it
     # waited in the jitter buffer), the others 10 ms after they were filmed.
     for i, data in enumerate(frames):
         clock.now = 1000.0 + i / 30 + (0.3 if i == 0 else 0.01)
-        track.write(_packet(data, 90_000 + i * 3000, 90000, passthrough.vp8_is_keyframe(data)))
+        track.write(av_packet(data, 90_000 + i * 3000, 90000, passthrough.vp8_is_keyframe(data)))
     assert track.started_at == pytest.approx(1000.01, abs=0.002)
     # After the first 5 s of media a packet arriving early (a sender clock running fast) no
     # longer moves the start.
     clock.now = 1000.0 + 200 / 30 - 0.5
-    track.write(_packet(frames[-1], 90_000 + 200 * 3000, 90000, False))
+    track.write(av_packet(frames[-1], 90_000 + 200 * 3000, 90000, False))
     assert track.started_at == pytest.approx(1000.01, abs=0.002)
     summary = recorder.close()
     assert summary["tracks"][0]["started_at"] == track.started_at
@@ -52,22 +52,22 @@ def test_a_failed_write_stops_the_recording_and_marks_it_incomplete(tmp_path: Pa
     assert (directory / RESERVE_FILE).stat().st_size > 0
     assert recorder.failed is None and recorder.recording
     good = recorder.track("a", "video", "vp8")
-    frames = _vp8_packets(30)
+    frames = encoded_vp8(30)
     for i, data in enumerate(frames[:10]):
         clock.now += 1 / 30
-        good.write(_packet(data, i * 3000, 90000, passthrough.vp8_is_keyframe(data)))
+        good.write(av_packet(data, i * 3000, 90000, passthrough.vp8_is_keyframe(data)))
     assert good.packets == 10
     # The next track's file can take no byte: the disk is full.
     full = recorder.track("b", "video", "vp8")
     os.symlink("/dev/full", full.path)
     clock.now += 0.1
-    full.write(_packet(frames[0], 0, 90000, True))  # must not raise: the call goes on
+    full.write(av_packet(frames[0], 0, 90000, True))  # must not raise: the call goes on
     assert full.failed == "disk_full" and recorder.failed == "disk_full"
     assert not recorder.recording
     # Every file of the room stops where it is; more packets are dropped quietly.
     for i, data in enumerate(frames[10:], start=10):
-        good.write(_packet(data, i * 3000, 90000, passthrough.vp8_is_keyframe(data)))
-        full.write(_packet(data, i * 3000, 90000, False))
+        good.write(av_packet(data, i * 3000, 90000, passthrough.vp8_is_keyframe(data)))
+        full.write(av_packet(data, i * 3000, 90000, False))
     assert good.packets == 10
     # The timeline on disk says so at once, in the space the reserve kept.
     assert not (directory / RESERVE_FILE).exists()
@@ -77,7 +77,7 @@ def test_a_failed_write_stops_the_recording_and_marks_it_incomplete(tmp_path: Pa
         "disk_full"]
     # A track published afterwards writes nothing either.
     late = recorder.track("c", "audio", "opus")
-    late.write(_packet(b"\xfc\xff\xfe", 0, 48000, True))
+    late.write(av_packet(b"\xfc\xff\xfe", 0, 48000, True))
     assert late.packets == 0 and not late.path.exists()
     clock.now += 5
     summary = recorder.close()

@@ -5,7 +5,6 @@ and `call`, a room opened through the real server's ACD, for tests over Socket.I
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from rooms.manager import RoomManager
 from rooms.room import Room
 from server.config import MediaConfig
 from signaling.client import SignalingClient, login_cookie
+from tests.support.rooms import Call
 
 JoinFn = Callable[..., Awaitable[RoomPeer]]
 
@@ -68,13 +68,6 @@ async def join() -> AsyncIterator[JoinFn]:
     yield join
     for peer in peers:
         await peer.close()
-
-
-@dataclass
-class Call:
-    room_id: str
-    applicant_token: str
-    staff_token: str
 
 
 @pytest.fixture

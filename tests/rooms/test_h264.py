@@ -28,7 +28,7 @@ from rooms.passthrough import h264_is_keyframe
 from rooms.room import Room
 from server.config import Config, ConfigError, MediaConfig, load_config
 from signaling.client import SignalingClient
-from tests.rooms.conftest import Call
+from tests.support.rooms import Call
 
 JoinFn = Callable[..., Awaitable[RoomPeer]]
 

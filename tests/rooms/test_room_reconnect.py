@@ -20,8 +20,8 @@ from rooms.client import RoomClient
 from server.config import Config
 from server.keys import ROOMS, STORE
 from signaling.client import SignalingClient
-from tests.recordings.helpers import finished_timeline
-from tests.rooms.conftest import Call
+from tests.support.recordings import finished_timeline
+from tests.support.rooms import Call
 
 GRACE = 3.0
 

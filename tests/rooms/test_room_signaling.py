@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from signaling.client import SignalingClient
-from tests.recordings.helpers import finished_timeline
-from tests.rooms.conftest import Call
+from tests.support.recordings import finished_timeline
+from tests.support.rooms import Call
 
 
 async def _join(server: Any, room_id: str, token: str) -> tuple[SignalingClient, dict[str, Any]]:

@@ -21,9 +21,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from server.config import Config
-from tests.browser import TRACK_PEER_CONNECTIONS, login
-from tests.conftest import LiveServer, start_server
-from tests.test_e2e_browser import _wait_media
+from tests.support.browser import TRACK_PEER_CONNECTIONS, login
+from tests.support.pages import wait_media
+from tests.support.server import LiveServer, start_server
 
 pytestmark = pytest.mark.browser
 
@@ -194,8 +194,8 @@ async def test_a_relay_only_kiosk_gets_media_through_coturn_with_its_join_creden
 
     try:
         # Both decode each other's video and hear each other, the kiosk's side all relayed.
-        kiosk_stats = await _wait_media(kiosk, frames=30)
-        staff_stats = await _wait_media(staff, frames=30)
+        kiosk_stats = await wait_media(kiosk, frames=30)
+        staff_stats = await wait_media(staff, frames=30)
         pairs = await _selected_pairs(kiosk)
     except BaseException:
         print(coturn.log_text()[-6000:])

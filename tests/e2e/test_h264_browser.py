@@ -14,9 +14,9 @@ import av
 import pytest
 
 from server.config import Config, MediaConfig
-from tests.browser import login
-from tests.conftest import LiveServer
-from tests.test_e2e_browser import _new_page, _ring, _wait_media
+from tests.support.browser import login
+from tests.support.pages import new_page, ring, wait_media
+from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -50,11 +50,11 @@ async def test_chromium_call_in_h264_mode_decodes_and_records_h264(
         server: LiveServer, browser: Any, config: Config) -> None:
     from playwright.async_api import expect
 
-    kiosk, staff = await _ring(server, browser)
+    kiosk, staff = await ring(server, browser)
     await staff.get_by_test_id("accept-call").click()
     await expect(kiosk.get_by_test_id("remote-video")).to_be_visible(timeout=15_000)
     for page in (kiosk, staff):
-        await _wait_media(page, frames=30)
+        await wait_media(page, frames=30)
         codecs = await page.evaluate(VIDEO_CODECS)
         assert codecs["inbound"] and set(codecs["inbound"]) == {"video/H264"}, codecs
         assert codecs["outbound"] and set(codecs["outbound"]) == {"video/H264"}, codecs
@@ -81,7 +81,7 @@ async def test_chromium_call_in_h264_mode_decodes_and_records_h264(
             assert track["file"].endswith(".webm")
 
     # The supervisor plays the .mkv files in the page's <video> elements.
-    supervisor = await _new_page(browser)
+    supervisor = await new_page(browser)
     await login(supervisor, f"{server.url}/supervisor", "supervisor")
     await expect(supervisor.get_by_test_id("recording-row")).to_have_count(1, timeout=10_000)
     await supervisor.get_by_test_id("recording-play").click()

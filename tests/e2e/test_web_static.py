@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 import pytest
 
-WEB = Path(__file__).resolve().parent.parent / "web"
+WEB = Path(__file__).resolve().parents[2] / "web"
 JS = WEB / "static" / "js"
 TEMPLATES = WEB / "templates"
 

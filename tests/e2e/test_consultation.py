@@ -15,77 +15,28 @@ import pytest
 
 from server.keys import STORE
 from signaling.client import SignalingClient
-from tests.browser import INBOUND_STATS, TRACK_PEER_CONNECTIONS, login
-from tests.conftest import LiveServer
+from tests.support.browser import login
+from tests.support.pages import inbound_frames, new_page, ring, wait_media
+from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.browser
-
-async def _new_page(browser: Any) -> Any:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    page = await context.new_page()
-    await page.add_init_script(TRACK_PEER_CONNECTIONS)
-    return page
-
-
-async def _inbound(page: Any) -> dict[str, int]:
-    return await page.evaluate(INBOUND_STATS)  # type: ignore[no-any-return]
-
-
-async def _wait_media(page: Any, frames: int, timeout: float = 20.0) -> dict[str, int]:
-    deadline = time.monotonic() + timeout
-    stats = await _inbound(page)
-    while time.monotonic() < deadline:
-        stats = await _inbound(page)
-        if stats["framesDecoded"] >= frames and stats["audioPackets"] > 0:
-            return stats
-        await asyncio.sleep(0.2)
-    pytest.fail(f"media did not arrive: {stats}")
-
-
-async def _ring(server: LiveServer, browser: Any) -> tuple[Any, Any]:
-    """A staff member of 税务 available, an applicant who asks 税务: the staff page is ringing.
-    Returns the kiosk and staff pages."""
-    from playwright.async_api import expect
-
-    kiosk = await _new_page(browser)
-    staff = await _new_page(browser)
-
-    # The staff member logs in and is available before anyone asks.
-    await login(staff, f"{server.url}/staff", "tax01")
-    await staff.get_by_test_id("presence-available").click()
-    await expect(staff.get_by_test_id("presence-available")).to_have_attribute(
-        "aria-pressed", "true")
-
-    # The applicant picks 税务, accepts the recording notice and starts.
-    await kiosk.goto(server.url + "/")
-    await expect(kiosk.get_by_test_id("dept-tax")).to_have_text("税务")
-    await kiosk.get_by_test_id("dept-tax").click()
-    await kiosk.get_by_test_id("consent-accept").check()
-    await kiosk.get_by_test_id("start-consult").click()
-    await expect(kiosk.get_by_test_id("queue-position")).to_be_visible()
-    await expect(kiosk.get_by_test_id("ticket-number")).to_have_text("税A001")
-
-    # The staff member is rung.
-    await expect(staff.get_by_test_id("incoming-call")).to_be_visible(timeout=10_000)
-    await expect(staff.get_by_test_id("incoming-call")).to_contain_text("税A001")
-    return kiosk, staff
 
 
 async def test_first_recorded_consultation_end_to_end(server: LiveServer, browser: Any,
                                                      config: Any) -> None:
     from playwright.async_api import expect
 
-    kiosk, staff = await _ring(server, browser)
+    kiosk, staff = await ring(server, browser)
     accepted_at = time.time()
     await staff.get_by_test_id("accept-call").click()
 
     # Both see and hear each other, each over ONE peer connection to the server.
     await expect(kiosk.get_by_test_id("remote-video")).to_be_visible(timeout=15_000)
-    kiosk_first = await _wait_media(kiosk, frames=1)
-    staff_first = await _wait_media(staff, frames=1)
+    kiosk_first = await wait_media(kiosk, frames=1)
+    staff_first = await wait_media(staff, frames=1)
     await asyncio.sleep(3)
-    kiosk_later = await _wait_media(kiosk, frames=kiosk_first["framesDecoded"] + 30)
-    staff_later = await _wait_media(staff, frames=staff_first["framesDecoded"] + 30)
+    kiosk_later = await wait_media(kiosk, frames=kiosk_first["framesDecoded"] + 30)
+    staff_later = await wait_media(staff, frames=staff_first["framesDecoded"] + 30)
     assert kiosk_later["pcs"] == staff_later["pcs"] == 1
     assert kiosk_later["audioPackets"] > kiosk_first["audioPackets"]
     assert staff_later["audioPackets"] > staff_first["audioPackets"]
@@ -132,7 +83,7 @@ async def test_first_recorded_consultation_end_to_end(server: LiveServer, browse
             assert len(decoded) > 30
 
     # The supervisor finds the recording and plays it in the page.
-    supervisor = await _new_page(browser)
+    supervisor = await new_page(browser)
     await login(supervisor, f"{server.url}/supervisor", "supervisor")
     await expect(supervisor.get_by_test_id("recording-row")).to_have_count(1, timeout=10_000)
     await expect(supervisor.get_by_test_id("recording-row")).to_contain_text("税A001")
@@ -168,18 +119,18 @@ async def test_kiosk_reload_mid_call_both_decode_each_others_video_again(
     """The kiosk page reloads during a call and rejoins the room with the same participant id and
     a new peer connection: within 10 s both pages decode each other's video again."""
 
-    kiosk, staff = await _ring(server, browser)
+    kiosk, staff = await ring(server, browser)
     await staff.get_by_test_id("accept-call").click()
-    await _wait_media(staff, frames=1)
+    await wait_media(staff, frames=1)
     # Reload early: Chromium still probes the bandwidth with RTX padding, so the server hears the
     # staff's video on its RTX SSRC too when the reloaded kiosk needs a keyframe of it. A PLI
     # naming that SSRC is ignored, and the kiosk got the staff's audio but never their video.
     await kiosk.reload()
-    staff_before = await _inbound(staff)
+    staff_before = await inbound_frames(staff)
     # The reloaded kiosk has a new page, so its counts start from zero.
-    kiosk_after = await _wait_media(kiosk, frames=30, timeout=10.0)
+    kiosk_after = await wait_media(kiosk, frames=30, timeout=10.0)
     assert kiosk_after["pcs"] == 1
-    staff_after = await _wait_media(staff, frames=staff_before["framesDecoded"] + 30,
+    staff_after = await wait_media(staff, frames=staff_before["framesDecoded"] + 30,
                                     timeout=10.0)
     assert staff_after["audioPackets"] > staff_before["audioPackets"]
 
@@ -194,15 +145,15 @@ async def test_first_staff_member_declines_and_a_colleague_answers(
 
     await store.put_user("tax02", display_name="税务坐席02", role="staff", departments=("tax",),
                          password_hash=hash_password("demo12345"))
-    first = await _new_page(browser)
-    second = await _new_page(browser)
+    first = await new_page(browser)
+    second = await new_page(browser)
     for page, username in ((first, "tax01"), (second, "tax02")):
         await login(page, f"{server.url}/staff", username)
         await page.get_by_test_id("presence-available").click()
         await expect(page.get_by_test_id("presence-available")).to_have_attribute(
             "aria-pressed", "true")
         await asyncio.sleep(0.05)   # tax01 has been idle longest, so is rung first
-    kiosk = await _new_page(browser)
+    kiosk = await new_page(browser)
     await kiosk.goto(server.url + "/")
     await kiosk.get_by_test_id("dept-tax").click()
     await kiosk.get_by_test_id("consent-accept").check()
@@ -214,8 +165,8 @@ async def test_first_staff_member_declines_and_a_colleague_answers(
     await expect(first.get_by_test_id("incoming-call")).to_be_hidden()
     await expect(second.get_by_test_id("incoming-call")).to_be_visible(timeout=10_000)
     await second.get_by_test_id("accept-call").click()
-    await _wait_media(kiosk, frames=10)
-    await _wait_media(second, frames=10)
+    await wait_media(kiosk, frames=10)
+    await wait_media(second, frames=10)
     await expect(kiosk.get_by_test_id("call-peer")).to_contain_text("税务坐席02")
     # The one who declined stays available for the next applicant.
     await expect(first.get_by_test_id("presence-available")).to_have_attribute(
@@ -226,7 +177,7 @@ async def test_the_desk_lists_call_back_requests_and_marks_them_done(
         server: LiveServer, browser: Any) -> None:
     from playwright.async_api import expect
 
-    desk = await _new_page(browser)
+    desk = await new_page(browser)
     await login(desk, f"{server.url}/staff", "estate01")
     await expect(desk.get_by_test_id("callbacks-empty")).to_be_visible()
     kiosk = await SignalingClient.connect(server.url, "/kiosk")

@@ -58,8 +58,8 @@ from signaling.client import SignalingClient, login_cookie
 from signaling.departments import Department
 from signaling.passwords import hash_password
 from signaling.store import Store
-from tests.acd_harness import ServerProcess, all_log_entries, check_log, wait_until
-from tests.conftest import LiveServer
+from tests.support.harness import ServerProcess, all_log_entries, check_log, wait_until
+from tests.support.server import LiveServer
 
 SEED = 20240607
 DEPTS = ("tax", "market", "hrss")

@@ -18,8 +18,8 @@ from server.config import Config
 from server.keys import HUB, STORE
 from signaling.client import SignalingClient, login_cookie
 from signaling.passwords import hash_password
-from tests.conftest import LiveServer
-from tests.http import client_session, logged_in
+from tests.support.http import client_session, logged_in
+from tests.support.server import LiveServer
 
 PASSWORD = "demo12345"
 

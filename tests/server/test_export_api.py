@@ -19,10 +19,10 @@ from recordings.audit import AUDIT
 from server.export_api import EXPORTS, STATE
 from server.keys import ARCHIVE, STORE
 from signaling.passwords import hash_password
-from tests.browser import submit_login
-from tests.conftest import LiveServer
-from tests.http import client_session, logged_in
-from tests.recordings.export_media import two_party
+from tests.support.browser import submit_login
+from tests.support.export_media import two_party
+from tests.support.http import client_session, logged_in
+from tests.support.server import LiveServer
 
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
 
@@ -273,8 +273,8 @@ async def test_an_export_error_shows_in_chinese(server: LiveServer, browser: Any
 
 async def test_stopping_the_server_stops_a_running_export(config: Any,
                                                           redis_client: aioredis.Redis) -> None:
-    from tests.conftest import start_server
-    from tests.recordings.export_media import record
+    from tests.support.export_media import record
+    from tests.support.server import start_server
 
     live = await start_server(config)
     stopped = False

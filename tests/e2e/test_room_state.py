@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from server.keys import ROOMS, STORE
-from tests.browser import INBOUND_STATS, TRACK_PEER_CONNECTIONS, wait_frames
-from tests.conftest import LiveServer
-from tests.test_e2e_room_features import _connected
+from tests.support.browser import INBOUND_STATS, TRACK_PEER_CONNECTIONS, wait_frames
+from tests.support.pages import connected
+from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -73,7 +73,7 @@ async def test_a_supervisor_observes_silently_and_only_staff_are_told(
         server: LiveServer, browser: Any) -> None:
     from playwright.async_api import expect
 
-    kiosk, staff = await _connected(server, browser)
+    kiosk, staff = await connected(server, browser)
     room_id = room_id_of(server)
     await expect(staff.get_by_test_id("observer-note")).to_be_hidden()
 
@@ -120,7 +120,7 @@ async def test_speaking_and_recording_are_shown_on_the_call_screen(
         server: LiveServer, browser: Any) -> None:
     from playwright.async_api import expect
 
-    kiosk, staff = await _connected(server, browser)
+    kiosk, staff = await connected(server, browser)
     # Everybody sees that the room records.
     for page in (kiosk, staff):
         await expect(page.get_by_test_id("recording-badge")).to_be_visible()

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from rooms.ice import ice_servers_for, turn_credentials
 from server.config import Config, ConfigError, IceServer, MediaConfig, load_config
 from signaling.client import SignalingClient, login_cookie
-from tests.conftest import LiveServer, start_server
+from tests.support.server import LiveServer, start_server
 
 TURN_URLS = ["turn:turn.example:3478?transport=udp", "turn:turn.example:3478?transport=tcp",
              "turns:turn.example:443?transport=tcp"]

@@ -15,10 +15,10 @@ import pytest
 
 from rooms.client import RoomClient
 from server.keys import ROOMS, STORE
-from tests.browser import TRACK_PEER_CONNECTIONS, login, submit_login
-from tests.conftest import LiveServer
-from tests.http import client_session, logged_in
-from tests.test_e2e_room_features import _wait_screen
+from tests.support.browser import TRACK_PEER_CONNECTIONS, login, submit_login
+from tests.support.http import client_session, logged_in
+from tests.support.pages import wait_screen
+from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -222,7 +222,7 @@ async def test_four_parties_and_a_silent_supervisor(server: LiveServer, browser:
         # The tax staff member shares the screen: it shows at the kiosk and the market desk.
         await tax.get_by_test_id("share-screen").click()
         for page in (kiosk, market):
-            await _wait_screen(page, frames=5, timeout=30)
+            await wait_screen(page, frames=5, timeout=30)
         await guide.wait_for_video(5, 30, participant_id="s-tax01/screen")
         await expect(tax.get_by_test_id("remote-screen")).to_be_hidden()
 
@@ -230,7 +230,7 @@ async def test_four_parties_and_a_silent_supervisor(server: LiveServer, browser:
         await market.reload()
         await expect(market.get_by_test_id("hangup")).to_be_visible(timeout=15_000)
         await _media_from(market, [applicant, "s-tax01", "g-guide01"])
-        await _wait_screen(market, frames=5, timeout=30)
+        await wait_screen(market, frames=5, timeout=30)
 
         # A supervisor listens in from the wallboard.
         supervisor = await _page(browser)

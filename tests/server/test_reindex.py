@@ -17,10 +17,10 @@ import redis.asyncio as aioredis
 from recordings.archive import ENTRY, HEAD, INDEX
 from server.keys import ARCHIVE, CONFIG
 from server.redis_server import EmbeddedRedis
-from tests.acd_harness import ROOT
-from tests.conftest import LiveServer
-from tests.http import client_session, logged_in
-from tests.recordings.helpers import make_recording
+from tests.support.harness import ROOT
+from tests.support.http import client_session, logged_in
+from tests.support.recordings import make_recording
+from tests.support.server import LiveServer
 
 T0 = 1_772_400_000.0
 

@@ -22,9 +22,9 @@ from bench.common import open_room
 from recordings.archive import Archive
 from rooms.client import RoomClient
 from server.keys import ARCHIVE, CONFIG
-from tests.acd_harness import wait_until
-from tests.browser import submit_login
-from tests.conftest import LiveServer
+from tests.support.browser import submit_login
+from tests.support.harness import wait_until
+from tests.support.server import LiveServer
 
 EPOCH = time.time() - 1.0
 WIDTH, HEIGHT = 320, 240

@@ -1,8 +1,8 @@
 """The HTTP API of the real app: logins, roles, and refusals as JSON 4xx."""
 
 
-from tests.conftest import LiveServer
-from tests.http import client_session, login
+from tests.support.http import client_session, login
+from tests.support.server import LiveServer
 
 
 async def test_login_sets_an_httponly_session_and_me_answers(server: LiveServer) -> None:

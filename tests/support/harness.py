@@ -21,7 +21,7 @@ import aiohttp
 
 from signaling.store import Store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = {"COMPLETE": "ended", "CANCEL": "cancelled", "ABANDON": "abandoned"}
 
 

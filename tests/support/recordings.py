@@ -1,12 +1,15 @@
 """Fake finished recordings for archive tests: a directory with a media file and a timeline;
-and the wait for a real room's recording to be finished."""
+the wait for a real room's recording to be finished; small encoded VP8 packets for the recorder."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+import av
 
 from recordings.archive import Archive
 
@@ -53,3 +56,25 @@ async def finished_timeline(recordings: Path, room_id: str,
                 return timeline
         await asyncio.sleep(0.1)
     raise AssertionError(f"no finished timeline at {path}")
+
+
+def encoded_vp8(count: int) -> list[bytes]:
+    encoder = av.VideoCodecContext.create("libvpx", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = 160, 120, "yuv420p"
+    encoder.time_base = Fraction(1, 30)
+    out = []
+    for i in range(count):
+        frame = av.VideoFrame(160, 120, "yuv420p")
+        for n, plane in enumerate(frame.planes):
+            plane.update(bytes([(i * 7 + n * 60) % 256]) * plane.buffer_size)
+        frame.pts = i
+        out += [bytes(p) for p in encoder.encode(frame)]
+    return out + [bytes(p) for p in encoder.encode(None)]
+
+
+def av_packet(data: bytes, pts: int, rate: int, keyframe: bool) -> av.Packet:
+    packet = av.Packet(data)
+    packet.pts = packet.dts = pts
+    packet.time_base = Fraction(1, rate)
+    packet.is_keyframe = keyframe
+    return packet

@@ -20,10 +20,9 @@ from typing import Any
 import av
 import pytest
 
-from tests.browser import INBOUND_STATS, wait_frames
-from tests.conftest import LiveServer
-from tests.test_e2e_browser import _wait_media
-from tests.test_e2e_room_features import _connected
+from tests.support.browser import INBOUND_STATS, wait_frames
+from tests.support.pages import connected, wait_media
+from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -43,7 +42,7 @@ async def test_the_kiosk_comes_back_by_itself_after_a_network_drop(
         server: LiveServer, browser: Any, config: Any) -> None:
     from playwright.async_api import expect
 
-    kiosk, staff = await _connected(server, browser)
+    kiosk, staff = await connected(server, browser)
     # A first segment of some length before the drop.
     await wait_frames(staff, 30)
     await expect(staff.get_by_test_id("remote-reconnecting")).to_be_hidden()
@@ -67,7 +66,7 @@ async def test_the_kiosk_comes_back_by_itself_after_a_network_drop(
     await expect(kiosk.get_by_test_id("call-reconnecting")).to_be_hidden(timeout=20_000)
     after = await wait_frames(staff, before["framesDecoded"] + 30)
     assert after["pcs"] == 1
-    kiosk_stats = await _wait_media(kiosk, frames=1)
+    kiosk_stats = await wait_media(kiosk, frames=1)
     assert kiosk_stats["pcs"] == 2
     kiosk_pc = await kiosk.evaluate("window.__pcs.at(-1).connectionState")
     assert kiosk_pc == "connected"
@@ -119,7 +118,7 @@ async def test_a_failed_peer_connection_is_replaced_on_the_same_socket(
 
     from server.keys import ROOMS
 
-    kiosk, staff = await _connected(server, browser)
+    kiosk, staff = await connected(server, browser)
     await wait_frames(staff, 10)
     [room] = server.app[ROOMS].rooms()
     applicant = next(p for p in room.participants_info() if p["role"] == "applicant")

@@ -15,9 +15,9 @@ from server.auth import SESSION_COOKIE
 from server.keys import ARCHIVE, STORE
 from signaling.client import SignalingClient
 from signaling.passwords import hash_password
-from tests.conftest import LiveServer
-from tests.http import client_session, logged_in
-from tests.recordings.helpers import make_recording
+from tests.support.http import client_session, logged_in
+from tests.support.recordings import make_recording
+from tests.support.server import LiveServer
 
 DAY = 86400.0
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()

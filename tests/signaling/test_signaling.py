@@ -9,7 +9,7 @@ import socketio
 from signaling.client import SignalingClient as SocketClient
 from signaling.client import login_cookie
 from signaling.store import Store
-from tests.conftest import LiveServer
+from tests.support.server import LiveServer
 
 
 @pytest.fixture

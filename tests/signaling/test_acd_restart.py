@@ -31,7 +31,7 @@ from server.seed import DEMO_PASSWORD, seed_demo
 from signaling.client import SignalingClient, login_cookie
 from signaling.passwords import hash_password
 from signaling.store import Store
-from tests.acd_harness import ServerProcess, all_log_entries, redis_pid, wait_until
+from tests.support.harness import ServerProcess, all_log_entries, redis_pid, wait_until
 
 PRIORITY = (2, 5, 8)        # which of the ten tickets a hall guide puts in the priority lane
 NEVER_BACK = (3, 6, 8, 9)   # whose applicants never come back

@@ -9,7 +9,7 @@ from server.config import ConfigError
 from server.seed import load_departments_file
 from signaling.departments import Department
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TZ = dt.timezone(dt.timedelta(hours=8))
 
 

@@ -3,31 +3,20 @@ chat, mute and camera off seen by the other side, and the staff member's screen 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import pytest
 
-from tests.conftest import LiveServer
-from tests.test_e2e_browser import _ring, _wait_media
+from tests.support.pages import connected, wait_media, wait_screen
+from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.browser
-
-
-async def _connected(server: LiveServer, browser: Any) -> tuple[Any, Any]:
-    """Kiosk and staff pages in a call, both decoding the other's video."""
-    kiosk, staff = await _ring(server, browser)
-    await staff.get_by_test_id("accept-call").click()
-    await _wait_media(kiosk, frames=1)
-    await _wait_media(staff, frames=1)
-    return kiosk, staff
 
 
 async def test_chat_between_kiosk_and_staff(server: LiveServer, browser: Any) -> None:
     from playwright.async_api import expect
 
-    kiosk, staff = await _connected(server, browser)
+    kiosk, staff = await connected(server, browser)
     await staff.get_by_test_id("chat-input").fill("请出示身份证")
     await staff.get_by_test_id("chat-send").click()
     await expect(kiosk.get_by_test_id("chat-message")).to_have_count(1)
@@ -52,7 +41,7 @@ async def test_mute_and_camera_off_at_the_staff_desk_show_at_the_kiosk(
         server: LiveServer, browser: Any) -> None:
     from playwright.async_api import expect
 
-    kiosk, staff = await _connected(server, browser)
+    kiosk, staff = await connected(server, browser)
     await expect(kiosk.get_by_test_id("remote-muted")).to_be_hidden()
     await expect(kiosk.get_by_test_id("remote-camera-off")).to_be_hidden()
     sent = """(kind) => window.__pcs[0].getSenders()
@@ -78,50 +67,16 @@ async def test_mute_and_camera_off_at_the_staff_desk_show_at_the_kiosk(
 
     # The state is the server's: a reloaded kiosk shows it again.
     await kiosk.reload()
-    await _wait_media(kiosk, frames=1)
+    await wait_media(kiosk, frames=1)
     await expect(kiosk.get_by_test_id("remote-camera-off")).to_be_visible()
     await expect(kiosk.get_by_test_id("remote-muted")).to_be_hidden()
-
-
-# page.evaluate(SCREEN_STATS): whether the remote-screen element shows a track, its picture width
-# and the frames decoded on that track (the inbound-rtp stats of its own receiver).
-SCREEN_STATS = """
-async () => {
-  const el = document.querySelector('[data-testid=remote-screen]');
-  if (!el || el.hidden || !el.srcObject) return {shown: false, frames: 0, width: 0};
-  const track = el.srcObject.getVideoTracks()[0];
-  let frames = 0;
-  for (const pc of window.__pcs) {
-    for (const transceiver of pc.getTransceivers()) {
-      if (!track || transceiver.receiver.track !== track) continue;
-      const report = await transceiver.receiver.getStats();
-      report.forEach((s) => {
-        if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded || 0;
-      });
-    }
-  }
-  return {shown: true, frames, width: el.videoWidth, track: track ? track.id : null};
-}
-"""
-
-
-async def _wait_screen(page: Any, frames: int, timeout: float = 20.0) -> dict[str, Any]:
-    """Wait until the page shows a remote screen with at least ``frames`` decoded frames."""
-    deadline = time.monotonic() + timeout
-    stats = await page.evaluate(SCREEN_STATS)
-    while time.monotonic() < deadline:
-        stats = await page.evaluate(SCREEN_STATS)
-        if stats["shown"] and stats["frames"] >= frames and stats["width"] > 0:
-            return stats
-        await asyncio.sleep(0.2)
-    pytest.fail(f"no screen frames: {stats}")
 
 
 async def test_staff_screen_share_shows_at_the_kiosk_and_stops(
         server: LiveServer, browser: Any) -> None:
     from playwright.async_api import expect
 
-    kiosk, staff = await _connected(server, browser)
+    kiosk, staff = await connected(server, browser)
     share = staff.get_by_test_id("share-screen")
     await expect(share).to_have_attribute("aria-pressed", "false")
     # Only the staff desk shares; nobody shows a screen yet.
@@ -130,8 +85,8 @@ async def test_staff_screen_share_shows_at_the_kiosk_and_stops(
 
     await share.click()
     await expect(share).to_have_attribute("aria-pressed", "true")
-    first = await _wait_screen(kiosk, frames=5)
-    later = await _wait_screen(kiosk, frames=first["frames"] + 5)
+    first = await wait_screen(kiosk, frames=5)
+    later = await wait_screen(kiosk, frames=first["frames"] + 5)
     assert later["track"] == first["track"]
     await expect(kiosk.get_by_test_id("remote-screen")).to_be_visible()
     # The screen is larger than the camera, which goes on.
@@ -139,7 +94,7 @@ async def test_staff_screen_share_shows_at_the_kiosk_and_stops(
     camera_box = await kiosk.locator(".remote-wrap").bounding_box()
     assert screen_box is not None and camera_box is not None
     assert screen_box["width"] > camera_box["width"]
-    await _wait_media(kiosk, frames=later["frames"] + 5)
+    await wait_media(kiosk, frames=later["frames"] + 5)
     # The sharer does not get their own screen back.
     await expect(staff.get_by_test_id("remote-screen")).to_be_hidden()
 
@@ -149,7 +104,7 @@ async def test_staff_screen_share_shows_at_the_kiosk_and_stops(
 
     # Sharing again at once: frames on a new track.
     await share.click()
-    again = await _wait_screen(kiosk, frames=5)
+    again = await wait_screen(kiosk, frames=5)
     assert again["track"] != first["track"]
 
     # Stop and share again without waiting for anything in between (the negotiation of the
@@ -158,7 +113,7 @@ async def test_staff_screen_share_shows_at_the_kiosk_and_stops(
     await expect(share).to_have_attribute("aria-pressed", "false")
     await share.click()
     await expect(share).to_have_attribute("aria-pressed", "true")
-    third = await _wait_screen(kiosk, frames=5)
+    third = await wait_screen(kiosk, frames=5)
     assert third["track"] not in (first["track"], again["track"])
-    fourth = await _wait_screen(kiosk, frames=third["frames"] + 5)
+    fourth = await wait_screen(kiosk, frames=third["frames"] + 5)
     assert fourth["track"] == third["track"]

@@ -1,0 +1,106 @@
+"""Browser pages in a call: open one, ring a desk from a kiosk, wait for decoded media."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from tests.support.browser import INBOUND_STATS, TRACK_PEER_CONNECTIONS, login
+from tests.support.server import LiveServer
+
+
+async def new_page(browser: Any) -> Any:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    await page.add_init_script(TRACK_PEER_CONNECTIONS)
+    return page
+
+
+async def inbound_frames(page: Any) -> dict[str, int]:
+    return await page.evaluate(INBOUND_STATS)  # type: ignore[no-any-return]
+
+
+async def wait_media(page: Any, frames: int, timeout: float = 20.0) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    stats = await inbound_frames(page)
+    while time.monotonic() < deadline:
+        stats = await inbound_frames(page)
+        if stats["framesDecoded"] >= frames and stats["audioPackets"] > 0:
+            return stats
+        await asyncio.sleep(0.2)
+    pytest.fail(f"media did not arrive: {stats}")
+
+
+async def ring(server: LiveServer, browser: Any) -> tuple[Any, Any]:
+    """A staff member of 税务 available, an applicant who asks 税务: the staff page is ringing.
+    Returns the kiosk and staff pages."""
+    from playwright.async_api import expect
+
+    kiosk = await new_page(browser)
+    staff = await new_page(browser)
+
+    # The staff member logs in and is available before anyone asks.
+    await login(staff, f"{server.url}/staff", "tax01")
+    await staff.get_by_test_id("presence-available").click()
+    await expect(staff.get_by_test_id("presence-available")).to_have_attribute(
+        "aria-pressed", "true")
+
+    # The applicant picks 税务, accepts the recording notice and starts.
+    await kiosk.goto(server.url + "/")
+    await expect(kiosk.get_by_test_id("dept-tax")).to_have_text("税务")
+    await kiosk.get_by_test_id("dept-tax").click()
+    await kiosk.get_by_test_id("consent-accept").check()
+    await kiosk.get_by_test_id("start-consult").click()
+    await expect(kiosk.get_by_test_id("queue-position")).to_be_visible()
+    await expect(kiosk.get_by_test_id("ticket-number")).to_have_text("税A001")
+
+    # The staff member is rung.
+    await expect(staff.get_by_test_id("incoming-call")).to_be_visible(timeout=10_000)
+    await expect(staff.get_by_test_id("incoming-call")).to_contain_text("税A001")
+    return kiosk, staff
+
+
+async def connected(server: LiveServer, browser: Any) -> tuple[Any, Any]:
+    """Kiosk and staff pages in a call, both decoding the other's video."""
+    kiosk, staff = await ring(server, browser)
+    await staff.get_by_test_id("accept-call").click()
+    await wait_media(kiosk, frames=1)
+    await wait_media(staff, frames=1)
+    return kiosk, staff
+
+
+# page.evaluate(SCREEN_STATS): whether the remote-screen element shows a track, its picture width
+# and the frames decoded on that track (the inbound-rtp stats of its own receiver).
+SCREEN_STATS = """
+async () => {
+  const el = document.querySelector('[data-testid=remote-screen]');
+  if (!el || el.hidden || !el.srcObject) return {shown: false, frames: 0, width: 0};
+  const track = el.srcObject.getVideoTracks()[0];
+  let frames = 0;
+  for (const pc of window.__pcs) {
+    for (const transceiver of pc.getTransceivers()) {
+      if (!track || transceiver.receiver.track !== track) continue;
+      const report = await transceiver.receiver.getStats();
+      report.forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded || 0;
+      });
+    }
+  }
+  return {shown: true, frames, width: el.videoWidth, track: track ? track.id : null};
+}
+"""
+
+
+async def wait_screen(page: Any, frames: int, timeout: float = 20.0) -> dict[str, Any]:
+    """Wait until the page shows a remote screen with at least ``frames`` decoded frames."""
+    deadline = time.monotonic() + timeout
+    stats = await page.evaluate(SCREEN_STATS)
+    while time.monotonic() < deadline:
+        stats = await page.evaluate(SCREEN_STATS)
+        if stats["shown"] and stats["frames"] >= frames and stats["width"] > 0:
+            return stats
+        await asyncio.sleep(0.2)
+    pytest.fail(f"no screen frames: {stats}")
