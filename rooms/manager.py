@@ -11,7 +11,7 @@ from rooms import passthrough
 from rooms.close_reason import CloseReason
 from rooms.config import MediaConfig
 from rooms.errors import RoomError
-from rooms.room import RecordingFailedCallback, Room
+from rooms.room import RecordingFailedCallback, Room, RoomMeta
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class RoomManager:
         # Forwarding needs the hooks; installing them again is harmless.
         passthrough.install(media)
 
-    def open(self, room_id: str, meta: dict[str, Any]) -> Room:
+    def open(self, room_id: str, meta: RoomMeta) -> Room:
         if self.closed:
             raise RoomError("the room manager is shut down")
         if not room_id or "/" in room_id or room_id.startswith("."):

@@ -32,6 +32,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from rooms import passthrough
 from rooms.errors import InvalidAnswer, NoPendingOffer, RoomClosed, ShareLimit, UnsupportedCodec
 from rooms.forwarder import ForwardedTrack, TrackForwarder
+from rooms.roles import OBSERVER_ROLES
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,6 @@ VIDEO_CODEC_NAMES = {"vp8": "VP8", "h264": "H.264"}
 PURPOSES = {"audio": ("audio", "microphone"), "video": ("video", "camera"),
             "screen": ("video", "screen")}
 # Roles that only receive (a silent supervisor): they publish nothing, and nobody receives them.
-OBSERVER_ROLES = ("supervisor",)
 # Screen shares started per participant: every share adds an m-line for each other participant
 # (m-lines are never removed), and their answers must stay under signaling's SDP limit.
 MAX_SHARES = 10

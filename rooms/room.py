@@ -8,6 +8,7 @@ import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,10 @@ from rooms.errors import (
     RoomFull,
 )
 from rooms.forwarder import TrackForwarder
-from rooms.participant import OBSERVER_ROLES, PURPOSES, Participant, SignalFn
+from rooms.participant import PURPOSES, Participant, SignalFn
+from rooms.roles import OBSERVER_ROLES, ROOM_ROLES
 
-__all__ = ["CHAT_HISTORY", "MAX_OBSERVERS", "MAX_PUBLISHERS", "ROLES", "CloseReason",
+__all__ = ["CHAT_HISTORY", "MAX_OBSERVERS", "MAX_PUBLISHERS", "CloseReason",
            "RecordingFailedCallback", "Room", "RoomClosedCallback", "SignalFn"]
 
 logger = logging.getLogger(__name__)
@@ -40,21 +42,30 @@ MAX_OBSERVERS = 4
 CHAT_HISTORY = 100
 # How long a screen share change waits for the sharer's answer to the offer in flight, in seconds.
 SHARE_NEGOTIATION_WAIT = 10.0
-ROLES = ("applicant", "guide", "staff", "supervisor")
 RoomClosedCallback = Callable[["Room", dict[str, Any] | None], Awaitable[None]]
 RecordingFailedCallback = Callable[["Room"], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class RoomMeta:
+    """What a room is for: the ticket it serves and the desk that took the call."""
+
+    ticket_id: str = ""
+    ticket_number: str = ""
+    department: str = ""
+    staff: str = ""  # the username of the desk that took the call
+
+
 class Room:
-    def __init__(self, room_id: str, meta: dict[str, Any], *, media: MediaConfig,
+    def __init__(self, room_id: str, meta: RoomMeta, *, media: MediaConfig,
                  recordings_dir: Path, on_closed: RoomClosedCallback,
                  on_recording_failed: RecordingFailedCallback | None = None) -> None:
         self.room_id = room_id
-        self.meta = dict(meta)
+        self.meta = meta
         self.media = media
         self.closed = False
         self.close_reason: CloseReason | None = None
-        self.recorder = Recorder(recordings_dir / room_id, room_id=room_id, meta=self.meta,
+        self.recorder = Recorder(recordings_dir / room_id, room_id=room_id, meta=asdict(meta),
                                  on_failure=self._recording_stopped)
         self._on_closed = on_closed
         self._on_recording_failed = on_recording_failed
@@ -73,7 +84,7 @@ class Room:
         self.recorder.add_event("open")
         self._start_empty_timer()
         logger.info("room %s: open (ticket %s, department %s)", self.room_id,
-                    self.meta.get("ticket_id"), self.meta.get("department"))
+                    self.meta.ticket_id, self.meta.department)
 
     # participants ---------------------------------------------------------------------------
 
@@ -109,8 +120,8 @@ class Room:
         old = self._participants.get(participant_id)
         if old is not None and not rejoin:
             raise AlreadyJoined(f"{participant_id} is in room {self.room_id} already")
-        if role not in ROLES:
-            raise InvalidJoin(f"role {role!r} is not one of {', '.join(ROLES)}")
+        if role not in ROOM_ROLES:
+            raise InvalidJoin(f"role {role!r} is not one of {', '.join(ROOM_ROLES)}")
         if old is not None and old.role != role:
             raise InvalidJoin(f"{participant_id} is in room {self.room_id} as {old.role}")
         observer = role in OBSERVER_ROLES

@@ -28,7 +28,7 @@ import socketio
 from recordings.archive import Archive
 from rooms.config import MediaConfig
 from rooms.manager import RoomManager
-from rooms.room import Room
+from rooms.room import Room, RoomMeta
 from signaling.config import SignalingConfig
 from signaling.departments import Department
 from signaling.errors import SignalError
@@ -372,8 +372,8 @@ class Hub:
         ticket = await self.store.ticket(ticket_id)
         assert ticket is not None
         room_id = f"r{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{secrets.token_hex(3)}"
-        self.rooms.open(room_id, {"ticket_id": ticket_id, "ticket_number": ticket.number,
-                                  "department": ticket.department, "staff": user.username})
+        self.rooms.open(room_id, RoomMeta(ticket_id=ticket_id, ticket_number=ticket.number,
+                                          department=ticket.department, staff=user.username))
         await self.store.put_room(room_id, node=self.node_id, ticket_id=ticket_id,
                                   department=ticket.department, staff=user.username, now=now)
         token = await self.store.create_room_token(
@@ -455,7 +455,7 @@ class Hub:
             "room_id": room.room_id, "department": department, "reason": "taken",
             "by": user.display_name}, to=f"dept:{department}", namespace="/staff")
         room.add_event("invite_taken", department=department, participant_id=f"s-{user.username}")
-        await self.store.log("JOIN", ticket=str(room.meta.get("ticket_id") or ""),
+        await self.store.log("JOIN", ticket=room.meta.ticket_id,
                              department=department, staff=user.username, detail=room.room_id)
         await self.store.set_guest(user.username, room.room_id)
         state = await self.store.staff_state(user.username)
@@ -489,14 +489,14 @@ class Hub:
         try:
             await self.archive.alerts.raise_once(
                 reason, room.room_id, room_id=room.room_id,
-                ticket_number=str(room.meta.get("ticket_number") or ""),
-                department=str(room.meta.get("department") or ""),
+                ticket_number=room.meta.ticket_number,
+                department=room.meta.department,
                 detail=room.recorder.failure_detail)
         except Exception:
             logger.exception("room %s: raising the recording alert failed", room.room_id)
 
     async def _on_room_closed(self, room: Room, summary: dict[str, Any] | None) -> None:
-        ticket_id = str(room.meta.get("ticket_id", ""))
+        ticket_id = room.meta.ticket_id
         try:
             if summary is not None:
                 await self.archive.index(summary)

@@ -7,8 +7,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from rooms import roles
 from rooms.errors import RoomError
 from rooms.ice import ice_servers_for
+from rooms.roles import Role
 from rooms.room import CloseReason, Room
 from signaling.errors import SignalError
 from signaling.namespace import Namespace
@@ -114,7 +116,8 @@ class RoomNamespace(Namespace):
         participant_id = session["participant_id"]
         # The applicant or the staff member who took the call ends the consultation; a guide,
         # an invited colleague or a listening supervisor only leaves it.
-        if session["role"] != "applicant" and participant_id != f"s-{room.meta.get('staff')}":
+        if session["role"] != Role.APPLICANT \
+                and participant_id != roles.participant_id(Role.STAFF, room.meta.staff):
             logger.info("room %s: %s leaves", room.room_id, participant_id)
             await room.leave(participant_id)
             return {"ended": False}

@@ -170,7 +170,7 @@ async def test_four_parties_and_a_silent_supervisor(server: LiveServer, browser:
     await expect(tax.get_by_test_id("incoming-call")).to_be_visible(timeout=15_000)
     await tax.get_by_test_id("accept-call").click()
     room = await _the_room(server)
-    ticket_id = str(room.meta["ticket_id"])
+    ticket_id = room.meta.ticket_id
     applicant = f"a-{ticket_id}"
     await _media_from(kiosk, ["s-tax01"])
     await _media_from(tax, [applicant])
@@ -288,7 +288,7 @@ async def test_a_hall_guide_joins_the_consultation_they_started(
     await expect(tax.get_by_test_id("incoming-call")).to_be_visible(timeout=15_000)
     await tax.get_by_test_id("accept-call").click()
     room = await _the_room(server)
-    applicant = f"a-{room.meta['ticket_id']}"
+    applicant = f"a-{room.meta.ticket_id}"
     await expect(item.get_by_test_id("guide-status")).to_have_text("通话中", timeout=10_000)
     await item.get_by_test_id("guide-join").click()
     await _media_from(guide, [applicant, "s-tax01"])

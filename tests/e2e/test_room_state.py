@@ -66,7 +66,7 @@ async def supervisor_token(server: LiveServer, room_id: str, participant_id: str
     assert room is not None
     return str(await server.app[STORE].create_room_token(
         room_id, role="supervisor", participant_id=participant_id, name="督查员",
-        department="tax", ticket_id=str(room.meta["ticket_id"])))
+        department="tax", ticket_id=room.meta.ticket_id))
 
 
 async def test_a_supervisor_observes_silently_and_only_staff_are_told(

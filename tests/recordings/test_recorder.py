@@ -14,7 +14,7 @@ from rooms import passthrough
 from rooms.client import RoomPeer
 from rooms.close_reason import CloseReason
 from rooms.manager import RoomManager
-from rooms.room import Room
+from rooms.room import Room, RoomMeta
 from server.config import MediaConfig
 from tests.support.recordings import av_packet, encoded_vp8
 
@@ -60,8 +60,8 @@ async def test_a_recorded_call_decodes_with_pyav(tmp_path: Path) -> None:
         summaries.append(summary)
 
     manager = RoomManager(media, tmp_path, on_closed)
-    room = manager.open("rec1", {"ticket_id": "t9", "ticket_number": "社B002",
-                                 "department": "social"})
+    room = manager.open("rec1", RoomMeta(ticket_id="t9", ticket_number="社B002",
+                                         department="social"))
     peers = []
     for pid, role in (("a", "applicant"), ("b", "staff")):
         async def send_answer(sdp: str, pid: str = pid) -> None:

@@ -13,7 +13,7 @@ import pytest
 from rooms import passthrough
 from rooms.client import RoomPeer
 from rooms.manager import RoomManager
-from rooms.room import Room
+from rooms.room import Room, RoomMeta
 from server.config import MediaConfig
 from signaling.client import SignalingClient, login_cookie
 from tests.support.rooms import Call
@@ -46,8 +46,8 @@ async def manager(media: MediaConfig, tmp_path: Path,
 
 @pytest.fixture
 async def room(manager: RoomManager) -> Room:
-    return manager.open("r1", {"ticket_id": "t1", "ticket_number": "税A001",
-                               "department": "tax"})
+    return manager.open("r1", RoomMeta(ticket_id="t1", ticket_number="税A001",
+                                       department="tax"))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from rooms.client import RoomPeer
 from rooms.close_reason import CloseReason
 from rooms.errors import AlreadyJoined, NoPendingOffer, NotJoined, RoomClosed, RoomFull
 from rooms.manager import RoomManager
-from rooms.room import MAX_PUBLISHERS, Room
+from rooms.room import MAX_PUBLISHERS, Room, RoomMeta
 from server.config import MediaConfig
 
 JoinFn = Callable[..., Awaitable[RoomPeer]]
@@ -129,7 +129,7 @@ async def test_empty_room_closes_itself(tmp_path: Path) -> None:
         closed.append(room)
 
     manager = RoomManager(MediaConfig(empty_room_timeout=0.3), tmp_path, on_closed)
-    room = manager.open("r2", {"ticket_id": "t2"})
+    room = manager.open("r2", RoomMeta(ticket_id="t2"))
     await room.join(participant_id="a", role="staff", name="a", department=None,
                     signal=Recorder())
     await asyncio.sleep(0.5)
@@ -148,8 +148,8 @@ async def test_manager_shutdown_closes_every_room(tmp_path: Path) -> None:
         reasons.append(str(room.close_reason))
 
     manager = RoomManager(MediaConfig(), tmp_path, on_closed)
-    manager.open("x", {})
-    manager.open("y", {})
+    manager.open("x", RoomMeta())
+    manager.open("y", RoomMeta())
     await manager.close()
     await manager.close()
     assert reasons == ["server_shutdown", "server_shutdown"]

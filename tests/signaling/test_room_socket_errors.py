@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 
 from rooms.client import RoomClient
-from rooms.room import MAX_PUBLISHERS, Room
+from rooms.room import MAX_PUBLISHERS, Room, RoomMeta
 from server.keys import ROOMS, STORE
 from signaling.client import SignalingClient
 
 
 def open_room(server: Any, room_id: str) -> Room:
-    room: Room = server.app[ROOMS].open(room_id, {"ticket_id": f"t-{room_id}",
-                                                  "ticket_number": "税A900", "department": "tax"})
+    room: Room = server.app[ROOMS].open(room_id, RoomMeta(
+        ticket_id=f"t-{room_id}", ticket_number="税A900", department="tax"))
     return room
 
 
