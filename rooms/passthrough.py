@@ -62,6 +62,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 
+from recordings.codecs import h264_is_keyframe, vp8_is_keyframe
 from rooms.config import MediaConfig
 
 logger = logging.getLogger(__name__)
@@ -71,33 +72,6 @@ AIORTC_VERSION = "1.16.0"
 _original_get_decoder: Callable[[RTCRtpCodecParameters], Any] | None = None
 _original_get_host_addresses: Callable[[bool, bool], list[str]] | None = None
 _announce: tuple[str, ...] = ()
-
-
-def vp8_is_keyframe(data: bytes) -> bool:
-    """RFC 6386 9.1: bit 0 of the first byte of the frame tag is 0 for a key frame."""
-    return bool(data) and (data[0] & 0x01) == 0
-
-
-def h264_is_keyframe(data: bytes) -> bool:
-    """True when an Annex B access unit holds an IDR slice (5) or a sequence parameter set (7)."""
-    start = 0
-    while True:
-        index = data.find(b"\x00\x00\x01", start)
-        if index < 0 or index + 3 >= len(data):
-            return False
-        nal_type = data[index + 3] & 0x1F
-        if nal_type in (5, 7):
-            return True
-        start = index + 3
-
-
-def vp8_dimensions(data: bytes) -> tuple[int, int] | None:
-    """Width and height from a VP8 key frame header (RFC 6386 9.1), or None for other frames."""
-    if len(data) < 10 or not vp8_is_keyframe(data) or data[3:6] != b"\x9d\x01\x2a":
-        return None
-    width = int.from_bytes(data[6:8], "little") & 0x3FFF
-    height = int.from_bytes(data[8:10], "little") & 0x3FFF
-    return width, height
 
 
 class PacketDecoder:

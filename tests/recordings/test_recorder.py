@@ -9,6 +9,7 @@ from typing import Any
 
 import av
 
+from recordings.codecs import vp8_is_keyframe
 from recordings.recorder import Recorder
 from rooms import passthrough
 from rooms.client import RoomPeer
@@ -35,7 +36,7 @@ def test_video_starts_at_the_first_keyframe_and_timestamps_start_at_zero(tmp_pat
     track.write(av_packet(frames[1], 90_000, 90000, keyframe=False))
     assert track.started_at is None and not track.path.exists()
     for i, data in enumerate(frames):
-        track.write(av_packet(data, 180_000 + i * 3000, 90000, passthrough.vp8_is_keyframe(data)))
+        track.write(av_packet(data, 180_000 + i * 3000, 90000, vp8_is_keyframe(data)))
     summary = recorder.close()
     assert summary["complete"] is True and summary["dir"] == str(tmp_path / "r")
     [entry] = summary["tracks"]

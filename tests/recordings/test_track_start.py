@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from recordings.codecs import vp8_is_keyframe
 from recordings.recorder import RESERVE_FILE, Recorder
-from rooms import passthrough
 from tests.support.recordings import av_packet, encoded_vp8
 
 
@@ -32,7 +32,7 @@ def test_a_late_first_keyframe_does_not_put_the_track_late(tmp_path: Path) -> No
     # waited in the jitter buffer), the others 10 ms after they were filmed.
     for i, data in enumerate(frames):
         clock.now = 1000.0 + i / 30 + (0.3 if i == 0 else 0.01)
-        track.write(av_packet(data, 90_000 + i * 3000, 90000, passthrough.vp8_is_keyframe(data)))
+        track.write(av_packet(data, 90_000 + i * 3000, 90000, vp8_is_keyframe(data)))
     assert track.started_at == pytest.approx(1000.01, abs=0.002)
     # After the first 5 s of media a packet arriving early (a sender clock running fast) no
     # longer moves the start.
@@ -55,7 +55,7 @@ def test_a_failed_write_stops_the_recording_and_marks_it_incomplete(tmp_path: Pa
     frames = encoded_vp8(30)
     for i, data in enumerate(frames[:10]):
         clock.now += 1 / 30
-        good.write(av_packet(data, i * 3000, 90000, passthrough.vp8_is_keyframe(data)))
+        good.write(av_packet(data, i * 3000, 90000, vp8_is_keyframe(data)))
     assert good.packets == 10
     # The next track's file can take no byte: the disk is full.
     full = recorder.track("b", "video", "vp8")
@@ -66,7 +66,7 @@ def test_a_failed_write_stops_the_recording_and_marks_it_incomplete(tmp_path: Pa
     assert not recorder.recording
     # Every file of the room stops where it is; more packets are dropped quietly.
     for i, data in enumerate(frames[10:], start=10):
-        good.write(av_packet(data, i * 3000, 90000, passthrough.vp8_is_keyframe(data)))
+        good.write(av_packet(data, i * 3000, 90000, vp8_is_keyframe(data)))
         full.write(av_packet(data, i * 3000, 90000, False))
     assert good.packets == 10
     # The timeline on disk says so at once, in the space the reserve kept.

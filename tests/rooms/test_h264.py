@@ -18,13 +18,13 @@ from typing import Any
 import av
 import pytest
 
+from recordings.codecs import h264_is_keyframe, h264_sps_dimensions
 from recordings.export import export_recording
-from recordings.recorder import Recorder, h264_sps_dimensions
+from recordings.recorder import Recorder
 from recordings.recovery import recover_directory
 from rooms.client import RoomPeer
 from rooms.close_reason import CloseReason
 from rooms.errors import InvalidAnswer
-from rooms.passthrough import h264_is_keyframe
 from rooms.room import Room
 from server.config import Config, ConfigError, MediaConfig, load_config
 from signaling.client import SignalingClient

@@ -16,6 +16,7 @@ import av
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
+from recordings import codecs
 from rooms import passthrough
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
@@ -86,8 +87,8 @@ def test_decoder_returns_a_packet_with_rtp_timing_and_keyframe_flag() -> None:
     assert key.is_keyframe
     [delta] = decoder.decode(JitterFrame(frames[1], timestamp=6000))
     assert not delta.is_keyframe
-    assert passthrough.vp8_dimensions(frames[0]) == (64, 48)
-    assert passthrough.vp8_dimensions(frames[1]) is None
+    assert codecs.vp8_dimensions(frames[0]) == (64, 48)
+    assert codecs.vp8_dimensions(frames[1]) is None
     assert decoder.decode(JitterFrame(b"", timestamp=9000)) == []
     [audio] = passthrough.PacketDecoder(OPUS).decode(JitterFrame(b"\xfc\x00", timestamp=960))
     assert audio.time_base == Fraction(1, 48000) and audio.is_keyframe
