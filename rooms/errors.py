@@ -1,5 +1,5 @@
-"""Room-layer errors. Each carries the protocol error code (docs/protocol.md) that the signaling
-layer answers with, so the mapping lives in one place."""
+"""Room-layer errors. Each carries the name of its answer in the error catalogue
+(signaling/errors.py, `from_room_error`), so the mapping lives in one place."""
 
 from __future__ import annotations
 

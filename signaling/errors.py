@@ -1,50 +1,161 @@
-"""Structured errors sent to clients: a code, a Chinese message to show, and its English text."""
+"""The one error catalogue: every refusal a client can get, over a socket or HTTP, with its code,
+Chinese message, English message and HTTP status; `SignalError` carries one of them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-MESSAGES: dict[str, tuple[str, str]] = {
-    "invalid_payload": ("请求格式不正确。", "The request is malformed."),
-    "unauthenticated": ("请先登录。", "Please log in first."),
-    "forbidden": ("您没有权限进行此操作。", "You are not allowed to do this."),
-    "not_found": ("没有找到相关记录。", "Not found."),
-    "unknown_department": ("没有这个部门，请重新选择。", "There is no such department."),
-    "consent_required": ("视频咨询需要同意录音录像。",
-                         "Video consultation requires consent to recording."),
-    "not_offered": ("这个呼叫不是分配给您的，或已被取消。",
-                    "This call is not offered to you, or it was withdrawn."),
-    "bad_state": ("当前状态下不能进行此操作。", "This cannot be done in the current state."),
-    "bad_credentials": ("用户名或密码错误。", "Wrong username or password."),
-    "room_full": ("会话人数已满（最多 8 人发言、4 人旁听），暂时无法加入。",
-                  "The room is full (at most 8 speaking and 4 listening); you cannot join now."),
-    "unsupported_codec": ("您的浏览器或设备不支持本服务使用的视频编码，"
-                          "请换用其他浏览器，或到大厅窗口办理。",
-                          "Your browser or device does not support this service's video codec; "
-                          "please use another browser, or ask at a service window."),
-    "closed": ("当前不在服务时间，您可以留下电话，工作人员上班后给您回电。",
-               "Outside service hours; leave a phone number and staff will call you back."),
-    "queue_full": ("当前排队人数已满，您可以留下电话，工作人员会给您回电。",
-                   "The queue is full; leave a phone number and staff will call you back."),
-    "internal": ("服务器内部错误，请稍后再试。", "Internal server error; please try again."),
+from rooms.errors import RoomError
+
+
+class ErrorText(NamedTuple):
+    status: int  # the HTTP status; sockets answer in the acknowledgement instead
+    zh: str
+    en: str
+
+
+# Keyed by name: the code a client sees, or `code.variant` where one code has several texts
+# (the client branches on the code, and shows the message). A `{field}` in a text is filled in
+# from the error's parameters. docs/protocol.md lists this table (a test keeps the two equal).
+CATALOGUE: dict[str, ErrorText] = {
+    "invalid_payload": ErrorText(400, "请求格式不正确。", "The request is malformed."),
+    "invalid_payload.request": ErrorText(400, "请求无法处理。", "{reason}"),
+    "invalid_payload.too_large": ErrorText(400, "请求内容过大。",
+                                           "The request body is too large."),
+    "invalid_payload.not_json": ErrorText(400, "请求不是有效的 JSON。",
+                                          "The request body is not valid JSON."),
+    "invalid_payload.not_object": ErrorText(400, "请求格式不正确。",
+                                            "The request must be a JSON object."),
+    "invalid_payload.login": ErrorText(400, "请输入用户名和密码。",
+                                       "Enter a username and a password."),
+    "invalid_payload.department_id_differs": ErrorText(
+        400, "部门编号与地址不一致。", "The id in the body differs from the URL."),
+    "invalid_payload.department": ErrorText(400, "部门设置有误：{reason}",
+                                            "Invalid department: {reason}"),
+    "invalid_payload.log_dates": ErrorText(400, "请用 YYYY-MM-DD 格式填写起止日期。",
+                                           "Give from and to as YYYY-MM-DD."),
+    "invalid_payload.log_range": ErrorText(400, "日期范围不正确（最多一年）。",
+                                           "The date range is wrong (a year at most)."),
+    "invalid_payload.time": ErrorText(400, "{name} 应为 YYYY-MM-DD 日期或时间戳。",
+                                      "{name} must be a YYYY-MM-DD date or epoch seconds."),
+    "invalid_payload.time_order": ErrorText(400, "结束时间早于开始时间。", "to is before from."),
+    "invalid_payload.seconds": ErrorText(400, "{name} 应为不小于 0 的秒数。",
+                                         "{name} must be a number of seconds ≥ 0."),
+    "invalid_payload.filters": ErrorText(400, "不认识的筛选条件：{filters}",
+                                         "Unknown filter(s): {filters}"),
+    "invalid_payload.department_id": ErrorText(400, "部门编号不正确。",
+                                               "department is not a department id."),
+    "invalid_payload.staff": ErrorText(400, "坐席名称过长。", "staff is too long."),
+    "invalid_payload.rating": ErrorText(400, "评价应为 1–5 或 none。",
+                                        "rating must be 1 to 5, or none."),
+    "invalid_payload.duration_order": ErrorText(400, "最长时长小于最短时长。",
+                                                "max_duration is below min_duration."),
+    "invalid_payload.incomplete": ErrorText(400, "incomplete 应为 1 或 0。",
+                                            "incomplete must be 1 or 0."),
+    "invalid_payload.hold": ErrorText(400, "hold 应为 true 或 false。",
+                                      "hold must be true or false."),
+    "invalid_payload.invite_department": ErrorText(400, "请选择要邀请的部门。",
+                                                   "department must be a department id."),
+    "invalid_payload.note": ErrorText(400, "备注最多 {max} 个字。",
+                                      "note must be text of at most {max} characters."),
+    "unauthenticated": ErrorText(401, "请先登录。", "Please log in first."),
+    "bad_credentials": ErrorText(401, "用户名或密码错误。", "Wrong username or password."),
+    "forbidden": ErrorText(403, "您没有权限进行此操作。", "You are not allowed to do this."),
+    "forbidden.reviewers": ErrorText(403, "只有督查人员可以查看录像。",
+                                     "You are not allowed to do this."),
+    "forbidden.observe_scope": ErrorText(403, "您只能旁听所管辖部门的会话。",
+                                         "You may only listen in on rooms of your departments."),
+    "forbidden.invite_outsider": ErrorText(
+        403, "只有正在会话中的工作人员可以邀请其他部门。",
+        "Only staff in this room may invite another department."),
+    "forbidden.join_other_guide": ErrorText(403, "您只能加入自己引导的会话。",
+                                            "You may only join consultations you started."),
+    "forbidden.join_uninvited": ErrorText(403, "您的部门没有被邀请加入这个会话。",
+                                          "Your department is not invited to this room."),
+    "forbidden.leave_uninvited": ErrorText(403, "您不是受邀加入这个会话的。",
+                                           "You did not join this room by invitation."),
+    "not_found": ErrorText(404, "没有找到相关记录。", "Not found."),
+    "not_found.request": ErrorText(404, "请求无法处理。", "{reason}"),
+    "not_found.department": ErrorText(404, "没有这个部门。", "No such department."),
+    "not_found.recording": ErrorText(404, "没有找到这个录像。", "No such recording."),
+    "not_found.alert": ErrorText(404, "没有这条告警。", "No such alert."),
+    "not_found.room": ErrorText(404, "没有这个进行中的会话。", "No such live room."),
+    "not_ready": ErrorText(404, "合成视频尚未导出完成。", "The composite video is not ready."),
+    "unknown_department": ErrorText(400, "没有这个部门，请重新选择。",
+                                    "There is no such department."),
+    "unknown_department.invite": ErrorText(400, "没有这个部门。", "No such department."),
+    "consent_required": ErrorText(400, "视频咨询需要同意录音录像。",
+                                  "Video consultation requires consent to recording."),
+    "not_offered": ErrorText(409, "这个呼叫不是分配给您的，或已被取消。",
+                             "This call is not offered to you, or it was withdrawn."),
+    "bad_state": ErrorText(409, "当前状态下不能进行此操作。",
+                           "This cannot be done in the current state."),
+    "room_full": ErrorText(409, "会话人数已满（最多 8 人发言、4 人旁听），暂时无法加入。",
+                           "The room is full (at most 8 speaking and 4 listening); you cannot "
+                           "join now."),
+    "unsupported_codec": ErrorText(400, "您的浏览器或设备不支持本服务使用的视频编码，"
+                                        "请换用其他浏览器，或到大厅窗口办理。",
+                                   "Your browser or device does not support this service's "
+                                   "video codec; please use another browser, or ask at a "
+                                   "service window."),
+    "closed": ErrorText(409, "当前不在服务时间，您可以留下电话，工作人员上班后给您回电。",
+                        "Outside service hours; leave a phone number and staff will call you "
+                        "back."),
+    "queue_full": ErrorText(503, "当前排队人数已满，您可以留下电话，工作人员会给您回电。",
+                            "The queue is full; leave a phone number and staff will call you "
+                            "back."),
+    "other_node": ErrorText(409, "该会话由另一个服务进程承载，请通过同一入口访问。",
+                            "This room is hosted by another server process."),
+    "in_room.department": ErrorText(409, "该部门已在会话中。", "That department is in the room."),
+    "in_room.self": ErrorText(409, "您已在这个会话中。", "You are in this room already."),
+    "pending": ErrorText(409, "已邀请该部门，正在等待加入。",
+                         "That department is invited already."),
+    "too_many_invites": ErrorText(409, "待加入的邀请过多，请稍后再试。",
+                                  "Too many pending invitations."),
+    "taken": ErrorText(409, "同事已加入该会商。",
+                       "A colleague has joined this consultation already."),
+    "busy.in_call": ErrorText(409, "您正在通话中，不能加入会商。",
+                              "You are in a call and cannot join."),
+    "busy.exports": ErrorText(503, "导出任务太多，请稍后再试。",
+                              "Too many exports are running; try again later."),
+    "internal": ErrorText(500, "服务器内部错误，请稍后再试。",
+                          "Internal server error; please try again."),
 }
 
 
-class SignalError(Exception):
-    """An error answered to a client; `detail` adds specifics in English for developers."""
+def code_of(name: str) -> str:
+    """The code clients see for a catalogue name (`not_found.room` → `not_found`)."""
+    return name.partition(".")[0]
 
-    def __init__(self, code: str, detail: str = "", extra: dict[str, Any] | None = None) -> None:
-        if code not in MESSAGES:
-            code = "internal"
-        super().__init__(f"{code}: {detail}" if detail else code)
-        self.code = code
+
+class SignalError(Exception):
+    """A refusal from the catalogue, by name. `detail` adds specifics in English for developers;
+    `params` fill the `{fields}` of its texts; `extra` adds fields to the answer."""
+
+    def __init__(self, name: str, /, detail: str = "", extra: dict[str, Any] | None = None,
+                 **params: object) -> None:
+        if name not in CATALOGUE:
+            name = "internal"
+        super().__init__(f"{name}: {detail}" if detail else name)
+        self.name = name
+        self.code = code_of(name)
         self.detail = detail
         self.extra = extra or {}
+        text = CATALOGUE[name]
+        self.status = text.status
+        # Only a text with parameters is formatted: the others stay exactly as written.
+        self.message = text.zh.format(**params) if params else text.zh
+        self.message_en = text.en.format(**params) if params else text.en
 
     def to_dict(self) -> dict[str, Any]:
-        zh, en = MESSAGES[self.code]
-        error: dict[str, Any] = {"code": self.code, "message": zh, "message_en": en}
+        error: dict[str, Any] = {"code": self.code, "message": self.message,
+                                 "message_en": self.message_en}
         if self.detail:
             error["detail"] = self.detail
         error.update(self.extra)
         return {"ok": False, "error": error}
+
+
+def from_room_error(exc: RoomError) -> SignalError:
+    """The answer to a refusal of the room layer: its code, with its text as the detail."""
+    return SignalError(exc.code, str(exc))

@@ -1,5 +1,6 @@
 """The base of every namespace: events are validated against `schema.EVENTS` before a handler sees
-them, and every answer is one structured object, `{ok: true, ...}` or `{ok: false, error}`."""
+them, and every answer is one structured object, `{ok: true, ...}` or `{ok: false, error}` (a
+refusal of the signaling or the room layer, from the error catalogue)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import socketio
 
-from signaling.errors import SignalError
+from rooms.errors import RoomError
+from signaling.errors import SignalError, from_room_error
 from signaling.schema import parse
 
 if TYPE_CHECKING:
@@ -50,9 +52,10 @@ class Namespace(socketio.AsyncNamespace):
             handler = getattr(self, "on_" + event.replace(":", "_").replace("-", "_"))
             result = await handler(sid, data)
             return {"ok": True, **(result or {})}
-        except SignalError as exc:
-            logger.info("%s %s from %s refused: %s", self.namespace, event, sid, exc)
-            return exc.to_dict()
+        except (SignalError, RoomError) as exc:
+            error = exc if isinstance(exc, SignalError) else from_room_error(exc)
+            logger.info("%s %s from %s refused: %s", self.namespace, event, sid, error)
+            return error.to_dict()
         except Exception:
             logger.exception("%s %s from %s failed", self.namespace, event, sid)
             return SignalError("internal").to_dict()

@@ -8,7 +8,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rooms import roles
-from rooms.errors import RoomError
 from rooms.ice import ice_servers_for
 from rooms.roles import Role
 from rooms.room import CloseReason, Room
@@ -72,16 +71,13 @@ class RoomNamespace(Namespace):
             await room.join(participant_id=participant_id, role=grant["role"],
                             name=grant["name"], department=grant["department"] or None,
                             signal=signal, rejoin=True)
-        except Exception as exc:
+        except Exception:
             await self.save_session(sid, {})
             if self._current.get(key) == sid:
                 if previous_sid is None:
                     del self._current[key]
                 else:
                     self._current[key] = previous_sid
-            code = getattr(exc, "code", None)
-            if isinstance(code, str):
-                raise SignalError(code, str(exc)) from exc
             raise
         if previous_sid is not None and previous_sid != sid:
             # A page still open with the old connection (a second tab) is told it is over.
@@ -99,13 +95,7 @@ class RoomNamespace(Namespace):
         room = self.hub.rooms.get(session["room_id"])
         if room is None or room.closed:
             raise SignalError("bad_state", "the room is closed")
-        try:
-            await room.answer(session["participant_id"], data["sdp"])
-        except Exception as exc:
-            code = getattr(exc, "code", None)
-            if isinstance(code, str):
-                raise SignalError(code, str(exc)) from exc
-            raise
+        await room.answer(session["participant_id"], data["sdp"])
         return {}
 
     async def on_room_hangup(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -132,29 +122,20 @@ class RoomNamespace(Namespace):
         if not text:
             raise SignalError("invalid_payload", "text must not be blank")
         room = self._room(session)
-        try:
-            message = await room.chat(session["participant_id"], text)
-        except RoomError as exc:
-            raise SignalError(exc.code, str(exc)) from exc
+        message = await room.chat(session["participant_id"], text)
         return {"t": message["t"]}
 
     async def on_room_media(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         session = await self._joined(sid)
         room = self._room(session)
-        try:
-            await room.set_media(session["participant_id"], audio=data["audio"],
-                                 video=data["video"])
-        except RoomError as exc:
-            raise SignalError(exc.code, str(exc)) from exc
+        await room.set_media(session["participant_id"], audio=data["audio"],
+                             video=data["video"])
         return {}
 
     async def on_room_share(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         session = await self._joined(sid)
         room = self._room(session)
-        try:
-            await room.share(session["participant_id"], data["on"])
-        except RoomError as exc:
-            raise SignalError(exc.code, str(exc)) from exc
+        await room.share(session["participant_id"], data["on"])
         return {}
 
     def _room(self, session: dict[str, str]) -> Room:
