@@ -9,10 +9,8 @@ until it is fixed; ``yz:alert:once:<kind>:<subject>`` (SET NX) keeps one of each
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -92,9 +90,3 @@ class Alerts:
                                              json.dumps({"by": who, "at": self.clock()}))
         return bool(added)
 
-
-def free_mb(path: Path) -> float:
-    """Free space for unprivileged writers under ``path`` (its nearest existing parent)."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return shutil.disk_usage(path).free / (1024 * 1024)

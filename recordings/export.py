@@ -2,7 +2,7 @@
 each cell labelled with name and role, the consultation's wall-clock time in a corner, and all
 audio tracks mixed, each placed at its own wall-clock start.
 
-Runs in a worker thread (server/export_api.py): everything here is blocking PyAV and Pillow work.
+Runs in a worker thread (recordings/jobs.py): everything here is blocking PyAV and Pillow work.
 Labels are drawn with Pillow from a CJK font (the PyAV wheels' FFmpeg has no drawtext), rendered
 once per cell and state and pasted onto every frame.
 

@@ -1,5 +1,6 @@
 """The app factory: one aiohttp application per process, with one cleanup context per resource,
-in dependency order: Redis, then the store (and demo data), then signaling and rooms."""
+in dependency order: Redis, then the store (and demo data), then signaling and rooms, then the
+storage watch and the export jobs; the HTTP edge (server/http) on top."""
 
 from __future__ import annotations
 
@@ -7,22 +8,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp_jinja2
-import jinja2
 import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
 
 from recordings import recovery
 from recordings.archive import Archive
-from server import alerts_api, api, export_api, looplag, pages, rooms_api
-from server.auth import ApiError
+from recordings.jobs import EXPORTS_DIR, ExportJobs
+from recordings.storage import watch_free_space
+from server import http, looplag
 from server.background import background
 from server.config import Config
-from server.keys import ARCHIVE, CONFIG, HUB, REDIS, REDIS_URL, ROOMS, STORE
+from server.keys import ARCHIVE, CONFIG, EXPORTS, HUB, REDIS, REDIS_URL, ROOMS, STORE
 from server.redis_server import EmbeddedRedis
 from server.seed import load_departments_file, put_missing_departments, seed_demo
 from signaling.hub import Hub
@@ -33,29 +33,9 @@ from signaling.store import Store
 
 logger = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def _errors_and_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except ApiError:
-        raise
-    except web.HTTPException as exc:
-        if not request.path.startswith("/api/") or exc.status < 400:
-            raise
-        raise ApiError(exc.status, "not_found" if exc.status == 404 else "invalid_payload",
-                       "请求无法处理。", exc.reason) from None
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    return response
-
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[_errors_and_headers], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[http.errors_and_headers], client_max_size=1024 * 1024)
     app[CONFIG] = config
 
     # A bad departments file stops the start here, before anything runs.
@@ -143,22 +123,28 @@ def create_app(config: Config) -> web.Application:
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
 
+    async def storage_watch(app: web.Application) -> None:
+        await watch_free_space(app[ARCHIVE].alerts, config.recordings_dir,
+                               config.recordings_min_free_mb)
+
+    async def exports_ctx(app: web.Application) -> AsyncIterator[None]:
+        archive = app[ARCHIVE]
+        jobs = ExportJobs(app[REDIS], archive, config.data_dir / EXPORTS_DIR,
+                          timezone=config.timezone)
+        app[EXPORTS] = jobs
+        archive.purge_hooks.append(jobs.purge)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(ValueError):
+                archive.purge_hooks.remove(jobs.purge)
+            await jobs.close()
+
     app.cleanup_ctx.extend([redis_ctx, store_ctx, signaling_ctx])
     lag_probe = looplag.from_env()  # benchmarks only (bench/rooms.py)
     if lag_probe is not None:
         app.cleanup_ctx.append(background("loop-lag-probe", lag_probe.run_for))
-
-    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
-                         autoescape=True)
-    app.router.add_routes(api.routes)
-    alerts_api.setup(app)  # /api/alerts and the storage watch
-    app.router.add_routes(rooms_api.routes)
-    export_api.setup(app)  # routes, and the export jobs (after the archive's context)
-    app.router.add_routes(pages.routes)
-    vendor = WEB_DIR / "node_modules" / "socket.io-client" / "dist"
-    if vendor.is_dir():
-        app.router.add_static("/static/vendor/socket.io/", vendor)
-    else:
-        logger.warning("%s is missing: run `npm ci` in web/", vendor)
-    app.router.add_static("/static/", WEB_DIR / "static")
+    # After the archive's and the rooms' contexts, which they use.
+    app.cleanup_ctx.extend([background("storage-alerts", storage_watch), exports_ctx])
+    http.setup(app)
     return app

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
     from recordings.archive import Archive
+    from recordings.jobs import ExportJobs
     from rooms.manager import RoomManager
     from server.config import Config
     from signaling.hub import Hub
@@ -22,3 +23,4 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 ARCHIVE: web.AppKey[Archive] = web.AppKey("archive")
 ROOMS: web.AppKey[RoomManager] = web.AppKey("rooms")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
+EXPORTS: web.AppKey[ExportJobs] = web.AppKey("exports")

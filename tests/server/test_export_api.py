@@ -16,8 +16,8 @@ import redis.asyncio as aioredis
 
 from recordings.archive import Archive
 from recordings.audit import AUDIT
-from server.export_api import EXPORTS, STATE
-from server.keys import ARCHIVE, STORE
+from recordings.jobs import STATE
+from server.keys import ARCHIVE, EXPORTS, STORE
 from signaling.passwords import hash_password
 from tests.support.browser import submit_login
 from tests.support.export_media import two_party

@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from server.api import department_views
-from server.auth import current_user
+from server.http.auth import current_user
+from server.http.departments import department_views
 
 routes = web.RouteTableDef()
 LANGS = ("zh", "en")

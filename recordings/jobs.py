@@ -1,8 +1,8 @@
-"""Composite MP4 export of a recording over HTTP: start it, follow its progress, download it.
+"""The export job pool: composite MP4 exports of recordings (recordings/export.py) run, followed
+and kept, one job per recording; asking again returns the job that runs or the file that is done.
 
-The export itself (recordings/export.py) is blocking PyAV work: it runs in a small thread pool
-(``WORKERS`` at a time, the rest queued), so the event loop stays responsive. One job per
-recording: asking again returns the job that runs or the file that is done.
+The export itself is blocking PyAV work: it runs in a small thread pool (``WORKERS`` at a time,
+the rest queued), so the event loop stays responsive.
 
 State: the job's progress lives in this process's memory and is copied every second to the Redis
 hash ``yz:export:<id>`` (state, progress, error, size, updated), which any process can read. A job
@@ -10,7 +10,7 @@ runs only in the process that started it; if that process stops, its hash stops 
 and is reported as failed ("interrupted") once ``STALE_S`` passes, and a new request starts the
 export again. Finished files are in ``<data_dir>/exports/<id>.mp4``, outside the recording's
 directory (sealed by its manifest, where ``verify`` would name an added file); the retention
-purge deletes them with the recording.
+purge deletes them with the recording (``purge``, a purge hook of the archive).
 """
 
 from __future__ import annotations
@@ -21,23 +21,17 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from aiohttp import web
 
 from recordings.archive import Archive
 from recordings.export import ExportCancelled, ExportError, export_recording
-from server.api import audit_access, not_found, visible
-from server.auth import REVIEWER_ROLES, ApiError, require_user
-from server.keys import ARCHIVE, CONFIG, REDIS
 
 logger = logging.getLogger(__name__)
-routes = web.RouteTableDef()
 
 STATE = "yz:export:{}"
 LOCK = "yz:export:lock:{}"
@@ -47,6 +41,14 @@ STALE_S = 30.0
 FAILED_TTL = 86400
 EXPORTS_DIR = "exports"
 EXPORT_NICE = 10
+
+
+class TooManyExports(Exception):
+    """No new export: ``MAX_PENDING`` run or wait in this process already."""
+
+
+class NoSuchRecording(Exception):
+    """No export: the recording is not (or no longer) in the archive."""
 
 
 @dataclass
@@ -109,17 +111,17 @@ class ExportJobs:
                 "size": int(row.get("size") or 0) or None}
 
     async def start(self, recording_id: str) -> tuple[dict[str, Any], bool]:
-        """The job of the recording: the running or finished one, or a new one (True)."""
+        """The job of the recording: the running or finished one, or a new one (True).
+        Raises TooManyExports, or NoSuchRecording when it is not in the archive."""
         current = await self.status(recording_id)
         if current["state"] in ("queued", "running", "done"):
             return current, False
         if sum(1 for j in self._jobs.values() if j.state in ("queued", "running")) >= MAX_PENDING:
-            raise ApiError(503, "busy", "导出任务太多，请稍后再试。",
-                           "Too many exports are running; try again later.")
+            raise TooManyExports(recording_id)
         found = await self.archive.get(recording_id)
         directory = self.archive.directory(recording_id)
         if found is None or directory is None:
-            raise not_found()
+            raise NoSuchRecording(recording_id)
         token = f"{id(self):x}-{time.monotonic_ns():x}"
         # One export per recording across processes: the lock is held (and renewed) by the
         # process whose job runs.
@@ -226,67 +228,3 @@ class ExportJobs:
                 await job.task
         # Off the loop: a worker still finishing a frame must not stall the rest of shutdown.
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
-
-
-EXPORTS: web.AppKey[ExportJobs] = web.AppKey("exports", ExportJobs)
-
-
-def setup(app: web.Application) -> None:
-    """Routes and the job pool; after the archive's context, which it uses."""
-    app.router.add_routes(routes)
-
-    async def exports_ctx(app: web.Application) -> AsyncIterator[None]:
-        config, archive = app[CONFIG], app[ARCHIVE]
-        jobs = ExportJobs(app[REDIS], archive, config.data_dir / EXPORTS_DIR,
-                          timezone=config.timezone)
-        app[EXPORTS] = jobs
-        archive.purge_hooks.append(jobs.purge)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(ValueError):
-                archive.purge_hooks.remove(jobs.purge)
-            await jobs.close()
-
-    app.cleanup_ctx.append(exports_ctx)
-
-
-@routes.post("/api/recordings/{recording_id}/export")
-async def start_export(request: web.Request) -> web.Response:
-    user = await require_user(request, REVIEWER_ROLES)
-    entry = await visible(request, user)
-    job, started = await request.app[EXPORTS].start(entry["recording_id"])
-    await audit_access(request, user, "export", entry["recording_id"], entry["department"],
-                 detail="started" if started else job["state"])
-    if started:
-        logger.info("%s started the export of recording %s", user.username,
-                    entry["recording_id"])
-    return web.json_response({"ok": True, "export": job}, status=202 if started else 200)
-
-
-@routes.get("/api/recordings/{recording_id}/export")
-async def export_status(request: web.Request) -> web.Response:
-    user = await require_user(request, REVIEWER_ROLES)
-    entry = await visible(request, user)
-    return web.json_response({"ok": True,
-                              "export": await request.app[EXPORTS].status(entry["recording_id"])})
-
-
-@routes.get("/api/recordings/{recording_id}/export.mp4")
-async def export_file(request: web.Request) -> web.StreamResponse:
-    user = await require_user(request, REVIEWER_ROLES)
-    entry = await visible(request, user)
-    jobs = request.app[EXPORTS]
-    recording_id = entry["recording_id"]
-    if (await jobs.status(recording_id))["state"] != "done":
-        raise ApiError(404, "not_ready", "合成视频尚未导出完成。",
-                       "The composite video is not ready.")
-    path = jobs.path(recording_id)
-    # One audit entry per download start, not per Range request of a seeking player.
-    range_header = request.headers.get("Range", "")
-    if not range_header or range_header.replace(" ", "").startswith("bytes=0-"):
-        await audit_access(request, user, "export_file", recording_id, entry["department"],
-                     detail=path.name)
-    return web.FileResponse(path, headers={
-        "Cache-Control": "private, no-store", "Content-Type": "video/mp4",
-        "Content-Disposition": f'attachment; filename="yunzhen-{recording_id}.mp4"'})

@@ -16,9 +16,10 @@ from typing import Any
 from aiohttp import web
 
 from rooms.room import Room
-from server.api import json_object
-from server.auth import REVIEWER_ROLES, ApiError, require_user
+from server.http.auth import REVIEWER_ROLES, require_user
+from server.http.payload import json_object
 from server.keys import ARCHIVE, HUB, STORE
+from signaling.errors import SignalError
 from signaling.store import User
 
 logger = logging.getLogger(__name__)
@@ -29,20 +30,12 @@ _DEPT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 NOTE_MAX = 200
 
 
-def _forbidden(message: str, message_en: str) -> ApiError:
-    return ApiError(403, "forbidden", message, message_en)
-
-
-def _no_room() -> ApiError:
-    return ApiError(404, "not_found", "没有这个进行中的会话。", "No such live room.")
-
-
 async def _entry(request: web.Request) -> dict[str, str]:
     """The live room of the URL, or 404."""
     room_id = request.match_info["room_id"]
     entry = await request.app[STORE].room(room_id) if _ROOM_ID.match(room_id) else None
     if entry is None:
-        raise _no_room()
+        raise SignalError("not_found.room")
     return entry
 
 
@@ -52,9 +45,8 @@ def _hosted(request: web.Request, entry: dict[str, str]) -> Room:
     room = hub.rooms.get(entry["room_id"])
     if room is None or room.closed:
         if entry.get("node") and entry["node"] != hub.node_id:
-            raise ApiError(409, "other_node", "该会话由另一个服务进程承载，请通过同一入口访问。",
-                           "This room is hosted by another server process.")
-        raise _no_room()
+            raise SignalError("other_node")
+        raise SignalError("not_found.room")
     return room
 
 
@@ -103,8 +95,7 @@ async def observe(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     departments = await hub.room_departments(entry)
     if not _in_scope(user, departments):
-        raise _forbidden("您只能旁听所管辖部门的会话。",
-                         "You may only listen in on rooms of your departments.")
+        raise SignalError("forbidden.observe_scope")
     room = _hosted(request, entry)
     participant_id = f"v-{user.username}"
     token = await request.app[STORE].create_room_token(
@@ -127,32 +118,27 @@ async def invite(request: web.Request) -> web.Response:
     data = await json_object(request, 4096)
     department, note = data.get("department"), data.get("note", "")
     if not isinstance(department, str) or not _DEPT_ID.match(department):
-        raise ApiError(400, "invalid_payload", "请选择要邀请的部门。",
-                       "department must be a department id.")
+        raise SignalError("invalid_payload.invite_department")
     if not isinstance(note, str) or len(note) > NOTE_MAX:
-        raise ApiError(400, "invalid_payload", f"备注最多 {NOTE_MAX} 个字。",
-                       f"note must be text of at most {NOTE_MAX} characters.")
+        raise SignalError("invalid_payload.note", max=NOTE_MAX)
     entry = await _entry(request)
     room = _hosted(request, entry)
     me = room.participant(f"{'g' if user.role == 'guide' else 's'}-{user.username}")
     if me is None:
-        raise _forbidden("只有正在会话中的工作人员可以邀请其他部门。",
-                         "Only staff in this room may invite another department.")
+        raise SignalError("forbidden.invite_outsider")
     hub = request.app[HUB]
     if await request.app[STORE].department(department) is None:
-        raise ApiError(400, "unknown_department", "没有这个部门。", "No such department.")
+        raise SignalError("unknown_department.invite")
     code = await hub.invite(room.room_id, department, note.strip(),
                             by_department=me.department or entry.get("department", ""), by=user)
     if code == "in_room":
-        raise ApiError(409, "in_room", "该部门已在会话中。", "That department is in the room.")
+        raise SignalError("in_room.department")
     if code == "pending":
-        raise ApiError(409, "pending", "已邀请该部门，正在等待加入。",
-                       "That department is invited already.")
+        raise SignalError("pending")
     if code == "full":
-        raise ApiError(409, "too_many_invites", "待加入的邀请过多，请稍后再试。",
-                       "Too many pending invitations.")
+        raise SignalError("too_many_invites")
     if code != "ok":
-        raise _no_room()
+        raise SignalError("not_found.room")
     return web.json_response({"ok": True, "department": department})
 
 
@@ -166,8 +152,7 @@ async def join(request: web.Request) -> web.Response:
     ticket_id = entry.get("ticket_id", "")
     if user.role == "guide":
         if not ticket_id or await store.ticket_guide(ticket_id) != user.username:
-            raise _forbidden("您只能加入自己引导的会话。",
-                             "You may only join consultations you started.")
+            raise SignalError("forbidden.join_other_guide")
         room = _hosted(request, entry)
         participant_id = f"g-{user.username}"
         token = await store.create_room_token(
@@ -183,26 +168,23 @@ async def join(request: web.Request) -> web.Response:
     joined = {f.split(":", 1)[1]: v for f, v in entry.items() if f.startswith("joined:")}
     mine = [d for d in user.departments if d in invited or d in joined]
     if not mine:
-        raise _forbidden("您的部门没有被邀请加入这个会话。",
-                         "Your department is not invited to this room.")
+        raise SignalError("forbidden.join_uninvited")
     room = _hosted(request, entry)
     participant_id = f"s-{user.username}"
     department = next((d for d, who in joined.items() if who == user.username), "")
     if not department:
         if room.participant(participant_id) is not None:
-            raise ApiError(409, "in_room", "您已在这个会话中。", "You are in this room already.")
+            raise SignalError("in_room.self")
         state = await store.staff_state(user.username)
         if state.get("presence") in ("in_call", "ringing"):
-            raise ApiError(409, "busy", "您正在通话中，不能加入会商。",
-                           "You are in a call and cannot join.")
+            raise SignalError("busy.in_call")
         for candidate in mine:
             code = await store.take_invite(room.room_id, candidate, user.username)
             if code == "ok":
                 department = candidate
                 break
         if not department:
-            raise ApiError(409, "taken", "同事已加入该会商。",
-                           "A colleague has joined this consultation already.")
+            raise SignalError("taken")
         await hub.joined_by_invite(room, user, department)
     token = await store.create_room_token(
         room.room_id, role="staff", participant_id=participant_id, name=user.display_name,
@@ -223,7 +205,7 @@ async def leave(request: web.Request) -> web.Response:
     room_id = request.match_info["room_id"]
     store = request.app[STORE]
     if not _ROOM_ID.match(room_id) or await store.guest_room(user.username) != room_id:
-        raise _forbidden("您不是受邀加入这个会话的。", "You did not join this room by invitation.")
+        raise SignalError("forbidden.leave_uninvited")
     await request.app[HUB].guest_left(user.username, room_id)
     return web.json_response({"ok": True})
 

@@ -1,0 +1,26 @@
+"""Reading a request's JSON body: a size limit, valid JSON, an object."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from signaling.errors import SignalError
+
+
+async def json_object(request: web.Request, max_bytes: int) -> dict[str, Any]:
+    # Checked before and while reading: a client may send no Content-Length, or a wrong one.
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise SignalError("invalid_payload.too_large")
+    body = await request.content.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise SignalError("invalid_payload.too_large")
+    try:
+        data = json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise SignalError("invalid_payload.not_json") from None
+    if not isinstance(data, dict):
+        raise SignalError("invalid_payload.not_object")
+    return data
