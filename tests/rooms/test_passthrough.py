@@ -18,6 +18,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from recordings import codecs
 from rooms import passthrough
+from tests.support.recordings import encoded_vp8
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=96)
@@ -63,22 +64,8 @@ def test_install_replaces_decoder_and_host_addresses_idempotently() -> None:
     passthrough.install(("127.0.0.1",))
 
 
-def _vp8_frames(count: int) -> list[bytes]:
-    encoder = av.VideoCodecContext.create("libvpx", "w")
-    encoder.width, encoder.height, encoder.pix_fmt = 64, 48, "yuv420p"
-    encoder.time_base = Fraction(1, 30)
-    out = []
-    for i in range(count):
-        frame = av.VideoFrame(64, 48, "yuv420p")
-        for n, plane in enumerate(frame.planes):
-            plane.update(bytes([(i * 9 + n * 50) % 256]) * plane.buffer_size)
-        frame.pts = i
-        out += [bytes(p) for p in encoder.encode(frame)]
-    return out + [bytes(p) for p in encoder.encode(None)]
-
-
 def test_decoder_returns_a_packet_with_rtp_timing_and_keyframe_flag() -> None:
-    frames = _vp8_frames(3)
+    frames = encoded_vp8(3, 64, 48)
     decoder = passthrough.PacketDecoder(VP8)
     [key] = decoder.decode(JitterFrame(frames[0], timestamp=3000))
     assert isinstance(key, av.Packet)
@@ -103,7 +90,7 @@ def test_h264_keyframe_detection() -> None:
 
 
 def test_vp8_packets_survive_the_senders_pack_path() -> None:
-    frames = _vp8_frames(2)
+    frames = encoded_vp8(2, 64, 48)
     [packet] = passthrough.PacketDecoder(VP8).decode(JitterFrame(frames[0], timestamp=4500))
     payloads, timestamp = aiortc.codecs.Vp8Encoder().pack(packet)
     assert timestamp == 4500

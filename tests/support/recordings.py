@@ -58,13 +58,14 @@ async def finished_timeline(recordings: Path, room_id: str,
     raise AssertionError(f"no finished timeline at {path}")
 
 
-def encoded_vp8(count: int) -> list[bytes]:
+def encoded_vp8(count: int, width: int = 160, height: int = 120) -> list[bytes]:
+    """``count`` VP8 frames of a changing flat picture, the first a keyframe (libvpx)."""
     encoder = av.VideoCodecContext.create("libvpx", "w")
-    encoder.width, encoder.height, encoder.pix_fmt = 160, 120, "yuv420p"
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
     encoder.time_base = Fraction(1, 30)
     out = []
     for i in range(count):
-        frame = av.VideoFrame(160, 120, "yuv420p")
+        frame = av.VideoFrame(width, height, "yuv420p")
         for n, plane in enumerate(frame.planes):
             plane.update(bytes([(i * 7 + n * 60) % 256]) * plane.buffer_size)
         frame.pts = i
