@@ -23,7 +23,7 @@ Phases:
               a steady window, with the CPU of the server, its redis-server and the clients,
               and Redis's per-command statistics (calls per ticket)
   lua         the same create → cancel cycle through signaling.store.Store alone (Lua + HGETALL,
-              no sockets, no hub), on a fresh private redis-server: 1 and 32 concurrent loops
+              no sockets, no fan-out), on a fresh private redis-server: 1 and 32 concurrent loops
 
     python -m bench.dispatch [--tickets 2000 --rate 50 --levels 4,12,24 --procs 1]
     python -m bench.dispatch --profile     # the server under cProfile (figures not merged)
@@ -619,16 +619,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 # runs, so these are CPU-like times; overlapping rows (a callee inside its caller) are intended.
 PROFILE_ROWS = (
     ("kiosk ticket:create handler", "signaling/kiosk.py", "on_ticket_create"),
-    ("  hub.create_ticket", "signaling/hub.py", "create_ticket"),
+    ("  tickets.create", "signaling/tickets.py", "create"),
     ("  kiosk _attach (connection op, ticket_view)", "signaling/kiosk.py", "_attach"),
     ("kiosk ticket:cancel handler", "signaling/kiosk.py", "on_ticket_cancel"),
-    ("hub.apply (events -> emits)", "signaling/hub.py", "apply"),
-    ("  hub._ring (call:incoming)", "signaling/hub.py", "_ring"),
-    ("  hub.push_staff_state", "signaling/hub.py", "push_staff_state"),
-    ("    hub.staff_view", "signaling/hub.py", "staff_view"),
-    ("  hub.notify_ticket", "signaling/hub.py", "notify_ticket"),
-    ("hub._flush_queues (notify_queue)", "signaling/hub.py", "_flush_queues"),
-    ("hub._tick", "signaling/hub.py", "_tick"),
+    ("fanout.apply (events -> emits)", "signaling/fanout.py", "apply"),
+    ("  fanout._ring (call:incoming)", "signaling/fanout.py", "_ring"),
+    ("  fanout.staff_state", "signaling/fanout.py", "staff_state"),
+    ("    snapshots.staff", "signaling/snapshots.py", "staff"),
+    ("  fanout.ticket", "signaling/fanout.py", "ticket"),
+    ("fanout.flush_queues (queue)", "signaling/fanout.py", "flush_queues"),
+    ("clock._tick", "signaling/clock.py", "_tick"),
     ("Store._op (Lua calls)", "signaling/store.py", "_op"),
     ("redis-py execute_command (all)", "redis/asyncio/client.py", "execute_command"),
     ("socketio pubsub emit (all)", "socketio/async_pubsub_manager.py", "emit"),

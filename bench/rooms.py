@@ -24,7 +24,7 @@ being dishonest:
 Each configuration runs on its own fresh server. Rooms on the real server come from the ticket
 flow (kiosk ticket → a staff member accepts, bench.common.open_room; one bench staff account per
 room, written into the server's Redis with a session); the third to sixth participants get room
-tokens written with ``Store.create_room_token`` (role ``guide``). On the transcoding server, any
+tokens written with ``RoomDirectory.create_token`` (role ``guide``). On the transcoding server, any
 token joins ``bench-<n>``.
 
 Measured over a steady window (``--seconds``) after every participant has frames from every
@@ -68,6 +68,7 @@ from rooms.client import NAMESPACE, RemoteStats, RoomClient, RoomPeer, SendAnswe
 from server import looplag
 from signaling.client import SignalingClient
 from signaling.passwords import hash_password
+from signaling.room_directory import RoomDirectory
 from signaling.store import Store
 
 RESULTS = ROOT / "bench" / "results" / "rooms.json"
@@ -431,9 +432,9 @@ class Setup:
     async def extra_token(self, room_id: str, participant_id: str, name: str) -> str:
         if self.store is None:
             return "any"
-        return await self.store.create_room_token(room_id, role="guide",
-                                                  participant_id=participant_id, name=name,
-                                                  department="", ticket_id="")
+        return await RoomDirectory(self.store).create_token(
+            room_id, role="guide", participant_id=participant_id, name=name, department="",
+            ticket_id="")
 
     async def open(self, count: int, size: int, media: Precoded, procs: int = 1) -> None:
         """Open ``count`` rooms of ``size``. With ``procs`` > 1 (and more than one room) the

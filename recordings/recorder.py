@@ -213,7 +213,7 @@ class Recorder:
     When a write fails (the disk is full) the recording stops but the room does not: every
     track file is closed where it is, ``failed`` names the reason, and the timeline (written
     at once, into the space the reserve file kept) says ``complete: false`` with
-    ``incomplete_reason``. Whoever watches the room (the hub, to alert supervisors) reads
+    ``incomplete_reason``. Whoever watches the room (signaling, to alert supervisors) reads
     ``failed``."""
 
     def __init__(self, directory: Path, *, room_id: str, meta: Mapping[str, Any],

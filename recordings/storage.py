@@ -1,6 +1,7 @@
 """The storage watch: free space under the recordings directory, checked while the server runs,
 raising a ``low_space`` alert for supervisors when it is below the configured minimum (a room's
-recording cut short by a failed write is alerted by the hub when the recorder says so)."""
+recording cut short by a failed write is alerted by the signaling layer when the recorder says
+so)."""
 
 from __future__ import annotations
 

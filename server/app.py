@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,17 +20,38 @@ from recordings import recovery
 from recordings.archive import Archive
 from recordings.jobs import EXPORTS_DIR, ExportJobs
 from recordings.storage import watch_free_space
+from rooms.manager import RoomManager
 from server import http, looplag
 from server.background import background
 from server.config import Config
-from server.keys import ARCHIVE, CONFIG, EXPORTS, HUB, REDIS, REDIS_URL, ROOMS, STORE
+from server.keys import (
+    ARCHIVE,
+    CONFIG,
+    CONSULT,
+    DIRECTORY,
+    EXPORTS,
+    NODE,
+    REDIS,
+    REDIS_URL,
+    ROOMS,
+    SNAPSHOTS,
+    STORE,
+    TICKETS,
+)
 from server.redis_server import EmbeddedRedis
 from server.seed import load_departments_file, put_missing_departments, seed_demo
-from signaling.hub import Hub
+from signaling.calls import Calls, RoomHooks
+from signaling.clock import Clock
+from signaling.consult import Consult
+from signaling.fanout import Fanout
 from signaling.kiosk import KioskNamespace
 from signaling.room_channel import RoomNamespace
+from signaling.room_directory import RoomDirectory
+from signaling.snapshots import Snapshots
 from signaling.staff import StaffNamespace
+from signaling.staff_presence import StaffPresence
 from signaling.store import Store
+from signaling.tickets import Tickets
 
 logger = logging.getLogger(__name__)
 
@@ -94,18 +116,36 @@ def create_app(config: Config) -> web.Application:
             await archive.close()
 
     async def signaling_ctx(app: web.Application) -> AsyncIterator[None]:
-        hub = Hub(config.signaling, app[STORE], sio, app[ARCHIVE], config.media,
-                  config.recordings_dir)
-        app[HUB] = hub
-        app[ROOMS] = hub.rooms
-        sio.register_namespace(KioskNamespace("/kiosk", hub))
-        sio.register_namespace(StaffNamespace("/staff", hub))
-        sio.register_namespace(RoomNamespace("/room", hub))
-        await hub.start()
+        # The queue domain's services, each given only what it uses; the namespaces on top.
+        store, archive = app[STORE], app[ARCHIVE]
+        node = secrets.token_hex(4)  # this process, in the room directory and the heartbeats
+        directory = RoomDirectory(store)
+        snapshots = Snapshots(store)
+        fanout = Fanout(sio, store, snapshots)
+        presence = StaffPresence(store, fanout, node)
+        tickets = Tickets(config.signaling, store, fanout, archive, node)
+        consult = Consult(store, directory, fanout, presence)
+        hooks = RoomHooks(store, directory, archive, consult, fanout)
+        rooms = RoomManager(config.media, config.recordings_dir, hooks.room_closed,
+                            on_recording_failed=hooks.recording_failed)
+        calls = Calls(store, directory, rooms, fanout, snapshots, consult, node)
+        clock = Clock(store, fanout, directory, rooms, node)
+        app[NODE], app[ROOMS], app[DIRECTORY] = node, rooms, directory
+        app[SNAPSHOTS], app[TICKETS], app[CONSULT] = snapshots, tickets, consult
+        limit = config.signaling.max_payload_bytes
+        sio.register_namespace(KioskNamespace(
+            "/kiosk", limit, store=store, tickets=tickets, calls=calls, snapshots=snapshots,
+            fanout=fanout))
+        sio.register_namespace(StaffNamespace(
+            "/staff", limit, store=store, presence=presence, calls=calls, consult=consult,
+            tickets=tickets, snapshots=snapshots, fanout=fanout))
+        sio.register_namespace(RoomNamespace("/room", limit, directory=directory, rooms=rooms,
+                                             fanout=fanout))
+        await clock.start()
         # Recordings left incomplete by a process that died (this one before a restart, or
         # another on a shared Redis) are closed, indexed and sealed.
         recovery_task = asyncio.create_task(
-            recovery.run(app[ARCHIVE], lambda: [room.room_id for room in hub.rooms.rooms()]),
+            recovery.run(archive, lambda: [room.room_id for room in rooms.rooms()]),
             name="recording-recovery")
         try:
             yield
@@ -113,7 +153,8 @@ def create_app(config: Config) -> web.Application:
             recovery_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await recovery_task
-            await hub.close()
+            await clock.close()
+            await rooms.close()
             await sio.shutdown()
             # The Redis manager's listener task is not stopped by shutdown(); stop it before
             # Redis goes away, or it logs reconnect errors while the process exits.

@@ -13,14 +13,22 @@ if TYPE_CHECKING:
     from recordings.jobs import ExportJobs
     from rooms.manager import RoomManager
     from server.config import Config
-    from signaling.hub import Hub
+    from signaling.consult import Consult
+    from signaling.room_directory import RoomDirectory
+    from signaling.snapshots import Snapshots
     from signaling.store import Store
+    from signaling.tickets import Tickets
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
 REDIS_URL: web.AppKey[str] = web.AppKey("redis_url")
 STORE: web.AppKey[Store] = web.AppKey("store")
 ARCHIVE: web.AppKey[Archive] = web.AppKey("archive")
+# The rooms hosted by this process, and its node id in the room directory.
 ROOMS: web.AppKey[RoomManager] = web.AppKey("rooms")
-HUB: web.AppKey[Hub] = web.AppKey("hub")
+NODE: web.AppKey[str] = web.AppKey("node")
+DIRECTORY: web.AppKey[RoomDirectory] = web.AppKey("room_directory")
+SNAPSHOTS: web.AppKey[Snapshots] = web.AppKey("snapshots")
+TICKETS: web.AppKey[Tickets] = web.AppKey("tickets")
+CONSULT: web.AppKey[Consult] = web.AppKey("consult")
 EXPORTS: web.AppKey[ExportJobs] = web.AppKey("exports")

@@ -3,6 +3,7 @@ config loader composes it from the top-level settings of the TOML file and YUNZH
 
 from __future__ import annotations
 
+import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
 
@@ -23,3 +24,11 @@ class SignalingConfig:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"timezone: {self.timezone!r} is not a known time zone") from None
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def local_time(self, when: float) -> dt.datetime:
+        """An epoch time on the hall's clock."""
+        return dt.datetime.fromtimestamp(when, self.zone)

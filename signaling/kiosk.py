@@ -8,30 +8,42 @@ import logging
 import re
 from typing import Any
 
+from rooms.roles import Role
+from signaling.calls import Calls
 from signaling.errors import SignalError
+from signaling.fanout import Fanout
 from signaling.namespace import Namespace, cookie_from_environ
-from signaling.store import SESSION_COOKIE, Ticket
+from signaling.schema import TicketView
+from signaling.snapshots import Snapshots
+from signaling.store import SESSION_COOKIE, Store, Ticket
+from signaling.tickets import Tickets
 
 logger = logging.getLogger(__name__)
 
-GUIDE_ROLES = ("guide", "staff", "admin")
+GUIDE_ROLES = (Role.GUIDE, Role.STAFF, Role.ADMIN)
 _PHONE = re.compile(r"^\+?[0-9][0-9 -]{3,22}[0-9]$")
 
 
 class KioskNamespace(Namespace):
+    def __init__(self, namespace: str, max_payload_bytes: int, *, store: Store,
+                 tickets: Tickets, calls: Calls, snapshots: Snapshots, fanout: Fanout) -> None:
+        super().__init__(namespace, max_payload_bytes)
+        self._store, self._tickets, self._calls, self._snapshots = store, tickets, calls, snapshots
+        self._fanout = fanout
+
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         # Remember who the hall guide is, if one is logged in on this browser.
         token = cookie_from_environ(environ, SESSION_COOKIE)
-        user = await self.hub.store.session_user(token) if token else None
+        user = await self._store.session_user(token) if token else None
         guide = user.username if user is not None and user.role in GUIDE_ROLES else ""
         await self.save_session(sid, {"guide": guide, "tickets": []})
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)
         for ticket_id in (session or {}).get("tickets", []):
-            await self.hub.connection("ticket", ticket_id, -1)
+            await self._tickets.sockets(ticket_id, -1)
 
-    async def _attach(self, sid: str, ticket: Ticket) -> dict[str, Any]:
+    async def _attach(self, sid: str, ticket: Ticket) -> TicketView:
         """Follow a ticket on this socket; its sockets keep it in the queue.
 
         The socket is counted first and only then written into the session that on_disconnect
@@ -42,24 +54,24 @@ class KioskNamespace(Namespace):
         except KeyError:
             raise SignalError("bad_state", "the socket disconnected") from None
         if ticket.ticket_id not in session["tickets"]:
-            await self.hub.connection("ticket", ticket.ticket_id, 1)
+            await self._tickets.sockets(ticket.ticket_id, 1)
             try:
                 session = await self.get_session(sid)
                 session["tickets"].append(ticket.ticket_id)
                 await self.save_session(sid, session)
             except KeyError:
-                await self.hub.connection("ticket", ticket.ticket_id, -1)
+                await self._tickets.sockets(ticket.ticket_id, -1)
                 raise SignalError("bad_state", "the socket disconnected") from None
-            await self.enter_room(sid, f"ticket:{ticket.ticket_id}")
-        fresh = await self.hub.store.ticket(ticket.ticket_id)
-        view = await self.hub.ticket_view(fresh or ticket)
-        room = await self.hub.applicant_room(fresh or ticket)
+            await self._fanout.follow_ticket(sid, ticket.ticket_id)
+        fresh = await self._store.ticket(ticket.ticket_id)
+        view = await self._snapshots.ticket(fresh or ticket)
+        room = await self._calls.applicant_room(fresh or ticket)
         if room is not None:
             view["room"] = room
         return view
 
     async def _owned_ticket(self, data: dict[str, Any]) -> Ticket:
-        ticket = await self.hub.store.check_ticket_token(data["ticket_id"], data["token"])
+        ticket = await self._store.check_ticket_token(data["ticket_id"], data["token"])
         if ticket is None:
             raise SignalError("not_found", "no ticket with this id and token")
         return ticket
@@ -77,7 +89,7 @@ class KioskNamespace(Namespace):
                 raise SignalError("forbidden", "only a hall guide may choose the priority lane")
             logger.info("guide %s puts a %s ticket in the priority lane", session["guide"],
                         data["department"])
-        ticket, token = await self.hub.create_ticket(
+        ticket, token = await self._tickets.create(
             data["department"], priority=priority, channel=data.get("channel", "kiosk"),
             also=tuple(dict.fromkeys(also)), guide=session.get("guide", ""))
         view = await self._attach(sid, ticket)
@@ -89,14 +101,14 @@ class KioskNamespace(Namespace):
 
     async def on_ticket_cancel(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         ticket = await self._owned_ticket(data)
-        await self.hub.cancel(ticket)
-        fresh = await self.hub.store.ticket(ticket.ticket_id)
+        await self._tickets.cancel(ticket)
+        fresh = await self._store.ticket(ticket.ticket_id)
         assert fresh is not None
-        return {"ticket": await self.hub.ticket_view(fresh)}
+        return {"ticket": await self._snapshots.ticket(fresh)}
 
     async def on_rating_submit(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         ticket = await self._owned_ticket(data)
-        await self.hub.rate(ticket, data["rating"])
+        await self._tickets.rate(ticket, data["rating"])
         return {}
 
     async def on_callback_request(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -104,6 +116,6 @@ class KioskNamespace(Namespace):
         phone = data["phone"].strip()
         if not name or not _PHONE.match(phone):
             raise SignalError("invalid_payload", "a name and a phone number (5-20 digits)")
-        entry = await self.hub.request_callback(data["department"], {
+        entry = await self._tickets.request_callback(data["department"], {
             "name": name, "phone": phone, "note": data.get("note", "").strip()})
         return {"callback_id": entry["callback_id"]}

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import logging
 from http.cookies import SimpleCookie
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import socketio
 
 from rooms.errors import RoomError
 from signaling.errors import SignalError, from_room_error
 from signaling.schema import parse
-
-if TYPE_CHECKING:
-    from signaling.hub import Hub
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +33,9 @@ def cookie_from_environ(environ: dict[str, Any], name: str) -> str | None:
 class Namespace(socketio.AsyncNamespace):
     """Routes `a:b-c` events to `on_a_b_c(sid, data)` handlers after validating the payload."""
 
-    def __init__(self, namespace: str, hub: Hub) -> None:
+    def __init__(self, namespace: str, max_payload_bytes: int) -> None:
         super().__init__(namespace)
-        self.hub = hub
+        self._max_payload_bytes = max_payload_bytes
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         if event in ("connect", "disconnect"):
@@ -48,7 +45,7 @@ class Namespace(socketio.AsyncNamespace):
             if len(payloads) > 1:
                 raise SignalError("invalid_payload", "send exactly one payload object")
             data = parse(self.namespace, event, payloads[0] if payloads else None,
-                         self.hub.config.max_payload_bytes)
+                         self._max_payload_bytes)
             handler = getattr(self, "on_" + event.replace(":", "_").replace("-", "_"))
             result = await handler(sid, data)
             return {"ok": True, **(result or {})}

@@ -5,24 +5,26 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rooms import roles
 from rooms.ice import ice_servers_for
+from rooms.manager import RoomManager
 from rooms.roles import Role
 from rooms.room import CloseReason, Room
 from signaling.errors import SignalError
+from signaling.fanout import Fanout
 from signaling.namespace import Namespace
-
-if TYPE_CHECKING:
-    from signaling.hub import Hub
+from signaling.room_directory import RoomDirectory
 
 logger = logging.getLogger(__name__)
 
 
 class RoomNamespace(Namespace):
-    def __init__(self, namespace: str, hub: Hub) -> None:
-        super().__init__(namespace, hub)
+    def __init__(self, namespace: str, max_payload_bytes: int, *, directory: RoomDirectory,
+                 rooms: RoomManager, fanout: Fanout) -> None:
+        super().__init__(namespace, max_payload_bytes)
+        self._directory, self._rooms, self._fanout = directory, rooms, fanout
         # (room_id, participant_id) -> the socket that currently carries that participant, so the
         # late disconnect of a replaced socket (a reloaded page) does not remove its successor.
         self._current: dict[tuple[str, str], str] = {}
@@ -40,10 +42,10 @@ class RoomNamespace(Namespace):
         return session  # type: ignore[no-any-return]
 
     async def on_room_join(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
-        grant = await self.hub.store.room_token(data["token"])
+        grant = await self._directory.token(data["token"])
         if grant is None or grant["room_id"] != data["room_id"]:
             raise SignalError("forbidden", "room token is not valid for this room")
-        room = self.hub.rooms.get(data["room_id"])
+        room = self._rooms.get(data["room_id"])
         if room is None or room.closed:
             raise SignalError("not_found", "the room is closed or not hosted here")
         participant_id = grant["participant_id"]
@@ -59,11 +61,11 @@ class RoomNamespace(Namespace):
         previous_sid = self._current.get(key)
 
         async def signal(event: str, payload: dict[str, Any]) -> None:
-            await self.emit(event, payload, to=sid)
+            await self._fanout.to_participant(sid, event, payload)
 
         await self.save_session(sid, {"room_id": room.room_id, "participant_id": participant_id,
                                       "role": grant["role"]})
-        await self.enter_room(sid, f"room:{room.room_id}")
+        await self._fanout.join_room(sid, room.room_id)
         # Current before the join: its offer goes out inside room.join, and the answer to it
         # may come back before room.join returns.
         self._current[key] = sid
@@ -81,18 +83,19 @@ class RoomNamespace(Namespace):
             raise
         if previous_sid is not None and previous_sid != sid:
             # A page still open with the old connection (a second tab) is told it is over.
-            await self.emit("room:ended", {"reason": "replaced"}, to=previous_sid)
+            await self._fanout.to_participant(previous_sid, "room:ended",
+                                              {"reason": str(CloseReason.REPLACED)})
         logger.info("room %s: %s joined as %s (socket %s)", room.room_id, participant_id,
                     grant["role"], sid)
         return {"participant_id": participant_id, "role": grant["role"],
-                "ice_servers": ice_servers_for(self.hub.rooms.media, participant_id,
+                "ice_servers": ice_servers_for(self._rooms.media, participant_id,
                                                time.time()),
                 "participants": room.participants_info(), "chat": room.chat_history(),
                 "recording": room.recording_state()}
 
     async def on_room_answer(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         session = await self._joined(sid)
-        room = self.hub.rooms.get(session["room_id"])
+        room = self._rooms.get(session["room_id"])
         if room is None or room.closed:
             raise SignalError("bad_state", "the room is closed")
         await room.answer(session["participant_id"], data["sdp"])
@@ -100,7 +103,7 @@ class RoomNamespace(Namespace):
 
     async def on_room_hangup(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         session = await self._joined(sid)
-        room = self.hub.rooms.get(session["room_id"])
+        room = self._rooms.get(session["room_id"])
         if room is None or room.closed:
             return {"ended": True}
         participant_id = session["participant_id"]
@@ -139,7 +142,7 @@ class RoomNamespace(Namespace):
         return {}
 
     def _room(self, session: dict[str, str]) -> Room:
-        room = self.hub.rooms.get(session["room_id"])
+        room = self._rooms.get(session["room_id"])
         if room is None or room.closed:
             raise SignalError("bad_state", "the room is closed")
         return room
@@ -152,7 +155,7 @@ class RoomNamespace(Namespace):
         if self._current.get(key) != sid:
             return
         del self._current[key]
-        room = self.hub.rooms.get(session["room_id"])
+        room = self._rooms.get(session["room_id"])
         if room is None or room.closed:
             return
         logger.info("room %s: %s disconnected (%s)", room.room_id, session["participant_id"],

@@ -1,4 +1,5 @@
-"""Every Socket.IO event a client may send, and the exact shape of its payload.
+"""Every Socket.IO event: what a client may send (`EVENTS`, checked by `parse`) and what the
+server sends (`OUTBOUND`, one TypedDict per payload; signaling/fanout.py sends nothing else).
 
 A handler never sees a payload that did not pass `parse`: unknown or missing fields, wrong types,
 out-of-range values and oversized payloads are refused with `invalid_payload`."""
@@ -8,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from signaling.errors import SignalError
 
@@ -116,3 +117,154 @@ def parse(namespace: str, event: str, payload: Any, max_bytes: int) -> dict[str,
         spec.check(name, payload[name])
         out[name] = payload[name]
     return out
+
+
+# Server → client ------------------------------------------------------------------------------
+# The payloads are built by signaling/views.py (tickets, staff), signaling/consult.py (会商) and
+# rooms/ (the /room events); docs/protocol.md describes every field.
+
+class RoomGrant(TypedDict):
+    """A room token for one participant: join with `room:join`."""
+    room_id: str
+    token: str
+
+
+class TicketView(TypedDict):
+    ticket_id: str
+    number: str
+    department: str
+    also: list[str]
+    priority: bool
+    channel: str
+    status: str
+    position: int
+    eta_seconds: float | None
+    created_at: float
+    # Present once connected (None when the room is gone), and in a connected ticket's answers.
+    room: NotRequired[RoomGrant | None]
+
+
+class Invite(TypedDict):
+    """A pending 会商 invitation of a department to a live room."""
+    room_id: str
+    department: str
+    note: str
+    from_department: str
+    invited_by: str
+    invited_by_username: str
+    ticket_id: str
+    ticket_number: str
+    created_at: float
+
+
+class StaffRoom(TypedDict):
+    """The room a (re)connecting desk is in, with a fresh token."""
+    room_id: str
+    token: str
+    guest: bool
+    ticket: TicketView | None
+
+
+class StaffState(TypedDict):
+    username: str
+    display_name: str
+    departments: list[str]
+    presence: str
+    reason: str
+    wrap_up_until: float | None
+    queues: dict[str, int]
+    longest: dict[str, float | None]
+    callbacks: int
+    # Only in the first staff:state after a connect.
+    invites: NotRequired[list[Invite]]
+    room: NotRequired[StaffRoom]
+
+
+class InviteClosed(TypedDict):
+    room_id: str
+    department: str
+    reason: str  # taken, ended
+    by: NotRequired[str]
+
+
+class CallIncoming(TypedDict):
+    ticket_id: str
+    number: str
+    department: str
+    priority: bool
+    expires_at: float
+
+
+class CallWithdrawn(TypedDict):
+    ticket_id: str
+    reason: str  # cancelled, timeout
+
+
+class QueueUpdate(TypedDict):
+    department: str
+    waiting: int
+    longest_since: float | None
+
+
+class Callback(TypedDict):
+    callback_id: str
+    department: str
+    name: str
+    phone: str
+    note: str
+    created_at: float
+
+
+class CallbackDone(TypedDict):
+    callback_id: str
+
+
+class RoomOffer(TypedDict):
+    sdp: str
+    publish: dict[str, str]  # audio, video, screen -> mid
+    tracks: list[dict[str, Any]]  # mid, kind, participant_id, role, name, source
+
+
+class RoomParticipants(TypedDict):
+    participants: list[dict[str, Any]]  # rooms.participant.Participant.info()
+    recording: str  # on, interrupted
+
+
+class RoomEnded(TypedDict):
+    reason: str  # a rooms.close_reason.CloseReason, or replaced
+
+
+class RoomChat(TypedDict):
+    participant_id: str
+    name: str
+    role: str
+    text: str
+    t: float
+
+
+class RoomSpeaking(TypedDict):
+    participant_id: str
+    speaking: bool
+
+
+# namespace -> event -> payload
+OUTBOUND: dict[str, dict[str, type]] = {
+    "/kiosk": {"ticket:update": TicketView},
+    "/staff": {
+        "staff:state": StaffState,
+        "room:invite": Invite,
+        "room:invite_closed": InviteClosed,
+        "call:incoming": CallIncoming,
+        "call:withdrawn": CallWithdrawn,
+        "queue:update": QueueUpdate,
+        "callback:new": Callback,
+        "callback:done": CallbackDone,
+    },
+    "/room": {
+        "room:offer": RoomOffer,
+        "room:participants": RoomParticipants,
+        "room:ended": RoomEnded,
+        "room:chat": RoomChat,
+        "room:speaking": RoomSpeaking,
+    },
+}

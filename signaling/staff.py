@@ -7,67 +7,81 @@ from typing import Any
 
 from socketio.exceptions import ConnectionRefusedError
 
+from rooms.roles import Role
+from signaling.calls import Calls
+from signaling.consult import Consult
 from signaling.errors import SignalError
+from signaling.fanout import Fanout
 from signaling.namespace import Namespace, cookie_from_environ
-from signaling.store import SESSION_COOKIE, User
+from signaling.snapshots import Snapshots
+from signaling.staff_presence import StaffPresence
+from signaling.store import SESSION_COOKIE, Store, User
+from signaling.tickets import Tickets
 
 logger = logging.getLogger(__name__)
 
 
 class StaffNamespace(Namespace):
+    def __init__(self, namespace: str, max_payload_bytes: int, *, store: Store,
+                 presence: StaffPresence, calls: Calls, consult: Consult, tickets: Tickets,
+                 snapshots: Snapshots, fanout: Fanout) -> None:
+        super().__init__(namespace, max_payload_bytes)
+        self._store, self._presence, self._calls, self._consult = store, presence, calls, consult
+        self._tickets, self._snapshots, self._fanout = tickets, snapshots, fanout
+
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = cookie_from_environ(environ, SESSION_COOKIE)
-        user = await self.hub.store.session_user(token) if token else None
-        if user is None or user.role != "staff":
+        user = await self._store.session_user(token) if token else None
+        if user is None or user.role != Role.STAFF:
             raise ConnectionRefusedError({"code": "unauthenticated",
                                           "message": "请先以工作人员身份登录。"})
         await self.save_session(sid, {"username": user.username})
-        await self.enter_room(sid, f"staff:{user.username}")
-        for dept in user.departments:
-            await self.enter_room(sid, f"dept:{dept}")
-        await self.hub.connection("staff", user.username, 1)
+        await self._fanout.join_desk(sid, user)
+        await self._presence.sockets(user.username, 1)
         logger.info("staff %s connected (socket %s)", user.username, sid)
-        await self.emit("staff:state", await self.hub.staff_connect_view(user), to=sid)
+        # The first state also has the 会商 invitations pending for the desk's departments, and
+        # the room it is in (a fresh token), so a reloaded desk goes back into its call.
+        view = await self._snapshots.staff(user)
+        view["invites"] = await self._consult.invites_for(user.departments)
+        room = await self._calls.staff_room(user, view["presence"])
+        if room is not None:
+            view["room"] = room
+        await self._fanout.desk_connected(sid, view)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)
         username = session.get("username") if session else None
         if not username:
             return
-        remaining = await self.hub.connection("staff", username, -1)
+        remaining = await self._presence.sockets(username, -1)
         logger.info("staff %s socket %s gone (%s); %d left", username, sid, reason, remaining)
 
     async def _user(self, sid: str) -> User:
         session = await self.get_session(sid)
-        user = await self.hub.store.user(session["username"]) if session else None
+        user = await self._store.user(session["username"]) if session else None
         if user is None:
             raise SignalError("unauthenticated")
         return user
 
     async def on_presence_set(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         user = await self._user(sid)
-        return {"presence": await self.hub.set_presence(user, data["state"],
-                                                        data.get("reason", ""))}
+        return {"presence": await self._presence.set(user, data["state"],
+                                                     data.get("reason", ""))}
 
     async def on_call_accept(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         user = await self._user(sid)
-        return await self.hub.accept(user, data["ticket_id"])
+        return await self._calls.accept(user, data["ticket_id"])
 
     async def on_call_decline(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         user = await self._user(sid)
-        await self.hub.decline(user, data["ticket_id"])
+        await self._presence.decline(user, data["ticket_id"])
         return {}
 
     async def on_callback_list(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         user = await self._user(sid)
-        return {"callbacks": await self.hub.store.callbacks(user.departments)}
+        return {"callbacks": await self._tickets.callbacks(user)}
 
     async def on_callback_done(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         user = await self._user(sid)
-        if not await self.hub.store.remove_callback(user.departments, data["callback_id"],
-                                                    user.username):
-            raise SignalError("not_found", "no such callback request in your departments")
-        for dept in user.departments:
-            await self.hub.sio.emit("callback:done", {"callback_id": data["callback_id"]},
-                                    to=f"dept:{dept}", namespace="/staff")
+        await self._tickets.callback_done(user, data["callback_id"])
         return {}

@@ -38,6 +38,7 @@ Key layout (all keys start with ``yz:``):
                                          invite:<dept> (JSON of a pending 会商 invitation),
                                          joined:<dept> (the invitee who took it)
   yz:guest:<username>             string the room a staff member joined by invitation (4 h)
+                                  (these three: signaling/room_directory.py)
   yz:guide:<username>             zset   ticket_id -> created_at of a hall guide's tickets (1 d)
   yz:recordings                   zset   recording_id -> started_at
   yz:recording:<id>               hash   the recording's index entry (see recordings/archive.py),
@@ -76,33 +77,6 @@ K = "yz:"
 SESSION_COOKIE = "yz_session"
 QUEUE_LUA = (Path(__file__).parent / "queue.lua").read_text(encoding="utf-8")
 HEARTBEAT_TTL = 10.0
-
-# A live room's entry is deleted by the queue script when the room closes or its process dies;
-# these change it only while it exists. Invitations are fields invite:<dept> (JSON), a department
-# that joined is joined:<dept> (the username), so they go with the entry.
-ROOM_SET_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-return redis.call('HSET', KEYS[1], unpack(ARGV))
-"""
-INVITE_ADD_LUA = """
-if redis.call('HGET', KEYS[1], 'room_id') == false then return 'gone' end
-if redis.call('HEXISTS', KEYS[1], 'invite:' .. ARGV[1]) == 1 then return 'pending' end
-local pending = 0
-for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if string.sub(field, 1, 7) == 'invite:' then pending = pending + 1 end
-end
-if pending >= tonumber(ARGV[3]) then return 'full' end
-redis.call('HSET', KEYS[1], 'invite:' .. ARGV[1], ARGV[2])
-return 'ok'
-"""
-INVITE_TAKE_LUA = """
-if redis.call('HDEL', KEYS[1], 'invite:' .. ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'joined:' .. ARGV[1], ARGV[2])
-  return 'ok'
-end
-if redis.call('HEXISTS', KEYS[1], 'joined:' .. ARGV[1]) == 1 then return 'taken' end
-return 'none'
-"""
 
 # An event of the queue script: (kind, a, b); see the top of signaling/queue.lua.
 Event = tuple[str, str, str]
@@ -163,9 +137,6 @@ class Store:
         # decode_responses=True: every reply is str. redis-py's types cannot know that.
         self.redis: Any = redis
         self._queue = redis.register_script(QUEUE_LUA)
-        self._room_set = redis.register_script(ROOM_SET_LUA)
-        self._invite_add = redis.register_script(INVITE_ADD_LUA)
-        self._invite_take = redis.register_script(INVITE_TAKE_LUA)
         self._departments: dict[str, Department] = {}
 
     async def _op(self, op: str, now: float, *args: Any) -> Any:
@@ -421,79 +392,13 @@ class Store:
                 return True
         return False
 
-    # rooms --------------------------------------------------------------------------------
-    async def create_room_token(self, room_id: str, *, role: str, participant_id: str, name: str,
-                                department: str, ticket_id: str, ttl: int = 4 * 3600) -> str:
-        token = secrets.token_urlsafe(24)
-        key = K + f"roomtoken:{hash_token(token)}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"room_id": room_id, "role": role, "name": name,
-                                    "participant_id": participant_id, "department": department,
-                                    "ticket_id": ticket_id})
-            pipe.expire(key, ttl)
-            await pipe.execute()
-        return token
-
-    async def room_token(self, token: str) -> dict[str, str] | None:
-        row = await self.redis.hgetall(K + f"roomtoken:{hash_token(token)}")
-        return row or None
-
+    # rooms (the rest of the room directory: signaling/room_directory.py) ---------------
     async def put_room(self, room_id: str, *, node: str, ticket_id: str, department: str,
                        staff: str, now: float) -> None:
         await self._op("room", now, room_id, node, ticket_id, department, staff)
 
     async def delete_room(self, room_id: str) -> None:
         await self._op("room_closed", time.time(), room_id)
-
-    async def room(self, room_id: str) -> dict[str, str] | None:
-        """A live room's directory entry (see the key layout), or None."""
-        row = await self.redis.hgetall(K + f"room:{room_id}")
-        return row if row.get("room_id") else None
-
-    async def live_rooms(self) -> list[dict[str, str]]:
-        """Every live room of every process known to be alive, oldest first."""
-        nodes = await self.redis.zrange(K + "nodes", 0, -1)
-        ids: set[str] = set()
-        for node in nodes:
-            ids |= set(await self.redis.smembers(K + f"node:{node}:rooms"))
-        if not ids:
-            return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for room_id in sorted(ids):
-                pipe.hgetall(K + f"room:{room_id}")
-            rows = await pipe.execute()
-        rooms = [row for row in rows if row.get("room_id")]
-        return sorted(rooms, key=lambda r: float(r.get("created_at") or 0))
-
-    async def update_room(self, room_id: str, fields: dict[str, str]) -> bool:
-        """Set fields of a live room's entry; False (and nothing written) once it is gone, so a
-        late write cannot leave a stray half entry behind."""
-        flat = [str(x) for kv in fields.items() for x in kv]
-        return int(await self._room_set(keys=[K + f"room:{room_id}"], args=flat)) >= 0
-
-    async def add_invite(self, room_id: str, department: str, invite: dict[str, Any],
-                         max_pending: int) -> str:
-        """Record a pending invitation of a department to a room: ok, or why not (gone,
-        pending, full)."""
-        return str(await self._invite_add(
-            keys=[K + f"room:{room_id}"],
-            args=[department, json.dumps(invite, ensure_ascii=False), max_pending]))
-
-    async def take_invite(self, room_id: str, department: str, username: str) -> str:
-        """The first member of the department to join takes the invitation: ok, taken (a
-        colleague was first) or none (there never was one, or it was withdrawn)."""
-        return str(await self._invite_take(keys=[K + f"room:{room_id}"],
-                                           args=[department, username]))
-
-    async def set_guest(self, username: str, room_id: str | None, ttl: int = 4 * 3600) -> None:
-        """The room a staff member joined by invitation (found again after a page reload)."""
-        if room_id:
-            await self.redis.set(K + f"guest:{username}", room_id, ex=ttl)
-        else:
-            await self.redis.delete(K + f"guest:{username}")
-
-    async def guest_room(self, username: str) -> str:
-        return str(await self.redis.get(K + f"guest:{username}") or "")
 
     async def set_ticket_guide(self, ticket_id: str, guide: str, now: float) -> None:
         """Remember the hall guide who made a ticket at the kiosk (a day is plenty)."""

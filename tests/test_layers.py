@@ -40,7 +40,7 @@ def test_a_layer_imports_only_itself_and_the_layers_below(layer: str) -> None:
 
 def test_the_check_sees_an_import_against_the_direction(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
-    module.write_text("import os\nif True:\n    from server.keys import HUB\n"
+    module.write_text("import os\nif True:\n    from server.keys import ROOMS\n"
                       "from . import sibling\nimport rooms.room as r\n", encoding="utf-8")
     assert imported_packages(module) == {"os", "server", "rooms"}
     assert forbidden_for("rooms") == {"server", "signaling"}

@@ -12,7 +12,7 @@ from aiohttp import web
 from server.config import ConfigError
 from server.http.auth import require_user
 from server.http.payload import json_object
-from server.keys import HUB, STORE
+from server.keys import CONFIG, STORE
 from signaling.departments import Department
 from signaling.errors import SignalError
 
@@ -51,7 +51,7 @@ async def admin_put_department(request: web.Request) -> web.Response:
 async def queue_log(request: web.Request) -> web.StreamResponse:
     """The queue log between two local dates (inclusive), as CSV."""
     await require_user(request, ("admin",))
-    hub = request.app[HUB]
+    signaling = request.app[CONFIG].signaling
     try:
         first = dt.date.fromisoformat(request.query.get("from", ""))
         last = dt.date.fromisoformat(request.query.get("to", request.query.get("from", "")))
@@ -59,13 +59,13 @@ async def queue_log(request: web.Request) -> web.StreamResponse:
         raise SignalError("invalid_payload.log_dates") from None
     if last < first or (last - first).days > 366:
         raise SignalError("invalid_payload.log_range")
-    start = dt.datetime.combine(first, dt.time(), hub.tz).timestamp()
-    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), hub.tz).timestamp()
+    start = dt.datetime.combine(first, dt.time(), signaling.zone).timestamp()
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), signaling.zone).timestamp()
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["time", "event", "ticket", "department", "staff", "detail"])
     for entry in await request.app[STORE].log_entries(start, end):
-        when = hub.local_time(float(entry.get("time") or 0)).isoformat(timespec="seconds")
+        when = signaling.local_time(float(entry.get("time") or 0)).isoformat(timespec="seconds")
         writer.writerow([when, entry.get("event", ""), entry.get("ticket", ""),
                          entry.get("department", ""), entry.get("staff", ""),
                          entry.get("detail", "")])

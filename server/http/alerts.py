@@ -1,5 +1,5 @@
 """Storage alerts for supervisors: the list, and acknowledging one (raised by the storage watch,
-recordings/storage.py, and by the hub when a room's recording is cut short)."""
+recordings/storage.py, and by signaling/calls.py when a room's recording is cut short)."""
 
 from __future__ import annotations
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from aiohttp import web
 
-from server.keys import HUB, STORE
+from server.keys import CONFIG, STORE
+from signaling.views import DepartmentView, department_view
 
 routes = web.RouteTableDef()
 
@@ -17,6 +17,6 @@ async def departments(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "departments": await department_views(request)})
 
 
-async def department_views(request: web.Request) -> list[dict[str, Any]]:
-    hub, now = request.app[HUB], time.time()
-    return [await hub.department_view(d, now) for d in await request.app[STORE].departments()]
+async def department_views(request: web.Request) -> list[DepartmentView]:
+    moment = request.app[CONFIG].signaling.local_time(time.time())
+    return [department_view(d, moment) for d in await request.app[STORE].departments()]

@@ -16,7 +16,7 @@ from aiohttp import web
 from recordings.archive import RecordingFilter
 from server.http.auth import REVIEWER_ROLES, require_user
 from server.http.payload import json_object
-from server.keys import ARCHIVE, HUB
+from server.keys import ARCHIVE, CONFIG
 from signaling.errors import SignalError
 from signaling.store import User
 
@@ -56,7 +56,7 @@ def _when(request: web.Request, name: str, end: bool) -> float | None:
         return value
     if end:
         day += dt.timedelta(days=1)
-    return dt.datetime.combine(day, dt.time(), request.app[HUB].tz).timestamp()
+    return dt.datetime.combine(day, dt.time(), request.app[CONFIG].signaling.zone).timestamp()
 
 
 def _range(request: web.Request) -> tuple[float | None, float | None]:

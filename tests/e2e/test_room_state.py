@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from server.keys import ROOMS, STORE
+from server.keys import DIRECTORY, ROOMS
 from tests.support.browser import INBOUND_STATS, TRACK_PEER_CONNECTIONS, wait_frames
 from tests.support.pages import connected
 from tests.support.server import LiveServer
@@ -64,7 +64,7 @@ async def supervisor_token(server: LiveServer, room_id: str, participant_id: str
                            ) -> str:
     room = server.app[ROOMS].get(room_id)
     assert room is not None
-    return str(await server.app[STORE].create_room_token(
+    return str(await server.app[DIRECTORY].create_token(
         room_id, role="supervisor", participant_id=participant_id, name="督查员",
         department="tax", ticket_id=room.meta.ticket_id))
 

@@ -18,7 +18,7 @@ import pytest
 
 from rooms.client import RoomClient
 from server.config import Config
-from server.keys import ROOMS, STORE
+from server.keys import DIRECTORY, ROOMS
 from signaling.client import SignalingClient
 from tests.support.recordings import finished_timeline
 from tests.support.rooms import Call
@@ -191,7 +191,7 @@ async def test_a_newcomer_during_someones_grace_gets_the_others_and_then_them(
     lost connection's ended tracks; it gets the others' media now and the returner's later."""
     applicant = await _client(server, call, call.applicant_token, "applicant")
     desk = await _client(server, call, call.staff_token, "staff")
-    token = await server.app[STORE].create_room_token(
+    token = await server.app[DIRECTORY].create_token(
         call.room_id, role="guide", participant_id="g-guide01", name="引导员",
         department="", ticket_id="")
     guide: RoomClient | None = None
@@ -218,8 +218,7 @@ async def test_a_newcomer_during_someones_grace_gets_the_others_and_then_them(
 async def test_only_the_applicant_or_the_answering_desk_ends_the_room(
         server: Any, call: Call) -> None:
     """A guide's (or invited colleague's) hangup leaves the room; the desk's ends it."""
-    store = server.app[STORE]
-    guide_token = await store.create_room_token(
+    guide_token = await server.app[DIRECTORY].create_token(
         call.room_id, role="guide", participant_id="g-guide01", name="引导员",
         department="", ticket_id="")
     guide = await SignalingClient.connect(server.url, "/room")

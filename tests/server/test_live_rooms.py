@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from recordings.audit import AUDIT
 from server.config import Config
-from server.keys import HUB, STORE
+from server.keys import DIRECTORY, ROOMS, STORE
 from signaling.client import SignalingClient, login_cookie
 from signaling.passwords import hash_password
 from tests.support.http import client_session, logged_in
@@ -158,7 +158,7 @@ async def test_live_rooms_are_listed_for_supervisors_in_scope_and_observe_is_aud
     assert status == 200
     grant = body["room"]
     assert (grant["role"], grant["participant_id"]) == ("supervisor", "v-taxsup")
-    token = await server.app[STORE].room_token(grant["token"])
+    token = await server.app[DIRECTORY].token(grant["token"])
     assert token is not None
     assert (token["room_id"], token["role"]) == (room_id, "supervisor")
     entries = [fields for _, fields in await redis_client.xrange(AUDIT)]
@@ -232,7 +232,7 @@ async def test_a_department_is_invited_and_the_first_colleague_takes_the_invitat
     assert status == 200, body
     assert (body["room"]["role"], body["room"]["participant_id"]) == ("staff", "s-market01")
     assert body["department"] == "market"
-    grant = await server.app[STORE].room_token(body["room"]["token"])
+    grant = await server.app[DIRECTORY].token(body["room"]["token"])
     assert grant is not None and grant["department"] == "market"
     closed = await market02.next("room:invite_closed", room_id=room_id)
     assert closed["reason"] == "taken"
@@ -273,7 +273,7 @@ async def test_a_department_is_invited_and_the_first_colleague_takes_the_invitat
             if e["event"] in ("INVITE", "JOIN")] == [
         ("INVITE", "market", "tax01"), ("JOIN", "market", "market01"),
         ("INVITE", "hrss", "tax01")]
-    room = server.app[HUB].rooms.get(room_id)
+    room = server.app[ROOMS].get(room_id)
     assert room is not None
 
     # Leaving puts the invitee back on duty; the room goes on.
@@ -297,7 +297,7 @@ async def test_a_department_is_invited_and_the_first_colleague_takes_the_invitat
             if e["type"] in ("invite", "invite_taken")] == [
         ("invite", "market", "s-tax01"), ("invite_taken", "market", "s-market01"),
         ("invite", "hrss", "s-tax01")]
-    assert await server.app[STORE].room(room_id) is None
+    assert await server.app[DIRECTORY].entry(room_id) is None
 
 
 async def test_at_most_a_few_invitations_are_pending(

@@ -51,7 +51,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from server.keys import HUB
+from server.keys import TICKETS
 from server.redis_server import EmbeddedRedis
 from server.seed import DEMO_PASSWORD, seed_demo
 from signaling.client import SignalingClient, login_cookie
@@ -432,8 +432,8 @@ def test_the_log_checker_finds_each_broken_rule() -> None:
 
 async def test_a_ticket_whose_kiosk_leaves_while_it_is_created_is_abandoned_after_the_grace(
         server: LiveServer, store: Store) -> None:
-    hub = server.app[HUB]
-    create = hub.create_ticket
+    tickets = server.app[TICKETS]
+    create = tickets.create
     left = asyncio.Event()
     handled = asyncio.Event()
 
@@ -444,7 +444,7 @@ async def test_a_ticket_whose_kiosk_leaves_while_it_is_created_is_abandoned_afte
         handled.set()
         return result
 
-    hub.create_ticket = create_then_wait  # type: ignore[method-assign]
+    tickets.create = create_then_wait  # type: ignore[method-assign]
     kiosk = SignalingClient("/kiosk")
     await kiosk.sio.connect(server.url, namespaces=["/kiosk"], transports=["websocket"])
     await kiosk.sio.emit("ticket:create", {"department": "tax", "consent": True},

@@ -2,7 +2,7 @@
 structured error, and the room it was aimed at goes on (its participants keep decoding each
 other's media, nobody gets what was refused).
 
-Rooms are opened on the server's RoomManager and tokens made in the store as the hub makes them,
+Rooms are opened on the server's RoomManager and tokens made in the room directory as calls are,
 so that several rooms and roles are at hand without calls through the queue."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from rooms.client import RoomClient
 from rooms.room import MAX_PUBLISHERS, Room, RoomMeta
-from server.keys import ROOMS, STORE
+from server.keys import DIRECTORY, ROOMS
 from signaling.client import SignalingClient
 
 
@@ -26,7 +26,7 @@ def open_room(server: Any, room_id: str) -> Room:
 
 
 async def token(server: Any, room_id: str, participant_id: str, role: str = "staff") -> str:
-    return str(await server.app[STORE].create_room_token(
+    return str(await server.app[DIRECTORY].create_token(
         room_id, role=role, participant_id=participant_id, name=participant_id,
         department="tax", ticket_id=f"t-{room_id}"))
 

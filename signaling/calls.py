@@ -1,0 +1,142 @@
+"""Calls: a staff member accepts a ringing ticket and a room opens for it on this process; the
+people in a call get room tokens (again after a reload); when the room closes the recording is
+indexed, the directory entry and the invitations go, and the ticket is finished."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from recordings.archive import Archive
+from rooms.manager import RoomManager
+from rooms.roles import Role, participant_id
+from rooms.room import Room, RoomMeta
+from signaling.consult import Consult
+from signaling.errors import SignalError
+from signaling.fanout import Fanout
+from signaling.room_directory import RoomDirectory
+from signaling.schema import RoomGrant, StaffRoom, TicketView
+from signaling.snapshots import Snapshots
+from signaling.store import Store, Ticket, User
+
+logger = logging.getLogger(__name__)
+
+
+class Calls:
+    def __init__(self, store: Store, directory: RoomDirectory, rooms: RoomManager,
+                 fanout: Fanout, snapshots: Snapshots, consult: Consult, node: str,
+                 now: Callable[[], float] = time.time) -> None:
+        self._store, self._directory, self._rooms, self._fanout = store, directory, rooms, fanout
+        self._snapshots, self._consult, self._node, self._now = snapshots, consult, node, now
+
+    async def accept(self, user: User, ticket_id: str) -> dict[str, Any]:
+        """The staff member takes the ticket that rings them: its room opens here, the applicant
+        is told to join, and the other departments the ticket names are invited (会商)."""
+        now = self._now()
+        if await self._store.accept(ticket_id, user.username, now) != "ok":
+            raise SignalError("not_offered", ticket_id)
+        ticket = await self._store.ticket(ticket_id)
+        assert ticket is not None
+        room_id = f"r{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{secrets.token_hex(3)}"
+        room = self._rooms.open(room_id, RoomMeta(
+            ticket_id=ticket_id, ticket_number=ticket.number, department=ticket.department,
+            staff=user.username))
+        await self._directory.open(room_id, node=self._node, ticket_id=ticket_id,
+                                   department=ticket.department, staff=user.username, now=now)
+        token = await self._directory.create_token(
+            room_id, role=Role.STAFF, participant_id=participant_id(Role.STAFF, user.username),
+            name=user.display_name, department=ticket.department, ticket_id=ticket_id)
+        logger.info("ticket %s connected to staff %s in room %s", ticket_id, user.username,
+                    room_id)
+        ticket = await self._store.ticket(ticket_id)
+        assert ticket is not None
+        await self._fanout.ticket_connected(ticket, await self.applicant_room(ticket))
+        await self._fanout.staff_state(user)
+        self._fanout.queue_changed(ticket.department)
+        # The departments named at the kiosk besides the main one are invited at once.
+        for other in ticket.also:
+            code = await self._consult.invite(room, other, "", by_department=ticket.department,
+                                              by=user)
+            if code != "ok":
+                logger.warning("room %s: could not invite %s (%s)", room_id, other, code)
+        return {"room": {"room_id": room_id, "token": token},
+                "ticket": await self._snapshots.ticket(ticket)}
+
+    async def applicant_room(self, ticket: Ticket) -> RoomGrant | None:
+        """A fresh room token for the applicant of a connected ticket."""
+        if ticket.status != "connected" or not ticket.room_id:
+            return None
+        if self._rooms.get(ticket.room_id) is None:
+            return None
+        token = await self._directory.create_token(
+            ticket.room_id, role=Role.APPLICANT,
+            participant_id=participant_id(Role.APPLICANT, ticket.ticket_id),
+            name=ticket.number, department="", ticket_id=ticket.ticket_id)
+        return {"room_id": ticket.room_id, "token": token}
+
+    async def staff_room(self, user: User, presence: str) -> StaffRoom | None:
+        """The room a (re)connecting staff member is in, on this process, with a fresh token:
+        one they joined by invitation, or their own call."""
+        room_id, department = "", ""
+        guest = await self._directory.guest_room(user.username)
+        entry = await self._directory.entry(guest) if guest else None
+        if entry is not None:
+            room_id, department = guest, entry.joined_as(user.username)
+        elif presence == "in_call":
+            ticket = await self._store.ticket(
+                await self._store.tickets_of_staff_ringing(user.username))
+            if ticket is not None and ticket.room_id and ticket.status == "connected":
+                room_id, department = ticket.room_id, ticket.department
+                entry = await self._directory.entry(room_id)
+        room = self._rooms.get(room_id) if room_id else None
+        if entry is None or room is None or room.closed:
+            return None
+        ticket = await self._store.ticket(entry.ticket_id)
+        token = await self._directory.create_token(
+            room_id, role=Role.STAFF, participant_id=participant_id(Role.STAFF, user.username),
+            name=user.display_name, department=department, ticket_id=entry.ticket_id)
+        view: TicketView | None = await self._snapshots.ticket(ticket) if ticket else None
+        return {"room_id": room_id, "token": token, "guest": bool(guest), "ticket": view}
+
+
+class RoomHooks:
+    """What the room manager reports about this process's rooms: a closed room's bookkeeping,
+    and a recording that failed during the call (an alert for supervisors)."""
+
+    def __init__(self, store: Store, directory: RoomDirectory, archive: Archive,
+                 consult: Consult, fanout: Fanout, now: Callable[[], float] = time.time) -> None:
+        self._store, self._directory, self._archive = store, directory, archive
+        self._consult, self._fanout, self._now = consult, fanout, now
+
+    async def room_closed(self, room: Room, summary: dict[str, Any] | None) -> None:
+        ticket_id = room.meta.ticket_id
+        try:
+            if summary is not None:
+                await self._archive.index(summary)
+            entry = await self._directory.entry(room.room_id)
+            await self._directory.close(room.room_id)
+            if entry is not None:
+                await self._consult.room_ended(entry)
+            if ticket_id:
+                _staff, events = await self._store.finish_ticket(ticket_id, self._now())
+                await self._fanout.apply(events)
+        except Exception:
+            logger.exception("room %s: closing bookkeeping failed (ticket %s)", room.room_id,
+                             ticket_id)
+
+    async def recording_failed(self, room: Room) -> None:
+        """A room's recording stopped (a full disk) while the call goes on: alert supervisors."""
+        reason = room.recorder.failed
+        if reason is None:
+            return
+        try:
+            await self._archive.alerts.raise_once(
+                reason, room.room_id, room_id=room.room_id,
+                ticket_number=room.meta.ticket_number,
+                department=room.meta.department,
+                detail=room.recorder.failure_detail)
+        except Exception:
+            logger.exception("room %s: raising the recording alert failed", room.room_id)

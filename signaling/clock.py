@@ -1,0 +1,72 @@
+"""The per-process clock: its owned tasks tick the queue script (timeouts, tiers, grace periods),
+keep this process's heartbeat (and its rooms' participant counts) fresh, and send the queue
+positions that changed. Kept, cancelled and awaited by `close`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from rooms.manager import RoomManager
+from signaling.fanout import Fanout
+from signaling.room_directory import RoomDirectory
+from signaling.store import Store
+
+logger = logging.getLogger(__name__)
+
+TICK_INTERVAL = 0.25
+HEARTBEAT_INTERVAL = 2.0
+# Queue positions are sent at most this often per department: a busy queue changes many times a
+# second, and every change moves every ticket behind it.
+POSITIONS_INTERVAL = 0.3
+
+
+class Clock:
+    def __init__(self, store: Store, fanout: Fanout, directory: RoomDirectory,
+                 rooms: RoomManager, node: str, now: Callable[[], float] = time.time) -> None:
+        self._store, self._fanout, self._directory, self._rooms = store, fanout, directory, rooms
+        self._node, self._now = node, now
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self._store.heartbeat(self._node, self._now())
+        self._tasks = [
+            asyncio.create_task(self._every(TICK_INTERVAL, self._tick), name="queue-tick"),
+            asyncio.create_task(self._every(HEARTBEAT_INTERVAL, self._heartbeat),
+                                name="heartbeat"),
+            asyncio.create_task(self._every(POSITIONS_INTERVAL, self._fanout.flush_queues),
+                                name="queue-positions"),
+        ]
+
+    async def close(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _every(self, interval: float, step: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("%s failed; trying again", step.__name__)
+
+    async def _tick(self) -> None:
+        await self._fanout.apply(await self._store.tick(self._now()))
+
+    async def _heartbeat(self) -> None:
+        await self._store.heartbeat(self._node, self._now())
+        # The live-rooms list may be answered by any process: it reads the participant count
+        # the host writes here.
+        for room in self._rooms.rooms():
+            if not room.closed:
+                await self._directory.set_participants(room.room_id,
+                                                       len(room.participants_info()))

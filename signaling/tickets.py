@@ -1,0 +1,96 @@
+"""Applicants' tickets: taking one (within service hours), following it with sockets, cancelling
+and rating it; and callback requests, the kiosk's fallback when a queue is closed or full."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from recordings.archive import Archive
+from signaling.config import SignalingConfig
+from signaling.errors import SignalError
+from signaling.fanout import Fanout
+from signaling.schema import Callback
+from signaling.store import Store, Ticket, User
+
+logger = logging.getLogger(__name__)
+
+
+class Tickets:
+    def __init__(self, config: SignalingConfig, store: Store, fanout: Fanout, archive: Archive,
+                 node: str, now: Callable[[], float] = time.time) -> None:
+        self._config, self._store, self._fanout, self._archive = config, store, fanout, archive
+        self._node, self._now = node, now
+
+    async def create(self, dept_id: str, *, priority: bool, channel: str,
+                     also: tuple[str, ...], guide: str = "") -> tuple[Ticket, str]:
+        """A new ticket in the department's queue, and its secret token."""
+        dept = await self._store.department(dept_id)
+        if dept is None:
+            raise SignalError("unknown_department", dept_id)
+        for other in also:
+            if other == dept_id or await self._store.department(other) is None:
+                raise SignalError("unknown_department", other)
+        now = self._now()
+        moment = self._config.local_time(now)
+        if not dept.is_open(moment):
+            upcoming = dept.next_open(moment)
+            raise SignalError("closed", dept.hours_text(),
+                              extra={"next_open": upcoming.timestamp() if upcoming else None,
+                                     "hours": dept.hours_text()})
+        code, ticket, token, events = await self._store.create_ticket(
+            dept_id, now, priority=priority, channel=channel, also=also)
+        if code != "ok" or ticket is None:
+            raise SignalError(code, dept_id)
+        logger.info("ticket %s (%s) entered queue %s%s", ticket.ticket_id, ticket.number,
+                    dept_id, " (priority)" if priority else "")
+        if guide:
+            # The guide may join this ticket's room later (POST /api/rooms/{id}/join).
+            await self._store.set_ticket_guide(ticket.ticket_id, guide, now)
+        await self._fanout.apply(events)
+        return ticket, token
+
+    async def sockets(self, ticket_id: str, delta: int) -> int:
+        """A socket of the ticket came (+1) or went (-1); a ticket without any is abandoned after
+        a grace. Returns the ticket's sockets left."""
+        total, events = await self._store.connection("ticket", ticket_id, self._node, delta,
+                                                     self._now())
+        await self._fanout.apply(events)
+        return total
+
+    async def cancel(self, ticket: Ticket) -> None:
+        code, events = await self._store.cancel_ticket(ticket.ticket_id, self._now())
+        if code != "ok":
+            raise SignalError("bad_state", f"ticket is {ticket.status}")
+        logger.info("ticket %s cancelled", ticket.ticket_id)
+        await self._fanout.apply(events)
+
+    async def rate(self, ticket: Ticket, rating: int) -> None:
+        code = await self._store.rate_ticket(ticket.ticket_id, rating)
+        if code != "ok":
+            raise SignalError("bad_state", "ticket cannot be rated now (or was rated already)")
+        logger.info("ticket %s rated %d", ticket.ticket_id, rating)
+        if ticket.room_id:
+            await self._archive.set_rating(ticket.room_id, rating, self._now())
+
+    # callbacks --------------------------------------------------------------------------------
+    async def request_callback(self, dept_id: str, request: dict[str, Any]) -> Callback:
+        """`request`: name, phone, note. The department's desks are told at once."""
+        if await self._store.department(dept_id) is None:
+            raise SignalError("unknown_department", dept_id)
+        entry = cast(Callback, await self._store.add_callback(
+            dept_id, {**request, "created_at": self._now()}))
+        logger.info("callback %s requested for %s", entry["callback_id"], dept_id)
+        await self._fanout.callback_new(entry)
+        return entry
+
+    async def callbacks(self, user: User) -> list[Callback]:
+        """The pending callback requests of the staff member's departments, oldest first."""
+        return cast(list[Callback], await self._store.callbacks(user.departments))
+
+    async def callback_done(self, user: User, callback_id: str) -> None:
+        if not await self._store.remove_callback(user.departments, callback_id, user.username):
+            raise SignalError("not_found", "no such callback request in your departments")
+        await self._fanout.callback_done(user.departments, callback_id)
