@@ -52,9 +52,10 @@ import redis.asyncio as aioredis
 from bench.common import ROOT, ServerProcess, cpu_seconds, merge_results, percentile
 from server.redis_server import EmbeddedRedis
 from server.seed import DEMO_DEPARTMENTS
+from signaling.accounts import hash_password
 from signaling.client import SignalingClient
 from signaling.departments import Department
-from signaling.passwords import hash_password
+from signaling.states import Presence
 from signaling.store import Store
 
 RESULTS = ROOT / "bench" / "results" / "dispatch.json"
@@ -404,7 +405,7 @@ async def lua_only(per_dept: int, password_hash: str, seconds: float) -> dict[st
             for names in staff.values():
                 for name, _ in names:
                     await store.connection("staff", name, "bench", 1, now)
-                    await store.set_presence(name, "available", now)
+                    await store.set_presence(name, Presence.AVAILABLE, now)
             redis_pid = embedded._process.pid if embedded._process else None
             out: dict[str, Any] = {}
             for loops in (1, 32):
@@ -629,7 +630,7 @@ PROFILE_ROWS = (
     ("  fanout.ticket", "signaling/fanout.py", "ticket"),
     ("fanout.flush_queues (queue)", "signaling/fanout.py", "flush_queues"),
     ("clock._tick", "signaling/clock.py", "_tick"),
-    ("Store._op (Lua calls)", "signaling/store.py", "_op"),
+    ("QueueScript (Lua calls)", "signaling/queue.py", "__call__"),
     ("redis-py execute_command (all)", "redis/asyncio/client.py", "execute_command"),
     ("socketio pubsub emit (all)", "socketio/async_pubsub_manager.py", "emit"),
     ("  of which _publish to Redis", "socketio/async_redis_manager.py", "_publish"),

@@ -66,8 +66,8 @@ from bench.recording import encode_audio, encode_texture
 from rooms import passthrough
 from rooms.client import NAMESPACE, RemoteStats, RoomClient, RoomPeer, SendAnswer
 from server import looplag
+from signaling.accounts import hash_password
 from signaling.client import SignalingClient
-from signaling.passwords import hash_password
 from signaling.room_directory import RoomDirectory
 from signaling.store import Store
 

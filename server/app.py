@@ -93,7 +93,7 @@ def create_app(config: Config) -> web.Application:
                 await embedded.stop()
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-        store = Store(app[REDIS])
+        store = Store(app[REDIS], config.signaling)
         app[STORE] = store
         if departments:
             added = await put_missing_departments(store, departments)

@@ -43,6 +43,11 @@ class Config:
     retention_days: int = 180
     # Supervisors are alerted when less than this much space (MB) is free for recordings.
     recordings_min_free_mb: int = 500
+    # The queue's policy times in seconds (see signaling/config.py): a staff member's and an
+    # applicant's reconnect grace, and how long a decline or a missed ring keeps the ticket away.
+    staff_grace: float = SignalingConfig.staff_grace
+    ticket_grace: float = SignalingConfig.ticket_grace
+    decline_cooldown: float = SignalingConfig.decline_cooldown
     media: MediaConfig = field(default_factory=MediaConfig)
 
     def __post_init__(self) -> None:
@@ -58,11 +63,13 @@ class Config:
                               f"{MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS}")
         if self.recordings_min_free_mb < 0:
             raise ConfigError("recordings_min_free_mb must be 0 (no check) or more")
-        _ = self.signaling  # a bad timezone or payload limit stops the start here
+        _ = self.signaling  # a bad timezone, payload limit or policy time stops the start here
 
     @property
     def signaling(self) -> SignalingConfig:
-        return SignalingConfig(timezone=self.timezone, max_payload_bytes=self.max_payload_bytes)
+        return SignalingConfig(timezone=self.timezone, max_payload_bytes=self.max_payload_bytes,
+                               staff_grace=self.staff_grace, ticket_grace=self.ticket_grace,
+                               decline_cooldown=self.decline_cooldown)
 
     @property
     def recordings_dir(self) -> Path:

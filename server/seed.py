@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from server.config import ConfigError
+from signaling.accounts import hash_password
 from signaling.departments import Department
-from signaling.passwords import hash_password
 from signaling.store import Store
 
 logger = logging.getLogger(__name__)

@@ -14,13 +14,15 @@ from recordings.archive import Archive
 from rooms.manager import RoomManager
 from rooms.roles import Role, participant_id
 from rooms.room import Room, RoomMeta
+from signaling.accounts import User
 from signaling.consult import Consult
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.room_directory import RoomDirectory
 from signaling.schema import RoomGrant, StaffRoom, TicketView
 from signaling.snapshots import Snapshots
-from signaling.store import Store, Ticket, User
+from signaling.states import Presence, TicketStatus
+from signaling.store import Store, Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ class Calls:
 
     async def applicant_room(self, ticket: Ticket) -> RoomGrant | None:
         """A fresh room token for the applicant of a connected ticket."""
-        if ticket.status != "connected" or not ticket.room_id:
+        if ticket.status != TicketStatus.CONNECTED or not ticket.room_id:
             return None
         if self._rooms.get(ticket.room_id) is None:
             return None
@@ -85,10 +87,10 @@ class Calls:
         entry = await self._directory.entry(guest) if guest else None
         if entry is not None:
             room_id, department = guest, entry.joined_as(user.username)
-        elif presence == "in_call":
+        elif presence == Presence.IN_CALL:
             ticket = await self._store.ticket(
                 await self._store.tickets_of_staff_ringing(user.username))
-            if ticket is not None and ticket.room_id and ticket.status == "connected":
+            if ticket is not None and ticket.room_id and ticket.status == TicketStatus.CONNECTED:
                 room_id, department = ticket.room_id, ticket.department
                 entry = await self._directory.entry(room_id)
         room = self._rooms.get(room_id) if room_id else None

@@ -1,5 +1,6 @@
-"""The signaling layer's configuration: the hall's clock and what a socket may send. The service's
-config loader composes it from the top-level settings of the TOML file and YUNZHEN_* variables."""
+"""The signaling layer's configuration: the hall's clock, what a socket may send, and the queue's
+policy times (passed to the queue script with every operation). The service's config loader
+composes it from the top-level settings of the TOML file and YUNZHEN_* variables."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from dataclasses import dataclass
 
 from rooms.config import ConfigError
 
+# Bounds of the policy times, in seconds. A ticket's grace also covers the moment between taking
+# it and its kiosk's socket being counted, so it cannot be (nearly) zero.
+MIN_TICKET_GRACE = 5
+MAX_POLICY_S = 3600
+
 
 @dataclass(frozen=True)
 class SignalingConfig:
@@ -16,10 +22,24 @@ class SignalingConfig:
     timezone: str = "Asia/Shanghai"
     # Largest Socket.IO payload accepted, in bytes.
     max_payload_bytes: int = 64 * 1024
+    # Seconds a staff member whose desk sockets are all gone stays on duty (not rung) before
+    # going offline: a page reload or a short network drop does not sign them off.
+    staff_grace: float = 20.0
+    # Seconds an applicant whose sockets are all gone keeps their place before the ticket is
+    # abandoned; also the time a new ticket has for its first socket to be counted.
+    ticket_grace: float = 60.0
+    # Seconds before a staff member who declined or missed a ticket may be rung for it again.
+    decline_cooldown: float = 30.0
 
     def __post_init__(self) -> None:
         if self.max_payload_bytes < 1024:
             raise ConfigError("max_payload_bytes must be at least 1024")
+        for name, low in (("staff_grace", 0), ("ticket_grace", MIN_TICKET_GRACE),
+                          ("decline_cooldown", 0)):
+            value = getattr(self, name)
+            if not low <= value <= MAX_POLICY_S:
+                raise ConfigError(f"{name}: {value:g} is not between {low} and {MAX_POLICY_S} "
+                                  "seconds")
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

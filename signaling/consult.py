@@ -10,12 +10,14 @@ from collections.abc import Callable
 
 from rooms.roles import Role, participant_id
 from rooms.room import Room
+from signaling.accounts import User
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.room_directory import Invitation, RoomDirectory, RoomEntry
 from signaling.schema import Invite
 from signaling.staff_presence import StaffPresence
-from signaling.store import Store, User
+from signaling.states import Presence
+from signaling.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ class Consult:
         if room.participant(participant_id(Role.STAFF, user.username)) is not None:
             raise SignalError("in_room.self")
         state = await self._store.staff_state(user.username)
-        if state.get("presence") in ("in_call", "ringing"):
+        if state.get("presence") in (Presence.IN_CALL, Presence.RINGING):
             raise SignalError("busy.in_call")
         for department in departments:
             if await self._directory.take_invite(room.room_id, department, user.username) == "ok":
@@ -91,9 +93,9 @@ class Consult:
         state = await self._store.staff_state(user.username)
         # Away (not in_call, which the queue script keeps for its own calls) takes them out of
         # the ACD; from wrap-up too, which would otherwise end in available while in the room.
-        if state.get("presence") in ("available", "wrap_up"):
+        if state.get("presence") in (Presence.AVAILABLE, Presence.WRAP_UP):
             try:
-                await self._presence.set(user, "away", CONSULT_REASON)
+                await self._presence.set(user, Presence.AWAY, CONSULT_REASON)
             except SignalError:
                 logger.info("staff %s: presence not changed for the room", user.username)
 
@@ -104,10 +106,10 @@ class Consult:
         await self._directory.set_guest(username, None)
         state = await self._store.staff_state(username)
         user = await self._store.user(username)
-        if user is not None and state.get("presence") == "away" \
+        if user is not None and state.get("presence") == Presence.AWAY \
                 and state.get("reason") == CONSULT_REASON:
             try:
-                await self._presence.set(user, "available")
+                await self._presence.set(user, Presence.AVAILABLE)
             except SignalError:
                 logger.info("staff %s: not set available after the room", username)
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import socketio
 
+from signaling.accounts import User
+from signaling.queue import Event
 from signaling.schema import (
     OUTBOUND,
     Callback,
@@ -28,7 +30,8 @@ from signaling.schema import (
     TicketView,
 )
 from signaling.snapshots import Snapshots
-from signaling.store import Event, Store, Ticket, User
+from signaling.states import TicketStatus
+from signaling.store import Store, Ticket
 from signaling.views import WaitBasis
 
 logger = logging.getLogger(__name__)
@@ -95,7 +98,7 @@ class Fanout:
             elif kind == "withdrawn":
                 current = await ticket(a)
                 reason = "cancelled" if current and current.status in (
-                    "cancelled", "abandoned") else "timeout"
+                    TicketStatus.CANCELLED, TicketStatus.ABANDONED) else "timeout"
                 logger.info("ticket %s: ring of %s withdrawn (%s)", a, b, reason)
                 await self._emit(STAFF, "call:withdrawn", {"ticket_id": a, "reason": reason},
                                  to=_staff_room(b))

@@ -9,13 +9,14 @@ import re
 from typing import Any
 
 from rooms.roles import Role
+from signaling.accounts import SESSION_COOKIE
 from signaling.calls import Calls
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.namespace import Namespace, cookie_from_environ
 from signaling.schema import TicketView
 from signaling.snapshots import Snapshots
-from signaling.store import SESSION_COOKIE, Store, Ticket
+from signaling.store import Store, Ticket
 from signaling.tickets import Tickets
 
 logger = logging.getLogger(__name__)

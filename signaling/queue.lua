@@ -1,35 +1,36 @@
--- The queue, presence and dispatch rules of 云诊, run atomically inside Redis.
--- One script, many operations: ARGV[1] names the operation, ARGV[2] is the time (epoch seconds),
--- the rest are the operation's arguments. Key layout: see the top of server/store.py.
--- Operations that change who is rung return events as a flat list of triples
--- {kind, a, b, kind, a, b, ...} for the caller to tell the sockets concerned:
+-- The queue, presence and dispatch rules of 云诊, run atomically inside Redis: one script of named
+-- operations (the table `ops` at the end), called with
+--   ARGV = {operation, now (epoch seconds), decline_cooldown, staff_grace, ticket_grace,
+--           the operation's arguments...}
+-- (the policy in seconds, from signaling.config.SignalingConfig). Every operation answers the one
+-- shape {code, events, value}: a Code (ok, or why nothing changed), the events as {kind, a, b}
+-- for the caller to tell the sockets concerned, and the operation's value (or none):
 --   ring <ticket> <staff>        a staff member is rung for a ticket
 --   withdrawn <ticket> <staff>   a ring was taken back (cancelled, caller gone, timeout)
 --   paused <staff> <reason>      a staff member was set away by the server (missed rings)
 --   presence <staff> <state>     a staff member's presence changed without their asking
 --   ticket <ticket> <status>     a ticket changed status without its applicant asking
 --   queue <department> ''        a department's queue changed
+-- K (the key builders; the layout is documented in signaling/keys.py), LANE_SPLIT, LOG_MAXLEN,
+-- Presence, TicketStatus, EventKind and Code come from the prelude that signaling/queue.py
+-- generates from the Python definitions and puts before this file.
 
-local op = ARGV[1]
-local now = tonumber(ARGV[2])
+local op_name, now = ARGV[1], tonumber(ARGV[2])
+local DECLINE_COOLDOWN = tonumber(ARGV[3])
+local STAFF_GRACE = tonumber(ARGV[4])
+local TICKET_GRACE = tonumber(ARGV[5])
+local FIRST_ARG = 6
+local DAY = 86400
 local events = {}
-local LOG_MAX = 100000
-local DECLINE_COOLDOWN = 30
-local STAFF_GRACE = 20
-local TICKET_GRACE = 60
-local PRIORITY_BASE = 0
-local ORDINARY_BASE = 1000000000000
 
 local function emit(kind, a, b)
-  table.insert(events, kind)
-  table.insert(events, a or '')
-  table.insert(events, b or '')
+  table.insert(events, {kind, a or '', b or ''})
 end
 
 local function log(event, ticket, dept, staff, detail)
-  redis.call('XADD', 'yz:log', 'MAXLEN', '~', LOG_MAX, '*', 'time', tostring(now), 'event', event,
-             'ticket', ticket or '', 'department', dept or '', 'staff', staff or '',
-             'detail', detail or '')
+  redis.call('XADD', K.LOG, 'MAXLEN', '~', LOG_MAXLEN, '*', 'time', tostring(now),
+             'event', event, 'ticket', ticket or '', 'department', dept or '',
+             'staff', staff or '', 'detail', detail or '')
 end
 
 local function num(value, default)
@@ -39,19 +40,19 @@ local function num(value, default)
 end
 
 local function cfg(dept, name, default)
-  return num(redis.call('HGET', 'yz:dept:' .. dept, name), default)
+  return num(redis.call('HGET', K.DEPT(dept), name), default)
 end
 
 local function pools_of(user)
   local out = {}
-  local text = redis.call('HGET', 'yz:user:' .. user, 'departments') or ''
+  local text = redis.call('HGET', K.USER(user), 'departments') or ''
   for pool in string.gmatch(text, '[^,]+') do table.insert(out, pool) end
   return out
 end
 
 local function conns(kind, id)
   local total = 0
-  for _, n in ipairs(redis.call('HVALS', 'yz:conns:' .. kind .. ':' .. id)) do
+  for _, n in ipairs(redis.call('HVALS', K.CONNS(kind, id))) do
     total = total + tonumber(n)
   end
   return total
@@ -61,17 +62,18 @@ end
 local function set_pools(user, since)
   for _, pool in ipairs(pools_of(user)) do
     if since then
-      redis.call('ZADD', 'yz:available:' .. pool, since, user)
+      redis.call('ZADD', K.AVAILABLE(pool), since, user)
     else
-      redis.call('ZREM', 'yz:available:' .. pool, user)
+      redis.call('ZREM', K.AVAILABLE(pool), user)
     end
   end
 end
 
 local function make_available(user, since)
-  local skey = 'yz:staff:' .. user
-  redis.call('HSET', skey, 'presence', 'available', 'since', since, 'ticket', '', 'reason', '')
-  redis.call('ZREM', 'yz:wrapup', user)
+  local skey = K.STAFF(user)
+  redis.call('HSET', skey, 'presence', Presence.AVAILABLE, 'since', since, 'ticket', '',
+             'reason', '')
+  redis.call('ZREM', K.WRAPUP, user)
   -- Someone whose sockets are gone (within the grace period) is not rung until they are back.
   if redis.call('HGET', skey, 'gone') == '1' then
     set_pools(user, nil)
@@ -82,61 +84,60 @@ end
 
 local function make_unavailable(user, presence, reason)
   set_pools(user, nil)
-  redis.call('ZREM', 'yz:wrapup', user)
-  redis.call('HSET', 'yz:staff:' .. user, 'presence', presence, 'since', now, 'ticket', '',
+  redis.call('ZREM', K.WRAPUP, user)
+  redis.call('HSET', K.STAFF(user), 'presence', presence, 'since', now, 'ticket', '',
              'reason', reason or '')
 end
 
 -- After a call: wrap-up for the department's time, then available.
 local function after_call(user, dept)
   if conns('staff', user) == 0 then
-    make_unavailable(user, 'offline', '')
-    emit('presence', user, 'offline')
+    make_unavailable(user, Presence.OFFLINE, '')
+    emit(EventKind.PRESENCE, user, Presence.OFFLINE)
     return
   end
   local wrap = cfg(dept, 'wrap_up', 10)
   if wrap > 0 then
     set_pools(user, nil)
-    redis.call('HSET', 'yz:staff:' .. user, 'presence', 'wrap_up', 'since', now, 'ticket', '',
+    redis.call('HSET', K.STAFF(user), 'presence', Presence.WRAP_UP, 'since', now, 'ticket', '',
                'wrap_until', now + wrap)
-    redis.call('ZADD', 'yz:wrapup', now + wrap, user)
-    emit('presence', user, 'wrap_up')
+    redis.call('ZADD', K.WRAPUP, now + wrap, user)
+    emit(EventKind.PRESENCE, user, Presence.WRAP_UP)
   else
     make_available(user, now)
-    emit('presence', user, 'available')
+    emit(EventKind.PRESENCE, user, Presence.AVAILABLE)
   end
 end
 
 -- Tickets ---------------------------------------------------------------------------------------
 local function requeue(tid, rest)
-  local tkey = 'yz:ticket:' .. tid
+  local tkey = K.TICKET(tid)
   local dept = redis.call('HGET', tkey, 'department')
-  redis.call('ZREM', 'yz:ringing', tid)
-  redis.call('HSET', tkey, 'status', 'waiting', 'staff', '', 'rest_until', now + rest)
-  redis.call('ZADD', 'yz:queue:' .. dept, tonumber(redis.call('HGET', tkey, 'score')), tid)
-  emit('ticket', tid, 'waiting')
-  emit('queue', dept, '')
+  redis.call('ZREM', K.RINGING, tid)
+  redis.call('HSET', tkey, 'status', TicketStatus.WAITING, 'staff', '', 'rest_until', now + rest)
+  redis.call('ZADD', K.QUEUE(dept), tonumber(redis.call('HGET', tkey, 'score')), tid)
+  emit(EventKind.TICKET, tid, TicketStatus.WAITING)
+  emit(EventKind.QUEUE, dept, '')
   return dept
 end
 
 -- A ring ended without an answer. how: DECLINE, NOANSWER (timeout) or GONE (staff vanished).
 local function ring_failed(tid, user, how)
-  local tkey = 'yz:ticket:' .. tid
-  local dept = redis.call('HGET', tkey, 'department')
-  local skey = 'yz:staff:' .. user
+  local dept = redis.call('HGET', K.TICKET(tid), 'department')
+  local skey = K.STAFF(user)
   local since = num(redis.call('HGET', skey, 'since'), now)
   -- A ring that timed out rests the ticket (Asterisk's retry); a decline passes it on at once.
   requeue(tid, how == 'NOANSWER' and cfg(dept, 'ring_pause', 5) or 0)
-  redis.call('ZADD', tkey .. ':declined', now, user)
-  redis.call('EXPIRE', tkey .. ':declined', 86400)
+  redis.call('ZADD', K.DECLINED(tid), now, user)
+  redis.call('EXPIRE', K.DECLINED(tid), DAY)
   log(how, tid, dept, user, '')
   if how == 'NOANSWER' then
     local misses = redis.call('HINCRBY', skey, 'misses', 1)
-    emit('withdrawn', tid, user)
+    emit(EventKind.WITHDRAWN, tid, user)
     if misses >= cfg(dept, 'max_misses', 2) then
-      make_unavailable(user, 'away', 'missed')
+      make_unavailable(user, Presence.AWAY, 'missed')
       log('PAUSE', '', dept, user, 'missed')
-      emit('paused', user, 'missed')
+      emit(EventKind.PAUSED, user, 'missed')
       return dept
     end
   end
@@ -148,87 +149,111 @@ end
 -- True while ticket tid rings user. A ring past its deadline is over even if no tick has run
 -- yet (accept and decline then answer not_offered).
 local function still_ringing(tid, user)
-  local tkey = 'yz:ticket:' .. tid
-  local deadline = tonumber(redis.call('ZSCORE', 'yz:ringing', tid))
-  return redis.call('HGET', tkey, 'status') == 'ringing'
+  local tkey = K.TICKET(tid)
+  local deadline = tonumber(redis.call('ZSCORE', K.RINGING, tid))
+  return redis.call('HGET', tkey, 'status') == TicketStatus.RINGING
     and redis.call('HGET', tkey, 'staff') == user
     and deadline ~= nil and deadline > now
 end
 
 local function end_ticket(tid, status, event)
-  local tkey = 'yz:ticket:' .. tid
+  local tkey = K.TICKET(tid)
   local dept = redis.call('HGET', tkey, 'department')
   local staff = redis.call('HGET', tkey, 'staff') or ''
-  if redis.call('HGET', tkey, 'status') == 'ringing' and staff ~= '' then
-    redis.call('ZREM', 'yz:ringing', tid)
-    make_available(staff, num(redis.call('HGET', 'yz:staff:' .. staff, 'since'), now))
-    emit('withdrawn', tid, staff)
+  if redis.call('HGET', tkey, 'status') == TicketStatus.RINGING and staff ~= '' then
+    redis.call('ZREM', K.RINGING, tid)
+    make_available(staff, num(redis.call('HGET', K.STAFF(staff), 'since'), now))
+    emit(EventKind.WITHDRAWN, tid, staff)
   end
-  redis.call('ZREM', 'yz:queue:' .. dept, tid)
-  redis.call('ZREM', 'yz:ticket_gone', tid)
+  redis.call('ZREM', K.QUEUE(dept), tid)
+  redis.call('ZREM', K.TICKET_GONE, tid)
   redis.call('HSET', tkey, 'status', status, 'ended_at', now, 'staff', '')
   log(event, tid, dept, staff, '')
-  emit('ticket', tid, status)
-  emit('queue', dept, '')
+  emit(EventKind.TICKET, tid, status)
+  emit(EventKind.QUEUE, dept, '')
   return staff
 end
 
 -- Dispatch: offer the department's waiting tickets, in order, to the longest-idle available
 -- staff member of the pools open to each ticket (its department, then backup tiers by wait).
-local function dispatch(dept)
-  local qkey = 'yz:queue:' .. dept
-  if redis.call('ZCARD', qkey) == 0 then return end
-  local dkey = 'yz:dept:' .. dept
-  local timeout = cfg(dept, 'ring_timeout', 15)
+local function tiers_of(dept)
   local tiers = {}
-  for group, after in string.gmatch(redis.call('HGET', dkey, 'tiers') or '', '([^,:]+):([^,]+)') do
+  local text = redis.call('HGET', K.DEPT(dept), 'tiers') or ''
+  for group, after in string.gmatch(text, '([^,:]+):([^,]+)') do
     table.insert(tiers, {group, tonumber(after)})
   end
-  local function anyone()
-    if redis.call('ZCARD', 'yz:available:' .. dept) > 0 then return true end
-    for _, tier in ipairs(tiers) do
-      if redis.call('ZCARD', 'yz:available:' .. tier[1]) > 0 then return true end
-    end
-    return false
+  return tiers
+end
+
+-- Anyone available in the department's pool or in one of its tiers' (open or not yet).
+local function anyone_available(dept, tiers)
+  if redis.call('ZCARD', K.AVAILABLE(dept)) > 0 then return true end
+  for _, tier in ipairs(tiers) do
+    if redis.call('ZCARD', K.AVAILABLE(tier[1])) > 0 then return true end
   end
-  if not anyone() then return end
+  return false
+end
+
+-- The pools open to a ticket that has waited `waited` seconds.
+local function open_pools(dept, tiers, waited)
+  local pools = {dept}
+  for _, tier in ipairs(tiers) do
+    if waited >= tier[2] then table.insert(pools, tier[1]) end
+  end
+  return pools
+end
+
+-- The longest-idle member of the pools who is not cooling off after declining or missing the
+-- ticket, and their pool; nil when there is none.
+local function longest_idle(tid, pools)
+  local best, best_since, best_pool = nil, nil, nil
+  for _, pool in ipairs(pools) do
+    local members = redis.call('ZRANGE', K.AVAILABLE(pool), 0, -1, 'WITHSCORES')
+    for i = 1, #members, 2 do
+      local user, since = members[i], tonumber(members[i + 1])
+      if best_since ~= nil and since >= best_since then break end
+      local declined = redis.call('ZSCORE', K.DECLINED(tid), user)
+      if (not declined) or (now - tonumber(declined) >= DECLINE_COOLDOWN) then
+        best, best_since, best_pool = user, since, pool
+        break
+      end
+    end
+  end
+  return best, best_pool
+end
+
+-- Ring `user`, found in `pool`, for the waiting ticket; the first ring outside the ticket's
+-- department is logged as an overflow.
+local function ring(tid, dept, user, pool, overflowed, timeout)
+  local tkey = K.TICKET(tid)
+  redis.call('ZREM', K.QUEUE(dept), tid)
+  redis.call('ZADD', K.RINGING, now + timeout, tid)
+  redis.call('HSET', tkey, 'status', TicketStatus.RINGING, 'staff', user)
+  set_pools(user, nil)
+  redis.call('HSET', K.STAFF(user), 'presence', Presence.RINGING, 'ticket', tid)
+  if pool ~= dept and overflowed ~= '1' then
+    redis.call('HSET', tkey, 'overflowed', '1')
+    log('OVERFLOW', tid, dept, user, pool)
+  end
+  log('RING', tid, dept, user, '')
+  emit(EventKind.RING, tid, user)
+  emit(EventKind.TICKET, tid, TicketStatus.RINGING)
+  emit(EventKind.QUEUE, dept, '')
+end
+
+local function dispatch(dept)
+  local qkey = K.QUEUE(dept)
+  if redis.call('ZCARD', qkey) == 0 then return end
+  local timeout = cfg(dept, 'ring_timeout', 15)
+  local tiers = tiers_of(dept)
+  if not anyone_available(dept, tiers) then return end
   for _, tid in ipairs(redis.call('ZRANGE', qkey, 0, -1)) do
-    local tkey = 'yz:ticket:' .. tid
-    local fields = redis.call('HMGET', tkey, 'created_at', 'rest_until', 'overflowed')
-    local waited = now - num(fields[1], now)
+    local fields = redis.call('HMGET', K.TICKET(tid), 'created_at', 'rest_until', 'overflowed')
     if num(fields[2], 0) <= now then
-      local pools = {dept}
-      for _, tier in ipairs(tiers) do
-        if waited >= tier[2] then table.insert(pools, tier[1]) end
-      end
-      local best, best_since, best_pool = nil, nil, nil
-      for _, pool in ipairs(pools) do
-        local members = redis.call('ZRANGE', 'yz:available:' .. pool, 0, -1, 'WITHSCORES')
-        for i = 1, #members, 2 do
-          local user, since = members[i], tonumber(members[i + 1])
-          if best_since ~= nil and since >= best_since then break end
-          local declined = redis.call('ZSCORE', tkey .. ':declined', user)
-          if (not declined) or (now - tonumber(declined) >= DECLINE_COOLDOWN) then
-            best, best_since, best_pool = user, since, pool
-            break
-          end
-        end
-      end
-      if best then
-        redis.call('ZREM', qkey, tid)
-        redis.call('ZADD', 'yz:ringing', now + timeout, tid)
-        redis.call('HSET', tkey, 'status', 'ringing', 'staff', best)
-        set_pools(best, nil)
-        redis.call('HSET', 'yz:staff:' .. best, 'presence', 'ringing', 'ticket', tid)
-        if best_pool ~= dept and fields[3] ~= '1' then
-          redis.call('HSET', tkey, 'overflowed', '1')
-          log('OVERFLOW', tid, dept, best, best_pool)
-        end
-        log('RING', tid, dept, best, '')
-        emit('ring', tid, best)
-        emit('ticket', tid, 'ringing')
-        emit('queue', dept, '')
-        if not anyone() then return end
+      local user, pool = longest_idle(tid, open_pools(dept, tiers, now - num(fields[1], now)))
+      if user then
+        ring(tid, dept, user, pool, fields[3], timeout)
+        if not anyone_available(dept, tiers) then return end
       end
     end
   end
@@ -236,270 +261,326 @@ end
 
 -- Connections: per-process socket counts, so a dead process's sockets can be discounted.
 local function gone_staff(user)
-  local skey = 'yz:staff:' .. user
+  local skey = K.STAFF(user)
   redis.call('HSET', skey, 'gone', '1')
   set_pools(user, nil)
-  redis.call('ZADD', 'yz:staff_gone', now + STAFF_GRACE, user)
-  if redis.call('HGET', skey, 'presence') == 'ringing' then
+  redis.call('ZADD', K.STAFF_GONE, now + STAFF_GRACE, user)
+  if redis.call('HGET', skey, 'presence') == Presence.RINGING then
     local tid = redis.call('HGET', skey, 'ticket') or ''
     if tid ~= '' then
       local dept = ring_failed(tid, user, 'GONE')
-      emit('withdrawn', tid, user)
+      emit(EventKind.WITHDRAWN, tid, user)
       dispatch(dept)
     end
   end
 end
 
 local function back_staff(user)
-  local skey = 'yz:staff:' .. user
-  redis.call('ZREM', 'yz:staff_gone', user)
+  local skey = K.STAFF(user)
+  redis.call('ZREM', K.STAFF_GONE, user)
   if redis.call('HGET', skey, 'gone') == '1' then
     redis.call('HDEL', skey, 'gone')
-    if redis.call('HGET', skey, 'presence') == 'available' then
+    if redis.call('HGET', skey, 'presence') == Presence.AVAILABLE then
       set_pools(user, num(redis.call('HGET', skey, 'since'), now))
     end
   end
 end
 
+-- A socket of a staff member or ticket (kind) came (delta > 0) or went on a node; the total
+-- over all nodes is returned.
 local function connection(kind, id, node, delta)
-  local key = 'yz:conns:' .. kind .. ':' .. id
+  local key = K.CONNS(kind, id)
   local n = redis.call('HINCRBY', key, node, delta)
   if n <= 0 then
     redis.call('HDEL', key, node)
-    redis.call('SREM', 'yz:node:' .. node .. ':' .. kind, id)
+    redis.call('SREM', K.NODE(node, kind), id)
   else
-    redis.call('SADD', 'yz:node:' .. node .. ':' .. kind, id)
+    redis.call('SADD', K.NODE(node, kind), id)
   end
   local total = conns(kind, id)
   if kind == 'staff' then
     if delta > 0 then back_staff(id) elseif total == 0 then gone_staff(id) end
   else
     if delta > 0 then
-      redis.call('ZREM', 'yz:ticket_gone', id)
+      redis.call('ZREM', K.TICKET_GONE, id)
     elseif total == 0 then
-      local status = redis.call('HGET', 'yz:ticket:' .. id, 'status')
-      if status == 'waiting' or status == 'ringing' then
-        redis.call('ZADD', 'yz:ticket_gone', now + TICKET_GRACE, id)
+      local status = redis.call('HGET', K.TICKET(id), 'status')
+      if status == TicketStatus.WAITING or status == TicketStatus.RINGING then
+        redis.call('ZADD', K.TICKET_GONE, now + TICKET_GRACE, id)
       end
     end
   end
   return total
 end
 
--- Operations ------------------------------------------------------------------------------------
-if op == 'enqueue' then
-  -- ARGV: tid, dept, priority (0/1), channel, also, token_hash, day
-  local tid, dept, priority, channel, also, token_hash, day =
-    ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-  local dkey = 'yz:dept:' .. dept
-  if redis.call('EXISTS', dkey) == 0 then return {'unknown_department'} end
-  local waiting = redis.call('ZCARD', 'yz:queue:' .. dept)
-  if waiting >= cfg(dept, 'max_queue', 50) then return {'queue_full'} end
-  local seq = redis.call('INCR', 'yz:seq:ticket')
+-- Time: what a tick does, one job each, in this order ------------------------------------------
+-- Rings past their deadline: a missed ring (or a ring without staff: back in the queue).
+local function expire_rings()
+  for _, tid in ipairs(redis.call('ZRANGEBYSCORE', K.RINGING, '-inf', now)) do
+    local user = redis.call('HGET', K.TICKET(tid), 'staff') or ''
+    if user ~= '' then ring_failed(tid, user, 'NOANSWER') else requeue(tid, 0) end
+  end
+end
+
+local function end_wrap_ups()
+  for _, user in ipairs(redis.call('ZRANGEBYSCORE', K.WRAPUP, '-inf', now)) do
+    make_available(user, now)
+    emit(EventKind.PRESENCE, user, Presence.AVAILABLE)
+  end
+end
+
+-- A dead process's sockets count no more.
+local function drop_sockets_of(node)
+  for _, kind in ipairs({'staff', 'ticket'}) do
+    local nkey = K.NODE(node, kind)
+    for _, id in ipairs(redis.call('SMEMBERS', nkey)) do
+      local n = num(redis.call('HGET', K.CONNS(kind, id), node), 0)
+      if n > 0 then connection(kind, id, node, -n) end
+    end
+    redis.call('DEL', nkey)
+  end
+end
+
+-- The calls a dead process hosted are over, and its rooms leave the directory.
+local function end_calls_of(node)
+  local rkey = K.NODE(node, 'rooms')
+  for _, room in ipairs(redis.call('SMEMBERS', rkey)) do
+    local tid = redis.call('HGET', K.ROOM(room), 'ticket_id') or ''
+    if tid ~= '' and redis.call('HGET', K.TICKET(tid), 'status') == TicketStatus.CONNECTED then
+      local tkey = K.TICKET(tid)
+      local staff = redis.call('HGET', tkey, 'staff') or ''
+      local dept = redis.call('HGET', tkey, 'department')
+      redis.call('HSET', tkey, 'status', TicketStatus.ENDED, 'ended_at', now)
+      log('ABANDON', tid, dept, staff, 'server process died')
+      emit(EventKind.TICKET, tid, TicketStatus.ENDED)
+      if staff ~= '' then after_call(staff, dept) end
+    end
+    redis.call('DEL', K.ROOM(room))
+  end
+  redis.call('DEL', rkey)
+end
+
+-- Processes whose heartbeat ran out.
+local function bury_dead_nodes()
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', K.NODES, '-inf', now)) do
+    drop_sockets_of(node)
+    end_calls_of(node)
+    redis.call('ZREM', K.NODES, node)
+  end
+end
+
+-- Staff still without a socket at the end of their grace are offline (unless in a call).
+local function expire_staff_graces()
+  for _, user in ipairs(redis.call('ZRANGEBYSCORE', K.STAFF_GONE, '-inf', now)) do
+    redis.call('ZREM', K.STAFF_GONE, user)
+    if conns('staff', user) == 0 then
+      local presence = redis.call('HGET', K.STAFF(user), 'presence')
+      if presence ~= Presence.IN_CALL and presence ~= Presence.OFFLINE then
+        make_unavailable(user, Presence.OFFLINE, '')
+        log('PAUSE', '', '', user, 'offline')
+        emit(EventKind.PRESENCE, user, Presence.OFFLINE)
+      end
+    end
+  end
+end
+
+-- Tickets still without a socket at the end of their grace are abandoned.
+local function expire_ticket_graces()
+  for _, tid in ipairs(redis.call('ZRANGEBYSCORE', K.TICKET_GONE, '-inf', now)) do
+    redis.call('ZREM', K.TICKET_GONE, tid)
+    local status = redis.call('HGET', K.TICKET(tid), 'status')
+    if conns('ticket', tid) == 0
+        and (status == TicketStatus.WAITING or status == TicketStatus.RINGING) then
+      end_ticket(tid, TicketStatus.ABANDONED, 'ABANDON')
+    end
+  end
+end
+
+-- Every department, for tiers that opened and rests that ended.
+local function dispatch_all()
+  for _, dept in ipairs(redis.call('SMEMBERS', K.DEPTS)) do dispatch(dept) end
+end
+
+-- Operations: each returns a Code and its value (or none) -----------------------------------------
+local ops = {}
+
+-- Value: the hall number.
+function ops.enqueue(tid, dept, priority, channel, also, token_hash, day)
+  local dkey = K.DEPT(dept)
+  if redis.call('EXISTS', dkey) == 0 then return Code.UNKNOWN_DEPARTMENT end
+  local qkey = K.QUEUE(dept)
+  if redis.call('ZCARD', qkey) >= cfg(dept, 'max_queue', 50) then return Code.QUEUE_FULL end
+  local seq = redis.call('INCR', K.TICKET_SEQ)
   local lane = priority == '1' and 'B' or 'A'
-  local ckey = 'yz:seq:number:' .. dept .. ':' .. lane .. ':' .. day
+  local ckey = K.NUMBER_SEQ(dept, lane, day)
   local count = redis.call('INCR', ckey)
-  redis.call('EXPIRE', ckey, 3 * 86400)
+  redis.call('EXPIRE', ckey, 3 * DAY)
   local number = (redis.call('HGET', dkey, 'prefix') or '') .. lane .. string.format('%03d', count)
-  local score = (priority == '1' and PRIORITY_BASE or ORDINARY_BASE) + seq
-  redis.call('HSET', 'yz:ticket:' .. tid, 'ticket_id', tid, 'number', number, 'department', dept,
-             'status', 'waiting', 'seq', seq, 'score', score, 'priority', priority,
+  local score = (priority == '1' and 0 or LANE_SPLIT) + seq
+  redis.call('HSET', K.TICKET(tid), 'ticket_id', tid, 'number', number, 'department', dept,
+             'status', TicketStatus.WAITING, 'seq', seq, 'score', score, 'priority', priority,
              'channel', channel, 'also', also, 'created_at', now, 'token_hash', token_hash,
              'staff', '', 'room_id', '', 'rest_until', 0)
-  redis.call('ZADD', 'yz:queue:' .. dept, score, tid)
+  redis.call('ZADD', qkey, score, tid)
   -- Until a socket of the applicant is counted for it, the ticket is on the reconnect grace:
   -- an applicant who left while it was being created does not hold a place for ever.
-  redis.call('ZADD', 'yz:ticket_gone', now + TICKET_GRACE, tid)
+  redis.call('ZADD', K.TICKET_GONE, now + TICKET_GRACE, tid)
   log('ENTER', tid, dept, '', priority == '1' and 'priority' or '')
-  emit('queue', dept, '')
+  emit(EventKind.QUEUE, dept, '')
   dispatch(dept)
-  return {'ok', number, events}
+  return Code.OK, number
+end
 
-elseif op == 'dispatch' then
-  dispatch(ARGV[3])
-  return events
+function ops.dispatch(dept)
+  dispatch(dept)
+  return Code.OK
+end
 
-elseif op == 'presence' then
-  -- ARGV: user, state (available|away|offline), reason
-  local user, state, reason = ARGV[3], ARGV[4], ARGV[5]
-  local skey = 'yz:staff:' .. user
-  local current = redis.call('HGET', skey, 'presence') or 'offline'
-  if current == 'in_call' or current == 'ringing' then return {'bad_state', current, events} end
-  if state == 'available' then
+-- state: available, away or offline. Value: the presence now (the current one when refused).
+function ops.presence(user, state, reason)
+  local skey = K.STAFF(user)
+  local current = redis.call('HGET', skey, 'presence') or Presence.OFFLINE
+  if current == Presence.IN_CALL or current == Presence.RINGING then
+    return Code.BAD_STATE, current
+  end
+  if state == Presence.AVAILABLE then
     redis.call('HSET', skey, 'misses', 0)
-    if current ~= 'available' then
+    if current ~= Presence.AVAILABLE then
       make_available(user, now)
       log('UNPAUSE', '', '', user, '')
     end
     for _, pool in ipairs(pools_of(user)) do dispatch(pool) end
   else
     make_unavailable(user, state, reason)
-    log('PAUSE', '', '', user, state == 'away' and reason or state)
+    log('PAUSE', '', '', user, state == Presence.AWAY and reason or state)
   end
-  return {'ok', state, events}
+  return Code.OK, state
+end
 
-elseif op == 'accept' then
-  local tid, user = ARGV[3], ARGV[4]
-  local tkey = 'yz:ticket:' .. tid
-  if not still_ringing(tid, user) then
-    return 'not_offered'
-  end
-  redis.call('ZREM', 'yz:ringing', tid)
-  redis.call('HSET', tkey, 'status', 'connected', 'connected_at', now)
-  redis.call('HSET', 'yz:staff:' .. user, 'presence', 'in_call', 'since', now, 'ticket', tid,
+function ops.accept(tid, user)
+  if not still_ringing(tid, user) then return Code.NOT_OFFERED end
+  local tkey = K.TICKET(tid)
+  redis.call('ZREM', K.RINGING, tid)
+  redis.call('HSET', tkey, 'status', TicketStatus.CONNECTED, 'connected_at', now)
+  redis.call('HSET', K.STAFF(user), 'presence', Presence.IN_CALL, 'since', now, 'ticket', tid,
              'misses', 0)
   log('CONNECT', tid, redis.call('HGET', tkey, 'department'), user,
       string.format('%.1f', now - num(redis.call('HGET', tkey, 'created_at'), now)))
-  return 'ok'
+  return Code.OK
+end
 
-elseif op == 'decline' then
-  local tid, user = ARGV[3], ARGV[4]
-  if not still_ringing(tid, user) then
-    return {'not_offered', events}
+function ops.decline(tid, user)
+  if not still_ringing(tid, user) then return Code.NOT_OFFERED end
+  dispatch(ring_failed(tid, user, 'DECLINE'))
+  return Code.OK
+end
+
+function ops.cancel(tid)
+  local tkey = K.TICKET(tid)
+  local status = redis.call('HGET', tkey, 'status')
+  if status ~= TicketStatus.WAITING and status ~= TicketStatus.RINGING then
+    return Code.BAD_STATE
   end
-  local dept = ring_failed(tid, user, 'DECLINE')
+  local dept = redis.call('HGET', tkey, 'department')
+  end_ticket(tid, TicketStatus.CANCELLED, 'CANCEL')
   dispatch(dept)
-  return {'ok', events}
+  return Code.OK
+end
 
-elseif op == 'cancel' then
-  local tid = ARGV[3]
-  local status = redis.call('HGET', 'yz:ticket:' .. tid, 'status')
-  if status ~= 'waiting' and status ~= 'ringing' then return {'bad_state', events} end
-  local dept = redis.call('HGET', 'yz:ticket:' .. tid, 'department')
-  end_ticket(tid, 'cancelled', 'CANCEL')
-  dispatch(dept)
-  return {'ok', events}
-
-elseif op == 'finish' then
-  -- The consultation is over: the ticket ends, its staff member goes to wrap-up.
-  local tid = ARGV[3]
-  local tkey = 'yz:ticket:' .. tid
-  if redis.call('HGET', tkey, 'status') ~= 'connected' then return {'', events} end
+-- The consultation is over: the ticket ends, its staff member goes to wrap-up. Value: the staff
+-- member who had the call.
+function ops.finish(tid)
+  local tkey = K.TICKET(tid)
+  if redis.call('HGET', tkey, 'status') ~= TicketStatus.CONNECTED then return Code.BAD_STATE end
   local dept = redis.call('HGET', tkey, 'department')
   local staff = redis.call('HGET', tkey, 'staff') or ''
-  redis.call('HSET', tkey, 'status', 'ended', 'ended_at', now)
+  redis.call('HSET', tkey, 'status', TicketStatus.ENDED, 'ended_at', now)
   local handled = now - num(redis.call('HGET', tkey, 'connected_at'), now)
-  redis.call('LPUSH', 'yz:handled:' .. dept, string.format('%.1f', handled))
-  redis.call('LTRIM', 'yz:handled:' .. dept, 0, 49)
+  redis.call('LPUSH', K.HANDLED(dept), string.format('%.1f', handled))
+  redis.call('LTRIM', K.HANDLED(dept), 0, 49)
   log('COMPLETE', tid, dept, staff, string.format('%.1f', handled))
-  emit('ticket', tid, 'ended')
-  if staff ~= '' and redis.call('HGET', 'yz:staff:' .. staff, 'ticket') == tid then
+  emit(EventKind.TICKET, tid, TicketStatus.ENDED)
+  if staff ~= '' and redis.call('HGET', K.STAFF(staff), 'ticket') == tid then
     after_call(staff, dept)
   end
-  return {staff, events}
+  return Code.OK, staff
+end
 
-elseif op == 'rate' then
-  local tkey = 'yz:ticket:' .. ARGV[3]
+function ops.rate(tid, rating)
+  local tkey = K.TICKET(tid)
   local status = redis.call('HGET', tkey, 'status')
-  if status ~= 'ended' and status ~= 'connected' then return 'bad_state' end
-  if redis.call('HEXISTS', tkey, 'rating') == 1 then return 'bad_state' end
-  redis.call('HSET', tkey, 'rating', ARGV[4])
-  return 'ok'
-
-elseif op == 'connection' then
-  -- ARGV: kind (staff|ticket), id, node, delta (+1|-1)
-  local total = connection(ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]))
-  return {total, events}
-
-elseif op == 'heartbeat' then
-  -- ARGV: node, ttl
-  redis.call('ZADD', 'yz:nodes', now + tonumber(ARGV[4]), ARGV[3])
-  return 1
-
-elseif op == 'tick' then
-  -- Everything that happens with time: rings that time out, wrap-ups that end, sockets whose
-  -- grace period ran out, dead processes, tiers that open, rests that end.
-  for _, tid in ipairs(redis.call('ZRANGEBYSCORE', 'yz:ringing', '-inf', now)) do
-    local user = redis.call('HGET', 'yz:ticket:' .. tid, 'staff') or ''
-    if user ~= '' then ring_failed(tid, user, 'NOANSWER') else requeue(tid, 0) end
+  if status ~= TicketStatus.ENDED and status ~= TicketStatus.CONNECTED then
+    return Code.BAD_STATE
   end
-  for _, user in ipairs(redis.call('ZRANGEBYSCORE', 'yz:wrapup', '-inf', now)) do
-    make_available(user, now)
-    emit('presence', user, 'available')
-  end
-  for _, node in ipairs(redis.call('ZRANGEBYSCORE', 'yz:nodes', '-inf', now)) do
-    for _, kind in ipairs({'staff', 'ticket'}) do
-      local nkey = 'yz:node:' .. node .. ':' .. kind
-      for _, id in ipairs(redis.call('SMEMBERS', nkey)) do
-        local n = num(redis.call('HGET', 'yz:conns:' .. kind .. ':' .. id, node), 0)
-        if n > 0 then connection(kind, id, node, -n) end
-      end
-      redis.call('DEL', nkey)
-    end
-    -- Calls hosted by the dead process are over.
-    local rkey = 'yz:node:' .. node .. ':rooms'
-    for _, room in ipairs(redis.call('SMEMBERS', rkey)) do
-      local tid = redis.call('HGET', 'yz:room:' .. room, 'ticket_id') or ''
-      if tid ~= '' and redis.call('HGET', 'yz:ticket:' .. tid, 'status') == 'connected' then
-        local staff = redis.call('HGET', 'yz:ticket:' .. tid, 'staff') or ''
-        local dept = redis.call('HGET', 'yz:ticket:' .. tid, 'department')
-        redis.call('HSET', 'yz:ticket:' .. tid, 'status', 'ended', 'ended_at', now)
-        log('ABANDON', tid, dept, staff, 'server process died')
-        emit('ticket', tid, 'ended')
-        if staff ~= '' then after_call(staff, dept) end
-      end
-      redis.call('DEL', 'yz:room:' .. room)
-    end
-    redis.call('DEL', rkey)
-    redis.call('ZREM', 'yz:nodes', node)
-  end
-  for _, user in ipairs(redis.call('ZRANGEBYSCORE', 'yz:staff_gone', '-inf', now)) do
-    redis.call('ZREM', 'yz:staff_gone', user)
-    if conns('staff', user) == 0 then
-      local presence = redis.call('HGET', 'yz:staff:' .. user, 'presence')
-      if presence ~= 'in_call' and presence ~= 'offline' then
-        make_unavailable(user, 'offline', '')
-        log('PAUSE', '', '', user, 'offline')
-        emit('presence', user, 'offline')
-      end
-    end
-  end
-  for _, tid in ipairs(redis.call('ZRANGEBYSCORE', 'yz:ticket_gone', '-inf', now)) do
-    redis.call('ZREM', 'yz:ticket_gone', tid)
-    local status = redis.call('HGET', 'yz:ticket:' .. tid, 'status')
-    if conns('ticket', tid) == 0 and (status == 'waiting' or status == 'ringing') then
-      end_ticket(tid, 'abandoned', 'ABANDON')
-    end
-  end
-  for _, dept in ipairs(redis.call('SMEMBERS', 'yz:depts')) do dispatch(dept) end
-  return events
+  if redis.call('HEXISTS', tkey, 'rating') == 1 then return Code.BAD_STATE end
+  redis.call('HSET', tkey, 'rating', rating)
+  return Code.OK
+end
 
-elseif op == 'room' then
-  -- ARGV: room_id, node, ticket_id, department, staff
-  redis.call('HSET', 'yz:room:' .. ARGV[3], 'room_id', ARGV[3], 'node', ARGV[4],
-             'ticket_id', ARGV[5], 'department', ARGV[6], 'staff', ARGV[7], 'created_at', now)
-  redis.call('SADD', 'yz:node:' .. ARGV[4] .. ':rooms', ARGV[3])
-  redis.call('HSET', 'yz:ticket:' .. ARGV[5], 'room_id', ARGV[3])
-  return 1
+-- kind: staff or ticket; delta: +1 or -1. Value: that one's sockets on all nodes.
+function ops.connection(kind, id, node, delta)
+  return Code.OK, connection(kind, id, node, tonumber(delta))
+end
 
-elseif op == 'duty' then
-  -- ARGV: pool. Read only: {staff on duty, staff available now} among the pool's members.
+function ops.heartbeat(node, ttl)
+  redis.call('ZADD', K.NODES, now + tonumber(ttl), node)
+  return Code.OK
+end
+
+-- Everything that happens with time.
+function ops.tick()
+  expire_rings()
+  end_wrap_ups()
+  bury_dead_nodes()
+  expire_staff_graces()
+  expire_ticket_graces()
+  dispatch_all()
+  return Code.OK
+end
+
+-- A room of `node` serves the ticket from now on (the room directory's entry).
+function ops.room(room_id, node, tid, dept, staff)
+  redis.call('HSET', K.ROOM(room_id), 'room_id', room_id, 'node', node, 'ticket_id', tid,
+             'department', dept, 'staff', staff, 'created_at', now)
+  redis.call('SADD', K.NODE(node, 'rooms'), room_id)
+  redis.call('HSET', K.TICKET(tid), 'room_id', room_id)
+  return Code.OK
+end
+
+function ops.room_closed(room_id)
+  local node = redis.call('HGET', K.ROOM(room_id), 'node')
+  if node then redis.call('SREM', K.NODE(node, 'rooms'), room_id) end
+  redis.call('DEL', K.ROOM(room_id))
+  return Code.OK
+end
+
+-- Read only. Value: {staff on duty, staff available now} among the pool's members.
+function ops.duty(pool)
   local on_duty, available = 0, 0
-  for _, user in ipairs(redis.call('SMEMBERS', 'yz:members:' .. ARGV[3])) do
-    local state = redis.call('HMGET', 'yz:staff:' .. user, 'presence', 'gone')
+  for _, user in ipairs(redis.call('SMEMBERS', K.MEMBERS(pool))) do
+    local state = redis.call('HMGET', K.STAFF(user), 'presence', 'gone')
     if state[2] ~= '1' then
       local p = state[1]
-      if p == 'available' or p == 'ringing' or p == 'in_call' or p == 'wrap_up' then
+      if p == Presence.AVAILABLE or p == Presence.RINGING or p == Presence.IN_CALL
+          or p == Presence.WRAP_UP then
         on_duty = on_duty + 1
       end
-      if p == 'available' then available = available + 1 end
+      if p == Presence.AVAILABLE then available = available + 1 end
     end
   end
-  return {on_duty, available}
-
-elseif op == 'forget_nodes' then
-  -- Every process that used this Redis is gone (the private Redis of a restarted service):
-  -- let the next tick clean up after all of them at once.
-  for _, node in ipairs(redis.call('ZRANGE', 'yz:nodes', 0, -1)) do
-    redis.call('ZADD', 'yz:nodes', 0, node)
-  end
-  return 1
-
-elseif op == 'room_closed' then
-  -- ARGV: room_id
-  local node = redis.call('HGET', 'yz:room:' .. ARGV[3], 'node')
-  if node then redis.call('SREM', 'yz:node:' .. node .. ':rooms', ARGV[3]) end
-  redis.call('DEL', 'yz:room:' .. ARGV[3])
-  return 1
+  return Code.OK, {on_duty, available}
 end
-return redis.error_reply('unknown operation ' .. tostring(op))
+
+-- Every process that used this Redis is gone (the private Redis of a restarted service): let
+-- the next tick clean up after all of them at once.
+function ops.forget_nodes()
+  for _, node in ipairs(redis.call('ZRANGE', K.NODES, 0, -1)) do
+    redis.call('ZADD', K.NODES, 0, node)
+  end
+  return Code.OK
+end
+
+local operation = ops[op_name]
+if operation == nil then return redis.error_reply('unknown operation ' .. tostring(op_name)) end
+local code, value = operation(unpack(ARGV, FIRST_ARG))
+return {code, events, value}

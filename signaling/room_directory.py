@@ -2,7 +2,7 @@
 which 会商 invitations and invited departments; the room tokens that let someone in; and the room
 a staff member joined by invitation. `RoomEntry` is an entry, parsed from its hash here only.
 
-Keys (see the layout at the top of signaling/store.py):
+Keys (the whole layout: signaling/keys.py):
   yz:room:<room_id>     hash   room_id, node, ticket_id, department, staff, created_at,
                                participants, invite:<dept> (JSON of an Invite), joined:<dept>
                                (the username who took that invitation)
@@ -21,8 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from signaling import keys
+from signaling.keys import hash_token
 from signaling.schema import Invite
-from signaling.store import K, Store, hash_token
+from signaling.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -150,19 +152,19 @@ class RoomDirectory:
         await self._store.delete_room(room_id)
 
     async def entry(self, room_id: str) -> RoomEntry | None:
-        return RoomEntry.from_hash(await self._redis.hgetall(K + f"room:{room_id}"))
+        return RoomEntry.from_hash(await self._redis.hgetall(keys.ROOM(room_id)))
 
     async def live(self) -> list[RoomEntry]:
         """Every live room of every process known to be alive, oldest first."""
-        nodes = await self._redis.zrange(K + "nodes", 0, -1)
+        nodes = await self._redis.zrange(keys.NODES, 0, -1)
         ids: set[str] = set()
         for node in nodes:
-            ids |= set(await self._redis.smembers(K + f"node:{node}:rooms"))
+            ids |= set(await self._redis.smembers(keys.NODE(node, "rooms")))
         if not ids:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
             for room_id in sorted(ids):
-                pipe.hgetall(K + f"room:{room_id}")
+                pipe.hgetall(keys.ROOM(room_id))
             rows = await pipe.execute()
         entries = [e for row in rows if (e := RoomEntry.from_hash(row)) is not None]
         return sorted(entries, key=lambda e: e.created_at)
@@ -170,38 +172,38 @@ class RoomDirectory:
     async def set_participants(self, room_id: str, count: int) -> bool:
         """The host's participant count; False (and nothing written) once the entry is gone, so
         a late write cannot leave a stray half entry behind."""
-        return int(await self._room_set(keys=[K + f"room:{room_id}"],
+        return int(await self._room_set(keys=[keys.ROOM(room_id)],
                                         args=["participants", str(count)])) >= 0
 
     # 会商 invitations -------------------------------------------------------------------------
     async def add_invite(self, invitation: Invitation, max_pending: int) -> str:
         """Record a pending invitation: ok, or why not (gone, pending, full)."""
         return str(await self._invite_add(
-            keys=[K + f"room:{invitation.room_id}"],
+            keys=[keys.ROOM(invitation.room_id)],
             args=[invitation.department,
                   json.dumps(invitation.payload(), ensure_ascii=False), max_pending]))
 
     async def take_invite(self, room_id: str, department: str, username: str) -> str:
         """The first member of the department to join takes the invitation: ok, taken (a
         colleague was first) or none (there never was one, or it was withdrawn)."""
-        return str(await self._invite_take(keys=[K + f"room:{room_id}"],
+        return str(await self._invite_take(keys=[keys.ROOM(room_id)],
                                            args=[department, username]))
 
     async def set_guest(self, username: str, room_id: str | None) -> None:
         """The room a staff member joined by invitation (found again after a page reload)."""
         if room_id:
-            await self._redis.set(K + f"guest:{username}", room_id, ex=GUEST_TTL)
+            await self._redis.set(keys.GUEST(username), room_id, ex=GUEST_TTL)
         else:
-            await self._redis.delete(K + f"guest:{username}")
+            await self._redis.delete(keys.GUEST(username))
 
     async def guest_room(self, username: str) -> str:
-        return str(await self._redis.get(K + f"guest:{username}") or "")
+        return str(await self._redis.get(keys.GUEST(username)) or "")
 
     # room tokens ------------------------------------------------------------------------------
     async def create_token(self, room_id: str, *, role: str, participant_id: str, name: str,
                            department: str, ticket_id: str, ttl: int = TOKEN_TTL) -> str:
         token = secrets.token_urlsafe(24)
-        key = K + f"roomtoken:{hash_token(token)}"
+        key = keys.ROOM_TOKEN(hash_token(token))
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping={"room_id": room_id, "role": role, "name": name,
                                     "participant_id": participant_id, "department": department,
@@ -213,5 +215,5 @@ class RoomDirectory:
     async def token(self, token: str) -> dict[str, str] | None:
         """What a room token grants: room_id, role, participant_id, name, department,
         ticket_id."""
-        row = await self._redis.hgetall(K + f"roomtoken:{hash_token(token)}")
+        row = await self._redis.hgetall(keys.ROOM_TOKEN(hash_token(token)))
         return row or None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
 from signaling.errors import SignalError
+from signaling.states import Presence
 
 ID_MAX = 64
 TOKEN_MAX = 128
@@ -72,7 +73,8 @@ EVENTS: dict[str, dict[str, dict[str, Field]]] = {
                              "note": Field(str, required=False, max_len=200)},
     },
     "/staff": {
-        "presence:set": {"state": Field(str, choices=("available", "away")),
+        "presence:set": {"state": Field(str, choices=(Presence.AVAILABLE.value,
+                                                      Presence.AWAY.value)),
                          "reason": Field(str, required=False, max_len=32)},
         "callback:list": {},
         "callback:done": {"callback_id": _id()},

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 
+from signaling.accounts import User
 from signaling.schema import StaffState, TicketView
-from signaling.store import Store, Ticket, User
+from signaling.states import TicketStatus
+from signaling.store import Store, Ticket
 from signaling.views import WaitBasis, staff_view, ticket_view
 
 logger = logging.getLogger(__name__)
@@ -22,7 +24,7 @@ class Snapshots:
 
     async def ticket(self, ticket: Ticket, basis: WaitBasis | None = None) -> TicketView:
         """`basis`: the department's, when the caller read it already for many tickets."""
-        if ticket.status != "waiting":
+        if ticket.status != TicketStatus.WAITING:
             return ticket_view(ticket, 0, None)
         position = await self._store.position(ticket)
         return ticket_view(ticket, position, basis or await self.wait_basis(ticket.department))

@@ -8,6 +8,7 @@ from typing import Any
 from socketio.exceptions import ConnectionRefusedError
 
 from rooms.roles import Role
+from signaling.accounts import SESSION_COOKIE, User
 from signaling.calls import Calls
 from signaling.consult import Consult
 from signaling.errors import SignalError
@@ -15,7 +16,7 @@ from signaling.fanout import Fanout
 from signaling.namespace import Namespace, cookie_from_environ
 from signaling.snapshots import Snapshots
 from signaling.staff_presence import StaffPresence
-from signaling.store import SESSION_COOKIE, Store, User
+from signaling.store import Store
 from signaling.tickets import Tickets
 
 logger = logging.getLogger(__name__)

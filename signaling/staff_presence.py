@@ -7,9 +7,10 @@ import logging
 import time
 from collections.abc import Callable
 
+from signaling.accounts import User
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
-from signaling.store import Store, User
+from signaling.store import Store
 
 logger = logging.getLogger(__name__)
 

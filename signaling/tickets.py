@@ -9,11 +9,12 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from recordings.archive import Archive
+from signaling.accounts import User
 from signaling.config import SignalingConfig
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.schema import Callback
-from signaling.store import Store, Ticket, User
+from signaling.store import Store, Ticket
 
 logger = logging.getLogger(__name__)
 

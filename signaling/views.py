@@ -8,10 +8,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
+from signaling.accounts import User
 from signaling.departments import Department
 from signaling.eta import average_handling, estimate_wait
 from signaling.schema import StaffState, TicketView
-from signaling.store import Ticket, User
+from signaling.states import Presence, TicketStatus
+from signaling.store import Ticket
 
 
 class DepartmentView(TypedDict):
@@ -53,7 +55,7 @@ def department_view(dept: Department, moment: dt.datetime) -> DepartmentView:
 def ticket_view(ticket: Ticket, position: int, basis: WaitBasis | None) -> TicketView:
     """`position`: 1-based in the queue while waiting, else 0; `basis`: the department's, while
     waiting (the estimate is None without it)."""
-    waiting = ticket.status == "waiting"
+    waiting = ticket.status == TicketStatus.WAITING
     return {
         "ticket_id": ticket.ticket_id, "number": ticket.number,
         "department": ticket.department, "also": list(ticket.also),
@@ -68,11 +70,11 @@ def staff_view(user: User, state: Mapping[str, str], queues: dict[str, int],
                longest: dict[str, float | None], callbacks: int) -> StaffState:
     """`state`: the staff member's presence hash; `queues`, `longest`: waiting count and oldest
     waiting ticket per pool; `callbacks`: pending callback requests of their pools."""
-    presence = state.get("presence", "offline")
+    presence = state.get("presence", Presence.OFFLINE)
     wrap_until = state.get("wrap_until")
     return {"username": user.username, "display_name": user.display_name,
             "departments": list(user.departments), "presence": presence,
             "reason": state.get("reason", ""),
-            "wrap_up_until": float(wrap_until) if wrap_until and presence == "wrap_up"
+            "wrap_up_until": float(wrap_until) if wrap_until and presence == Presence.WRAP_UP
             else None,
             "queues": queues, "longest": longest, "callbacks": callbacks}

@@ -9,9 +9,8 @@ from aiohttp import web
 
 from server.http.payload import json_object
 from server.keys import CONFIG, STORE
+from signaling.accounts import SESSION_COOKIE, User, verify_password
 from signaling.errors import SignalError
-from signaling.passwords import verify_password
-from signaling.store import SESSION_COOKIE, User
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()

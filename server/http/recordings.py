@@ -17,8 +17,8 @@ from recordings.archive import RecordingFilter
 from server.http.auth import REVIEWER_ROLES, require_user
 from server.http.payload import json_object
 from server.keys import ARCHIVE, CONFIG
+from signaling.accounts import User
 from signaling.errors import SignalError
-from signaling.store import User
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()

@@ -20,9 +20,10 @@ from rooms.room import Room
 from server.http.auth import REVIEWER_ROLES, require_user
 from server.http.payload import json_object
 from server.keys import ARCHIVE, CONSULT, DIRECTORY, NODE, ROOMS, SNAPSHOTS, STORE
+from signaling.accounts import User
 from signaling.errors import SignalError
 from signaling.room_directory import RoomEntry
-from signaling.store import User
+from signaling.states import TicketStatus
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -198,10 +199,11 @@ async def mine(request: web.Request) -> web.Response:
     store, directory = request.app[STORE], request.app[DIRECTORY]
     out: list[dict[str, Any]] = []
     for ticket in await store.guide_tickets(user.username, time.time()):
-        if ticket.status not in ("waiting", "ringing", "connected"):
+        if ticket.status not in (TicketStatus.WAITING, TicketStatus.RINGING,
+                                 TicketStatus.CONNECTED):
             continue
         view: dict[str, Any] = {**await request.app[SNAPSHOTS].ticket(ticket)}
-        live = ticket.status == "connected" and ticket.room_id \
+        live = ticket.status == TicketStatus.CONNECTED and ticket.room_id \
             and await directory.entry(ticket.room_id) is not None
         view["room_id"] = ticket.room_id if live else ""
         out.append(view)

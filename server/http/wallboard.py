@@ -8,6 +8,7 @@ from aiohttp import web
 
 from server.http.auth import REVIEWER_ROLES, require_user
 from server.keys import STORE
+from signaling.states import Presence
 
 routes = web.RouteTableDef()
 
@@ -21,7 +22,7 @@ async def wallboard(request: web.Request) -> web.Response:
     counts: dict[str, dict[str, int]] = {}
     for user in await store.staff_users():
         state = await store.staff_state(user.username)
-        presence = state.get("presence", "offline")
+        presence = state.get("presence", Presence.OFFLINE)
         staff.append({**user.public(), "presence": presence, "reason": state.get("reason", ""),
                       "since": float(state["since"]) if state.get("since") else None,
                       "reconnecting": state.get("gone") == "1"})

@@ -141,7 +141,7 @@ async def test_first_staff_member_declines_and_a_colleague_answers(
     and the applicant is connected to them."""
     from playwright.async_api import expect
 
-    from signaling.passwords import hash_password
+    from signaling.accounts import hash_password
 
     await store.put_user("tax02", display_name="税务坐席02", role="staff", departments=("tax",),
                          password_hash=hash_password("demo12345"))

@@ -57,3 +57,25 @@ def test_config_is_frozen() -> None:
     config = Config()
     with pytest.raises(AttributeError):
         config.port = 1  # type: ignore[misc]
+
+
+def test_the_queue_policy_times_come_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    defaults = load_config(env={}).signaling
+    assert (defaults.staff_grace, defaults.ticket_grace, defaults.decline_cooldown) == (
+        20.0, 60.0, 30.0)
+    path = tmp_path / "yunzhen.toml"
+    path.write_text("staff_grace = 45\nticket_grace = 90.5\n")
+    config = load_config(path, env={"YUNZHEN_DECLINE_COOLDOWN": "10"}).signaling
+    assert (config.staff_grace, config.ticket_grace, config.decline_cooldown) == (
+        45.0, 90.5, 10.0)
+
+
+@pytest.mark.parametrize(("env", "name"), [
+    ({"YUNZHEN_STAFF_GRACE": "-1"}, "staff_grace"),
+    ({"YUNZHEN_TICKET_GRACE": "1"}, "ticket_grace"),
+    ({"YUNZHEN_DECLINE_COOLDOWN": "soon"}, "decline_cooldown"),
+    ({"YUNZHEN_DECLINE_COOLDOWN": "7200"}, "decline_cooldown"),
+])
+def test_a_bad_policy_time_stops_the_start_naming_it(env: dict[str, str], name: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_config(env=env)

@@ -18,7 +18,7 @@ from recordings.archive import Archive
 from recordings.audit import AUDIT
 from recordings.jobs import STATE
 from server.keys import ARCHIVE, EXPORTS, STORE
-from signaling.passwords import hash_password
+from signaling.accounts import hash_password
 from tests.support.browser import submit_login
 from tests.support.export_media import two_party
 from tests.support.http import client_session, logged_in

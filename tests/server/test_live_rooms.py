@@ -16,8 +16,8 @@ import redis.asyncio as aioredis
 from recordings.audit import AUDIT
 from server.config import Config
 from server.keys import DIRECTORY, ROOMS, STORE
+from signaling.accounts import hash_password
 from signaling.client import SignalingClient, login_cookie
-from signaling.passwords import hash_password
 from tests.support.http import client_session, logged_in
 from tests.support.server import LiveServer
 

@@ -12,9 +12,8 @@ import redis.asyncio as aioredis
 from recordings.archive import INDEX, Archive
 from recordings.audit import AUDIT
 from server.keys import ARCHIVE, STORE
+from signaling.accounts import SESSION_COOKIE, hash_password
 from signaling.client import SignalingClient
-from signaling.passwords import hash_password
-from signaling.store import SESSION_COOKIE
 from tests.support.http import client_session, logged_in
 from tests.support.recordings import make_recording
 from tests.support.server import LiveServer

@@ -28,8 +28,9 @@ import redis.asyncio as aioredis
 
 from server.redis_server import EmbeddedRedis
 from server.seed import DEMO_PASSWORD, seed_demo
+from signaling import keys
+from signaling.accounts import hash_password
 from signaling.client import SignalingClient, login_cookie
-from signaling.passwords import hash_password
 from signaling.store import Store
 from tests.support.harness import ServerProcess, all_log_entries, redis_pid, wait_until
 
@@ -78,7 +79,7 @@ async def test_waiting_tickets_survive_kill_9_of_server_and_redis(tmp_path: Path
         ids = [tid for tid, _ in tickets]
         expected = [ids[i] for i in PRIORITY] + [ids[i] for i in range(10) if i not in PRIORITY]
         assert await store.waiting("tax") == expected
-        before = {tid: await client.hgetall(f"yz:ticket:{tid}") for tid in ids}
+        before = {tid: await client.hgetall(keys.TICKET(tid)) for tid in ids}
         assert all(row["status"] == "waiting" for row in before.values())
 
         # Crash everything.
@@ -100,13 +101,13 @@ async def test_waiting_tickets_survive_kill_9_of_server_and_redis(tmp_path: Path
         store = Store(client)
         assert await store.waiting("tax") == expected
         for tid in ids:
-            assert await client.hgetall(f"yz:ticket:{tid}") == before[tid], tid
+            assert await client.hgetall(keys.TICKET(tid)) == before[tid], tid
         server = ServerProcess(second_redis.url, tmp_path / "data2")
         servers.append(server)
         await server.start()
         await asyncio.sleep(1.0)  # a few ticks: nobody may be rung, everyone is away
         assert await store.waiting("tax") == expected
-        assert await client.zcard("yz:ringing") == 0
+        assert await client.zcard(keys.RINGING) == 0
 
         # The applicants who come back keep their places.
         kiosks: dict[str, SignalingClient] = {}
@@ -146,21 +147,21 @@ async def test_waiting_tickets_survive_kill_9_of_server_and_redis(tmp_path: Path
         gone = [ids[i] for i in NEVER_BACK]
 
         async def all_gone() -> bool:
-            scores = [await client.zscore("yz:ticket_gone", tid) for tid in gone]
+            scores = [await client.zscore(keys.TICKET_GONE, tid) for tid in gone]
             return all(s is not None for s in scores)
 
         await wait_until(all_gone, 20, what="the dead process's tickets to be counted gone")
         now = time.time()
         for tid in gone:
-            deadline = await client.zscore("yz:ticket_gone", tid)
+            deadline = await client.zscore(keys.TICKET_GONE, tid)
             assert deadline is not None, tid
             assert now < deadline <= now + 60, (tid, deadline - now)
         returned = [tid for tid in ids if tid not in gone]
         for tid in returned:
-            assert await client.zscore("yz:ticket_gone", tid) is None
+            assert await client.zscore(keys.TICKET_GONE, tid) is None
 
         async def all_abandoned() -> bool:
-            statuses = [await client.hget(f"yz:ticket:{tid}", "status") for tid in gone]
+            statuses = [await client.hget(keys.TICKET(tid), "status") for tid in gone]
             return all(status == "abandoned" for status in statuses)
 
         await wait_until(all_abandoned, 75, interval=0.5, what="abandonment after the grace")

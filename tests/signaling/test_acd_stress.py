@@ -54,9 +54,10 @@ import redis.asyncio as aioredis
 from server.keys import TICKETS
 from server.redis_server import EmbeddedRedis
 from server.seed import DEMO_PASSWORD, seed_demo
+from signaling import keys
+from signaling.accounts import hash_password
 from signaling.client import SignalingClient, login_cookie
 from signaling.departments import Department
-from signaling.passwords import hash_password
 from signaling.store import Store
 from tests.support.harness import ServerProcess, all_log_entries, check_log, wait_until
 from tests.support.server import LiveServer
@@ -258,7 +259,7 @@ async def kiosk_worker(index: int, url: str, guide: str | None, rng: random.Rand
 async def _statuses(store: Store, ticket_ids: list[str]) -> list[str]:
     async with store.redis.pipeline(transaction=False) as pipe:
         for tid in ticket_ids:
-            pipe.hget(f"yz:ticket:{tid}", "status")
+            pipe.hget(keys.TICKET(tid), "status")
         return list(await pipe.execute())
 
 
@@ -340,7 +341,7 @@ async def test_two_processes_fifty_staff_five_hundred_tickets_keep_the_dispatch_
 
         # Nothing left ringing or queued, nobody stuck ringing or in a call.
         await asyncio.sleep(1.0)
-        assert await redis_client.zcard("yz:ringing") == 0
+        assert await redis_client.zcard(keys.RINGING) == 0
         for dept_id in (*DEPTS, "fund"):
             assert await store.waiting(dept_id) == [], dept_id
         for name in names:
@@ -353,7 +354,7 @@ async def test_two_processes_fifty_staff_five_hundred_tickets_keep_the_dispatch_
         assert len(rec.tickets) == N_KIOSKS * TICKETS_PER_KIOSK
         rows: dict[str, dict[str, str]] = {}
         for tid in all_ids:
-            rows[tid] = await store.redis.hgetall(f"yz:ticket:{tid}")
+            rows[tid] = await store.redis.hgetall(keys.TICKET(tid))
         entries = await all_log_entries(store)
         report = check_log(entries, rows)
         assert not report.problems, "\n".join(report.problems[:50])
@@ -460,5 +461,5 @@ async def test_a_ticket_whose_kiosk_leaves_while_it_is_created_is_abandoned_afte
     await store.tick(time.time() + 61)
     ticket = await store.ticket(ticket_id)
     assert ticket is not None and ticket.status == "abandoned", (
-        ticket, await store.redis.hgetall(f"yz:conns:ticket:{ticket_id}"),
-        await store.redis.zscore("yz:ticket_gone", ticket_id))
+        ticket, await store.redis.hgetall(keys.CONNS("ticket", ticket_id)),
+        await store.redis.zscore(keys.TICKET_GONE, ticket_id))

@@ -45,8 +45,11 @@ from hypothesis.stateful import (
 )
 
 from server.seed import DEMO_DEPARTMENTS
+from signaling import keys
+from signaling.config import SignalingConfig
 from signaling.departments import Department, Tier
-from signaling.store import QUEUE_LUA, Store
+from signaling.queue import SCRIPT, Code, Event, Reply, argv, decode
+from signaling.store import Store
 
 DEPTS = ("tax", "fund")
 BACKUP = "backup"
@@ -57,6 +60,8 @@ DECLINE_COOLDOWN = 30.0
 STAFF_GRACE = 20.0
 TICKET_GRACE = 60.0
 ORDINARY_BASE = 1_000_000_000_000
+POLICY = SignalingConfig(decline_cooldown=DECLINE_COOLDOWN, staff_grace=STAFF_GRACE,
+                         ticket_grace=TICKET_GRACE)
 TERMINAL = ("ended", "cancelled", "abandoned")
 NEXT_STATUS = {
     "waiting": {"waiting", "ringing", "cancelled", "abandoned"},
@@ -95,15 +100,15 @@ class View:
 
 
 def read_view(r: redis.Redis) -> View:
-    keys = sorted(r.keys("*"))
+    names = sorted(r.keys("*"))
     pipe = r.pipeline(transaction=False)
-    for key in keys:
+    for key in names:
         pipe.type(key)
     types = pipe.execute()
     readers = {"hash": "hgetall", "set": "smembers", "string": "get", "list": "lrange",
                "stream": "xlen"}
     pipe = r.pipeline(transaction=False)
-    for key, kind in zip(keys, types, strict=True):
+    for key, kind in zip(names, types, strict=True):
         if kind == "zset":
             pipe.zrange(key, 0, -1, withscores=True)
         elif kind == "list":
@@ -111,7 +116,7 @@ def read_view(r: redis.Redis) -> View:
         else:
             getattr(pipe, readers[kind])(key)
     view = View(raw={})
-    for key, kind, value in zip(keys, types, pipe.execute(), strict=True):
+    for key, kind, value in zip(names, types, pipe.execute(), strict=True):
         view.raw[key] = sorted(value) if kind == "set" else value
         parts = key.split(":")
         if kind == "zset":
@@ -137,26 +142,12 @@ def read_view(r: redis.Redis) -> View:
     return view
 
 
-def flat_events(op: str, result: Any) -> list[tuple[str, str, str]]:
-    if op == "tick":
-        flat = result
-    elif op == "enqueue":
-        flat = result[2] if result[0] == "ok" else []
-    elif op == "presence":
-        flat = result[2]
-    elif op in ("decline", "cancel", "finish", "connection"):
-        flat = result[1]
-    else:
-        flat = []
-    return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
-
-
 @dataclass
 class Step:
     op: str
     args: tuple[Any, ...]
-    result: Any
-    events: list[tuple[str, str, str]]
+    result: Reply
+    events: list[Event]
     entries: list[dict[str, str]]
     before: View
     after: View
@@ -177,7 +168,7 @@ class QueueRules(RuleBasedStateMachine):
         super().__init__()
         self.r = redis.Redis.from_url(REDIS["url"], decode_responses=True)
         self.r.flushdb()
-        self.script = self.r.register_script(QUEUE_LUA)
+        self.script = self.r.register_script(SCRIPT)
         self.loop = asyncio.new_event_loop()
         self.aio = aioredis.from_url(REDIS["url"], decode_responses=True)
         self.store = Store(self.aio)
@@ -202,13 +193,12 @@ class QueueRules(RuleBasedStateMachine):
     # running one operation ---------------------------------------------------------------------
     def op(self, op: str, *args: Any) -> Step:
         before = self.view
-        result = self.script(args=[op, self.now, *args])
-        rows = self.r.xrange("yz:log", min=f"({self.last_log}", max="+")
+        result = decode(self.script(args=argv(op, self.now, POLICY, *args)))
+        rows = self.r.xrange(keys.LOG, min=f"({self.last_log}", max="+")
         if rows:
             self.last_log = rows[-1][0]
         self.view = read_view(self.r)
-        return Step(op, args, result, flat_events(op, result), [f for _, f in rows], before,
-                    self.view)
+        return Step(op, args, result, result.events, [f for _, f in rows], before, self.view)
 
     def unchanged(self, step: Step) -> None:
         assert step.entries == [], step.entries
@@ -506,10 +496,10 @@ class QueueRules(RuleBasedStateMachine):
         current = self.presence(user)
         step = self.op("presence", user, state, reason)
         if current in ("ringing", "in_call"):
-            assert step.result[:2] == ["bad_state", current]
+            assert (step.result.code, step.result.value) == ("bad_state", current)
             self.unchanged(step)
             return
-        assert step.result[:2] == ["ok", state]
+        assert (step.result.code, step.result.value) == ("ok", state)
         after = step.after.staff[user]
         if state == "available":
             self.misses[user] = 0
@@ -530,7 +520,7 @@ class QueueRules(RuleBasedStateMachine):
         self.conns[(kind, ident, node)] += 1
         self.ever_connected.add((kind, ident))
         step = self.op("connection", kind, ident, node, 1)
-        assert step.result[0] == self.sockets(kind, ident)
+        assert step.result.value == self.sockets(kind, ident)
         assert step.entries == [] and step.events == []
         self.verify(step)
         if kind == "ticket":
@@ -545,7 +535,7 @@ class QueueRules(RuleBasedStateMachine):
         status = self.view.tickets[ident]["status"] if kind == "ticket" else ""
         step = self.op("connection", kind, ident, node, -1)
         total = self.sockets(kind, ident)
-        assert step.result[0] == total
+        assert step.result.value == total
         if ringing and total == 0:
             step.after_ring_kinds("GONE")
             assert step.entries[0]["ticket"] == ticket
@@ -567,16 +557,16 @@ class QueueRules(RuleBasedStateMachine):
         full = len(self.view.queues.get(dept, {})) >= self.cfg[dept].max_queue
         step = self.op("enqueue", ticket, dept, int(priority), "kiosk", "", "hash", "20250101")
         if full:
-            assert step.result == ["queue_full"]
+            assert step.result == Reply(Code.QUEUE_FULL, [], None)
             self.unchanged(step)
             return
-        assert step.result[0] == "ok"
+        assert step.result.code == "ok"
         self.status[ticket] = "waiting"
         step.after_ring_kinds("ENTER")
         assert step.entries[0]["ticket"] == ticket
         assert step.entries[0]["detail"] == ("priority" if priority else "")
         row = step.after.tickets[ticket]
-        seq = int(step.before.raw.get("yz:seq:ticket") or 0) + 1
+        seq = int(step.before.raw.get(keys.TICKET_SEQ) or 0) + 1
         assert int(row["seq"]) == seq
         assert float(row["score"]) == seq + (0 if priority else ORDINARY_BASE)
         assert row["number"][1] == ("B" if priority else "A")
@@ -614,7 +604,7 @@ class QueueRules(RuleBasedStateMachine):
         ticket = data.draw(st.sampled_from(self.active_tickets()))
         row = self.view.tickets[ticket]
         step = self.op("cancel", ticket)
-        assert step.result[0] == "ok"
+        assert step.result.code == "ok"
         step.after_ring_kinds("CANCEL")
         assert step.after.tickets[ticket]["status"] == "cancelled"
         staff = row["staff"]
@@ -645,7 +635,7 @@ class QueueRules(RuleBasedStateMachine):
         since = self.view.staff[user]["since"]
         if accept:
             step = self.op("accept", ticket, user)
-            assert step.result == "ok"
+            assert step.result.code == "ok"
             assert step.kinds() == ["CONNECT"] and step.entries[0]["ticket"] == ticket
             state = step.after.staff[user]
             assert (state["presence"], float(state["since"])) == ("in_call", self.now)
@@ -656,11 +646,11 @@ class QueueRules(RuleBasedStateMachine):
             room = f"r-{ticket}"
             self.rooms[ticket] = (room, node)
             step = self.op("room", room, node, ticket, dept, user)
-            assert step.result == 1 and step.entries == []
+            assert step.result.code == "ok" and step.entries == []
             self.verify(step)
         else:
             step = self.op("decline", ticket, user)
-            assert step.result[0] == "ok"
+            assert step.result.code == "ok"
             step.after_ring_kinds("DECLINE")
             assert step.after.declined[ticket][user] == self.now
             state = step.after.staff[user]
@@ -681,13 +671,14 @@ class QueueRules(RuleBasedStateMachine):
                 return
             step = self.op("presence", user, data.draw(st.sampled_from(["available", "away"])),
                            "")
-            assert step.result[0] == "bad_state"
+            assert step.result.code == "bad_state"
         elif what in ("finish", "cancel"):
             allowed = ("connected",) if what == "finish" else ("waiting", "ringing")
             candidates = sorted(t for t, s in self.status.items() if s not in allowed)
             ticket = data.draw(st.sampled_from([*candidates, "t-none"]))
             step = self.op(what, ticket)
-            assert step.result[0] == ("" if what == "finish" else "bad_state")
+            assert step.result.code == "bad_state"
+            assert step.result.value is None            # finish: no staff member
         else:
             candidates = sorted(t for t, row in self.view.tickets.items()
                                 if (row["status"], row["staff"]) != ("ringing", user))
@@ -696,7 +687,7 @@ class QueueRules(RuleBasedStateMachine):
                 others = [*candidates, "t-none"]
             ticket = data.draw(st.sampled_from(others))
             step = self.op(what, ticket, user)
-            assert (step.result if what == "accept" else step.result[0]) == "not_offered"
+            assert step.result.code == "not_offered"
         self.unchanged(step)
 
     def live_calls(self) -> list[str]:
@@ -709,12 +700,12 @@ class QueueRules(RuleBasedStateMachine):
         ticket = data.draw(st.sampled_from(self.live_calls()))
         room, _node = self.rooms.pop(ticket)
         step = self.op("room_closed", room)
-        assert step.result == 1 and step.entries == []
+        assert step.result.code == "ok" and step.entries == []
         self.verify(step)
         staff = self.view.tickets[ticket]["staff"]
         dept = self.view.tickets[ticket]["department"]
         step = self.op("finish", ticket)
-        assert step.result[0] == staff
+        assert (step.result.code, step.result.value) == ("ok", staff)
         assert step.kinds() == ["COMPLETE"]
         state = step.after.staff[staff]
         wrap = self.cfg[dept].wrap_up

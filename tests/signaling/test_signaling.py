@@ -140,7 +140,7 @@ async def test_accepting_a_call_not_offered_to_you_is_refused(
 
 async def test_a_staff_member_who_declines_is_replaced_by_a_colleague(
         server: LiveServer, kiosk: SocketClient, store: Store) -> None:
-    from signaling.passwords import hash_password
+    from signaling.accounts import hash_password
     await store.put_user("tax02", display_name="税务坐席02", role="staff", departments=("tax",),
                          password_hash=hash_password("demo12345"))
     first = await _staff(server, "tax01")

@@ -3,11 +3,18 @@ outcomes, wrap-up, backup tiers, connections and grace periods, and the event lo
 
 from typing import Any
 
+import pytest
+import redis
 import redis.asyncio as aioredis
 
+from server.seed import seed_demo
+from signaling import keys
+from signaling.accounts import hash_password
+from signaling.config import SignalingConfig
 from signaling.departments import Department, Tier
-from signaling.passwords import hash_password
-from signaling.store import Event, Store
+from signaling.queue import Code, Event, EventKind, QueueScript
+from signaling.states import Presence, TicketStatus
+from signaling.store import Duty, Store
 
 NODE = "node-a"
 
@@ -144,7 +151,7 @@ async def test_backup_group_is_offered_tickets_after_the_wait_threshold(
     assert _rings(events) == []
     assert _rings(await store.tick(50.0)) == []
     assert _rings(await store.tick(70.5)) == [(ticket, "backup01")]
-    log = [f["event"] for _, f in await redis_client.xrange("yz:log")]
+    log = [f["event"] for _, f in await redis_client.xrange(keys.LOG)]
     assert "OVERFLOW" in log
 
 
@@ -280,3 +287,40 @@ async def test_duty_counts_the_members_on_duty_and_available(store: Store) -> No
     assert await store.duty("fund") == (1, 1)
     await store.connection("staff", "tax02", NODE, -1, 6.0)   # gone: not counted
     assert await store.duty("tax") == (1, 0)
+
+
+async def test_the_graces_and_the_decline_cooldown_come_from_the_config(
+        redis_client: aioredis.Redis) -> None:
+    store = Store(redis_client, SignalingConfig(staff_grace=5, ticket_grace=10,
+                                                decline_cooldown=0))
+    await seed_demo(store)
+    await _staff(store, "tax01", ("tax",), available_at=1.0)
+    ticket, _ = await _ticket(store, "tax", 2.0)
+    # No cooldown: the decliner, the only one available, is rung for it again at once.
+    code, events = await store.decline(ticket, "tax01", 3.0)
+    assert code == "ok" and _rings(events) == [(ticket, "tax01")]
+    await store.connection("ticket", ticket, NODE, -1, 4.0)
+    assert await store.tick(13.9) == []
+    assert ("ticket", ticket, "abandoned") in await store.tick(14.0)      # 10 s ticket grace
+    await store.connection("staff", "tax01", NODE, -1, 20.0)
+    await store.tick(24.9)
+    assert (await store.staff_state("tax01"))["presence"] == "available"
+    assert ("presence", "tax01", "offline") in await store.tick(25.0)     # 5 s staff grace
+
+
+async def test_results_are_typed(store: Store) -> None:
+    await _staff(store, "tax01", ("tax",), available_at=1.0)
+    created = await store.create_ticket("tax", 2.0)
+    assert created.code is Code.OK and created.ticket is not None
+    assert created.ticket.status is TicketStatus.RINGING
+    assert created.events[-1] == Event(EventKind.QUEUE, "tax", "")
+    change = await store.set_presence("tax01", "away", 3.0)
+    assert (change.code, change.presence) == (Code.BAD_STATE, Presence.RINGING)
+    assert await store.accept(created.ticket.ticket_id, "tax01", 4.0) is Code.OK
+    assert await store.duty("tax") == Duty(on_duty=1, available=0)
+
+
+async def test_an_unknown_operation_is_an_error(redis_client: aioredis.Redis) -> None:
+    script = QueueScript(redis_client, SignalingConfig())
+    with pytest.raises(redis.exceptions.ResponseError, match="unknown operation launch"):
+        await script("launch", 1.0)  # type: ignore[arg-type]

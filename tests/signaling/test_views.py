@@ -3,9 +3,10 @@ member, from values alone (no Redis)."""
 
 import datetime as dt
 
+from signaling.accounts import User
 from signaling.departments import Department
 from signaling.eta import DEFAULT_HANDLING_S
-from signaling.store import Ticket, User
+from signaling.store import Ticket
 from signaling.views import WaitBasis, department_view, staff_view, ticket_view
 
 TZ = dt.timezone(dt.timedelta(hours=8))

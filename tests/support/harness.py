@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 import aiohttp
 
+from signaling import keys
 from signaling.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,7 +139,7 @@ class LogReport:
 
 
 async def all_log_entries(store: Store) -> list[dict[str, str]]:
-    rows = await store.redis.xrange("yz:log", min="-", max="+")
+    rows = await store.redis.xrange(keys.LOG, min="-", max="+")
     return [fields for _, fields in rows]
 
 

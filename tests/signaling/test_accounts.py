@@ -1,4 +1,4 @@
-from signaling.passwords import hash_password, verify_password
+from signaling.accounts import hash_password, verify_password
 
 
 def test_passwords_are_stored_hashed_and_verified() -> None:

@@ -1,0 +1,164 @@
+"""Every Redis key of the service, documented in one place, and the builders of the keys signaling
+uses. The queue script gets the same builders (signaling/queue.py writes them into its prelude).
+
+Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see `hash_token`):
+
+  yz:depts                        set    department ids
+  yz:dept:<dept>                  hash   id, name_zh, name_en, prefix, config (JSON of
+                                         signaling.departments.Department), and the fields the Lua
+                                         reads: ring_timeout, ring_pause, max_misses, wrap_up,
+                                         max_queue, tiers ("group:after,...")
+  yz:user:<username>              hash   username, display_name, role, departments (comma list of
+                                         pools: departments and backup groups), password (scrypt)
+  yz:staffusers                   set    usernames of staff accounts
+  yz:members:<pool>               set    staff usernames of a department or backup group
+  yz:session:<sha>                hash   username, created_at            (expires: session_ttl)
+  yz:seq:ticket                   string global ticket sequence (first come, first served)
+  yz:seq:number:<dept>:<lane>:<day>
+                                  string per department, lane (A ordinary, B priority) and day
+                                         (YYYYMMDD): the hall number's count (expires: 3 d)
+  yz:ticket:<ticket_id>           hash   ticket_id, number, department, also, priority, channel,
+                                         status, seq, score, created_at, token_hash, staff,
+                                         room_id, rest_until, overflowed, connected_at, ended_at,
+                                         rating, guide (the hall guide who made it)
+  yz:ticket:<ticket_id>:declined  zset   username -> when they declined or missed it (1 d)
+  yz:queue:<dept>                 zset   waiting ticket_id -> score: seq in the priority lane,
+                                         LANE_SPLIT + seq in the ordinary one (so priority first)
+  yz:ringing                      zset   ringing ticket_id -> ring deadline
+  yz:staff:<username>             hash   presence, since, ticket, reason, misses, wrap_until, gone
+  yz:available:<pool>             zset   available username -> idle since (longest idle first)
+  yz:wrapup                       zset   username -> end of wrap-up
+  yz:conns:<kind>:<ident>         hash   node -> sockets of that staff member (kind staff) or
+                                         ticket (kind ticket) on that server process
+  yz:node:<node>:<kind>           set    what that server process holds: kind staff (usernames
+                                         with sockets), ticket (ticket ids with sockets), rooms
+                                         (the room ids it hosts)
+  yz:nodes                        zset   node -> heartbeat deadline (a node past it is dead)
+  yz:staff_gone                   zset   username -> end of the reconnect grace (then offline)
+  yz:ticket_gone                  zset   ticket_id -> end of the reconnect grace (then abandoned)
+  yz:handled:<dept>               list   recent handling times in seconds (50, for estimates)
+  yz:callbacks:<dept>             hash   callback_id -> JSON request
+  yz:guide:<username>             zset   ticket_id -> created_at of a hall guide's tickets (1 d)
+  yz:log                          stream the queue log: time, event (ENTER, RING, NOANSWER,
+                                         DECLINE, GONE, CONNECT, ABANDON, CANCEL, OVERFLOW,
+                                         COMPLETE, PAUSE, UNPAUSE, INVITE, JOIN, CALLBACK,
+                                         CALLBACK_DONE, CONFIG), ticket, department, staff,
+                                         detail; trimmed to about LOG_MAXLEN entries
+The room directory (signaling/room_directory.py; the queue script writes and drops entries):
+  yz:room:<room_id>               hash   room_id, node, ticket_id, department, staff, created_at,
+                                         participants (count, from the host's heartbeat),
+                                         invite:<dept> (JSON of a pending 会商 invitation),
+                                         joined:<dept> (the invitee who took it)
+  yz:roomtoken:<sha>              hash   room_id, role, participant_id, name, department,
+                                         ticket_id                       (expires: 4 h)
+  yz:guest:<username>             string the room a staff member joined by invitation (4 h)
+Recordings (built by recordings/ itself, which imports nothing above it; listed for the whole
+picture):
+  yz:recordings                   zset   recording_id -> started_at      (recordings/archive.py)
+  yz:recording:<id>               hash   the recording's index entry, with staff_ids
+                                         (usernames), rating, rated_at, hold
+  yz:manifest:head                hash   seq, hash, recording_id of the newest integrity-chain
+                                         link (recordings/manifest.py); changed under WATCH
+  yz:manifest:lock                string one sealer at a time (token, 30 s expiry)
+  yz:audit                        stream archive access: time, who, action (list, view, file,
+                                         verify, hold, release, purge, observe), recording_id,
+                                         department, remote, detail; trimmed by MINID to 180 d
+                                         (recordings/audit.py)
+  yz:alerts                       stream supervisors' alerts, trimmed by age to 30 d
+                                         (recordings/alerts.py)
+  yz:alerts:ack                   hash   alert id -> JSON {by, at} of its acknowledgement
+  yz:alert:once:<kind>:<subject>  string one alert per subject (SET NX, 24 h)
+  yz:export:<id>                  hash   a composite export job: state, progress, error,
+                                         error_en, size, updated        (recordings/jobs.py)
+  yz:export:lock:<id>             string one process runs a recording's export
+  yz:recovering:<id>              string one process recovers a crashed recording (300 s)
+                                         (recordings/recovery.py)
+Not a key: Socket.IO's pub/sub channel between processes is ``yunzhen-socketio`` (server/app.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+PREFIX = "yz:"
+# The queue's score encoding: an ordinary-lane ticket scores LANE_SPLIT + seq, a priority one
+# seq, so the priority lane comes first and each lane is first come, first served.
+LANE_SPLIT = 1_000_000_000_000
+# The queue log keeps about this many entries (XADD MAXLEN ~).
+LOG_MAXLEN = 100_000
+
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+class Family:
+    """A family of keys: PREFIX, then a pattern whose ``{field}`` parts are filled in, in order
+    (``TICKET("t1")`` is ``yz:ticket:t1``)."""
+
+    __slots__ = ("fields", "pattern", "template")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.fields = tuple(_FIELD.findall(pattern))
+        self.template = PREFIX + _FIELD.sub("{}", pattern)
+
+    def __call__(self, *parts: str) -> str:
+        if len(parts) != len(self.fields):
+            raise TypeError(f"{self.pattern} takes {len(self.fields)} part(s), not {len(parts)}")
+        return self.template.format(*parts)
+
+    def __repr__(self) -> str:
+        return f"Family({self.pattern!r})"
+
+    def pieces(self) -> list[tuple[bool, str]]:
+        """The key as (is_field, text) pieces in order, literal text first (PREFIX included):
+        to build the same keys in another language."""
+        split = _FIELD.split(PREFIX + self.pattern)
+        return [(i % 2 == 1, piece) for i, piece in enumerate(split) if piece]
+
+    @property
+    def documented_as(self) -> str:
+        """How the layout above writes the family: ``yz:ticket:<ticket_id>``."""
+        return PREFIX + _FIELD.sub(r"<\1>", self.pattern)
+
+
+# queue, tickets, presence (signaling/store.py, signaling/queue.lua)
+DEPTS = PREFIX + "depts"
+DEPT = Family("dept:{dept}")
+USER = Family("user:{username}")
+STAFF_USERS = PREFIX + "staffusers"
+MEMBERS = Family("members:{pool}")
+SESSION = Family("session:{sha}")
+TICKET_SEQ = PREFIX + "seq:ticket"
+NUMBER_SEQ = Family("seq:number:{dept}:{lane}:{day}")
+TICKET = Family("ticket:{ticket_id}")
+DECLINED = Family("ticket:{ticket_id}:declined")
+QUEUE = Family("queue:{dept}")
+RINGING = PREFIX + "ringing"
+STAFF = Family("staff:{username}")
+AVAILABLE = Family("available:{pool}")
+WRAPUP = PREFIX + "wrapup"
+CONNS = Family("conns:{kind}:{ident}")
+NODE = Family("node:{node}:{kind}")
+NODES = PREFIX + "nodes"
+STAFF_GONE = PREFIX + "staff_gone"
+TICKET_GONE = PREFIX + "ticket_gone"
+HANDLED = Family("handled:{dept}")
+CALLBACKS = Family("callbacks:{dept}")
+GUIDE = Family("guide:{username}")
+LOG = PREFIX + "log"
+# the room directory (signaling/room_directory.py)
+ROOM = Family("room:{room_id}")
+ROOM_TOKEN = Family("roomtoken:{sha}")
+GUEST = Family("guest:{username}")
+
+
+def hash_token(token: str) -> str:
+    """A secret token as keys and hashes keep it: its SHA-256, never the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def signaling_keys() -> dict[str, str | Family]:
+    """Every key and family above by its name: the queue script's prelude gets them all."""
+    return {name: value for name, value in globals().items()
+            if name.isupper() and name != "PREFIX" and isinstance(value, str | Family)}
