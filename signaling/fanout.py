@@ -19,7 +19,7 @@ from typing import Any
 import socketio
 
 from signaling.accounts import User
-from signaling.queue import Event
+from signaling.queue import Event, EventKind
 from signaling.schema import (
     OUTBOUND,
     Callback,
@@ -92,10 +92,10 @@ class Fanout:
             return tickets[ticket_id]
 
         for kind, a, b in events:
-            if kind == "ring":
+            if kind == EventKind.RING:
                 await self._ring(await ticket(a), b)
                 staff.add(b)
-            elif kind == "withdrawn":
+            elif kind == EventKind.WITHDRAWN:
                 current = await ticket(a)
                 reason = "cancelled" if current and current.status in (
                     TicketStatus.CANCELLED, TicketStatus.ABANDONED) else "timeout"
@@ -103,12 +103,12 @@ class Fanout:
                 await self._emit(STAFF, "call:withdrawn", {"ticket_id": a, "reason": reason},
                                  to=_staff_room(b))
                 staff.add(b)
-            elif kind in ("paused", "presence"):
+            elif kind in (EventKind.PAUSED, EventKind.PRESENCE):
                 logger.info("staff %s: %s %s", a, kind, b)
                 staff.add(a)
-            elif kind == "ticket":
+            elif kind == EventKind.TICKET:
                 await ticket(a)
-            elif kind == "queue":
+            elif kind == EventKind.QUEUE:
                 self._dirty_queues.add(a)
         for ticket_id, current in tickets.items():
             if current is not None:
