@@ -72,9 +72,23 @@ def _render(page: str, **context: Any) -> str:
     return _env().get_template(f"{page}.html").render(**context)
 
 
+def _page_module(page: str) -> str:
+    """A page module's source with that of our modules it imports (replay.js, room.js, …)."""
+    seen: list[str] = []
+    todo = [f"{page}.js"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.append(name)
+        todo += re.findall(r"^import [^;]*? from '\./([a-z0-9_]+\.js)';",
+                           (JS / name).read_text(encoding="utf-8"), re.MULTILINE)
+    return "\n".join((JS / name).read_text(encoding="utf-8") for name in seen)
+
+
 def _string_tables() -> dict[str, dict[str, str]]:
-    """The zh and en tables of common.js, one `key: 'text',` per line."""
-    source = (JS / "common.js").read_text(encoding="utf-8")
+    """The zh and en tables of i18n.js, one `key: 'text',` per line."""
+    source = (JS / "i18n.js").read_text(encoding="utf-8")
     block = source.split("const STRINGS = {", 1)[1].split("\n};", 1)[0]
     zh_part, en_part = block.split("\n  en: {", 1)
     entry = re.compile(r"^\s{4}([a-z0-9_]+): '((?:[^'\\]|\\.)*)',$", re.MULTILINE)
@@ -108,7 +122,7 @@ def test_template_renders_without_context(page: str) -> None:
 @pytest.mark.parametrize("page", sorted(REQUIRED_TESTIDS))
 def test_page_has_every_testid(page: str) -> None:
     html = _render(page, lang="zh", static="/static", departments=DEPARTMENTS, user=None)
-    module = (JS / f"{page}.js").read_text(encoding="utf-8")
+    module = _page_module(page)
     for testid in REQUIRED_TESTIDS[page]:
         assert f'data-testid="{testid}"' in html, f"{page}: no data-testid={testid}"
     for testid in MODULE_TESTIDS.get(page, []):
@@ -145,7 +159,7 @@ def test_every_used_string_key_exists() -> None:
     used |= {f"away_reason_{r}" for r in ("rest", "meeting", "other", "missed")}
     used |= {f"day_{d}" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
     missing = sorted(k for k in used if k not in tables["zh"] or k not in tables["en"])
-    assert not missing, f"string keys missing from common.js: {missing}"
+    assert not missing, f"string keys missing from i18n.js: {missing}"
 
 
 def test_recording_notice_says_what_the_mission_requires() -> None:
@@ -164,22 +178,23 @@ def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
     lock = json.loads((WEB / "package-lock.json").read_text(encoding="utf-8"))
     assert lock["packages"]["node_modules/socket.io-client"]["version"].startswith("4.")
     # No third-party code pasted into the repository: only our own modules are in static/.
-    assert sorted(p.name for p in JS.iterdir()) == [
-        "admin.js", "common.js", "kiosk.js", "staff.js", "supervisor.js"]
+    ours = ["admin.js", "common.js", "i18n.js", "kiosk.js", "replay.js", "room.js", "staff.js",
+            "states.js", "supervisor.js"]
+    assert sorted(p.name for p in JS.iterdir()) == ours
     for module in JS.glob("*.js"):
-        imports = re.findall(r"^import .* from '([^']+)';", module.read_text(encoding="utf-8"),
-                             re.MULTILINE)
+        imports = re.findall(r"^import [^;]*? from '([^']+)';",
+                             module.read_text(encoding="utf-8"), re.MULTILINE)
         for target in imports:
-            assert target in ("./common.js", "/static/vendor/socket.io/socket.io.esm.min.js"), (
-                f"{module.name} imports {target}")
+            assert target in {f"./{name}" for name in ours} | {
+                "/static/vendor/socket.io/socket.io.esm.min.js"}, f"{module.name} imports {target}"
 
 
 def test_one_peer_connection_per_page() -> None:
-    """Every page reaches the SFU through common.js's RoomSession, which owns the only
+    """Every page reaches the SFU through room.js's RoomSession, which owns the only
     RTCPeerConnection."""
     for module in JS.glob("*.js"):
         count = module.read_text(encoding="utf-8").count("new RTCPeerConnection(")
-        assert count == (1 if module.name == "common.js" else 0), module.name
+        assert count == (1 if module.name == "room.js" else 0), module.name
 
 
 def test_department_fields_for_search_and_hours_reach_the_page() -> None:
@@ -222,9 +237,10 @@ def test_kiosk_sends_the_contract_payloads() -> None:
     kiosk = (JS / "kiosk.js").read_text(encoding="utf-8")
     for needle in ("'ticket:create'", "payload.priority = true", "'callback:request'",
                    "{ department: state.callbackDept, name, phone }", "err.code === 'closed'",
-                   "err.code === 'queue_full'", "case 'abandoned'", "eta_seconds",
+                   "err.code === 'queue_full'", "case TicketStatus.ABANDONED", "eta_seconds",
                    "'/api/logout'"):
         assert needle in kiosk, needle
+    assert "ABANDONED: 'abandoned'" in (JS / "states.js").read_text(encoding="utf-8")
     staff = (JS / "staff.js").read_text(encoding="utf-8")
     for needle in ("'callback:list'", "'callback:done'", "'callback:new'", "longest_since",
                    "wrap_up_until", "payload.reason"):
