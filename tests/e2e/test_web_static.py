@@ -11,6 +11,8 @@ from typing import Any
 import jinja2
 import pytest
 
+from server.http.pages import page_context
+
 WEB = Path(__file__).resolve().parents[2] / "web"
 JS = WEB / "static" / "js"
 TEMPLATES = WEB / "templates"
@@ -69,7 +71,8 @@ def _env() -> jinja2.Environment:
 
 
 def _render(page: str, **context: Any) -> str:
-    return _env().get_template(f"{page}.html").render(**context)
+    """The page as the server renders it, from the handler's values (server/http/pages.py)."""
+    return _env().get_template(f"{page}.html").render(**page_context(**context))
 
 
 def _page_module(page: str) -> str:
@@ -98,7 +101,7 @@ def _string_tables() -> dict[str, dict[str, str]]:
 @pytest.mark.parametrize("page", PAGES)
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_template_renders_with_server_context(page: str, lang: str) -> None:
-    html = _render(page, lang=lang, static="/static", departments=DEPARTMENTS, user=STAFF_USER)
+    html = _render(page, lang=lang, departments=DEPARTMENTS, user=STAFF_USER)
     assert f'<html lang="{"en" if lang == "en" else "zh-CN"}">' in html
     assert f'src="/static/js/{page}.js"' in html
     assert 'href="/static/css/app.css"' in html
@@ -114,14 +117,14 @@ def test_template_renders_with_server_context(page: str, lang: str) -> None:
 @pytest.mark.parametrize("page", PAGES)
 def test_template_renders_without_context(page: str) -> None:
     """The pages fetch /api/me and /api/departments themselves when the server passes nothing."""
-    html = _render(page)
+    html = _render(page, user_known=False)
     data = json.loads(re.search(r'id="yz-boot">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
     assert data == {"lang": "zh", "departments": [], "user": None, "has_user": False}
 
 
 @pytest.mark.parametrize("page", sorted(REQUIRED_TESTIDS))
 def test_page_has_every_testid(page: str) -> None:
-    html = _render(page, lang="zh", static="/static", departments=DEPARTMENTS, user=None)
+    html = _render(page, lang="zh", departments=DEPARTMENTS, user=None)
     module = _page_module(page)
     for testid in REQUIRED_TESTIDS[page]:
         assert f'data-testid="{testid}"' in html, f"{page}: no data-testid={testid}"
@@ -203,7 +206,7 @@ def test_department_fields_for_search_and_hours_reach_the_page() -> None:
     depts = [{**DEPARTMENTS[0], "matters": ["发票申领", "个税汇算"], "open_now": False,
               "next_open": 1790000000.0, "hours": {"mon-fri": ["09:00-12:00", "13:30-17:00"]}},
              DEPARTMENTS[1]]
-    html = _render("kiosk", lang="zh", static="/static", departments=depts, user=None)
+    html = _render("kiosk", lang="zh", departments=depts, user=None)
     data = json.loads(re.search(r'id="yz-boot">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
     assert data["departments"] == depts
 
@@ -226,7 +229,7 @@ def test_new_screens_say_what_the_brief_asks() -> None:
 
 
 def test_staff_away_reasons_are_the_three_choices() -> None:
-    html = _render("staff", lang="zh", static="/static", departments=DEPARTMENTS, user=None)
+    html = _render("staff", lang="zh", departments=DEPARTMENTS, user=None)
     select = re.search(r'<select data-testid="away-reason">(.*?)</select>', html, re.S)
     assert select is not None
     assert re.findall(r'<option value="([a-z]+)"', select.group(1)) == ["rest", "meeting", "other"]
@@ -252,7 +255,7 @@ def test_kiosk_sends_the_contract_payloads() -> None:
 
 def test_only_the_staff_desk_shares_its_screen() -> None:
     """_call.html is shared: the screen share button is the staff desk's alone."""
-    kiosk = _render("kiosk", lang="zh", static="/static", departments=DEPARTMENTS, user=None)
-    staff = _render("staff", lang="zh", static="/static", departments=DEPARTMENTS, user=None)
+    kiosk = _render("kiosk", lang="zh", departments=DEPARTMENTS, user=None)
+    staff = _render("staff", lang="zh", departments=DEPARTMENTS, user=None)
     assert 'data-testid="share-screen"' not in kiosk
     assert 'data-testid="share-screen"' in staff
