@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import aioice.ice
 import pytest
 
 from bench.common import ROOT, ServerProcess, cpu_seconds, percentile
@@ -33,10 +32,7 @@ def test_percentile_and_cpu_seconds() -> None:
 
 
 async def test_transcode_server_relays_media_between_two_room_clients(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # The clients need a loopback host candidate (aioice leaves 127.0.0.1 out); restored after.
-    monkeypatch.setattr(aioice.ice, "get_host_addresses",
-                        lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else [])
+        loopback_candidates: None) -> None:
     server = ServerProcess(["bench.transcode_server"], name="smoke")
     await server.start()
     clients: list[RoomClient] = []

@@ -21,7 +21,7 @@ from typing import Any
 import av
 import pytest
 
-from bench.common import announce_loopback, children, open_room
+from bench.common import children, open_room
 from recordings import recovery
 from recordings.archive import Archive
 from rooms.client import RoomClient
@@ -66,12 +66,11 @@ def _kill(pids: list[int]) -> None:
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("redis_kind", ["external", "private"])
 async def test_recording_of_a_killed_server_is_closed_indexed_and_sealed_after_restart(
-        tmp_path: Path, redis_kind: str) -> None:
+        tmp_path: Path, redis_kind: str, loopback_candidates: None) -> None:
     """external: a redis-server of the test's own that outlives the server; the new process
     recovers once the dead one's heartbeat runs out. private: the server's own redis-server
     (`serve --demo` without a Redis URL) is killed with it and restarts from its AOF; the new
     process recovers at start."""
-    announce_loopback()
     redis = EmbeddedRedis(tmp_path / "redis")
     if redis_kind == "external":
         await redis.start()

@@ -18,7 +18,7 @@ import aiohttp
 import av
 import pytest
 
-from bench.common import announce_loopback, open_room
+from bench.common import open_room
 from rooms.client import RoomClient
 from server.redis_server import EmbeddedRedis
 from signaling.client import SignalingClient
@@ -63,8 +63,7 @@ def _decoded_frames(path: Path) -> list[float]:
 
 @pytest.mark.timeout(180)
 async def test_a_full_disk_cuts_the_recording_not_the_call_and_alerts_supervisors(
-        tmp_path: Path, browser: Any) -> None:
-    announce_loopback()
+        tmp_path: Path, browser: Any, loopback_candidates: None) -> None:
     redis = EmbeddedRedis(tmp_path / "redis")
     await redis.start()
     server = NamespacedServer(redis.url, tmp_path / "data")
