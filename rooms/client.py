@@ -134,7 +134,7 @@ class RoomPeer:
         # max-bundle, not aiortc's default "balanced": with "balanced", the second and later
         # video m-lines of a first offer stay on a transport that bundling then discards.
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        self.video = PatternVideoTrack(width, height) if video else None
+        self.video: VideoStreamTrack | None = PatternVideoTrack(width, height) if video else None
         self.audio = ToneAudioTrack() if audio else None
         self.participants: list[dict[str, Any]] = []
         self.ended = asyncio.Event()
