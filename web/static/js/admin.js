@@ -1,7 +1,7 @@
 // Admin page: log in as an administrator, edit a department's configuration (names, matters,
 // service hours, ring and queue settings, AB岗 backups) as JSON, download the queue event log.
 import {
-  $, clearError, currentUser, detailLines, fetchJSON, loadDepartments, renderUserHeader, showError,
+  $, clearError, detailLines, fetchJSON, loadDesk, renderUserHeader, showError,
   showForbidden, showLoginScreen, showScreen, submitLogin, YzError,
 } from './common.js';
 import { departmentName, initPage, t } from './i18n.js';
@@ -223,12 +223,7 @@ async function main() {
     if ($('log-download').getAttribute('aria-disabled') === 'true') e.preventDefault();
   });
   updateLogLink();
-  try {
-    state.departments = await loadDepartments();
-  } catch (err) {
-    showError(err);
-  }
-  state.user = await currentUser();
+  await loadDesk(state);
   if (!state.user) {
     showLogin();
     return;

@@ -203,6 +203,18 @@ export async function currentUser() {
   }
 }
 
+// The start of a desk page (staff, supervisor, admin): the department names (a failure is shown
+// and the page goes on without them), then the logged-in user, or null for the login form.
+export async function loadDesk(state) {
+  try {
+    state.departments = await loadDepartments();
+  } catch (err) {
+    showError(err);
+  }
+  state.user = await currentUser();
+  return state.user;
+}
+
 // The header's user name and logout button, for the pages with a login.
 export function renderUserHeader(user) {
   const name = $('user-name');

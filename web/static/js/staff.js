@@ -3,8 +3,8 @@
 // 会商: invite another department during a call; join a call one's department is invited to.
 // A hall guide who logs in here gets the list of the consultations they started, to join them.
 import {
-  $, clearError, connectNamespace, currentUser, el, emitAck, fetchJSON, formatDuration, formatTime,
-  loadDepartments, renderUserHeader, secondsSince, showError, showLoginScreen, showScreen,
+  $, clearError, connectNamespace, el, emitAck, fetchJSON, formatDuration, formatTime,
+  loadDesk, renderUserHeader, secondsSince, showError, showLoginScreen, showScreen,
   submitLogin, YzError,
 } from './common.js';
 import { awayReasonText, departmentName, initPage, listJoin, t } from './i18n.js';
@@ -718,12 +718,7 @@ async function main() {
   $('hangup').addEventListener('click', hangup);
   $('invite-panel').addEventListener('submit', sendInvite);
   initCallControls(() => state.room);
-  try {
-    state.departments = await loadDepartments();
-  } catch (err) {
-    showError(err);
-  }
-  state.user = await currentUser();
+  await loadDesk(state);
   if (state.user && state.user.role === Role.GUIDE) startGuide();
   else if (state.user) startDesk();
   else showLogin();

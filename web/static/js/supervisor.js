@@ -2,7 +2,7 @@
 // silently), list and filter recordings, replay one with every track in step (replay.js), the
 // composite export, storage alerts, and the access log of the archive.
 import {
-  $, clearError, currentUser, errorText, fetchJSON, formatDuration, formatTime, loadDepartments,
+  $, clearError, errorText, fetchJSON, formatDuration, formatTime, loadDesk,
   renderUserHeader, secondsSince, showError, showForbidden, showLoginScreen, showScreen,
   submitLogin, YzError,
 } from './common.js';
@@ -708,12 +708,7 @@ async function main() {
   $('player-seek').addEventListener('input', (e) => {
     if (state.replay) state.replay.seek(Number(e.target.value));
   });
-  try {
-    state.departments = await loadDepartments();
-  } catch (err) {
-    showError(err);
-  }
-  state.user = await currentUser();
+  await loadDesk(state);
   if (!state.user) {
     showLogin();
     return;
