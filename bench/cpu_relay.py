@@ -21,9 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import av
-from aiortc import VideoStreamTrack
-
 from bench.common import (
     ServerProcess,
     announce_loopback,
@@ -31,17 +28,15 @@ from bench.common import (
     merge_results,
     open_room,
 )
-from rooms.client import RoomClient
+from rooms.client import RoomClient, SyntheticVideoTrack
 
 
-class PanningTextureTrack(VideoStreamTrack):
+class PanningTextureTrack(SyntheticVideoTrack):
     """A harder camera than rooms.client's moving bar on grey: a texture of random 8x8 blocks
     panning 4 px a frame, so every macroblock moves and carries detail (no sensor noise)."""
 
     def __init__(self, width: int, height: int, seed: int = 1) -> None:
-        super().__init__()
-        self.width = width
-        self.height = height
+        super().__init__(width, height)
         rng = random.Random(seed)
         span = width * 2
         self._rows: list[bytes] = []
@@ -49,21 +44,11 @@ class PanningTextureTrack(VideoStreamTrack):
             row = b"".join(bytes([rng.randrange(30, 226)]) * 8 for _ in range(span // 8))
             self._rows.extend([row + row] * 8)  # doubled: any window of `width` is contiguous
         self._span = span
-        self.frames = 0
 
-    async def recv(self) -> av.VideoFrame:  # type: ignore[override]
-        pts, time_base = await self.next_timestamp()
-        frame = av.VideoFrame(self.width, self.height, "yuv420p")
-        luma = frame.planes[0]
+    def luma(self, line_size: int) -> bytes:
         x = (self.frames * 4) % self._span
-        pad = b"\x00" * (luma.line_size - self.width)
-        luma.update(b"".join(r[x:x + self.width] + pad for r in self._rows[:self.height]))
-        for plane in frame.planes[1:]:
-            plane.update(b"\x80" * plane.buffer_size)
-        frame.pts = pts
-        frame.time_base = time_base
-        self.frames += 1
-        return frame
+        pad = b"\x00" * (line_size - self.width)
+        return b"".join(r[x:x + self.width] + pad for r in self._rows[:self.height])
 
 
 class TexturedRoomClient(RoomClient):
@@ -75,7 +60,7 @@ class TexturedRoomClient(RoomClient):
                          height=height)
         if self.peer.video is not None:
             self.peer.video.stop()
-            self.peer.video = PanningTextureTrack(width, height)  # type: ignore[assignment]
+            self.peer.video = PanningTextureTrack(width, height)
 
 
 def _system_busy_seconds() -> tuple[float, float]:

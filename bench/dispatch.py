@@ -337,8 +337,8 @@ async def setup_redis(store: Store, per_dept: int, password_hash: str
                       ) -> dict[str, list[tuple[str, str]]]:
     """Bench department settings, `per_dept` staff accounts per department and one login session
     each: {dept: [(username, cookie)]}."""
-    for dept in DEMO_DEPARTMENTS:
-        await store.put_department(bench_department(dept))
+    for department in DEMO_DEPARTMENTS:
+        await store.put_department(bench_department(department))
     out: dict[str, list[tuple[str, str]]] = {}
     for dept, names in staff_names(per_dept).items():
         out[dept] = []
@@ -481,10 +481,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # latency at a moderate, steady rate
         if args.tickets:
             cpu0, t0, m0 = cpu_seconds(server.pid), time.monotonic(), machine_busy()
-            k0 = sum(cpu_seconds(p) for p in pool.pids)
+            clients0 = sum(cpu_seconds(p) for p in pool.pids)
             results = await pool.all("latency", pool.split(args.tickets, args.rate))
             wall = time.monotonic() - t0
-            clients_pct = round(100 * (sum(cpu_seconds(p) for p in pool.pids) - k0) / wall, 1)
+            clients_pct = round(100 * (sum(cpu_seconds(p) for p in pool.pids) - clients0) / wall, 1)
             machine_pct = round(100 * (machine_busy() - m0) / wall, 1)
             latencies = [x for r in results for x in r["latencies_ms"]]
             lat = summary_ms(latencies)

@@ -41,30 +41,43 @@ NAMESPACE = "/room"
 AUDIO_RATE = 48000
 
 
-class PatternVideoTrack(VideoStreamTrack):
-    """A synthetic camera: a bright bar moving over a grey picture, at 30 fps."""
+class SyntheticVideoTrack(VideoStreamTrack):
+    """A synthetic camera at 30 fps: a subclass draws the grey levels of each picture; the colour
+    planes stay neutral."""
 
-    def __init__(self, width: int = 640, height: int = 480) -> None:
+    def __init__(self, width: int, height: int) -> None:
         super().__init__()
         self.width = width
         self.height = height
         self.frames = 0
 
+    def luma(self, line_size: int) -> bytes:
+        """The luma plane of picture number ``self.frames``: ``height`` rows of ``line_size``."""
+        raise NotImplementedError
+
     async def recv(self) -> av.VideoFrame:  # type: ignore[override]
         pts, time_base = await self.next_timestamp()
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
-        bar = max(8, self.width // 16)
-        x = (self.frames * 8) % (self.width - bar)
-        luma = frame.planes[0]
-        row = b"\x50" * x + b"\xeb" * bar + b"\x50" * (self.width - bar - x)
-        row += b"\x00" * (luma.line_size - self.width)
-        luma.update(row * self.height)
+        frame.planes[0].update(self.luma(frame.planes[0].line_size))
         for plane in frame.planes[1:]:
             plane.update(b"\x80" * plane.buffer_size)
         frame.pts = pts
         frame.time_base = time_base
         self.frames += 1
         return frame
+
+
+class PatternVideoTrack(SyntheticVideoTrack):
+    """A bright bar moving over a grey picture."""
+
+    def __init__(self, width: int = 640, height: int = 480) -> None:
+        super().__init__(width, height)
+
+    def luma(self, line_size: int) -> bytes:
+        bar = max(8, self.width // 16)
+        x = (self.frames * 8) % (self.width - bar)
+        row = b"\x50" * x + b"\xeb" * bar + b"\x50" * (self.width - bar - x)
+        return (row + b"\x00" * (line_size - self.width)) * self.height
 
 
 class ToneAudioTrack(MediaStreamTrack):
@@ -134,7 +147,7 @@ class RoomPeer:
         # max-bundle, not aiortc's default "balanced": with "balanced", the second and later
         # video m-lines of a first offer stay on a transport that bundling then discards.
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-        self.video = PatternVideoTrack(width, height) if video else None
+        self.video: VideoStreamTrack | None = PatternVideoTrack(width, height) if video else None
         self.audio = ToneAudioTrack() if audio else None
         self.participants: list[dict[str, Any]] = []
         self.ended = asyncio.Event()

@@ -1,1 +1,2 @@
-"""云诊 server: app factory, configuration, auth, Redis store and the command line."""
+"""云诊 server: the composition root (command line, app factory, configuration) and the HTTP edge
+(server/http/)."""

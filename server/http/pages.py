@@ -1,8 +1,9 @@
-"""The HTML pages: kiosk, staff desk and supervisor, rendered from web/templates."""
+"""The HTML pages: kiosk, staff desk, supervisor and admin, rendered from web/templates, and the
+boot data each page's module reads (web/static/js/common.js bootData)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp_jinja2
@@ -13,22 +14,45 @@ from server.http.departments import department_views
 
 routes = web.RouteTableDef()
 LANGS = ("zh", "en")
+STATIC = "/static"
+# What the pages use of a department: its names everywhere; the kiosk's search and service hours
+# when the server has them.
+DEPARTMENT_NAMES = ("id", "name_zh", "name_en")
+DEPARTMENT_EXTRAS = ("matters", "open_now", "next_open", "hours")
 
 
-async def _context(request: web.Request) -> dict[str, Any]:
-    lang = request.query.get("lang") or request.cookies.get("yz_lang") or "zh"
-    user = await current_user(request)
-    return {
-        "lang": lang if lang in LANGS else "zh",
-        "static": "/static",
-        "departments": await department_views(request),
-        "user": user.public() if user else None,
-    }
+def _department(dept: Mapping[str, Any]) -> dict[str, Any]:
+    entry = {key: dept[key] for key in DEPARTMENT_NAMES}
+    entry.update({key: dept[key] for key in DEPARTMENT_EXTRAS if key in dept})
+    return entry
+
+
+def _user(user: Mapping[str, Any]) -> dict[str, Any]:
+    return {"username": user.get("username"), "display_name": user.get("display_name"),
+            "role": user.get("role"), "departments": list(user.get("departments") or [])}
+
+
+def page_context(lang: str | None = None, departments: Iterable[Mapping[str, Any]] = (),
+                 user: Mapping[str, Any] | None = None, *,
+                 user_known: bool = True) -> dict[str, Any]:
+    """A template's context: the page language and one `boot` object for the page module.
+
+    `user_known` says the server checked the session, so `user` None means nobody is logged in;
+    without it the page asks /api/me itself (as it fetches /api/departments when given none)."""
+    page_lang = lang if lang in LANGS else "zh"
+    boot = {"lang": page_lang, "departments": [_department(d) for d in departments],
+            "user": _user(user) if user else None, "has_user": user_known}
+    return {"lang": page_lang, "html_lang": "en" if page_lang == "en" else "zh-CN",
+            "static": STATIC, "boot": boot}
 
 
 def _page(template: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
-        return aiohttp_jinja2.render_template(template, request, await _context(request))
+        lang = request.query.get("lang") or request.cookies.get("yz_lang")
+        user = await current_user(request)
+        context = page_context(lang, await department_views(request),
+                               user.public() if user else None)
+        return aiohttp_jinja2.render_template(template, request, context)
     return handler
 
 

@@ -75,7 +75,7 @@ async def test_first_recorded_consultation_end_to_end(server: LiveServer, browse
         with av.open(str(recordings[0] / track["file"])) as container:
             stream = container.streams[0]
             assert stream.type == track["kind"]
-            decoded = [f for f in container.decode(stream)]
+            decoded: list[Any] = list(container.decode(stream))  # video or audio frames
         assert decoded, track
         duration = float(decoded[-1].time - decoded[0].time)
         assert abs(duration - expected) < 1.0, (track, duration, expected)

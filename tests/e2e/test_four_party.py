@@ -62,7 +62,7 @@ window.RTCPeerConnection.prototype = Tracked.prototype;
 PER_PARTICIPANT = """
 async () => {
   const src = document.querySelector('script[type=module]').src;
-  const m = await import(src.replace(/[^/]*\\.js.*$/, 'common.js'));
+  const m = await import(src.replace(/[^/]*\\.js.*$/, 'room.js'));
   const out = {};
   for (const session of m.RoomSession.active) {
     if (!session.pc || session.closed) continue;

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.browser
 DROP = """
 async () => {
   const src = document.querySelector('script[type=module]').src;
-  const m = await import(src.replace(/[^/]*\\.js.*$/, 'common.js'));
+  const m = await import(src.replace(/[^/]*\\.js.*$/, 'room.js'));
   const [session] = [...m.RoomSession.active];
   session.socket.io.engine.close();
   session.pc.close();

@@ -33,12 +33,13 @@ navigator.mediaDevices.getUserMedia = (constraints) => {
 JOIN_AS_OBSERVER = """
 async ({roomId, token}) => {
   const src = document.querySelector('script[type=module]').src;
-  const m = await import(src.replace(/[^/]*\\.js.*$/, 'common.js'));
+  const m = await import(src.replace(/[^/]*\\.js.*$/, 'room.js'));
+  const c = await import(src.replace(/[^/]*\\.js.*$/, 'common.js'));
   const session = new m.RoomSession({
-    roomId, token, localVideo: m.$('local-video'), remoteVideo: m.$('remote-video'),
-    extraRemotes: m.$('remote-extra'), preferRole: 'applicant',
+    roomId, token, localVideo: c.$('local-video'), remoteVideo: c.$('remote-video'),
+    extraRemotes: c.$('remote-extra'), preferRole: 'applicant',
   });
-  m.showScreen('call');
+  c.showScreen('call');
   await session.start();
 }
 """
@@ -48,7 +49,7 @@ async ({roomId, token}) => {
 CLOSE_SESSIONS = """
 async () => {
   const src = document.querySelector('script[type=module]').src;
-  const m = await import(src.replace(/[^/]*\\.js.*$/, 'common.js'));
+  const m = await import(src.replace(/[^/]*\\.js.*$/, 'room.js'));
   for (const session of [...m.RoomSession.active]) session.close();
 }
 """

@@ -11,6 +11,8 @@ from typing import Any
 import jinja2
 import pytest
 
+from server.http.pages import page_context
+
 WEB = Path(__file__).resolve().parents[2] / "web"
 JS = WEB / "static" / "js"
 TEMPLATES = WEB / "templates"
@@ -69,12 +71,27 @@ def _env() -> jinja2.Environment:
 
 
 def _render(page: str, **context: Any) -> str:
-    return _env().get_template(f"{page}.html").render(**context)
+    """The page as the server renders it, from the handler's values (server/http/pages.py)."""
+    return _env().get_template(f"{page}.html").render(**page_context(**context))
+
+
+def _page_module(page: str) -> str:
+    """A page module's source with that of our modules it imports (replay.js, room.js, …)."""
+    seen: list[str] = []
+    todo = [f"{page}.js"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.append(name)
+        todo += re.findall(r"^import [^;]*? from '\./([a-z0-9_]+\.js)';",
+                           (JS / name).read_text(encoding="utf-8"), re.MULTILINE)
+    return "\n".join((JS / name).read_text(encoding="utf-8") for name in seen)
 
 
 def _string_tables() -> dict[str, dict[str, str]]:
-    """The zh and en tables of common.js, one `key: 'text',` per line."""
-    source = (JS / "common.js").read_text(encoding="utf-8")
+    """The zh and en tables of i18n.js, one `key: 'text',` per line."""
+    source = (JS / "i18n.js").read_text(encoding="utf-8")
     block = source.split("const STRINGS = {", 1)[1].split("\n};", 1)[0]
     zh_part, en_part = block.split("\n  en: {", 1)
     entry = re.compile(r"^\s{4}([a-z0-9_]+): '((?:[^'\\]|\\.)*)',$", re.MULTILINE)
@@ -84,7 +101,7 @@ def _string_tables() -> dict[str, dict[str, str]]:
 @pytest.mark.parametrize("page", PAGES)
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_template_renders_with_server_context(page: str, lang: str) -> None:
-    html = _render(page, lang=lang, static="/static", departments=DEPARTMENTS, user=STAFF_USER)
+    html = _render(page, lang=lang, departments=DEPARTMENTS, user=STAFF_USER)
     assert f'<html lang="{"en" if lang == "en" else "zh-CN"}">' in html
     assert f'src="/static/js/{page}.js"' in html
     assert 'href="/static/css/app.css"' in html
@@ -100,15 +117,15 @@ def test_template_renders_with_server_context(page: str, lang: str) -> None:
 @pytest.mark.parametrize("page", PAGES)
 def test_template_renders_without_context(page: str) -> None:
     """The pages fetch /api/me and /api/departments themselves when the server passes nothing."""
-    html = _render(page)
+    html = _render(page, user_known=False)
     data = json.loads(re.search(r'id="yz-boot">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
     assert data == {"lang": "zh", "departments": [], "user": None, "has_user": False}
 
 
 @pytest.mark.parametrize("page", sorted(REQUIRED_TESTIDS))
 def test_page_has_every_testid(page: str) -> None:
-    html = _render(page, lang="zh", static="/static", departments=DEPARTMENTS, user=None)
-    module = (JS / f"{page}.js").read_text(encoding="utf-8")
+    html = _render(page, lang="zh", departments=DEPARTMENTS, user=None)
+    module = _page_module(page)
     for testid in REQUIRED_TESTIDS[page]:
         assert f'data-testid="{testid}"' in html, f"{page}: no data-testid={testid}"
     for testid in MODULE_TESTIDS.get(page, []):
@@ -145,7 +162,7 @@ def test_every_used_string_key_exists() -> None:
     used |= {f"away_reason_{r}" for r in ("rest", "meeting", "other", "missed")}
     used |= {f"day_{d}" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
     missing = sorted(k for k in used if k not in tables["zh"] or k not in tables["en"])
-    assert not missing, f"string keys missing from common.js: {missing}"
+    assert not missing, f"string keys missing from i18n.js: {missing}"
 
 
 def test_recording_notice_says_what_the_mission_requires() -> None:
@@ -164,22 +181,23 @@ def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
     lock = json.loads((WEB / "package-lock.json").read_text(encoding="utf-8"))
     assert lock["packages"]["node_modules/socket.io-client"]["version"].startswith("4.")
     # No third-party code pasted into the repository: only our own modules are in static/.
-    assert sorted(p.name for p in JS.iterdir()) == [
-        "admin.js", "common.js", "kiosk.js", "staff.js", "supervisor.js"]
+    ours = ["admin.js", "common.js", "i18n.js", "kiosk.js", "replay.js", "room.js", "staff.js",
+            "states.js", "supervisor.js"]
+    assert sorted(p.name for p in JS.iterdir()) == ours
     for module in JS.glob("*.js"):
-        imports = re.findall(r"^import .* from '([^']+)';", module.read_text(encoding="utf-8"),
-                             re.MULTILINE)
+        imports = re.findall(r"^import [^;]*? from '([^']+)';",
+                             module.read_text(encoding="utf-8"), re.MULTILINE)
         for target in imports:
-            assert target in ("./common.js", "/static/vendor/socket.io/socket.io.esm.min.js"), (
-                f"{module.name} imports {target}")
+            assert target in {f"./{name}" for name in ours} | {
+                "/static/vendor/socket.io/socket.io.esm.min.js"}, f"{module.name} imports {target}"
 
 
 def test_one_peer_connection_per_page() -> None:
-    """Every page reaches the SFU through common.js's RoomSession, which owns the only
+    """Every page reaches the SFU through room.js's RoomSession, which owns the only
     RTCPeerConnection."""
     for module in JS.glob("*.js"):
         count = module.read_text(encoding="utf-8").count("new RTCPeerConnection(")
-        assert count == (1 if module.name == "common.js" else 0), module.name
+        assert count == (1 if module.name == "room.js" else 0), module.name
 
 
 def test_department_fields_for_search_and_hours_reach_the_page() -> None:
@@ -188,7 +206,7 @@ def test_department_fields_for_search_and_hours_reach_the_page() -> None:
     depts = [{**DEPARTMENTS[0], "matters": ["发票申领", "个税汇算"], "open_now": False,
               "next_open": 1790000000.0, "hours": {"mon-fri": ["09:00-12:00", "13:30-17:00"]}},
              DEPARTMENTS[1]]
-    html = _render("kiosk", lang="zh", static="/static", departments=depts, user=None)
+    html = _render("kiosk", lang="zh", departments=depts, user=None)
     data = json.loads(re.search(r'id="yz-boot">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
     assert data["departments"] == depts
 
@@ -211,7 +229,7 @@ def test_new_screens_say_what_the_brief_asks() -> None:
 
 
 def test_staff_away_reasons_are_the_three_choices() -> None:
-    html = _render("staff", lang="zh", static="/static", departments=DEPARTMENTS, user=None)
+    html = _render("staff", lang="zh", departments=DEPARTMENTS, user=None)
     select = re.search(r'<select data-testid="away-reason">(.*?)</select>', html, re.S)
     assert select is not None
     assert re.findall(r'<option value="([a-z]+)"', select.group(1)) == ["rest", "meeting", "other"]
@@ -222,9 +240,10 @@ def test_kiosk_sends_the_contract_payloads() -> None:
     kiosk = (JS / "kiosk.js").read_text(encoding="utf-8")
     for needle in ("'ticket:create'", "payload.priority = true", "'callback:request'",
                    "{ department: state.callbackDept, name, phone }", "err.code === 'closed'",
-                   "err.code === 'queue_full'", "case 'abandoned'", "eta_seconds",
+                   "err.code === 'queue_full'", "case TicketStatus.ABANDONED", "eta_seconds",
                    "'/api/logout'"):
         assert needle in kiosk, needle
+    assert "ABANDONED: 'abandoned'" in (JS / "states.js").read_text(encoding="utf-8")
     staff = (JS / "staff.js").read_text(encoding="utf-8")
     for needle in ("'callback:list'", "'callback:done'", "'callback:new'", "longest_since",
                    "wrap_up_until", "payload.reason"):
@@ -236,7 +255,7 @@ def test_kiosk_sends_the_contract_payloads() -> None:
 
 def test_only_the_staff_desk_shares_its_screen() -> None:
     """_call.html is shared: the screen share button is the staff desk's alone."""
-    kiosk = _render("kiosk", lang="zh", static="/static", departments=DEPARTMENTS, user=None)
-    staff = _render("staff", lang="zh", static="/static", departments=DEPARTMENTS, user=None)
+    kiosk = _render("kiosk", lang="zh", departments=DEPARTMENTS, user=None)
+    staff = _render("staff", lang="zh", departments=DEPARTMENTS, user=None)
     assert 'data-testid="share-screen"' not in kiosk
     assert 'data-testid="share-screen"' in staff

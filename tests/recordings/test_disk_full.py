@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,8 @@ def _decoded_frames(path: Path) -> list[float]:
     times: list[float] = []
     with av.open(str(path)) as container:
         try:
-            for frame in container.decode(container.streams[0]):
+            frames: Iterator[Any] = container.decode(container.streams[0])  # video or audio
+            for frame in frames:
                 if frame.time is not None:
                     times.append(frame.time)
         except av.error.FFmpegError:

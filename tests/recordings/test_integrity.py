@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from recordings import manifest
 from recordings.archive import HEAD, Archive
 from tests.support.recordings import make_recording
+from tests.support.streams import stream_entries
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,6 +138,6 @@ async def test_the_verify_command_names_problems_and_exits_1(redis_client: aiore
     env.pop("YUNZHEN_REDIS_URL")
     result = run()
     assert result.returncode == 1 and "r001: changed" in result.stdout
-    audit = await redis_client.xrange("yz:audit")
-    assert [(f["action"], f["recording_id"], f["detail"]) for _, f in audit] == [
+    audit = await stream_entries(redis_client, "yz:audit")
+    assert [(f["action"], f["recording_id"], f["detail"]) for f in audit] == [
         ("verify", "", "ok"), ("verify", "r001", "1 problem(s)"), ("verify", "r002", "ok")]

@@ -92,7 +92,7 @@ async def test_a_recorded_call_decodes_with_pyav(tmp_path: Path) -> None:
     for track in summary["tracks"]:
         with av.open(str(directory / track["file"])) as container:
             stream = container.streams[0]
-            frames = list(container.decode(stream))
+            frames: list[Any] = list(container.decode(stream))  # video or audio frames
             assert frames, track
             span = float(frames[-1].time or 0.0)
             assert 1.0 < span < summary["duration"] + 0.5, (track, span)

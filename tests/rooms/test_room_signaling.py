@@ -109,8 +109,10 @@ async def test_mute_and_camera_off_are_shown_to_everyone_and_kept_in_the_timelin
         assert (listed[staff_id]["muted"], listed[staff_id]["camera_off"]) == (False, True)
         assert applicant.queue("room:participants").empty()
 
-        for payload in ({"audio": 0, "video": True}, {"audio": True}, {"audio": True,
-                        "video": True, "screen": True}):
+        payloads: tuple[dict[str, Any], ...] = (
+            {"audio": 0, "video": True}, {"audio": True}, {"audio": True, "video": True,
+                                                           "screen": True})
+        for payload in payloads:
             refused = await desk.call("room:media", payload)
             assert refused["error"]["code"] == "invalid_payload", payload
         for payload in ({}, {"on": "yes"}, {"on": True, "audio": True}):

@@ -20,6 +20,7 @@ from signaling.accounts import hash_password
 from signaling.client import SignalingClient, login_cookie
 from tests.support.http import client_session, logged_in
 from tests.support.server import LiveServer
+from tests.support.streams import stream_entries
 
 PASSWORD = "demo12345"
 
@@ -161,7 +162,7 @@ async def test_live_rooms_are_listed_for_supervisors_in_scope_and_observe_is_aud
     token = await server.app[DIRECTORY].token(grant["token"])
     assert token is not None
     assert (token["room_id"], token["role"]) == (room_id, "supervisor")
-    entries = [fields for _, fields in await redis_client.xrange(AUDIT)]
+    entries = await stream_entries(redis_client, AUDIT)
     observed = [e for e in entries if e["action"] == "observe"]
     assert [(e["who"], e["recording_id"], e["department"]) for e in observed] == [
         ("taxsup", room_id, "tax")]

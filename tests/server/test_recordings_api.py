@@ -17,6 +17,7 @@ from signaling.client import SignalingClient
 from tests.support.http import client_session, logged_in
 from tests.support.recordings import make_recording
 from tests.support.server import LiveServer
+from tests.support.streams import stream_entries
 
 DAY = 86400.0
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
@@ -123,7 +124,7 @@ async def test_retention_purges_old_recordings_except_those_on_hold(
     assert not (tmp_path / "r-old-1").exists()
     assert await redis_client.exists("yz:recording:r-old-1") == 0
     assert await redis_client.zrange(INDEX, 0, -1) == ["r-old-2", "r-new-1"]
-    audit = [f for _, f in await redis_client.xrange(AUDIT)]
+    audit = await stream_entries(redis_client, AUDIT)
     assert [(f["who"], f["action"], f["recording_id"]) for f in audit] == [
         ("system", "purge", "r-old-1")]
     # The chain still verifies through the purged recording's links.

@@ -102,12 +102,12 @@ def record(directory: Path, recording_id: str, *, started_at: float, duration: f
             first, last = p["video"]
             track = recorder.track(p["id"], "video", "vp8")
             for packet in vp8_packets(last - first, shade=p.get("shade", 90)):
-                steps.append((first + float(packet.pts) / 90000, 1, ("write", track, packet)))
+                steps.append((first + float(packet.pts or 0) / 90000, 1, ("write", track, packet)))
         if p.get("audio"):
             first, last, tone = p["audio"]
             track = recorder.track(p["id"], "audio", "opus")
             for packet in opus_packets(last - first, tone=tone):
-                steps.append((first + float(packet.pts) / 48000, 1, ("write", track, packet)))
+                steps.append((first + float(packet.pts or 0) / 48000, 1, ("write", track, packet)))
     steps.sort(key=lambda s: (s[0], s[1]))
     for at, _, step in steps:
         clock.now = started_at + at

@@ -1,9 +1,11 @@
 // Admin page: log in as an administrator, edit a department's configuration (names, matters,
 // service hours, ring and queue settings, AB岗 backups) as JSON, download the queue event log.
 import {
-  $, clearError, currentUser, departmentName, detailLines, fetchJSON, initPage, loadDepartments,
-  renderUserHeader, showError, showLoginScreen, showScreen, submitLogin, t, YzError,
+  $, clearError, detailLines, fetchJSON, loadDesk, renderUserHeader, showError,
+  showForbidden, showLoginScreen, showScreen, submitLogin, YzError,
 } from './common.js';
+import { departmentName, initPage, t } from './i18n.js';
+import { Role } from './states.js';
 
 const state = {
   user: null,
@@ -175,14 +177,9 @@ function showLogin(errorText = '') {
   showLoginScreen(errorText);
 }
 
-function showForbidden(text) {
-  $('forbidden-message').textContent = text || t('forbidden_admin');
-  showScreen('forbidden');
-}
-
 function openAdmin() {
   renderHeader();
-  if (state.user.role !== 'admin') {
+  if (state.user.role !== Role.ADMIN) {
     showForbidden(t('forbidden_admin'));
     return;
   }
@@ -226,12 +223,7 @@ async function main() {
     if ($('log-download').getAttribute('aria-disabled') === 'true') e.preventDefault();
   });
   updateLogLink();
-  try {
-    state.departments = await loadDepartments();
-  } catch (err) {
-    showError(err);
-  }
-  state.user = await currentUser();
+  await loadDesk(state);
   if (!state.user) {
     showLogin();
     return;

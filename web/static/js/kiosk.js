@@ -2,17 +2,19 @@
 // Out of service hours or with a full queue it takes a call-back request instead. A hall guide
 // can log in on the kiosk (导服) to put the next applicant in the priority lane.
 import {
-  $, RoomSession, bootData, clearError, connectNamespace, departmentName, emitAck, fetchJSON,
-  formatHours, formatMoment, initCallControls, initPage, listJoin, loadDepartments, showError, showScreen,
-  submitLogin, t,
+  $, bootData, clearError, connectNamespace, emitAck, fetchJSON, loadDepartments, showError,
+  showScreen, submitLogin,
 } from './common.js';
+import { departmentName, formatHours, formatMoment, initPage, listJoin, t } from './i18n.js';
+import { initCallControls, RoomSession } from './room.js';
+import { Role, TicketStatus } from './states.js';
 
 const STORAGE_KEY = 'yz_ticket';
 const THANKS_SECONDS = 5;
 const CALLBACK_DONE_SECONDS = 10;
 const DEPARTMENTS_REFRESH_MS = 60_000; // open_now changes with the clock
 const GUIDE_IDLE_MS = 3 * 60_000; // guide mode ends by itself if the guide walks away
-const GUIDE_ROLES = ['guide', 'staff', 'admin'];
+const GUIDE_ROLES = [Role.GUIDE, Role.STAFF, Role.ADMIN];
 const PHONE = /^[0-9 +-]+$/;
 
 const state = {
@@ -362,31 +364,31 @@ function applyTicket(ticket) {
   const current = state.ticket;
   const deptName = departmentName(state.departments, ticket.department);
   switch (ticket.status) {
-    case 'waiting':
-    case 'ringing': {
+    case TicketStatus.WAITING:
+    case TicketStatus.RINGING: {
       $('waiting-department').textContent = deptName;
       $('ticket-number').textContent = current.number || '';
       $('priority-badge').hidden = !current.priority;
       const pos = $('queue-position');
       pos.dataset.status = ticket.status;
-      pos.textContent = ticket.status === 'ringing'
+      pos.textContent = ticket.status === TicketStatus.RINGING
         ? t('queue_ringing')
         : t('queue_position', { n: ticket.position ?? '–' });
       renderEta(current);
       showScreen('waiting');
       break;
     }
-    case 'connected':
+    case TicketStatus.CONNECTED:
       if (ticket.room && ticket.room.room_id) enterRoom(ticket);
       break;
-    case 'ended':
+    case TicketStatus.ENDED:
       consultationOver();
       break;
-    case 'cancelled':
+    case TicketStatus.CANCELLED:
       goStart();
       showError(t('ticket_cancelled'));
       break;
-    case 'abandoned':
+    case TicketStatus.ABANDONED:
       goStart();
       showError(t('ticket_abandoned'));
       break;
@@ -398,7 +400,7 @@ function applyTicket(ticket) {
 // The estimated wait; null means nobody of the department is on duty.
 function renderEta(ticket) {
   const el = $('queue-eta');
-  const ringing = ticket.status === 'ringing';
+  const ringing = ticket.status === TicketStatus.RINGING;
   if (ringing || !('eta_seconds' in ticket)) {
     el.hidden = true;
     return;
@@ -446,7 +448,7 @@ function enterRoom(ticket) {
     remoteVideo: $('remote-video'),
     extraRemotes: $('remote-extra'),
     chatLog: $('chat-log'),
-    preferRole: 'staff',
+    preferRole: Role.STAFF,
     onRemoteMedia: (main) => {
       $('call-status').hidden = Boolean(main);
       if (main && main.name) $('call-peer').textContent = main.name;

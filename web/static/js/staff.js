@@ -3,20 +3,23 @@
 // 会商: invite another department during a call; join a call one's department is invited to.
 // A hall guide who logs in here gets the list of the consultations they started, to join them.
 import {
-  $, awayReasonText, clearError, connectNamespace, currentUser, departmentName, el, emitAck,
-  fetchJSON, formatDuration, formatTime, initCallControls, initPage, listJoin, loadDepartments,
-  renderUserHeader, RoomSession, secondsSince, showError, showLoginScreen, showScreen, submitLogin,
-  t, YzError,
+  $, clearError, connectNamespace, el, emitAck, fetchJSON, formatDuration, formatTime,
+  loadDesk, renderUserHeader, secondsSince, showError, showLoginScreen, showScreen,
+  submitLogin, YzError,
 } from './common.js';
+import { awayReasonText, departmentName, initPage, listJoin, t } from './i18n.js';
+import { initCallControls, RoomSession } from './room.js';
+import { AwayReason, Presence, Role } from './states.js';
 
-const AWAY_REASONS = ['rest', 'meeting', 'other'];
+// The reasons a staff member may choose (the away-reason select).
+const AWAY_REASONS = [AwayReason.REST, AwayReason.MEETING, AwayReason.OTHER];
 const LONG_WAIT_S = 120;
 
 const state = {
   user: null,
   departments: [],
   staff: null, // last staff:state
-  presence: 'offline',
+  presence: Presence.OFFLINE,
   queues: {},
   longest: {}, // department -> creation time of its longest-waiting ticket, or null
   reason: null, // why away: rest, meeting, other, or missed (paused by the server)
@@ -114,7 +117,7 @@ function renderPresence() {
     btn.setAttribute('aria-pressed', String(on));
     btn.disabled = locked || state.busy;
   }
-  const away = state.presence === 'away';
+  const away = state.presence === Presence.AWAY;
   const reason = $('presence-reason');
   reason.hidden = !(away && state.reason);
   reason.dataset.reason = state.reason || '';
@@ -124,7 +127,7 @@ function renderPresence() {
     select.value = state.reason;
   }
   select.disabled = locked || state.busy;
-  $('wrap-up').hidden = state.presence !== 'wrap_up';
+  $('wrap-up').hidden = state.presence !== Presence.WRAP_UP;
   $('wrap-up-done').disabled = state.busy;
   tickClocks();
 }
@@ -139,7 +142,7 @@ function tickClocks() {
     el.textContent = busy ? t('queue_longest', { t: formatDuration(waited) }) : t('queue_longest_none');
     el.classList.toggle('long', busy && waited >= LONG_WAIT_S);
   }
-  if (state.presence === 'wrap_up') {
+  if (state.presence === Presence.WRAP_UP) {
     const left = Number.isFinite(state.wrapUpUntil)
       ? Math.max(0, Math.ceil(state.wrapUpUntil - Date.now() / 1000)) : 0;
     $('wrap-up-countdown').textContent = t('wrap_up_text', { s: left });
@@ -321,7 +324,8 @@ async function joinInvite(inv, btn) {
 function renderInvitePanel() {
   const panel = $('invite-panel');
   const show = Boolean(state.room && state.call && state.user)
-    && ['staff', 'guide'].includes(state.user.role) && document.body.dataset.current === 'call';
+    && [Role.STAFF, Role.GUIDE].includes(state.user.role)
+    && document.body.dataset.current === 'call';
   panel.hidden = !show;
   if (!show) return;
   const select = $('invite-department');
@@ -425,7 +429,7 @@ async function guideJoin(tk, btn) {
 // ---------------------------------------------------------------------------------------------
 function showIncoming(offer) {
   state.offer = offer;
-  state.presence = 'ringing';
+  state.presence = Presence.RINGING;
   renderPresence();
   $('incoming-detail').textContent = t('incoming_detail', {
     number: offer.number || '', dept: departmentName(state.departments, offer.department),
@@ -503,7 +507,7 @@ function enterRoom(roomRef, ticket, { guest = false, department = null } = {}) {
   if (!roomRef || !roomRef.room_id) return;
   if (state.room) state.room.close();
   ticket = ticket || {};
-  if (!guest) state.presence = 'in_call';
+  if (!guest) state.presence = Presence.IN_CALL;
   state.call = { roomId: roomRef.room_id, department: department || ticket.department, guest };
   const deptName = departmentName(state.departments, ticket.department);
   $('call-ticket').textContent = guest
@@ -522,14 +526,14 @@ function enterRoom(roomRef, ticket, { guest = false, department = null } = {}) {
     remoteVideo: $('remote-video'),
     extraRemotes: $('remote-extra'),
     chatLog: $('chat-log'),
-    preferRole: 'applicant',
+    preferRole: Role.APPLICANT,
     onRemoteMedia: (main) => { $('call-status').hidden = Boolean(main); },
     onEnded: () => {
       if (state.room !== room) return;
       state.room = null;
       state.call = null;
       // The server's staff:state (wrap_up, then available) may already have come in.
-      if (state.presence === 'in_call') state.presence = 'available';
+      if (state.presence === Presence.IN_CALL) state.presence = Presence.AVAILABLE;
       backToDesk();
       note(t('call_ended'));
     },
@@ -540,7 +544,7 @@ function enterRoom(roomRef, ticket, { guest = false, department = null } = {}) {
 }
 
 function backToDesk() {
-  if (state.user && state.user.role === 'guide') {
+  if (state.user && state.user.role === Role.GUIDE) {
     showScreen('guide');
     renderInvitePanel();
     pollGuide();
@@ -562,7 +566,7 @@ async function hangup() {
     state.room.close();
     state.room = null;
     state.call = null;
-    if (state.user && state.user.role === 'staff') {
+    if (state.user && state.user.role === Role.STAFF) {
       try {
         await fetchJSON(`/api/rooms/${encodeURIComponent(roomId)}/leave`, { method: 'POST', body: {} });
       } catch (err) {
@@ -587,11 +591,11 @@ async function setPresence(value) {
   state.busy = true;
   renderPresence();
   const payload = { state: value };
-  if (value === 'away') payload.reason = $('away-reason').value;
+  if (value === Presence.AWAY) payload.reason = $('away-reason').value;
   try {
     const answer = await emitAck(socket, 'presence:set', payload);
     state.presence = answer.presence || value;
-    if (value === 'away') state.reason = payload.reason;
+    if (value === Presence.AWAY) state.reason = payload.reason;
   } catch (err) {
     showError(err);
   } finally {
@@ -627,7 +631,7 @@ function startDesk() {
   socket.on('connect', loadCallbacks);
   socket.on('staff:state', (msg) => {
     state.staff = msg || {};
-    state.presence = (msg && msg.presence) || 'offline';
+    state.presence = (msg && msg.presence) || Presence.OFFLINE;
     state.queues = { ...((msg && msg.queues) || {}) };
     state.longest = { ...((msg && msg.longest) || {}) };
     state.reason = (msg && msg.reason) || null;
@@ -636,7 +640,7 @@ function startDesk() {
     if (msg && Number.isFinite(msg.callbacks) && msg.callbacks !== state.callbacks.length) {
       loadCallbacks();
     }
-    if (state.presence !== 'ringing' && state.offer) hideIncoming();
+    if (state.presence !== Presence.RINGING && state.offer) hideIncoming();
     // The first state after a (re)connect: pending invitations, and the call we are in (a
     // reloaded page goes back into it).
     if (msg && Array.isArray(msg.invites)) setInvites(msg.invites);
@@ -672,7 +676,7 @@ async function login(event) {
     ring.ctx.resume().catch(() => {});
   } catch { /* no WebAudio: the banner still shows */ }
   clearError();
-  if (user.role === 'guide') startGuide();
+  if (user.role === Role.GUIDE) startGuide();
   else startDesk();
 }
 
@@ -701,26 +705,21 @@ async function main() {
   initPage('title_staff');
   $('login-form').addEventListener('submit', login);
   $('logout').addEventListener('click', logout);
-  $('presence-available').addEventListener('click', () => setPresence('available'));
-  $('presence-away').addEventListener('click', () => setPresence('away'));
+  $('presence-available').addEventListener('click', () => setPresence(Presence.AVAILABLE));
+  $('presence-away').addEventListener('click', () => setPresence(Presence.AWAY));
   // Changing the reason while away tells the server the new reason.
   $('away-reason').addEventListener('change', () => {
-    if (state.presence === 'away') setPresence('away');
+    if (state.presence === Presence.AWAY) setPresence(Presence.AWAY);
   });
-  $('wrap-up-done').addEventListener('click', () => setPresence('available'));
+  $('wrap-up-done').addEventListener('click', () => setPresence(Presence.AVAILABLE));
   setInterval(tickClocks, 1000);
   $('accept-call').addEventListener('click', acceptCall);
   $('decline-call').addEventListener('click', declineCall);
   $('hangup').addEventListener('click', hangup);
   $('invite-panel').addEventListener('submit', sendInvite);
   initCallControls(() => state.room);
-  try {
-    state.departments = await loadDepartments();
-  } catch (err) {
-    showError(err);
-  }
-  state.user = await currentUser();
-  if (state.user && state.user.role === 'guide') startGuide();
+  await loadDesk(state);
+  if (state.user && state.user.role === Role.GUIDE) startGuide();
   else if (state.user) startDesk();
   else showLogin();
 }

@@ -1,69 +1,20 @@
 // Supervisor page: log in, the live wallboard (queues, staff, live rooms to listen in on
-// silently), list and filter recordings,
-// replay one with every track in step, and the access log of the archive.
+// silently), list and filter recordings, replay one with every track in step (replay.js), the
+// composite export, storage alerts, and the access log of the archive.
 import {
-  $, awayReasonText, clearError, currentLang, currentUser, departmentName, errorText, fetchJSON,
-  formatDuration, formatTime, initPage, listJoin, loadDepartments, renderUserHeader, RoomSession,
-  secondsSince, showError, showLoginScreen, showScreen, submitLogin, t, YzError,
+  $, clearError, errorText, fetchJSON, formatDuration, formatTime, loadDesk,
+  renderUserHeader, secondsSince, showError, showForbidden, showLoginScreen, showScreen,
+  submitLogin, YzError,
 } from './common.js';
+import { awayReasonText, currentLang, departmentName, initPage, listJoin, t } from './i18n.js';
+import { Replay, replayMedia } from './replay.js';
+import { RoomSession } from './room.js';
+import { Presence, Role } from './states.js';
 
 const WALLBOARD_POLL_MS = 2000;
 const LONG_WAIT_S = 120;
-const PRESENCE_ORDER = ['available', 'ringing', 'in_call', 'wrap_up', 'away', 'offline'];
-
-// This page's own strings (filters, audit), kept here rather than in common.js.
-const SV_STRINGS = {
-  zh: {
-    filter_from: '开始日期', filter_to: '结束日期', filter_min_duration: '最短时长（秒）',
-    filter_max_duration: '最长时长（秒）', filter_incomplete: '仅未完整录制',
-    filter_apply: '筛选', filter_reset: '清除', filter_any: '全部', filter_not_rated: '未评价',
-    audit_heading: '调阅记录', audit_who: '人员', audit_action: '操作', audit_recording: '录像',
-    audit_remote: '来源地址', audit_empty: '最近 7 天没有调阅记录。',
-    action_list: '查看列表', action_view: '查看录像', action_file: '下载文件',
-    action_verify: '完整性校验', action_hold: '法律保全', action_release: '解除保全',
-    action_purge: '到期删除',
-    action_alert_ack: '确认告警',
-    alert_disk_full: '录像存储空间不足：{time} 号码 {ticket}（房间 {room}）的录像已中断，通话照常进行。',
-    alert_write_error: '录像写入失败：{time} 号码 {ticket}（房间 {room}）的录像已中断，通话照常进行。',
-    alert_low_space: '录像存储空间不足：{detail}',
-    alert_ack: '知道了',
-    action_export: '导出合成视频', action_export_file: '下载合成视频',
-    action_observe: '旁听会话',
-    export_start: '导出合成视频', export_download: '下载', export_queued: '排队等待导出…',
-    export_running: '正在导出 {n}%', export_done: '导出完成',
-    export_failed: '导出失败：{error}',
-  },
-  en: {
-    filter_from: 'From', filter_to: 'To', filter_min_duration: 'Min. length (s)',
-    filter_max_duration: 'Max. length (s)', filter_incomplete: 'Incomplete only',
-    filter_apply: 'Filter', filter_reset: 'Clear', filter_any: 'Any', filter_not_rated: 'Not rated',
-    audit_heading: 'Access log', audit_who: 'Who', audit_action: 'Action',
-    audit_recording: 'Recording', audit_remote: 'Address',
-    audit_empty: 'No access in the last 7 days.',
-    action_list: 'Listed recordings', action_view: 'Viewed', action_file: 'Downloaded a file',
-    action_verify: 'Integrity check', action_hold: 'Legal hold', action_release: 'Hold released',
-    action_purge: 'Purged (retention)',
-    action_alert_ack: 'Alert acknowledged',
-    alert_disk_full: 'Recording storage full: the recording of ticket {ticket} (room {room}) stopped at {time}; the call went on.',
-    alert_write_error: 'Recording write failed: the recording of ticket {ticket} (room {room}) stopped at {time}; the call went on.',
-    alert_low_space: 'Recording storage full soon: {detail}',
-    alert_ack: 'Acknowledge',
-    action_export: 'Composite export', action_export_file: 'Downloaded the composite video',
-    action_observe: 'Listened in',
-    export_start: 'Export composite video', export_download: 'Download',
-    export_queued: 'Waiting to export…', export_running: 'Exporting {n}%',
-    export_done: 'Export done', export_failed: 'Export failed: {error}',
-  },
-};
-
-function lt(key) {
-  const table = SV_STRINGS[currentLang()] || SV_STRINGS.zh;
-  return table[key] ?? SV_STRINGS.zh[key] ?? key;
-}
-
-function applyLocalStrings() {
-  for (const el of document.querySelectorAll('[data-sv]')) el.textContent = lt(el.dataset.sv);
-}
+const PRESENCE_ORDER = [Presence.AVAILABLE, Presence.RINGING, Presence.IN_CALL, Presence.WRAP_UP,
+  Presence.AWAY, Presence.OFFLINE];
 
 const state = {
   user: null,
@@ -229,7 +180,7 @@ async function startObserving(room, btn) {
     localVideo: null,
     remoteVideo: $('remote-video'),
     extraRemotes: $('remote-extra'),
-    preferRole: 'applicant',
+    preferRole: Role.APPLICANT,
     onEnded: () => {
       if (!state.observing || state.observing.session !== session) return;
       stopObserving();
@@ -277,12 +228,10 @@ const ALERTS_POLL_MS = 10000;
 let alertsPoll = null;
 
 function alertText(alert) {
-  const text = lt(`alert_${alert.kind}`);
-  return text
-    .replace('{time}', formatTime(alert.time))
-    .replace('{ticket}', alert.ticket_number || '–')
-    .replace('{room}', alert.room_id || '')
-    .replace('{detail}', alert.detail || '');
+  return t(`alert_${alert.kind}`, {
+    time: formatTime(alert.time), ticket: alert.ticket_number || '–', room: alert.room_id || '',
+    detail: alert.detail || '',
+  });
 }
 
 function renderAlerts(alerts) {
@@ -298,7 +247,7 @@ function renderAlerts(alerts) {
     ack.type = 'button';
     ack.className = 'btn btn-danger btn-sm';
     ack.dataset.testid = 'alert-ack';
-    ack.textContent = lt('alert_ack');
+    ack.textContent = t('alert_ack');
     ack.addEventListener('click', () => acknowledgeAlert(alert.id, ack));
     li.append(text, ' ', ack);
     return li;
@@ -336,169 +285,6 @@ function stopAlerts() {
   if (alertsPoll !== null) clearInterval(alertsPoll);
   alertsPoll = null;
   $('storage-alert').hidden = true;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Synchronized replay: one clock (the page's) drives every <video>/<audio>; each element sits at
-// its track's offset from the earliest track. After a seek or a press of play the clock waits
-// (up to MAX_WAIT_MS) until every track that is on has its picture; while playing, small drift
-// is taken back by playing that element a little faster or slower, drift above HARD_SEEK_S by
-// seeking it, a little ahead to make up for the time the seek itself takes. Every track stays
-// within 100 ms of the clock.
-// ---------------------------------------------------------------------------------------------
-const SYNC_MS = 100;
-const DRIFT_OK_S = 0.02; // closer than this: normal speed
-const HARD_SEEK_S = 0.2; // farther than this: seek instead of nudging
-const NUDGE_S = 1.0; // a nudge aims to take the drift back within this long
-const MAX_NUDGE = 0.1; // playbackRate stays within 1 ± this
-const MAX_LEAD_S = 0.5; // a correcting seek lands at most this far ahead
-const MAX_WAIT_MS = 3000; // a track that does not load in this long is not waited for
-
-class Replay {
-  constructor(items, fallbackDuration, onTick) {
-    this.items = items.map((item) => ({ ...item, lead: 0.05, corrected: false }));
-    this.fallbackDuration = Math.max(0, fallbackDuration || 0);
-    this.onTick = onTick;
-    this.position = 0;
-    this.playing = false;
-    this.startedWall = 0;
-    this.startedPos = 0;
-    this.waitingSince = null;
-    this.timer = setInterval(() => this.tick(), SYNC_MS);
-    for (const item of this.items) {
-      item.el.addEventListener('loadedmetadata', () => {
-        this.sync(true);
-        this.onTick(this);
-      });
-    }
-  }
-
-  get duration() {
-    let end = this.fallbackDuration;
-    for (const { el, offset } of this.items) {
-      if (Number.isFinite(el.duration)) end = Math.max(end, offset + el.duration);
-    }
-    return end;
-  }
-
-  now() {
-    if (!this.playing || this.waitingSince !== null) return this.position;
-    return this.startedPos + (performance.now() - this.startedWall) / 1000;
-  }
-
-  play() {
-    if (this.playing) return;
-    if (this.position >= this.duration - 0.05) this.position = 0;
-    this.playing = true;
-    this.hold();
-    this.sync(true);
-    this.onTick(this);
-  }
-
-  pause() {
-    this.position = this.now();
-    this.playing = false;
-    this.waitingSince = null;
-    this.sync(true);
-    this.onTick(this);
-  }
-
-  seek(seconds) {
-    if (this.playing) this.hold();
-    this.position = Math.min(Math.max(0, seconds), this.duration || seconds);
-    this.sync(true);
-    this.onTick(this);
-  }
-
-  // Stop the clock where it is until the tracks are ready (see ready()).
-  hold() {
-    this.position = this.now();
-    this.waitingSince = performance.now();
-  }
-
-  tick() {
-    if (!this.playing) return;
-    if (this.waitingSince !== null) {
-      if (!this.ready() && performance.now() - this.waitingSince < MAX_WAIT_MS) return;
-      this.waitingSince = null;
-      this.startedWall = performance.now();
-      this.startedPos = this.position;
-      this.sync(false);
-      this.onTick(this);
-      return;
-    }
-    const pos = this.now();
-    const end = this.duration;
-    if (end > 0 && pos >= end) {
-      this.position = end;
-      this.playing = false;
-    }
-    this.sync(false);
-    this.onTick(this);
-  }
-
-  // Every track that is on at the clock's position has finished seeking and has its picture.
-  ready() {
-    return this.items.every(({ el, offset }) => {
-      const local = this.position - offset;
-      const inside = local >= 0 && !(Number.isFinite(el.duration) && local >= el.duration);
-      return !inside || el.error || (!el.seeking && el.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA);
-    });
-  }
-
-  sync(force) {
-    const pos = this.now();
-    const running = this.playing && this.waitingSince === null;
-    for (const item of this.items) {
-      const { el, offset } = item;
-      const local = pos - offset;
-      const known = Number.isFinite(el.duration);
-      const before = local < 0;
-      const after = known && local >= el.duration;
-      el.closest('figure, .audio-track')?.classList.toggle('not-started', before);
-      el.dataset.state = before ? 'waiting' : after ? 'ended'
-        : running ? 'playing' : this.playing ? 'loading' : 'paused';
-      if (before || after) {
-        // Not on yet: its first picture, waiting. Over: paused on its last picture.
-        if (!el.paused) el.pause();
-        el.playbackRate = 1;
-        const rest = before ? 0 : el.duration;
-        if (el.readyState > 0 && Math.abs(el.currentTime - rest) > 0.05) el.currentTime = rest;
-        continue;
-      }
-      if (el.readyState === 0) continue;
-      const drift = el.currentTime - local; // > 0: ahead of the clock
-      if (force || !running) {
-        if (Math.abs(drift) > 0.01) el.currentTime = local;
-        el.playbackRate = 1;
-        item.corrected = false;
-      } else if (Math.abs(drift) > HARD_SEEK_S || (el.paused && Math.abs(drift) > DRIFT_OK_S)) {
-        // Far off, or just coming on (starting takes a moment too): seek ahead by what the
-        // last such seek fell behind.
-        if (item.corrected && !el.seeking) {
-          item.lead = Math.min(MAX_LEAD_S, Math.max(0, item.lead - drift));
-        }
-        el.currentTime = Math.max(0, local + item.lead);
-        el.playbackRate = 1;
-        item.corrected = true;
-      } else if (Math.abs(drift) > DRIFT_OK_S) {
-        el.playbackRate = 1 - Math.max(-MAX_NUDGE, Math.min(MAX_NUDGE, drift / NUDGE_S));
-      } else {
-        el.playbackRate = 1;
-      }
-      if (running && el.paused) el.play().catch(() => {});
-      if (!running && !el.paused) el.pause();
-    }
-  }
-
-  destroy() {
-    clearInterval(this.timer);
-    for (const { el } of this.items) {
-      el.pause();
-      el.removeAttribute('src');
-      el.load();
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -560,14 +346,14 @@ function option(value, text) {
 function fillFilterChoices() {
   const dept = $('filter-department');
   const chosen = dept.value;
-  const scope = state.user && state.user.role === 'supervisor' ? state.user.departments || [] : [];
+  const scope = state.user && state.user.role === Role.SUPERVISOR ? state.user.departments || [] : [];
   const depts = state.departments.filter((d) => !scope.length || scope.includes(d.id));
-  dept.replaceChildren(option('', lt('filter_any')),
+  dept.replaceChildren(option('', t('filter_any')),
     ...depts.map((d) => option(d.id, departmentName(state.departments, d.id))));
   dept.value = chosen;
   const rating = $('filter-rating');
   if (!rating.options.length) {
-    rating.append(option('', lt('filter_any')), option('none', lt('filter_not_rated')),
+    rating.append(option('', t('filter_any')), option('none', t('filter_not_rated')),
       ...[5, 4, 3, 2, 1].map((n) => option(String(n), ratingText(n))));
   }
 }
@@ -618,7 +404,7 @@ async function loadAudit() {
     const tr = document.createElement('tr');
     tr.dataset.testid = 'audit-row';
     tr.dataset.action = entry.action;
-    const action = lt(`action_${entry.action}`);
+    const action = t(`action_${entry.action}`);
     tr.append(
       cell(formatTime(entry.time)),
       cell(entry.who || ''),
@@ -650,9 +436,7 @@ async function loadRecordings() {
     } else if (err instanceof YzError && err.status === 401) {
       showLogin();
     } else if (err instanceof YzError && err.status === 403) {
-      $('forbidden-message').textContent = err.messageZh || err.messageEn ? err.display
-        : t('forbidden_recordings');
-      showScreen('forbidden');
+      showForbidden(err.messageZh || err.messageEn ? err.display : t('forbidden_recordings'));
     } else {
       showError(err);
     }
@@ -686,7 +470,7 @@ function eventText(people, ev) {
     rating: ev.rating ? ratingText(ev.rating) : '',
   };
   const key = `event_${ev.type}`;
-  if (ev.type === 'recording_failed') return lt(`alert_${ev.reason}`) || ev.reason;
+  if (ev.type === 'recording_failed') return t(`alert_${ev.reason}`) || ev.reason;
   return t(key) === key ? t('event_other', params) : t(key, params);
 }
 
@@ -728,42 +512,10 @@ async function openPlayer(recordingId) {
   const base = tracks.length ? Math.min(...tracks.map((tr) => tr.started_at))
     : timeline.started_at || recording.started_at || 0;
   const media = $('player-media');
-  const items = [];
-  const videoFigures = new Map();
-  // Videos first, so each audio track can sit under its participant's video tile.
-  const videosFirst = [...tracks].sort((a, b) => (a.kind === 'video' ? 0 : 1) - (b.kind === 'video' ? 0 : 1));
-  for (const tr of videosFirst) {
-    const src = `/api/recordings/${encodeURIComponent(recordingId)}/files/${encodeURIComponent(tr.file)}`;
-    const offset = Math.max(0, tr.started_at - base);
-    let el;
-    if (tr.kind === 'video') {
-      const fig = document.createElement('figure');
-      fig.className = 'replay-tile';
-      el = document.createElement('video');
-      el.dataset.testid = 'replay-video';
-      el.playsInline = true;
-      const caption = document.createElement('figcaption');
-      caption.textContent = who(people, tr.participant_id);
-      fig.append(el, caption);
-      media.append(fig);
-      videoFigures.set(tr.participant_id, fig);
-    } else {
-      el = document.createElement('audio');
-      el.dataset.testid = 'replay-audio';
-      const wrap = document.createElement('div');
-      wrap.className = 'audio-track';
-      const label = document.createElement('span');
-      label.textContent = `♪ ${who(people, tr.participant_id)}`;
-      wrap.append(label, el);
-      // Audio sits under its participant's video when there is one.
-      (videoFigures.get(tr.participant_id) || media).append(wrap);
-    }
-    el.preload = 'auto';
-    el.src = src;
-    el.dataset.trackId = tr.track_id;
-    el.dataset.offset = String(offset);
-    items.push({ el, offset });
-  }
+  const items = replayMedia(media, tracks, base, {
+    source: (tr) => `/api/recordings/${encodeURIComponent(recordingId)}/files/${encodeURIComponent(tr.file)}`,
+    label: (participantId) => who(people, participantId),
+  });
   if (!tracks.length) {
     const p = document.createElement('p');
     p.className = 'muted';
@@ -836,16 +588,16 @@ function renderExport(recordingId, job) {
   progress.hidden = !running && job.state !== 'done';
   progress.value = job.progress || 0;
   status.hidden = progress.hidden;
-  status.textContent = job.state === 'done' ? lt('export_done')
-    : job.state === 'queued' ? lt('export_queued')
-      : lt('export_running').replace('{n}', String(job.progress || 0));
+  status.textContent = job.state === 'done' ? t('export_done')
+    : job.state === 'queued' ? t('export_queued')
+      : t('export_running', { n: job.progress || 0 });
   link.hidden = job.state !== 'done';
   link.href = job.state === 'done' ? exportUrl(recordingId, '.mp4') : '#';
   link.dataset.state = job.state;
   error.hidden = job.state !== 'failed';
   if (job.state === 'failed') {
     const text = currentLang() === 'en' ? job.error_en || job.error : job.error || job.error_en;
-    error.textContent = lt('export_failed').replace('{error}', text || t('err_generic'));
+    error.textContent = t('export_failed', { error: text || t('err_generic') });
   }
   $('export-block').dataset.state = job.state;
 }
@@ -853,7 +605,7 @@ function renderExport(recordingId, job) {
 function exportError(err) {
   renderExport(state.exportFor, { state: 'none' });
   const error = $('export-error');
-  error.textContent = lt('export_failed').replace('{error}', errorText(err));
+  error.textContent = t('export_failed', { error: errorText(err) });
   error.hidden = false;
 }
 
@@ -936,7 +688,6 @@ async function logout() {
 
 async function main() {
   initPage('title_supervisor');
-  applyLocalStrings();
   $('filter-form').addEventListener('submit', (event) => {
     event.preventDefault();
     loadRecordings();
@@ -957,12 +708,7 @@ async function main() {
   $('player-seek').addEventListener('input', (e) => {
     if (state.replay) state.replay.seek(Number(e.target.value));
   });
-  try {
-    state.departments = await loadDepartments();
-  } catch (err) {
-    showError(err);
-  }
-  state.user = await currentUser();
+  await loadDesk(state);
   if (!state.user) {
     showLogin();
     return;
