@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -100,7 +100,7 @@ class View:
 
 
 def read_view(r: redis.Redis) -> View:
-    names = sorted(r.keys("*"))
+    names = sorted(cast(list[str], r.keys("*")))
     pipe = r.pipeline(transaction=False)
     for key in names:
         pipe.type(key)
@@ -194,7 +194,8 @@ class QueueRules(RuleBasedStateMachine):
     def op(self, op: str, *args: Any) -> Step:
         before = self.view
         result = decode(self.script(args=argv(op, self.now, POLICY, *args)))
-        rows = self.r.xrange(keys.LOG, min=f"({self.last_log}", max="+")
+        rows = cast(list[tuple[str, dict[str, str]]],
+                    self.r.xrange(keys.LOG, min=f"({self.last_log}", max="+"))
         if rows:
             self.last_log = rows[-1][0]
         self.view = read_view(self.r)
@@ -256,7 +257,7 @@ class QueueRules(RuleBasedStateMachine):
         assert Counter((a, b) for k, a, b in events if k == "withdrawn") == withdrawn
         status_of = {"RING": "ringing", "DECLINE": "waiting", "NOANSWER": "waiting",
                      "GONE": "waiting", "CANCEL": "cancelled", "COMPLETE": "ended"}
-        expected = Counter()
+        expected: Counter[tuple[str, str]] = Counter()
         for e in entries:
             if e["event"] in status_of:
                 expected[(e["ticket"], status_of[e["event"]])] += 1
@@ -683,7 +684,7 @@ class QueueRules(RuleBasedStateMachine):
             candidates = sorted(t for t, row in self.view.tickets.items()
                                 if (row["status"], row["staff"]) != ("ringing", user))
             others = [t for t in candidates if self.view.tickets[t]["status"] == "ringing"]
-            if not (others and data.draw(st.booleans())):     # mostly a colleague's ring
+            if not others or not data.draw(st.booleans()):     # mostly a colleague's ring
                 others = [*candidates, "t-none"]
             ticket = data.draw(st.sampled_from(others))
             step = self.op(what, ticket, user)

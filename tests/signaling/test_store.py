@@ -15,6 +15,7 @@ from signaling.departments import Department, Tier
 from signaling.queue import Code, Event, EventKind, QueueScript
 from signaling.states import Presence, TicketStatus
 from signaling.store import Duty, Store
+from tests.support.streams import stream_entries
 
 NODE = "node-a"
 
@@ -151,7 +152,7 @@ async def test_backup_group_is_offered_tickets_after_the_wait_threshold(
     assert _rings(events) == []
     assert _rings(await store.tick(50.0)) == []
     assert _rings(await store.tick(70.5)) == [(ticket, "backup01")]
-    log = [f["event"] for _, f in await redis_client.xrange(keys.LOG)]
+    log = [f["event"] for f in await stream_entries(redis_client, keys.LOG)]
     assert "OVERFLOW" in log
 
 

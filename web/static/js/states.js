@@ -1,5 +1,5 @@
 // The names the pages share with the server: roles (rooms/roles.py), staff presence and ticket
-// status (signaling/queue.lua), away reasons. Frozen, so a typo fails loudly instead of comparing
+// status (signaling/states.py), away reasons. Frozen, so a typo fails loudly instead of comparing
 // with undefined.
 
 export const Role = Object.freeze({
