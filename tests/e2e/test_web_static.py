@@ -259,3 +259,20 @@ def test_only_the_staff_desk_shares_its_screen() -> None:
     staff = _render("staff", lang="zh", departments=DEPARTMENTS, user=None)
     assert 'data-testid="share-screen"' not in kiosk
     assert 'data-testid="share-screen"' in staff
+
+
+def js_enum(name: str) -> dict[str, str]:
+    """The members of ``export const <name> = Object.freeze({...})`` in states.js."""
+    source = (JS / "states.js").read_text(encoding="utf-8")
+    block = re.search(rf"export const {name} = Object\.freeze\(\{{(.*?)\}}\);", source, re.S)
+    assert block is not None, name
+    return dict(re.findall(r"(\w+): '([a-z_]+)'", block.group(1)))
+
+
+@pytest.mark.parametrize("name", ["Role", "Presence", "TicketStatus"])
+def test_the_pages_state_names_are_the_servers(name: str) -> None:
+    from rooms.roles import Role
+    from signaling.states import Presence, TicketStatus
+
+    enum = {"Role": Role, "Presence": Presence, "TicketStatus": TicketStatus}[name]
+    assert js_enum(name) == {member.name: member.value for member in enum}
