@@ -9,6 +9,7 @@ import logging
 
 from aiohttp import web
 
+from rooms.roles import Role
 from server.config import ConfigError
 from server.http.auth import require_user
 from server.http.payload import json_object
@@ -22,7 +23,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/api/admin/departments/{dept_id}")
 async def admin_department(request: web.Request) -> web.Response:
-    await require_user(request, ("admin",))
+    await require_user(request, (Role.ADMIN,))
     dept = await request.app[STORE].department(request.match_info["dept_id"])
     if dept is None:
         raise SignalError("not_found.department")
@@ -32,7 +33,7 @@ async def admin_department(request: web.Request) -> web.Response:
 @routes.put("/api/admin/departments/{dept_id}")
 async def admin_put_department(request: web.Request) -> web.Response:
     """Create or change a department; it takes effect at once in every process."""
-    user = await require_user(request, ("admin",))
+    user = await require_user(request, (Role.ADMIN,))
     data = await json_object(request, 64 * 1024)
     if data.get("id", request.match_info["dept_id"]) != request.match_info["dept_id"]:
         raise SignalError("invalid_payload.department_id_differs")
@@ -50,7 +51,7 @@ async def admin_put_department(request: web.Request) -> web.Response:
 @routes.get("/api/admin/queue-log.csv")
 async def queue_log(request: web.Request) -> web.StreamResponse:
     """The queue log between two local dates (inclusive), as CSV."""
-    await require_user(request, ("admin",))
+    await require_user(request, (Role.ADMIN,))
     signaling = request.app[CONFIG].signaling
     try:
         first = dt.date.fromisoformat(request.query.get("from", ""))

@@ -7,6 +7,7 @@ import logging
 
 from aiohttp import web
 
+from rooms.roles import REVIEWER_ROLES, Role
 from server.http.payload import json_object
 from server.keys import CONFIG, STORE
 from signaling.accounts import SESSION_COOKIE, User, verify_password
@@ -15,7 +16,6 @@ from signaling.errors import SignalError
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-REVIEWER_ROLES = ("supervisor", "admin")
 MAX_LOGIN_BYTES = 4096
 
 
@@ -68,5 +68,5 @@ async def logout(request: web.Request) -> web.Response:
 
 @routes.get("/api/me")
 async def me(request: web.Request) -> web.Response:
-    user = await require_user(request, ("staff", "supervisor", "admin"))
+    user = await require_user(request, (Role.STAFF, Role.SUPERVISOR, Role.ADMIN))
     return web.json_response({"ok": True, "user": user.public()})

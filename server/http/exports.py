@@ -8,7 +8,8 @@ import logging
 from aiohttp import web
 
 from recordings.jobs import NoSuchRecording, TooManyExports
-from server.http.auth import REVIEWER_ROLES, require_user
+from rooms.roles import REVIEWER_ROLES
+from server.http.auth import require_user
 from server.http.recordings import audit_access, visible
 from server.keys import EXPORTS
 from signaling.errors import SignalError

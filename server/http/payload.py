@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
 
 from signaling.errors import SignalError
+
+# An id taken from a URL or a query (room, department): letters, digits, - and _, at most 64; a
+# lookup with anything else answers 400 or 404 without reaching Redis.
+SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 async def json_object(request: web.Request, max_bytes: int) -> dict[str, Any]:

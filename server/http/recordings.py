@@ -7,15 +7,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import re
 import time
 from typing import Any
 
 from aiohttp import web
 
 from recordings.archive import RecordingFilter
-from server.http.auth import REVIEWER_ROLES, require_user
-from server.http.payload import json_object
+from rooms.roles import REVIEWER_ROLES, Role
+from server.http.auth import require_user
+from server.http.payload import SAFE_ID, json_object
 from server.keys import ARCHIVE, CONFIG
 from signaling.accounts import User
 from signaling.errors import SignalError
@@ -23,12 +23,11 @@ from signaling.errors import SignalError
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-_DEPT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _scope(user: User) -> tuple[str, ...]:
     """The departments a reviewer may see recordings of; empty: all of them."""
-    return user.departments if user.role == "supervisor" else ()
+    return user.departments if user.role == Role.SUPERVISOR else ()
 
 
 async def audit_access(request: web.Request, user: User, action: str, recording_id: str = "",
@@ -88,7 +87,7 @@ def _filters(request: web.Request) -> RecordingFilter:
         raise SignalError("invalid_payload.filters", filters=", ".join(unknown))
     start, end = _range(request)
     department = query.get("department", "").strip() or None
-    if department is not None and not _DEPT_ID.match(department):
+    if department is not None and not SAFE_ID.match(department):
         raise SignalError("invalid_payload.department_id")
     staff = query.get("staff", "").strip() or None
     if staff is not None and len(staff) > 64:
@@ -167,7 +166,7 @@ async def recording_file(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/recordings/{recording_id}/hold")
 async def recording_hold(request: web.Request) -> web.Response:
     """Put a recording on legal hold (retention never purges it) or release it."""
-    user = await require_user(request, ("admin",))
+    user = await require_user(request, (Role.ADMIN,))
     data = await json_object(request, 1024)
     hold = data.get("hold")
     if not isinstance(hold, bool):

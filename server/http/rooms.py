@@ -9,16 +9,15 @@ token (see docs/operations.md on sticky sessions)."""
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import Any
 
 from aiohttp import web
 
-from rooms.roles import Role, participant_id
+from rooms.roles import REVIEWER_ROLES, Role, participant_id
 from rooms.room import Room
-from server.http.auth import REVIEWER_ROLES, require_user
-from server.http.payload import json_object
+from server.http.auth import require_user
+from server.http.payload import SAFE_ID, json_object
 from server.keys import ARCHIVE, CONSULT, DIRECTORY, NODE, ROOMS, SNAPSHOTS, STORE
 from signaling.accounts import User
 from signaling.errors import SignalError
@@ -28,15 +27,13 @@ from signaling.states import TicketStatus
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-_ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_DEPT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 NOTE_MAX = 200
 
 
 async def _entry(request: web.Request) -> RoomEntry:
     """The live room of the URL, or 404."""
     room_id = request.match_info["room_id"]
-    entry = await request.app[DIRECTORY].entry(room_id) if _ROOM_ID.match(room_id) else None
+    entry = await request.app[DIRECTORY].entry(room_id) if SAFE_ID.match(room_id) else None
     if entry is None:
         raise SignalError("not_found.room")
     return entry
@@ -54,7 +51,7 @@ def _hosted(request: web.Request, entry: RoomEntry) -> Room:
 
 def _in_scope(user: User, departments: list[str]) -> bool:
     """A supervisor scoped to departments sees the rooms any of them takes part in."""
-    if user.role != "supervisor" or not user.departments:
+    if user.role != Role.SUPERVISOR or not user.departments:
         return True
     return bool(set(user.departments) & set(departments))
 
@@ -111,10 +108,10 @@ async def observe(request: web.Request) -> web.Response:
 async def invite(request: web.Request) -> web.Response:
     """A staff member or the hall guide in the room invites another department (会商), with an
     optional note."""
-    user = await require_user(request, ("staff", "guide"))
+    user = await require_user(request, (Role.STAFF, Role.GUIDE))
     data = await json_object(request, 4096)
     department, note = data.get("department"), data.get("note", "")
-    if not isinstance(department, str) or not _DEPT_ID.match(department):
+    if not isinstance(department, str) or not SAFE_ID.match(department):
         raise SignalError("invalid_payload.invite_department")
     if not isinstance(note, str) or len(note) > NOTE_MAX:
         raise SignalError("invalid_payload.note", max=NOTE_MAX)
@@ -143,7 +140,7 @@ async def invite(request: web.Request) -> web.Response:
 async def join(request: web.Request) -> web.Response:
     """Staff of an invited department (the first one takes the invitation), or the hall guide
     who made the ticket, get a token for the room."""
-    user = await require_user(request, ("staff", "guide"))
+    user = await require_user(request, (Role.STAFF, Role.GUIDE))
     entry = await _entry(request)
     store, directory = request.app[STORE], request.app[DIRECTORY]
     ticket_id = entry.ticket_id
@@ -183,9 +180,9 @@ async def join(request: web.Request) -> web.Response:
 @routes.post("/api/rooms/{room_id}/leave")
 async def leave(request: web.Request) -> web.Response:
     """An invited staff member leaves the room (the room goes on): back to available."""
-    user = await require_user(request, ("staff",))
+    user = await require_user(request, (Role.STAFF,))
     room_id = request.match_info["room_id"]
-    if not _ROOM_ID.match(room_id) \
+    if not SAFE_ID.match(room_id) \
             or await request.app[DIRECTORY].guest_room(user.username) != room_id:
         raise SignalError("forbidden.leave_uninvited")
     await request.app[CONSULT].guest_left(user.username, room_id)
@@ -195,7 +192,7 @@ async def leave(request: web.Request) -> web.Response:
 @routes.get("/api/rooms/mine")
 async def mine(request: web.Request) -> web.Response:
     """A hall guide's consultations of the last day that are still going on."""
-    user = await require_user(request, ("guide",))
+    user = await require_user(request, (Role.GUIDE,))
     store, directory = request.app[STORE], request.app[DIRECTORY]
     out: list[dict[str, Any]] = []
     for ticket in await store.guide_tickets(user.username, time.time()):
