@@ -4,14 +4,15 @@ stream is trimmed by age (MINID), never by length, so a busy day cannot push out
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
 
 AUDIT = "yz:audit"
-AUDIT_KEEP_DAYS = 180
+AUDIT_KEEP_DAYS = 190
 MAX_ENTRIES = 5000
 
 
@@ -23,7 +24,12 @@ class Audit:
         self.keep_days = max(keep_days, AUDIT_KEEP_DAYS)
 
     async def append(self, who: str, action: str, *, recording_id: str = "", remote: str = "",
-                     department: str = "", detail: str = "") -> None:
+                     department: str = "", detail: str = "", target: str = "",
+                     before: Mapping[str, Any] | None = None,
+                     after: Mapping[str, Any] | None = None) -> None:
+        """One entry: ``who`` did ``action`` (to ``target``: an account, a department, a
+        setting; or to ``recording_id``) from ``remote``; ``before``/``after``: the changed
+        thing's state either side of a change, stored as JSON."""
         now = self.clock()
         oldest = int((now - self.keep_days * 86400) * 1000)
         # Ids come from the Redis server's clock (always increasing); the entry's own time is
@@ -31,6 +37,9 @@ class Audit:
         await self.redis.xadd(AUDIT, {
             "time": f"{now:.3f}", "who": who, "action": action, "recording_id": recording_id,
             "department": department, "remote": remote or "", "detail": detail,
+            "target": target,
+            "before": json.dumps(before, ensure_ascii=False, sort_keys=True) if before else "",
+            "after": json.dumps(after, ensure_ascii=False, sort_keys=True) if after else "",
         }, minid=oldest, approximate=False)
 
     async def entries(self, start: float, end: float,

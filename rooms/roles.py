@@ -13,8 +13,12 @@ class Role(StrEnum):
     GUIDE = "guide"
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
+    AUDITOR = "auditor"
 
 
+# The roles an account can have, one each (三权分立: the system administrator, the security
+# auditor and the service's supervisors are different people, so no account holds two of them).
+ACCOUNT_ROLES = (Role.ADMIN, Role.AUDITOR, Role.SUPERVISOR, Role.STAFF, Role.GUIDE)
 # The roles a participant of a room can have.
 ROOM_ROLES = (Role.APPLICANT, Role.GUIDE, Role.STAFF, Role.SUPERVISOR)
 # Receive-only participants: they see and hear everybody and publish nothing.

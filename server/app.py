@@ -26,6 +26,7 @@ from server.background import background
 from server.config import Config
 from server.keys import (
     ARCHIVE,
+    AUDIT,
     CONFIG,
     CONSULT,
     DIRECTORY,
@@ -108,7 +109,7 @@ def create_app(config: Config) -> web.Application:
         config.recordings_dir.mkdir(parents=True, exist_ok=True)
         archive = Archive(app[REDIS], config.recordings_dir,
                           retention_days=config.retention_days)
-        app[ARCHIVE] = archive
+        app[ARCHIVE], app[AUDIT] = archive, archive.audit
         archive.start()  # the retention job; stopped and awaited below
         try:
             yield

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rooms.config import ConfigError, IceServer, MediaConfig
+from signaling.accounts import AccountPolicy
 from signaling.config import SignalingConfig
 
 __all__ = ["Config", "ConfigError", "IceServer", "MediaConfig", "load_config"]
@@ -31,8 +32,31 @@ class Config:
     data_dir: Path = Path("var")
     # Demo mode seeds departments and demo accounts (password demo12345) on the first run.
     demo: bool = False
-    # Seconds a login session lasts.
-    session_ttl: int = 12 * 3600
+    # The origins (scheme://host[:port]) browsers reach the service at. Socket.IO connections and
+    # state-changing API requests from any other origin are refused. Empty: http://127.0.0.1 and
+    # http://localhost on `port`, and http://host:port when `host` is a concrete address.
+    public_origins: tuple[str, ...] = ()
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For / X-Forwarded-Proto are
+    # believed; from anybody else those headers are ignored.
+    trusted_proxies: tuple[str, ...] = ()
+    # Sessions and accounts (signaling/accounts.py AccountPolicy): seconds a login session lasts
+    # at most and without a request; password rules, lockout and the second factor.
+    session_ttl: int = AccountPolicy.session_ttl
+    idle_timeout: int = AccountPolicy.idle_timeout
+    password_min_length: int = AccountPolicy.password_min_length
+    password_history: int = AccountPolicy.password_history
+    password_max_age_days: int = AccountPolicy.password_max_age_days
+    lockout_failures: int = AccountPolicy.lockout_failures
+    lockout_minutes: int = AccountPolicy.lockout_minutes
+    address_failures: int = AccountPolicy.address_failures
+    totp_for_everyone: bool = AccountPolicy.totp_for_everyone
+    # The audit log's HMAC key, hex (at least 32 bytes). Empty: keys/audit.key under data_dir,
+    # created on first start (mode 0600).
+    audit_key: str = ""
+    # Days the audit log keeps entries (at least 190: 等保2.0 asks for six months).
+    audit_keep_days: int = 190
+    # Days a call-back request (a phone number) is kept before it is deleted.
+    callback_keep_days: int = 30
     # Largest Socket.IO payload accepted, in bytes.
     max_payload_bytes: int = 64 * 1024
     # Departments to create at start when Redis does not have them yet (TOML or JSON).
@@ -56,8 +80,16 @@ class Config:
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"redis_url: {self.redis_url!r} must start with redis://, "
                               "rediss:// or unix://")
-        if self.session_ttl < 60:
-            raise ConfigError("session_ttl must be at least 60 seconds")
+        if self.audit_keep_days < 190:
+            raise ConfigError(f"audit_keep_days: {self.audit_keep_days} is below 190 (six months)")
+        if not 1 <= self.callback_keep_days <= 3650:
+            raise ConfigError(f"callback_keep_days: {self.callback_keep_days} is not between 1 "
+                              "and 3650")
+        for origin in self.public_origins:
+            if not origin.startswith(("http://", "https://")) or origin.rstrip("/") != origin \
+                    or origin.count("/") != 2:
+                raise ConfigError(f"public_origins: {origin!r} is not scheme://host[:port]")
+        _ = self.accounts  # a bad password, lockout or session setting stops the start here
         if not MIN_RETENTION_DAYS <= self.retention_days <= MAX_RETENTION_DAYS:
             raise ConfigError(f"retention_days: {self.retention_days} is not between "
                               f"{MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS}")
@@ -70,6 +102,25 @@ class Config:
         return SignalingConfig(timezone=self.timezone, max_payload_bytes=self.max_payload_bytes,
                                staff_grace=self.staff_grace, ticket_grace=self.ticket_grace,
                                decline_cooldown=self.decline_cooldown)
+
+    @property
+    def accounts(self) -> AccountPolicy:
+        return AccountPolicy(**{f.name: getattr(self, f.name) for f in fields(AccountPolicy)})
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """The origins browsers may send requests and open sockets from."""
+        if self.public_origins:
+            return self.public_origins
+        hosts = ["127.0.0.1", "localhost"]
+        if self.host not in ("0.0.0.0", "::", "", *hosts):
+            hosts.append(f"[{self.host}]" if ":" in self.host else self.host)
+        return tuple(f"http://{host}:{self.port}" for host in hosts)
+
+    @property
+    def https(self) -> bool:
+        """Served to browsers over HTTPS (behind a TLS proxy): Secure cookies and HSTS."""
+        return any(origin.startswith("https://") for origin in self.origins)
 
     @property
     def recordings_dir(self) -> Path:
@@ -100,6 +151,12 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
             return float(value)
         if isinstance(current, Path):
             return Path(str(value))
+        if isinstance(current, tuple):
+            # A TOML list of strings, or one comma-separated string (the environment).
+            items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+            if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
+                raise ValueError(value)
+            return tuple(v for v in items if v)
         if isinstance(current, str):
             if not isinstance(value, str):
                 raise ValueError(value)

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
     from recordings.archive import Archive
+    from recordings.audit import Audit
     from recordings.jobs import ExportJobs
     from rooms.manager import RoomManager
     from server.config import Config
@@ -24,6 +25,8 @@ REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
 REDIS_URL: web.AppKey[str] = web.AppKey("redis_url")
 STORE: web.AppKey[Store] = web.AppKey("store")
 ARCHIVE: web.AppKey[Archive] = web.AppKey("archive")
+# The security audit log (recordings/audit.py): every handler that audits appends here.
+AUDIT: web.AppKey[Audit] = web.AppKey("audit")
 # The rooms hosted by this process, and its node id in the room directory.
 ROOMS: web.AppKey[RoomManager] = web.AppKey("rooms")
 NODE: web.AppKey[str] = web.AppKey("node")

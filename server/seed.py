@@ -37,6 +37,7 @@ DEMO_ACCOUNTS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("guide01", "导服01", "guide", ()),
     ("supervisor", "督查员", "supervisor", ()),
     ("admin", "管理员", "admin", ()),
+    ("auditor", "审计员", "auditor", ()),
 )
 
 

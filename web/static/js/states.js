@@ -8,6 +8,7 @@ export const Role = Object.freeze({
   GUIDE: 'guide',
   SUPERVISOR: 'supervisor',
   ADMIN: 'admin',
+  AUDITOR: 'auditor',
 });
 
 // A staff member's state in the queue.
