@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import getpass
 import logging
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from aiohttp import web
 
 from recordings import manifest
 from server.app import create_app
+from server.cli_redis import private_redis_pid
 from server.config import Config, ConfigError, load_config
 from server.keys import REDIS_URL
 from server.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
@@ -139,20 +139,6 @@ def _verify(config_path: Path | None, recording_id: str | None) -> int:
     return 0 if report.ok else 1
 
 
-def _private_redis_pid(redis_dir: Path) -> int | None:
-    """A redis-server already serving ``redis_dir`` (the service running): its pid."""
-    # redis-server rewrites its command line but works in its --dir: known by its cwd.
-    wanted = str(redis_dir.resolve())
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if (proc / "comm").read_text().startswith("redis-server") \
-                    and os.readlink(proc / "cwd") == wanted:
-                return int(proc.name)
-        except OSError:
-            continue
-    return None
-
-
 async def _run_reindex(config: Config) -> dict[str, int]:
     import redis.asyncio as aioredis
 
@@ -183,7 +169,7 @@ def _reindex(config_path: Path | None) -> int:
     if not config.redis_url:
         # The private Redis belongs to the running service; a second redis-server on the same
         # AOF would corrupt it.
-        pid = _private_redis_pid(config.redis_dir)
+        pid = private_redis_pid(config.redis_dir)
         if pid is not None:
             print(f"the service is running (its redis-server, pid {pid}, uses "
                   f"{config.redis_dir}): stop it first", file=sys.stderr)
