@@ -173,7 +173,7 @@ def password_problem(password: str, username: str, policy: AccountPolicy) -> Sig
         str.islower, str.isupper, str.isdigit, lambda c: not c.isalnum()))
     if classes < 3:
         return SignalError("weak_password.classes")
-    if username.lower() in password.lower():
+    if username and username.lower() in password.lower():
         return SignalError("weak_password.username")
     return None
 
