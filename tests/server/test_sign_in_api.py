@@ -21,6 +21,7 @@ from server.keys import ACCOUNTS, SESSIONS
 from signaling import keys
 from signaling.client import SignalingClient, login_cookie
 from tests.support.http import client_session, login
+from tests.support.room_sockets import Sockets, open_room, token
 from tests.support.server import LiveServer, start_server
 from tests.support.streams import stream_entries
 
@@ -278,3 +279,28 @@ async def test_a_desk_event_after_the_session_ended_is_refused(
         assert answer["ok"] is False and answer["error"]["code"] == "session_expired"
     finally:
         await desk.close()
+
+
+async def test_a_disabled_account_is_taken_out_of_its_room_and_its_token_refused(
+        server: LiveServer) -> None:
+    """Signaling-only participants (tests/signaling/test_room_socket_errors.py's way): the
+    staff member of a room is disabled; the applicant's own place is untouched."""
+    room = open_room(server, "rcut")
+    sockets = Sockets(server)
+    try:
+        applicant, _ = await sockets.joined("rcut", "a-t-rcut", role="applicant")
+        staff, _ = await sockets.joined("rcut", "s-tax01")
+        assert {p["participant_id"] for p in room.participants_info()} == {"a-t-rcut", "s-tax01"}
+        await server.app[ACCOUNTS].set_disabled("tax01", True)
+        await server.app[SESSIONS].end_user("tax01", "disabled")
+        assert (await staff.next("room:ended"))["reason"] == "disabled"
+        await _closed(staff)
+        assert {p["participant_id"] for p in room.participants_info()} == {"a-t-rcut"}
+        assert applicant.sio.connected
+        again = await sockets.socket()
+        answer = await again.call("room:join", {
+            "room_id": "rcut", "token": await token(server, "rcut", "s-tax01")})
+        assert answer["ok"] is False and answer["error"]["code"] == "forbidden"
+    finally:
+        for client in sockets.clients:
+            await client.close()
