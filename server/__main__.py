@@ -30,12 +30,17 @@ def _banner(config: Config, redis_url: str) -> str:
         f"  Kiosk (applicants)      {base}/",
         f"  Staff desk              {base}/staff",
         f"  Supervisor              {base}/supervisor",
+        f"  Admin                   {base}/admin",
+        f"  Audit (auditor)         {base}/audit",
     ]
     if config.demo:
-        lines.append(f"  Demo logins (password {DEMO_PASSWORD}):")
+        lines.append(f"  Demo logins (password {DEMO_PASSWORD}; demo accounts only: no second "
+                     "factor, no forced password change):")
         for username, _name, role, departments in DEMO_ACCOUNTS:
             where = f" ({', '.join(departments)})" if departments else ""
             lines.append(f"    {username:<12} {role}{where}")
+        lines.append("  Accounts created on the admin page follow the rules: a one-time password "
+                     "changed at first sign-in, a second factor for admin, auditor and supervisor.")
     which = "external" if config.redis_url else "private, AOF under the data directory"
     lines.append(f"  Redis                   {redis_url} ({which})")
     lines.append(f"  Data directory          {config.data_dir.resolve()}")
