@@ -18,10 +18,12 @@ from aiohttp import web
 
 from recordings import recovery
 from recordings.archive import Archive
+from recordings.audit import Audit
 from recordings.jobs import EXPORTS_DIR, ExportJobs
 from recordings.storage import watch_free_space
 from rooms.manager import RoomManager
 from server import http, looplag
+from server.audit_key import load_audit_key
 from server.background import background
 from server.config import Config
 from server.keys import (
@@ -68,6 +70,7 @@ def create_app(config: Config) -> web.Application:
     # A bad departments file stops the start here, before anything runs.
     departments = load_departments_file(Path(config.departments_file)) \
         if config.departments_file else ()
+    audit_key = load_audit_key(config)
     embedded = None if config.redis_url else EmbeddedRedis(config.redis_dir,
                                                           config.redis_server_binary)
     redis_url = embedded.url if embedded else config.redis_url
@@ -113,9 +116,10 @@ def create_app(config: Config) -> web.Application:
             # clean up after them now rather than when their heartbeats run out.
             await store.forget_nodes(time.time())
         config.recordings_dir.mkdir(parents=True, exist_ok=True)
-        archive = Archive(app[REDIS], config.recordings_dir,
+        audit = Audit(app[REDIS], audit_key, keep_days=config.audit_keep_days)
+        archive = Archive(app[REDIS], config.recordings_dir, audit,
                           retention_days=config.retention_days)
-        app[ARCHIVE], app[AUDIT] = archive, archive.audit
+        app[ARCHIVE], app[AUDIT] = archive, audit
         archive.start()  # the retention job; stopped and awaited below
         try:
             yield

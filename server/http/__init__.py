@@ -13,6 +13,7 @@ from aiohttp import web
 from server.http import (
     admin,
     alerts,
+    audit,
     auth,
     departments,
     exports,
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
 ROUTES = (auth.routes, departments.routes, wallboard.routes, admin.routes, recordings.routes,
-          exports.routes, alerts.routes, rooms.routes, pages.routes, health.routes)
+          exports.routes, alerts.routes, rooms.routes, audit.routes, pages.routes, health.routes)
 
 
 def setup(app: web.Application) -> None:
