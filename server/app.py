@@ -24,6 +24,7 @@ from rooms.manager import RoomManager
 from server import http, looplag
 from server.background import background
 from server.config import Config
+from server.data_keys import data_key
 from server.keys import (
     ACCOUNTS,
     ARCHIVE,
@@ -71,6 +72,8 @@ def create_app(config: Config) -> web.Application:
     embedded = None if config.redis_url else EmbeddedRedis(config.redis_dir,
                                                           config.redis_server_binary)
     redis_url = embedded.url if embedded else config.redis_url
+    # A bad key setting or key file stops the start here too.
+    secrets_key = data_key(config, "secrets", config.secrets_key)
     app[REDIS_URL] = redis_url
 
     sio = socketio.AsyncServer(
@@ -99,7 +102,7 @@ def create_app(config: Config) -> web.Application:
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = Store(app[REDIS], config.signaling)
-        accounts = Accounts(app[REDIS], config.accounts)
+        accounts = Accounts(app[REDIS], config.accounts, secrets_key=secrets_key)
         app[STORE], app[ACCOUNTS] = store, accounts
         app[SESSIONS] = Sessions(app[REDIS], accounts, config.accounts)
         if departments:
