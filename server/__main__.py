@@ -271,10 +271,15 @@ async def _run_accounts(config: Config, args: argparse.Namespace) -> str:
                 display_name=args.name, role=args.role, departments=departments))
             return (f"created {user.username} ({user.role}); one-time password: {password}\n"
                     "It is shown only this once and must be changed at the first sign-in.")
-        if args.verb in ("disable", "enable"):
-            user = await service.set_disabled(actor, username, args.verb == "disable")
-            return f"{user.username}: {args.verb}d" + (
-                "; its sessions are ended" if args.verb == "disable" else "")
+        if args.verb == "enable":
+            await service.set_disabled(actor, username, False)
+            return f"{username}: enabled"
+        if args.verb == "disable":
+            await service.set_disabled(actor, username, True)
+            warning = "" if await accounts.has_admin() else (
+                "\nNo enabled admin account is left: the service will not start until one is "
+                f"enabled (python -m server accounts enable USERNAME) or added ({FIRST_ADMIN}).")
+            return f"{username}: disabled; its sessions are ended{warning}"
         if args.verb == "unlock":
             await service.unlock(actor, username)
             return f"{username}: unlocked"
