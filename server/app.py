@@ -23,9 +23,9 @@ from recordings.jobs import EXPORTS_DIR, ExportJobs
 from recordings.storage import watch_free_space
 from rooms.manager import RoomManager
 from server import http, looplag
-from server.audit_key import load_audit_key
 from server.background import background
 from server.config import Config
+from server.data_keys import audit_key, data_key
 from server.keys import (
     ACCOUNTS,
     ARCHIVE,
@@ -70,10 +70,12 @@ def create_app(config: Config) -> web.Application:
     # A bad departments file stops the start here, before anything runs.
     departments = load_departments_file(Path(config.departments_file)) \
         if config.departments_file else ()
-    audit_key = load_audit_key(config)
     embedded = None if config.redis_url else EmbeddedRedis(config.redis_dir,
                                                           config.redis_server_binary)
     redis_url = embedded.url if embedded else config.redis_url
+    # A bad key setting or key file stops the start here too.
+    secrets_key = data_key(config, "secrets", config.secrets_key)
+    audit_hmac_key = audit_key(config)
     app[REDIS_URL] = redis_url
 
     sio = socketio.AsyncServer(
@@ -102,7 +104,7 @@ def create_app(config: Config) -> web.Application:
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = Store(app[REDIS], config.signaling)
-        accounts = Accounts(app[REDIS], config.accounts)
+        accounts = Accounts(app[REDIS], config.accounts, secrets_key=secrets_key)
         app[STORE], app[ACCOUNTS] = store, accounts
         app[SESSIONS] = Sessions(app[REDIS], accounts, config.accounts)
         if departments:
@@ -116,7 +118,7 @@ def create_app(config: Config) -> web.Application:
             # clean up after them now rather than when their heartbeats run out.
             await store.forget_nodes(time.time())
         config.recordings_dir.mkdir(parents=True, exist_ok=True)
-        audit = Audit(app[REDIS], audit_key, keep_days=config.audit_keep_days)
+        audit = Audit(app[REDIS], audit_hmac_key, keep_days=config.audit_keep_days)
         archive = Archive(app[REDIS], config.recordings_dir, audit,
                           retention_days=config.retention_days)
         app[ARCHIVE], app[AUDIT] = archive, audit

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 from recordings.audit import Audit, ChainReport
-from server.audit_key import load_audit_key
 from server.cli_redis import cli_redis
 from server.config import Config, ConfigError, load_config
+from server.data_keys import audit_key
 
 
 def describe(report: ChainReport, config: Config) -> list[str]:
@@ -48,7 +48,7 @@ async def _verify(config: Config, key: bytes) -> ChainReport:
 def verify(config_path: Path | None) -> int:
     try:
         config = load_config(config_path)
-        key = load_audit_key(config, create=False)
+        key = audit_key(config, create=False)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

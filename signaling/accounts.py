@@ -221,10 +221,12 @@ class Accounts:
     factor, and what an admin does to an account."""
 
     def __init__(self, redis: aioredis.Redis, policy: AccountPolicy,
-                 clock: Any = time.time) -> None:
+                 clock: Any = time.time, *, secrets_key: bytes = b"") -> None:
         self.redis: Any = redis
         self.policy = policy
         self.clock = clock
+        # Second-factor secrets are stored encrypted with this key (server/data_keys.py).
+        self._secrets_key = secrets_key
 
     # reading ------------------------------------------------------------------------------------
     async def user(self, username: str) -> User | None:
@@ -322,7 +324,12 @@ class Accounts:
 
     async def _second_factor(self, user: User, row: Mapping[str, str], code: str) -> bool:
         """A current TOTP code not used before, or one of the unused recovery codes."""
-        step = totp.verify(row["totp_secret"], code, self.clock())
+        secret = totp.unseal(self._secrets_key, row["totp_secret"], user.username) \
+            if self._secrets_key else None
+        if secret is None:
+            logger.error("account %s: its second factor does not open with this server's key "
+                         "(keys/secrets.key differs between processes?)", user.username)
+        step = totp.verify(secret, code, self.clock()) if secret else None
         if step is not None:
             # A code is good once: its time step must be after the last one used.
             last = int(row.get("totp_last_step") or 0)
@@ -374,12 +381,15 @@ class Accounts:
     async def enroll_totp(self, username: str, secret: str, code: str) -> list[str]:
         """Save a second factor the person proved they hold (a current code); returns the new
         one-time recovery codes (shown once; only their hashes are kept)."""
+        if not self._secrets_key:
+            raise RuntimeError("Accounts needs secrets_key to store a second factor")
         step = totp.verify(secret, code, self.clock())
         if step is None:
             raise SignalError("bad_totp")
         codes = totp.recovery_codes()
         await self.redis.hset(keys.USER(username), mapping={
-            "totp_secret": secret, "totp_last_step": step,
+            "totp_secret": totp.seal(self._secrets_key, secret, username),
+            "totp_last_step": step,
             "recovery": ",".join(totp.recovery_hash(c) for c in codes)})
         return codes
 
@@ -459,13 +469,15 @@ class Accounts:
         return before, after
 
     async def reset_password(self, username: str) -> str:
-        """A new temporary password, to be changed at the next sign-in."""
+        """A new temporary password, to be changed at the next sign-in. A demo account becomes
+        an ordinary one: its password is no longer the demo password, and the rules apply."""
         row, _ = await self._row(username)
         if not row:
             raise SignalError("not_found.account")
         secret = temporary_password()
         await self._set_password(username, row["password"], await hash_password_async(secret),
                                  must_change=True)
+        await self.redis.hset(keys.USER(username), "demo", "")
         return secret
 
     async def reset_totp(self, username: str) -> None:

@@ -12,7 +12,8 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
   yz:user:<username>              hash   username, display_name, role, departments (comma list of
                                          pools: departments and backup groups), password (scrypt),
                                          disabled, demo, must_change, password_changed_at,
-                                         created_at, totp_secret, totp_last_step, recovery (comma
+                                         created_at, totp_secret (AES-GCM sealed with
+                                         keys/secrets.key), totp_last_step, recovery (comma
                                          list of SHA-256 of unused recovery codes)
   yz:passwords:<username>         list   the previous password hashes (password_history - 1)
   yz:failures:<username>          string failed sign-ins in a row       (expires: lockout window)

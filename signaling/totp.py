@@ -3,16 +3,40 @@ enrolment QR code (SVG, via segno), and one-time recovery codes, of which only h
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import secrets
 
 import pyotp
 import segno
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ISSUER = "云诊 Yunzhen"
 STEP = 30
 RECOVERY_CODES = 10
+
+
+SEALED = "v1:"
+
+
+def seal(key: bytes, secret: str, username: str) -> str:
+    """A secret encrypted for storage (AES-256-GCM, bound to its account)."""
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(key[:32]).encrypt(nonce, secret.encode(), username.encode())
+    return SEALED + base64.b64encode(nonce + sealed).decode()
+
+
+def unseal(key: bytes, stored: str, username: str) -> str | None:
+    """The secret of a stored value, or None when it does not open with this key."""
+    if not stored.startswith(SEALED):
+        return None
+    try:
+        raw = base64.b64decode(stored[len(SEALED):])
+        return AESGCM(key[:32]).decrypt(raw[:12], raw[12:], username.encode()).decode()
+    except (ValueError, InvalidTag):
+        return None
 
 
 def new_secret() -> str:

@@ -1,6 +1,6 @@
 """The audit log over HTTP is the auditor's alone (三权分立): everybody else is refused, the
 admin included; the auditor filters it, exports it as CSV and checks its chain, and each of
-those is itself audited. The audit key is made once, private, under the data directory."""
+those is itself audited. The audit key is made at the first start, under the data directory."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 
 from recordings.audit import AUDIT as AUDIT_STREAM
 from server.app import create_app
-from server.audit_key import key_path, load_audit_key
 from server.config import Config, ConfigError
+from server.data_keys import audit_key
 from server.keys import AUDIT
 from tests.support.audit import audit_rows
 from tests.support.http import client_session, logged_in, login
@@ -149,21 +149,19 @@ async def test_the_auditor_verifies_the_chain_and_the_check_is_audited(
         ("auditor", "ok"), ("auditor", f"missing at seq 2 ({rows[1][0]}); 1 break(s)")]
 
 
-def test_the_audit_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
+def test_the_audit_key_is_made_at_the_first_start_and_a_bad_setting_stops_it(
+        tmp_path: Path) -> None:
     config = Config(data_dir=tmp_path / "data")
+    # A tool that only checks the log does not make a key (it would verify nothing).
     with pytest.raises(ConfigError, match="no audit key"):
-        load_audit_key(config, create=False)
-    key = load_audit_key(config)
-    path = key_path(config)
-    assert len(key) == 32 and path == tmp_path / "data" / "keys" / "audit.key"
+        audit_key(config, create=False)
+    create_app(config)
+    path = tmp_path / "data" / "keys" / "audit.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    assert load_audit_key(config) == key == load_audit_key(config, create=False)
-    assert [p.name for p in path.parent.iterdir()] == ["audit.key"]
+    key = audit_key(config, create=False)
+    assert len(key) == 32 and audit_key(config) == key
     # The setting (env YUNZHEN_AUDIT_KEY) wins over the file.
-    assert load_audit_key(replace(config, audit_key="ab" * 32)) == b"\xab" * 32
+    assert audit_key(replace(config, audit_key="ab" * 32), create=False) == b"\xab" * 32
     for bad in ("not hex", "ab" * 16):
-        with pytest.raises(ConfigError, match="audit_key"):
-            load_audit_key(replace(config, audit_key=bad))
-        with pytest.raises(ConfigError, match="audit_key"):
+        with pytest.raises(ConfigError, match="audit key"):
             create_app(replace(config, audit_key=bad))

@@ -144,6 +144,8 @@ async def _enrolled_supervisor(server: LiveServer, http: aiohttp.ClientSession) 
     assert (await _json(response))["error"]["code"] == "totp_enrollment_required"
     status, setup = await _post(http, f"{server.url}/api/totp/setup", {})
     assert status == 200 and setup["qr_svg"].startswith("<svg")
+    assert setup["secret"] not in str(await server.app[ACCOUNTS].redis.hgetall(
+        keys.USER("chenjing")))
     assert setup["uri"].startswith("otpauth://totp/")
     totp = pyotp.TOTP(setup["secret"])
     wrong = f"{(int(totp.now()) + 1) % 1_000_000:06d}"
@@ -151,6 +153,9 @@ async def _enrolled_supervisor(server: LiveServer, http: aiohttp.ClientSession) 
     assert (status, body["error"]["code"]) == (401, "bad_totp")
     status, body = await _post(http, f"{server.url}/api/totp/enroll", {"code": totp.now()})
     assert status == 200 and len(body["recovery_codes"]) == 10
+    # Stored sealed with the server's key, never as the secret itself.
+    stored = await server.app[ACCOUNTS].redis.hget(keys.USER("chenjing"), "totp_secret")
+    assert stored.startswith("v1:") and setup["secret"] not in stored
     assert (await http.get(f"{server.url}/api/wallboard")).status == 200
     http.cookie_jar.clear()
     return totp
