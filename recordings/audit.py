@@ -272,7 +272,12 @@ class Audit:
         async with self._lock:
             for _ in range(MAX_TRIES):
                 seq, prev = self._head
-                fields = {"seq": str(int(seq) + 1), "prev": prev, **record}
+                number = _seq(seq)
+                if number is None:
+                    # A head nobody here wrote: keep recording (verify reports the break).
+                    logger.error("audit: the chain head's seq %r is not a number", seq)
+                    number = 0
+                fields = {"seq": str(number + 1), "prev": prev, **record}
                 mac = entry_mac(self.key, fields)
                 flat = [item for pair in {**fields, "mac": mac}.items() for item in pair]
                 answer = await self._append(

@@ -250,3 +250,13 @@ async def test_the_audit_verify_command_starts_the_private_redis_when_the_servic
     result = _cli(env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK: audit log intact, 1 entry, head seq 1")
+
+
+async def test_a_garbled_head_does_not_stop_the_log_and_verify_reports_it(
+        redis_client: aioredis.Redis) -> None:
+    audit = await _filled(redis_client, 2)
+    await redis_client.hset(HEAD, "seq", "garbage")
+    await Audit(redis_client, AUDIT_KEY).append("after", "login")
+    rows = await audit_rows(redis_client)
+    assert [f["seq"] for _, f in rows] == ["1", "2", "1"]
+    assert _first(await audit.verify()) == ("reordered", rows[2][0], 1)
