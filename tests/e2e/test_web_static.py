@@ -12,6 +12,7 @@ import jinja2
 import pytest
 
 from server.http.pages import page_context
+from signaling.privacy import CONSENT_NOTICE_VERSION
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 JS = WEB / "static" / "js"
@@ -33,7 +34,9 @@ REQUIRED_TESTIDS = {
               "login-username", "login-password", "login-submit", "login-back",
               "priority-lane", "queue-eta", "priority-badge", "callback-reason",
               "callback-name", "callback-phone", "callback-note", "callback-submit",
-              "callback-error", "callback-done", "callback-done-back", "chat-log", "chat-input",
+              "callback-error", "callback-done", "callback-done-back", "callback-privacy",
+              "callback-consent", "callback-consent-version", "consent-version", "chat-log",
+              "chat-input",
               "chat-send", "toggle-mic", "toggle-camera", "remote-muted", "remote-camera-off",
               "remote-screen"],
     "staff": ["login-username", "login-password", "login-submit", "login-error",
@@ -130,7 +133,8 @@ def test_template_renders_without_context(page: str) -> None:
     html = _render(page, user_known=False)
     data = json.loads(re.search(r'id="yz-boot">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
     assert data == {"lang": "zh", "departments": [], "user": None, "has_user": False,
-                    "idle_timeout": 0}
+                    "idle_timeout": 0, "callback_keep_days": 30,
+                    "consent_notice_version": CONSENT_NOTICE_VERSION}
 
 
 @pytest.mark.parametrize("page", sorted(REQUIRED_TESTIDS))
@@ -228,7 +232,7 @@ def test_new_screens_say_what_the_brief_asks() -> None:
     assert zh["dept_closed"] == "暂停服务"
     assert zh["closed_text"] == "当前不在服务时间（服务时间：{hours}）"
     assert zh["queue_full_text"] == "当前排队人数已满"
-    assert zh["callback_done_text"] == "工作人员上班后会给您回电"
+    assert zh["callback_done_text"] == "工作人员上班后会致电 {phone} 给您回电。"
     assert zh["queue_eta"] == "预计等待约 {n} 分钟"
     assert zh["queue_no_staff"] == "暂无工作人员在岗"
     assert zh["priority_lane"] == "优先通道：老年人、残疾人、孕妇"
@@ -251,9 +255,9 @@ def test_kiosk_sends_the_contract_payloads() -> None:
     """The kiosk names the events and fields of docs/protocol.md."""
     kiosk = (JS / "kiosk.js").read_text(encoding="utf-8")
     for needle in ("'ticket:create'", "payload.priority = true", "'callback:request'",
-                   "{ department: state.callbackDept, name, phone }", "err.code === 'closed'",
-                   "err.code === 'queue_full'", "case TicketStatus.ABANDONED", "eta_seconds",
-                   "'/api/logout'"):
+                   "{ department: state.callbackDept, name, phone, consent: true }",
+                   "err.code === 'closed'", "err.code === 'queue_full'",
+                   "case TicketStatus.ABANDONED", "eta_seconds", "'/api/logout'"):
         assert needle in kiosk, needle
     assert "ABANDONED: 'abandoned'" in (JS / "states.js").read_text(encoding="utf-8")
     staff = (JS / "staff.js").read_text(encoding="utf-8")
