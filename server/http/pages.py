@@ -38,19 +38,20 @@ def _user(user: Mapping[str, Any]) -> dict[str, Any]:
 def page_context(lang: str | None = None, departments: Iterable[Mapping[str, Any]] = (),
                  user: Mapping[str, Any] | None = None, *,
                  user_known: bool = True, idle_timeout: int = 0,
-                 callback_keep_days: int = SignalingConfig.callback_keep_days) -> dict[str, Any]:
+                 callback_keep_days: int = SignalingConfig.callback_keep_days,
+                 retention_days: int = 180) -> dict[str, Any]:
     """A template's context: the page language and one `boot` object for the page module.
 
     `user_known` says the server checked the session, so `user` None means nobody is logged in;
     without it the page asks /api/me itself (as it fetches /api/departments when given none).
     `idle_timeout`: the seconds of inactivity after which the page signs out (it warns first).
-    The kiosk's notices say how long a call-back request is kept (`callback_keep_days`) and
-    which version of them the applicant agrees to."""
+    The kiosk's notices say how long a call-back request (`callback_keep_days`) and a recording
+    (`retention_days`) are kept, and which version of them the applicant agrees to."""
     page_lang = lang if lang in LANGS else "zh"
     boot = {"lang": page_lang, "departments": [_department(d) for d in departments],
             "user": _user(user) if user else None, "has_user": user_known,
             "idle_timeout": idle_timeout, "callback_keep_days": callback_keep_days,
-            "consent_notice_version": CONSENT_NOTICE_VERSION}
+            "consent_notice_version": CONSENT_NOTICE_VERSION, "retention_days": retention_days}
     return {"lang": page_lang, "html_lang": "en" if page_lang == "en" else "zh-CN",
             "static": STATIC, "boot": boot}
 
@@ -63,7 +64,8 @@ def _page(template: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         context = page_context(lang, await department_views(request),
                                user.public() if user else None,
                                idle_timeout=config.idle_timeout,
-                               callback_keep_days=config.callback_keep_days)
+                               callback_keep_days=config.callback_keep_days,
+                               retention_days=config.retention_days)
         return aiohttp_jinja2.render_template(template, request, context)
     return handler
 

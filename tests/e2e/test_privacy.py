@@ -1,6 +1,7 @@
 """The kiosk's personal-data notices in real Chromium: the call-back form says what the number is
 for, who sees it and for how long (the server's callback_keep_days), takes nothing without the
-consent box, and confirms with the number masked; the recording notice shows its version."""
+consent box, and confirms with the number masked; the recording notice shows its version and the
+server's retention period."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.support.server import LiveServer
 
 @pytest.fixture
 def config(config: Config) -> Config:
-    return replace(config, callback_keep_days=7)
+    return replace(config, callback_keep_days=7, retention_days=90)
 
 
 async def test_the_call_back_form_asks_consent_and_confirms_with_the_number_masked(
@@ -65,4 +66,6 @@ async def test_the_call_back_form_asks_consent_and_confirms_with_the_number_mask
     await kiosk.get_by_test_id("dept-tax").click()
     await expect(kiosk.get_by_test_id("consent-version")).to_have_text(
         f"告知书版本：{CONSENT_NOTICE_VERSION}")
+    # ... and says how long recordings are kept: the server's retention_days.
+    await expect(kiosk.get_by_test_id("recording-notice")).to_contain_text("保存90天。")
     await kiosk.context.close()

@@ -133,7 +133,7 @@ def test_template_renders_without_context(page: str) -> None:
     html = _render(page, user_known=False)
     data = json.loads(re.search(r'id="yz-boot">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
     assert data == {"lang": "zh", "departments": [], "user": None, "has_user": False,
-                    "idle_timeout": 0, "callback_keep_days": 30,
+                    "idle_timeout": 0, "callback_keep_days": 30, "retention_days": 180,
                     "consent_notice_version": CONSENT_NOTICE_VERSION}
 
 
@@ -183,7 +183,9 @@ def test_every_used_string_key_exists() -> None:
 
 def test_recording_notice_says_what_the_mission_requires() -> None:
     zh = _string_tables()["zh"]
-    assert zh["notice_text"] == "本次视频咨询将全程录音录像，录像仅供督查人员依法调阅，保存180天。"
+    # The days are the configured retention_days (180 by default).
+    assert zh["notice_text"].replace("{days}", "180") == \
+        "本次视频咨询将全程录音录像，录像仅供督查人员依法调阅，保存180天。"
     assert [zh[f"rating_{n}"] for n in (5, 4, 3, 2, 1)] == [
         "非常满意", "满意", "基本满意", "不满意", "非常不满意"]
     assert zh["forbidden_recordings"] == "只有督查人员可以查看录像"

@@ -626,6 +626,7 @@ async function main() {
   const boot = bootData();
   state.callbackKeepDays = boot.callback_keep_days;
   state.noticeVersion = boot.consent_notice_version || '';
+  $('recording-notice').textContent = t('notice_text', { days: boot.retention_days || 180 });
   for (const id of ['consent-version', 'callback-consent-version']) {
     $(id).textContent = state.noticeVersion ? t('notice_version', { version: state.noticeVersion }) : '';
   }
