@@ -72,7 +72,9 @@ def create_app(config: Config) -> web.Application:
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=socketio.AsyncRedisManager(redis_url, channel="yunzhen-socketio"),
-        cors_allowed_origins=[],  # same origin only
+        # engineio refuses a handshake whose Origin header is not one of these (a browser page
+        # elsewhere riding a desk's cookie); clients that send no Origin (not browsers) pass.
+        cors_allowed_origins=list(config.origins),
         max_http_buffer_size=1024 * 1024,
     )
     sio.attach(app)
@@ -139,7 +141,7 @@ def create_app(config: Config) -> web.Application:
             fanout=fanout))
         sio.register_namespace(StaffNamespace(
             "/staff", limit, store=store, presence=presence, calls=calls, consult=consult,
-            tickets=tickets, snapshots=snapshots, fanout=fanout))
+            tickets=tickets, snapshots=snapshots, fanout=fanout, proxies=config.proxies))
         sio.register_namespace(RoomNamespace("/room", limit, directory=directory, rooms=rooms,
                                              fanout=fanout))
         await clock.start()
