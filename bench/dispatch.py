@@ -52,9 +52,10 @@ import redis.asyncio as aioredis
 from bench.common import ROOT, ServerProcess, cpu_seconds, merge_results, percentile
 from server.redis_server import EmbeddedRedis
 from server.seed import DEMO_DEPARTMENTS
-from signaling.accounts import hash_password
+from signaling.accounts import AccountPolicy, Accounts, hash_password
 from signaling.client import SignalingClient
 from signaling.departments import Department
+from signaling.sessions import Sessions
 from signaling.states import Presence
 from signaling.store import Store
 
@@ -340,12 +341,16 @@ async def setup_redis(store: Store, per_dept: int, password_hash: str
     for department in DEMO_DEPARTMENTS:
         await store.put_department(bench_department(department))
     out: dict[str, list[tuple[str, str]]] = {}
+    accounts = Accounts(store.redis, AccountPolicy())
+    sessions = Sessions(store.redis, accounts, AccountPolicy())
     for dept, names in staff_names(per_dept).items():
         out[dept] = []
         for name in names:
-            await store.put_user(name, display_name=f"压测{name}", role="staff",
-                                 departments=(dept,), password_hash=password_hash)
-            token = await store.create_session(name, 3600)
+            await accounts.put(name, display_name=f"压测{name}", role="staff",
+                               departments=(dept,), password_hash=password_hash)
+            user = await accounts.user(name)
+            assert user is not None
+            token = await sessions.create(user, "", "bench")
             out[dept].append((name, f"yz_session={token}"))
     return out
 

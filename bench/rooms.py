@@ -66,9 +66,10 @@ from bench.recording import encode_audio, encode_texture
 from rooms import passthrough
 from rooms.client import NAMESPACE, RemoteStats, RoomClient, RoomPeer, SendAnswer
 from server import looplag
-from signaling.accounts import hash_password
+from signaling.accounts import AccountPolicy, Accounts, hash_password
 from signaling.client import SignalingClient
 from signaling.room_directory import RoomDirectory
+from signaling.sessions import Sessions
 from signaling.store import Store
 
 RESULTS = ROOT / "bench" / "results" / "rooms.json"
@@ -407,11 +408,15 @@ class Setup:
         # One staff account per room, with a session (a login per room would only measure
         # scrypt); in the tax department, so each ticket rings the one staff member available.
         password_hash = hash_password("bench-unused-password")
+        accounts = Accounts(self._redis, AccountPolicy())
+        sessions = Sessions(self._redis, accounts, AccountPolicy())
         for n in range(count):
             username = f"roomsbench{n:02d}"
-            await self.store.put_user(username, display_name=f"压测{n:02d}", role="staff",
-                                      departments=("tax",), password_hash=password_hash)
-            token = await self.store.create_session(username, 3600)
+            await accounts.put(username, display_name=f"压测{n:02d}", role="staff",
+                               departments=("tax",), password_hash=password_hash)
+            user = await accounts.user(username)
+            assert user is not None
+            token = await sessions.create(user, "", "bench")
             self._cookies.append(f"yz_session={token}")
 
     async def tokens(self, n: int, size: int) -> tuple[str, list[dict[str, str]],

@@ -24,7 +24,7 @@ ROOM_ROLES = (Role.APPLICANT, Role.GUIDE, Role.STAFF, Role.SUPERVISOR)
 # Receive-only participants: they see and hear everybody and publish nothing.
 OBSERVER_ROLES = frozenset({Role.SUPERVISOR})
 # Accounts that review recordings and watch the queues.
-REVIEWER_ROLES = (Role.SUPERVISOR, Role.ADMIN)
+REVIEWER_ROLES = (Role.SUPERVISOR,)
 # A participant id is "<prefix>-<ticket id or username>": unique in a room, stable across a
 # reconnect, and telling the role at a glance in logs and timelines.
 _PREFIX = {Role.APPLICANT: "a", Role.STAFF: "s", Role.GUIDE: "g", Role.SUPERVISOR: "v"}

@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import getpass
 import logging
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from aiohttp import web
 
 from recordings import manifest
 from server.app import create_app
+from server.cli_redis import private_redis_pid
 from server.config import Config, ConfigError, load_config
 from server.keys import REDIS_URL
 from server.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
@@ -30,12 +30,17 @@ def _banner(config: Config, redis_url: str) -> str:
         f"  Kiosk (applicants)      {base}/",
         f"  Staff desk              {base}/staff",
         f"  Supervisor              {base}/supervisor",
+        f"  Admin                   {base}/admin",
+        f"  Audit (auditor)         {base}/audit",
     ]
     if config.demo:
-        lines.append(f"  Demo logins (password {DEMO_PASSWORD}):")
+        lines.append(f"  Demo logins (password {DEMO_PASSWORD}; demo accounts only: no second "
+                     "factor, no forced password change):")
         for username, _name, role, departments in DEMO_ACCOUNTS:
             where = f" ({', '.join(departments)})" if departments else ""
             lines.append(f"    {username:<12} {role}{where}")
+        lines.append("  Accounts created on the admin page follow the rules: a one-time password "
+                     "changed at first sign-in, a second factor for admin, auditor and supervisor.")
     which = "external" if config.redis_url else "private, AOF under the data directory"
     lines.append(f"  Redis                   {redis_url} ({which})")
     lines.append(f"  Data directory          {config.data_dir.resolve()}")
@@ -139,20 +144,6 @@ def _verify(config_path: Path | None, recording_id: str | None) -> int:
     return 0 if report.ok else 1
 
 
-def _private_redis_pid(redis_dir: Path) -> int | None:
-    """A redis-server already serving ``redis_dir`` (the service running): its pid."""
-    # redis-server rewrites its command line but works in its --dir: known by its cwd.
-    wanted = str(redis_dir.resolve())
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if (proc / "comm").read_text().startswith("redis-server") \
-                    and os.readlink(proc / "cwd") == wanted:
-                return int(proc.name)
-        except OSError:
-            continue
-    return None
-
-
 async def _run_reindex(config: Config) -> dict[str, int]:
     import redis.asyncio as aioredis
 
@@ -183,7 +174,7 @@ def _reindex(config_path: Path | None) -> int:
     if not config.redis_url:
         # The private Redis belongs to the running service; a second redis-server on the same
         # AOF would corrupt it.
-        pid = _private_redis_pid(config.redis_dir)
+        pid = private_redis_pid(config.redis_dir)
         if pid is not None:
             print(f"the service is running (its redis-server, pid {pid}, uses "
                   f"{config.redis_dir}): stop it first", file=sys.stderr)

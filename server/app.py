@@ -24,7 +24,9 @@ from rooms.manager import RoomManager
 from server import http, looplag
 from server.background import background
 from server.config import Config
+from server.data_keys import data_key
 from server.keys import (
+    ACCOUNTS,
     ARCHIVE,
     AUDIT,
     CONFIG,
@@ -35,12 +37,14 @@ from server.keys import (
     REDIS,
     REDIS_URL,
     ROOMS,
+    SESSIONS,
     SNAPSHOTS,
     STORE,
     TICKETS,
 )
 from server.redis_server import EmbeddedRedis
 from server.seed import load_departments_file, put_missing_departments, seed_demo
+from signaling.accounts import Accounts
 from signaling.calls import Calls, RoomHooks
 from signaling.clock import Clock
 from signaling.consult import Consult
@@ -48,6 +52,7 @@ from signaling.fanout import Fanout
 from signaling.kiosk import KioskNamespace
 from signaling.room_channel import RoomNamespace
 from signaling.room_directory import RoomDirectory
+from signaling.sessions import Sessions
 from signaling.snapshots import Snapshots
 from signaling.staff import StaffNamespace
 from signaling.staff_presence import StaffPresence
@@ -67,6 +72,8 @@ def create_app(config: Config) -> web.Application:
     embedded = None if config.redis_url else EmbeddedRedis(config.redis_dir,
                                                           config.redis_server_binary)
     redis_url = embedded.url if embedded else config.redis_url
+    # A bad key setting or key file stops the start here too.
+    secrets_key = data_key(config, "secrets", config.secrets_key)
     app[REDIS_URL] = redis_url
 
     sio = socketio.AsyncServer(
@@ -97,13 +104,15 @@ def create_app(config: Config) -> web.Application:
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = Store(app[REDIS], config.signaling)
-        app[STORE] = store
+        accounts = Accounts(app[REDIS], config.accounts, secrets_key=secrets_key)
+        app[STORE], app[ACCOUNTS] = store, accounts
+        app[SESSIONS] = Sessions(app[REDIS], accounts, config.accounts)
         if departments:
             added = await put_missing_departments(store, departments)
             logger.info("departments file: %d new department(s)", added)
         if config.demo:
-            await seed_demo(store)
-        await store.rebuild_members()
+            await seed_demo(store, accounts)
+        await accounts.rebuild_members()
         if embedded is not None:
             # The private Redis serves this process alone: every process it knew is gone, so
             # clean up after them now rather than when their heartbeats run out.
@@ -120,14 +129,14 @@ def create_app(config: Config) -> web.Application:
 
     async def signaling_ctx(app: web.Application) -> AsyncIterator[None]:
         # The queue domain's services, each given only what it uses; the namespaces on top.
-        store, archive = app[STORE], app[ARCHIVE]
+        store, archive, accounts, sessions = app[STORE], app[ARCHIVE], app[ACCOUNTS], app[SESSIONS]
         node = secrets.token_hex(4)  # this process, in the room directory and the heartbeats
         directory = RoomDirectory(store)
         snapshots = Snapshots(store)
-        fanout = Fanout(sio, store, snapshots)
+        fanout = Fanout(sio, store, snapshots, accounts)
         presence = StaffPresence(store, fanout, node)
         tickets = Tickets(config.signaling, store, fanout, archive, node)
-        consult = Consult(store, directory, fanout, presence)
+        consult = Consult(store, accounts, directory, fanout, presence)
         hooks = RoomHooks(store, directory, archive, consult, fanout)
         rooms = RoomManager(config.media, config.recordings_dir, hooks.room_closed,
                             on_recording_failed=hooks.recording_failed)
@@ -137,14 +146,20 @@ def create_app(config: Config) -> web.Application:
         app[SNAPSHOTS], app[TICKETS], app[CONSULT] = snapshots, tickets, consult
         limit = config.signaling.max_payload_bytes
         sio.register_namespace(KioskNamespace(
-            "/kiosk", limit, store=store, tickets=tickets, calls=calls, snapshots=snapshots,
-            fanout=fanout))
-        sio.register_namespace(StaffNamespace(
-            "/staff", limit, store=store, presence=presence, calls=calls, consult=consult,
-            tickets=tickets, snapshots=snapshots, fanout=fanout, proxies=config.proxies))
-        sio.register_namespace(RoomNamespace("/room", limit, directory=directory, rooms=rooms,
-                                             fanout=fanout))
+            "/kiosk", limit, store=store, sessions=sessions, tickets=tickets, calls=calls,
+            snapshots=snapshots, fanout=fanout))
+        staff = StaffNamespace(
+            "/staff", limit, store=store, sessions=sessions, presence=presence, calls=calls,
+            consult=consult, tickets=tickets, snapshots=snapshots, fanout=fanout,
+            proxies=config.proxies)
+        room_channel = RoomNamespace("/room", limit, directory=directory, rooms=rooms,
+                                     fanout=fanout, accounts=accounts)
+        sio.register_namespace(staff)
+        sio.register_namespace(room_channel)
         await clock.start()
+        # Ended login sessions (any process) close their sockets here.
+        session_watch = asyncio.create_task(sessions.watch([staff.cut, room_channel.cut]),
+                                            name="session-watch")
         # Recordings left incomplete by a process that died (this one before a restart, or
         # another on a shared Redis) are closed, indexed and sealed.
         recovery_task = asyncio.create_task(
@@ -153,9 +168,10 @@ def create_app(config: Config) -> web.Application:
         try:
             yield
         finally:
-            recovery_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await recovery_task
+            for task in (recovery_task, session_watch):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await clock.close()
             await rooms.close()
             await sio.shutdown()

@@ -55,6 +55,9 @@ class Config:
     # The audit log's HMAC key, hex (at least 32 bytes). Empty: keys/audit.key under data_dir,
     # created on first start (mode 0600).
     audit_key: str = ""
+    # The key second-factor secrets are encrypted with in Redis (AES-256-GCM), hex. Empty:
+    # keys/secrets.key under data_dir, created on first start (mode 0600).
+    secrets_key: str = ""
     # Days the audit log keeps entries (at least 190: 等保2.0 asks for six months).
     audit_keep_days: int = 190
     # Days a call-back request (a phone number) is kept before it is deleted.

@@ -14,8 +14,10 @@ if TYPE_CHECKING:
     from recordings.jobs import ExportJobs
     from rooms.manager import RoomManager
     from server.config import Config
+    from signaling.accounts import Accounts
     from signaling.consult import Consult
     from signaling.room_directory import RoomDirectory
+    from signaling.sessions import Sessions
     from signaling.snapshots import Snapshots
     from signaling.store import Store
     from signaling.tickets import Tickets
@@ -24,6 +26,9 @@ CONFIG: web.AppKey[Config] = web.AppKey("config")
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
 REDIS_URL: web.AppKey[str] = web.AppKey("redis_url")
 STORE: web.AppKey[Store] = web.AppKey("store")
+# Accounts and their login sessions (signaling/accounts.py, signaling/sessions.py).
+ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
+SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")
 ARCHIVE: web.AppKey[Archive] = web.AppKey("archive")
 # The security audit log (recordings/audit.py): every handler that audits appends here.
 AUDIT: web.AppKey[Audit] = web.AppKey("audit")

@@ -16,6 +16,10 @@ import redis.asyncio as aioredis
 logger = logging.getLogger(__name__)
 
 
+# In the Redis directory while the private redis-server runs: its URL.
+URL_FILE = "url"
+
+
 class RedisStartError(RuntimeError):
     """The private redis-server could not be started."""
 
@@ -82,6 +86,11 @@ class EmbeddedRedis:
             raise
         finally:
             await client.aclose()
+        # The command line (python -m server accounts/audit) finds the running service's Redis
+        # here; it is bound to 127.0.0.1 and the data directory is the service's own.
+        url_file = self.directory / URL_FILE
+        url_file.write_text(self.url + "\n")
+        url_file.chmod(0o600)
         logger.info("private redis-server pid %s on %s, data in %s",
                     self._process.pid, self.url, self.directory)
 
@@ -89,6 +98,7 @@ class EmbeddedRedis:
         process, self._process = self._process, None
         if process is None or process.returncode is not None:
             return
+        (self.directory / URL_FILE).unlink(missing_ok=True)
         # SIGTERM makes redis-server flush the AOF before it exits.
         with contextlib.suppress(ProcessLookupError):
             process.terminate()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from server.config import ConfigError
-from signaling.accounts import hash_password
+from signaling.accounts import Accounts, hash_password_async
 from signaling.departments import Department
 from signaling.store import Store
 
@@ -50,19 +50,22 @@ async def put_missing_departments(store: Store, departments: tuple[Department, .
     return len(added)
 
 
-async def seed_demo(store: Store) -> bool:
-    """Write the demo departments, and the demo accounts when there are no accounts yet.
-
-    Returns True when accounts were created (the first run)."""
+async def seed_demo(store: Store, accounts: Accounts) -> int:
+    """Write the demo departments, and the demo accounts that do not exist yet (an account
+    someone has changed keeps its changes). Returns how many accounts were added."""
     await put_missing_departments(store, DEMO_DEPARTMENTS)
-    if await store.has_users():
-        return False
+    added = 0
     for username, display_name, role, departments in DEMO_ACCOUNTS:
-        await store.put_user(username, display_name=display_name, role=role,
-                             departments=departments, password_hash=hash_password(DEMO_PASSWORD))
-    logger.info("seeded %d demo departments and %d demo accounts",
-                len(DEMO_DEPARTMENTS), len(DEMO_ACCOUNTS))
-    return True
+        if await accounts.user(username) is not None:
+            continue
+        await accounts.put(username, display_name=display_name, role=role,
+                           departments=departments,
+                           password_hash=await hash_password_async(DEMO_PASSWORD), demo=True)
+        added += 1
+    if added:
+        logger.info("seeded %d demo departments and %d demo accounts",
+                    len(DEMO_DEPARTMENTS), added)
+    return added
 
 
 def load_departments_file(path: Path) -> tuple[Department, ...]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from rooms.roles import Role, participant_id
 from rooms.room import Room
-from signaling.accounts import User
+from signaling.accounts import Accounts, User
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.room_directory import Invitation, RoomDirectory, RoomEntry
@@ -28,9 +28,11 @@ CONSULT_REASON = "consult"
 
 
 class Consult:
-    def __init__(self, store: Store, directory: RoomDirectory, fanout: Fanout,
-                 presence: StaffPresence, now: Callable[[], float] = time.time) -> None:
-        self._store, self._directory, self._fanout = store, directory, fanout
+    def __init__(self, store: Store, accounts: Accounts, directory: RoomDirectory,
+                 fanout: Fanout, presence: StaffPresence,
+                 now: Callable[[], float] = time.time) -> None:
+        self._store, self._accounts, self._directory, self._fanout = (
+            store, accounts, directory, fanout)
         self._presence, self._now = presence, now
 
     async def invite(self, room: Room, department: str, note: str, *, by_department: str,
@@ -105,7 +107,7 @@ class Consult:
             return
         await self._directory.set_guest(username, None)
         state = await self._store.staff_state(username)
-        user = await self._store.user(username)
+        user = await self._accounts.user(username)
         if user is not None and state.get("presence") == Presence.AWAY \
                 and state.get("reason") == CONSULT_REASON:
             try:

@@ -18,7 +18,7 @@ from typing import Any
 
 import socketio
 
-from signaling.accounts import User
+from signaling.accounts import Accounts, User
 from signaling.queue import Event, EventKind
 from signaling.schema import (
     OUTBOUND,
@@ -53,8 +53,10 @@ def _dept_room(pool: str) -> str:
 
 
 class Fanout:
-    def __init__(self, sio: socketio.AsyncServer, store: Store, snapshots: Snapshots) -> None:
+    def __init__(self, sio: socketio.AsyncServer, store: Store, snapshots: Snapshots,
+                 accounts: Accounts) -> None:
         self._sio, self._store, self._snapshots = sio, store, snapshots
+        self._accounts = accounts
         # Queues whose positions are sent by the clock's next flush (signaling/clock.py).
         self._dirty_queues: set[str] = set()
         self._users: dict[str, tuple[float, User | None]] = {}
@@ -120,12 +122,12 @@ class Fanout:
 
     async def _user(self, username: str) -> User | None:
         """An account, kept for USER_CACHE_S: only for telling sockets, never for deciding
-        what someone may do (that reads the store)."""
+        what someone may do (that reads the accounts)."""
         now = time.monotonic()
         cached = self._users.get(username)
         if cached is not None and now - cached[0] < USER_CACHE_S:
             return cached[1]
-        user = await self._store.user(username)
+        user = await self._accounts.user(username)
         self._users[username] = (now, user)
         return user
 
@@ -186,6 +188,11 @@ class Fanout:
     async def desk_connected(self, sid: str, view: StaffState) -> None:
         """The first state of a (re)connected desk, to that socket only."""
         await self._emit(STAFF, "staff:state", view, to=sid)
+
+    async def session_ended(self, sid: str, reason: str) -> None:
+        """A desk whose login session ended (signed out, disabled, password changed elsewhere)
+        is told why, just before the server closes its socket."""
+        await self._emit(STAFF, "session:ended", {"reason": reason}, to=sid)
 
     async def callback_new(self, entry: Callback) -> None:
         await self._emit(STAFF, "callback:new", entry, to=_dept_room(entry["department"]))

@@ -8,11 +8,23 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          signaling.departments.Department), and the fields the Lua
                                          reads: ring_timeout, ring_pause, max_misses, wrap_up,
                                          max_queue, tiers ("group:after,...")
+  yz:users                        set    every username (signaling/accounts.py)
   yz:user:<username>              hash   username, display_name, role, departments (comma list of
-                                         pools: departments and backup groups), password (scrypt)
+                                         pools: departments and backup groups), password (scrypt),
+                                         disabled, demo, must_change, password_changed_at,
+                                         created_at, totp_secret (AES-GCM sealed with
+                                         keys/secrets.key), totp_last_step, recovery (comma
+                                         list of SHA-256 of unused recovery codes)
+  yz:passwords:<username>         list   the previous password hashes (password_history - 1)
+  yz:failures:<username>          string failed sign-ins in a row       (expires: lockout window)
+  yz:locked:<username>            string the account is locked          (expires: lockout_minutes)
+  yz:addrfail:<address>           string failed sign-ins from one address (expires: the window)
+  yz:usersessions:<username>      set    <sha> of the account's sessions (expires: session_ttl)
   yz:staffusers                   set    usernames of staff accounts
   yz:members:<pool>               set    staff usernames of a department or backup group
-  yz:session:<sha>                hash   username, created_at            (expires: session_ttl)
+  yz:session:<sha>                hash   username, created_at, last_seen, stage, remote,
+                                         totp_pending                    (expires: idle_timeout,
+                                         moved on with activity, never past session_ttl)
   yz:seq:ticket                   string global ticket sequence (first come, first served)
   yz:seq:number:<dept>:<lane>:<day>
                                   string per department, lane (A ordinary, B priority) and day
@@ -73,7 +85,9 @@ picture):
   yz:export:lock:<id>             string one process runs a recording's export
   yz:recovering:<id>              string one process recovers a crashed recording (300 s)
                                          (recordings/recovery.py)
-Not a key: Socket.IO's pub/sub channel between processes is ``yunzhen-socketio`` (server/app.py).
+Pub/sub channels: Socket.IO's between processes is ``yunzhen-socketio`` (server/app.py), and
+  yz:sessions:ended               channel ended login sessions, JSON of
+                                         signaling.sessions.EndedSessions (signaling/sessions.py)
 """
 
 from __future__ import annotations
@@ -126,6 +140,13 @@ class Family:
 DEPTS = PREFIX + "depts"
 DEPT = Family("dept:{dept}")
 USER = Family("user:{username}")
+USERS = PREFIX + "users"
+PASSWORDS = Family("passwords:{username}")
+FAILURES = Family("failures:{username}")
+LOCKED = Family("locked:{username}")
+ADDRESS_FAILURES = Family("addrfail:{address}")
+USER_SESSIONS = Family("usersessions:{username}")
+SESSIONS_ENDED = PREFIX + "sessions:ended"
 STAFF_USERS = PREFIX + "staffusers"
 MEMBERS = Family("members:{pool}")
 SESSION = Family("session:{sha}")

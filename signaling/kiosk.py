@@ -15,28 +15,34 @@ from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.namespace import Namespace, cookie_from_environ
 from signaling.schema import TicketView
+from signaling.sessions import Sessions
 from signaling.snapshots import Snapshots
 from signaling.store import Store, Ticket
 from signaling.tickets import Tickets
 
 logger = logging.getLogger(__name__)
 
-GUIDE_ROLES = (Role.GUIDE, Role.STAFF, Role.ADMIN)
+GUIDE_ROLES = (Role.GUIDE, Role.STAFF)
 _PHONE = re.compile(r"^\+?[0-9][0-9 -]{3,22}[0-9]$")
 
 
 class KioskNamespace(Namespace):
     def __init__(self, namespace: str, max_payload_bytes: int, *, store: Store,
-                 tickets: Tickets, calls: Calls, snapshots: Snapshots, fanout: Fanout) -> None:
+                 sessions: Sessions, tickets: Tickets, calls: Calls, snapshots: Snapshots,
+                 fanout: Fanout) -> None:
         super().__init__(namespace, max_payload_bytes)
         self._store, self._tickets, self._calls, self._snapshots = store, tickets, calls, snapshots
-        self._fanout = fanout
+        self._fanout, self._sessions = fanout, sessions
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         # Remember who the hall guide is, if one is logged in on this browser.
         token = cookie_from_environ(environ, SESSION_COOKIE)
-        user = await self._store.session_user(token) if token else None
-        guide = user.username if user is not None and user.role in GUIDE_ROLES else ""
+        try:
+            session = await self._sessions.get(token) if token else None
+        except SignalError:
+            session = None
+        guide = session.user.username if session is not None and not session.stage \
+            and session.user.role in GUIDE_ROLES else ""
         await self.save_session(sid, {"guide": guide, "tickets": []})
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:

@@ -12,19 +12,22 @@ from rooms.ice import ice_servers_for
 from rooms.manager import RoomManager
 from rooms.roles import Role
 from rooms.room import CloseReason, Room
+from signaling.accounts import Accounts
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.namespace import Namespace
 from signaling.room_directory import RoomDirectory
+from signaling.sessions import EndedSessions
 
 logger = logging.getLogger(__name__)
 
 
 class RoomNamespace(Namespace):
     def __init__(self, namespace: str, max_payload_bytes: int, *, directory: RoomDirectory,
-                 rooms: RoomManager, fanout: Fanout) -> None:
+                 rooms: RoomManager, fanout: Fanout, accounts: Accounts) -> None:
         super().__init__(namespace, max_payload_bytes)
         self._directory, self._rooms, self._fanout = directory, rooms, fanout
+        self._accounts = accounts
         # (room_id, participant_id) -> the socket that currently carries that participant, so the
         # late disconnect of a replaced socket (a reloaded page) does not remove its successor.
         self._current: dict[tuple[str, str], str] = {}
@@ -49,6 +52,12 @@ class RoomNamespace(Namespace):
         if room is None or room.closed:
             raise SignalError("not_found", "the room is closed or not hosted here")
         participant_id = grant["participant_id"]
+        if grant["role"] != Role.APPLICANT:
+            # A room token outlives a disabled account's sessions: the account decides. (Tokens
+            # are only made for accounts; a name with no account is a test's or a benchmark's.)
+            account = await self._accounts.user(participant_id.partition("-")[2])
+            if account is not None and account.disabled:
+                raise SignalError("forbidden", "the account is disabled")
         session = await self.get_session(sid)
         if session and session.get("room_id") and (
                 session["room_id"], session.get("participant_id")) != (room.room_id,
@@ -140,6 +149,24 @@ class RoomNamespace(Namespace):
         room = self._room(session)
         await room.share(session["participant_id"], data["on"])
         return {}
+
+    async def cut(self, ended: EndedSessions) -> None:
+        """An account disabled or reset by an admin leaves every room it is in on this process
+        (a sign-out or the person's own password change leaves their call alone)."""
+        if ended.sha or ended.keep:
+            return
+        mine = {roles.participant_id(role, ended.username)
+                for role in (Role.STAFF, Role.GUIDE, Role.SUPERVISOR)}
+        for (room_id, participant_id), sid in list(self._current.items()):
+            if participant_id not in mine:
+                continue
+            del self._current[(room_id, participant_id)]
+            room = self._rooms.get(room_id)
+            if room is not None and not room.closed:
+                logger.info("room %s: %s removed (%s)", room_id, participant_id, ended.reason)
+                await room.leave(participant_id)
+            await self._fanout.to_participant(sid, "room:ended", {"reason": ended.reason})
+            await self.disconnect(sid)
 
     def _room(self, session: dict[str, str]) -> Room:
         room = self._rooms.get(session["room_id"])

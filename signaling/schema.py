@@ -217,6 +217,10 @@ class Callback(TypedDict):
     created_at: float
 
 
+class SessionEnded(TypedDict):
+    reason: str
+
+
 class CallbackDone(TypedDict):
     callback_id: str
 
@@ -233,7 +237,7 @@ class RoomParticipants(TypedDict):
 
 
 class RoomEnded(TypedDict):
-    reason: str  # a rooms.close_reason.CloseReason, or replaced
+    reason: str  # a rooms.close_reason.CloseReason, replaced, or why a login session ended
 
 
 class RoomChat(TypedDict):
@@ -261,6 +265,7 @@ OUTBOUND: dict[str, dict[str, type]] = {
         "queue:update": QueueUpdate,
         "callback:new": Callback,
         "callback:done": CallbackDone,
+        "session:ended": SessionEnded,
     },
     "/room": {
         "room:offer": RoomOffer,

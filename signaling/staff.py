@@ -15,6 +15,7 @@ from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.forwarded import TrustedProxies, environ_client_address
 from signaling.namespace import Namespace, cookie_from_environ
+from signaling.sessions import EndedSessions, Sessions
 from signaling.snapshots import Snapshots
 from signaling.staff_presence import StaffPresence
 from signaling.store import Store
@@ -25,20 +26,29 @@ logger = logging.getLogger(__name__)
 
 class StaffNamespace(Namespace):
     def __init__(self, namespace: str, max_payload_bytes: int, *, store: Store,
-                 presence: StaffPresence, calls: Calls, consult: Consult, tickets: Tickets,
-                 snapshots: Snapshots, fanout: Fanout, proxies: TrustedProxies) -> None:
+                 sessions: Sessions, presence: StaffPresence, calls: Calls, consult: Consult,
+                 tickets: Tickets, snapshots: Snapshots, fanout: Fanout,
+                 proxies: TrustedProxies) -> None:
         super().__init__(namespace, max_payload_bytes)
         self._store, self._presence, self._calls, self._consult = store, presence, calls, consult
         self._tickets, self._snapshots, self._fanout = tickets, snapshots, fanout
-        self._proxies = proxies
+        self._sessions, self._proxies = sessions, proxies
+        # This process's desk sockets: sid -> (username, login session sha), to cut them when
+        # their session ends.
+        self._desks: dict[str, tuple[str, str]] = {}
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = cookie_from_environ(environ, SESSION_COOKIE)
-        user = await self._store.session_user(token) if token else None
-        if user is None or user.role != Role.STAFF:
+        try:
+            session = await self._sessions.get(token) if token else None
+        except SignalError:
+            session = None
+        if session is None or session.stage or session.user.role != Role.STAFF:
             raise ConnectionRefusedError({"code": "unauthenticated",
                                           "message": "请先以工作人员身份登录。"})
-        await self.save_session(sid, {"username": user.username})
+        user = session.user
+        await self.save_session(sid, {"username": user.username, "sha": session.sha})
+        self._desks[sid] = (user.username, session.sha)
         await self._fanout.join_desk(sid, user)
         await self._presence.sockets(user.username, 1)
         logger.info("staff %s connected from %s (socket %s)", user.username,
@@ -53,6 +63,7 @@ class StaffNamespace(Namespace):
         await self._fanout.desk_connected(sid, view)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self._desks.pop(sid, None)
         session = await self.get_session(sid)
         username = session.get("username") if session else None
         if not username:
@@ -61,11 +72,23 @@ class StaffNamespace(Namespace):
         logger.info("staff %s socket %s gone (%s); %d left", username, sid, reason, remaining)
 
     async def _user(self, sid: str) -> User:
-        session = await self.get_session(sid)
-        user = await self._store.user(session["username"]) if session else None
-        if user is None:
+        """The desk's account, while its login session lasts (every event checks it, and is
+        activity that keeps the session from idling out)."""
+        saved = await self.get_session(sid)
+        if not saved:
             raise SignalError("unauthenticated")
-        return user
+        session = await self._sessions.by_sha(saved["sha"])
+        await self._sessions.touch(session)
+        return session.user
+
+    async def cut(self, ended: EndedSessions) -> None:
+        """Close this process's desk sockets of an ended login session."""
+        for sid, (username, sha) in list(self._desks.items()):
+            if ended.covers(username, sha):
+                logger.info("staff %s: session ended (%s), closing socket %s", username,
+                            ended.reason, sid)
+                await self._fanout.session_ended(sid, ended.reason)
+                await self.disconnect(sid)
 
     async def on_presence_set(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         user = await self._user(sid)

@@ -14,7 +14,6 @@ from typing import Any, NamedTuple, cast
 import redis.asyncio as aioredis
 
 from signaling import keys
-from signaling.accounts import User
 from signaling.config import SignalingConfig
 from signaling.departments import Department
 from signaling.keys import hash_token
@@ -143,63 +142,6 @@ class Store:
                 pipe.hget(keys.DEPT(dept_id), "config")
             rows = await pipe.execute()
         return [self._parse_department(raw) for raw in rows if raw]
-
-    # users and sessions ---------------------------------------------------------------------
-    async def put_user(self, username: str, *, display_name: str, role: str,
-                       departments: tuple[str, ...], password_hash: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.USER(username), mapping={
-                "username": username, "display_name": display_name, "role": role,
-                "departments": ",".join(departments), "password": password_hash,
-            })
-            if role == "staff":
-                pipe.sadd(keys.STAFF_USERS, username)
-                for pool in departments:
-                    pipe.sadd(keys.MEMBERS(pool), username)
-            await pipe.execute()
-
-    async def user_with_password(self, username: str) -> tuple[User, str] | None:
-        row = await self.redis.hgetall(keys.USER(username))
-        if not row:
-            return None
-        return User.from_hash(row), row["password"]
-
-    async def user(self, username: str) -> User | None:
-        row = await self.redis.hgetall(keys.USER(username))
-        return User.from_hash(row) if row else None
-
-    async def has_users(self) -> bool:
-        async for _ in self.redis.scan_iter(match=keys.USER("*"), count=100):
-            return True
-        return False
-
-    async def create_session(self, username: str, ttl: int) -> str:
-        token = secrets.token_urlsafe(32)
-        key = keys.SESSION(hash_token(token))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"username": username, "created_at": time.time()})
-            pipe.expire(key, ttl)
-            await pipe.execute()
-        return token
-
-    async def session_user(self, token: str) -> User | None:
-        username = await self.redis.hget(keys.SESSION(hash_token(token)), "username")
-        return await self.user(username) if username else None
-
-    async def delete_session(self, token: str) -> None:
-        await self.redis.delete(keys.SESSION(hash_token(token)))
-
-    async def rebuild_members(self) -> None:
-        """Rebuild the pool membership sets from the accounts (data written before they existed,
-        or accounts edited by hand)."""
-        for user in await self.staff_users():
-            for pool in user.departments:
-                await self.redis.sadd(keys.MEMBERS(pool), user.username)
-
-    async def staff_users(self) -> list[User]:
-        names = sorted(await self.redis.smembers(keys.STAFF_USERS))
-        users = [await self.user(name) for name in names]
-        return [u for u in users if u is not None]
 
     # tickets ------------------------------------------------------------------------------
     async def create_ticket(self, dept_id: str, now: float, *, priority: bool = False,

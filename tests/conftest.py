@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from server.config import Config, MediaConfig
 from server.redis_server import EmbeddedRedis
 from server.seed import seed_demo
+from signaling.accounts import AccountPolicy, Accounts
 from signaling.store import Store
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.server import LiveServer, start_server
@@ -48,7 +49,7 @@ async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 @pytest.fixture
 async def store(redis_client: aioredis.Redis) -> Store:
     store = Store(redis_client)
-    await seed_demo(store)
+    await seed_demo(store, Accounts(store.redis, AccountPolicy()))
     return store
 
 

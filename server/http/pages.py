@@ -11,6 +11,7 @@ from aiohttp import web
 
 from server.http.auth import current_user
 from server.http.departments import department_views
+from server.keys import CONFIG
 
 routes = web.RouteTableDef()
 LANGS = ("zh", "en")
@@ -34,14 +35,16 @@ def _user(user: Mapping[str, Any]) -> dict[str, Any]:
 
 def page_context(lang: str | None = None, departments: Iterable[Mapping[str, Any]] = (),
                  user: Mapping[str, Any] | None = None, *,
-                 user_known: bool = True) -> dict[str, Any]:
+                 user_known: bool = True, idle_timeout: int = 0) -> dict[str, Any]:
     """A template's context: the page language and one `boot` object for the page module.
 
     `user_known` says the server checked the session, so `user` None means nobody is logged in;
-    without it the page asks /api/me itself (as it fetches /api/departments when given none)."""
+    without it the page asks /api/me itself (as it fetches /api/departments when given none).
+    `idle_timeout`: the seconds of inactivity after which the page signs out (it warns first)."""
     page_lang = lang if lang in LANGS else "zh"
     boot = {"lang": page_lang, "departments": [_department(d) for d in departments],
-            "user": _user(user) if user else None, "has_user": user_known}
+            "user": _user(user) if user else None, "has_user": user_known,
+            "idle_timeout": idle_timeout}
     return {"lang": page_lang, "html_lang": "en" if page_lang == "en" else "zh-CN",
             "static": STATIC, "boot": boot}
 
@@ -51,7 +54,8 @@ def _page(template: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         lang = request.query.get("lang") or request.cookies.get("yz_lang")
         user = await current_user(request)
         context = page_context(lang, await department_views(request),
-                               user.public() if user else None)
+                               user.public() if user else None,
+                               idle_timeout=request.app[CONFIG].idle_timeout)
         return aiohttp_jinja2.render_template(template, request, context)
     return handler
 

@@ -14,6 +14,7 @@ import av
 import pytest
 
 from server.keys import STORE
+from signaling.accounts import AccountPolicy, Accounts
 from signaling.client import SignalingClient
 from tests.support.browser import login
 from tests.support.pages import inbound_frames, new_page, ring, wait_media
@@ -143,8 +144,9 @@ async def test_first_staff_member_declines_and_a_colleague_answers(
 
     from signaling.accounts import hash_password
 
-    await store.put_user("tax02", display_name="税务坐席02", role="staff", departments=("tax",),
-                         password_hash=hash_password("demo12345"))
+    await Accounts(store.redis, AccountPolicy()).put(
+        "tax02", display_name="税务坐席02", role="staff", departments=("tax",),
+        password_hash=hash_password("demo12345"))
     first = await new_page(browser)
     second = await new_page(browser)
     for page, username in ((first, "tax01"), (second, "tax02")):

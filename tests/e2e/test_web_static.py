@@ -56,6 +56,13 @@ REQUIRED_TESTIDS = {
               "department-save", "department-error", "department-saved", "log-from", "log-to",
               "log-download"],
 }
+# The sign-in steps every page with a login has (web/templates/_login.html).
+SIGN_IN_TESTIDS = ["login-totp", "login-error", "password-current", "password-new",
+                   "password-confirm", "password-change-submit", "totp-enroll-qr",
+                   "totp-enroll-secret", "totp-enroll-code", "totp-enroll-submit",
+                   "recovery-codes", "idle-warning", "idle-continue"]
+for _page in ("kiosk", "staff", "supervisor", "admin"):
+    REQUIRED_TESTIDS[_page] = REQUIRED_TESTIDS[_page] + SIGN_IN_TESTIDS
 # Created by the page modules from data rather than written in the templates.
 MODULE_TESTIDS = {
     "kiosk": ["dept-${dept.id}", "dept-closed-${dept.id}"],
@@ -120,7 +127,8 @@ def test_template_renders_without_context(page: str) -> None:
     """The pages fetch /api/me and /api/departments themselves when the server passes nothing."""
     html = _render(page, user_known=False)
     data = json.loads(re.search(r'id="yz-boot">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
-    assert data == {"lang": "zh", "departments": [], "user": None, "has_user": False}
+    assert data == {"lang": "zh", "departments": [], "user": None, "has_user": False,
+                    "idle_timeout": 0}
 
 
 class _InlineCode(HTMLParser):

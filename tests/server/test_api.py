@@ -157,3 +157,21 @@ async def test_the_wallboard_shows_queues_and_staff(server: LiveServer) -> None:
     market = next(q for q in body["queues"] if q["department"] == "market")
     assert market["waiting"] == 1 and market["longest_since"] is not None
     assert {s["username"]: s["presence"] for s in body["staff"]}["market01"] == "offline"
+
+
+async def test_a_supervisor_scoped_to_departments_sees_only_theirs_on_the_wallboard(
+        server: LiveServer) -> None:
+    from server.keys import ACCOUNTS
+    from signaling.accounts import hash_password
+
+    await server.app[ACCOUNTS].put("taxsup", display_name="税务督查", role="supervisor",
+                                   departments=("tax",), password_hash=hash_password("demo12345"))
+    async with client_session() as supervisor:
+        await login(supervisor, server.url, "taxsup")
+        body = await (await supervisor.get(f"{server.url}/api/wallboard")).json()
+    assert [q["department"] for q in body["queues"]] == ["tax"]
+    assert {s["username"] for s in body["staff"]} == {"tax01"}
+    async with client_session() as admin:
+        # An admin runs the system, not the service (三权分立).
+        await login(admin, server.url, "admin")
+        assert (await admin.get(f"{server.url}/api/wallboard")).status == 403

@@ -51,6 +51,7 @@ def test_serve_starts_its_own_redis_seeds_demo_data_and_prints_the_urls(tmp_path
         assert f"http://127.0.0.1:{port}/staff" in banner
         assert f"http://127.0.0.1:{port}/supervisor" in banner
         assert "tax01" in banner and "demo12345" in banner
+        assert "auditor" in banner and "no second factor" in banner
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             assert response.status == 200
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/departments",

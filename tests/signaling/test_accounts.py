@@ -14,3 +14,16 @@ def test_a_corrupt_hash_never_verifies() -> None:
     assert not verify_password("x", "")
     assert not verify_password("x", "scrypt$1$2$3$!!$??")
     assert not verify_password("x", "md5$abc")
+
+
+def test_a_second_factor_secret_is_sealed_for_its_account_and_key() -> None:
+    from signaling import totp
+
+    key, other = bytes(range(32)), bytes(range(1, 33))
+    secret = totp.new_secret()
+    sealed = totp.seal(key, secret, "chenjing")
+    assert secret not in sealed
+    assert totp.unseal(key, sealed, "chenjing") == secret
+    assert totp.unseal(other, sealed, "chenjing") is None
+    assert totp.unseal(key, sealed, "wangfang") is None  # not moved to another account
+    assert totp.unseal(key, secret, "chenjing") is None  # a plain value is no sealed one

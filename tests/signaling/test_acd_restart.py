@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from server.redis_server import EmbeddedRedis
 from server.seed import DEMO_PASSWORD, seed_demo
 from signaling import keys
-from signaling.accounts import hash_password
+from signaling.accounts import AccountPolicy, Accounts, hash_password
 from signaling.client import SignalingClient, login_cookie
 from signaling.store import Store
 from tests.support.harness import ServerProcess, all_log_entries, redis_pid, wait_until
@@ -50,10 +50,11 @@ async def test_waiting_tickets_survive_kill_9_of_server_and_redis(tmp_path: Path
     try:
         await client.config_set("appendfsync", "always")
         store = Store(client)
-        await seed_demo(store)
+        await seed_demo(store, Accounts(store.redis, AccountPolicy()))
         for name in ("tax02", "tax03"):
-            await store.put_user(name, display_name=f"税务坐席{name[-2:]}", role="staff",
-                                 departments=("tax",), password_hash=hash_password(DEMO_PASSWORD))
+            await Accounts(store.redis, AccountPolicy()).put(
+                name, display_name=f"税务坐席{name[-2:]}", role="staff", departments=("tax",),
+                password_hash=hash_password(DEMO_PASSWORD))
         server = ServerProcess(first_redis.url, tmp_path / "data1")
         servers.append(server)
         await server.start()

@@ -55,7 +55,7 @@ from server.keys import TICKETS
 from server.redis_server import EmbeddedRedis
 from server.seed import DEMO_PASSWORD, seed_demo
 from signaling import keys
-from signaling.accounts import hash_password
+from signaling.accounts import AccountPolicy, Accounts, hash_password
 from signaling.client import SignalingClient, login_cookie
 from signaling.departments import Department
 from signaling.store import Store
@@ -277,7 +277,7 @@ async def test_two_processes_fifty_staff_five_hundred_tickets_keep_the_dispatch_
     rec = Record()
     try:
         # Data first: demo departments and accounts, faster ring settings, 54 staff members.
-        await seed_demo(store)
+        await seed_demo(store, Accounts(store.redis, AccountPolicy()))
         for dept_id in (*DEPTS, "fund"):
             dept = await store.department(dept_id)
             assert dept is not None
@@ -288,8 +288,9 @@ async def test_two_processes_fifty_staff_five_hundred_tickets_keep_the_dispatch_
         names = [f"acd{i:02d}" for i in range(N_STAFF)]
         for i, name in enumerate(names):
             pools = (DEPTS[i % 3], DEPTS[(i + 1) % 3]) if i % 7 == 0 else (DEPTS[i % 3],)
-            await store.put_user(name, display_name=f"压测坐席{i:02d}", role="staff",
-                                 departments=pools, password_hash=password_hash)
+            await Accounts(store.redis, AccountPolicy()).put(
+                name, display_name=f"压测坐席{i:02d}", role="staff", departments=pools,
+                password_hash=password_hash)
 
         servers = [ServerProcess(embedded.url, tmp_path / f"data{i}",
                                  YUNZHEN_MEDIA_EMPTY_ROOM_TIMEOUT="5") for i in range(2)]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from signaling.accounts import AccountPolicy, Accounts
 from signaling.fanout import Fanout
 from signaling.schema import OUTBOUND
 from signaling.snapshots import Snapshots
@@ -41,7 +42,8 @@ def test_protocol_md_lists_every_outbound_event(namespace: str) -> None:
 
 async def test_an_undeclared_event_is_refused_and_nothing_is_sent(store: Store) -> None:
     sio = RecordingServer()
-    fanout = Fanout(sio, store, Snapshots(store))  # type: ignore[arg-type]
+    fanout = Fanout(sio, store, Snapshots(store),  # type: ignore[arg-type]
+                    Accounts(store.redis, AccountPolicy()))
     with pytest.raises(ValueError, match="not a declared outbound event"):
         await fanout.to_participant("sid1", "room:secret", {})
     await fanout.to_participant("sid1", "room:ended", {"reason": "replaced"})

@@ -46,6 +46,7 @@ from hypothesis.stateful import (
 
 from server.seed import DEMO_DEPARTMENTS
 from signaling import keys
+from signaling.accounts import AccountPolicy, Accounts
 from signaling.config import SignalingConfig
 from signaling.departments import Department, Tier
 from signaling.queue import SCRIPT, Code, Event, Reply, argv, decode
@@ -462,7 +463,7 @@ class QueueRules(RuleBasedStateMachine):
     def add_staff(self, pools: set[str], online: bool, data: st.DataObject) -> None:
         user = f"s{len(self.pools) + 1}"
         self.pools[user] = frozenset(pools)
-        self.loop.run_until_complete(self.store.put_user(
+        self.loop.run_until_complete(Accounts(self.store.redis, AccountPolicy()).put(
             user, display_name=user, role="staff", departments=tuple(sorted(pools)),
             password_hash="x"))
         self.view = read_view(self.r)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 import pytest
 import socketio
 
+from signaling.accounts import AccountPolicy, Accounts
 from signaling.client import SignalingClient as SocketClient
 from signaling.client import login_cookie
 from signaling.store import Store
@@ -141,8 +142,9 @@ async def test_accepting_a_call_not_offered_to_you_is_refused(
 async def test_a_staff_member_who_declines_is_replaced_by_a_colleague(
         server: LiveServer, kiosk: SocketClient, store: Store) -> None:
     from signaling.accounts import hash_password
-    await store.put_user("tax02", display_name="税务坐席02", role="staff", departments=("tax",),
-                         password_hash=hash_password("demo12345"))
+    await Accounts(store.redis, AccountPolicy()).put(
+        "tax02", display_name="税务坐席02", role="staff", departments=("tax",),
+        password_hash=hash_password("demo12345"))
     first = await _staff(server, "tax01")
     second = await _staff(server, "tax02")
     await first.call("presence:set", {"state": "available"})

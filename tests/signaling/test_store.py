@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from server.seed import seed_demo
 from signaling import keys
-from signaling.accounts import hash_password
+from signaling.accounts import AccountPolicy, Accounts, hash_password
 from signaling.config import SignalingConfig
 from signaling.departments import Department, Tier
 from signaling.queue import Code, Event, EventKind, QueueScript
@@ -22,8 +22,9 @@ NODE = "node-a"
 
 async def _staff(store: Store, username: str, pools: tuple[str, ...], *, available_at: float
                  | None = None) -> None:
-    await store.put_user(username, display_name=username, role="staff", departments=pools,
-                         password_hash=hash_password("x"))
+    await Accounts(store.redis, AccountPolicy()).put(
+        username, display_name=username, role="staff", departments=pools,
+        password_hash=hash_password("x"))
     await store.connection("staff", username, NODE, 1, 0.0)
     if available_at is not None:
         code, presence, _ = await store.set_presence(username, "available", available_at)
@@ -206,8 +207,8 @@ async def test_a_waiting_ticket_keeps_its_place_for_a_short_disconnect(store: St
 
 async def test_a_dead_process_loses_its_sockets_and_calls(store: Store) -> None:
     await store.heartbeat("dead", 0.0, ttl=10)
-    await store.put_user("tax01", display_name="t", role="staff", departments=("tax",),
-                         password_hash="x")
+    await Accounts(store.redis, AccountPolicy()).put(
+        "tax01", display_name="t", role="staff", departments=("tax",), password_hash="x")
     await store.connection("staff", "tax01", "dead", 1, 0.0)
     await store.set_presence("tax01", "available", 1.0)
     ticket, _ = await _ticket(store, "tax", 2.0)
@@ -294,7 +295,7 @@ async def test_the_graces_and_the_decline_cooldown_come_from_the_config(
         redis_client: aioredis.Redis) -> None:
     store = Store(redis_client, SignalingConfig(staff_grace=5, ticket_grace=10,
                                                 decline_cooldown=0))
-    await seed_demo(store)
+    await seed_demo(store, Accounts(store.redis, AccountPolicy()))
     await _staff(store, "tax01", ("tax",), available_at=1.0)
     ticket, _ = await _ticket(store, "tax", 2.0)
     # No cooldown: the decliner, the only one available, is rung for it again at once.

@@ -2,7 +2,7 @@
 // service hours, ring and queue settings, AB岗 backups) as JSON, download the queue event log.
 import {
   $, clearError, detailLines, fetchJSON, loadDesk, renderUserHeader, showError,
-  showForbidden, showLoginScreen, showScreen, submitLogin, YzError,
+  showForbidden, showLoginScreen, showScreen, submitLogin, watchSession, YzError,
 } from './common.js';
 import { departmentName, initPage, t } from './i18n.js';
 import { Role } from './states.js';
@@ -192,6 +192,7 @@ async function login(event) {
   if (!user) return;
   state.user = user;
   clearError();
+  watchSession();
   openAdmin();
 }
 

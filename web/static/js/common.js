@@ -212,6 +212,7 @@ export async function loadDesk(state) {
     showError(err);
   }
   state.user = await currentUser();
+  if (state.user) watchSession();
   return state.user;
 }
 
@@ -225,6 +226,12 @@ export function renderUserHeader(user) {
 
 // The login form of _login.html, shown with an optional error message.
 export function showLoginScreen(errorText = '') {
+  if (!errorText) {
+    try {
+      errorText = sessionStorage.getItem(SIGNED_OUT_KEY) || '';
+      sessionStorage.removeItem(SIGNED_OUT_KEY);
+    } catch { /* storage off */ }
+  }
   renderUserHeader(null);
   const err = $('login-error');
   err.textContent = errorText;
@@ -233,12 +240,14 @@ export function showLoginScreen(errorText = '') {
   $('login-username').focus();
 }
 
-// The login form of _login.html: post it, show the server's message on failure.
-// Returns the user on success, null otherwise.
+// The login form of _login.html: post it, show the server's message on failure; then what the
+// server asks for before the service is the person's: a new password ("password"), the second
+// factor ("enroll"). Returns the user once all is done, null otherwise.
 export async function submitLogin(event) {
   event.preventDefault();
   const username = $('login-username').value.trim();
   const password = $('login-password').value;
+  const code = $('login-totp').value.trim();
   const err = $('login-error');
   if (!username || !password) {
     err.textContent = t('login_missing');
@@ -249,11 +258,20 @@ export async function submitLogin(event) {
   btn.disabled = true;
   btn.textContent = t('login_busy');
   err.hidden = true;
+  let answer;
   try {
-    const answer = await fetchJSON('/api/login', { method: 'POST', body: { username, password } });
-    $('login-password').value = '';
-    return answer.user;
+    answer = await fetchJSON('/api/login', {
+      method: 'POST', body: { username, password, code },
+    });
   } catch (e) {
+    if (e instanceof YzError && (e.code === 'totp_required' || e.code === 'bad_totp')) {
+      // The password was right; the account has a second factor.
+      $('login-totp-field').hidden = false;
+      $('login-totp').value = '';
+      $('login-totp').focus();
+    } else {
+      $('login-password').value = '';
+    }
     err.textContent = e instanceof YzError ? e.display : t('err_generic');
     err.hidden = false;
     return null;
@@ -261,6 +279,175 @@ export async function submitLogin(event) {
     btn.disabled = false;
     btn.textContent = t('login_submit');
   }
+  $('login-password').value = '';
+  $('login-totp').value = '';
+  $('login-totp-field').hidden = true;
+  session.idleTimeout = answer.idle_timeout || session.idleTimeout;
+  let next = answer.next;
+  if (next === 'password') next = await changePasswordStep();
+  if (next === 'enroll') await enrollStep();
+  return answer.user;
+}
+
+// Resolves with the server's `next` once a form's submit handler returns it (the handler shows
+// its own errors and returns undefined to stay on the form).
+function formStep(screen, formTestid, handler, focusTestid) {
+  showScreen(screen);
+  $(focusTestid).focus();
+  return new Promise((resolve) => {
+    const form = $(formTestid);
+    form.onsubmit = async (event) => {
+      event.preventDefault();
+      const button = form.querySelector('button[type="submit"]');
+      button.disabled = true;
+      try {
+        const next = await handler();
+        if (next !== undefined) {
+          form.onsubmit = null;
+          resolve(next);
+        }
+      } finally {
+        button.disabled = false;
+      }
+    };
+  });
+}
+
+function formError(testid, text) {
+  const err = $(testid);
+  err.textContent = text;
+  err.hidden = !text;
+}
+
+// The forced password change (password-change screen of _login.html).
+function changePasswordStep() {
+  $('password-reason').textContent = t('password_reason_first');
+  for (const id of ['password-current', 'password-new', 'password-confirm']) $(id).value = '';
+  formError('password-error', '');
+  return formStep('password-change', 'password-change-form', async () => {
+    const current = $('password-current').value;
+    const next = $('password-new').value;
+    if (!current || !next) return formError('password-error', t('password_missing'));
+    if (next !== $('password-confirm').value) {
+      return formError('password-error', t('password_mismatch'));
+    }
+    try {
+      const answer = await fetchJSON('/api/password', { method: 'POST', body: { current, new: next } });
+      return answer.next || null;
+    } catch (e) {
+      return formError('password-error', e instanceof YzError ? e.display : t('err_generic'));
+    }
+  }, 'password-current');
+}
+
+// The second-factor enrolment (totp-enroll screen), then the recovery codes, shown once.
+async function enrollStep() {
+  const setup = await fetchJSON('/api/totp/setup', { method: 'POST', body: {} });
+  const svg = new TextEncoder().encode(setup.qr_svg);
+  $('totp-enroll-qr').src = `data:image/svg+xml;base64,${btoa(String.fromCharCode(...svg))}`;
+  $('totp-enroll-qr').alt = setup.uri;
+  $('totp-enroll-secret').textContent = setup.secret;
+  $('totp-enroll-code').value = '';
+  formError('totp-enroll-error', '');
+  const codes = await formStep('totp-enroll', 'totp-enroll-form', async () => {
+    const code = $('totp-enroll-code').value.trim();
+    if (!/^[0-9]{6}$/.test(code)) return formError('totp-enroll-error', t('totp_missing'));
+    try {
+      return (await fetchJSON('/api/totp/enroll', { method: 'POST', body: { code } }))
+        .recovery_codes;
+    } catch (e) {
+      return formError('totp-enroll-error', e instanceof YzError ? e.display : t('err_generic'));
+    }
+  }, 'totp-enroll-code');
+  $('recovery-codes').replaceChildren(...codes.map((c) => el('li', { text: c })));
+  showScreen('recovery-codes');
+  $('recovery-continue').focus();
+  await new Promise((resolve) => {
+    $('recovery-continue').onclick = () => { $('recovery-continue').onclick = null; resolve(); };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The session's idle timeout: the page's own activity keeps it alive (at most one keep-alive a
+// minute); a warning shows in the last minute; at the end the page signs out by itself.
+// ---------------------------------------------------------------------------------------------
+const session = {
+  idleTimeout: 0, timer: null, lastTouch: 0, onSignedOut: null, isBusy: null, listening: false,
+};
+const SIGNED_OUT_KEY = 'yz_signed_out';
+const TOUCH_EVERY_MS = 60000;
+const WARN_BEFORE_S = 60;
+
+async function touchSession() {
+  session.lastTouch = Date.now();
+  $('idle-warning').hidden = true;
+  try {
+    await fetchJSON('/api/session/touch', { method: 'POST', body: {} });
+  } catch (e) {
+    if (e instanceof YzError && (e.code === 'session_expired' || e.code === 'unauthenticated')) {
+      signedOut(t('idle_expired'));
+    }
+  }
+}
+
+function onActivity() {
+  if (session.timer && Date.now() - session.lastTouch > TOUCH_EVERY_MS) touchSession();
+}
+
+function signedOut(text) {
+  stopSessionWatch();
+  const callback = session.onSignedOut;
+  if (callback) callback(text);
+}
+
+export function stopSessionWatch() {
+  clearInterval(session.timer);
+  session.timer = null;
+  $('idle-warning').hidden = true;
+}
+
+// By default a page signed out by its idle timeout reloads (which closes everything it had open)
+// and its login form says why.
+function reloadSignedOut(text) {
+  try {
+    sessionStorage.setItem(SIGNED_OUT_KEY, text);
+  } catch { /* storage off: the form shows without the reason */ }
+  window.location.reload();
+}
+
+// Watch the signed-in session of a desk page; `onSignedOut(text)` tears the page down and shows
+// the login form with `text`; while `isBusy()` (in a call) the page counts as active.
+export function watchSession(onSignedOut = reloadSignedOut, isBusy = () => false) {
+  session.onSignedOut = onSignedOut;
+  session.isBusy = isBusy;
+  session.idleTimeout = session.idleTimeout || bootData().idle_timeout || 0;
+  if (!session.idleTimeout) return;
+  stopSessionWatch();
+  session.lastTouch = Date.now();
+  if (!session.listening) {
+    session.listening = true;
+    for (const type of ['pointerdown', 'keydown', 'wheel']) {
+      document.addEventListener(type, onActivity, { passive: true, capture: true });
+    }
+    $('idle-continue').addEventListener('click', touchSession);
+  }
+  session.timer = setInterval(() => {
+    if (session.isBusy() && Date.now() - session.lastTouch > TOUCH_EVERY_MS) touchSession();
+    const left = Math.round(session.idleTimeout - (Date.now() - session.lastTouch) / 1000);
+    if (left <= 0) {
+      signedOut(t('idle_expired'));
+    } else if (left <= WARN_BEFORE_S) {
+      $('idle-warning-text').textContent = t('idle_warning', { seconds: left });
+      $('idle-warning').hidden = false;
+    }
+  }, 1000);
+}
+
+// Why the server ended a desk's session (`session:ended`), in words.
+export function sessionEndedText(reason) {
+  const key = `session_reason_${reason}`;
+  const words = t(key);
+  return t('session_ended', { reason: words === key ? t('session_reason_expired') : words });
 }
 
 // The forbidden screen of _desk.html: the account may not use this page.

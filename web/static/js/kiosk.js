@@ -14,7 +14,7 @@ const THANKS_SECONDS = 5;
 const CALLBACK_DONE_SECONDS = 10;
 const DEPARTMENTS_REFRESH_MS = 60_000; // open_now changes with the clock
 const GUIDE_IDLE_MS = 3 * 60_000; // guide mode ends by itself if the guide walks away
-const GUIDE_ROLES = [Role.GUIDE, Role.STAFF, Role.ADMIN];
+const GUIDE_ROLES = [Role.GUIDE, Role.STAFF];
 const PHONE = /^[0-9 +-]+$/;
 
 const state = {

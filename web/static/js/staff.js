@@ -4,8 +4,8 @@
 // A hall guide who logs in here gets the list of the consultations they started, to join them.
 import {
   $, clearError, connectNamespace, el, emitAck, fetchJSON, formatDuration, formatTime,
-  loadDesk, renderUserHeader, secondsSince, showError, showLoginScreen, showScreen,
-  submitLogin, YzError,
+  loadDesk, renderUserHeader, secondsSince, sessionEndedText, showError, showLoginScreen,
+  showScreen, stopSessionWatch, submitLogin, watchSession, YzError,
 } from './common.js';
 import { awayReasonText, departmentName, initPage, listJoin, t } from './i18n.js';
 import { initCallControls, RoomSession } from './room.js';
@@ -664,6 +664,8 @@ function startDesk() {
   });
   socket.on('call:incoming', showIncoming);
   socket.on('call:withdrawn', onWithdrawn);
+  // Signed out elsewhere, disabled or reset by an admin: the server closes the socket next.
+  socket.on('session:ended', (msg) => signedOut(sessionEndedText(msg && msg.reason)));
 }
 
 async function login(event) {
@@ -676,12 +678,33 @@ async function login(event) {
     ring.ctx.resume().catch(() => {});
   } catch { /* no WebAudio: the banner still shows */ }
   clearError();
+  watchSession(signedOut, () => Boolean(state.room));
   if (user.role === Role.GUIDE) startGuide();
   else startDesk();
 }
 
 
+// The desk torn down without asking the server (the session is over already).
+function signedOut(text = '') {
+  stopSessionWatch();
+  if (state.room) state.room.close();
+  state.room = null;
+  state.call = null;
+  stopGuide();
+  hideIncoming();
+  if (socket) {
+    socket.removeAllListeners();
+    socket.disconnect();
+    socket = null;
+  }
+  state.staff = null;
+  setCallbacks([]);
+  setInvites([]);
+  showLogin(text);
+}
+
 async function logout() {
+  stopSessionWatch();
   if (state.room) state.room.close();
   state.room = null;
   state.call = null;
@@ -719,6 +742,7 @@ async function main() {
   $('invite-panel').addEventListener('submit', sendInvite);
   initCallControls(() => state.room);
   await loadDesk(state);
+  if (state.user) watchSession(signedOut, () => Boolean(state.room));
   if (state.user && state.user.role === Role.GUIDE) startGuide();
   else if (state.user) startDesk();
   else showLogin();

@@ -4,7 +4,7 @@
 import {
   $, clearError, errorText, fetchJSON, formatDuration, formatTime, loadDesk,
   renderUserHeader, secondsSince, showError, showForbidden, showLoginScreen, showScreen,
-  submitLogin, YzError,
+  submitLogin, watchSession, YzError,
 } from './common.js';
 import { awayReasonText, currentLang, departmentName, initPage, listJoin, t } from './i18n.js';
 import { Replay, replayMedia } from './replay.js';
@@ -672,6 +672,7 @@ async function login(event) {
   const user = await submitLogin(event);
   if (!user) return;
   state.user = user;
+  watchSession(undefined, () => Boolean(state.observing));
   renderHeader();
   await loadRecordings();
 }

@@ -1,0 +1,49 @@
+"""The service's own secret keys: from a setting (hex, e.g. an environment variable) or from a
+file under the data directory's ``keys/``, created with 32 random bytes on first start (file mode
+0600, directory 0700). Every process of one installation must use the same keys (a shared data
+directory, or the same setting)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from server.config import Config, ConfigError
+
+KEY_BYTES = 32
+KEYS_DIR = "keys"
+
+
+def data_key(config: Config, name: str, setting: str) -> bytes:
+    """The key ``name``: ``setting`` (hex) when given, else ``keys/<name>.key``."""
+    if setting:
+        try:
+            key = bytes.fromhex(setting)
+        except ValueError:
+            raise ConfigError(f"{name} key: not hexadecimal") from None
+        if len(key) < KEY_BYTES:
+            raise ConfigError(f"{name} key: at least {KEY_BYTES} bytes ({2 * KEY_BYTES} hex "
+                              "digits)")
+        return key
+    directory = config.data_dir / KEYS_DIR
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / f"{name}.key"
+    try:
+        # O_EXCL: two processes starting at once on a shared directory agree on one key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read(path)
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_hex(KEY_BYTES) + "\n")
+    return _read(path)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a key ({exc})") from None
+    if len(key) < KEY_BYTES:
+        raise ConfigError(f"{path}: the key is too short")
+    return key

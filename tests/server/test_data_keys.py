@@ -1,0 +1,36 @@
+"""The service's keys: created once under the data directory with owner-only permissions, read
+back the same by every later start, or given as a hex setting; bad ones stop the start."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from server.config import Config, ConfigError
+from server.data_keys import data_key
+
+
+def test_a_key_file_is_created_once_owner_only_and_read_back(tmp_path: Path) -> None:
+    config = Config(data_dir=tmp_path / "data")
+    first = data_key(config, "secrets", "")
+    path = tmp_path / "data" / "keys" / "secrets.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert len(first) == 32
+    assert data_key(config, "secrets", "") == first
+    assert data_key(config, "audit", "") != first
+
+
+def test_a_key_setting_wins_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    config = Config(data_dir=tmp_path / "data")
+    assert data_key(config, "secrets", "ab" * 32) == bytes([0xAB] * 32)
+    assert not (tmp_path / "data" / "keys" / "secrets.key").exists()
+    for bad in ("zz" * 32, "ab" * 16):
+        with pytest.raises(ConfigError):
+            data_key(config, "secrets", bad)
+    (tmp_path / "data" / "keys").mkdir(parents=True)
+    (tmp_path / "data" / "keys" / "secrets.key").write_text("not a key\n")
+    with pytest.raises(ConfigError, match="not a key"):
+        data_key(config, "secrets", "")
