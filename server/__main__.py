@@ -1,6 +1,8 @@
 """Command line: `python -m server serve [--demo]` runs the service; `python -m server verify
 [recording_id]` checks the recording archive against its integrity chain; `python -m server
-reindex` rebuilds the recordings index in Redis from the files on disk."""
+reindex` rebuilds the recordings index in Redis from the files on disk; `python -m server accounts
+list|add|disable|enable|unlock|reset-password|reset-2fa` administers accounts (the first admin of a
+new installation among them)."""
 
 from __future__ import annotations
 
@@ -11,15 +13,25 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from recordings import manifest
+from recordings.audit import Audit
+from rooms.roles import ACCOUNT_ROLES
 from server.app import create_app
-from server.cli_redis import private_redis_pid
+from server.cli_redis import cli_redis, private_redis_pid
 from server.config import Config, ConfigError, load_config
 from server.keys import REDIS_URL
+from server.redis_server import RedisStartError
 from server.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
+from signaling.account_admin import AccountAdmin, Actor, Profile
+from signaling.accounts import Accounts, User
+from signaling.errors import SignalError
+from signaling.sessions import Sessions
+from signaling.store import Store
 
 
 def _banner(config: Config, redis_url: str) -> str:
@@ -61,11 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--config", type=Path, help="TOML configuration file")
     reindex = sub.add_parser("reindex", help="rebuild the recordings index from the files")
     reindex.add_argument("--config", type=Path, help="TOML configuration file")
+    _accounts_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "verify":
         return _verify(args.config, args.recording_id)
     if args.command == "reindex":
         return _reindex(args.config)
+    if args.command == "accounts":
+        return _accounts(args)
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -80,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if not config.demo:
+        refused = _refuse_without_admin(config)
+        if refused:
+            return refused
     try:
         app = create_app(config)
     except ConfigError as exc:
@@ -190,6 +209,124 @@ def _reindex(config_path: Path | None) -> int:
           f"{counts['removed']} entr{'y' if counts['removed'] == 1 else 'ies'} without files "
           f"removed" + (", chain head restored" if counts["head_restored"] else ""))
     return 0
+
+
+# accounts ----------------------------------------------------------------------------------------
+FIRST_ADMIN = "python -m server accounts add admin --name 管理员 --role admin"
+
+
+def _accounts_parser(sub: Any) -> None:
+    accounts = sub.add_parser("accounts", help="list, add, disable, enable, unlock accounts, "
+                                               "reset a password or second factor")
+    verbs = accounts.add_subparsers(dest="verb", required=True)
+    verbs.add_parser("list", help="every account and its state")
+    add = verbs.add_parser("add", help="a new account; prints its one-time password")
+    add.add_argument("username")
+    add.add_argument("--name", required=True, help="display name")
+    add.add_argument("--role", required=True, choices=[str(r) for r in ACCOUNT_ROLES])
+    add.add_argument("--departments", default="", help="department ids, comma separated")
+    for verb, text in (("disable", "disable an account and end its sessions"),
+                       ("enable", "enable a disabled account"),
+                       ("unlock", "lift a lockout after failed sign-ins"),
+                       ("reset-password", "a new one-time password; ends its sessions"),
+                       ("reset-2fa", "forget the second factor; set up again at next sign-in")):
+        verbs.add_parser(verb, help=text).add_argument("username")
+    for parser in (accounts, *verbs.choices.values()):
+        parser.add_argument("--config", type=Path, help="TOML configuration file")
+
+
+def _cli_audit(config: Config, client: Any) -> Audit:
+    return Audit(client, keep_days=config.audit_keep_days)
+
+
+def _account_line(user: User) -> str:
+    state = ["disabled" if user.disabled else "enabled"]
+    if user.locked_for:
+        state.append(f"locked {-(-user.locked_for // 60)} min")
+    if user.totp_enrolled:
+        state.append("2FA")
+    if user.must_change:
+        state.append("must change password")
+    if user.demo:
+        state.append("demo")
+    return (f"{user.username:<16} {user.role:<10} {','.join(user.departments) or '-':<20} "
+            f"{', '.join(state):<32} {user.display_name}")
+
+
+async def _run_accounts(config: Config, args: argparse.Namespace) -> str:
+    """Do one `accounts` verb; returns what to print. Refusals raise SignalError."""
+    async with cli_redis(config) as client:
+        accounts = Accounts(client, config.accounts)
+        service = AccountAdmin(accounts, Sessions(client, accounts, config.accounts),
+                               Store(client, config.signaling), _cli_audit(config, client))
+        actor = Actor(f"cli:{getpass.getuser()}", "local")
+        if args.verb == "list":
+            users = await accounts.users()
+            head = f"{'USERNAME':<16} {'ROLE':<10} {'DEPARTMENTS':<20} {'STATE':<32} NAME"
+            return "\n".join([head, *(_account_line(u) for u in users)])
+        username = args.username
+        if args.verb == "add":
+            departments = tuple(d.strip() for d in args.departments.split(",") if d.strip())
+            user, password = await service.create(actor, username, Profile(
+                display_name=args.name, role=args.role, departments=departments))
+            return (f"created {user.username} ({user.role}); one-time password: {password}\n"
+                    "It is shown only this once and must be changed at the first sign-in.")
+        if args.verb == "enable":
+            await service.set_disabled(actor, username, False)
+            return f"{username}: enabled"
+        if args.verb == "disable":
+            await service.set_disabled(actor, username, True)
+            warning = "" if await accounts.has_admin() else (
+                "\nNo enabled admin account is left: the service will not start until one is "
+                f"enabled (python -m server accounts enable USERNAME) or added ({FIRST_ADMIN}).")
+            return f"{username}: disabled; its sessions are ended{warning}"
+        if args.verb == "unlock":
+            await service.unlock(actor, username)
+            return f"{username}: unlocked"
+        if args.verb == "reset-password":
+            _, password = await service.reset_password(actor, username)
+            return (f"{username}: new one-time password: {password}\n"
+                    "It is shown only this once and must be changed at the next sign-in; "
+                    "the account's sessions are ended.")
+        await service.reset_totp(actor, username)
+        return f"{username}: second factor reset; set up again at the next sign-in"
+
+
+def _accounts(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        print(asyncio.run(_run_accounts(config, args)))
+    except SignalError as exc:
+        print(f"refused: {exc.message_en} ({exc.message})", file=sys.stderr)
+        return 1
+    except (OSError, RedisError, RedisStartError) as exc:
+        print(f"Redis not reachable: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _has_admin(config: Config) -> bool:
+    async with cli_redis(config) as client:
+        return await Accounts(client, config.accounts).has_admin()
+
+
+def _refuse_without_admin(config: Config) -> int:
+    """A service without demo data needs an enabled admin account before it starts (nobody
+    could create the others): 0 when it has one, else the exit code after saying how."""
+    try:
+        if asyncio.run(_has_admin(config)):
+            return 0
+    except (OSError, RedisError, RedisStartError) as exc:
+        print(f"Redis not reachable: {exc}", file=sys.stderr)
+        return 1
+    print("No enabled admin account: the service does not start without one. Create the first "
+          f"admin with\n  {FIRST_ADMIN}\n(it prints a one-time password, changed at the first "
+          "sign-in), or try the service with demo accounts: serve --demo", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -485,13 +485,15 @@ class Accounts:
         return before, after
 
     async def reset_password(self, username: str) -> str:
-        """A new temporary password, to be changed at the next sign-in."""
+        """A new temporary password, to be changed at the next sign-in. A demo account becomes
+        an ordinary one: its password is no longer the demo password, and the rules apply."""
         row, _ = await self._row(username)
         if not row:
             raise SignalError("not_found.account")
         secret = temporary_password()
         await self._set_password(username, row["password"], await hash_password_async(secret),
                                  must_change=True)
+        await self.redis.hset(keys.USER(username), "demo", "")
         return secret
 
     async def reset_totp(self, username: str) -> None:

@@ -11,6 +11,7 @@ import jinja2
 from aiohttp import web
 
 from server.http import (
+    accounts,
     admin,
     alerts,
     auth,
@@ -28,8 +29,9 @@ __all__ = ["errors_and_headers", "setup"]
 logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
-ROUTES = (auth.routes, departments.routes, wallboard.routes, admin.routes, recordings.routes,
-          exports.routes, alerts.routes, rooms.routes, pages.routes, health.routes)
+ROUTES = (auth.routes, departments.routes, wallboard.routes, admin.routes, accounts.routes,
+          recordings.routes, exports.routes, alerts.routes, rooms.routes, pages.routes,
+          health.routes)
 
 
 def setup(app: web.Application) -> None:

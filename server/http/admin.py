@@ -1,4 +1,5 @@
-"""What an admin changes and reads out: a department's settings, and the queue log as CSV."""
+"""What an admin changes and reads out: a department's settings, and the queue log as CSV; both
+audited (the accounts are server/http/accounts.py's)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from aiohttp import web
 
 from rooms.roles import Role
 from server.config import ConfigError
-from server.http.auth import require_user
+from server.http.auth import remote, require_user
 from server.http.payload import json_object
-from server.keys import CONFIG, STORE
+from server.keys import AUDIT, CONFIG, STORE
 from signaling.departments import Department
 from signaling.errors import SignalError
 
@@ -42,8 +43,13 @@ async def admin_put_department(request: web.Request) -> web.Response:
     except ConfigError as exc:
         raise SignalError("invalid_payload.department", reason=str(exc)) from None
     store = request.app[STORE]
+    before = await store.department(dept.id)
     await store.put_department(dept)
     await store.log("CONFIG", department=dept.id, staff=user.username, detail="department saved")
+    await request.app[AUDIT].append(user.username, "department_save", remote=remote(request),
+                                    target=dept.id, department=dept.id,
+                                    before=before.to_dict() if before else None,
+                                    after=dept.to_dict())
     logger.info("admin %s saved department %s", user.username, dept.id)
     return web.json_response({"ok": True, "department": dept.to_dict()})
 
@@ -51,7 +57,7 @@ async def admin_put_department(request: web.Request) -> web.Response:
 @routes.get("/api/admin/queue-log.csv")
 async def queue_log(request: web.Request) -> web.StreamResponse:
     """The queue log between two local dates (inclusive), as CSV."""
-    await require_user(request, (Role.ADMIN,))
+    user = await require_user(request, (Role.ADMIN,))
     signaling = request.app[CONFIG].signaling
     try:
         first = dt.date.fromisoformat(request.query.get("from", ""))
@@ -62,6 +68,8 @@ async def queue_log(request: web.Request) -> web.StreamResponse:
         raise SignalError("invalid_payload.log_range")
     start = dt.datetime.combine(first, dt.time(), signaling.zone).timestamp()
     end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), signaling.zone).timestamp()
+    await request.app[AUDIT].append(user.username, "queue_log_export", remote=remote(request),
+                                    detail=f"{first} to {last}")
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["time", "event", "ticket", "department", "staff", "detail"])

@@ -54,7 +54,9 @@ REQUIRED_TESTIDS = {
     "admin": ["login-username", "login-password", "login-submit", "login-error", "logout",
               "lang-toggle", "forbidden-message", "admin-department-list", "department-json",
               "department-save", "department-error", "department-saved", "log-from", "log-to",
-              "log-download"],
+              "log-download", "account-new", "account-username", "account-display-name",
+              "account-role", "account-departments", "account-create",
+              "account-temp-password", "account-list", "account-error"],
 }
 # The sign-in steps every page with a login has (web/templates/_login.html).
 SIGN_IN_TESTIDS = ["login-totp", "login-error", "password-current", "password-new",
@@ -69,7 +71,8 @@ MODULE_TESTIDS = {
     "staff": ["queue-longest-${id}", "callback-item", "callback-done"],
     "supervisor": ["recording-row", "recording-play", "replay-video", "replay-audio",
                    "wallboard-queue-row", "wallboard-staff-row", "audit-row"],
-    "admin": ["admin-dept-${dept.id}"],
+    "admin": ["admin-dept-${dept.id}", "account-row", "account-disable",
+              "account-reset-password", "account-unlock", "account-reset-2fa", "account-edit"],
 }
 PAGES = ["kiosk", "staff", "supervisor", "admin"]
 
@@ -201,6 +204,7 @@ def test_every_used_string_key_exists() -> None:
     used |= {f"presence_{s}" for s in ("offline", "available", "ringing", "in_call", "wrap_up",
                                        "away")}
     used |= {"role_applicant", "role_staff", "kind_audio", "kind_video"}
+    used |= {f"account_role_{r}" for r in ("admin", "auditor", "supervisor", "staff", "guide")}
     used |= {f"away_reason_{r}" for r in ("rest", "meeting", "other", "missed")}
     used |= {f"day_{d}" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
     missing = sorted(k for k in used if k not in tables["zh"] or k not in tables["en"])
@@ -223,8 +227,8 @@ def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
     lock = json.loads((WEB / "package-lock.json").read_text(encoding="utf-8"))
     assert lock["packages"]["node_modules/socket.io-client"]["version"].startswith("4.")
     # No third-party code pasted into the repository: only our own modules are in static/.
-    ours = ["admin.js", "common.js", "i18n.js", "kiosk.js", "replay.js", "room.js", "staff.js",
-            "states.js", "supervisor.js"]
+    ours = ["accounts.js", "admin.js", "common.js", "i18n.js", "kiosk.js", "replay.js",
+            "room.js", "staff.js", "states.js", "supervisor.js"]
     assert sorted(p.name for p in JS.iterdir()) == ours
     for module in JS.glob("*.js"):
         imports = re.findall(r"^import [^;]*? from '([^']+)';",
@@ -318,3 +322,14 @@ def test_the_pages_state_names_are_the_servers(name: str) -> None:
 
     enum = {"Role": Role, "Presence": Presence, "TicketStatus": TicketStatus}[name]
     assert js_enum(name) == {member.name: member.value for member in enum}
+
+
+def test_the_account_form_offers_the_five_roles_by_their_chinese_names() -> None:
+    html = _render("admin", lang="zh", departments=DEPARTMENTS, user=None)
+    select = re.search(r'<select data-testid="account-role"[^>]*>(.*?)</select>', html, re.S)
+    assert select is not None
+    roles = re.findall(r'<option value="([a-z]+)" data-i18n="([a-z_]+)"', select.group(1))
+    zh = _string_tables()["zh"]
+    assert [(value, zh[key]) for value, key in roles] == [
+        ("admin", "系统管理员"), ("auditor", "安全审计员"), ("supervisor", "督查"),
+        ("staff", "坐席"), ("guide", "导服")]

@@ -1,5 +1,9 @@
-// Admin page: log in as an administrator, edit a department's configuration (names, matters,
-// service hours, ring and queue settings, AB岗 backups) as JSON, download the queue event log.
+// Admin page: log in as an administrator, administer the accounts (accounts.js), edit a
+// department's configuration (names, matters, service hours, ring and queue settings, AB岗
+// backups) as JSON, download the queue event log.
+import {
+  initAccounts, loadAccounts, refreshDepartmentNames, resetAccounts,
+} from './accounts.js';
 import {
   $, clearError, detailLines, fetchJSON, loadDesk, renderUserHeader, showError,
   showForbidden, showLoginScreen, showScreen, submitLogin, watchSession, YzError,
@@ -135,6 +139,7 @@ async function refreshDepartments() {
     if (Array.isArray(data.departments)) state.departments = data.departments;
   } catch { /* keep the list we have */ }
   renderDepartmentList();
+  refreshDepartmentNames();
   if (state.chosen) {
     $('department-heading').textContent = t('admin_dept_heading', {
       dept: departmentName(state.departments, state.chosen),
@@ -185,6 +190,7 @@ function openAdmin() {
   }
   renderDepartmentList();
   showScreen('admin');
+  loadAccounts();
 }
 
 async function login(event) {
@@ -201,6 +207,7 @@ async function logout() {
     await fetchJSON('/api/logout', { method: 'POST', body: {} });
   } catch { /* the session is gone either way */ }
   state.chosen = null;
+  resetAccounts();
   $('department-form').hidden = true;
   $('department-choose').hidden = false;
   showLogin();
@@ -210,6 +217,11 @@ async function main() {
   initPage('title_admin');
   $('login-form').addEventListener('submit', login);
   $('logout').addEventListener('click', logout);
+  initAccounts({
+    departments: () => state.departments,
+    self: () => (state.user ? state.user.username : ''),
+    onAuthError: handleAuthError,
+  });
   $('department-save').addEventListener('click', saveDepartment);
   $('department-reload').addEventListener('click', () => {
     if (state.chosen) chooseDepartment(state.chosen);
