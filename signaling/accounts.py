@@ -43,7 +43,7 @@ TOTP_ROLES = frozenset({Role.ADMIN, Role.AUDITOR, Role.SUPERVISOR})
 _N, _R, _P = 2**14, 8, 1
 # The hashing threads' Linux nice (per thread): below the event loop that forwards the calls'
 # media. On two cores two busy hashing threads otherwise take the loop's core whenever anything
-# else runs: bench/auth.py measured a call's loop-lag p99 at 23-26 ms during 25 sign-ins/s on a
+# else runs: bench/auth.py measured a call's loop-lag p99 at 13-26 ms during 25 sign-ins/s on a
 # saturated machine, 4-5 ms with the threads at nice 10 (idle: ~2 ms).
 HASHING_NICE = 10
 
