@@ -55,6 +55,7 @@ from server.seed import DEMO_DEPARTMENTS
 from signaling.accounts import AccountPolicy, Accounts, hash_password
 from signaling.client import SignalingClient
 from signaling.departments import Department
+from signaling.privacy import CONSENT_NOTICE_VERSION
 from signaling.sessions import Sessions
 from signaling.states import Presence
 from signaling.store import Store
@@ -421,7 +422,7 @@ async def lua_only(per_dept: int, password_hash: str, seconds: float) -> dict[st
                     nonlocal rings
                     while time.monotonic() < deadline:
                         code, ticket, _token, events = await store.create_ticket(
-                            dept, time.time())
+                            dept, time.time(), consent_version=CONSENT_NOTICE_VERSION)
                         assert code == "ok" and ticket is not None
                         rings += sum(1 for e in events if e[0] == "ring")
                         await store.cancel_ticket(ticket.ticket_id, time.time())

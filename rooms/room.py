@@ -54,6 +54,10 @@ class RoomMeta:
     ticket_number: str = ""
     department: str = ""
     staff: str = ""  # the username of the desk that took the call
+    # The recording notice the applicant consented to, and when (epoch seconds); recorded in
+    # the timeline as the recording starts. Empty for a room without an applicant's consent.
+    consent_version: str = ""
+    consent_at: float | None = None
 
 
 class Room:
@@ -82,6 +86,9 @@ class Room:
         """Begin the recording and the empty-room timer (nobody has joined yet)."""
         self.recorder.start()
         self.recorder.add_event("open")
+        if self.meta.consent_version:
+            self.recorder.add_event("consent", version=self.meta.consent_version,
+                                    at=self.meta.consent_at)
         self._start_empty_timer()
         logger.info("room %s: open (ticket %s, department %s)", self.room_id,
                     self.meta.ticket_id, self.meta.department)

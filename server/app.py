@@ -135,13 +135,13 @@ def create_app(config: Config) -> web.Application:
         snapshots = Snapshots(store)
         fanout = Fanout(sio, store, snapshots, accounts)
         presence = StaffPresence(store, fanout, node)
-        tickets = Tickets(config.signaling, store, fanout, archive, node)
+        tickets = Tickets(config.signaling, store, fanout, archive, app[AUDIT], node)
         consult = Consult(store, accounts, directory, fanout, presence)
         hooks = RoomHooks(store, directory, archive, consult, fanout)
         rooms = RoomManager(config.media, config.recordings_dir, hooks.room_closed,
                             on_recording_failed=hooks.recording_failed)
         calls = Calls(store, directory, rooms, fanout, snapshots, consult, node)
-        clock = Clock(store, fanout, directory, rooms, node)
+        clock = Clock(store, fanout, directory, rooms, tickets, node)
         app[NODE], app[ROOMS], app[DIRECTORY] = node, rooms, directory
         app[SNAPSHOTS], app[TICKETS], app[CONSULT] = snapshots, tickets, consult
         limit = config.signaling.max_payload_bytes

@@ -87,9 +87,6 @@ class Config:
                               "rediss:// or unix://")
         if self.audit_keep_days < 190:
             raise ConfigError(f"audit_keep_days: {self.audit_keep_days} is below 190 (six months)")
-        if not 1 <= self.callback_keep_days <= 3650:
-            raise ConfigError(f"callback_keep_days: {self.callback_keep_days} is not between 1 "
-                              "and 3650")
         for origin in self.public_origins:
             if not origin.startswith(("http://", "https://")) or origin.rstrip("/") != origin \
                     or origin.count("/") != 2:
@@ -104,13 +101,15 @@ class Config:
                               f"{MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS}")
         if self.recordings_min_free_mb < 0:
             raise ConfigError("recordings_min_free_mb must be 0 (no check) or more")
-        _ = self.signaling  # a bad timezone, payload limit or policy time stops the start here
+        # A bad timezone, payload limit, policy time or callback_keep_days stops the start here.
+        _ = self.signaling
 
     @property
     def signaling(self) -> SignalingConfig:
         return SignalingConfig(timezone=self.timezone, max_payload_bytes=self.max_payload_bytes,
                                staff_grace=self.staff_grace, ticket_grace=self.ticket_grace,
-                               decline_cooldown=self.decline_cooldown)
+                               decline_cooldown=self.decline_cooldown,
+                               callback_keep_days=self.callback_keep_days)
 
     @property
     def accounts(self) -> AccountPolicy:

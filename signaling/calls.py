@@ -45,7 +45,8 @@ class Calls:
         room_id = f"r{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}-{secrets.token_hex(3)}"
         room = self._rooms.open(room_id, RoomMeta(
             ticket_id=ticket_id, ticket_number=ticket.number, department=ticket.department,
-            staff=user.username))
+            staff=user.username, consent_version=ticket.consent_version,
+            consent_at=ticket.consent_at))
         await self._directory.open(room_id, node=self._node, ticket_id=ticket_id,
                                    department=ticket.department, staff=user.username, now=now)
         token = await self._directory.create_token(

@@ -1,6 +1,7 @@
 """The per-process clock: its owned tasks tick the queue script (timeouts, tiers, grace periods),
-keep this process's heartbeat (and its rooms' participant counts) fresh, and send the queue
-positions that changed. Kept, cancelled and awaited by `close`."""
+keep this process's heartbeat (and its rooms' participant counts) fresh, send the queue
+positions that changed, and delete the callback requests past callback_keep_days. Kept,
+cancelled and awaited by `close`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rooms.manager import RoomManager
 from signaling.fanout import Fanout
 from signaling.room_directory import RoomDirectory
 from signaling.store import Store
+from signaling.tickets import Tickets
 
 logger = logging.getLogger(__name__)
 
@@ -22,23 +24,32 @@ HEARTBEAT_INTERVAL = 2.0
 # Queue positions are sent at most this often per department: a busy queue changes many times a
 # second, and every change moves every ticket behind it.
 POSITIONS_INTERVAL = 0.3
+# Callback requests are kept for days: looking for expired ones every few minutes is plenty.
+CALLBACK_PURGE_INTERVAL = 600.0
 
 
 class Clock:
     def __init__(self, store: Store, fanout: Fanout, directory: RoomDirectory,
-                 rooms: RoomManager, node: str, now: Callable[[], float] = time.time) -> None:
+                 rooms: RoomManager, tickets: Tickets, node: str,
+                 now: Callable[[], float] = time.time,
+                 purge_interval: float = CALLBACK_PURGE_INTERVAL) -> None:
         self._store, self._fanout, self._directory, self._rooms = store, fanout, directory, rooms
-        self._node, self._now = node, now
+        self._tickets, self._node, self._now = tickets, node, now
+        self._purge_interval = purge_interval
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self._store.heartbeat(self._node, self._now())
+        # Also at once: a process restarted more often than the interval still purges.
+        await self._purge_callbacks()
         self._tasks = [
             asyncio.create_task(self._every(TICK_INTERVAL, self._tick), name="queue-tick"),
             asyncio.create_task(self._every(HEARTBEAT_INTERVAL, self._heartbeat),
                                 name="heartbeat"),
             asyncio.create_task(self._every(POSITIONS_INTERVAL, self._fanout.flush_queues),
                                 name="queue-positions"),
+            asyncio.create_task(self._every(self._purge_interval, self._purge_callbacks),
+                                name="callback-purge"),
         ]
 
     async def close(self) -> None:
@@ -61,6 +72,9 @@ class Clock:
 
     async def _tick(self) -> None:
         await self._fanout.apply(await self._store.tick(self._now()))
+
+    async def _purge_callbacks(self) -> None:
+        await self._tickets.purge_callbacks()
 
     async def _heartbeat(self) -> None:
         await self._store.heartbeat(self._node, self._now())

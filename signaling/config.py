@@ -14,6 +14,7 @@ from rooms.config import ConfigError
 # it and its kiosk's socket being counted, so it cannot be (nearly) zero.
 MIN_TICKET_GRACE = 5
 MAX_POLICY_S = 3600
+MAX_CALLBACK_KEEP_DAYS = 3650
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class SignalingConfig:
     ticket_grace: float = 60.0
     # Seconds before a staff member who declined or missed a ticket may be rung for it again.
     decline_cooldown: float = 30.0
+    # Days a call-back request (the applicant's name and phone number) is kept, done or not,
+    # before the clock deletes it (PIPL: no longer than its purpose needs).
+    callback_keep_days: int = 30
 
     def __post_init__(self) -> None:
         if self.max_payload_bytes < 1024:
@@ -40,6 +44,9 @@ class SignalingConfig:
             if not low <= value <= MAX_POLICY_S:
                 raise ConfigError(f"{name}: {value:g} is not between {low} and {MAX_POLICY_S} "
                                   "seconds")
+        if not 1 <= self.callback_keep_days <= MAX_CALLBACK_KEEP_DAYS:
+            raise ConfigError(f"callback_keep_days: {self.callback_keep_days} is not between 1 "
+                              f"and {MAX_CALLBACK_KEEP_DAYS}")
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -86,6 +86,9 @@ CATALOGUE: dict[str, ErrorText] = {
     "unknown_department.invite": ErrorText(400, "没有这个部门。", "No such department."),
     "consent_required": ErrorText(400, "视频咨询需要同意录音录像。",
                                   "Video consultation requires consent to recording."),
+    "consent_required.callback": ErrorText(
+        400, "请先勾选同意：您的电话号码仅用于本次回电。",
+        "Please agree first: your phone number is used only to call you back."),
     "not_offered": ErrorText(409, "这个呼叫不是分配给您的，或已被取消。",
                              "This call is not offered to you, or it was withdrawn."),
     "bad_state": ErrorText(409, "当前状态下不能进行此操作。",

@@ -22,7 +22,7 @@ from signaling.accounts import Accounts, User
 from signaling.queue import Event, EventKind
 from signaling.schema import (
     OUTBOUND,
-    Callback,
+    CallbackNew,
     Invite,
     InviteClosed,
     RoomGrant,
@@ -194,7 +194,7 @@ class Fanout:
         is told why, just before the server closes its socket."""
         await self._emit(STAFF, "session:ended", {"reason": reason}, to=sid)
 
-    async def callback_new(self, entry: Callback) -> None:
+    async def callback_new(self, entry: CallbackNew) -> None:
         await self._emit(STAFF, "callback:new", entry, to=_dept_room(entry["department"]))
 
     async def callback_done(self, departments: Iterable[str], callback_id: str) -> None:

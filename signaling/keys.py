@@ -32,7 +32,9 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
   yz:ticket:<ticket_id>           hash   ticket_id, number, department, also, priority, channel,
                                          status, seq, score, created_at, token_hash, staff,
                                          room_id, rest_until, overflowed, connected_at, ended_at,
-                                         rating, guide (the hall guide who made it)
+                                         rating, guide (the hall guide who made it),
+                                         consent_version, consent_at (the recording notice
+                                         consented to, and when: signaling/privacy.py)
   yz:ticket:<ticket_id>:declined  zset   username -> when they declined or missed it (1 d)
   yz:queue:<dept>                 zset   waiting ticket_id -> score: seq in the priority lane,
                                          LANE_SPLIT + seq in the ordinary one (so priority first)
@@ -49,13 +51,17 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
   yz:staff_gone                   zset   username -> end of the reconnect grace (then offline)
   yz:ticket_gone                  zset   ticket_id -> end of the reconnect grace (then abandoned)
   yz:handled:<dept>               list   recent handling times in seconds (50, for estimates)
-  yz:callbacks:<dept>             hash   callback_id -> JSON request
+  yz:callbacks:<dept>             hash   callback_id -> JSON request: callback_id, department,
+                                         name, phone, note, created_at, consent_version;
+                                         removed when done, or callback_keep_days after
+                                         created_at (signaling/clock.py)
   yz:guide:<username>             zset   ticket_id -> created_at of a hall guide's tickets (1 d)
   yz:log                          stream the queue log: time, event (ENTER, RING, NOANSWER,
                                          DECLINE, GONE, CONNECT, ABANDON, CANCEL, OVERFLOW,
                                          COMPLETE, PAUSE, UNPAUSE, INVITE, JOIN, CALLBACK,
-                                         CALLBACK_DONE, CONFIG), ticket, department, staff,
-                                         detail; trimmed to about LOG_MAXLEN entries
+                                         CALLBACK_DONE, CALLBACK_PURGE, CONFIG), ticket,
+                                         department, staff, detail (phone numbers only masked);
+                                         trimmed to about LOG_MAXLEN entries
 The room directory (signaling/room_directory.py; the queue script writes and drops entries):
   yz:room:<room_id>               hash   room_id, node, ticket_id, department, staff, created_at,
                                          participants (count, from the host's heartbeat),

@@ -14,6 +14,7 @@ from signaling.calls import Calls
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.namespace import Namespace, cookie_from_environ
+from signaling.privacy import CONSENT_NOTICE_VERSION, mask_phone
 from signaling.schema import TicketView
 from signaling.sessions import Sessions
 from signaling.snapshots import Snapshots
@@ -97,8 +98,9 @@ class KioskNamespace(Namespace):
             logger.info("guide %s puts a %s ticket in the priority lane", session["guide"],
                         data["department"])
         ticket, token = await self._tickets.create(
-            data["department"], priority=priority, channel=data.get("channel", "kiosk"),
-            also=tuple(dict.fromkeys(also)), guide=session.get("guide", ""))
+            data["department"], consent_version=CONSENT_NOTICE_VERSION, priority=priority,
+            channel=data.get("channel", "kiosk"), also=tuple(dict.fromkeys(also)),
+            guide=session.get("guide", ""))
         view = await self._attach(sid, ticket)
         return {"ticket": {**view, "token": token}}
 
@@ -119,10 +121,14 @@ class KioskNamespace(Namespace):
         return {}
 
     async def on_callback_request(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        """The answer shows the number masked: a hall kiosk's screen is seen by others."""
+        if data.get("consent") is not True:
+            raise SignalError("consent_required.callback")
         name = data["name"].strip()
         phone = data["phone"].strip()
         if not name or not _PHONE.match(phone):
             raise SignalError("invalid_payload", "a name and a phone number (5-20 digits)")
         entry = await self._tickets.request_callback(data["department"], {
-            "name": name, "phone": phone, "note": data.get("note", "").strip()})
-        return {"callback_id": entry["callback_id"]}
+            "name": name, "phone": phone, "note": data.get("note", "").strip(),
+            "consent_version": CONSENT_NOTICE_VERSION})
+        return {"callback_id": entry["callback_id"], "phone": mask_phone(phone)}

@@ -405,7 +405,7 @@ end
 local ops = {}
 
 -- Value: the hall number.
-function ops.enqueue(tid, dept, priority, channel, also, token_hash, day)
+function ops.enqueue(tid, dept, priority, channel, also, token_hash, day, consent_version)
   local dkey = K.DEPT(dept)
   if redis.call('EXISTS', dkey) == 0 then return Code.UNKNOWN_DEPARTMENT end
   local qkey = K.QUEUE(dept)
@@ -420,7 +420,8 @@ function ops.enqueue(tid, dept, priority, channel, also, token_hash, day)
   redis.call('HSET', K.TICKET(tid), 'ticket_id', tid, 'number', number, 'department', dept,
              'status', TicketStatus.WAITING, 'seq', seq, 'score', score, 'priority', priority,
              'channel', channel, 'also', also, 'created_at', now, 'token_hash', token_hash,
-             'staff', '', 'room_id', '', 'rest_until', 0)
+             'staff', '', 'room_id', '', 'rest_until', 0,
+             'consent_version', consent_version, 'consent_at', now)
   redis.call('ZADD', qkey, score, tid)
   -- Until a socket of the applicant is counted for it, the ticket is on the reconnect grace:
   -- an applicant who left while it was being created does not hold a place for ever.

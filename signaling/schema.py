@@ -70,7 +70,9 @@ EVENTS: dict[str, dict[str, dict[str, Field]]] = {
                           "rating": Field(int, min=1, max=5)},
         "callback:request": {"department": _id(), "name": Field(str, max_len=32),
                              "phone": Field(str, max_len=24),
-                             "note": Field(str, required=False, max_len=200)},
+                             "note": Field(str, required=False, max_len=200),
+                             # Checked by the handler: anything but true is consent_required.
+                             "consent": Field(bool, required=False)},
     },
     "/staff": {
         "presence:set": {"state": Field(str, choices=(Presence.AVAILABLE.value,
@@ -209,11 +211,20 @@ class QueueUpdate(TypedDict):
 
 
 class Callback(TypedDict):
+    """A callback request in full: only for the staff of its department (callback:list)."""
     callback_id: str
     department: str
     name: str
     phone: str
     note: str
+    created_at: float
+    consent_version: str  # the notice the applicant consented to (signaling/privacy.py)
+
+
+class CallbackNew(TypedDict):
+    """A new callback request, without personal data: the desk reads it with callback:list."""
+    callback_id: str
+    department: str
     created_at: float
 
 
@@ -263,7 +274,7 @@ OUTBOUND: dict[str, dict[str, type]] = {
         "call:incoming": CallIncoming,
         "call:withdrawn": CallWithdrawn,
         "queue:update": QueueUpdate,
-        "callback:new": Callback,
+        "callback:new": CallbackNew,
         "callback:done": CallbackDone,
         "session:ended": SessionEnded,
     },

@@ -17,6 +17,7 @@ from signaling import keys
 from signaling.config import SignalingConfig
 from signaling.departments import Department
 from signaling.keys import hash_token
+from signaling.privacy import mask_phone
 from signaling.queue import Code, Event, Op, QueueScript, Reply
 from signaling.states import Presence, TicketStatus
 
@@ -43,10 +44,14 @@ class Ticket:
     staff: str = ""
     room_id: str = ""
     rating: int | None = None
+    # The recording notice the applicant consented to (signaling/privacy.py), and when.
+    consent_version: str = ""
+    consent_at: float | None = None
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Ticket:
         rating = data.get("rating")
+        consent_at = data.get("consent_at")
         return cls(
             ticket_id=data["ticket_id"], number=data["number"], department=data["department"],
             status=TicketStatus(data["status"]), seq=int(data["seq"]),
@@ -55,6 +60,8 @@ class Ticket:
             also=tuple(d for d in data.get("also", "").split(",") if d),
             staff=data.get("staff", ""), room_id=data.get("room_id", ""),
             rating=int(rating) if rating else None,
+            consent_version=data.get("consent_version", ""),
+            consent_at=float(consent_at) if consent_at else None,
         )
 
 
@@ -144,14 +151,16 @@ class Store:
         return [self._parse_department(raw) for raw in rows if raw]
 
     # tickets ------------------------------------------------------------------------------
-    async def create_ticket(self, dept_id: str, now: float, *, priority: bool = False,
-                            channel: str = "kiosk", also: tuple[str, ...] = ()) -> Created:
-        """Enter a ticket into the department's queue (and ring someone if anyone is free)."""
+    async def create_ticket(self, dept_id: str, now: float, *, consent_version: str,
+                            priority: bool = False, channel: str = "kiosk",
+                            also: tuple[str, ...] = ()) -> Created:
+        """Enter a ticket into the department's queue (and ring someone if anyone is free).
+        `consent_version`: the recording notice the applicant consented to, now."""
         ticket_id = secrets.token_hex(8)
         token = secrets.token_urlsafe(24)
         day = time.strftime("%Y%m%d", time.localtime(now))
         reply = await self._queue(Op.ENQUEUE, now, ticket_id, dept_id, int(priority), channel,
-                                  ",".join(also), hash_token(token), day)
+                                  ",".join(also), hash_token(token), day, consent_version)
         if reply.code != Code.OK:
             return Created(reply.code, None, "", [])
         return Created(reply.code, await self.ticket(ticket_id), token, reply.events)
@@ -279,7 +288,9 @@ class Store:
         entry = {"callback_id": secrets.token_hex(6), "department": dept_id, **request}
         await self.redis.hset(keys.CALLBACKS(dept_id), entry["callback_id"],
                               json.dumps(entry, ensure_ascii=False))
-        await self.log("CALLBACK", department=dept_id, detail=entry["callback_id"])
+        # The queue log is read by admins, not by the staff who call back: masked number.
+        await self.log("CALLBACK", department=dept_id,
+                       detail=f"{entry['callback_id']} {mask_phone(entry['phone'])}")
         return entry
 
     async def callbacks(self, dept_ids: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -297,6 +308,25 @@ class Store:
                                detail=callback_id)
                 return True
         return False
+
+    async def purge_callbacks(self, before: float, keep_days: int) -> dict[str, int]:
+        """Delete every department's callback requests made before `before` (epoch seconds),
+        called back or not (a done one is gone already); each department's deletion goes to
+        the queue log as a count. Returns the count per department that lost any.
+
+        Several processes may purge at once: HDEL counts only what it really deleted, so each
+        request is counted (and logged) once."""
+        purged: dict[str, int] = {}
+        for dept_id in sorted(await self.redis.smembers(keys.DEPTS)):
+            key = keys.CALLBACKS(dept_id)
+            old = [callback_id for callback_id, raw in (await self.redis.hgetall(key)).items()
+                   if float(json.loads(raw).get("created_at") or 0) < before]
+            count = int(await self.redis.hdel(key, *old)) if old else 0
+            if count:
+                purged[dept_id] = count
+                await self.log("CALLBACK_PURGE", department=dept_id,
+                               detail=f"{count} older than {keep_days} days")
+        return purged
 
     # rooms (the rest of the room directory: signaling/room_directory.py) ---------------
     async def put_room(self, room_id: str, *, node: str, ticket_id: str, department: str,

@@ -1,5 +1,6 @@
 """Applicants' tickets: taking one (within service hours), following it with sockets, cancelling
-and rating it; and callback requests, the kiosk's fallback when a queue is closed or full."""
+and rating it; and callback requests, the kiosk's fallback when a queue is closed or full: every
+read of them audited, and each deleted callback_keep_days after it was made."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from recordings.archive import Archive
+from recordings.audit import Audit
 from signaling.accounts import User
 from signaling.config import SignalingConfig
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
+from signaling.privacy import mask_phone
 from signaling.schema import Callback
 from signaling.store import Store, Ticket
 
@@ -21,13 +24,14 @@ logger = logging.getLogger(__name__)
 
 class Tickets:
     def __init__(self, config: SignalingConfig, store: Store, fanout: Fanout, archive: Archive,
-                 node: str, now: Callable[[], float] = time.time) -> None:
+                 audit: Audit, node: str, now: Callable[[], float] = time.time) -> None:
         self._config, self._store, self._fanout, self._archive = config, store, fanout, archive
-        self._node, self._now = node, now
+        self._audit, self._node, self._now = audit, node, now
 
-    async def create(self, dept_id: str, *, priority: bool, channel: str,
+    async def create(self, dept_id: str, *, consent_version: str, priority: bool, channel: str,
                      also: tuple[str, ...], guide: str = "") -> tuple[Ticket, str]:
-        """A new ticket in the department's queue, and its secret token."""
+        """A new ticket in the department's queue, and its secret token. `consent_version`: the
+        recording notice the applicant consented to (kept on the ticket with the time)."""
         dept = await self._store.department(dept_id)
         if dept is None:
             raise SignalError("unknown_department", dept_id)
@@ -42,7 +46,8 @@ class Tickets:
                               extra={"next_open": upcoming.timestamp() if upcoming else None,
                                      "hours": dept.hours_text()})
         code, ticket, token, events = await self._store.create_ticket(
-            dept_id, now, priority=priority, channel=channel, also=also)
+            dept_id, now, consent_version=consent_version, priority=priority, channel=channel,
+            also=also)
         if code != "ok" or ticket is None:
             raise SignalError(code, dept_id)
         logger.info("ticket %s (%s) entered queue %s%s", ticket.ticket_id, ticket.number,
@@ -78,20 +83,41 @@ class Tickets:
 
     # callbacks --------------------------------------------------------------------------------
     async def request_callback(self, dept_id: str, request: dict[str, Any]) -> Callback:
-        """`request`: name, phone, note. The department's desks are told at once."""
+        """`request`: name, phone, note, consent_version. The department's desks are told at
+        once (without the personal data: they read it with `callbacks`, which is audited)."""
         if await self._store.department(dept_id) is None:
             raise SignalError("unknown_department", dept_id)
         entry = cast(Callback, await self._store.add_callback(
             dept_id, {**request, "created_at": self._now()}))
-        logger.info("callback %s requested for %s", entry["callback_id"], dept_id)
-        await self._fanout.callback_new(entry)
+        logger.info("callback %s requested for %s (%s)", entry["callback_id"], dept_id,
+                    mask_phone(entry["phone"]))
+        await self._fanout.callback_new({"callback_id": entry["callback_id"],
+                                         "department": dept_id,
+                                         "created_at": entry["created_at"]})
         return entry
 
     async def callbacks(self, user: User) -> list[Callback]:
-        """The pending callback requests of the staff member's departments, oldest first."""
-        return cast(list[Callback], await self._store.callbacks(user.departments))
+        """The pending callback requests of the staff member's departments, oldest first, with
+        the phone numbers in full: each department's read goes to the audit log (who, how many,
+        which)."""
+        entries = cast(list[Callback], await self._store.callbacks(user.departments))
+        for dept in user.departments:
+            ids = [c["callback_id"] for c in entries if c["department"] == dept]
+            if ids:
+                await self._audit.append(user.username, "callback_read", department=dept,
+                                         detail=f"{len(ids)} request(s): {','.join(ids)}")
+        return entries
 
     async def callback_done(self, user: User, callback_id: str) -> None:
         if not await self._store.remove_callback(user.departments, callback_id, user.username):
             raise SignalError("not_found", "no such callback request in your departments")
         await self._fanout.callback_done(user.departments, callback_id)
+
+    async def purge_callbacks(self) -> int:
+        """Delete the callback requests older than callback_keep_days (the clock runs this)."""
+        days = self._config.callback_keep_days
+        purged = await self._store.purge_callbacks(self._now() - days * 86400, days)
+        for dept, count in purged.items():
+            logger.info("callbacks: %d request(s) of %s deleted (older than %d days)", count,
+                        dept, days)
+        return sum(purged.values())

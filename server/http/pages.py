@@ -12,6 +12,8 @@ from aiohttp import web
 from server.http.auth import current_user
 from server.http.departments import department_views
 from server.keys import CONFIG
+from signaling.config import SignalingConfig
+from signaling.privacy import CONSENT_NOTICE_VERSION
 
 routes = web.RouteTableDef()
 LANGS = ("zh", "en")
@@ -35,16 +37,21 @@ def _user(user: Mapping[str, Any]) -> dict[str, Any]:
 
 def page_context(lang: str | None = None, departments: Iterable[Mapping[str, Any]] = (),
                  user: Mapping[str, Any] | None = None, *,
-                 user_known: bool = True, idle_timeout: int = 0) -> dict[str, Any]:
+                 user_known: bool = True, idle_timeout: int = 0,
+                 callback_keep_days: int = SignalingConfig.callback_keep_days,
+                 retention_days: int = 180) -> dict[str, Any]:
     """A template's context: the page language and one `boot` object for the page module.
 
     `user_known` says the server checked the session, so `user` None means nobody is logged in;
     without it the page asks /api/me itself (as it fetches /api/departments when given none).
-    `idle_timeout`: the seconds of inactivity after which the page signs out (it warns first)."""
+    `idle_timeout`: the seconds of inactivity after which the page signs out (it warns first).
+    The kiosk's notices say how long a call-back request (`callback_keep_days`) and a recording
+    (`retention_days`) are kept, and which version of them the applicant agrees to."""
     page_lang = lang if lang in LANGS else "zh"
     boot = {"lang": page_lang, "departments": [_department(d) for d in departments],
             "user": _user(user) if user else None, "has_user": user_known,
-            "idle_timeout": idle_timeout}
+            "idle_timeout": idle_timeout, "callback_keep_days": callback_keep_days,
+            "consent_notice_version": CONSENT_NOTICE_VERSION, "retention_days": retention_days}
     return {"lang": page_lang, "html_lang": "en" if page_lang == "en" else "zh-CN",
             "static": STATIC, "boot": boot}
 
@@ -53,9 +60,12 @@ def _page(template: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
         lang = request.query.get("lang") or request.cookies.get("yz_lang")
         user = await current_user(request)
+        config = request.app[CONFIG]
         context = page_context(lang, await department_views(request),
                                user.public() if user else None,
-                               idle_timeout=request.app[CONFIG].idle_timeout)
+                               idle_timeout=config.idle_timeout,
+                               callback_keep_days=config.callback_keep_days,
+                               retention_days=config.retention_days)
         return aiohttp_jinja2.render_template(template, request, context)
     return handler
 

@@ -185,7 +185,8 @@ async def test_the_desk_lists_call_back_requests_and_marks_them_done(
     kiosk = await SignalingClient.connect(server.url, "/kiosk")
     try:
         answer = await kiosk.request("callback:request", {
-            "department": "estate", "name": "李四", "phone": "13900000000", "note": "过户材料"})
+            "department": "estate", "name": "李四", "phone": "13900000000", "note": "过户材料",
+            "consent": True})
     finally:
         await kiosk.close()
     item = desk.get_by_test_id("callback-item")

@@ -22,6 +22,7 @@ from bench.common import open_room
 from recordings.archive import Archive
 from rooms.client import RoomClient
 from server.keys import ARCHIVE, CONFIG
+from signaling.privacy import CONSENT_NOTICE_VERSION
 from tests.support.browser import submit_login
 from tests.support.harness import wait_until
 from tests.support.server import LiveServer
@@ -253,6 +254,9 @@ async def test_the_replay_page_plays_two_participants_in_sync_and_seeks_from_an_
             "setTimeout(() => done(scrollY === y), 300); })", timeout=10_000)
         assert await page.get_by_test_id("player-clock").get_attribute("data-position") \
             == "0.000"
+        # The applicant's consent to the recording, in words, with the notice's version.
+        await expect(page.locator("[data-testid=timeline-event][data-type=consent]")
+                     ).to_contain_text(f"群众已同意录音录像（告知书版本 {CONSENT_NOTICE_VERSION}，")
 
         # At the start, the second participant's video waits on its first picture.
         early = await _read(page)

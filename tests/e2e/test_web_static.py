@@ -13,6 +13,7 @@ import jinja2
 import pytest
 
 from server.http.pages import page_context
+from signaling.privacy import CONSENT_NOTICE_VERSION
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 JS = WEB / "static" / "js"
@@ -34,7 +35,9 @@ REQUIRED_TESTIDS = {
               "login-username", "login-password", "login-submit", "login-back",
               "priority-lane", "queue-eta", "priority-badge", "callback-reason",
               "callback-name", "callback-phone", "callback-note", "callback-submit",
-              "callback-error", "callback-done", "callback-done-back", "chat-log", "chat-input",
+              "callback-error", "callback-done", "callback-done-back", "callback-privacy",
+              "callback-consent", "callback-consent-version", "consent-version", "chat-log",
+              "chat-input",
               "chat-send", "toggle-mic", "toggle-camera", "remote-muted", "remote-camera-off",
               "remote-screen"],
     "staff": ["login-username", "login-password", "login-submit", "login-error",
@@ -131,7 +134,8 @@ def test_template_renders_without_context(page: str) -> None:
     html = _render(page, user_known=False)
     data = json.loads(re.search(r'id="yz-boot">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
     assert data == {"lang": "zh", "departments": [], "user": None, "has_user": False,
-                    "idle_timeout": 0}
+                    "idle_timeout": 0, "callback_keep_days": 30, "retention_days": 180,
+                    "consent_notice_version": CONSENT_NOTICE_VERSION}
 
 
 class _InlineCode(HTMLParser):
@@ -213,7 +217,9 @@ def test_every_used_string_key_exists() -> None:
 
 def test_recording_notice_says_what_the_mission_requires() -> None:
     zh = _string_tables()["zh"]
-    assert zh["notice_text"] == "本次视频咨询将全程录音录像，录像仅供督查人员依法调阅，保存180天。"
+    # The days are the configured retention_days (180 by default).
+    assert zh["notice_text"].replace("{days}", "180") == \
+        "本次视频咨询将全程录音录像，录像仅供督查人员依法调阅，保存180天。"
     assert [zh[f"rating_{n}"] for n in (5, 4, 3, 2, 1)] == [
         "非常满意", "满意", "基本满意", "不满意", "非常不满意"]
     assert zh["forbidden_recordings"] == "只有督查人员可以查看录像"
@@ -262,7 +268,7 @@ def test_new_screens_say_what_the_brief_asks() -> None:
     assert zh["dept_closed"] == "暂停服务"
     assert zh["closed_text"] == "当前不在服务时间（服务时间：{hours}）"
     assert zh["queue_full_text"] == "当前排队人数已满"
-    assert zh["callback_done_text"] == "工作人员上班后会给您回电"
+    assert zh["callback_done_text"] == "工作人员上班后会致电 {phone} 给您回电。"
     assert zh["queue_eta"] == "预计等待约 {n} 分钟"
     assert zh["queue_no_staff"] == "暂无工作人员在岗"
     assert zh["priority_lane"] == "优先通道：老年人、残疾人、孕妇"
@@ -285,9 +291,9 @@ def test_kiosk_sends_the_contract_payloads() -> None:
     """The kiosk names the events and fields of docs/protocol.md."""
     kiosk = (JS / "kiosk.js").read_text(encoding="utf-8")
     for needle in ("'ticket:create'", "payload.priority = true", "'callback:request'",
-                   "{ department: state.callbackDept, name, phone }", "err.code === 'closed'",
-                   "err.code === 'queue_full'", "case TicketStatus.ABANDONED", "eta_seconds",
-                   "'/api/logout'"):
+                   "{ department: state.callbackDept, name, phone, consent: true }",
+                   "err.code === 'closed'", "err.code === 'queue_full'",
+                   "case TicketStatus.ABANDONED", "eta_seconds", "'/api/logout'"):
         assert needle in kiosk, needle
     assert "ABANDONED: 'abandoned'" in (JS / "states.js").read_text(encoding="utf-8")
     staff = (JS / "staff.js").read_text(encoding="utf-8")

@@ -49,6 +49,7 @@ from signaling import keys
 from signaling.accounts import AccountPolicy, Accounts
 from signaling.config import SignalingConfig
 from signaling.departments import Department, Tier
+from signaling.privacy import CONSENT_NOTICE_VERSION
 from signaling.queue import SCRIPT, Code, Event, Reply, argv, decode
 from signaling.store import Store
 
@@ -557,7 +558,8 @@ class QueueRules(RuleBasedStateMachine):
     def enqueue(self, dept: str, priority: bool, connect: bool, data: st.DataObject) -> None:
         ticket = f"t{len(self.status) + 1:02d}"
         full = len(self.view.queues.get(dept, {})) >= self.cfg[dept].max_queue
-        step = self.op("enqueue", ticket, dept, int(priority), "kiosk", "", "hash", "20250101")
+        step = self.op("enqueue", ticket, dept, int(priority), "kiosk", "", "hash", "20250101",
+                       CONSENT_NOTICE_VERSION)
         if full:
             assert step.result == Reply(Code.QUEUE_FULL, [], None)
             self.unchanged(step)

@@ -175,10 +175,11 @@ async def test_a_closed_department_says_so_and_queues_nothing(
     assert await store.waiting("estate") == []
     # The applicant can leave a callback request instead; bad phone numbers are refused.
     bad = await kiosk.call("callback:request", {"department": "estate", "name": "张三",
-                                                "phone": "call me"})
+                                                "phone": "call me", "consent": True})
     assert bad["error"]["code"] == "invalid_payload"
     good = await kiosk.call("callback:request", {"department": "estate", "name": "张三",
-                                                 "phone": "138 0000 0000", "note": "过户"})
+                                                 "phone": "138 0000 0000", "note": "过户",
+                                                 "consent": True})
     assert good["ok"] and good["callback_id"]
     assert [c["phone"] for c in await store.callbacks(("estate",))] == ["138 0000 0000"]
 
@@ -187,7 +188,7 @@ async def test_staff_see_callback_requests_and_mark_them_done(
         server: LiveServer, kiosk: SocketClient) -> None:
     staff = await _staff(server, "estate01")
     await kiosk.call("callback:request", {"department": "estate", "name": "李四",
-                                          "phone": "13900000000"})
+                                          "phone": "13900000000", "consent": True})
     new = await staff.next("callback:new")
     listed = await staff.call("callback:list", {})
     assert [c["callback_id"] for c in listed["callbacks"]] == [new["callback_id"]]

@@ -12,6 +12,7 @@ from signaling import keys
 from signaling.accounts import AccountPolicy, Accounts, hash_password
 from signaling.config import SignalingConfig
 from signaling.departments import Department, Tier
+from signaling.privacy import CONSENT_NOTICE_VERSION as CONSENT
 from signaling.queue import Code, Event, EventKind, QueueScript
 from signaling.states import Presence, TicketStatus
 from signaling.store import Duty, Store
@@ -35,7 +36,8 @@ async def _ticket(store: Store, dept: str, now: float, connect: bool = True,
                   **options: Any) -> tuple[str, list[Event]]:
     """A new ticket; with `connect`, its applicant's socket is counted on NODE, as the kiosk
     namespace does (a ticket nobody holds is abandoned after the 60 s grace)."""
-    code, ticket, token, events = await store.create_ticket(dept, now, **options)
+    code, ticket, token, events = await store.create_ticket(dept, now, consent_version=CONSENT,
+                                                            **options)
     assert code == "ok" and ticket is not None and token
     if connect:
         await store.connection("ticket", ticket.ticket_id, NODE, 1, now)
@@ -59,13 +61,14 @@ async def test_hall_numbers_and_first_come_first_served_with_a_priority_lane(
 
 
 async def test_unknown_department_and_full_queue_queue_nothing(store: Store) -> None:
-    assert (await store.create_ticket("mars", 1.0))[0] == "unknown_department"
+    refused = await store.create_ticket("mars", 1.0, consent_version=CONSENT)
+    assert refused.code == "unknown_department"
     dept = await store.department("hrss")
     assert dept is not None
     await store.put_department(Department.from_dict({**dept.to_dict(), "max_queue": 2}))
     await _ticket(store, "hrss", 1.0)
     await _ticket(store, "hrss", 2.0)
-    assert (await store.create_ticket("hrss", 3.0))[0] == "queue_full"
+    assert (await store.create_ticket("hrss", 3.0, consent_version=CONSENT))[0] == "queue_full"
     assert len(await store.waiting("hrss")) == 2
 
 
@@ -312,7 +315,7 @@ async def test_the_graces_and_the_decline_cooldown_come_from_the_config(
 
 async def test_results_are_typed(store: Store) -> None:
     await _staff(store, "tax01", ("tax",), available_at=1.0)
-    created = await store.create_ticket("tax", 2.0)
+    created = await store.create_ticket("tax", 2.0, consent_version=CONSENT)
     assert created.code is Code.OK and created.ticket is not None
     assert created.ticket.status is TicketStatus.RINGING
     assert created.events[-1] == Event(EventKind.QUEUE, "tax", "")

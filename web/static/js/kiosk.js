@@ -30,6 +30,9 @@ const state = {
   guide: null, // the logged-in hall guide while guide mode is on
   guideTimer: null,
   callbackDept: null, // department id on the call-back form
+  // What the notices say (server config and signaling/privacy.py, through the boot data).
+  callbackKeepDays: null,
+  noticeVersion: '',
 };
 
 let socket = null;
@@ -213,6 +216,7 @@ function goStart() {
   state.chosen = null;
   state.rating = null;
   state.callbackDept = null;
+  clearCallbackForm();
   if ($('dept-search').value) {
     $('dept-search').value = '';
     renderDepartments();
@@ -257,10 +261,19 @@ function showCallback(deptId, reason, nextOpen) {
   const next = $('callback-next');
   next.textContent = Number.isFinite(nextOpen) ? t('closed_next', { time: formatMoment(nextOpen) }) : '';
   next.hidden = !next.textContent;
-  for (const id of ['callback-name', 'callback-phone', 'callback-note']) $(id).value = '';
+  $('callback-privacy').textContent = t('callback_privacy', {
+    dept: departmentName(state.departments, deptId), days: state.callbackKeepDays,
+  });
+  clearCallbackForm();
   $('callback-error').hidden = true;
   $('callback-submit').disabled = false;
   showScreen('callback');
+}
+
+// The applicant's details leave the shared screen as soon as they are sent (or abandoned).
+function clearCallbackForm() {
+  for (const id of ['callback-name', 'callback-phone', 'callback-note']) $(id).value = '';
+  $('callback-consent').checked = false;
 }
 
 function callbackProblem(name, phone) {
@@ -277,7 +290,8 @@ async function submitCallback(event) {
   const phone = $('callback-phone').value.trim();
   const note = $('callback-note').value.trim();
   const err = $('callback-error');
-  const problem = callbackProblem(name, phone);
+  const problem = callbackProblem(name, phone)
+    || ($('callback-consent').checked ? '' : t('callback_need_consent'));
   if (problem) {
     err.textContent = problem;
     err.hidden = false;
@@ -289,10 +303,11 @@ async function submitCallback(event) {
   btn.disabled = true;
   btn.textContent = t('callback_sending');
   try {
-    const payload = { department: state.callbackDept, name, phone };
+    const payload = { department: state.callbackDept, name, phone, consent: true };
     if (note) payload.note = note.slice(0, 200);
-    await emitAck(socket, 'callback:request', payload);
-    showCallbackDone();
+    const answer = await emitAck(socket, 'callback:request', payload);
+    clearCallbackForm();
+    showCallbackDone(answer.phone);
   } catch (e) {
     err.textContent = e.display || t('err_generic');
     err.hidden = false;
@@ -303,8 +318,10 @@ async function submitCallback(event) {
   }
 }
 
-function showCallbackDone() {
+// `maskedPhone`: the number as the server masked it (138****1234): others see this screen too.
+function showCallbackDone(maskedPhone) {
   state.callbackDept = null;
+  $('callback-done-text').textContent = t('callback_done_text', { phone: maskedPhone || '' });
   showScreen('callback-done');
   let left = CALLBACK_DONE_SECONDS;
   const tick = () => {
@@ -606,6 +623,13 @@ function bind() {
 
 async function main() {
   initPage('title_kiosk');
+  const boot = bootData();
+  state.callbackKeepDays = boot.callback_keep_days;
+  state.noticeVersion = boot.consent_notice_version || '';
+  $('recording-notice').textContent = t('notice_text', { days: boot.retention_days || 180 });
+  for (const id of ['consent-version', 'callback-consent-version']) {
+    $(id).textContent = state.noticeVersion ? t('notice_version', { version: state.noticeVersion }) : '';
+  }
   bind();
   showScreen('start');
   try {
@@ -615,7 +639,7 @@ async function main() {
   }
   renderDepartments();
   // A guide who logged in here before a reload is still in guide mode.
-  const user = bootData().user;
+  const { user } = boot;
   if (user && user.username && GUIDE_ROLES.includes(user.role)) {
     state.guide = user;
     armGuideTimer();

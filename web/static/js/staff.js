@@ -628,7 +628,6 @@ function startDesk() {
       : t('err_network');
     showLogin(text);
   });
-  socket.on('connect', loadCallbacks);
   socket.on('staff:state', (msg) => {
     state.staff = msg || {};
     state.presence = (msg && msg.presence) || Presence.OFFLINE;
@@ -636,8 +635,10 @@ function startDesk() {
     state.longest = { ...((msg && msg.longest) || {}) };
     state.reason = (msg && msg.reason) || null;
     state.wrapUpUntil = msg && Number.isFinite(msg.wrap_up_until) ? msg.wrap_up_until : null;
-    // A count that disagrees with the list means a callback:new was lost: re-read the list.
-    if (msg && Number.isFinite(msg.callbacks) && msg.callbacks !== state.callbacks.length) {
+    // The list is read once per (re)connect, at the first state (the one with `invites`), and
+    // again when a count disagrees with it (a callback:new was lost): every read is audited.
+    const first = Boolean(msg && Array.isArray(msg.invites));
+    if (first || (msg && Number.isFinite(msg.callbacks) && msg.callbacks !== state.callbacks.length)) {
       loadCallbacks();
     }
     if (state.presence !== Presence.RINGING && state.offer) hideIncoming();
@@ -659,8 +660,9 @@ function startDesk() {
     if ('longest_since' in msg) state.longest[msg.department] = msg.longest_since;
     renderQueues((state.staff && state.staff.departments) || (state.user && state.user.departments));
   });
+  // The announcement carries no name or number: the list read (which the server audits) does.
   socket.on('callback:new', (cb) => {
-    if (cb && cb.callback_id) setCallbacks([...state.callbacks, cb]);
+    if (cb && cb.callback_id) loadCallbacks();
   });
   socket.on('call:incoming', showIncoming);
   socket.on('call:withdrawn', onWithdrawn);

@@ -468,6 +468,8 @@ function eventText(people, ev) {
     kind: ev.kind ? t(`kind_${ev.kind}`) : '',
     reason: ev.reason || '',
     rating: ev.rating ? ratingText(ev.rating) : '',
+    version: ev.version || '',
+    time: Number.isFinite(ev.at) ? formatTime(ev.at) : '',
   };
   const key = `event_${ev.type}`;
   if (ev.type === 'recording_failed') return t(`alert_${ev.reason}`) || ev.reason;
