@@ -47,12 +47,13 @@ class StaffNamespace(Namespace):
             raise ConnectionRefusedError({"code": "unauthenticated",
                                           "message": "请先以工作人员身份登录。"})
         user = session.user
-        await self.save_session(sid, {"username": user.username, "sha": session.sha})
+        remote = environ_client_address(environ, self._proxies)
+        await self.save_session(sid, {"username": user.username, "sha": session.sha,
+                                      "remote": remote})
         self._desks[sid] = (user.username, session.sha)
         await self._fanout.join_desk(sid, user)
         await self._presence.sockets(user.username, 1)
-        logger.info("staff %s connected from %s (socket %s)", user.username,
-                    environ_client_address(environ, self._proxies), sid)
+        logger.info("staff %s connected from %s (socket %s)", user.username, remote, sid)
         # The first state also has the 会商 invitations pending for the desk's departments, and
         # the room it is in (a fresh token), so a reloaded desk goes back into its call.
         view = await self._snapshots.staff(user)
@@ -106,7 +107,8 @@ class StaffNamespace(Namespace):
 
     async def on_callback_list(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         user = await self._user(sid)
-        return {"callbacks": await self._tickets.callbacks(user)}
+        saved = await self.get_session(sid)
+        return {"callbacks": await self._tickets.callbacks(user, saved.get("remote", ""))}
 
     async def on_callback_done(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         user = await self._user(sid)
