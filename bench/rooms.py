@@ -383,11 +383,12 @@ async def _worker(conn: Connection, url: str, specs: list[tuple[int, list[dict[s
 
 
 class Setup:
-    """One server (pass-through or transcoding) with its rooms."""
+    """One server (pass-through or transcoding) with its rooms; `env`: more of its environment
+    (settings such as YUNZHEN_ADDRESS_FAILURES)."""
 
-    def __init__(self, mode: str, lag_file: Path) -> None:
+    def __init__(self, mode: str, lag_file: Path, env: dict[str, str] | None = None) -> None:
         self.mode = mode
-        env = {looplag.ENV: str(lag_file)}
+        env = {**(env or {}), looplag.ENV: str(lag_file)}
         if mode == "passthrough":
             self.server = ServerProcess(["server", "serve", "--demo"], name="rooms", env=env)
         else:

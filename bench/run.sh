@@ -7,8 +7,10 @@
 #                                  (bench/results/recording.json)
 #                                + server CPU per 3- and 6-person room, rooms per core, µs per
 #                                  packet, loop lag, late join (bench/results/rooms.json)
+#                                + a call's loop lag during 25 sign-ins/s, sign-in latency for
+#                                  known and unknown usernames (bench/results/auth.json)
 #   bench/run.sh call_setup      only one of them (call_setup | cpu_relay | dispatch | recording
-#                                | rooms), extra args passed on
+#                                | rooms | auth), extra args passed on
 # Needs what ./yunzhen.sh test installs (redis-server, chromium, the test extras in .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +31,7 @@ else
   bench dispatch
   bench recording
   bench rooms
+  bench auth
 fi
 echo "==> results: bench/results/call_setup.json, bench/results/dispatch.json," \
-  "bench/results/recording.json, bench/results/rooms.json"
+  "bench/results/recording.json, bench/results/rooms.json, bench/results/auth.json"

@@ -81,7 +81,9 @@ def create_app(config: Config) -> web.Application:
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=socketio.AsyncRedisManager(redis_url, channel="yunzhen-socketio"),
-        cors_allowed_origins=[],  # same origin only
+        # engineio refuses a handshake whose Origin header is not one of these (a browser page
+        # elsewhere riding a desk's cookie); clients that send no Origin (not browsers) pass.
+        cors_allowed_origins=list(config.origins),
         max_http_buffer_size=1024 * 1024,
     )
     sio.attach(app)
@@ -151,7 +153,8 @@ def create_app(config: Config) -> web.Application:
             snapshots=snapshots, fanout=fanout))
         staff = StaffNamespace(
             "/staff", limit, store=store, sessions=sessions, presence=presence, calls=calls,
-            consult=consult, tickets=tickets, snapshots=snapshots, fanout=fanout)
+            consult=consult, tickets=tickets, snapshots=snapshots, fanout=fanout,
+            proxies=config.proxies)
         room_channel = RoomNamespace("/room", limit, directory=directory, rooms=rooms,
                                      fanout=fanout, accounts=accounts)
         sio.register_namespace(staff)

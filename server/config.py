@@ -3,6 +3,7 @@ checked at start so that a bad value stops the start with a message naming it.""
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from typing import Any
 from rooms.config import ConfigError, IceServer, MediaConfig
 from signaling.accounts import AccountPolicy
 from signaling.config import SignalingConfig
+from signaling.forwarded import TrustedProxies
 
 __all__ = ["Config", "ConfigError", "IceServer", "MediaConfig", "load_config"]
 
@@ -90,6 +92,10 @@ class Config:
                     or origin.count("/") != 2:
                 raise ConfigError(f"public_origins: {origin!r} is not scheme://host[:port]")
         _ = self.accounts  # a bad password, lockout or session setting stops the start here
+        try:
+            _ = self.proxies
+        except ValueError as exc:
+            raise ConfigError(f"trusted_proxies: {exc}") from None
         if not MIN_RETENTION_DAYS <= self.retention_days <= MAX_RETENTION_DAYS:
             raise ConfigError(f"retention_days: {self.retention_days} is not between "
                               f"{MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS}")
@@ -108,6 +114,11 @@ class Config:
     @property
     def accounts(self) -> AccountPolicy:
         return AccountPolicy(**{f.name: getattr(self, f.name) for f in fields(AccountPolicy)})
+
+    @functools.cached_property
+    def proxies(self) -> TrustedProxies:
+        """trusted_proxies, parsed once (read on every request)."""
+        return TrustedProxies(self.trusted_proxies)
 
     @property
     def origins(self) -> tuple[str, ...]:

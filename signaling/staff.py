@@ -13,6 +13,7 @@ from signaling.calls import Calls
 from signaling.consult import Consult
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
+from signaling.forwarded import TrustedProxies, environ_client_address
 from signaling.namespace import Namespace, cookie_from_environ
 from signaling.sessions import EndedSessions, Sessions
 from signaling.snapshots import Snapshots
@@ -26,11 +27,12 @@ logger = logging.getLogger(__name__)
 class StaffNamespace(Namespace):
     def __init__(self, namespace: str, max_payload_bytes: int, *, store: Store,
                  sessions: Sessions, presence: StaffPresence, calls: Calls, consult: Consult,
-                 tickets: Tickets, snapshots: Snapshots, fanout: Fanout) -> None:
+                 tickets: Tickets, snapshots: Snapshots, fanout: Fanout,
+                 proxies: TrustedProxies) -> None:
         super().__init__(namespace, max_payload_bytes)
         self._store, self._presence, self._calls, self._consult = store, presence, calls, consult
         self._tickets, self._snapshots, self._fanout = tickets, snapshots, fanout
-        self._sessions = sessions
+        self._sessions, self._proxies = sessions, proxies
         # This process's desk sockets: sid -> (username, login session sha), to cut them when
         # their session ends.
         self._desks: dict[str, tuple[str, str]] = {}
@@ -45,11 +47,13 @@ class StaffNamespace(Namespace):
             raise ConnectionRefusedError({"code": "unauthenticated",
                                           "message": "请先以工作人员身份登录。"})
         user = session.user
-        await self.save_session(sid, {"username": user.username, "sha": session.sha})
+        remote = environ_client_address(environ, self._proxies)
+        await self.save_session(sid, {"username": user.username, "sha": session.sha,
+                                      "remote": remote})
         self._desks[sid] = (user.username, session.sha)
         await self._fanout.join_desk(sid, user)
         await self._presence.sockets(user.username, 1)
-        logger.info("staff %s connected (socket %s)", user.username, sid)
+        logger.info("staff %s connected from %s (socket %s)", user.username, remote, sid)
         # The first state also has the 会商 invitations pending for the desk's departments, and
         # the room it is in (a fresh token), so a reloaded desk goes back into its call.
         view = await self._snapshots.staff(user)
@@ -103,7 +107,8 @@ class StaffNamespace(Namespace):
 
     async def on_callback_list(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         user = await self._user(sid)
-        return {"callbacks": await self._tickets.callbacks(user)}
+        saved = await self.get_session(sid)
+        return {"callbacks": await self._tickets.callbacks(user, saved.get("remote", ""))}
 
     async def on_callback_done(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         user = await self._user(sid)

@@ -96,15 +96,16 @@ class Tickets:
                                          "created_at": entry["created_at"]})
         return entry
 
-    async def callbacks(self, user: User) -> list[Callback]:
+    async def callbacks(self, user: User, remote: str = "") -> list[Callback]:
         """The pending callback requests of the staff member's departments, oldest first, with
-        the phone numbers in full: each department's read goes to the audit log (who, how many,
-        which)."""
+        the phone numbers in full: each department's read goes to the audit log (who, from where,
+        how many, which)."""
         entries = cast(list[Callback], await self._store.callbacks(user.departments))
         for dept in user.departments:
             ids = [c["callback_id"] for c in entries if c["department"] == dept]
             if ids:
                 await self._audit.append(user.username, "callback_read", department=dept,
+                                         remote=remote,
                                          detail=f"{len(ids)} request(s): {','.join(ids)}")
         return entries
 

@@ -9,8 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from rooms.roles import Role
-from server.http.auth import remote, require_user
+from server.http.auth import require_user
 from server.http.payload import json_object
+from server.http.remote import client_address
 from server.keys import ACCOUNTS, AUDIT, SESSIONS, STORE
 from signaling.account_admin import AccountAdmin, Actor, Profile
 from signaling.accounts import MAX_USERNAME, USERNAME_CHARS
@@ -26,7 +27,7 @@ async def _admin(request: web.Request) -> tuple[AccountAdmin, Actor]:
     user = await require_user(request, (Role.ADMIN,))
     app = request.app
     service = AccountAdmin(app[ACCOUNTS], app[SESSIONS], app[STORE], app[AUDIT])
-    return service, Actor(user.username, remote(request))
+    return service, Actor(user.username, client_address(request))
 
 
 def _username(request: web.Request) -> str:

@@ -12,8 +12,9 @@ from aiohttp import web
 
 from rooms.roles import Role
 from server.config import ConfigError
-from server.http.auth import remote, require_user
+from server.http.auth import require_user
 from server.http.payload import json_object
+from server.http.remote import client_address
 from server.keys import AUDIT, CONFIG, STORE
 from signaling.departments import Department
 from signaling.errors import SignalError
@@ -46,8 +47,9 @@ async def admin_put_department(request: web.Request) -> web.Response:
     before = await store.department(dept.id)
     await store.put_department(dept)
     await store.log("CONFIG", department=dept.id, staff=user.username, detail="department saved")
-    await request.app[AUDIT].append(user.username, "department_save", remote=remote(request),
-                                    target=dept.id, department=dept.id,
+    await request.app[AUDIT].append(user.username, "department_save",
+                                    remote=client_address(request), target=dept.id,
+                                    department=dept.id,
                                     before=before.to_dict() if before else None,
                                     after=dept.to_dict())
     logger.info("admin %s saved department %s", user.username, dept.id)
@@ -68,8 +70,8 @@ async def queue_log(request: web.Request) -> web.StreamResponse:
         raise SignalError("invalid_payload.log_range")
     start = dt.datetime.combine(first, dt.time(), signaling.zone).timestamp()
     end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), signaling.zone).timestamp()
-    await request.app[AUDIT].append(user.username, "queue_log_export", remote=remote(request),
-                                    detail=f"{first} to {last}")
+    await request.app[AUDIT].append(user.username, "queue_log_export",
+                                    remote=client_address(request), detail=f"{first} to {last}")
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["time", "event", "ticket", "department", "staff", "detail"])

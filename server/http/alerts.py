@@ -8,6 +8,7 @@ import re
 from aiohttp import web
 
 from server.http.auth import REVIEWER_ROLES, require_user
+from server.http.remote import client_address
 from server.keys import ARCHIVE
 from signaling.errors import SignalError
 
@@ -38,7 +39,7 @@ async def acknowledge(request: web.Request) -> web.Response:
     if await archive.alerts.acknowledge(alert_id, user.username):
         await archive.audit.append(user.username, "alert_ack",
                                    recording_id=alert.get("room_id", ""), department=department,
-                                   remote=request.remote or "",
+                                   remote=client_address(request),
                                    detail=f"{alert.get('kind', '')} {alert_id}")
     entry = next((a for a in await archive.alerts.entries(user.departments)
                   if a["id"] == alert_id), None)

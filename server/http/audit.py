@@ -13,8 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from rooms.roles import Role
-from server.http.auth import remote, require_user
+from server.http.auth import require_user
 from server.http.payload import time_range
+from server.http.remote import client_address
 from server.keys import AUDIT, CONFIG
 from signaling.accounts import User
 from signaling.errors import SignalError
@@ -86,7 +87,7 @@ def _view(entry: dict[str, str]) -> dict[str, Any]:
 
 
 async def _audit(request: web.Request, user: User, action: str, detail: str) -> None:
-    await request.app[AUDIT].append(user.username, action, remote=remote(request),
+    await request.app[AUDIT].append(user.username, action, remote=client_address(request),
                                     detail=detail[:500])
 
 

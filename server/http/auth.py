@@ -11,6 +11,7 @@ from aiohttp import web
 
 from rooms.roles import REVIEWER_ROLES
 from server.http.payload import json_object
+from server.http.remote import client_address, is_https
 from server.keys import ACCOUNTS, AUDIT, CONFIG, SESSIONS
 from signaling import totp
 from signaling.accounts import MAX_PASSWORD, SESSION_COOKIE, User
@@ -54,10 +55,6 @@ async def require_user(request: web.Request, roles: tuple[str, ...]) -> User:
     return user
 
 
-def remote(request: web.Request) -> str:
-    return request.remote or ""
-
-
 def _strings(data: dict[str, object], *names: str) -> list[str]:
     values = [data.get(name, "") for name in names]
     if not all(isinstance(v, str) and len(v) <= MAX_PASSWORD for v in values):
@@ -72,7 +69,7 @@ def _session_answer(request: web.Request, user: User, stage: str,
                                   "idle_timeout": config.idle_timeout})
     if token is not None:
         response.set_cookie(SESSION_COOKIE, token, max_age=config.session_ttl, httponly=True,
-                            samesite="Strict", path="/", secure=config.https)
+                            samesite="Strict", path="/", secure=is_https(request))
     return response
 
 
@@ -82,7 +79,7 @@ async def login(request: web.Request) -> web.Response:
     username, password, code = _strings(data, "username", "password", "code")
     if not username or not password:
         raise SignalError("invalid_payload.login")
-    audit, address = request.app[AUDIT], remote(request)
+    audit, address = request.app[AUDIT], client_address(request)
     try:
         signed = await request.app[ACCOUNTS].sign_in(username, password, code, address)
     except SignalError as exc:
@@ -109,7 +106,8 @@ async def logout(request: web.Request) -> web.Response:
         session = None
     if session is not None:
         await request.app[SESSIONS].end(session.sha, session.user.username, "logout")
-        await request.app[AUDIT].append(session.user.username, "logout", remote=remote(request),
+        await request.app[AUDIT].append(session.user.username, "logout",
+                                        remote=client_address(request),
                                         target=session.user.username)
     response = web.json_response({"ok": True})
     response.del_cookie(SESSION_COOKIE, path="/")
@@ -145,8 +143,8 @@ async def change_password(request: web.Request) -> web.Response:
     await sessions.end_user(user.username, "password_changed", keep=session.sha)
     stage = accounts.stage(user)
     await sessions.update(session, stage=stage)
-    await request.app[AUDIT].append(user.username, "password_change", remote=remote(request),
-                                    target=user.username)
+    await request.app[AUDIT].append(user.username, "password_change",
+                                    remote=client_address(request), target=user.username)
     logger.info("user %s changed their password", user.username)
     return _session_answer(request, user, stage)
 
@@ -175,8 +173,8 @@ async def totp_enroll(request: web.Request) -> web.Response:
     user = session.user
     codes = await request.app[ACCOUNTS].enroll_totp(user.username, session.totp_pending, code)
     await request.app[SESSIONS].update(session, totp_pending="", stage="")
-    await request.app[AUDIT].append(user.username, "totp_enroll", remote=remote(request),
-                                    target=user.username)
+    await request.app[AUDIT].append(user.username, "totp_enroll",
+                                    remote=client_address(request), target=user.username)
     logger.info("user %s set up a second factor", user.username)
     return web.json_response({"ok": True, "recovery_codes": codes, "next": None,
                               "user": user.public()})

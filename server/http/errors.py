@@ -1,7 +1,7 @@
 """The one place where refusals become HTTP answers: a catalogue error (signaling/errors.py), a
 room's refusal, or aiohttp's own 4xx under /api/ all answer
-`{ok: false, error: {code, message, message_en}}` with the catalogue's status; and the security
-headers every answer carries."""
+`{ok: false, error: {code, message, message_en}}` with the catalogue's status. The same
+middleware refuses foreign origins and adds the security headers (server/http/security.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from rooms.errors import RoomError
+from server.http.security import add_headers, check_origin
 from signaling.errors import SignalError, from_room_error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -18,6 +19,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def errors_and_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        check_origin(request)
         response = await handler(request)
     except SignalError as exc:
         response = web.json_response(exc.to_dict(), status=exc.status)
@@ -26,13 +28,13 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
         response = web.json_response(error.to_dict(), status=error.status)
     except web.HTTPException as exc:
         # aiohttp's own answers (no such route, wrong method, body too large): JSON under /api/,
-        # with aiohttp's status and reason; pages and redirects stay as they are.
+        # with aiohttp's status and reason; pages and redirects stay as they are, with the
+        # security headers.
         if not request.path.startswith("/api/") or exc.status < 400:
+            add_headers(request, exc)
             raise
         error = SignalError("not_found.request" if exc.status == 404
                             else "invalid_payload.request", reason=exc.reason)
         response = web.json_response(error.to_dict(), status=exc.status)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("X-Frame-Options", "DENY")
+    add_headers(request, response)
     return response

@@ -1,5 +1,5 @@
-"""Reading a request: its JSON body (a size limit, valid JSON, an object) and the time range of
-a query (``from`` and ``to``)."""
+"""Reading a request: its JSON body (declared as application/json, a size limit, valid JSON, an
+object) and the time range of a query (``from`` and ``to``)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 async def json_object(request: web.Request, max_bytes: int) -> dict[str, Any]:
+    # A plain HTML form can post text/plain, urlencoded or multipart across sites without a CORS
+    # preflight, application/json it cannot: requiring it stops login CSRF from such a form.
+    # aiohttp's content_type is the media type alone, lower-cased (a charset may follow).
+    if request.content_type != "application/json":
+        raise SignalError("invalid_payload.content_type")
     # Checked before and while reading: a client may send no Content-Length, or a wrong one.
     if request.content_length is not None and request.content_length > max_bytes:
         raise SignalError("invalid_payload.too_large")

@@ -15,6 +15,7 @@ from recordings.archive import RecordingFilter
 from rooms.roles import REVIEWER_ROLES, Role
 from server.http.auth import require_user
 from server.http.payload import SAFE_ID, json_object, time_range
+from server.http.remote import client_address
 from server.keys import ARCHIVE
 from signaling.accounts import User
 from signaling.errors import SignalError
@@ -31,7 +32,7 @@ def _scope(user: User) -> tuple[str, ...]:
 async def audit_access(request: web.Request, user: User, action: str, recording_id: str = "",
                        department: str = "", detail: str = "") -> None:
     await request.app[ARCHIVE].audit.append(user.username, action, recording_id=recording_id,
-                                            remote=request.remote or "",
+                                            remote=client_address(request),
                                             department=department, detail=detail)
 
 

@@ -18,6 +18,7 @@ from rooms.roles import REVIEWER_ROLES, Role, participant_id
 from rooms.room import Room
 from server.http.auth import require_user
 from server.http.payload import SAFE_ID, json_object
+from server.http.remote import client_address
 from server.keys import ARCHIVE, CONSULT, DIRECTORY, NODE, ROOMS, SNAPSHOTS, STORE
 from signaling.accounts import User
 from signaling.errors import SignalError
@@ -97,7 +98,7 @@ async def observe(request: web.Request) -> web.Response:
         department="", ticket_id=entry.ticket_id)
     # Listening in is access to a consultation as much as replaying its recording.
     await request.app[ARCHIVE].audit.append(
-        user.username, "observe", recording_id=room.room_id, remote=request.remote or "",
+        user.username, "observe", recording_id=room.room_id, remote=client_address(request),
         department=entry.department, detail=",".join(entry.departments))
     logger.info("supervisor %s listens in on room %s", user.username, room.room_id)
     return web.json_response({"ok": True, "room": _grant(room.room_id, token, Role.SUPERVISOR,

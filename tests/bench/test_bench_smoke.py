@@ -1,7 +1,7 @@
 """Keeps bench/ from rotting: the transcoding baseline server answers two RoomClients and media
 flows both ways for a couple of seconds; the bench helpers read CPU time and percentiles; the
-rooms bench runs one short 3-person pass-through room; the server's loop-lag probe sees a
-blocked loop."""
+rooms bench runs one short 3-person pass-through room; the auth bench signs in beside one; the
+server's loop-lag probe sees a blocked loop."""
 
 from __future__ import annotations
 
@@ -94,6 +94,43 @@ def test_rooms_bench_three_person_pass_through_rooms(tmp_path: Path) -> None:
     assert two["fps_decoded_min"] > 0
     assert data["rooms_per_core_3p_check"]["concurrent_rooms"] == 2
     assert data["us_per_packet"] == two["us_per_forwarded_packet"] > 0
+
+
+def test_auth_bench_signs_in_beside_a_three_person_room(tmp_path: Path) -> None:
+    # A subprocess, as the rooms bench: it installs the pass-through hooks in its own process.
+    out = tmp_path / "auth.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.auth", "--seconds", "1.2", "--rate", "10", "--settle",
+         "0.5", "--loop-seconds", "1", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["machines"]["auth"]["cores"] == os.cpu_count()
+    detail = data["auth_detail"]
+    # Four of each kind, answered as they should be: every attempt reached the password check.
+    assert detail["statuses"] == {"known_right": {"200": 4}, "known_wrong": {"401": 4},
+                                  "unknown": {"401": 4}}
+    for window in detail["windows"].values():
+        assert window["loop_lag"]["samples"] > 0
+        assert window["pairs"] == 6 and window["fps_received_min"] > 0
+    assert data["loop_lag_p99_ms_idle"] >= 0 and data["loop_lag_p99_ms_during_logins"] >= 0
+    for kind in ("known", "unknown"):
+        assert 0 < data[f"login_p50_ms_{kind}"] <= data[f"login_p99_ms_{kind}"]
+
+
+def test_auth_bench_cycles_right_wrong_and_unknown_over_the_demo_staff() -> None:
+    from bench.auth import ACCOUNTS, attempts
+
+    plan = attempts(30)
+    assert [a.kind for a in plan[:3]] == ["known_right", "known_wrong", "unknown"]
+    known = [a.username for a in plan if a.kind != "unknown"]
+    assert set(known) == set(ACCOUNTS)
+    # Never two wrong passwords for one account without its right one between: no lockout.
+    for account in ACCOUNTS:
+        kinds = [a.kind for a in plan if a.username == account]
+        assert "known_wrong, known_wrong" not in ", ".join(kinds)
+    unknown = [a.username for a in plan if a.kind == "unknown"]
+    assert len(set(unknown)) == len(unknown) and not set(unknown) & set(ACCOUNTS)
 
 
 def test_rooms_bench_plan_is_checked() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,39 @@ def test_template_renders_without_context(page: str) -> None:
     assert data == {"lang": "zh", "departments": [], "user": None, "has_user": False,
                     "idle_timeout": 0, "callback_keep_days": 30, "retention_days": 180,
                     "consent_notice_version": CONSENT_NOTICE_VERSION}
+
+
+class _InlineCode(HTMLParser):
+    """What the Content-Security-Policy (server/http/security.py) would refuse in a page: an
+    inline script with code, an on*= handler, a style attribute or element."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+        self._script: dict[str, str | None] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        self.found += [f"<{tag} {name}=>" for name in named
+                       if name.startswith("on") or name == "style"]
+        if tag == "style":
+            self.found.append("<style>")
+        self._script = named if tag == "script" else None
+
+    def handle_data(self, data: str) -> None:
+        script = self._script
+        if script is not None and data.strip() and script.get("type") != "application/json":
+            self.found.append(f"inline <script>: {data.strip()[:60]}")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_have_no_inline_script_or_style(page: str) -> None:
+    parser = _InlineCode()
+    parser.feed(_render(page, lang="zh", departments=DEPARTMENTS, user=STAFF_USER))
+    assert parser.found == []
+    scripts = re.findall(r"<script\b[^>]*>", _render(page))
+    assert len(scripts) == 2  # the boot data, the page module
+    assert all('type="application/json"' in tag or "src=" in tag for tag in scripts)
 
 
 @pytest.mark.parametrize("page", sorted(REQUIRED_TESTIDS))

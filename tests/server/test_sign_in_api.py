@@ -309,3 +309,39 @@ async def test_a_disabled_account_is_taken_out_of_its_room_and_its_token_refused
     finally:
         for client in sockets.clients:
             await client.close()
+
+
+async def test_behind_a_trusted_proxy_the_client_address_is_audited_and_the_cookie_secure(
+        config: Config, redis_client: aioredis.Redis) -> None:
+    live = await start_server(replace(config, trusted_proxies=("127.0.0.1",)))
+    forwarded = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    try:
+        async with aiohttp.ClientSession() as http:
+            response = await http.post(f"{live.url}/api/login", headers=forwarded,
+                                       json={"username": "tax01", "password": "demo12345"})
+            assert response.status == 200
+            cookie = response.headers["Set-Cookie"]
+            assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+            response = await http.post(f"{live.url}/api/login", headers=forwarded,
+                                       json={"username": "tax01", "password": "wrong"})
+            assert response.status == 401
+    finally:
+        await live.runner.cleanup()
+    entries = await stream_entries(redis_client, AUDIT)
+    assert [(e["action"], e["remote"]) for e in entries] == [
+        ("login", "203.0.113.9"), ("login_failed", "203.0.113.9")]
+    # The throttle counts the client's address, not the proxy's.
+    assert await redis_client.get(keys.ADDRESS_FAILURES("203.0.113.9")) == "1"
+    assert not await redis_client.exists(keys.ADDRESS_FAILURES("127.0.0.1"))
+
+
+async def test_without_trust_forwarded_headers_change_nothing(
+        server: LiveServer, redis_client: aioredis.Redis) -> None:
+    async with aiohttp.ClientSession() as http:
+        response = await http.post(
+            f"{server.url}/api/login", json={"username": "tax01", "password": "demo12345"},
+            headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"})
+        assert response.status == 200
+        assert "Secure" not in response.headers["Set-Cookie"]
+    [entry] = await stream_entries(redis_client, AUDIT)
+    assert entry["remote"] == "127.0.0.1"

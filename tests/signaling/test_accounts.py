@@ -1,3 +1,8 @@
+import asyncio
+import os
+import threading
+
+from signaling import accounts
 from signaling.accounts import hash_password, verify_password
 
 
@@ -27,3 +32,14 @@ def test_a_second_factor_secret_is_sealed_for_its_account_and_key() -> None:
     assert totp.unseal(other, sealed, "chenjing") is None
     assert totp.unseal(key, sealed, "wangfang") is None  # not moved to another account
     assert totp.unseal(key, secret, "chenjing") is None  # a plain value is no sealed one
+
+
+async def test_passwords_are_hashed_below_the_event_loops_priority() -> None:
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    here = nice()
+    there = await asyncio.get_running_loop().run_in_executor(accounts._HASHING, nice)
+    assert there == max(here, accounts.HASHING_NICE)
+    assert nice() == here  # the loop's own thread is left as it was
+

@@ -133,8 +133,8 @@ async def test_desks_hear_of_a_request_without_its_data_and_every_list_read_is_a
             (callback_id, "张三", PHONE)]
         audit: Audit = server.app[AUDIT]
         reads = [e for e in await audit.entries(0, 2e10) if e["action"] == "callback_read"]
-        assert [(e["who"], e["department"], e["detail"]) for e in reads] == [
-            ("estate01", "estate", f"1 request(s): {callback_id}")]
+        assert [(e["who"], e["department"], e["detail"], e["remote"]) for e in reads] == [
+            ("estate01", "estate", f"1 request(s): {callback_id}", "127.0.0.1")]
 
         # Another department's staff neither see it nor can mark it done; nothing read by them
         # is audited, and the request stays.

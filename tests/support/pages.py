@@ -12,10 +12,13 @@ from tests.support.browser import INBOUND_STATS, TRACK_PEER_CONNECTIONS, login
 from tests.support.server import LiveServer
 
 
-async def new_page(browser: Any) -> Any:
+async def new_page(browser: Any, init_scripts: tuple[str, ...] = ()) -> Any:
+    """A page in its own context, remembering its peer connections; ``init_scripts`` run too,
+    before any of the page's own scripts."""
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await context.new_page()
-    await page.add_init_script(TRACK_PEER_CONNECTIONS)
+    for script in (TRACK_PEER_CONNECTIONS, *init_scripts):
+        await page.add_init_script(script)
     return page
 
 
@@ -34,13 +37,14 @@ async def wait_media(page: Any, frames: int, timeout: float = 20.0) -> dict[str,
     pytest.fail(f"media did not arrive: {stats}")
 
 
-async def ring(server: LiveServer, browser: Any) -> tuple[Any, Any]:
+async def ring(server: LiveServer, browser: Any,
+               init_scripts: tuple[str, ...] = ()) -> tuple[Any, Any]:
     """A staff member of 税务 available, an applicant who asks 税务: the staff page is ringing.
     Returns the kiosk and staff pages."""
     from playwright.async_api import expect
 
-    kiosk = await new_page(browser)
-    staff = await new_page(browser)
+    kiosk = await new_page(browser, init_scripts)
+    staff = await new_page(browser, init_scripts)
 
     # The staff member logs in and is available before anyone asks.
     await login(staff, f"{server.url}/staff", "tax01")
@@ -63,9 +67,10 @@ async def ring(server: LiveServer, browser: Any) -> tuple[Any, Any]:
     return kiosk, staff
 
 
-async def connected(server: LiveServer, browser: Any) -> tuple[Any, Any]:
+async def connected(server: LiveServer, browser: Any,
+                    init_scripts: tuple[str, ...] = ()) -> tuple[Any, Any]:
     """Kiosk and staff pages in a call, both decoding the other's video."""
-    kiosk, staff = await ring(server, browser)
+    kiosk, staff = await ring(server, browser, init_scripts)
     await staff.get_by_test_id("accept-call").click()
     await wait_media(kiosk, frames=1)
     await wait_media(staff, frames=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import replace
 
 from aiohttp import web
@@ -19,10 +20,19 @@ class LiveServer:
 
 
 async def start_server(config: Config) -> LiveServer:
-    app = create_app(replace(config, port=8080))
+    # The port is taken first: the app's default public origins (http://127.0.0.1:<port>, which
+    # pages and sockets must come from) name it.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    try:
+        app = create_app(replace(config, port=port))
+    except BaseException:
+        sock.close()
+        raise
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.SockSite(runner, sock)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return LiveServer(app, runner, port)
