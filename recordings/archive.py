@@ -78,14 +78,13 @@ class RecordingFilter:
 
 
 class Archive:
-    def __init__(self, redis: aioredis.Redis, root: Path, *,
-                 clock: Callable[[], float] = time.time, retention_days: int = 180,
-                 audit: Audit | None = None) -> None:
+    def __init__(self, redis: aioredis.Redis, root: Path, audit: Audit, *,
+                 clock: Callable[[], float] = time.time, retention_days: int = 180) -> None:
         self.redis: Any = redis  # decode_responses=True: replies are str
         self.root = root
         self.clock = clock
         self.retention_days = retention_days
-        self.audit = audit or Audit(redis, clock)
+        self.audit = audit  # where retention's purges are recorded
         self.alerts = Alerts(redis, clock)
         self._purger: asyncio.Task[None] | None = None
         # Called with the id of each purged recording (its composite exports go with it).

@@ -2,7 +2,7 @@
 [recording_id]` checks the recording archive against its integrity chain; `python -m server
 reindex` rebuilds the recordings index in Redis from the files on disk; `python -m server accounts
 list|add|disable|enable|unlock|reset-password|reset-2fa` administers accounts (the first admin of a
-new installation among them)."""
+new installation among them); `python -m server audit verify` checks the audit log's chain."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from redis.exceptions import RedisError
 from recordings import manifest
 from recordings.audit import Audit
 from rooms.roles import ACCOUNT_ROLES
+from server import cli_audit
 from server.app import create_app
 from server.cli_redis import cli_redis, private_redis_pid
 from server.config import Config, ConfigError, load_config
+from server.data_keys import audit_key
 from server.keys import REDIS_URL
 from server.redis_server import RedisStartError
 from server.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
@@ -74,7 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     reindex = sub.add_parser("reindex", help="rebuild the recordings index from the files")
     reindex.add_argument("--config", type=Path, help="TOML configuration file")
     _accounts_parser(sub)
+    audit = sub.add_parser("audit", help="the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_verify = audit_sub.add_parser(
+        "verify", help="check the audit log's chain: OK, or the first broken or missing entry")
+    audit_verify.add_argument("--config", type=Path, help="TOML configuration file")
     args = parser.parse_args(argv)
+    if args.command == "audit":
+        return cli_audit.verify(args.config)
     if args.command == "verify":
         return _verify(args.config, args.recording_id)
     if args.command == "reindex":
@@ -125,10 +134,11 @@ async def _redis_head(config: Config, recording_id: str | None,
         if report is None:
             head: dict[str, str] = await client.hgetall(HEAD)  # type: ignore[assignment]
             return head or None
-        await Audit(client).append(f"cli:{getpass.getuser()}", "verify",
-                                   recording_id=recording_id or "", remote="local",
-                                   detail="ok" if report.ok else
-                                   f"{len(report.problems)} problem(s)")
+        audit = Audit(client, audit_key(config, create=False),
+                      keep_days=config.audit_keep_days)
+        await audit.append(f"cli:{getpass.getuser()}", "verify",
+                           recording_id=recording_id or "", remote="local",
+                           detail="ok" if report.ok else f"{len(report.problems)} problem(s)")
         return None
     finally:
         await client.aclose()
@@ -167,6 +177,7 @@ async def _run_reindex(config: Config) -> dict[str, int]:
     import redis.asyncio as aioredis
 
     from recordings.archive import Archive
+    from recordings.audit import Audit
     from server.redis_server import EmbeddedRedis
 
     embedded = None if config.redis_url else EmbeddedRedis(config.redis_dir,
@@ -177,7 +188,8 @@ async def _run_reindex(config: Config) -> dict[str, int]:
                                decode_responses=True, socket_timeout=30,
                                socket_connect_timeout=5)
     try:
-        return await Archive(client, config.recordings_dir).reindex()
+        audit = Audit(client, audit_key(config), keep_days=config.audit_keep_days)
+        return await Archive(client, config.recordings_dir, audit).reindex()
     finally:
         await client.aclose()
         if embedded is not None:
@@ -236,7 +248,7 @@ def _accounts_parser(sub: Any) -> None:
 
 
 def _cli_audit(config: Config, client: Any) -> Audit:
-    return Audit(client, keep_days=config.audit_keep_days)
+    return Audit(client, audit_key(config), keep_days=config.audit_keep_days)
 
 
 def _account_line(user: User) -> str:

@@ -18,13 +18,14 @@ from aiohttp import web
 
 from recordings import recovery
 from recordings.archive import Archive
+from recordings.audit import Audit
 from recordings.jobs import EXPORTS_DIR, ExportJobs
 from recordings.storage import watch_free_space
 from rooms.manager import RoomManager
 from server import http, looplag
 from server.background import background
 from server.config import Config
-from server.data_keys import data_key
+from server.data_keys import audit_key, data_key
 from server.keys import (
     ACCOUNTS,
     ARCHIVE,
@@ -74,6 +75,7 @@ def create_app(config: Config) -> web.Application:
     redis_url = embedded.url if embedded else config.redis_url
     # A bad key setting or key file stops the start here too.
     secrets_key = data_key(config, "secrets", config.secrets_key)
+    audit_hmac_key = audit_key(config)
     app[REDIS_URL] = redis_url
 
     sio = socketio.AsyncServer(
@@ -118,9 +120,10 @@ def create_app(config: Config) -> web.Application:
             # clean up after them now rather than when their heartbeats run out.
             await store.forget_nodes(time.time())
         config.recordings_dir.mkdir(parents=True, exist_ok=True)
-        archive = Archive(app[REDIS], config.recordings_dir,
+        audit = Audit(app[REDIS], audit_hmac_key, keep_days=config.audit_keep_days)
+        archive = Archive(app[REDIS], config.recordings_dir, audit,
                           retention_days=config.retention_days)
-        app[ARCHIVE], app[AUDIT] = archive, archive.audit
+        app[ARCHIVE], app[AUDIT] = archive, audit
         archive.start()  # the retention job; stopped and awaited below
         try:
             yield

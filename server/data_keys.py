@@ -47,3 +47,14 @@ def _read(path: Path) -> bytes:
     if len(key) < KEY_BYTES:
         raise ConfigError(f"{path}: the key is too short")
     return key
+
+
+def audit_key(config: Config, *, create: bool = True) -> bytes:
+    """The audit log's HMAC key: ``audit_key`` (YUNZHEN_AUDIT_KEY), else keys/audit.key. A tool
+    that only checks the log passes create=False: a new key would verify nothing."""
+    if not create and not config.audit_key \
+            and not (config.data_dir / KEYS_DIR / "audit.key").exists():
+        raise ConfigError(f"no audit key: {config.data_dir / KEYS_DIR / 'audit.key'} does not "
+                          "exist and audit_key is not set (the service makes the file on its "
+                          "first start)")
+    return data_key(config, "audit", config.audit_key)

@@ -78,9 +78,12 @@ picture):
   yz:manifest:head                hash   seq, hash, recording_id of the newest integrity-chain
                                          link (recordings/manifest.py); changed under WATCH
   yz:manifest:lock                string one sealer at a time (token, 30 s expiry)
-  yz:audit                        stream archive access: time, who, action (list, view, file,
-                                         verify, hold, release, purge, observe), recording_id,
-                                         department, remote, detail; trimmed by MINID to 180 d
+  yz:audit                        stream the audit log: seq, prev, time, who, action, target,
+                                         recording_id, department, remote, detail, before,
+                                         after, mac (HMAC-SHA-256 chain); trimmed by age
+                                         (audit_keep_days, ≥ 190 d) behind an anchor
+  yz:audit:head                   hash   seq, mac, id, sig of the newest audit entry
+  yz:audit:anchor                 hash   seq, mac, id, time, sig of the newest trimmed one
                                          (recordings/audit.py)
   yz:alerts                       stream supervisors' alerts, trimmed by age to 30 d
                                          (recordings/alerts.py)

@@ -14,6 +14,7 @@ from server.http import (
     accounts,
     admin,
     alerts,
+    audit,
     auth,
     departments,
     exports,
@@ -30,8 +31,8 @@ logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
 ROUTES = (auth.routes, departments.routes, wallboard.routes, admin.routes, accounts.routes,
-          recordings.routes, exports.routes, alerts.routes, rooms.routes, pages.routes,
-          health.routes)
+          recordings.routes, exports.routes, alerts.routes, rooms.routes, audit.routes,
+          pages.routes, health.routes)
 
 
 def setup(app: web.Application) -> None:

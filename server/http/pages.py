@@ -1,5 +1,5 @@
-"""The HTML pages: kiosk, staff desk, supervisor and admin, rendered from web/templates, and the
-boot data each page's module reads (web/static/js/common.js bootData)."""
+"""The HTML pages: kiosk, staff desk, supervisor, admin and audit, rendered from web/templates,
+and the boot data each page's module reads (web/static/js/common.js bootData)."""
 
 from __future__ import annotations
 
@@ -73,5 +73,6 @@ def _page(template: str) -> Callable[[web.Request], Awaitable[web.Response]]:
 # Every page is public HTML: what it shows beyond the login form is fetched through the API or
 # sockets, which check the user's role.
 for path, template in (("/", "kiosk.html"), ("/staff", "staff.html"),
-                       ("/supervisor", "supervisor.html"), ("/admin", "admin.html")):
+                       ("/supervisor", "supervisor.html"), ("/admin", "admin.html"),
+                       ("/audit", "audit.html")):
     routes.get(path)(_page(template))

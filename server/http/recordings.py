@@ -1,13 +1,12 @@
 """The recordings supervisors review: the filtered list, one recording with its timeline, its
-media files, legal hold, and the audit trail of who saw what. Every access is audited, and a
-scoped supervisor sees only their departments' recordings (others answer like unknown ones)."""
+media files and legal hold. Every access is audited (the auditor reads it: server/http/audit.py),
+and a scoped supervisor sees only their departments' recordings (others answer like unknown
+ones)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
-import time
 from typing import Any
 
 from aiohttp import web
@@ -15,15 +14,14 @@ from aiohttp import web
 from recordings.archive import RecordingFilter
 from rooms.roles import REVIEWER_ROLES, Role
 from server.http.auth import require_user
-from server.http.payload import SAFE_ID, json_object
+from server.http.payload import SAFE_ID, json_object, time_range
 from server.http.remote import client_address
-from server.keys import ARCHIVE, CONFIG
+from server.keys import ARCHIVE
 from signaling.accounts import User
 from signaling.errors import SignalError
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
-
 
 
 def _scope(user: User) -> tuple[str, ...]:
@@ -36,34 +34,6 @@ async def audit_access(request: web.Request, user: User, action: str, recording_
     await request.app[ARCHIVE].audit.append(user.username, action, recording_id=recording_id,
                                             remote=client_address(request),
                                             department=department, detail=detail)
-
-
-def _when(request: web.Request, name: str, end: bool) -> float | None:
-    """A time parameter: a local date YYYY-MM-DD (``to`` takes in the whole day) or epoch
-    seconds."""
-    raw = request.query.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        day = dt.date.fromisoformat(raw)
-    except ValueError:
-        try:
-            value = float(raw)
-        except ValueError:
-            value = float("nan")
-        if not math.isfinite(value) or value < 0:
-            raise SignalError("invalid_payload.time", name=name) from None
-        return value
-    if end:
-        day += dt.timedelta(days=1)
-    return dt.datetime.combine(day, dt.time(), request.app[CONFIG].signaling.zone).timestamp()
-
-
-def _range(request: web.Request) -> tuple[float | None, float | None]:
-    start, end = _when(request, "from", False), _when(request, "to", True)
-    if start is not None and end is not None and end < start:
-        raise SignalError("invalid_payload.time_order")
-    return start, end
 
 
 def _number(request: web.Request, name: str) -> float | None:
@@ -86,7 +56,7 @@ def _filters(request: web.Request) -> RecordingFilter:
     unknown = sorted(set(query) - known)
     if unknown:
         raise SignalError("invalid_payload.filters", filters=", ".join(unknown))
-    start, end = _range(request)
+    start, end = time_range(request)
     department = query.get("department", "").strip() or None
     if department is not None and not SAFE_ID.match(department):
         raise SignalError("invalid_payload.department_id")
@@ -180,14 +150,3 @@ async def recording_hold(request: web.Request) -> web.Response:
     logger.info("admin %s %s recording %s", user.username,
                 "held" if hold else "released", entry["recording_id"])
     return web.json_response({"ok": True, "recording": entry})
-
-
-@routes.get("/api/audit")
-async def audit(request: web.Request) -> web.Response:
-    """The archive's audit trail between two times, newest first (default: the last 7 days)."""
-    user = await require_user(request, REVIEWER_ROLES)
-    start, end = _range(request)
-    end = end if end is not None else time.time()
-    start = start if start is not None else end - 7 * 86400
-    entries = await request.app[ARCHIVE].audit.entries(start, end, _scope(user), user.username)
-    return web.json_response({"ok": True, "entries": entries})

@@ -97,7 +97,7 @@ async def test_first_recorded_consultation_end_to_end(server: LiveServer, browse
                  .every((v) => v.readyState >= 2 && v.currentTime > 1.0)""",
         timeout=20_000,
     )
-    # Filters narrow the list; the access log shows the listing and the viewing.
+    # Filters narrow the list.
     await supervisor.get_by_test_id("filter-incomplete").check()
     await supervisor.get_by_test_id("filter-apply").click()
     await expect(supervisor.get_by_test_id("recording-row")).to_have_count(0)
@@ -110,9 +110,13 @@ async def test_first_recorded_consultation_end_to_end(server: LiveServer, browse
     await supervisor.get_by_test_id("filter-max-duration").fill("1")
     await supervisor.get_by_test_id("filter-apply").click()
     await expect(supervisor.get_by_test_id("filter-error")).to_be_visible()
-    await supervisor.get_by_test_id("audit-refresh").click()
-    await expect(supervisor.locator("[data-testid=audit-row][data-action=view]")).to_have_count(1)
-    assert await supervisor.locator("[data-testid=audit-row][data-action=list]").count() >= 1
+    # The auditor's page shows the supervisor's listing and viewing (supervisors no longer read
+    # the audit themselves).
+    auditor = await new_page(browser)
+    await login(auditor, f"{server.url}/audit", "auditor")
+    views = auditor.locator("[data-testid=audit-row][data-action=view][data-who=supervisor]")
+    await expect(views).to_have_count(1)
+    assert await auditor.locator("[data-testid=audit-row][data-action=list]").count() >= 1
 
 
 async def test_kiosk_reload_mid_call_both_decode_each_others_video_again(

@@ -1,7 +1,7 @@
 """Every page works in real Chromium under the Content-Security-Policy (no inline script or
 style): a call between the kiosk and a staff desk with media both ways, the supervisor's
-wallboard, the admin page, each signed in — and not one `securitypolicyviolation` fires. The
-same listener does see a violation when a page tries inline script or style."""
+wallboard, the admin and audit pages, each signed in — and not one `securitypolicyviolation`
+fires. The same listener does see a violation when a page tries inline script or style."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ async def test_a_call_between_kiosk_and_desk_runs_under_the_csp(server: LiveServ
         await _no_violations(page)
 
 
-async def test_supervisor_and_admin_pages_run_under_the_csp(server: LiveServer,
-                                                            browser: Any) -> None:
+async def test_supervisor_admin_and_audit_pages_run_under_the_csp(server: LiveServer,
+                                                                  browser: Any) -> None:
     from playwright.async_api import expect
 
     page = await new_page(browser, (RECORD_VIOLATIONS,))
@@ -72,3 +72,11 @@ async def test_supervisor_and_admin_pages_run_under_the_csp(server: LiveServer,
     directives = {v["directive"] for v in await page.evaluate("() => window.__csp")}
     assert directives == {"script-src-elem", "style-src-attr"}
     assert await page.evaluate("() => window.__ran") is None
+
+    page = await new_page(browser, (RECORD_VIOLATIONS,))
+    await page.goto(f"{server.url}/audit")
+    await submit_login(page, "auditor")
+    await expect(page.get_by_test_id("audit-row").first).to_be_visible(timeout=10_000)
+    await page.get_by_test_id("audit-verify").click()
+    await expect(page.get_by_test_id("audit-verify-result")).to_have_attribute("data-ok", "true")
+    await _no_violations(page)

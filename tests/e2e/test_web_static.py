@@ -53,31 +53,37 @@ REQUIRED_TESTIDS = {
                    "wallboard-error", "filter-from", "filter-to", "filter-department",
                    "filter-staff", "filter-rating", "filter-min-duration",
                    "filter-max-duration", "filter-incomplete", "filter-apply", "filter-reset",
-                   "filter-error", "audit", "audit-body"],
+                   "filter-error"],
     "admin": ["login-username", "login-password", "login-submit", "login-error", "logout",
               "lang-toggle", "forbidden-message", "admin-department-list", "department-json",
               "department-save", "department-error", "department-saved", "log-from", "log-to",
               "log-download", "account-new", "account-username", "account-display-name",
               "account-role", "account-departments", "account-create",
               "account-temp-password", "account-list", "account-error"],
+    "audit": ["login-username", "login-password", "login-submit", "login-error", "logout",
+              "lang-toggle", "audit-forbidden", "audit-verify", "audit-verify-result",
+              "audit-export", "audit-filters", "audit-filter-who", "audit-filter-action",
+              "audit-filter-from", "audit-filter-to", "audit-filter-apply", "audit-body",
+              "audit-empty"],
 }
 # The sign-in steps every page with a login has (web/templates/_login.html).
 SIGN_IN_TESTIDS = ["login-totp", "login-error", "password-current", "password-new",
                    "password-confirm", "password-change-submit", "totp-enroll-qr",
                    "totp-enroll-secret", "totp-enroll-code", "totp-enroll-submit",
                    "recovery-codes", "idle-warning", "idle-continue"]
-for _page in ("kiosk", "staff", "supervisor", "admin"):
+for _page in ("kiosk", "staff", "supervisor", "admin", "audit"):
     REQUIRED_TESTIDS[_page] = REQUIRED_TESTIDS[_page] + SIGN_IN_TESTIDS
 # Created by the page modules from data rather than written in the templates.
 MODULE_TESTIDS = {
     "kiosk": ["dept-${dept.id}", "dept-closed-${dept.id}"],
     "staff": ["queue-longest-${id}", "callback-item", "callback-done"],
     "supervisor": ["recording-row", "recording-play", "replay-video", "replay-audio",
-                   "wallboard-queue-row", "wallboard-staff-row", "audit-row"],
+                   "wallboard-queue-row", "wallboard-staff-row"],
     "admin": ["admin-dept-${dept.id}", "account-row", "account-disable",
               "account-reset-password", "account-unlock", "account-reset-2fa", "account-edit"],
+    "audit": ["audit-row"],
 }
-PAGES = ["kiosk", "staff", "supervisor", "admin"]
+PAGES = ["kiosk", "staff", "supervisor", "admin", "audit"]
 
 
 def _env() -> jinja2.Environment:
@@ -184,6 +190,14 @@ def test_page_has_every_testid(page: str) -> None:
         assert any(c in module for c in created), f"{page}.js does not create {testid}"
 
 
+def test_only_the_audit_page_shows_the_audit() -> None:
+    """三权分立: the supervisor page has no audit card, and its module never asks for the log."""
+    html = _render("supervisor", lang="zh", departments=DEPARTMENTS, user=None)
+    assert "audit-" not in html and 'data-testid="audit"' not in html
+    assert "/api/audit" not in _page_module("supervisor")
+    assert "/api/audit" in _page_module("audit") and "/api/audit/verify" in _page_module("audit")
+
+
 def test_string_tables_have_the_same_keys() -> None:
     tables = _string_tables()
     assert len(tables["zh"]) > 50
@@ -233,8 +247,8 @@ def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
     lock = json.loads((WEB / "package-lock.json").read_text(encoding="utf-8"))
     assert lock["packages"]["node_modules/socket.io-client"]["version"].startswith("4.")
     # No third-party code pasted into the repository: only our own modules are in static/.
-    ours = ["accounts.js", "admin.js", "common.js", "i18n.js", "kiosk.js", "replay.js",
-            "room.js", "staff.js", "states.js", "supervisor.js"]
+    ours = ["accounts.js", "admin.js", "audit.js", "common.js", "i18n.js", "kiosk.js",
+            "replay.js", "room.js", "staff.js", "states.js", "supervisor.js"]
     assert sorted(p.name for p in JS.iterdir()) == ours
     for module in JS.glob("*.js"):
         imports = re.findall(r"^import [^;]*? from '([^']+)';",

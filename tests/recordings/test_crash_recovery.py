@@ -24,9 +24,11 @@ import pytest
 from bench.common import children, open_room
 from recordings import recovery
 from recordings.archive import Archive
+from recordings.audit import Audit
 from rooms.client import RoomClient
 from server.redis_server import EmbeddedRedis
 from signaling.client import SignalingClient
+from tests.support.audit import AUDIT_KEY
 from tests.support.harness import ROOT, ServerProcess, wait_until
 from tests.support.http import client_session, logged_in
 from tests.support.recordings import make_recording
@@ -156,7 +158,7 @@ async def test_only_recordings_of_dead_or_gone_rooms_are_recovered(
     """The liveness rule on a shared Redis: a room hosted by a live node is left alone, one whose
     node's deadline passed is recovered, one whose room key is gone waits until its files have
     been quiet for QUIET_S; open rooms of this process and complete recordings never are."""
-    archive = Archive(redis_client, tmp_path / "recordings")
+    archive = Archive(redis_client, tmp_path / "recordings", Audit(redis_client, AUDIT_KEY))
     archive.root.mkdir()
     now = time.time()
     for name in ("alive", "dead", "gone-old", "gone-new", "mine"):

@@ -125,7 +125,9 @@ async def test_a_full_disk_cuts_the_recording_not_the_call_and_alerts_supervisor
         # The supervisor page shows the alert in a red banner; acknowledging it is audited.
         await _banner_is_shown_and_acknowledged(browser, server.url, full[0])
         assert (await sup.post(f"{server.url}/api/alerts/1-0/ack")).status == 404
-        audit = await (await sup.get(f"{server.url}/api/audit")).json()
+        async with client_session() as auditor:  # the audit is the auditor's to read
+            await logged_in(auditor, server.url, "auditor")
+            audit = await (await auditor.get(f"{server.url}/api/audit")).json()
         acks = [e for e in audit["entries"] if e["action"] == "alert_ack"]
         assert len(acks) == 1 and acks[0]["recording_id"] == room_id
         assert next(a for a in await alerts() if a["id"] == full[0]["id"])["acknowledged"]

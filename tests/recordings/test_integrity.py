@@ -13,6 +13,8 @@ import redis.asyncio as aioredis
 
 from recordings import manifest
 from recordings.archive import HEAD, Archive
+from recordings.audit import Audit
+from tests.support.audit import AUDIT_KEY
 from tests.support.recordings import make_recording
 from tests.support.streams import stream_entries
 
@@ -20,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _archive(redis_client: aioredis.Redis, tmp_path: Path) -> Archive:
-    archive = Archive(redis_client, tmp_path / "recordings")
+    archive = Archive(redis_client, tmp_path / "recordings", Audit(redis_client, AUDIT_KEY))
     archive.root.mkdir()
     for n in range(1, 4):
         await make_recording(archive, f"r00{n}", started_at=1_700_000_000.0 + n)
@@ -119,7 +121,8 @@ async def test_the_verify_command_names_problems_and_exits_1(redis_client: aiore
                                                              redis_url: str,
                                                              tmp_path: Path) -> None:
     archive = await _archive(redis_client, tmp_path)
-    env = {**os.environ, "YUNZHEN_DATA_DIR": str(tmp_path), "YUNZHEN_REDIS_URL": redis_url}
+    env = {**os.environ, "YUNZHEN_DATA_DIR": str(tmp_path), "YUNZHEN_REDIS_URL": redis_url,
+           "YUNZHEN_AUDIT_KEY": AUDIT_KEY.hex()}
     env.pop("YUNZHEN_CONFIG", None)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,5 +1,5 @@
-"""The recording archive over HTTP: supervisors scoped to departments, the audit trail, legal
-hold and retention, and list filters."""
+"""The recording archive over HTTP: supervisors scoped to departments, every access audited (and
+read by the auditor), legal hold and retention, and list filters."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from recordings.archive import INDEX, Archive
-from recordings.audit import AUDIT
-from server.keys import ACCOUNTS, ARCHIVE
+from recordings.audit import AUDIT as AUDIT_STREAM
+from recordings.audit import Audit
+from server.keys import ACCOUNTS, ARCHIVE, AUDIT
 from signaling.accounts import SESSION_COOKIE, hash_password
 from signaling.client import SignalingClient
+from tests.support.audit import AUDIT_KEY
 from tests.support.http import client_session, logged_in
 from tests.support.recordings import make_recording
 from tests.support.server import LiveServer
@@ -77,47 +79,56 @@ async def test_every_access_is_audited_and_listed(server: LiveServer,
     async with client_session() as sup:
         await logged_in(sup, server.url, "supervisor")
         await sup.get(f"{server.url}/api/recordings/r-fund-001")
-        body = await (await sup.get(f"{server.url}/api/audit")).json()
-        access = [e for e in body["entries"] if e["action"] != "login"]
+        # Supervisors no longer read the audit (三权分立): the auditor does.
+        response = await sup.get(f"{server.url}/api/audit")
+        assert response.status == 403
+        assert (await response.json())["error"]["message_en"] == \
+            "Only the security auditor may read the audit log."
+    async with client_session() as auditor:
+        await logged_in(auditor, server.url, "auditor")
+        body = await (await auditor.get(f"{server.url}/api/audit")).json()
+        access = [e for e in body["entries"] if e["action"] not in ("login", "audit_read")]
         rows = [(e["who"], e["action"], e["recording_id"]) for e in access]
-        assert rows[:4] == [("supervisor", "view", "r-fund-001"),
-                            ("taxsup", "file", "r-tax-001"), ("taxsup", "view", "r-tax-001"),
-                            ("taxsup", "list", "")]
+        assert rows == [("supervisor", "view", "r-fund-001"),
+                        ("taxsup", "file", "r-tax-001"), ("taxsup", "view", "r-tax-001"),
+                        ("taxsup", "list", "")]
         assert access[0]["remote"] == "127.0.0.1"
         assert access[0]["department"] == "fund"
         assert access[3]["detail"] == "department=tax"
         today = dt.date.today()
-        later = (await sup.get(f"{server.url}/api/audit?from={today + dt.timedelta(days=2)}"
-                                 f"&to={today + dt.timedelta(days=3)}")).json()
+        later = (await auditor.get(f"{server.url}/api/audit?from={today + dt.timedelta(days=2)}"
+                                     f"&to={today + dt.timedelta(days=3)}")).json()
         assert (await later)["entries"] == []
         for bad in ("from=yesterday", "from=2026-03-05&to=2026-03-01", "to=-5"):
-            response = await sup.get(f"{server.url}/api/audit?{bad}")
+            response = await auditor.get(f"{server.url}/api/audit?{bad}")
             assert response.status == 400, bad
             assert (await response.json())["error"]["code"] == "invalid_payload"
-    async with client_session() as sup:
-        # A scoped supervisor's audit view holds nothing about other departments.
-        await logged_in(sup, server.url, "taxsup")
-        body = await (await sup.get(f"{server.url}/api/audit")).json()
-        assert "r-fund-001" not in {e["recording_id"] for e in body["entries"]}
     async with client_session() as staff:
         await logged_in(staff, server.url, "tax01")
         assert (await staff.get(f"{server.url}/api/audit")).status == 403
-    entries = await stream_entries(redis_client, AUDIT)
-    assert len([f for f in entries if f["action"] != "login"]) == 4  # reads are not audited
-    # The stream is trimmed by age (MINID, 190 days), never by length.
-    from recordings.audit import Audit
-
-    await Audit(redis_client, clock=lambda: time.time() + 189 * DAY).append("x", "list")
-    assert await redis_client.xlen(AUDIT) == len(entries) + 1
-    # 191 days on, every entry written today is older than the window (ids are server time).
-    await Audit(redis_client, clock=lambda: time.time() + 191 * DAY).append("x", "list")
-    assert await redis_client.xlen(AUDIT) == 0
+    entries = await stream_entries(redis_client, AUDIT_STREAM)
+    # Reading recordings' audit is audited too, now: the auditor's two good reads.
+    assert [f["action"] for f in entries if f["action"] not in ("login",)] == [
+        "list", "view", "file", "view", "audit_read", "audit_read"]
+    # The stream is trimmed by age (190 days), never by length.
+    audit = server.app[AUDIT]
+    audit.clock = lambda: time.time() + 189 * DAY
+    await audit.append("x", "list")
+    assert await redis_client.xlen(AUDIT_STREAM) == len(entries) + 1
+    # 191 days on, every entry written today is older than the window (ids are server time);
+    # what is left to verify is the anchor, and it still checks out.
+    audit.clock = lambda: time.time() + 191 * DAY
+    await audit.append("x", "list")
+    assert await redis_client.xlen(AUDIT_STREAM) == 0
+    report = await audit.verify()
+    assert report.ok and report.anchor_seq == report.head_seq == len(entries) + 2
 
 
 async def test_retention_purges_old_recordings_except_those_on_hold(
         redis_client: aioredis.Redis, tmp_path: Path) -> None:
     now = [T0]
-    archive = Archive(redis_client, tmp_path, clock=lambda: now[0], retention_days=30)
+    archive = Archive(redis_client, tmp_path, Audit(redis_client, AUDIT_KEY),
+                      clock=lambda: now[0], retention_days=30)
     await make_recording(archive, "r-old-1", started_at=T0 - 40 * DAY)
     await make_recording(archive, "r-old-2", started_at=T0 - 31 * DAY)
     await make_recording(archive, "r-new-1", started_at=T0 - 29 * DAY)
@@ -126,7 +137,7 @@ async def test_retention_purges_old_recordings_except_those_on_hold(
     assert not (tmp_path / "r-old-1").exists()
     assert await redis_client.exists("yz:recording:r-old-1") == 0
     assert await redis_client.zrange(INDEX, 0, -1) == ["r-old-2", "r-new-1"]
-    audit = await stream_entries(redis_client, AUDIT)
+    audit = await stream_entries(redis_client, AUDIT_STREAM)
     assert [(f["who"], f["action"], f["recording_id"]) for f in audit] == [
         ("system", "purge", "r-old-1")]
     # The chain still verifies through the purged recording's links.
@@ -144,7 +155,8 @@ async def test_the_retention_job_runs_in_the_background(redis_client: aioredis.R
                                                         tmp_path: Path) -> None:
     import asyncio
 
-    archive = Archive(redis_client, tmp_path, clock=lambda: T0, retention_days=1)
+    archive = Archive(redis_client, tmp_path, Audit(redis_client, AUDIT_KEY), clock=lambda: T0,
+                      retention_days=1)
     await make_recording(archive, "r-old-1", started_at=T0 - 2 * DAY)
     archive.start(interval=0.05)
     for _ in range(100):

@@ -28,6 +28,7 @@ from signaling.privacy import CONSENT_NOTICE_VERSION, mask_phone
 from signaling.snapshots import Snapshots
 from signaling.store import Store
 from signaling.tickets import Tickets
+from tests.support.audit import AUDIT_KEY
 from tests.support.http import client_session, logged_in
 from tests.support.server import LiveServer, start_server
 
@@ -154,7 +155,7 @@ async def test_desks_hear_of_a_request_without_its_data_and_every_list_read_is_a
 async def test_requests_older_than_the_keep_days_are_deleted_and_the_count_logged(
         store: Store, tmp_path: Path) -> None:
     now = [1_900_000_000.0]
-    archive = Archive(store.redis, tmp_path)
+    archive = Archive(store.redis, tmp_path, Audit(store.redis, AUDIT_KEY))
     fanout = Fanout(socketio.AsyncServer(), store, Snapshots(store),
                     Accounts(store.redis, AccountPolicy()))
     tickets = Tickets(SignalingConfig(callback_keep_days=30), store, fanout, archive,

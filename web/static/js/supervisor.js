@@ -1,6 +1,6 @@
 // Supervisor page: log in, the live wallboard (queues, staff, live rooms to listen in on
 // silently), list and filter recordings, replay one with every track in step (replay.js), the
-// composite export, storage alerts, and the access log of the archive.
+// composite export and storage alerts. The audit log is the auditor's (audit.js), not theirs.
 import {
   $, clearError, errorText, fetchJSON, formatDuration, formatTime, loadDesk,
   renderUserHeader, secondsSince, showError, showForbidden, showLoginScreen, showScreen,
@@ -386,38 +386,6 @@ function resetFilters(event) {
   loadRecordings();
 }
 
-// ---------------------------------------------------------------------------------------------
-// Audit: who listed, viewed, downloaded, verified, held or purged which recording.
-// ---------------------------------------------------------------------------------------------
-async function loadAudit() {
-  let data;
-  try {
-    data = await fetchJSON('/api/audit');
-  } catch (err) {
-    if (!(err instanceof YzError && err.status === 403)) showError(err);
-    return;
-  }
-  const body = $('audit-body');
-  body.replaceChildren();
-  const entries = data.entries || [];
-  for (const entry of entries) {
-    const tr = document.createElement('tr');
-    tr.dataset.testid = 'audit-row';
-    tr.dataset.action = entry.action;
-    const action = t(`action_${entry.action}`);
-    tr.append(
-      cell(formatTime(entry.time)),
-      cell(entry.who || ''),
-      cell(action.startsWith('action_') ? entry.action : action),
-      cell(entry.recording_id || ''),
-      cell(entry.department ? departmentName(state.departments, entry.department) : ''),
-      cell(entry.remote || ''),
-    );
-    body.append(tr);
-  }
-  $('audit-empty').hidden = entries.length > 0;
-}
-
 async function loadRecordings() {
   $('filter-error').hidden = true;
   fillFilterChoices();
@@ -428,7 +396,6 @@ async function loadRecordings() {
     showScreen('recordings');
     if (!state.wallboard) startWallboard();
     if (alertsPoll === null) startAlerts();
-    loadAudit();
   } catch (err) {
     if (err instanceof YzError && err.status === 400) {
       $('filter-error').textContent = err.display;
@@ -696,7 +663,6 @@ async function main() {
     loadRecordings();
   });
   $('filter-reset').addEventListener('click', resetFilters);
-  $('audit-refresh').addEventListener('click', loadAudit);
   $('login-form').addEventListener('submit', login);
   $('logout').addEventListener('click', logout);
   $('recordings-refresh').addEventListener('click', loadRecordings);
