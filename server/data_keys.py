@@ -29,13 +29,19 @@ def data_key(config: Config, name: str, setting: str) -> bytes:
     directory = config.data_dir / KEYS_DIR
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / f"{name}.key"
-    try:
-        # O_EXCL: two processes starting at once on a shared directory agree on one key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _read(path)
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_hex(KEY_BYTES) + "\n")
+    if not path.exists():
+        # Written whole under a name of its own, then linked into place: two processes starting
+        # at once on a shared directory agree on one key, and neither reads a half-written file.
+        draft = directory / f".{name}.key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(KEY_BYTES) + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process was first: its key it is
+        finally:
+            draft.unlink()
     return _read(path)
 
 

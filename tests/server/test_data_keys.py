@@ -34,3 +34,13 @@ def test_a_key_setting_wins_and_a_bad_one_is_refused(tmp_path: Path) -> None:
     (tmp_path / "data" / "keys" / "secrets.key").write_text("not a key\n")
     with pytest.raises(ConfigError, match="not a key"):
         data_key(config, "secrets", "")
+
+
+def test_processes_starting_at_once_agree_on_one_key(tmp_path: Path) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    config = Config(data_dir=tmp_path / "data")
+    with ProcessPoolExecutor(4) as pool:
+        keys = list(pool.map(data_key, [config] * 8, ["secrets"] * 8, [""] * 8))
+    assert len(set(keys)) == 1
+    assert [p.name for p in (tmp_path / "data" / "keys").iterdir()] == ["secrets.key"]
