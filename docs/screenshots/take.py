@@ -19,7 +19,7 @@ import av  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
 from server.config import Config  # noqa: E402
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, login  # noqa: E402
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, login, submit_login  # noqa: E402
 from tests.support.server import start_server  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
@@ -122,6 +122,33 @@ async def walk(url: str) -> None:
         await login(admin, url + "/admin", "admin")
         await admin.wait_for_timeout(800)
         await admin.screenshot(path=str(OUT / "admin.png"), full_page=True)
+
+        # A new supervisor: the admin creates the account, the person signs in the first time.
+        await admin.get_by_test_id("account-new").click()
+        await admin.get_by_test_id("account-username").fill("liuyang")
+        await admin.get_by_test_id("account-display-name").fill("刘洋")
+        await admin.get_by_test_id("account-role").select_option("supervisor")
+        await admin.get_by_test_id("account-departments").get_by_label("税务").check()
+        await admin.get_by_test_id("account-create").click()
+        await admin.get_by_test_id("account-temp-password").wait_for()
+        temporary = (await admin.get_by_test_id("account-temp-password").inner_text()).strip()
+        await admin.screenshot(path=str(OUT / "admin-accounts.png"), full_page=True)
+        newcomer = await (await browser.new_context(viewport={"width": 1280, "height": 800})
+                          ).new_page()
+        await newcomer.goto(url + "/supervisor")
+        await submit_login(newcomer, "liuyang", temporary)
+        await newcomer.get_by_test_id("password-current").fill(temporary)
+        for field in ("password-new", "password-confirm"):
+            await newcomer.get_by_test_id(field).fill("Hall-Review-2026")
+        await newcomer.get_by_test_id("password-change-submit").click()
+        await newcomer.get_by_test_id("totp-enroll-qr").wait_for()
+        await newcomer.screenshot(path=str(OUT / "sign-in-enroll.png"))
+
+        auditor = await (await browser.new_context(viewport={"width": 1280, "height": 800})
+                         ).new_page()
+        await login(auditor, url + "/audit", "auditor")
+        await auditor.get_by_test_id("audit-row").first.wait_for()
+        await auditor.screenshot(path=str(OUT / "audit.png"))
         await browser.close()
 
 

@@ -24,6 +24,8 @@ routes = web.RouteTableDef()
 MAX_LOGIN_BYTES = 4096
 # What a session in a stage must do first (see signaling.accounts.SignIn).
 STAGE_REFUSAL = {"password": "password_change_required", "enroll": "totp_enrollment_required"}
+STAGE_AUDIT = {"password": "must change the password first",
+               "enroll": "must set up the second factor first"}
 
 
 async def session_of(request: web.Request) -> Session:
@@ -92,7 +94,7 @@ async def login(request: web.Request) -> web.Response:
     user = signed.user
     token = await request.app[SESSIONS].create(user, signed.stage, address)
     await audit.append(user.username, "login", remote=address, target=user.username,
-                       detail=signed.stage)
+                       detail=STAGE_AUDIT.get(signed.stage, ""))
     logger.info("user %s signed in from %s%s", user.username, address,
                 f" (must {signed.stage} first)" if signed.stage else "")
     return _session_answer(request, user, signed.stage, token)

@@ -77,15 +77,19 @@ function shown(value) {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
-// What a change did, one line per changed field: "roles: staff → guide".
+// What a change did, one line per changed field: "role: staff → guide" (a created thing has no
+// before, a removed one no after: each field then shows "–" on that side).
 function changeLines(before, after) {
-  if (before === null && after === null) return [];
+  const missing = (v) => v === null || v === undefined;
+  if (missing(before) && missing(after)) return [];
   const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
-  if (!isObject(before) || !isObject(after)) return [`${shown(before)} → ${shown(after)}`];
-  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+  const was = missing(before) ? {} : before;
+  const now = missing(after) ? {} : after;
+  if (!isObject(was) || !isObject(now)) return [`${shown(before)} → ${shown(after)}`];
+  const keys = [...new Set([...Object.keys(was), ...Object.keys(now)])].sort();
   return keys
-    .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]))
-    .map((k) => `${k}: ${shown(before[k])} → ${shown(after[k])}`);
+    .filter((k) => JSON.stringify(was[k]) !== JSON.stringify(now[k]))
+    .map((k) => `${k}: ${shown(was[k])} → ${shown(now[k])}`);
 }
 
 function renderEntries(entries, more) {
