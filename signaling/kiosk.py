@@ -1,6 +1,7 @@
 """The `/kiosk` namespace: applicants take, follow, cancel and rate tickets, or ask for a
 callback. No account; each ticket's secret token authorizes everything about that ticket and
-nothing else. Only a hall guide (a logged-in guide, staff or admin) may choose the priority lane."""
+nothing else. Only a hall guide (a logged-in guide or staff member, while signed in) may choose the
+priority lane."""
 
 from __future__ import annotations
 
@@ -42,9 +43,22 @@ class KioskNamespace(Namespace):
             session = await self._sessions.get(token) if token else None
         except SignalError:
             session = None
-        guide = session.user.username if session is not None and not session.stage \
-            and session.user.role in GUIDE_ROLES else ""
-        await self.save_session(sid, {"guide": guide, "tickets": []})
+        is_guide = session is not None and not session.stage \
+            and session.user.role in GUIDE_ROLES
+        await self.save_session(sid, {
+            "guide": session.user.username if session and is_guide else "",
+            "guide_session": session.sha if session and is_guide else "", "tickets": []})
+
+    async def _guide(self, saved: dict[str, Any]) -> str:
+        """The hall guide of this kiosk socket while their login session lasts (signed out or
+        disabled since the socket connected: nobody)."""
+        if not saved.get("guide"):
+            return ""
+        try:
+            await self._sessions.by_sha(saved["guide_session"])
+        except SignalError:
+            return ""
+        return str(saved["guide"])
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)
@@ -91,16 +105,15 @@ class KioskNamespace(Namespace):
         if not all(isinstance(d, str) and 0 < len(d) <= 64 for d in also):
             raise SignalError("invalid_payload", "also must be a list of department ids")
         priority = bool(data.get("priority", False))
-        session = await self.get_session(sid)
+        guide = await self._guide(await self.get_session(sid))
         if priority:
-            if not session.get("guide"):
+            if not guide:
                 raise SignalError("forbidden", "only a hall guide may choose the priority lane")
-            logger.info("guide %s puts a %s ticket in the priority lane", session["guide"],
+            logger.info("guide %s puts a %s ticket in the priority lane", guide,
                         data["department"])
         ticket, token = await self._tickets.create(
             data["department"], consent_version=CONSENT_NOTICE_VERSION, priority=priority,
-            channel=data.get("channel", "kiosk"), also=tuple(dict.fromkeys(also)),
-            guide=session.get("guide", ""))
+            channel=data.get("channel", "kiosk"), also=tuple(dict.fromkeys(also)), guide=guide)
         view = await self._attach(sid, ticket)
         return {"ticket": {**view, "token": token}}
 

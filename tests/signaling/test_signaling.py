@@ -3,6 +3,7 @@ call, and clear errors for bad input that change nothing."""
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 import socketio
 
@@ -207,14 +208,19 @@ async def test_only_a_hall_guide_can_choose_the_priority_lane(
     answer = await kiosk.call("ticket:create", payload)
     assert answer["error"]["code"] == "forbidden"
     assert await store.waiting("tax") == []
-    guide = await SocketClient.connect(server.url, "/kiosk",
-                                       await login_cookie(server.url, "guide01", "demo12345"))
+    cookie = await login_cookie(server.url, "guide01", "demo12345")
+    guide = await SocketClient.connect(server.url, "/kiosk", cookie)
     ordinary = (await kiosk.call("ticket:create", {"department": "tax", "consent": True}))
     answer = await guide.call("ticket:create", payload)
     assert answer["ok"] and answer["ticket"]["priority"] is True
     assert answer["ticket"]["number"] == "税B001"
     assert await store.waiting("tax") == [answer["ticket"]["ticket_id"],
                                           ordinary["ticket"]["ticket_id"]]
+    # Signed out (here, in another tab), the guide's kiosk socket is an applicant's again.
+    async with aiohttp.ClientSession() as http:
+        await http.post(f"{server.url}/api/logout", headers={"Cookie": cookie})
+    answer = await guide.call("ticket:create", payload)
+    assert answer["error"]["code"] == "forbidden"
     await guide.close()
 
 
