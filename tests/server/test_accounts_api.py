@@ -5,7 +5,6 @@ end the account's live desk socket at once; every change is audited with before 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 from typing import Any
@@ -19,7 +18,7 @@ from recordings.audit import AUDIT
 from server.keys import ACCOUNTS
 from signaling import keys
 from signaling.accounts import AccountPolicy, password_problem
-from signaling.client import SignalingClient, login_cookie
+from tests.support.desks import closed_by_server, desk_socket
 from tests.support.http import client_session, logged_in, login
 from tests.support.server import LiveServer
 from tests.support.streams import stream_entries
@@ -40,23 +39,6 @@ async def _admin(server: LiveServer) -> aiohttp.ClientSession:
     http = client_session()
     await logged_in(http, server.url, "admin")
     return http
-
-
-async def _desk(server: LiveServer, username: str = "tax01",
-                password: str = "demo12345") -> SignalingClient:
-    """A staff desk socket signed in with the account's cookie."""
-    cookie = await login_cookie(server.url, username, password)
-    client = await SignalingClient.connect(server.url, "/staff", cookie)
-    await client.next("staff:state")
-    return client
-
-
-async def _closed(client: SignalingClient) -> None:
-    for _ in range(100):
-        if not client.sio.connected:
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail("the server did not close the socket")
 
 
 async def _audit(redis_client: aioredis.Redis, action: str) -> list[dict[str, Any]]:
@@ -193,13 +175,13 @@ async def test_unknown_accounts_are_not_found(server: LiveServer) -> None:
 
 async def test_disabling_an_account_closes_its_live_desk_and_refuses_its_sign_in(
         server: LiveServer, redis_client: aioredis.Redis) -> None:
-    desk = await _desk(server)
+    desk, _ = await desk_socket(server)
     try:
         async with await _admin(server) as admin:
             status, body = await _call(admin, "POST", f"{server.url}{ACCOUNTS_URL}/tax01/disable")
             assert status == 200 and body["account"]["disabled"] is True
             assert (await desk.next("session:ended"))["reason"] == "disabled"
-            await _closed(desk)
+            await closed_by_server(desk)
             async with client_session() as person:
                 response = await login(person, server.url, "tax01")
                 assert response.status == 401
@@ -220,7 +202,7 @@ async def test_disabling_an_account_closes_its_live_desk_and_refuses_its_sign_in
 
 async def test_a_password_reset_ends_the_sessions_and_forces_a_change(
         server: LiveServer, redis_client: aioredis.Redis) -> None:
-    desk = await _desk(server)
+    desk, _ = await desk_socket(server)
     try:
         async with client_session() as person, await _admin(server) as admin:
             await logged_in(person, server.url, "tax01")
@@ -229,7 +211,7 @@ async def test_a_password_reset_ends_the_sessions_and_forces_a_change(
             assert status == 200 and body["account"]["must_change"] is True
             password = body["temporary_password"]
             assert (await desk.next("session:ended"))["reason"] == "password_reset"
-            await _closed(desk)
+            await closed_by_server(desk)
             # The signed-in browser's session is over; the old password is gone.
             status, body = await _call(person, "GET", f"{server.url}/api/me")
             assert (status, body["error"]["code"]) == (401, "session_expired")
@@ -245,7 +227,7 @@ async def test_a_password_reset_ends_the_sessions_and_forces_a_change(
 
 async def test_a_role_or_department_change_ends_the_sessions_a_new_name_does_not(
         server: LiveServer, redis_client: aioredis.Redis) -> None:
-    desk = await _desk(server)
+    desk, _ = await desk_socket(server)
     try:
         async with await _admin(server) as admin:
             url = f"{server.url}{ACCOUNTS_URL}/tax01"
@@ -256,7 +238,7 @@ async def test_a_role_or_department_change_ends_the_sessions_a_new_name_does_not
             status, body = await _call(admin, "PATCH", url, {"departments": ["tax", "market"]})
             assert status == 200 and body["account"]["departments"] == ["tax", "market"]
             assert (await desk.next("session:ended"))["reason"] == "role_changed"
-            await _closed(desk)
+            await closed_by_server(desk)
             status, body = await _call(admin, "PATCH", url, {"role": "guide"})
             assert (status, body["error"]["code"]) == (400, "invalid_payload")  # departments
             status, body = await _call(admin, "PATCH", url, {"role": "guide", "departments": []})

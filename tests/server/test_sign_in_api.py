@@ -12,14 +12,13 @@ from typing import Any
 
 import aiohttp
 import pyotp
-import pytest
 import redis.asyncio as aioredis
 
 from recordings.audit import AUDIT
 from server.config import Config
 from server.keys import ACCOUNTS, SESSIONS
 from signaling import keys
-from signaling.client import SignalingClient, login_cookie
+from tests.support.desks import closed_by_server, desk_socket
 from tests.support.http import client_session, login
 from tests.support.room_sockets import Sockets, open_room, token
 from tests.support.server import LiveServer, start_server
@@ -226,30 +225,15 @@ async def test_sessions_expire_when_idle_and_after_their_lifetime(
         assert (await _json(response))["error"]["code"] == "session_expired"
 
 
-async def _staff_socket(server: LiveServer) -> tuple[SignalingClient, str]:
-    cookie = await login_cookie(server.url, "tax01", "demo12345")
-    client = await SignalingClient.connect(server.url, "/staff", cookie)
-    await client.next("staff:state")
-    return client, cookie
-
-
-async def _closed(client: SignalingClient) -> None:
-    for _ in range(100):
-        if not client.sio.connected:
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail("the server did not close the socket")
-
-
 async def test_signing_out_closes_the_desk_socket_of_that_session(server: LiveServer) -> None:
-    desk, cookie = await _staff_socket(server)
-    other, _ = await _staff_socket(server)  # the same person in another browser
+    desk, cookie = await desk_socket(server)
+    other, _ = await desk_socket(server)  # the same person in another browser
     try:
         async with aiohttp.ClientSession() as http:
             response = await http.post(f"{server.url}/api/logout", headers={"Cookie": cookie})
             assert response.status == 200
         assert (await desk.next("session:ended"))["reason"] == "logout"
-        await _closed(desk)
+        await closed_by_server(desk)
         # The other session goes on.
         answer = await other.call("presence:set", {"state": "available"})
         assert answer["ok"] is True
@@ -259,13 +243,13 @@ async def test_signing_out_closes_the_desk_socket_of_that_session(server: LiveSe
 
 
 async def test_a_disabled_account_loses_its_desk_and_cannot_sign_in(server: LiveServer) -> None:
-    desk, _ = await _staff_socket(server)
+    desk, _ = await desk_socket(server)
     try:
         accounts, sessions = server.app[ACCOUNTS], server.app[SESSIONS]
         await accounts.set_disabled("tax01", True)
         await sessions.end_user("tax01", "disabled")
         assert (await desk.next("session:ended"))["reason"] == "disabled"
-        await _closed(desk)
+        await closed_by_server(desk)
         async with client_session() as http:
             response = await login(http, server.url, "tax01")
             assert response.status == 401
@@ -276,7 +260,7 @@ async def test_a_disabled_account_loses_its_desk_and_cannot_sign_in(server: Live
 
 async def test_a_desk_event_after_the_session_ended_is_refused(
         server: LiveServer, redis_client: aioredis.Redis) -> None:
-    desk, _ = await _staff_socket(server)
+    desk, _ = await desk_socket(server)
     try:
         sha = await _only_session(redis_client, "tax01")
         await redis_client.delete(keys.SESSION(sha))  # ran out, no announcement
@@ -299,7 +283,7 @@ async def test_a_disabled_account_is_taken_out_of_its_room_and_its_token_refused
         await server.app[ACCOUNTS].set_disabled("tax01", True)
         await server.app[SESSIONS].end_user("tax01", "disabled")
         assert (await staff.next("room:ended"))["reason"] == "disabled"
-        await _closed(staff)
+        await closed_by_server(staff)
         assert {p["participant_id"] for p in room.participants_info()} == {"a-t-rcut"}
         assert applicant.sio.connected
         again = await sockets.socket()

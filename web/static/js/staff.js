@@ -686,8 +686,8 @@ async function login(event) {
 }
 
 
-// The desk torn down without asking the server (the session is over already).
-function signedOut(text = '') {
+// The desk torn down: the call, the guide's view, the socket and what it showed.
+function closeDesk() {
   stopSessionWatch();
   if (state.room) state.room.close();
   state.room = null;
@@ -702,27 +702,19 @@ function signedOut(text = '') {
   state.staff = null;
   setCallbacks([]);
   setInvites([]);
+}
+
+// The session is over already (elsewhere, by an admin, or idle): back to the login form.
+function signedOut(text = '') {
+  closeDesk();
   showLogin(text);
 }
 
 async function logout() {
-  stopSessionWatch();
-  if (state.room) state.room.close();
-  state.room = null;
-  state.call = null;
-  stopGuide();
-  hideIncoming();
-  if (socket) {
-    socket.removeAllListeners();
-    socket.disconnect();
-    socket = null;
-  }
+  closeDesk();
   try {
     await fetchJSON('/api/logout', { method: 'POST', body: {} });
   } catch { /* the session is gone either way */ }
-  state.staff = null;
-  setCallbacks([]);
-  setInvites([]);
   showLogin();
 }
 
