@@ -16,6 +16,7 @@ from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.namespace import Namespace, cookie_from_environ
 from signaling.privacy import CONSENT_NOTICE_VERSION, mask_phone
+from signaling.redis_watch import RedisWatch
 from signaling.schema import TicketView
 from signaling.sessions import Sessions
 from signaling.snapshots import Snapshots
@@ -29,10 +30,10 @@ _PHONE = re.compile(r"^\+?[0-9][0-9 -]{3,22}[0-9]$")
 
 
 class KioskNamespace(Namespace):
-    def __init__(self, namespace: str, max_payload_bytes: int, *, store: Store,
-                 sessions: Sessions, tickets: Tickets, calls: Calls, snapshots: Snapshots,
-                 fanout: Fanout) -> None:
-        super().__init__(namespace, max_payload_bytes)
+    def __init__(self, namespace: str, max_payload_bytes: int, watch: RedisWatch, *,
+                 store: Store, sessions: Sessions, tickets: Tickets, calls: Calls,
+                 snapshots: Snapshots, fanout: Fanout) -> None:
+        super().__init__(namespace, max_payload_bytes, watch)
         self._store, self._tickets, self._calls, self._snapshots = store, tickets, calls, snapshots
         self._fanout, self._sessions = fanout, sessions
 
@@ -59,6 +60,23 @@ class KioskNamespace(Namespace):
         except SignalError:
             return ""
         return str(saved["guide"])
+
+    async def live_tickets(self) -> dict[str, int]:
+        """The tickets this process's kiosk sockets follow, and by how many sockets each."""
+        counts: dict[str, int] = {}
+        for sid, _ in list(self.server.manager.get_participants(self.namespace, None)):
+            try:
+                session = await self.get_session(sid)
+            except KeyError:
+                continue  # gone meanwhile
+            for ticket_id in (session or {}).get("tickets", []):
+                counts[ticket_id] = counts.get(ticket_id, 0) + 1
+        return counts
+
+    async def resync(self) -> None:
+        """After a Redis outage every ticket followed here is sent again, as it is now."""
+        for ticket_id in await self.live_tickets():
+            await self._fanout.ticket(ticket_id)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)

@@ -37,6 +37,7 @@ class Op(StrEnum):
     ROOM_CLOSED = "room_closed"
     DUTY = "duty"
     FORGET_NODES = "forget_nodes"
+    OUTAGE_OVER = "outage_over"
 
 
 class Code(StrEnum):

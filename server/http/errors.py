@@ -1,26 +1,56 @@
 """The one place where refusals become HTTP answers: a catalogue error (signaling/errors.py), a
 room's refusal, or aiohttp's own 4xx under /api/ all answer
-`{ok: false, error: {code, message, message_en}}` with the catalogue's status. The same
-middleware refuses foreign origins and adds the security headers (server/http/security.py)."""
+`{ok: false, error: {code, message, message_en}}` with the catalogue's status. While Redis is
+away (signaling/redis_watch.py), or when a handler meets a Redis error, the API answers 503
+`unavailable` and a page a short "recovering" page that reloads itself. The same middleware
+refuses foreign origins and adds the security headers (server/http/security.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import aiohttp_jinja2
 from aiohttp import web
 
 from rooms.errors import RoomError
 from server.http.security import add_headers, check_origin
+from server.keys import REDIS_WATCH
 from signaling.errors import SignalError, from_room_error
+from signaling.redis_watch import UNAVAILABLE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Seconds a client is asked to wait before trying again while Redis is away.
+RETRY_AFTER_S = 5
+# What answers without Redis (the health check says it is away; static files; the Socket.IO
+# transport, whose namespaces refuse for themselves): everything else waits for it.
+WITHOUT_REDIS = ("/healthz", "/static/", "/socket.io/")
+
+
+def _unavailable(request: web.Request) -> web.Response:
+    error = SignalError("unavailable")
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    if request.path.startswith("/api/"):
+        return web.json_response(error.to_dict(), status=error.status, headers=headers)
+    response = aiohttp_jinja2.render_template(
+        "unavailable.html", request, {"message": error.message, "message_en": error.message_en,
+                                      "retry_after": RETRY_AFTER_S}, status=error.status)
+    response.headers.update(headers)
+    return response
 
 
 @web.middleware
 async def errors_and_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    watch = request.app[REDIS_WATCH]
+    response: web.StreamResponse
     try:
         check_origin(request)
-        response = await handler(request)
+        if not watch.available and not request.path.startswith(WITHOUT_REDIS):
+            response = _unavailable(request)
+        else:
+            response = await handler(request)
+    except UNAVAILABLE:
+        watch.lost()
+        response = _unavailable(request)
     except SignalError as exc:
         response = web.json_response(exc.to_dict(), status=exc.status)
     except RoomError as exc:
