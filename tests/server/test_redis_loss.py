@@ -259,3 +259,35 @@ async def test_an_external_redis_stopped_or_killed_is_waited_for_and_no_ticket_i
         if again is not None:
             await again.stop()
         await external.stop()
+
+
+async def test_the_supervisor_restarts_redis_on_its_port_from_its_aof_each_time(
+        tmp_path: Path) -> None:
+    redis_server = EmbeddedRedis(tmp_path / "redis")
+    await redis_server.start()
+    supervisor = asyncio.create_task(redis_server.supervise())
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    try:
+        await client.set("kept", "1")
+        for n in range(2):
+            pid = redis_server.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+
+            async def back(pid: int = pid) -> bool:
+                with contextlib.suppress(aioredis.ConnectionError):
+                    return redis_server.pid != pid and await client.get("kept") == "1"
+                return False
+            await wait_until(back, 10, 0.05, f"restart {n + 1}")
+            await client.incr("restarts")
+        assert await client.get("restarts") == "2"
+    finally:
+        await client.aclose()
+        supervisor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await supervisor
+        await redis_server.stop()
+    # Stopped for good: nothing restarts it after stop().
+    await asyncio.sleep(0.3)
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", redis_server.port)) != 0
