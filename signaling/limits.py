@@ -99,6 +99,9 @@ class Limits:
         count, left = await self._count_script(keys=[keys.LIMIT(rule, subject)], args=[window])
         if int(count) > maximum:
             retry = max(1, int(left))
+            logger.info("limit %s: %s refused (%d in %d s, %d allowed)", rule,
+                        "a phone number" if rule == "callback_phone" else subject, int(count),
+                        window, maximum)
             raise SignalError(name, f"{rule}: {int(count)} in the window, {maximum} allowed",
                               extra={"retry_after": retry}, seconds=retry, max=maximum)
 
