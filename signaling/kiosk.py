@@ -57,7 +57,8 @@ class KioskNamespace(Namespace):
             "guide": session.user.username if session and is_guide else "",
             "guide_session": session.sha if session and is_guide else "", "tickets": [],
             "address": self._limits.address(environ)}
-        # A registered kiosk is not counted against its address (a hall's kiosks share one).
+        # A registered kiosk (a `device` in `saved`, which the kiosk's device token would put
+        # there) is not counted against its address: a hall's kiosks share one.
         if not is_registered_device(saved):
             try:
                 await self._limits.socket_opened(saved["address"])
@@ -137,10 +138,11 @@ class KioskNamespace(Namespace):
             logger.info("guide %s puts a %s ticket in the priority lane", guide,
                         data["department"])
         most = self._limits.config.max_tickets_per_socket
-        if sid in self._creating or (most and await self._open_tickets(saved) >= most):
+        if most and (sid in self._creating or await self._open_tickets(saved) >= most):
             raise self._limits.too_many_tickets()
         device = is_registered_device(saved)
-        self._creating.add(sid)
+        if most:
+            self._creating.add(sid)
         try:
             if not device:
                 await self._limits.ticket_creation(saved["address"])
