@@ -43,6 +43,7 @@ from server.keys import (
     STORE,
     TICKETS,
 )
+from server.redis_memory import watch_memory
 from server.redis_server import EmbeddedRedis
 from server.seed import load_departments_file, put_missing_departments, seed_demo
 from signaling.accounts import Accounts
@@ -51,10 +52,12 @@ from signaling.clock import Clock
 from signaling.consult import Consult
 from signaling.fanout import Fanout
 from signaling.kiosk import KioskNamespace
+from signaling.limits import Limits
 from signaling.room_channel import RoomNamespace
 from signaling.room_directory import RoomDirectory
 from signaling.sessions import Sessions
 from signaling.snapshots import Snapshots
+from signaling.socket_server import SocketServer
 from signaling.staff import StaffNamespace
 from signaling.staff_presence import StaffPresence
 from signaling.store import Store
@@ -70,15 +73,16 @@ def create_app(config: Config) -> web.Application:
     # A bad departments file stops the start here, before anything runs.
     departments = load_departments_file(Path(config.departments_file)) \
         if config.departments_file else ()
-    embedded = None if config.redis_url else EmbeddedRedis(config.redis_dir,
-                                                          config.redis_server_binary)
+    embedded = None if config.redis_url else EmbeddedRedis(
+        config.redis_dir, config.redis_server_binary, config.redis_maxmemory_mb)
     redis_url = embedded.url if embedded else config.redis_url
     # A bad key setting or key file stops the start here too.
     secrets_key = data_key(config, "secrets", config.secrets_key)
     audit_hmac_key = audit_key(config)
     app[REDIS_URL] = redis_url
 
-    sio = socketio.AsyncServer(
+    # A client event named like the connection's own (connect, disconnect, …) is refused there.
+    sio = SocketServer(
         async_mode="aiohttp",
         client_manager=socketio.AsyncRedisManager(redis_url, channel="yunzhen-socketio"),
         # engineio refuses a handshake whose Origin header is not one of these (a browser page
@@ -147,15 +151,15 @@ def create_app(config: Config) -> web.Application:
         clock = Clock(store, fanout, directory, rooms, tickets, node)
         app[NODE], app[ROOMS], app[DIRECTORY] = node, rooms, directory
         app[SNAPSHOTS], app[TICKETS], app[CONSULT] = snapshots, tickets, consult
-        limit = config.signaling.max_payload_bytes
+        limits = Limits(app[REDIS], store, config.signaling, config.proxies, node)
         sio.register_namespace(KioskNamespace(
-            "/kiosk", limit, store=store, sessions=sessions, tickets=tickets, calls=calls,
-            snapshots=snapshots, fanout=fanout))
+            "/kiosk", config.signaling, store=store, sessions=sessions, tickets=tickets,
+            calls=calls, snapshots=snapshots, fanout=fanout, limits=limits))
         staff = StaffNamespace(
-            "/staff", limit, store=store, sessions=sessions, presence=presence, calls=calls,
-            consult=consult, tickets=tickets, snapshots=snapshots, fanout=fanout,
+            "/staff", config.signaling, store=store, sessions=sessions, presence=presence,
+            calls=calls, consult=consult, tickets=tickets, snapshots=snapshots, fanout=fanout,
             proxies=config.proxies)
-        room_channel = RoomNamespace("/room", limit, directory=directory, rooms=rooms,
+        room_channel = RoomNamespace("/room", config.signaling, directory=directory, rooms=rooms,
                                      fanout=fanout, accounts=accounts)
         sio.register_namespace(staff)
         sio.register_namespace(room_channel)
@@ -190,6 +194,9 @@ def create_app(config: Config) -> web.Application:
         await watch_free_space(app[ARCHIVE].alerts, config.recordings_dir,
                                config.recordings_min_free_mb)
 
+    async def redis_memory_watch(app: web.Application) -> None:
+        await watch_memory(app[REDIS], app[ARCHIVE].alerts, config.redis_memory_alert_percent)
+
     async def exports_ctx(app: web.Application) -> AsyncIterator[None]:
         archive = app[ARCHIVE]
         jobs = ExportJobs(app[REDIS], archive, config.data_dir / EXPORTS_DIR,
@@ -208,6 +215,7 @@ def create_app(config: Config) -> web.Application:
     if lag_probe is not None:
         app.cleanup_ctx.append(background("loop-lag-probe", lag_probe.run_for))
     # After the archive's and the rooms' contexts, which they use.
-    app.cleanup_ctx.extend([background("storage-alerts", storage_watch), exports_ctx])
+    app.cleanup_ctx.extend([background("storage-alerts", storage_watch),
+                            background("redis-memory-alerts", redis_memory_watch), exports_ctx])
     http.setup(app)
     return app

@@ -11,6 +11,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from redis.exceptions import OutOfMemoryError
+
 from rooms.manager import RoomManager
 from signaling.fanout import Fanout
 from signaling.room_directory import RoomDirectory
@@ -61,12 +63,18 @@ class Clock:
                 await task
 
     async def _every(self, interval: float, step: Callable[[], Awaitable[None]]) -> None:
+        full = False  # Redis refused this step's writes (maxmemory): said once, not every time
         while True:
             await asyncio.sleep(interval)
             try:
                 await step()
+                full = False
             except asyncio.CancelledError:
                 raise
+            except OutOfMemoryError:
+                if not full:
+                    logger.warning("%s: Redis is full (maxmemory); trying again", step.__name__)
+                full = True
             except Exception:
                 logger.exception("%s failed; trying again", step.__name__)
 

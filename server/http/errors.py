@@ -1,17 +1,22 @@
 """The one place where refusals become HTTP answers: a catalogue error (signaling/errors.py), a
-room's refusal, or aiohttp's own 4xx under /api/ all answer
-`{ok: false, error: {code, message, message_en}}` with the catalogue's status. The same
+room's refusal, Redis refusing a write at its maxmemory (503 `unavailable`), or aiohttp's own
+4xx under /api/ all answer `{ok: false, error: {code, message, message_en}}` with the
+catalogue's status. The same
 middleware refuses foreign origins and adds the security headers (server/http/security.py)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from redis.exceptions import OutOfMemoryError
 
 from rooms.errors import RoomError
 from server.http.security import add_headers, check_origin
 from signaling.errors import SignalError, from_room_error
+
+logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -25,6 +30,11 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
         response = web.json_response(exc.to_dict(), status=exc.status)
     except RoomError as exc:
         error = from_room_error(exc)
+        response = web.json_response(error.to_dict(), status=error.status)
+    except OutOfMemoryError:
+        # The memory alert (server/redis_memory.py) tells the supervisors; nothing was written.
+        logger.warning("%s %s: Redis is out of memory", request.method, request.path)
+        error = SignalError("unavailable.redis_memory")
         response = web.json_response(error.to_dict(), status=error.status)
     except web.HTTPException as exc:
         # aiohttp's own answers (no such route, wrong method, body too large): JSON under /api/,
