@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import redis.asyncio as aioredis
-import socketio
 from aiohttp import web
 
 from recordings import recovery
@@ -45,6 +44,7 @@ from server.keys import (
     STORE,
     TICKETS,
 )
+from server.redis_memory import watch_memory
 from server.redis_server import EmbeddedRedis
 from server.seed import load_departments_file, put_missing_departments, seed_demo
 from signaling.accounts import Accounts
@@ -53,15 +53,18 @@ from signaling.clock import Clock
 from signaling.consult import Consult
 from signaling.fanout import Fanout
 from signaling.kiosk import KioskNamespace
+from signaling.limits import Limits
 from signaling.pubsub import RedisPubSub
 from signaling.redis_watch import RedisWatch
 from signaling.room_channel import RoomNamespace
 from signaling.room_directory import RoomDirectory
 from signaling.sessions import Sessions
 from signaling.snapshots import Snapshots
+from signaling.socket_server import SocketServer
 from signaling.staff import StaffNamespace
 from signaling.staff_presence import StaffPresence
 from signaling.store import LiveSockets, Store
+from signaling.tasks import stop as stop_task
 from signaling.tickets import Tickets
 
 logger = logging.getLogger(__name__)
@@ -79,8 +82,8 @@ def create_app(config: Config) -> web.Application:
     # A bad departments file stops the start here, before anything runs.
     departments = load_departments_file(Path(config.departments_file)) \
         if config.departments_file else ()
-    embedded = None if config.redis_url else EmbeddedRedis(config.redis_dir,
-                                                          config.redis_server_binary)
+    embedded = None if config.redis_url else EmbeddedRedis(
+        config.redis_dir, config.redis_server_binary, config.redis_maxmemory_mb)
     redis_url = embedded.url if embedded else config.redis_url
     # A bad key setting or key file stops the start here too.
     secrets_key = data_key(config, "secrets", config.secrets_key)
@@ -88,7 +91,8 @@ def create_app(config: Config) -> web.Application:
     app[REDIS_URL] = redis_url
 
     pubsub = RedisPubSub(redis_url, channel="yunzhen-socketio")
-    sio = socketio.AsyncServer(
+    # A client event named like the connection's own (connect, disconnect, …) is refused there.
+    sio = SocketServer(
         async_mode="aiohttp",
         client_manager=pubsub,
         # engineio refuses a handshake whose Origin header is not one of these (a browser page
@@ -117,9 +121,7 @@ def create_app(config: Config) -> web.Application:
             yield
         finally:
             for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop_task(task)
             await client.aclose()
             await pubsub.close()
             if embedded is not None:
@@ -168,21 +170,22 @@ def create_app(config: Config) -> web.Application:
         watch = app[REDIS_WATCH]
         app[NODE], app[ROOMS], app[DIRECTORY] = node, rooms, directory
         app[SNAPSHOTS], app[TICKETS], app[CONSULT] = snapshots, tickets, consult
-        limit = config.signaling.max_payload_bytes
+        limits = Limits(app[REDIS], store, config.signaling, config.proxies, node)
         kiosk = KioskNamespace(
-            "/kiosk", limit, watch, store=store, sessions=sessions, tickets=tickets, calls=calls,
-            snapshots=snapshots, fanout=fanout)
+            "/kiosk", config.signaling, watch, store=store, sessions=sessions, tickets=tickets,
+            calls=calls, snapshots=snapshots, fanout=fanout, limits=limits)
         staff = StaffNamespace(
-            "/staff", limit, watch, store=store, sessions=sessions, presence=presence,
-            calls=calls, consult=consult, tickets=tickets, snapshots=snapshots, fanout=fanout,
-            proxies=config.proxies)
-        room_channel = RoomNamespace("/room", limit, watch, directory=directory, rooms=rooms,
-                                     fanout=fanout, accounts=accounts)
+            "/staff", config.signaling, watch, store=store, sessions=sessions,
+            presence=presence, calls=calls, consult=consult, tickets=tickets,
+            snapshots=snapshots, fanout=fanout, proxies=config.proxies)
+        room_channel = RoomNamespace("/room", config.signaling, watch, directory=directory,
+                                     rooms=rooms, fanout=fanout, accounts=accounts)
         for namespace in (kiosk, staff, room_channel):
             sio.register_namespace(namespace)
 
         async def live_sockets() -> LiveSockets:
-            return LiveSockets(staff=staff.live_desks(), tickets=await kiosk.live_tickets())
+            tickets, addresses = await kiosk.live_sockets()
+            return LiveSockets(staff=staff.live_desks(), tickets=tickets, addresses=addresses)
 
         clock = Clock(store, fanout, directory, rooms, tickets, node, watch, live_sockets)
 
@@ -215,9 +218,7 @@ def create_app(config: Config) -> web.Application:
         finally:
             watch.remove_hooks(lost=redis_lost, recover=clock.recover, back=redis_back)
             for task in (recovery_task, session_watch):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop_task(task)
             await clock.close()
             await rooms.close()
             await sio.shutdown()
@@ -225,13 +226,14 @@ def create_app(config: Config) -> web.Application:
             # Redis goes away.
             listener = getattr(sio.manager, "thread", None)
             if isinstance(listener, asyncio.Task):
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
+                await stop_task(listener)
 
     async def storage_watch(app: web.Application) -> None:
         await watch_free_space(app[ARCHIVE].alerts, config.recordings_dir,
                                config.recordings_min_free_mb)
+
+    async def redis_memory_watch(app: web.Application) -> None:
+        await watch_memory(app[REDIS], app[ARCHIVE].alerts, config.redis_memory_alert_percent)
 
     async def exports_ctx(app: web.Application) -> AsyncIterator[None]:
         archive = app[ARCHIVE]
@@ -251,6 +253,7 @@ def create_app(config: Config) -> web.Application:
     if lag_probe is not None:
         app.cleanup_ctx.append(background("loop-lag-probe", lag_probe.run_for))
     # After the archive's and the rooms' contexts, which they use.
-    app.cleanup_ctx.extend([background("storage-alerts", storage_watch), exports_ctx])
+    app.cleanup_ctx.extend([background("storage-alerts", storage_watch),
+                            background("redis-memory-alerts", redis_memory_watch), exports_ctx])
     http.setup(app)
     return app

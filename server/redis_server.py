@@ -1,6 +1,7 @@
 """The private Redis the service starts on a fresh machine: a real redis-server process with AOF
-persistence under the data directory, started before the app, supervised while it runs (restarted
-on the same port from its AOF when it dies) and stopped after it."""
+persistence under the data directory and a maxmemory with `noeviction` (a full Redis refuses
+writes rather than dropping queue state), started before the app, supervised while it runs
+(restarted on the same port from its AOF when it dies) and stopped after it."""
 
 from __future__ import annotations
 
@@ -44,9 +45,11 @@ def _free_port() -> int:
 class EmbeddedRedis:
     """A redis-server child process bound to 127.0.0.1 on a free port, data in `directory`."""
 
-    def __init__(self, directory: Path, binary: str = "redis-server") -> None:
+    def __init__(self, directory: Path, binary: str = "redis-server",
+                 maxmemory_mb: int = 512) -> None:
         self.directory = directory
         self.binary = binary
+        self.maxmemory_mb = maxmemory_mb
         # Chosen now so the URL is known before the server starts (Socket.IO's Redis manager
         # is built with the app).
         self.port = _free_port()
@@ -86,6 +89,7 @@ class EmbeddedRedis:
             "--dir", str(self.directory.resolve()),
             "--appendonly", "yes", "--appendfsync", "everysec",
             "--save", "", "--protected-mode", "yes", "--daemonize", "no",
+            "--maxmemory", f"{self.maxmemory_mb}mb", "--maxmemory-policy", "noeviction",
             "--logfile", str((self.directory / "redis.log").resolve()),
         ]
         process = await asyncio.create_subprocess_exec(

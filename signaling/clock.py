@@ -7,16 +7,18 @@ puts this process right in it before they go on."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+
+from redis.exceptions import OutOfMemoryError
 
 from rooms.manager import RoomManager
 from signaling.fanout import Fanout
 from signaling.redis_watch import UNAVAILABLE, RedisWatch
 from signaling.room_directory import RoomDirectory
 from signaling.store import HEARTBEAT_TTL, LiveSockets, Store
+from signaling.tasks import stop
 from signaling.tickets import Tickets
 
 logger = logging.getLogger(__name__)
@@ -81,20 +83,25 @@ class Clock:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
 
     async def _every(self, interval: float, step: Callable[[], Awaitable[None]]) -> None:
+        full = False  # Redis refused this step's writes (maxmemory): said once, not every time
         while True:
             await asyncio.sleep(interval)
             if not self._watch.available:
                 continue  # the watch logged it; recover() runs before the steps go on
             try:
                 await step()
+                full = False
             except asyncio.CancelledError:
                 raise
             except UNAVAILABLE:
                 self._watch.lost()
+            except OutOfMemoryError:
+                if not full:
+                    logger.warning("%s: Redis is full (maxmemory); trying again", step.__name__)
+                full = True
             except Exception:
                 logger.exception("%s failed; trying again", step.__name__)
 

@@ -15,6 +15,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from signaling.errors import SignalError
+
 logger = logging.getLogger(__name__)
 
 # The errors that mean "Redis cannot be reached now" rather than "this command is wrong": refused
@@ -30,7 +32,15 @@ DOWN_INTERVAL = 0.25
 # A ping slower than this counts as no answer (a stopped or overloaded Redis).
 PING_TIMEOUT = 2.0
 
+# Seconds a client is asked to wait before trying again while Redis is away.
+RETRY_AFTER_S = 2
+
 Hook = Callable[[], Awaitable[None]]
+
+
+def unavailable() -> SignalError:
+    """The answer to whatever needs Redis while it is away."""
+    return SignalError("unavailable", extra={"retry_after": RETRY_AFTER_S})
 
 
 class RedisWatch:

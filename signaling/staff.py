@@ -11,6 +11,7 @@ from socketio.exceptions import ConnectionRefusedError
 from rooms.roles import Role
 from signaling.accounts import SESSION_COOKIE, User
 from signaling.calls import Calls
+from signaling.config import SignalingConfig
 from signaling.consult import Consult
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
@@ -27,11 +28,11 @@ logger = logging.getLogger(__name__)
 
 
 class StaffNamespace(Namespace):
-    def __init__(self, namespace: str, max_payload_bytes: int, watch: RedisWatch, *,
+    def __init__(self, namespace: str, config: SignalingConfig, watch: RedisWatch, *,
                  store: Store, sessions: Sessions, presence: StaffPresence, calls: Calls,
                  consult: Consult, tickets: Tickets, snapshots: Snapshots, fanout: Fanout,
                  proxies: TrustedProxies) -> None:
-        super().__init__(namespace, max_payload_bytes, watch)
+        super().__init__(namespace, config, watch)
         self._store, self._presence, self._calls, self._consult = store, presence, calls, consult
         self._tickets, self._snapshots, self._fanout = tickets, snapshots, fanout
         self._sessions, self._proxies = sessions, proxies

@@ -78,6 +78,7 @@ async def test_pages_show_the_recovery_and_calls_keep_their_media(browser: Any,
                     "服务暂时中断，正在恢复")
             # A request of the page meets the outage: the banner says it, no error shows.
             assert await waiting.evaluate(FETCH_AND_SHOW) == "unavailable"
+            await asyncio.sleep(1.0)  # showError asks /healthz which `unavailable` it is
             await expect(waiting.get_by_test_id("error-message")).to_be_hidden()
             # A page opened now: the 503 page, which reloads itself.
             late = await new_page(browser)

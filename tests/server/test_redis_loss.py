@@ -97,9 +97,10 @@ async def check_degraded(s: Scene) -> None:
                                 json={"username": "tax01", "password": "demo12345"}) as response:
             assert response.status == 503
             assert response.content_type == "application/json"
-            assert response.headers["Retry-After"] == "5"
+            assert response.headers["Retry-After"] == "2"
             body = await response.json()
             assert body["ok"] is False and body["error"]["code"] == "unavailable"
+            assert body["error"]["retry_after"] == 2
             assert body["error"]["message"] == "服务暂时不可用，正在恢复，请稍候再试。"
         async with session.get(f"{url}/api/departments") as response:
             assert response.status == 503

@@ -42,10 +42,17 @@ async def test_the_sockets_of_the_node_are_counted_from_the_live_ones(store: Sto
     left = await _ticket(store, 3.0)                    # its kiosk left during the outage
     uncounted = await _ticket(store, 4.0, connect=False)  # counted, but the count was lost
     await store.connection("ticket", "other-node-ticket", "node-b", 1, 4.0)
+    # Kiosk sockets counted against their address: one of 198.51.100.7's two left during the
+    # outage, 203.0.113.9's only one too.
+    for address in ("198.51.100.7", "198.51.100.7", "203.0.113.9"):
+        await store.address_socket(address, NODE, 1, 0, 4.0)
 
     now = 100.0  # the heartbeat ran out at 10
     events = await store.outage_over(NODE, now, LiveSockets(
-        staff={"tax01": 1}, tickets={stayed: 1, uncounted: 2}))
+        staff={"tax01": 1}, tickets={stayed: 1, uncounted: 2},
+        addresses={"198.51.100.7": 1}))
+    assert await _conns(store, "address", "198.51.100.7") == {NODE: "1"}
+    assert await _conns(store, "address", "203.0.113.9") == {}
     assert await store.redis.zscore(keys.NODES, NODE) == now + HEARTBEAT_TTL
     assert await _conns(store, "ticket", stayed) == {NODE: "1"}
     assert await _conns(store, "ticket", uncounted) == {NODE: "2"}
@@ -75,13 +82,14 @@ async def test_graces_that_ran_out_during_the_outage_start_again(store: Store) -
     await store.connection("ticket", ticket, NODE, -1, 10.0)     # deadline 70
     await store.connection("staff", "tax01", NODE, -1, 10.0)     # deadline 30
     now = 200.0
-    await store.outage_over(NODE, now, LiveSockets(staff={}, tickets={}))
+    await store.outage_over(NODE, now, LiveSockets(staff={}, tickets={}, addresses={}))
     assert await store.redis.zscore(keys.TICKET_GONE, ticket) == now + 60.0
     assert await store.redis.zscore(keys.STAFF_GONE, "tax01") == now + 20.0
     assert await store.tick(now + 1.0) == []
     assert (await store.ticket(ticket)).status == "waiting"  # type: ignore[union-attr]
     # Idempotent: a second process that saw the same outage changes nothing more.
-    await store.outage_over("node-b", now + 0.5, LiveSockets(staff={}, tickets={}))
+    await store.outage_over("node-b", now + 0.5,
+                            LiveSockets(staff={}, tickets={}, addresses={}))
     assert await store.redis.zscore(keys.TICKET_GONE, ticket) == now + 60.5
 
 
@@ -90,8 +98,8 @@ async def test_a_ring_that_ran_out_during_the_outage_is_not_a_miss(store: Store)
     ticket = await _ticket(store, 2.0)                    # rings tax01 until 17
     assert (await store.ticket(ticket)).status == "ringing"  # type: ignore[union-attr]
     now = 60.0
-    events = await store.outage_over(NODE, now, LiveSockets(staff={"tax01": 1},
-                                                            tickets={ticket: 1}))
+    events = await store.outage_over(NODE, now, LiveSockets(
+        staff={"tax01": 1}, tickets={ticket: 1}, addresses={}))
     assert ("withdrawn", ticket, "tax01") in events
     assert ("ticket", ticket, "waiting") in events
     state = await store.staff_state("tax01")

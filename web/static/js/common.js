@@ -88,13 +88,20 @@ export function errorText(err) {
 
 let errorTimer = null;
 
-// One shared error banner per page (data-testid="error-message").
+// One shared error banner per page (data-testid="error-message"). `unavailable` is either the
+// service recovering from the loss of its Redis (not an error of the user's: the status banner
+// says it) or its Redis being full (an error to show): /healthz tells which.
 export function showError(errOrText, { sticky = false } = {}) {
-  // The service recovering is not an error of the user's: the status banner says it.
   if (errOrText instanceof YzError && errOrText.code === 'unavailable') {
-    setServiceDegraded(true);
+    serviceDegraded().then((degraded) => {
+      if (degraded) setServiceDegraded(true); else displayError(errOrText, sticky);
+    });
     return;
   }
+  displayError(errOrText, sticky);
+}
+
+function displayError(errOrText, sticky) {
   const el = document.querySelector('[data-testid="error-message"]');
   const text = typeof errOrText === 'string' ? errOrText : errorText(errOrText);
   if (!el) {
@@ -144,7 +151,7 @@ export async function fetchJSON(url, { method = 'GET', body, timeoutMs = 15000 }
     data = null;
   }
   if (!response.ok || !data || data.ok === false) {
-    if (data && data.error && data.error.code === 'unavailable') setServiceDegraded(true);
+    if (data && data.error && data.error.code === 'unavailable') noteUnavailable();
     if (data && data.error) throw YzError.from(data.error, response.status);
     throw pageError(`http_${response.status}`, 'err_generic', response.status);
   }
@@ -168,6 +175,20 @@ function renderStatus() {
   if (!banner) return;
   banner.hidden = !status.degraded && status.downSockets.size === 0;
   banner.textContent = status.degraded ? t('service_degraded') : t('disconnected');
+}
+
+// Is the service without its Redis now? (A page that cannot reach /healthz either: yes.)
+async function serviceDegraded() {
+  try {
+    return (await fetch('/healthz', { cache: 'no-store' })).status === 503;
+  } catch {
+    return true;
+  }
+}
+
+// An answer was `unavailable`: the banner, if that is the service recovering.
+function noteUnavailable() {
+  serviceDegraded().then((degraded) => { if (degraded) setServiceDegraded(true); });
 }
 
 // While degraded, /healthz is asked every 2 s too: a page without a socket (the supervisor's)
@@ -205,13 +226,16 @@ export function connectNamespace(namespace) {
   });
   socket.io.on('reconnect_attempt', () => setDown(true));
   socket.on('service:state', ({ state } = {}) => setServiceDegraded(state !== 'ok'));
-  // Refused while the service recovers: Socket.IO does not retry a refusal by itself.
+  // Refused with a reason (a limit, the service recovering or full): say why, and connect again
+  // after the wait it names (Socket.IO does not retry a refusal by itself).
   socket.on('connect_error', (err) => {
-    if (err && err.message === 'unavailable') {
-      setServiceDegraded(true);
-      setDown(true);
-      setTimeout(() => socket.connect(), HEALTH_POLL_MS);
-    }
+    if (!err || !err.data || !err.data.code) return; // a network error: the client retries
+    showError(YzError.from(err.data), { sticky: true });
+    const wait = Number.isFinite(err.data.retry_after) ? err.data.retry_after : 30;
+    setTimeout(() => {
+      clearError();
+      socket.connect();
+    }, wait * 1000);
   });
   return socket;
 }
@@ -228,7 +252,7 @@ export async function emitAck(socket, event, payload = {}, timeoutMs = ACK_TIMEO
     throw pageError('internal', 'err_generic');
   }
   if (answer.ok === false) {
-    if (answer.error && answer.error.code === 'unavailable') setServiceDegraded(true);
+    if (answer.error && answer.error.code === 'unavailable') noteUnavailable();
     throw YzError.from(answer.error);
   }
   return answer;
