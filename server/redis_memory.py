@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import OutOfMemoryError, RedisError
 
 from recordings.alerts import Alerts
+from signaling.redis_watch import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ async def watch_memory(redis: aioredis.Redis, alerts: Alerts, percent: int,
             if not full_logged:
                 logger.error("redis memory: Redis is full (maxmemory), writes are refused")
                 full_logged = True
+        except UNAVAILABLE:
+            pass  # Redis is away: the Redis watch (signaling/redis_watch.py) says it once
         except (RedisError, OSError) as exc:
             logger.warning("redis memory: check failed (%s); trying again", exc)
         await asyncio.sleep(interval)

@@ -125,6 +125,9 @@ CATALOGUE: dict[str, ErrorText] = {
                               "You are in a call and cannot join."),
     "busy.exports": ErrorText(503, "导出任务太多，请稍后再试。",
                               "Too many exports are running; try again later."),
+    "unavailable": ErrorText(503, "服务暂时不可用，正在恢复，请稍候再试。",
+                             "The service is briefly unavailable and recovering; please try "
+                             "again in a moment."),
     "invalid_payload.content_type": ErrorText(415, "请求须为 JSON（application/json）。",
                      "The request body must be application/json."),
     "invalid_payload.account": ErrorText(400, "账号信息有误：{reason}",

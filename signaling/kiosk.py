@@ -19,6 +19,7 @@ from signaling.fanout import Fanout
 from signaling.limits import Limits, is_registered_device
 from signaling.namespace import Namespace, cookie_from_environ, refusal
 from signaling.privacy import CONSENT_NOTICE_VERSION, mask_phone
+from signaling.redis_watch import RedisWatch
 from signaling.schema import TicketView
 from signaling.sessions import Sessions
 from signaling.snapshots import Snapshots
@@ -34,10 +35,10 @@ OPEN = (TicketStatus.WAITING, TicketStatus.RINGING, TicketStatus.CONNECTED)
 
 
 class KioskNamespace(Namespace):
-    def __init__(self, namespace: str, config: SignalingConfig, *, store: Store,
-                 sessions: Sessions, tickets: Tickets, calls: Calls, snapshots: Snapshots,
-                 fanout: Fanout, limits: Limits) -> None:
-        super().__init__(namespace, config)
+    def __init__(self, namespace: str, config: SignalingConfig, watch: RedisWatch, *,
+                 store: Store, sessions: Sessions, tickets: Tickets, calls: Calls,
+                 snapshots: Snapshots, fanout: Fanout, limits: Limits) -> None:
+        super().__init__(namespace, config, watch)
         self._store, self._tickets, self._calls, self._snapshots = store, tickets, calls, snapshots
         self._fanout, self._sessions, self._limits = fanout, sessions, limits
         # Sockets of this process taking a ticket now: a second ticket:create sent before the
@@ -77,6 +78,28 @@ class KioskNamespace(Namespace):
         except SignalError:
             return ""
         return str(saved["guide"])
+
+    async def live_sockets(self) -> tuple[dict[str, int], dict[str, int]]:
+        """This process's kiosk sockets: how many follow each ticket, and how many are counted
+        against each client address."""
+        tickets: dict[str, int] = {}
+        addresses: dict[str, int] = {}
+        for sid, _ in list(self.server.manager.get_participants(self.namespace, None)):
+            try:
+                session = await self.get_session(sid)
+            except KeyError:
+                continue  # gone meanwhile
+            for ticket_id in (session or {}).get("tickets", []):
+                tickets[ticket_id] = tickets.get(ticket_id, 0) + 1
+            if session and session.get("counted"):
+                addresses[session["address"]] = addresses.get(session["address"], 0) + 1
+        return tickets, addresses
+
+    async def resync(self) -> None:
+        """After a Redis outage every ticket followed here is sent again, as it is now."""
+        tickets, _ = await self.live_sockets()
+        for ticket_id in tickets:
+            await self._fanout.ticket(ticket_id)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)

@@ -2,7 +2,9 @@
 against `schema.EVENTS` before a handler sees them, and every answer is one structured object,
 `{ok: true, ...}` or `{ok: false, error}` (a refusal of the signaling or the room layer, from the
 error catalogue). Client events named like the connection's own never get here
-(signaling/socket_server.py): `connect` and `disconnect` are the server's."""
+(signaling/socket_server.py): `connect` and `disconnect` are the server's. While Redis is away
+(signaling/redis_watch.py) the queue's namespaces answer `unavailable` without trying, and a
+handler that meets a Redis error answers the same."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from rooms.errors import RoomError
 from signaling.config import SignalingConfig
 from signaling.errors import SignalError, from_room_error
 from signaling.limits import TokenBucket, retry_after
+from signaling.redis_watch import UNAVAILABLE, RedisWatch, unavailable
 from signaling.schema import parse
 
 logger = logging.getLogger(__name__)
@@ -47,8 +50,13 @@ def refusal(error: SignalError) -> ConnectionRefusedError:
 class Namespace(socketio.AsyncNamespace):
     """Routes `a:b-c` events to `on_a_b_c(sid, data)` handlers after validating the payload."""
 
-    def __init__(self, namespace: str, config: SignalingConfig) -> None:
+    # Every event of this namespace needs Redis: refused at once while it is away. (The room
+    # channel's media signaling does not, and goes on.)
+    needs_redis = True
+
+    def __init__(self, namespace: str, config: SignalingConfig, watch: RedisWatch) -> None:
         super().__init__(namespace)
+        self._watch = watch
         self._max_payload_bytes = config.max_payload_bytes
         self._rate, self._burst = config.events_per_second, config.event_burst
         # This process's sockets of the namespace: sid -> its event-rate bucket; and the
@@ -62,10 +70,18 @@ class Namespace(socketio.AsyncNamespace):
         if event == "disconnect":
             self._buckets.pop(args[0], None)
             self._flooding.discard(args[0])
-            return await super().trigger_event(event, *args)
+            try:
+                return await super().trigger_event(event, *args)
+            except UNAVAILABLE:
+                # Counted again from the sockets still open once Redis is back (Clock.recover).
+                self._watch.lost()
+                logger.debug("%s socket %s left while Redis is away", self.namespace, args[0])
+                return None
         sid, payloads = args[0], args[1:]
         try:
             self._take_token(sid, event)
+            if self.needs_redis and not self._watch.available:
+                return unavailable().to_dict()  # not logged: the watch said it once
             if len(payloads) > 1:
                 raise SignalError("invalid_payload", "send exactly one payload object")
             data = parse(self.namespace, event, payloads[0] if payloads else None,
@@ -83,6 +99,9 @@ class Namespace(socketio.AsyncNamespace):
             # tells the supervisors.
             logger.warning("%s %s from %s: Redis is out of memory", self.namespace, event, sid)
             return SignalError("unavailable.redis_memory").to_dict()
+        except UNAVAILABLE:
+            self._watch.lost()
+            return unavailable().to_dict()
         except Exception:
             logger.exception("%s %s from %s failed", self.namespace, event, sid)
             return SignalError("internal").to_dict()
@@ -90,6 +109,8 @@ class Namespace(socketio.AsyncNamespace):
     async def _connect(self, sid: str, *args: Any) -> Any:
         """The server's own connect call: the socket's bucket, then the namespace's on_connect
         (a refusal there leaves nothing behind: no disconnect follows a refused connect)."""
+        if self.needs_redis and not self._watch.available:
+            raise refusal(unavailable())
         if self._rate > 0:
             self._buckets[sid] = TokenBucket(self._rate, self._burst)
         try:
@@ -98,6 +119,10 @@ class Namespace(socketio.AsyncNamespace):
             self._buckets.pop(sid, None)
             logger.warning("%s: socket %s refused, Redis is out of memory", self.namespace, sid)
             raise refusal(SignalError("unavailable.redis_memory")) from None
+        except UNAVAILABLE:
+            self._buckets.pop(sid, None)
+            self._watch.lost()
+            raise refusal(unavailable()) from None
         except BaseException:
             self._buckets.pop(sid, None)
             raise

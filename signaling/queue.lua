@@ -566,11 +566,13 @@ function ops.heartbeat(node, ttl)
   return Code.OK
 end
 
--- Everything that happens with time.
-function ops.tick()
+-- Everything that happens with time. sweep: '1' to bury the processes whose heartbeat ran out
+-- ('0' for a while after a Redis outage, when every heartbeat ran out and the live processes
+-- have not all renewed theirs yet).
+function ops.tick(sweep)
   expire_rings()
   end_wrap_ups()
-  bury_dead_nodes()
+  if sweep == '1' then bury_dead_nodes() end
   expire_staff_graces()
   expire_ticket_graces()
   dispatch_all()
@@ -618,6 +620,67 @@ function ops.duty(pool)
     end
   end
   return Code.OK, {on_duty, available}
+end
+
+-- Redis was unreachable and answers again; `node` saw it. First its heartbeat, so that no
+-- process takes it for dead; then its sockets are counted from the ones it really has (JSON
+-- objects id -> count, per kind: staff members, tickets, client addresses): a socket that left
+-- during the outage could not say so, one that stayed must keep its staff member or ticket. Nobody could act during the outage, so it
+-- is not held against anyone: the grace periods start again, and rings that ran out go back to
+-- the queue without counting as missed. Idempotent: every process that saw the outage calls it.
+local function recount(node, kind, live)
+  for _, id in ipairs(redis.call('SMEMBERS', K.NODE(node, kind))) do
+    if live[id] == nil then
+      local n = num(redis.call('HGET', K.CONNS(kind, id), node), 0)
+      if n > 0 then
+        connection(kind, id, node, -n)
+      else
+        redis.call('SREM', K.NODE(node, kind), id)
+      end
+    end
+  end
+  for id, n in pairs(live) do
+    local have = num(redis.call('HGET', K.CONNS(kind, id), node), 0)
+    if n ~= have then connection(kind, id, node, n - have) end
+    if kind == 'staff' then
+      back_staff(id)
+    elseif kind == 'ticket' then
+      redis.call('ZREM', K.TICKET_GONE, id)
+    end
+  end
+end
+
+local function renew_graces(key, grace)
+  local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  for i = 1, #entries, 2 do
+    if tonumber(entries[i + 1]) < now + grace then
+      redis.call('ZADD', key, now + grace, entries[i])
+    end
+  end
+end
+
+local function rings_lost()
+  for _, tid in ipairs(redis.call('ZRANGEBYSCORE', K.RINGING, '-inf', now)) do
+    local user = redis.call('HGET', K.TICKET(tid), 'staff') or ''
+    local dept = requeue(tid, 0)
+    if user ~= '' then
+      log('NOANSWER', tid, dept, user, 'redis outage')
+      make_available(user, num(redis.call('HGET', K.STAFF(user), 'since'), now))
+      emit(EventKind.WITHDRAWN, tid, user)
+      emit(EventKind.PRESENCE, user, Presence.AVAILABLE)
+    end
+  end
+end
+
+function ops.outage_over(node, ttl, staff, tickets, addresses)
+  redis.call('ZADD', K.NODES, now + tonumber(ttl), node)
+  renew_graces(K.STAFF_GONE, STAFF_GRACE)
+  renew_graces(K.TICKET_GONE, TICKET_GRACE)
+  recount(node, 'staff', cjson.decode(staff))
+  recount(node, 'ticket', cjson.decode(tickets))
+  recount(node, 'address', cjson.decode(addresses))
+  rings_lost()
+  return Code.OK
 end
 
 -- Every process that used this Redis is gone (the private Redis of a restarted service): let

@@ -38,6 +38,7 @@ class Op(StrEnum):
     DUTY = "duty"
     FORGET_NODES = "forget_nodes"
     ADDRESS_SOCKET = "address_socket"
+    OUTAGE_OVER = "outage_over"
 
 
 class Code(StrEnum):

@@ -94,6 +94,14 @@ class Sockets(NamedTuple):
     events: list[Event]
 
 
+class LiveSockets(NamedTuple):
+    """A process's open sockets: how many per staff member, per ticket, and per client address
+    (the kiosk sockets counted against their address's limit)."""
+    staff: dict[str, int]
+    tickets: dict[str, int]
+    addresses: dict[str, int]
+
+
 class Duty(NamedTuple):
     on_duty: int
     available: int
@@ -276,8 +284,16 @@ class Store:
     async def forget_nodes(self, now: float) -> None:
         await self._queue(Op.FORGET_NODES, now)
 
-    async def tick(self, now: float) -> list[Event]:
-        return (await self._queue(Op.TICK, now)).events
+    async def tick(self, now: float, sweep: bool = True) -> list[Event]:
+        """What happens with time; `sweep`: also bury the processes whose heartbeat ran out."""
+        return (await self._queue(Op.TICK, now, "1" if sweep else "0")).events
+
+    async def outage_over(self, node: str, now: float, live: LiveSockets,
+                          ttl: float = HEARTBEAT_TTL) -> list[Event]:
+        """Redis answers again after an outage this process saw: its heartbeat, then its sockets
+        counted from `live`; graces and rings that ran out meanwhile are given back."""
+        return (await self._queue(Op.OUTAGE_OVER, now, node, ttl, json.dumps(live.staff),
+                                  json.dumps(live.tickets), json.dumps(live.addresses))).events
 
     async def dispatch(self, dept_id: str, now: float) -> list[Event]:
         return (await self._queue(Op.DISPATCH, now, dept_id)).events

@@ -3,7 +3,7 @@
 // can log in on the kiosk (导服) to put the next applicant in the priority lane.
 import {
   $, bootData, clearError, connectNamespace, emitAck, fetchJSON, loadDepartments, showError,
-  showScreen, submitLogin, YzError,
+  showScreen, submitLogin,
 } from './common.js';
 import { departmentName, formatHours, formatMoment, initPage, listJoin, t } from './i18n.js';
 import { initCallControls, RoomSession } from './room.js';
@@ -647,22 +647,9 @@ async function main() {
   renderGuide();
   socket = connectNamespace('/kiosk');
   socket.on('connect', resume);
-  socket.on('connect_error', refused);
   socket.on('ticket:update', applyTicket);
   if (!state.departments.length || !('open_now' in state.departments[0])) refreshDepartments();
   setInterval(refreshDepartments, DEPARTMENTS_REFRESH_MS);
-}
-
-// The server refused the socket (too many from this network, or the service cannot store more):
-// say why, and connect again after the wait it names (Socket.IO does not retry a refusal).
-function refused(err) {
-  if (!err || !err.data || !err.data.code) return; // a network error: the client retries itself
-  showError(YzError.from(err.data), { sticky: true });
-  const wait = Number.isFinite(err.data.retry_after) ? err.data.retry_after : 30;
-  setTimeout(() => {
-    clearError();
-    socket.connect();
-  }, wait * 1000);
 }
 
 main();
