@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -37,9 +38,11 @@ MIN_KEY_BYTES = 32
 FIELDS = ("time", "who", "action", "recording_id", "department", "remote", "detail", "target",
           "before", "after")
 PAGE = 1000
-# Appends lost to another process's append before giving up (each loss is that process's
-# progress, so this is only reached if Redis is being tampered with or hammered).
+# Appends lost to another process's append before giving up. Each loss is another process's
+# progress, and the loser waits a random pause of up to BACKOFF * 2**loss (at most 64 ms) before
+# trying again, so this is only reached if Redis is being tampered with or hammered.
 MAX_TRIES = 100
+BACKOFF = 0.001
 
 # Appends only on top of the head the caller built its entry on: the XADD and the head move
 # together, or nothing happens and the caller learns the real head. Says whether the oldest entry
@@ -270,7 +273,7 @@ class Audit:
         # a field. Entries with ids older than keep_days are trimmed, whatever the volume.
         oldest = int((now - self.keep_days * 86400) * 1000)
         async with self._lock:
-            for _ in range(MAX_TRIES):
+            for attempt in range(MAX_TRIES):
                 seq, prev = self._head
                 number = _seq(seq)
                 if number is None:
@@ -289,8 +292,11 @@ class Audit:
                     if answer[2] == 1:
                         await self._trim_before(oldest)
                     return str(answer[1])
-                # Another process appended first: build on its entry.
+                # Another process appended first: build on its entry, after a random pause
+                # that grows with each loss, so that a busy appender cannot starve this one
+                # (without it, two processes appending in a loop can take turns losing).
                 self._head = (str(answer[1]), str(answer[2]))
+                await asyncio.sleep(random.uniform(0, BACKOFF * 2 ** min(attempt, 6)))
         raise RuntimeError(f"audit append: the head moved {MAX_TRIES} times in a row")
 
     async def _trim_before(self, oldest_ms: int) -> None:
