@@ -32,6 +32,7 @@ from server.keys import (
     AUDIT,
     CONFIG,
     CONSULT,
+    DEVICES,
     DIRECTORY,
     EXPORTS,
     NODE,
@@ -49,6 +50,7 @@ from signaling.accounts import Accounts
 from signaling.calls import Calls, RoomHooks
 from signaling.clock import Clock
 from signaling.consult import Consult
+from signaling.devices import Devices
 from signaling.fanout import Fanout
 from signaling.kiosk import KioskNamespace
 from signaling.room_channel import RoomNamespace
@@ -124,6 +126,7 @@ def create_app(config: Config) -> web.Application:
         archive = Archive(app[REDIS], config.recordings_dir, audit,
                           retention_days=config.retention_days)
         app[ARCHIVE], app[AUDIT] = archive, audit
+        app[DEVICES] = Devices(app[REDIS], audit)
         archive.start()  # the retention job; stopped and awaited below
         try:
             yield
@@ -148,9 +151,10 @@ def create_app(config: Config) -> web.Application:
         app[NODE], app[ROOMS], app[DIRECTORY] = node, rooms, directory
         app[SNAPSHOTS], app[TICKETS], app[CONSULT] = snapshots, tickets, consult
         limit = config.signaling.max_payload_bytes
-        sio.register_namespace(KioskNamespace(
-            "/kiosk", limit, store=store, sessions=sessions, tickets=tickets, calls=calls,
-            snapshots=snapshots, fanout=fanout))
+        kiosk = KioskNamespace(
+            "/kiosk", limit, store=store, sessions=sessions, devices=app[DEVICES],
+            tickets=tickets, calls=calls, snapshots=snapshots, fanout=fanout)
+        sio.register_namespace(kiosk)
         staff = StaffNamespace(
             "/staff", limit, store=store, sessions=sessions, presence=presence, calls=calls,
             consult=consult, tickets=tickets, snapshots=snapshots, fanout=fanout,
@@ -163,6 +167,9 @@ def create_app(config: Config) -> web.Application:
         # Ended login sessions (any process) close their sockets here.
         session_watch = asyncio.create_task(sessions.watch([staff.cut, room_channel.cut]),
                                             name="session-watch")
+        # Revoked kiosks (any process) lose their sockets here.
+        device_watch = asyncio.create_task(app[DEVICES].watch([kiosk.cut_device]),
+                                           name="device-watch")
         # Recordings left incomplete by a process that died (this one before a restart, or
         # another on a shared Redis) are closed, indexed and sealed.
         recovery_task = asyncio.create_task(
@@ -171,7 +178,7 @@ def create_app(config: Config) -> web.Application:
         try:
             yield
         finally:
-            for task in (recovery_task, session_watch):
+            for task in (recovery_task, session_watch, device_watch):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

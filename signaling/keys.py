@@ -34,7 +34,9 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          room_id, rest_until, overflowed, connected_at, ended_at,
                                          rating, guide (the hall guide who made it),
                                          consent_version, consent_at (the recording notice
-                                         consented to, and when: signaling/privacy.py)
+                                         consented to, and when: signaling/privacy.py),
+                                         device, hall (the registered kiosk that made it, and
+                                         its hall; absent for an anonymous one)
   yz:ticket:<ticket_id>:declined  zset   username -> when they declined or missed it (1 d)
   yz:queue:<dept>                 zset   waiting ticket_id -> score: seq in the priority lane,
                                          LANE_SPLIT + seq in the ordinary one (so priority first)
@@ -56,6 +58,13 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          removed when done, or callback_keep_days after
                                          created_at (signaling/clock.py)
   yz:guide:<username>             zset   ticket_id -> created_at of a hall guide's tickets (1 d)
+  yz:devices                      zset   device_id -> created_at of every registered kiosk
+                                         (signaling/devices.py; revoked ones stay, marked)
+  yz:device:<device_id>           hash   device_id, name, hall, location, created_at,
+                                         created_by, token_sha, last_seen, revoked_at,
+                                         revoked_by, ticket (its last ticket: the queue script
+                                         allows one open at a time)
+  yz:devicetoken:<sha>            string device_id of a device token; deleted on revocation
   yz:log                          stream the queue log: time, event (ENTER, RING, NOANSWER,
                                          DECLINE, GONE, CONNECT, ABANDON, CANCEL, OVERFLOW,
                                          COMPLETE, PAUSE, UNPAUSE, INVITE, JOIN, CALLBACK,
@@ -97,6 +106,7 @@ picture):
 Pub/sub channels: Socket.IO's between processes is ``yunzhen-socketio`` (server/app.py), and
   yz:sessions:ended               channel ended login sessions, JSON of
                                          signaling.sessions.EndedSessions (signaling/sessions.py)
+  yz:devices:revoked              channel revoked kiosks, JSON {device_id} (signaling/devices.py)
 """
 
 from __future__ import annotations
@@ -176,6 +186,10 @@ TICKET_GONE = PREFIX + "ticket_gone"
 HANDLED = Family("handled:{dept}")
 CALLBACKS = Family("callbacks:{dept}")
 GUIDE = Family("guide:{username}")
+DEVICES = PREFIX + "devices"
+DEVICE = Family("device:{device_id}")
+DEVICE_TOKEN = Family("devicetoken:{sha}")
+DEVICES_REVOKED = PREFIX + "devices:revoked"
 LOG = PREFIX + "log"
 # the room directory (signaling/room_directory.py)
 ROOM = Family("room:{room_id}")

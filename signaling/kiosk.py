@@ -1,7 +1,8 @@
 """The `/kiosk` namespace: applicants take, follow, cancel and rate tickets, or ask for a
 callback. No account; each ticket's secret token authorizes everything about that ticket and
 nothing else. Only a hall guide (a logged-in guide or staff member, while signed in) may choose the
-priority lane."""
+priority lane. A registered kiosk (its device cookie, signaling/devices.py) records itself and its
+hall on its tickets and holds one open ticket at a time; revoked, its sockets are closed."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import re
 from typing import Any
 
 from rooms.roles import Role
+from signaling import keys
 from signaling.accounts import SESSION_COOKIE
 from signaling.calls import Calls
+from signaling.devices import DEVICE_COOKIE, Device, Devices
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.namespace import Namespace, cookie_from_environ
@@ -30,11 +33,14 @@ _PHONE = re.compile(r"^\+?[0-9][0-9 -]{3,22}[0-9]$")
 
 class KioskNamespace(Namespace):
     def __init__(self, namespace: str, max_payload_bytes: int, *, store: Store,
-                 sessions: Sessions, tickets: Tickets, calls: Calls, snapshots: Snapshots,
-                 fanout: Fanout) -> None:
+                 sessions: Sessions, devices: Devices, tickets: Tickets, calls: Calls,
+                 snapshots: Snapshots, fanout: Fanout) -> None:
         super().__init__(namespace, max_payload_bytes)
         self._store, self._tickets, self._calls, self._snapshots = store, tickets, calls, snapshots
-        self._fanout, self._sessions = fanout, sessions
+        self._fanout, self._sessions, self._devices = fanout, sessions, devices
+        # This process's sockets of registered kiosks: sid -> device id, to close them when
+        # their device is revoked.
+        self._kiosks: dict[str, str] = {}
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         # Remember who the hall guide is, if one is logged in on this browser.
@@ -45,9 +51,19 @@ class KioskNamespace(Namespace):
             session = None
         is_guide = session is not None and not session.stage \
             and session.user.role in GUIDE_ROLES
+        # A registered kiosk; an unknown or revoked device token is an anonymous browser.
+        device_token = cookie_from_environ(environ, DEVICE_COOKIE)
+        device_sha = keys.hash_token(device_token) if device_token else ""
+        device = await self._devices.by_sha(device_sha) if device_sha else None
         await self.save_session(sid, {
             "guide": session.user.username if session and is_guide else "",
-            "guide_session": session.sha if session and is_guide else "", "tickets": []})
+            "guide_session": session.sha if session and is_guide else "", "tickets": [],
+            "device_sha": device_sha if device else ""})
+        if device is not None:
+            self._kiosks[sid] = device.device_id
+            await self._devices.seen(device.device_id)
+            logger.info("kiosk %s (%s) connected (socket %s)", device.device_id, device.hall,
+                        sid)
 
     async def _guide(self, saved: dict[str, Any]) -> str:
         """The hall guide of this kiosk socket while their login session lasts (signed out or
@@ -60,7 +76,22 @@ class KioskNamespace(Namespace):
             return ""
         return str(saved["guide"])
 
+    async def _device(self, saved: dict[str, Any]) -> Device | None:
+        """The registered kiosk of this socket while it is not revoked (a revocation whose
+        announcement was lost still counts here)."""
+        sha = saved.get("device_sha")
+        return await self._devices.by_sha(sha) if sha else None
+
+    async def cut_device(self, device_id: str) -> None:
+        """Close this process's sockets of a revoked kiosk, telling each why first."""
+        for sid, kiosk in list(self._kiosks.items()):
+            if kiosk == device_id:
+                logger.info("kiosk %s revoked: closing socket %s", device_id, sid)
+                await self._fanout.device_revoked(sid, device_id)
+                await self.disconnect(sid)
+
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self._kiosks.pop(sid, None)
         session = await self.get_session(sid)
         for ticket_id in (session or {}).get("tickets", []):
             await self._tickets.sockets(ticket_id, -1)
@@ -105,7 +136,8 @@ class KioskNamespace(Namespace):
         if not all(isinstance(d, str) and 0 < len(d) <= 64 for d in also):
             raise SignalError("invalid_payload", "also must be a list of department ids")
         priority = bool(data.get("priority", False))
-        guide = await self._guide(await self.get_session(sid))
+        saved = await self.get_session(sid)
+        guide = await self._guide(saved)
         if priority:
             if not guide:
                 raise SignalError("forbidden", "only a hall guide may choose the priority lane")
@@ -113,7 +145,8 @@ class KioskNamespace(Namespace):
                         data["department"])
         ticket, token = await self._tickets.create(
             data["department"], consent_version=CONSENT_NOTICE_VERSION, priority=priority,
-            channel=data.get("channel", "kiosk"), also=tuple(dict.fromkeys(also)), guide=guide)
+            channel=data.get("channel", "kiosk"), also=tuple(dict.fromkeys(also)), guide=guide,
+            device=await self._device(saved))
         view = await self._attach(sid, ticket)
         return {"ticket": {**view, "token": token}}
 

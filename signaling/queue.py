@@ -46,6 +46,8 @@ class Code(StrEnum):
     NOT_OFFERED = "not_offered"
     UNKNOWN_DEPARTMENT = "unknown_department"
     QUEUE_FULL = "queue_full"
+    DEVICE_BUSY = "limit.device_ticket"  # the registered kiosk has an open ticket
+    DEVICE_REVOKED = "device_revoked"
 
 
 class EventKind(StrEnum):

@@ -5,8 +5,6 @@ live sockets of the ended sessions (signaling/staff.py, signaling/room_channel.p
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -17,7 +15,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from signaling import keys
+from signaling import channels, keys
 from signaling.accounts import AccountPolicy, Accounts, User
 from signaling.errors import SignalError
 
@@ -130,26 +128,16 @@ class Sessions:
     async def watch(self, handlers: list[Ended]) -> None:
         """Run the cut handlers for every ended session announced by any process (this one
         included), until cancelled."""
-        while True:
-            pubsub = self.redis.pubsub()
+        async def on_message(data: str) -> None:
             try:
-                await pubsub.subscribe(keys.SESSIONS_ENDED)
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    try:
-                        ended = EndedSessions(**json.loads(message["data"]))
-                    except (TypeError, ValueError):
-                        logger.warning("ignored a malformed ended-session message")
-                        continue
-                    for handler in handlers:
-                        try:
-                            await handler(ended)
-                        except Exception:
-                            logger.exception("cutting the sockets of %s failed", ended.username)
-            except (aioredis.ConnectionError, OSError) as exc:
-                logger.warning("session watch lost Redis (%s); retrying", exc)
-                await asyncio.sleep(1)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                ended = EndedSessions(**json.loads(data))
+            except (TypeError, ValueError):
+                logger.warning("ignored a malformed ended-session message")
+                return
+            for handler in handlers:
+                try:
+                    await handler(ended)
+                except Exception:
+                    logger.exception("cutting the sockets of %s failed", ended.username)
+
+        await channels.listen(self.redis, keys.SESSIONS_ENDED, on_message)
