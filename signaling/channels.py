@@ -1,6 +1,7 @@
 """Listening to a Redis pub/sub channel that every process hears (ended login sessions, revoked
 kiosks): each message is handed to a callback, and the subscription comes back after Redis is
-lost, until the listener is cancelled."""
+lost (quietly: the service's Redis watch says the outage once), until the listener is
+cancelled."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis.asyncio as aioredis
+from signaling.redis_watch import UNREACHABLE
 
 logger = logging.getLogger(__name__)
 
 RETRY_S = 1.0
-# How often the listener looks up from an idle channel: redis-py (8.2) can swallow a
-# cancellation that arrives while a subscription is being set up, and would then wait on the
-# socket for ever; between reads the listener sees that it was cancelled and stops.
+# How often the listener looks up from an idle channel: redis-py can lose a cancellation that
+# arrives while it connects (Python 3.11's asyncio.wait_for), and would then wait on the socket
+# for ever; between reads the listener sees that it was cancelled and stops.
 POLL_S = 1.0
 
 
@@ -43,10 +44,10 @@ async def listen(redis: Any, channel: str, on_message: Callable[[str], Awaitable
                 except Exception:
                     logger.exception("handling a message on %s failed", channel)
             raise asyncio.CancelledError
-        except (aioredis.ConnectionError, OSError) as exc:
+        except UNREACHABLE as exc:
             if _cancelled():
                 raise asyncio.CancelledError from exc
-            logger.warning("listening on %s lost Redis (%s); retrying", channel, exc)
+            logger.debug("listening on %s lost Redis (%s); subscribing again", channel, exc)
             await asyncio.sleep(RETRY_S)
         finally:
             with contextlib.suppress(Exception):

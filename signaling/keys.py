@@ -37,17 +37,21 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          consented to, and when: signaling/privacy.py),
                                          device, hall (the registered kiosk that made it, and
                                          its hall; absent for an anonymous one)
-  yz:ticket:<ticket_id>:declined  zset   username -> when they declined or missed it (1 d)
+                                         (expires: ticket_keep_hours after it ended)
+  yz:ticket:<ticket_id>:declined  zset   username -> when they declined or missed it (1 d;
+                                         deleted when the ticket ends)
   yz:queue:<dept>                 zset   waiting ticket_id -> score: seq in the priority lane,
                                          LANE_SPLIT + seq in the ordinary one (so priority first)
   yz:ringing                      zset   ringing ticket_id -> ring deadline
   yz:staff:<username>             hash   presence, since, ticket, reason, misses, wrap_until, gone
   yz:available:<pool>             zset   available username -> idle since (longest idle first)
   yz:wrapup                       zset   username -> end of wrap-up
-  yz:conns:<kind>:<ident>         hash   node -> sockets of that staff member (kind staff) or
-                                         ticket (kind ticket) on that server process
+  yz:conns:<kind>:<ident>         hash   node -> sockets of that staff member (kind staff),
+                                         ticket (kind ticket) or client address (kind address:
+                                         its /kiosk sockets) on that server process
   yz:node:<node>:<kind>           set    what that server process holds: kind staff (usernames
-                                         with sockets), ticket (ticket ids with sockets), rooms
+                                         with sockets), ticket (ticket ids with sockets),
+                                         address (client addresses with /kiosk sockets), rooms
                                          (the room ids it hosts)
   yz:nodes                        zset   node -> heartbeat deadline (a node past it is dead)
   yz:staff_gone                   zset   username -> end of the reconnect grace (then offline)
@@ -58,6 +62,13 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          removed when done, or callback_keep_days after
                                          created_at (signaling/clock.py)
   yz:guide:<username>             zset   ticket_id -> created_at of a hall guide's tickets (1 d)
+  yz:addrtickets:<address>        set    ticket ids taken from one client address, for the
+                                         open-ticket limit (ended ones are dropped when the
+                                         next is taken; expires: 1 d after the last)
+  yz:limit:<rule>:<subject>       string an abuse limit's count in its window (rule
+                                         ticket_create or callback with an address, or
+                                         callback_phone with the SHA-256 of the digits;
+                                         expires: the window, signaling/limits.py)
   yz:devices                      zset   device_id -> created_at of every registered kiosk
                                          (signaling/devices.py; revoked ones stay, marked)
   yz:device:<device_id>           hash   device_id, name, hall, location, created_at,
@@ -186,6 +197,8 @@ TICKET_GONE = PREFIX + "ticket_gone"
 HANDLED = Family("handled:{dept}")
 CALLBACKS = Family("callbacks:{dept}")
 GUIDE = Family("guide:{username}")
+ADDRESS_TICKETS = Family("addrtickets:{address}")
+LIMIT = Family("limit:{rule}:{subject}")
 DEVICES = PREFIX + "devices"
 DEVICE = Family("device:{device_id}")
 DEVICE_TOKEN = Family("devicetoken:{sha}")

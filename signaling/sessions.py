@@ -127,7 +127,8 @@ class Sessions:
 
     async def watch(self, handlers: list[Ended]) -> None:
         """Run the cut handlers for every ended session announced by any process (this one
-        included), until cancelled."""
+        included), until cancelled. While Redis is away it subscribes again every second,
+        quietly (the service's Redis watch logs the outage)."""
         async def on_message(data: str) -> None:
             try:
                 ended = EndedSessions(**json.loads(data))

@@ -367,8 +367,15 @@ class QueueRules(RuleBasedStateMachine):
                 state = view.staff.get(staff, {})
                 assert (state.get("presence"), state.get("ticket")) == (want, ticket), (
                     f"{ticket} is {status} with {staff}, who is {state}")
+            # A finished ticket expires ticket_keep_hours later (and whom it was offered to is
+            # forgotten at once); an open one never expires.
+            ttl = self.r.ttl(keys.TICKET(ticket))
             if status in TERMINAL:
                 assert row["staff"] == "" or status == "ended"
+                assert 0 < ttl <= POLICY.ticket_keep_hours * 3600, f"{ticket} {status}: {ttl}"
+                assert ticket not in view.declined, f"{ticket} is {status}, declined kept"
+            else:
+                assert ttl == -1, f"{ticket} is {status} and expires in {ttl} s"
         assert not [u for u, n in holders.items() if n > 1], holders
         for ticket in view.zset("ticket_gone"):
             assert self.sockets("ticket", ticket) == 0, ticket
@@ -570,11 +577,11 @@ class QueueRules(RuleBasedStateMachine):
         ticket = f"t{len(self.status) + 1:02d}"
         full = len(self.view.queues.get(dept, {})) >= self.cfg[dept].max_queue
         last = self.device_ticket.get(device, "")
-        busy = bool(last) and self.view.tickets[last]["status"] in ("waiting", "ringing",
-                                                                      "connected")
+        busy = self.view.tickets.get(last, {}).get("status") in ("waiting", "ringing",
+                                                                  "connected")
         hall = DEVICE_HALLS.get(device, "")
         step = self.op("enqueue", ticket, dept, int(priority), "kiosk", "", "hash", "20250101",
-                       CONSENT_NOTICE_VERSION, device, hall)
+                       CONSENT_NOTICE_VERSION, "", 0, device, hall)
         if device == REVOKED_DEVICE or busy:
             code = Code.DEVICE_REVOKED if device == REVOKED_DEVICE else Code.DEVICE_BUSY
             assert step.result == Reply(code, [], None)

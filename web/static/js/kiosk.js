@@ -580,6 +580,8 @@ function renderDevice(device) {
 
 function deviceRevoked() {
   state.revoked = true;
+  // The server closes the socket next: closed here first, it is no outage to show or retry.
+  socket.disconnect();
   clearTimeout(state.thanksTimer);
   clearTimeout(state.guideTimer);
   closeRoom();
@@ -674,10 +676,6 @@ async function main() {
   socket.on('connect', resume);
   socket.on('ticket:update', (ticket) => { if (!state.revoked) applyTicket(ticket); });
   socket.on('device:revoked', deviceRevoked);
-  socket.on('disconnect', () => {
-    // Closed because the device was revoked: not an outage, nothing to reconnect to.
-    if (state.revoked) $('connection-status').hidden = true;
-  });
   if (!state.departments.length || !('open_now' in state.departments[0])) refreshDepartments();
   setInterval(refreshDepartments, DEPARTMENTS_REFRESH_MS);
 }
