@@ -1,7 +1,8 @@
 """Registered kiosks over real sockets: a registered kiosk's tickets carry its device and hall; it
-holds one open ticket at a time (the refusal queues nothing, and anonymous browsers are not
-limited by it); a hall guide works at it; revoking it sends `device:revoked` and closes its
-sockets at once, in every server process, and its token no longer counts as registered."""
+holds one open ticket at a time (the refusal queues nothing, and anonymous browsers are not held
+to it), and none of its address's limits (a hall's screens share one); a hall guide works at it;
+revoking it sends `device:revoked` and closes its sockets at once, in every server process, and
+its token no longer counts as registered."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import replace
 
 import pytest
 import redis.asyncio as aioredis
+import socketio
 
 from server.config import Config
 from signaling import keys
@@ -86,7 +88,7 @@ async def test_a_registered_kiosk_holds_one_open_ticket_at_a_time(
     neighbour = await kiosk_socket(server, (await enrol(server, "2号机"))["token"])
     assert (await neighbour.call("ticket:create", TAX))["ok"] is True
     await neighbour.close()
-    # Anonymous browsers are not limited by it.
+    # Anonymous browsers are not held to it (their own limits are off in these tests).
     anonymous = await SignalingClient.connect(server.url, "/kiosk")
     for _ in range(2):
         assert (await anonymous.call("ticket:create", TAX))["ok"] is True
@@ -188,3 +190,28 @@ async def test_an_anonymous_kiosk_cannot_claim_a_device(server: LiveServer) -> N
     assert ticket["hall"] == ""
     assert (await kiosk.call("ticket:create", TAX))["ok"] is True
     await kiosk.close()
+
+
+async def test_a_hall_s_registered_kiosks_are_not_held_to_their_address_s_limits(
+        config: Config, redis_client: aioredis.Redis) -> None:
+    """One address (the hall's NAT) with room for one socket and one ticket: every registered
+    screen behind it still takes its ticket, and the anonymous side keeps its own allowance."""
+    live = await start_server(replace(config, max_sockets_per_address=1, max_tickets_per_socket=1,
+                                      max_tickets_per_address=1, ticket_creations_per_minute=1))
+    try:
+        screens = [await kiosk_socket(live, (await enrol(live, f"{n}号机"))["token"])
+                   for n in (1, 2, 3)]
+        for screen in screens:
+            ticket = (await screen.request("ticket:create", TAX))["ticket"]
+            assert ticket["hall"] == HALL
+        # The address's one socket and one ticket are still there for an anonymous browser...
+        browser = await SignalingClient.connect(live.url, "/kiosk")
+        assert (await browser.call("ticket:create", {"department": "fund",
+                                                     "consent": True}))["ok"] is True
+        # ... and its limits hold for the next one.
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await SignalingClient.connect(live.url, "/kiosk")
+        for client in (*screens, browser):
+            await client.close()
+    finally:
+        await live.runner.cleanup()
