@@ -26,6 +26,7 @@ from server.app import create_app
 from server.cli_redis import cli_redis, private_redis_pid
 from server.config import Config, ConfigError, load_config
 from server.data_keys import audit_key
+from server.http.devices import HideDeviceTokens
 from server.keys import REDIS_URL
 from server.redis_server import RedisStartError
 from server.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiortc").setLevel(logging.WARNING)
     logging.getLogger("aioice").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").addFilter(HideDeviceTokens())
     try:
         config = load_config(args.config)
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}

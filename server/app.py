@@ -32,6 +32,7 @@ from server.keys import (
     AUDIT,
     CONFIG,
     CONSULT,
+    DEVICES,
     DIRECTORY,
     EXPORTS,
     NODE,
@@ -51,6 +52,7 @@ from signaling.accounts import Accounts
 from signaling.calls import Calls, RoomHooks
 from signaling.clock import Clock
 from signaling.consult import Consult
+from signaling.devices import Devices
 from signaling.fanout import Fanout
 from signaling.kiosk import KioskNamespace
 from signaling.limits import Limits
@@ -147,6 +149,7 @@ def create_app(config: Config) -> web.Application:
         archive = Archive(app[REDIS], config.recordings_dir, audit,
                           retention_days=config.retention_days)
         app[ARCHIVE], app[AUDIT] = archive, audit
+        app[DEVICES] = Devices(app[REDIS], audit)
         archive.start()  # the retention job; stopped and awaited below
         try:
             yield
@@ -172,8 +175,9 @@ def create_app(config: Config) -> web.Application:
         app[SNAPSHOTS], app[TICKETS], app[CONSULT] = snapshots, tickets, consult
         limits = Limits(app[REDIS], store, config.signaling, config.proxies, node)
         kiosk = KioskNamespace(
-            "/kiosk", config.signaling, watch, store=store, sessions=sessions, tickets=tickets,
-            calls=calls, snapshots=snapshots, fanout=fanout, limits=limits)
+            "/kiosk", config.signaling, watch, store=store, sessions=sessions,
+            devices=app[DEVICES], tickets=tickets, calls=calls, snapshots=snapshots,
+            fanout=fanout, limits=limits)
         staff = StaffNamespace(
             "/staff", config.signaling, watch, store=store, sessions=sessions,
             presence=presence, calls=calls, consult=consult, tickets=tickets,
@@ -206,6 +210,9 @@ def create_app(config: Config) -> web.Application:
         # Ended login sessions (any process) close their sockets here.
         session_watch = asyncio.create_task(sessions.watch([staff.cut, room_channel.cut]),
                                             name="session-watch")
+        # Revoked kiosks (any process) lose their sockets here.
+        device_watch = asyncio.create_task(app[DEVICES].watch([kiosk.cut_device]),
+                                           name="device-watch")
         # Recordings left incomplete by a process that died (this one before a restart, or
         # another on a shared Redis) are closed, indexed and sealed; not while a Redis outage
         # may make live processes look dead.
@@ -217,7 +224,7 @@ def create_app(config: Config) -> web.Application:
             yield
         finally:
             watch.remove_hooks(lost=redis_lost, recover=clock.recover, back=redis_back)
-            for task in (recovery_task, session_watch):
+            for task in (recovery_task, session_watch, device_watch):
                 await stop_task(task)
             await clock.close()
             await rooms.close()

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from server.config import Config
     from signaling.accounts import Accounts
     from signaling.consult import Consult
+    from signaling.devices import Devices
     from signaling.redis_watch import RedisWatch
     from signaling.room_directory import RoomDirectory
     from signaling.sessions import Sessions
@@ -32,6 +33,8 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 # Accounts and their login sessions (signaling/accounts.py, signaling/sessions.py).
 ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")
+# Registered kiosks (signaling/devices.py).
+DEVICES: web.AppKey[Devices] = web.AppKey("devices")
 ARCHIVE: web.AppKey[Archive] = web.AppKey("archive")
 # The security audit log (recordings/audit.py): every handler that audits appends here.
 AUDIT: web.AppKey[Audit] = web.AppKey("audit")

@@ -49,8 +49,8 @@ class SignalingConfig:
     ticket_keep_hours: int = 48
     # Abuse limits of the anonymous side (kiosks and home browsers; 0 turns a limit off). A
     # client's address is the one signaling/forwarded.py finds behind the trusted proxies; a
-    # registered kiosk (signaling/limits.py `is_registered_device`) is held to the per-socket
-    # limits only, not to its address's.
+    # registered kiosk (signaling/limits.py `is_registered_device`) holds one open ticket per
+    # device instead (signaling/devices.py) and is held to none of its address's limits.
     # Open tickets (waiting, ringing or in a call) one /kiosk socket may hold.
     max_tickets_per_socket: int = 1
     # Open tickets of all the sockets of one client address.

@@ -125,6 +125,16 @@ CATALOGUE: dict[str, ErrorText] = {
                               "You are in a call and cannot join."),
     "busy.exports": ErrorText(503, "导出任务太多，请稍后再试。",
                               "Too many exports are running; try again later."),
+    "limit.device_ticket": ErrorText(409, "本机已有一个正在办理的号，请先完成或取消。",
+                                     "This kiosk already has a ticket in progress; finish or "
+                                     "cancel it first."),
+    "device_revoked": ErrorText(403, "本设备已被停用，请联系管理员。",
+                                "This kiosk has been revoked; ask an administrator."),
+    "invalid_payload.device": ErrorText(400, "设备信息有误：{reason}",
+                                        "Invalid device: {reason}"),
+    "not_found.device": ErrorText(404, "没有这台设备。", "No such device."),
+    "bad_state.device_revoked": ErrorText(409, "该设备已经停用。",
+                                          "The device is revoked already."),
     "unavailable": ErrorText(503, "服务暂时不可用，正在恢复，请稍候再试。",
                              "The service is briefly unavailable and recovering; please try "
                              "again in a moment."),

@@ -202,6 +202,11 @@ class Fanout:
         is told why, just before the server closes its socket."""
         await self._emit(STAFF, "session:ended", {"reason": reason}, to=sid)
 
+    async def device_revoked(self, sid: str, device_id: str) -> None:
+        """Tell a registered kiosk's socket that its device was revoked (the caller closes
+        it)."""
+        await self._emit(KIOSK, "device:revoked", {"device_id": device_id}, to=sid)
+
     async def callback_new(self, entry: CallbackNew) -> None:
         await self._emit(STAFF, "callback:new", entry, to=_dept_room(entry["department"]))
 

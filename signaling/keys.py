@@ -34,7 +34,9 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          room_id, rest_until, overflowed, connected_at, ended_at,
                                          rating, guide (the hall guide who made it),
                                          consent_version, consent_at (the recording notice
-                                         consented to, and when: signaling/privacy.py)
+                                         consented to, and when: signaling/privacy.py),
+                                         device, hall (the registered kiosk that made it, and
+                                         its hall; absent for an anonymous one)
                                          (expires: ticket_keep_hours after it ended)
   yz:ticket:<ticket_id>:declined  zset   username -> when they declined or missed it (1 d;
                                          deleted when the ticket ends)
@@ -67,6 +69,13 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          ticket_create or callback with an address, or
                                          callback_phone with the SHA-256 of the digits;
                                          expires: the window, signaling/limits.py)
+  yz:devices                      zset   device_id -> created_at of every registered kiosk
+                                         (signaling/devices.py; revoked ones stay, marked)
+  yz:device:<device_id>           hash   device_id, name, hall, location, created_at,
+                                         created_by, token_sha, last_seen, revoked_at,
+                                         revoked_by, ticket (its last ticket: the queue script
+                                         allows one open at a time)
+  yz:devicetoken:<sha>            string device_id of a device token; deleted on revocation
   yz:log                          stream the queue log: time, event (ENTER, RING, NOANSWER,
                                          DECLINE, GONE, CONNECT, ABANDON, CANCEL, OVERFLOW,
                                          COMPLETE, PAUSE, UNPAUSE, INVITE, JOIN, CALLBACK,
@@ -108,6 +117,7 @@ picture):
 Pub/sub channels: Socket.IO's between processes is ``yunzhen-socketio`` (server/app.py), and
   yz:sessions:ended               channel ended login sessions, JSON of
                                          signaling.sessions.EndedSessions (signaling/sessions.py)
+  yz:devices:revoked              channel revoked kiosks, JSON {device_id} (signaling/devices.py)
 """
 
 from __future__ import annotations
@@ -189,6 +199,10 @@ CALLBACKS = Family("callbacks:{dept}")
 GUIDE = Family("guide:{username}")
 ADDRESS_TICKETS = Family("addrtickets:{address}")
 LIMIT = Family("limit:{rule}:{subject}")
+DEVICES = PREFIX + "devices"
+DEVICE = Family("device:{device_id}")
+DEVICE_TOKEN = Family("devicetoken:{sha}")
+DEVICES_REVOKED = PREFIX + "devices:revoked"
 LOG = PREFIX + "log"
 # the room directory (signaling/room_directory.py)
 ROOM = Family("room:{room_id}")

@@ -2,7 +2,9 @@
 callback. No account; each ticket's secret token authorizes everything about that ticket and
 nothing else. Only a hall guide (a logged-in guide or staff member, while signed in) may choose the
 priority lane. Anonymous, so held to the abuse limits (signaling/limits.py) per socket and per
-client address."""
+client address; a registered kiosk (its device cookie, signaling/devices.py) records itself and
+its hall on its tickets, holds one open ticket at a time instead, and is not counted against its
+address; revoked, its sockets are closed."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ import re
 from typing import Any
 
 from rooms.roles import Role
+from signaling import keys
 from signaling.accounts import SESSION_COOKIE
 from signaling.calls import Calls
 from signaling.config import SignalingConfig
+from signaling.devices import DEVICE_COOKIE, Device, Devices
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.limits import Limits, is_registered_device
@@ -36,14 +40,18 @@ OPEN = (TicketStatus.WAITING, TicketStatus.RINGING, TicketStatus.CONNECTED)
 
 class KioskNamespace(Namespace):
     def __init__(self, namespace: str, config: SignalingConfig, watch: RedisWatch, *,
-                 store: Store, sessions: Sessions, tickets: Tickets, calls: Calls,
-                 snapshots: Snapshots, fanout: Fanout, limits: Limits) -> None:
+                 store: Store, sessions: Sessions, devices: Devices, tickets: Tickets,
+                 calls: Calls, snapshots: Snapshots, fanout: Fanout, limits: Limits) -> None:
         super().__init__(namespace, config, watch)
         self._store, self._tickets, self._calls, self._snapshots = store, tickets, calls, snapshots
         self._fanout, self._sessions, self._limits = fanout, sessions, limits
+        self._devices = devices
         # Sockets of this process taking a ticket now: a second ticket:create sent before the
         # first is answered would pass the open-ticket count.
         self._creating: set[str] = set()
+        # This process's sockets of registered kiosks: sid -> device id, to close them when
+        # their device is revoked.
+        self._kiosks: dict[str, str] = {}
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         # Remember who the hall guide is, if one is logged in on this browser.
@@ -54,12 +62,17 @@ class KioskNamespace(Namespace):
             session = None
         is_guide = session is not None and not session.stage \
             and session.user.role in GUIDE_ROLES
+        # A registered kiosk; an unknown or revoked device token is an anonymous browser.
+        device_token = cookie_from_environ(environ, DEVICE_COOKIE)
+        device_sha = keys.hash_token(device_token) if device_token else ""
+        device = await self._devices.by_sha(device_sha) if device_sha else None
         saved: dict[str, Any] = {
             "guide": session.user.username if session and is_guide else "",
             "guide_session": session.sha if session and is_guide else "", "tickets": [],
-            "address": self._limits.address(environ)}
-        # A registered kiosk (a `device` in `saved`, which the kiosk's device token would put
-        # there) is not counted against its address: a hall's kiosks share one.
+            "address": self._limits.address(environ),
+            "device": device.device_id if device else "",
+            "device_sha": device_sha if device else ""}
+        # A registered kiosk is not counted against its address: a hall's kiosks share one.
         if not is_registered_device(saved):
             try:
                 await self._limits.socket_opened(saved["address"])
@@ -67,6 +80,11 @@ class KioskNamespace(Namespace):
                 raise refusal(exc) from None
             saved["counted"] = True
         await self.save_session(sid, saved)
+        if device is not None:
+            await self._devices.seen(device.device_id)
+            self._kiosks[sid] = device.device_id
+            logger.info("kiosk %s (%s) connected (socket %s)", device.device_id, device.hall,
+                        sid)
 
     async def _guide(self, saved: dict[str, Any]) -> str:
         """The hall guide of this kiosk socket while their login session lasts (signed out or
@@ -78,6 +96,20 @@ class KioskNamespace(Namespace):
         except SignalError:
             return ""
         return str(saved["guide"])
+
+    async def _device(self, saved: dict[str, Any]) -> Device | None:
+        """The registered kiosk of this socket while it is not revoked (a revocation whose
+        announcement was lost still counts here)."""
+        sha = saved.get("device_sha")
+        return await self._devices.by_sha(sha) if sha else None
+
+    async def cut_device(self, device_id: str) -> None:
+        """Close this process's sockets of a revoked kiosk, telling each why first."""
+        for sid, kiosk in list(self._kiosks.items()):
+            if kiosk == device_id:
+                logger.info("kiosk %s revoked: closing socket %s", device_id, sid)
+                await self._fanout.device_revoked(sid, device_id)
+                await self.disconnect(sid)
 
     async def live_sockets(self) -> tuple[dict[str, int], dict[str, int]]:
         """This process's kiosk sockets: how many follow each ticket, and how many are counted
@@ -102,6 +134,7 @@ class KioskNamespace(Namespace):
             await self._fanout.ticket(ticket_id)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self._kiosks.pop(sid, None)
         session = await self.get_session(sid)
         for ticket_id in (session or {}).get("tickets", []):
             await self._tickets.sockets(ticket_id, -1)
@@ -160,19 +193,21 @@ class KioskNamespace(Namespace):
                 raise SignalError("forbidden", "only a hall guide may choose the priority lane")
             logger.info("guide %s puts a %s ticket in the priority lane", guide,
                         data["department"])
-        most = self._limits.config.max_tickets_per_socket
+        # A registered kiosk holds one open ticket per device (the queue script's rule, across
+        # all its sockets), instead of the per-socket count, and no address limit.
+        registered = await self._device(saved)
+        most = self._limits.config.max_tickets_per_socket if registered is None else 0
         if most and (sid in self._creating or await self._open_tickets(saved) >= most):
             raise self._limits.too_many_tickets()
-        device = is_registered_device(saved)
         if most:
             self._creating.add(sid)
         try:
-            if not device:
+            if registered is None:
                 await self._limits.ticket_creation(saved["address"])
             ticket, token = await self._tickets.create(
                 data["department"], consent_version=CONSENT_NOTICE_VERSION, priority=priority,
                 channel=data.get("channel", "kiosk"), also=tuple(dict.fromkeys(also)),
-                guide=guide, address="" if device else saved["address"])
+                guide=guide, address="" if registered else saved["address"], device=registered)
             view = await self._attach(sid, ticket)
         finally:
             self._creating.discard(sid)

@@ -46,7 +46,8 @@ _NOT_DIGITS = re.compile(r"[^0-9]")
 def is_registered_device(session: Mapping[str, Any] | None) -> bool:
     """Whether a /kiosk socket is a registered hall kiosk: its session's ``device`` (the id of
     the enrolled device, written when it connected with its device token). A hall's kiosks share
-    the hall's address, so a registered one is held to the per-socket limits only."""
+    the hall's address, so a registered one is held to none of its address's limits (and to its
+    device's one open ticket instead of the per-socket count, signaling/kiosk.py)."""
     return bool(session and session.get("device"))
 
 

@@ -414,6 +414,21 @@ end
 -- Operations: each returns a Code and its value (or none) -----------------------------------------
 local ops = {}
 
+-- A registered kiosk (device) may hold one open ticket at a time; a revoked one none.
+local function device_refusal(device)
+  local dkey = K.DEVICE(device)
+  local fields = redis.call('HMGET', dkey, 'device_id', 'revoked_at', 'ticket')
+  if not fields[1] or fields[2] then return Code.DEVICE_REVOKED end
+  if fields[3] then
+    local status = redis.call('HGET', K.TICKET(fields[3]), 'status')
+    if status == TicketStatus.WAITING or status == TicketStatus.RINGING
+        or status == TicketStatus.CONNECTED then
+      return Code.DEVICE_BUSY
+    end
+  end
+  return nil
+end
+
 -- The open tickets (waiting, ringing, in a call) taken from a client address; ended ones leave
 -- its set here.
 local function open_tickets_of(address)
@@ -432,11 +447,16 @@ local function open_tickets_of(address)
 end
 
 -- address: the client's ('' for a registered kiosk, which is not held to its address's limit);
--- max_open: the open tickets one address may hold (0: no limit). Value: the hall number.
+-- max_open: the open tickets one address may hold (0: no limit); device, hall: the registered
+-- kiosk that takes the ticket, and its hall ('' for an anonymous one). Value: the hall number.
 function ops.enqueue(tid, dept, priority, channel, also, token_hash, day, consent_version,
-                     address, max_open)
+                     address, max_open, device, hall)
   local dkey = K.DEPT(dept)
   if redis.call('EXISTS', dkey) == 0 then return Code.UNKNOWN_DEPARTMENT end
+  if device ~= '' then
+    local refusal = device_refusal(device)
+    if refusal then return refusal end
+  end
   max_open = tonumber(max_open)
   if address ~= '' and max_open > 0 and open_tickets_of(address) >= max_open then
     return Code.LIMIT
@@ -459,6 +479,10 @@ function ops.enqueue(tid, dept, priority, channel, also, token_hash, day, consen
              'channel', channel, 'also', also, 'created_at', now, 'token_hash', token_hash,
              'staff', '', 'room_id', '', 'rest_until', 0,
              'consent_version', consent_version, 'consent_at', now)
+  if device ~= '' then
+    redis.call('HSET', K.TICKET(tid), 'device', device, 'hall', hall)
+    redis.call('HSET', K.DEVICE(device), 'ticket', tid)
+  end
   redis.call('ZADD', qkey, score, tid)
   -- Until a socket of the applicant is counted for it, the ticket is on the reconnect grace:
   -- an applicant who left while it was being created does not hold a place for ever.

@@ -49,6 +49,8 @@ class Code(StrEnum):
     UNKNOWN_DEPARTMENT = "unknown_department"
     QUEUE_FULL = "queue_full"
     LIMIT = "limit"
+    DEVICE_BUSY = "limit.device_ticket"  # the registered kiosk has an open ticket
+    DEVICE_REVOKED = "device_revoked"
 
 
 class EventKind(StrEnum):

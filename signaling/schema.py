@@ -144,6 +144,7 @@ class TicketView(TypedDict):
     position: int
     eta_seconds: float | None
     created_at: float
+    hall: str  # the hall of the registered kiosk that took it; '' for an anonymous one
     # Present once connected (None when the room is gone), and in a connected ticket's answers.
     room: NotRequired[RoomGrant | None]
 
@@ -242,6 +243,11 @@ class CallbackDone(TypedDict):
     callback_id: str
 
 
+class DeviceRevoked(TypedDict):
+    """This registered kiosk was revoked: the server closes the socket right after."""
+    device_id: str
+
+
 class RoomOffer(TypedDict):
     sdp: str
     publish: dict[str, str]  # audio, video, screen -> mid
@@ -272,7 +278,8 @@ class RoomSpeaking(TypedDict):
 
 # namespace -> event -> payload
 OUTBOUND: dict[str, dict[str, type]] = {
-    "/kiosk": {"ticket:update": TicketView, "service:state": ServiceState},
+    "/kiosk": {"ticket:update": TicketView, "service:state": ServiceState,
+               "device:revoked": DeviceRevoked},
     "/staff": {
         "service:state": ServiceState,
         "staff:state": StaffState,

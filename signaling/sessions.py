@@ -5,8 +5,6 @@ live sockets of the ended sessions (signaling/staff.py, signaling/room_channel.p
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -17,10 +15,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from signaling import keys
+from signaling import channels, keys
 from signaling.accounts import AccountPolicy, Accounts, User
 from signaling.errors import SignalError
-from signaling.redis_watch import UNREACHABLE
 
 logger = logging.getLogger(__name__)
 
@@ -132,26 +129,16 @@ class Sessions:
         """Run the cut handlers for every ended session announced by any process (this one
         included), until cancelled. While Redis is away it subscribes again every second,
         quietly (the service's Redis watch logs the outage)."""
-        while True:
-            pubsub = self.redis.pubsub()
+        async def on_message(data: str) -> None:
             try:
-                await pubsub.subscribe(keys.SESSIONS_ENDED)
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    try:
-                        ended = EndedSessions(**json.loads(message["data"]))
-                    except (TypeError, ValueError):
-                        logger.warning("ignored a malformed ended-session message")
-                        continue
-                    for handler in handlers:
-                        try:
-                            await handler(ended)
-                        except Exception:
-                            logger.exception("cutting the sockets of %s failed", ended.username)
-            except UNREACHABLE as exc:
-                logger.debug("session watch lost Redis (%s); subscribing again", exc)
-                await asyncio.sleep(1)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                ended = EndedSessions(**json.loads(data))
+            except (TypeError, ValueError):
+                logger.warning("ignored a malformed ended-session message")
+                return
+            for handler in handlers:
+                try:
+                    await handler(ended)
+                except Exception:
+                    logger.exception("cutting the sockets of %s failed", ended.username)
+
+        await channels.listen(self.redis, keys.SESSIONS_ENDED, on_message)

@@ -47,6 +47,9 @@ class Ticket:
     # The recording notice the applicant consented to (signaling/privacy.py), and when.
     consent_version: str = ""
     consent_at: float | None = None
+    # The registered kiosk that took it, and its hall (signaling/devices.py); '' if anonymous.
+    device: str = ""
+    hall: str = ""
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Ticket:
@@ -62,12 +65,14 @@ class Ticket:
             rating=int(rating) if rating else None,
             consent_version=data.get("consent_version", ""),
             consent_at=float(consent_at) if consent_at else None,
+            device=data.get("device", ""), hall=data.get("hall", ""),
         )
 
 
 # Typed results of the queue script's operations (tuples, so callers may unpack them).
 class Created(NamedTuple):
-    code: Code  # ok, unknown_department, limit (the address's open tickets) or queue_full
+    code: Code  # ok, unknown_department, limit (the address's open tickets),
+    # queue_full, or a registered kiosk's refusal (limit.device_ticket, device_revoked)
     ticket: Ticket | None
     token: str  # the applicant's secret for the ticket ('' when refused)
     events: list[Event]
@@ -162,17 +167,19 @@ class Store:
     async def create_ticket(self, dept_id: str, now: float, *, consent_version: str,
                             priority: bool = False, channel: str = "kiosk",
                             also: tuple[str, ...] = (), address: str = "",
-                            max_per_address: int = 0) -> Created:
+                            max_per_address: int = 0, device: str = "",
+                            hall: str = "") -> Created:
         """Enter a ticket into the department's queue (and ring someone if anyone is free).
         `consent_version`: the recording notice the applicant consented to, now; `address`:
         the client's, which may hold `max_per_address` open tickets (0 or no address: no
-        limit)."""
+        limit); `device`, `hall`: the registered kiosk that takes it and its hall (none for an
+        anonymous one)."""
         ticket_id = secrets.token_hex(8)
         token = secrets.token_urlsafe(24)
         day = time.strftime("%Y%m%d", time.localtime(now))
         reply = await self._queue(Op.ENQUEUE, now, ticket_id, dept_id, int(priority), channel,
                                   ",".join(also), hash_token(token), day, consent_version,
-                                  address, max_per_address)
+                                  address, max_per_address, device, hall)
         if reply.code != Code.OK:
             return Created(reply.code, None, "", [])
         return Created(reply.code, await self.ticket(ticket_id), token, reply.events)

@@ -13,6 +13,7 @@ from recordings.archive import Archive
 from recordings.audit import Audit
 from signaling.accounts import User
 from signaling.config import SignalingConfig
+from signaling.devices import Device
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.privacy import mask_phone
@@ -30,11 +31,13 @@ class Tickets:
         self._audit, self._node, self._now = audit, node, now
 
     async def create(self, dept_id: str, *, consent_version: str, priority: bool, channel: str,
-                     also: tuple[str, ...], guide: str = "", address: str = ""
-                     ) -> tuple[Ticket, str]:
+                     also: tuple[str, ...], guide: str = "", address: str = "",
+                     device: Device | None = None) -> tuple[Ticket, str]:
         """A new ticket in the department's queue, and its secret token. `consent_version`: the
         recording notice the applicant consented to (kept on the ticket with the time);
-        `address`: the client's, held to max_tickets_per_address open tickets ('' for none)."""
+        `address`: the client's, held to max_tickets_per_address open tickets ('' for none);
+        `device`: the registered kiosk taking it (one open ticket at a time), None if
+        anonymous."""
         dept = await self._store.department(dept_id)
         if dept is None:
             raise SignalError("unknown_department", dept_id)
@@ -50,7 +53,8 @@ class Tickets:
                                      "hours": dept.hours_text()})
         code, ticket, token, events = await self._store.create_ticket(
             dept_id, now, consent_version=consent_version, priority=priority, channel=channel,
-            also=also, address=address, max_per_address=self._config.max_tickets_per_address)
+            also=also, address=address, max_per_address=self._config.max_tickets_per_address,
+            device=device.device_id if device else "", hall=device.hall if device else "")
         if code == Code.LIMIT:
             most = self._config.max_tickets_per_address
             logger.info("ticket for %s refused: %s holds %d open tickets", dept_id, address, most)
@@ -58,8 +62,9 @@ class Tickets:
                               max=most)
         if code != Code.OK or ticket is None:
             raise SignalError(code, dept_id)
-        logger.info("ticket %s (%s) entered queue %s%s", ticket.ticket_id, ticket.number,
-                    dept_id, " (priority)" if priority else "")
+        logger.info("ticket %s (%s) entered queue %s%s%s", ticket.ticket_id, ticket.number,
+                    dept_id, " (priority)" if priority else "",
+                    f" from kiosk {device.device_id}" if device else "")
         if guide:
             # The guide may join this ticket's room later (POST /api/rooms/{id}/join).
             await self._store.set_ticket_guide(ticket.ticket_id, guide, now)

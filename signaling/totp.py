@@ -1,15 +1,14 @@
 """The second factor: time-based one-time codes (RFC 6238, 30 s steps, 6 digits, via pyotp), the
-enrolment QR code (SVG, via segno), and one-time recovery codes, of which only hashes are kept."""
+otpauth URI its enrolment QR code shows (signaling/qr.py), and one-time recovery codes, of which
+only hashes are kept."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import secrets
 
 import pyotp
-import segno
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -45,14 +44,6 @@ def new_secret() -> str:
 
 def provisioning_uri(secret: str, username: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER)
-
-
-def qr_svg(uri: str) -> str:
-    """The otpauth URI as an SVG QR code, to scan with an authenticator app."""
-    out = io.BytesIO()
-    segno.make(uri, error="m").save(out, kind="svg", scale=5, border=2, xmldecl=False,
-                                    svgns=True, title="TOTP")
-    return out.getvalue().decode()
 
 
 def verify(secret: str, code: str, now: float) -> int | None:

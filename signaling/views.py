@@ -62,7 +62,7 @@ def ticket_view(ticket: Ticket, position: int, basis: WaitBasis | None) -> Ticke
         "priority": ticket.priority, "channel": ticket.channel, "status": ticket.status,
         "position": position if waiting else 0,
         "eta_seconds": basis.eta(position) if waiting and basis is not None else None,
-        "created_at": ticket.created_at,
+        "created_at": ticket.created_at, "hall": ticket.hall,
     }
 
 

@@ -17,6 +17,7 @@ from server.http import (
     audit,
     auth,
     departments,
+    devices,
     exports,
     health,
     pages,
@@ -31,8 +32,8 @@ logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
 ROUTES = (auth.routes, departments.routes, wallboard.routes, admin.routes, accounts.routes,
-          recordings.routes, exports.routes, alerts.routes, rooms.routes, audit.routes,
-          pages.routes, health.routes)
+          devices.routes, recordings.routes, exports.routes, alerts.routes, rooms.routes,
+          audit.routes, pages.routes, health.routes)
 
 
 def setup(app: web.Application) -> None:

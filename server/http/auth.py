@@ -16,6 +16,7 @@ from server.keys import ACCOUNTS, AUDIT, CONFIG, SESSIONS
 from signaling import totp
 from signaling.accounts import MAX_PASSWORD, SESSION_COOKIE, User
 from signaling.errors import SignalError
+from signaling.qr import qr_svg
 from signaling.sessions import Session
 
 logger = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ async def totp_setup(request: web.Request) -> web.Response:
     await request.app[SESSIONS].update(session, totp_pending=secret)
     uri = totp.provisioning_uri(secret, session.user.username)
     return web.json_response({"ok": True, "secret": secret, "uri": uri,
-                              "qr_svg": totp.qr_svg(uri)})
+                              "qr_svg": qr_svg(uri, "TOTP")})
 
 
 @routes.post("/api/totp/enroll")

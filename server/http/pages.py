@@ -1,5 +1,6 @@
 """The HTML pages: kiosk, staff desk, supervisor, admin and audit, rendered from web/templates,
-and the boot data each page's module reads (web/static/js/common.js bootData)."""
+and the boot data each page's module reads (web/static/js/common.js bootData). The kiosk page
+also takes a hall screen's enrolment URL (server/http/devices.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from server.http import devices
 from server.http.auth import current_user
 from server.http.departments import department_views
 from server.keys import CONFIG
@@ -39,40 +41,59 @@ def page_context(lang: str | None = None, departments: Iterable[Mapping[str, Any
                  user: Mapping[str, Any] | None = None, *,
                  user_known: bool = True, idle_timeout: int = 0,
                  callback_keep_days: int = SignalingConfig.callback_keep_days,
-                 retention_days: int = 180) -> dict[str, Any]:
+                 retention_days: int = 180,
+                 device: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A template's context: the page language and one `boot` object for the page module.
 
     `user_known` says the server checked the session, so `user` None means nobody is logged in;
     without it the page asks /api/me itself (as it fetches /api/departments when given none).
     `idle_timeout`: the seconds of inactivity after which the page signs out (it warns first).
     The kiosk's notices say how long a call-back request (`callback_keep_days`) and a recording
-    (`retention_days`) are kept, and which version of them the applicant agrees to."""
+    (`retention_days`) are kept, and which version of them the applicant agrees to; `device`:
+    the registered kiosk the kiosk page runs on (its name and hall), or None."""
     page_lang = lang if lang in LANGS else "zh"
     boot = {"lang": page_lang, "departments": [_department(d) for d in departments],
             "user": _user(user) if user else None, "has_user": user_known,
             "idle_timeout": idle_timeout, "callback_keep_days": callback_keep_days,
-            "consent_notice_version": CONSENT_NOTICE_VERSION, "retention_days": retention_days}
+            "consent_notice_version": CONSENT_NOTICE_VERSION, "retention_days": retention_days,
+            "device": dict(device) if device else None}
     return {"lang": page_lang, "html_lang": "en" if page_lang == "en" else "zh-CN",
             "static": STATIC, "boot": boot}
 
 
+async def _render(request: web.Request, template: str,
+                  device: Mapping[str, Any] | None = None) -> web.Response:
+    lang = request.query.get("lang") or request.cookies.get("yz_lang")
+    user = await current_user(request)
+    config = request.app[CONFIG]
+    context = page_context(lang, await department_views(request),
+                           user.public() if user else None,
+                           idle_timeout=config.idle_timeout,
+                           callback_keep_days=config.callback_keep_days,
+                           retention_days=config.retention_days, device=device)
+    return aiohttp_jinja2.render_template(template, request, context)
+
+
 def _page(template: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
-        lang = request.query.get("lang") or request.cookies.get("yz_lang")
-        user = await current_user(request)
-        config = request.app[CONFIG]
-        context = page_context(lang, await department_views(request),
-                               user.public() if user else None,
-                               idle_timeout=config.idle_timeout,
-                               callback_keep_days=config.callback_keep_days,
-                               retention_days=config.retention_days)
-        return aiohttp_jinja2.render_template(template, request, context)
+        return await _render(request, template)
     return handler
+
+
+@routes.get("/")
+async def kiosk(request: web.Request) -> web.StreamResponse:
+    """The kiosk page; `/?device=<token>` enrols the screen as a registered kiosk first."""
+    if "device" in request.query:
+        return await devices.enrol(request)
+    device = await devices.kiosk_device(request)
+    response = await _render(request, "kiosk.html", {"name": device.name, "hall": device.hall}
+                             if device else None)
+    devices.keep_device_cookie(request, response, device)
+    return response
 
 
 # Every page is public HTML: what it shows beyond the login form is fetched through the API or
 # sockets, which check the user's role.
-for path, template in (("/", "kiosk.html"), ("/staff", "staff.html"),
-                       ("/supervisor", "supervisor.html"), ("/admin", "admin.html"),
-                       ("/audit", "audit.html")):
+for path, template in (("/staff", "staff.html"), ("/supervisor", "supervisor.html"),
+                       ("/admin", "admin.html"), ("/audit", "audit.html")):
     routes.get(path)(_page(template))

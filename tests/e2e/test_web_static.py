@@ -39,7 +39,7 @@ REQUIRED_TESTIDS = {
               "callback-consent", "callback-consent-version", "consent-version", "chat-log",
               "chat-input",
               "chat-send", "toggle-mic", "toggle-camera", "remote-muted", "remote-camera-off",
-              "remote-screen"],
+              "remote-screen", "kiosk-device", "device-revoked"],
     "staff": ["login-username", "login-password", "login-submit", "login-error",
               "presence-available", "presence-away", "incoming-call", "accept-call",
               "decline-call", "remote-video", "local-video", "hangup", "logout", "lang-toggle",
@@ -59,7 +59,9 @@ REQUIRED_TESTIDS = {
               "department-save", "department-error", "department-saved", "log-from", "log-to",
               "log-download", "account-new", "account-username", "account-display-name",
               "account-role", "account-departments", "account-create",
-              "account-temp-password", "account-list", "account-error"],
+              "account-temp-password", "account-list", "account-error", "device-new",
+              "device-name", "device-hall", "device-location", "device-create", "device-token",
+              "device-qr", "device-list", "device-error", "devices-error"],
     "audit": ["login-username", "login-password", "login-submit", "login-error", "logout",
               "lang-toggle", "audit-forbidden", "audit-verify", "audit-verify-result",
               "audit-export", "audit-filters", "audit-filter-who", "audit-filter-action",
@@ -80,7 +82,8 @@ MODULE_TESTIDS = {
     "supervisor": ["recording-row", "recording-play", "replay-video", "replay-audio",
                    "wallboard-queue-row", "wallboard-staff-row"],
     "admin": ["admin-dept-${dept.id}", "account-row", "account-disable",
-              "account-reset-password", "account-unlock", "account-reset-2fa", "account-edit"],
+              "account-reset-password", "account-unlock", "account-reset-2fa", "account-edit",
+              "device-row", "device-revoke"],
     "audit": ["audit-row"],
 }
 PAGES = ["kiosk", "staff", "supervisor", "admin", "audit"]
@@ -141,7 +144,7 @@ def test_template_renders_without_context(page: str) -> None:
     data = json.loads(re.search(r'id="yz-boot">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
     assert data == {"lang": "zh", "departments": [], "user": None, "has_user": False,
                     "idle_timeout": 0, "callback_keep_days": 30, "retention_days": 180,
-                    "consent_notice_version": CONSENT_NOTICE_VERSION}
+                    "consent_notice_version": CONSENT_NOTICE_VERSION, "device": None}
 
 
 class _InlineCode(HTMLParser):
@@ -247,7 +250,7 @@ def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
     lock = json.loads((WEB / "package-lock.json").read_text(encoding="utf-8"))
     assert lock["packages"]["node_modules/socket.io-client"]["version"].startswith("4.")
     # No third-party code pasted into the repository: only our own modules are in static/.
-    ours = ["accounts.js", "admin.js", "audit.js", "common.js", "i18n.js", "kiosk.js",
+    ours = ["accounts.js", "admin.js", "audit.js", "common.js", "devices.js", "i18n.js", "kiosk.js",
             "replay.js", "room.js", "staff.js", "states.js", "supervisor.js"]
     assert sorted(p.name for p in JS.iterdir()) == ours
     for module in JS.glob("*.js"):

@@ -22,7 +22,9 @@ reads everything else back from Redis after each operation:
   better or equal lane, that this staff member could have been rung for was still waiting) and
   about the longest idle (nobody eligible had been idle longer); see `_check_rings`;
 * after a dispatch nobody available could take a waiting ticket it covered (work conservation);
-* the event log gets the entries each operation implies, and they match the returned events.
+* the event log gets the entries each operation implies, and they match the returned events;
+* a registered kiosk (device) holds one open ticket at a time, a revoked one none, and the
+  refusals change nothing.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ DEPTS = ("tax", "fund")
 BACKUP = "backup"
 POOLS = (*DEPTS, BACKUP)
 NODES = ("n1", "n2")
+# Registered kiosks and their halls; REVOKED_DEVICE was revoked.
+DEVICE_HALLS = {"k1": "一楼大厅", "k2": "二楼大厅"}
+REVOKED_DEVICE = "k3"
 HEARTBEAT_TTL = 10.0
 DECLINE_COOLDOWN = 30.0
 STAFF_GRACE = 20.0
@@ -184,6 +189,7 @@ class QueueRules(RuleBasedStateMachine):
         self.rooms: dict[str, tuple[str, str]] = {}     # ticket -> (room, node)
         self.misses: Counter[str] = Counter()
         self.overflowed: set[str] = set()
+        self.device_ticket: dict[str, str] = {}         # registered kiosk -> its last ticket
         self.last_log = "0-0"
         self.view = read_view(self.r)
 
@@ -461,6 +467,10 @@ class QueueRules(RuleBasedStateMachine):
                              backups=(Tier(BACKUP, after),) if dept == backed_up else ())
             self.cfg[dept] = config
             self.loop.run_until_complete(self.store.put_department(config))
+        for device, hall in DEVICE_HALLS.items():
+            self.r.hset(keys.DEVICE(device), mapping={"device_id": device, "hall": hall})
+        self.r.hset(keys.DEVICE(REVOKED_DEVICE), mapping={"device_id": REVOKED_DEVICE,
+                                                          "revoked_at": "1"})
         for node in NODES:
             self.op("heartbeat", node, HEARTBEAT_TTL)
 
@@ -561,12 +571,22 @@ class QueueRules(RuleBasedStateMachine):
     # tickets --------------------------------------------------------------------------------------
     @precondition(lambda self: len(self.status) < 30)
     @rule(dept=st.sampled_from(DEPTS), priority=st.booleans(), connect=st.booleans(),
-          data=st.data())
-    def enqueue(self, dept: str, priority: bool, connect: bool, data: st.DataObject) -> None:
+          device=st.sampled_from(["", "", "", *DEVICE_HALLS, REVOKED_DEVICE]), data=st.data())
+    def enqueue(self, dept: str, priority: bool, connect: bool, device: str,
+                data: st.DataObject) -> None:
         ticket = f"t{len(self.status) + 1:02d}"
         full = len(self.view.queues.get(dept, {})) >= self.cfg[dept].max_queue
+        last = self.device_ticket.get(device, "")
+        busy = self.view.tickets.get(last, {}).get("status") in ("waiting", "ringing",
+                                                                  "connected")
+        hall = DEVICE_HALLS.get(device, "")
         step = self.op("enqueue", ticket, dept, int(priority), "kiosk", "", "hash", "20250101",
-                       CONSENT_NOTICE_VERSION, "", 0)
+                       CONSENT_NOTICE_VERSION, "", 0, device, hall)
+        if device == REVOKED_DEVICE or busy:
+            code = Code.DEVICE_REVOKED if device == REVOKED_DEVICE else Code.DEVICE_BUSY
+            assert step.result == Reply(code, [], None)
+            self.unchanged(step)
+            return
         if full:
             assert step.result == Reply(Code.QUEUE_FULL, [], None)
             self.unchanged(step)
@@ -581,6 +601,12 @@ class QueueRules(RuleBasedStateMachine):
         assert int(row["seq"]) == seq
         assert float(row["score"]) == seq + (0 if priority else ORDINARY_BASE)
         assert row["number"][1] == ("B" if priority else "A")
+        if device:
+            assert (row["device"], row["hall"]) == (device, hall)
+            assert step.after.raw[keys.DEVICE(device)]["ticket"] == ticket
+            self.device_ticket[device] = ticket
+        else:
+            assert "device" not in row and "hall" not in row
         self.verify(step, (dept,))
         live = [n for n in NODES if self.alive[n]]
         if connect and live:

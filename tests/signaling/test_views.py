@@ -42,7 +42,7 @@ def test_a_waiting_ticket_has_its_position_and_an_estimate() -> None:
     assert view == {"ticket_id": "t1", "number": "税A001", "department": "tax",
                     "also": ["market"], "priority": True, "channel": "kiosk",
                     "status": "waiting", "position": 3, "eta_seconds": 300.0,
-                    "created_at": 1000.0}
+                    "created_at": 1000.0, "hall": ""}
 
 
 def test_nobody_on_duty_or_no_basis_means_no_estimate() -> None:

@@ -1,9 +1,10 @@
-// Admin page: log in as an administrator, administer the accounts (accounts.js), edit a
-// department's configuration (names, matters, service hours, ring and queue settings, AB岗
-// backups) as JSON, download the queue event log.
+// Admin page: log in as an administrator, administer the accounts (accounts.js) and the
+// registered hall kiosks (devices.js), edit a department's configuration (names, matters,
+// service hours, ring and queue settings, AB岗 backups) as JSON, download the queue event log.
 import {
   initAccounts, loadAccounts, refreshDepartmentNames, resetAccounts,
 } from './accounts.js';
+import { initDevices, loadDevices, resetDevices } from './devices.js';
 import {
   $, clearError, detailLines, fetchJSON, loadDesk, renderUserHeader, showError,
   showForbidden, showLoginScreen, showScreen, submitLogin, watchSession, YzError,
@@ -191,6 +192,7 @@ function openAdmin() {
   renderDepartmentList();
   showScreen('admin');
   loadAccounts();
+  loadDevices();
 }
 
 async function login(event) {
@@ -208,6 +210,7 @@ async function logout() {
   } catch { /* the session is gone either way */ }
   state.chosen = null;
   resetAccounts();
+  resetDevices();
   $('department-form').hidden = true;
   $('department-choose').hidden = false;
   showLogin();
@@ -222,6 +225,7 @@ async function main() {
     self: () => (state.user ? state.user.username : ''),
     onAuthError: handleAuthError,
   });
+  initDevices({ onAuthError: handleAuthError });
   $('department-save').addEventListener('click', saveDepartment);
   $('department-reload').addEventListener('click', () => {
     if (state.chosen) chooseDepartment(state.chosen);

@@ -11,7 +11,8 @@ import { Role } from './states.js';
 const ACTIONS = [
   'login', 'login_failed', 'locked', 'logout', 'password_change', 'totp_enroll',
   'account_create', 'account_update', 'account_disable', 'account_enable', 'account_unlock',
-  'password_reset', 'totp_reset', 'department_save', 'queue_log_export', 'callback_read',
+  'password_reset', 'totp_reset', 'device_create', 'device_revoke', 'department_save',
+  'queue_log_export', 'callback_read',
   'list', 'view', 'file', 'verify', 'hold', 'release', 'purge', 'export', 'export_file',
   'observe', 'alert_ack', 'audit_read', 'audit_export', 'audit_verify',
 ];

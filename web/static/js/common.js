@@ -411,11 +411,17 @@ function changePasswordStep() {
   }, 'password-current');
 }
 
+// An SVG (text, e.g. a QR code from the API) as an image source: the CSP lets pages show
+// data: images, not inline SVG markup.
+export function svgImageSource(svg) {
+  const bytes = new TextEncoder().encode(svg);
+  return `data:image/svg+xml;base64,${btoa(String.fromCharCode(...bytes))}`;
+}
+
 // The second-factor enrolment (totp-enroll screen), then the recovery codes, shown once.
 async function enrollStep() {
   const setup = await fetchJSON('/api/totp/setup', { method: 'POST', body: {} });
-  const svg = new TextEncoder().encode(setup.qr_svg);
-  $('totp-enroll-qr').src = `data:image/svg+xml;base64,${btoa(String.fromCharCode(...svg))}`;
+  $('totp-enroll-qr').src = svgImageSource(setup.qr_svg);
   $('totp-enroll-qr').alt = setup.uri;
   $('totp-enroll-secret').textContent = setup.secret;
   $('totp-enroll-code').value = '';

@@ -1,6 +1,8 @@
 // Kiosk page (applicant, no login): find a department, consent to recording, queue, talk, rate.
 // Out of service hours or with a full queue it takes a call-back request instead. A hall guide
-// can log in on the kiosk (导服) to put the next applicant in the priority lane.
+// can log in on the kiosk (导服) to put the next applicant in the priority lane. On a registered
+// hall screen (its device cookie) the page names its hall, and stops for good when an admin
+// revokes the device.
 import {
   $, bootData, clearError, connectNamespace, emitAck, fetchJSON, loadDepartments, showError,
   showScreen, submitLogin,
@@ -33,6 +35,7 @@ const state = {
   // What the notices say (server config and signaling/privacy.py, through the boot data).
   callbackKeepDays: null,
   noticeVersion: '',
+  revoked: false, // this registered kiosk was revoked: the page stays on its notice
 };
 
 let socket = null;
@@ -566,6 +569,29 @@ function showThanks() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A registered kiosk (boot data `device`): its name and hall on the start screen; revoked, the
+// server closes the socket and the page says so instead of anything else.
+// ---------------------------------------------------------------------------------------------
+function renderDevice(device) {
+  const line = $('kiosk-device');
+  line.textContent = device ? t('kiosk_device', { hall: device.hall, name: device.name }) : '';
+  line.hidden = !device;
+}
+
+function deviceRevoked() {
+  state.revoked = true;
+  // The server closes the socket next: closed here first, it is no outage to show or retry.
+  socket.disconnect();
+  clearTimeout(state.thanksTimer);
+  clearTimeout(state.guideTimer);
+  closeRoom();
+  clearCallbackForm();
+  clearError();
+  renderDevice(null);
+  showScreen('revoked');
+}
+
+// ---------------------------------------------------------------------------------------------
 // Socket: re-read the ticket after every (re)connect.
 // ---------------------------------------------------------------------------------------------
 async function resume() {
@@ -645,9 +671,11 @@ async function main() {
     armGuideTimer();
   }
   renderGuide();
+  renderDevice(boot.device);
   socket = connectNamespace('/kiosk');
   socket.on('connect', resume);
-  socket.on('ticket:update', applyTicket);
+  socket.on('ticket:update', (ticket) => { if (!state.revoked) applyTicket(ticket); });
+  socket.on('device:revoked', deviceRevoked);
   if (!state.departments.length || !('open_now' in state.departments[0])) refreshDepartments();
   setInterval(refreshDepartments, DEPARTMENTS_REFRESH_MS);
 }
