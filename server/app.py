@@ -55,6 +55,7 @@ from signaling.room_channel import RoomNamespace
 from signaling.room_directory import RoomDirectory
 from signaling.sessions import Sessions
 from signaling.snapshots import Snapshots
+from signaling.socket_server import SignalingServer
 from signaling.staff import StaffNamespace
 from signaling.staff_presence import StaffPresence
 from signaling.store import Store
@@ -64,7 +65,8 @@ logger = logging.getLogger(__name__)
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[http.errors_and_headers], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[http.errors_and_headers], client_max_size=1024 * 1024,
+                          handler_args={"logger": http.RequestLog()})
     app[CONFIG] = config
 
     # A bad departments file stops the start here, before anything runs.
@@ -78,7 +80,7 @@ def create_app(config: Config) -> web.Application:
     audit_hmac_key = audit_key(config)
     app[REDIS_URL] = redis_url
 
-    sio = socketio.AsyncServer(
+    sio = SignalingServer(
         async_mode="aiohttp",
         client_manager=socketio.AsyncRedisManager(redis_url, channel="yunzhen-socketio"),
         # engineio refuses a handshake whose Origin header is not one of these (a browser page
