@@ -23,6 +23,7 @@ import aiohttp
 import aioice.ice
 
 from signaling.client import SignalingClient, login_cookie
+from signaling.config import NO_LIMITS
 from tests.support.browser import CHROMIUM
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,6 +134,9 @@ def announce_loopback() -> None:
     aioice.ice.get_host_addresses = host_addresses
 
 
+NO_LIMITS_ENV = {f"YUNZHEN_{name.upper()}": "0" for name in NO_LIMITS}
+
+
 class ServerProcess:
     """A server (``python -m ...``) as a child process on a free loopback port, its data in a
     temporary directory; ``stop()`` ends it and anything it started that outlived it."""
@@ -146,8 +150,9 @@ class ServerProcess:
         self.data_dir = Path(self.tmp.name)
         self.log_path = self.data_dir / "server.log"
         self._args = [sys.executable, "-m", *module_args, "--port", str(self.port)]
+        # A benchmark's clients all come from 127.0.0.1: the abuse limits are off.
         self._env = {**os.environ, "YUNZHEN_DATA_DIR": str(self.data_dir / "data"),
-                     "PYTHONUNBUFFERED": "1", **(env or {})}
+                     "PYTHONUNBUFFERED": "1", **NO_LIMITS_ENV, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self._descendants: set[int] = set()
         # Where to copy the server's log when it stops (the temporary directory goes away).

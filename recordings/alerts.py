@@ -1,5 +1,6 @@
-"""Alerts for supervisors about the recording archive: a recording cut short (the disk filled, a
-write failed) and too little free space under the recordings directory.
+"""Alerts for supervisors: a recording cut short (the disk filled, a write failed), too little
+free space under the recordings directory, and Redis close to its maxmemory
+(server/redis_memory.py).
 
 Kept in the Redis stream ``yz:alerts`` (trimmed by age, like the audit); an acknowledgement is a
 field of the hash ``yz:alerts:ack``. Each alert is raised once per subject: a room's failure is
@@ -22,7 +23,7 @@ KEEP_DAYS = 30
 MAX_ALERTS = 200
 # How long one subject is not alerted about again (low space: re-raised daily while it lasts).
 ONCE_TTL_S = 86400
-KINDS = ("disk_full", "write_error", "low_space")
+KINDS = ("disk_full", "write_error", "low_space", "redis_memory")
 
 
 class Alerts:

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recordings import manifest
 from recordings.alerts import Alerts
@@ -43,6 +45,10 @@ PURGE_INTERVAL = 3600.0
 # Legal holds, also kept on disk (beside purged.jsonl, outside any sealed directory) so that
 # `python -m server reindex` restores them with the index.
 HOLDS = "holds.json"
+# Redis cannot be reached now (signaling/redis_watch.py's UNAVAILABLE; this layer cannot import
+# it): the background jobs here try again later without a traceback; the service's Redis watch
+# says it in the log.
+REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
 _UNLOCK = """if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0"""
 
@@ -409,6 +415,8 @@ class Archive:
         while True:
             try:
                 await self.purge_expired()
+            except REDIS_UNAVAILABLE:
+                logger.debug("retention: Redis unavailable; purging again in %.0f s", interval)
             except Exception:
                 logger.exception("retention: purging failed")
             await asyncio.sleep(interval)

@@ -27,7 +27,7 @@ from typing import Any
 
 import av
 
-from recordings.archive import TIMELINE, Archive
+from recordings.archive import REDIS_UNAVAILABLE, TIMELINE, Archive
 from recordings.recorder import RESERVE_FILE
 from recordings.timeline import ParticipantEntry, TrackEntry, build_timeline
 
@@ -219,12 +219,17 @@ async def recover(archive: Archive, open_ids: Callable[[], Iterable[str]],
 
 
 async def run(archive: Archive, open_ids: Callable[[], Iterable[str]],
-              interval: float = RECOVERY_INTERVAL) -> None:
+              interval: float = RECOVERY_INTERVAL,
+              paused: Callable[[], bool] = lambda: False) -> None:
     """Recover at start, then every ``interval`` (a process that died while this one runs
-    is found once its heartbeat runs out)."""
+    is found once its heartbeat runs out). Not while ``paused()``: Redis is away, or back so
+    recently that live processes' heartbeats may not be renewed yet."""
     while True:
-        try:
-            await recover(archive, open_ids)
-        except Exception:
-            logger.exception("recording recovery failed; trying again")
+        if not paused():
+            try:
+                await recover(archive, open_ids)
+            except REDIS_UNAVAILABLE:
+                pass  # the service's Redis watch logs the outage; next round
+            except Exception:
+                logger.exception("recording recovery failed; trying again")
         await asyncio.sleep(interval)

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from recordings.alerts import Alerts
+from recordings.archive import REDIS_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ async def watch_free_space(alerts: Alerts, directory: Path, minimum_mb: int,
                     "low_space", subject,
                     detail=f"{free:.0f} MB free under {subject} (minimum {minimum_mb} MB)"):
                 logger.warning("recordings: only %.0f MB free under %s", free, subject)
+        except REDIS_UNAVAILABLE:
+            pass  # the service's Redis watch logs the outage; checked again next round
         except Exception:
             logger.exception("storage alerts: check failed; trying again")
         await asyncio.sleep(interval)

@@ -1,6 +1,7 @@
 """The app factory: one aiohttp application per process, with one cleanup context per resource,
-in dependency order: Redis, then the store (and demo data), then signaling and rooms, then the
-storage watch and the export jobs; the HTTP edge (server/http) on top."""
+in dependency order: Redis (its watch, and the private redis-server's supervisor), then the store
+(and demo data), then signaling and rooms, then the storage watch and the export jobs; the HTTP
+edge (server/http) on top."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import redis.asyncio as aioredis
-import socketio
 from aiohttp import web
 
 from recordings import recovery
@@ -37,12 +37,14 @@ from server.keys import (
     NODE,
     REDIS,
     REDIS_URL,
+    REDIS_WATCH,
     ROOMS,
     SESSIONS,
     SNAPSHOTS,
     STORE,
     TICKETS,
 )
+from server.redis_memory import watch_memory
 from server.redis_server import EmbeddedRedis
 from server.seed import load_departments_file, put_missing_departments, seed_demo
 from signaling.accounts import Accounts
@@ -51,17 +53,26 @@ from signaling.clock import Clock
 from signaling.consult import Consult
 from signaling.fanout import Fanout
 from signaling.kiosk import KioskNamespace
+from signaling.limits import Limits
+from signaling.pubsub import RedisPubSub
+from signaling.redis_watch import RedisWatch
 from signaling.room_channel import RoomNamespace
 from signaling.room_directory import RoomDirectory
 from signaling.sessions import Sessions
 from signaling.snapshots import Snapshots
-from signaling.socket_server import SignalingServer
+from signaling.socket_server import SocketServer
 from signaling.staff import StaffNamespace
 from signaling.staff_presence import StaffPresence
-from signaling.store import Store
+from signaling.store import LiveSockets, Store
+from signaling.tasks import stop as stop_task
 from signaling.tickets import Tickets
 
 logger = logging.getLogger(__name__)
+
+# Seconds a Redis command may take (the longest, the CSV exports of the logs, take well under a
+# second), and a connection: a request that meets a stopped Redis answers 503 after this at most.
+REDIS_SOCKET_TIMEOUT = 10.0
+REDIS_CONNECT_TIMEOUT = 5.0
 
 
 def create_app(config: Config) -> web.Application:
@@ -72,17 +83,20 @@ def create_app(config: Config) -> web.Application:
     # A bad departments file stops the start here, before anything runs.
     departments = load_departments_file(Path(config.departments_file)) \
         if config.departments_file else ()
-    embedded = None if config.redis_url else EmbeddedRedis(config.redis_dir,
-                                                          config.redis_server_binary)
+    embedded = None if config.redis_url else EmbeddedRedis(
+        config.redis_dir, config.redis_server_binary, config.redis_maxmemory_mb)
     redis_url = embedded.url if embedded else config.redis_url
     # A bad key setting or key file stops the start here too.
     secrets_key = data_key(config, "secrets", config.secrets_key)
     audit_hmac_key = audit_key(config)
     app[REDIS_URL] = redis_url
 
-    sio = SignalingServer(
+    pubsub = RedisPubSub(redis_url, channel="yunzhen-socketio")
+    # A client event named like the connection's own (connect, disconnect, …) is refused there,
+    # and what does not decode is dropped without a traceback.
+    sio = SocketServer(
         async_mode="aiohttp",
-        client_manager=socketio.AsyncRedisManager(redis_url, channel="yunzhen-socketio"),
+        client_manager=pubsub,
         # engineio refuses a handshake whose Origin header is not one of these (a browser page
         # elsewhere riding a desk's cookie); clients that send no Origin (not browsers) pass.
         cors_allowed_origins=list(config.origins),
@@ -94,15 +108,24 @@ def create_app(config: Config) -> web.Application:
         if embedded is not None:
             await embedded.start()
         # A blocking pool: under a burst, a command waits for a free connection instead of
-        # failing (redis-py's default pool raises past 100 connections).
+        # failing (redis-py's default pool raises past 100 connections). The timeouts turn a
+        # stopped or unreachable Redis into errors (the watch's "unavailable") instead of hangs.
         pool = aioredis.BlockingConnectionPool.from_url(
-            redis_url, decode_responses=True, max_connections=64, timeout=10)
+            redis_url, decode_responses=True, max_connections=64, timeout=10,
+            socket_timeout=REDIS_SOCKET_TIMEOUT, socket_connect_timeout=REDIS_CONNECT_TIMEOUT)
         client = aioredis.Redis(connection_pool=pool)
-        app[REDIS] = client
+        watch = RedisWatch(client)
+        app[REDIS], app[REDIS_WATCH] = client, watch
+        tasks = [asyncio.create_task(watch.run(), name="redis-watch")]
+        if embedded is not None:
+            tasks.append(asyncio.create_task(embedded.supervise(), name="redis-supervisor"))
         try:
             yield
         finally:
+            for task in tasks:
+                await stop_task(task)
             await client.aclose()
+            await pubsub.close()
             if embedded is not None:
                 await embedded.stop()
 
@@ -146,51 +169,73 @@ def create_app(config: Config) -> web.Application:
         rooms = RoomManager(config.media, config.recordings_dir, hooks.room_closed,
                             on_recording_failed=hooks.recording_failed)
         calls = Calls(store, directory, rooms, fanout, snapshots, consult, node)
-        clock = Clock(store, fanout, directory, rooms, tickets, node)
+        watch = app[REDIS_WATCH]
         app[NODE], app[ROOMS], app[DIRECTORY] = node, rooms, directory
         app[SNAPSHOTS], app[TICKETS], app[CONSULT] = snapshots, tickets, consult
-        limit = config.signaling.max_payload_bytes
-        sio.register_namespace(KioskNamespace(
-            "/kiosk", limit, store=store, sessions=sessions, tickets=tickets, calls=calls,
-            snapshots=snapshots, fanout=fanout))
+        limits = Limits(app[REDIS], store, config.signaling, config.proxies, node)
+        kiosk = KioskNamespace(
+            "/kiosk", config.signaling, watch, store=store, sessions=sessions, tickets=tickets,
+            calls=calls, snapshots=snapshots, fanout=fanout, limits=limits)
         staff = StaffNamespace(
-            "/staff", limit, store=store, sessions=sessions, presence=presence, calls=calls,
-            consult=consult, tickets=tickets, snapshots=snapshots, fanout=fanout,
-            proxies=config.proxies)
-        room_channel = RoomNamespace("/room", limit, directory=directory, rooms=rooms,
-                                     fanout=fanout, accounts=accounts)
-        sio.register_namespace(staff)
-        sio.register_namespace(room_channel)
+            "/staff", config.signaling, watch, store=store, sessions=sessions,
+            presence=presence, calls=calls, consult=consult, tickets=tickets,
+            snapshots=snapshots, fanout=fanout, proxies=config.proxies)
+        room_channel = RoomNamespace("/room", config.signaling, watch, directory=directory,
+                                     rooms=rooms, fanout=fanout, accounts=accounts)
+        for namespace in (kiosk, staff, room_channel):
+            sio.register_namespace(namespace)
+
+        async def live_sockets() -> LiveSockets:
+            tickets, addresses = await kiosk.live_sockets()
+            return LiveSockets(staff=staff.live_desks(), tickets=tickets, addresses=addresses)
+
+        clock = Clock(store, fanout, directory, rooms, tickets, node, watch, live_sockets)
+
+        # A Redis outage: the pages are told, and once the clock has put this process right in
+        # Redis again (before anything else runs), told again, sent their state, and the calls
+        # that ended meanwhile are finished.
+        async def redis_lost() -> None:
+            await fanout.service_state("degraded")
+
+        async def redis_back() -> None:
+            await fanout.service_state("ok")
+            await hooks.finish_unfinished()
+            await staff.resync()
+            await kiosk.resync()
+
+        watch.add_hooks(lost=redis_lost, recover=clock.recover, back=redis_back)
         await clock.start()
         # Ended login sessions (any process) close their sockets here.
         session_watch = asyncio.create_task(sessions.watch([staff.cut, room_channel.cut]),
                                             name="session-watch")
         # Recordings left incomplete by a process that died (this one before a restart, or
-        # another on a shared Redis) are closed, indexed and sealed.
+        # another on a shared Redis) are closed, indexed and sealed; not while a Redis outage
+        # may make live processes look dead.
         recovery_task = asyncio.create_task(
-            recovery.run(archive, lambda: [room.room_id for room in rooms.rooms()]),
+            recovery.run(archive, lambda: [room.room_id for room in rooms.rooms()],
+                         paused=lambda: not clock.settled),
             name="recording-recovery")
         try:
             yield
         finally:
+            watch.remove_hooks(lost=redis_lost, recover=clock.recover, back=redis_back)
             for task in (recovery_task, session_watch):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop_task(task)
             await clock.close()
             await rooms.close()
             await sio.shutdown()
             # The Redis manager's listener task is not stopped by shutdown(); stop it before
-            # Redis goes away, or it logs reconnect errors while the process exits.
+            # Redis goes away.
             listener = getattr(sio.manager, "thread", None)
             if isinstance(listener, asyncio.Task):
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
+                await stop_task(listener)
 
     async def storage_watch(app: web.Application) -> None:
         await watch_free_space(app[ARCHIVE].alerts, config.recordings_dir,
                                config.recordings_min_free_mb)
+
+    async def redis_memory_watch(app: web.Application) -> None:
+        await watch_memory(app[REDIS], app[ARCHIVE].alerts, config.redis_memory_alert_percent)
 
     async def exports_ctx(app: web.Application) -> AsyncIterator[None]:
         archive = app[ARCHIVE]
@@ -210,6 +255,7 @@ def create_app(config: Config) -> web.Application:
     if lag_probe is not None:
         app.cleanup_ctx.append(background("loop-lag-probe", lag_probe.run_for))
     # After the archive's and the rooms' contexts, which they use.
-    app.cleanup_ctx.extend([background("storage-alerts", storage_watch), exports_ctx])
+    app.cleanup_ctx.extend([background("storage-alerts", storage_watch),
+                            background("redis-memory-alerts", redis_memory_watch), exports_ctx])
     http.setup(app)
     return app

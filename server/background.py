@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
+
+from signaling.tasks import stop
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
@@ -21,8 +22,6 @@ def background(name: str,
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
 
     return ctx

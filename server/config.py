@@ -22,6 +22,9 @@ ENV_PREFIX = "YUNZHEN_"
 # Bounds of retention_days, how long recordings are kept (days).
 MIN_RETENTION_DAYS = 1
 MAX_RETENTION_DAYS = 36500
+# Bounds of redis_maxmemory_mb: below a few MB the service cannot even start.
+MIN_REDIS_MAXMEMORY_MB = 16
+MAX_REDIS_MAXMEMORY_MB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,12 @@ class Config:
     # Empty: start a private redis-server under data_dir. Otherwise redis:// or unix:// URL.
     redis_url: str = ""
     redis_server_binary: str = "redis-server"
+    # The private redis-server's maxmemory in MB (policy noeviction: a write past it is refused,
+    # nothing is evicted). An external Redis keeps its own setting.
+    redis_maxmemory_mb: int = 512
+    # Supervisors are alerted when Redis uses more than this share of its maxmemory (the
+    # private one's, or an external one's when it has one).
+    redis_memory_alert_percent: int = 80
     data_dir: Path = Path("var")
     # Demo mode seeds departments and demo accounts (password demo12345) on the first run.
     demo: bool = False
@@ -77,6 +86,16 @@ class Config:
     staff_grace: float = SignalingConfig.staff_grace
     ticket_grace: float = SignalingConfig.ticket_grace
     decline_cooldown: float = SignalingConfig.decline_cooldown
+    # Hours an ended ticket is kept, and the abuse limits (signaling/config.py; 0: no limit).
+    ticket_keep_hours: int = SignalingConfig.ticket_keep_hours
+    max_tickets_per_socket: int = SignalingConfig.max_tickets_per_socket
+    max_tickets_per_address: int = SignalingConfig.max_tickets_per_address
+    ticket_creations_per_minute: int = SignalingConfig.ticket_creations_per_minute
+    callbacks_per_minute: int = SignalingConfig.callbacks_per_minute
+    callbacks_per_phone_per_day: int = SignalingConfig.callbacks_per_phone_per_day
+    max_sockets_per_address: int = SignalingConfig.max_sockets_per_address
+    events_per_second: float = SignalingConfig.events_per_second
+    event_burst: int = SignalingConfig.event_burst
     media: MediaConfig = field(default_factory=MediaConfig)
 
     def __post_init__(self) -> None:
@@ -101,15 +120,19 @@ class Config:
                               f"{MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS}")
         if self.recordings_min_free_mb < 0:
             raise ConfigError("recordings_min_free_mb must be 0 (no check) or more")
+        if not MIN_REDIS_MAXMEMORY_MB <= self.redis_maxmemory_mb <= MAX_REDIS_MAXMEMORY_MB:
+            raise ConfigError(f"redis_maxmemory_mb: {self.redis_maxmemory_mb} is not between "
+                              f"{MIN_REDIS_MAXMEMORY_MB} and {MAX_REDIS_MAXMEMORY_MB}")
+        if not 1 <= self.redis_memory_alert_percent <= 100:
+            raise ConfigError(f"redis_memory_alert_percent: {self.redis_memory_alert_percent} "
+                              "is not between 1 and 100")
         # A bad timezone, payload limit, policy time or callback_keep_days stops the start here.
         _ = self.signaling
 
     @property
     def signaling(self) -> SignalingConfig:
-        return SignalingConfig(timezone=self.timezone, max_payload_bytes=self.max_payload_bytes,
-                               staff_grace=self.staff_grace, ticket_grace=self.ticket_grace,
-                               decline_cooldown=self.decline_cooldown,
-                               callback_keep_days=self.callback_keep_days)
+        return SignalingConfig(**{f.name: getattr(self, f.name)
+                                  for f in fields(SignalingConfig)})
 
     @property
     def accounts(self) -> AccountPolicy:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from server.config import Config
     from signaling.accounts import Accounts
     from signaling.consult import Consult
+    from signaling.redis_watch import RedisWatch
     from signaling.room_directory import RoomDirectory
     from signaling.sessions import Sessions
     from signaling.snapshots import Snapshots
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
 REDIS_URL: web.AppKey[str] = web.AppKey("redis_url")
+# Whether Redis answers (signaling/redis_watch.py): /healthz, and the API's 503 while it does not.
+REDIS_WATCH: web.AppKey[RedisWatch] = web.AppKey("redis_watch")
 STORE: web.AppKey[Store] = web.AppKey("store")
 # Accounts and their login sessions (signaling/accounts.py, signaling/sessions.py).
 ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")

@@ -1,5 +1,7 @@
 """The private Redis the service starts on a fresh machine: a real redis-server process with AOF
-persistence under the data directory, started before the app and stopped after it."""
+persistence under the data directory and a maxmemory with `noeviction` (a full Redis refuses
+writes rather than dropping queue state), started before the app, supervised while it runs
+(restarted on the same port from its AOF when it dies) and stopped after it."""
 
 from __future__ import annotations
 
@@ -9,15 +11,25 @@ import logging
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
 
 
 # In the Redis directory while the private redis-server runs: its URL.
 URL_FILE = "url"
+# Seconds before each restart of a redis-server that died: at once the first time, then slower
+# while it keeps dying (a full disk, a damaged AOF, the port taken) so it is not spun on.
+RESTART_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
+# A redis-server that ran this long before dying starts the delays over.
+STABLE_S = 60.0
+# How long a restarted redis-server may take to load its AOF before it is given up on.
+RESTART_LOAD_TIMEOUT = 300.0
 
 
 class RedisStartError(RuntimeError):
@@ -33,9 +45,11 @@ def _free_port() -> int:
 class EmbeddedRedis:
     """A redis-server child process bound to 127.0.0.1 on a free port, data in `directory`."""
 
-    def __init__(self, directory: Path, binary: str = "redis-server") -> None:
+    def __init__(self, directory: Path, binary: str = "redis-server",
+                 maxmemory_mb: int = 512) -> None:
         self.directory = directory
         self.binary = binary
+        self.maxmemory_mb = maxmemory_mb
         # Chosen now so the URL is known before the server starts (Socket.IO's Redis manager
         # is built with the app).
         self.port = _free_port()
@@ -46,6 +60,23 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def start(self, timeout: float = 10.0) -> None:
+        await self._launch(timeout)
+        # The command line (python -m server accounts/audit) finds the running service's Redis
+        # here; it is bound to 127.0.0.1 and the data directory is the service's own.
+        url_file = self.directory / URL_FILE
+        url_file.write_text(self.url + "\n")
+        url_file.chmod(0o600)
+        logger.info("private redis-server pid %s on %s, data in %s",
+                    self.pid, self.url, self.directory)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    async def _launch(self, timeout: float) -> None:
+        """Start redis-server on this port and wait until it answers (a restarted one answers
+        LOADING while it reads its AOF: that is waited out too); on failure nothing is left
+        running."""
         path = shutil.which(self.binary)
         if path is None:
             raise RedisStartError(
@@ -58,47 +89,82 @@ class EmbeddedRedis:
             "--dir", str(self.directory.resolve()),
             "--appendonly", "yes", "--appendfsync", "everysec",
             "--save", "", "--protected-mode", "yes", "--daemonize", "no",
+            "--maxmemory", f"{self.maxmemory_mb}mb", "--maxmemory-policy", "noeviction",
             "--logfile", str((self.directory / "redis.log").resolve()),
         ]
-        self._process = await asyncio.create_subprocess_exec(
+        process = await asyncio.create_subprocess_exec(
             *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
-        client = aioredis.from_url(self.url)
+        self._process = process
+        # Each ping is short: something else listening on the port (it was taken while the
+        # server was down) accepts the connection but never answers.
+        client = aioredis.from_url(self.url, socket_timeout=1, socket_connect_timeout=1)
         try:
             deadline = asyncio.get_running_loop().time() + timeout
             while True:
-                if self._process.returncode is not None:
+                if process.returncode is not None:
                     raise RedisStartError(
-                        f"redis-server exited with {self._process.returncode}; "
+                        f"redis-server exited with {process.returncode}; "
                         f"see {self.directory / 'redis.log'}"
                     )
                 try:
                     if await client.ping():
                         break
-                except (OSError, aioredis.ConnectionError):
+                except (OSError, RedisConnectionError, RedisTimeoutError):
                     pass
                 if asyncio.get_running_loop().time() > deadline:
                     raise RedisStartError(f"redis-server did not answer within {timeout} s")
                 await asyncio.sleep(0.05)
         except BaseException:
-            await self.stop()
+            await self._terminate(process)
             raise
         finally:
             await client.aclose()
-        # The command line (python -m server accounts/audit) finds the running service's Redis
-        # here; it is bound to 127.0.0.1 and the data directory is the service's own.
-        url_file = self.directory / URL_FILE
-        url_file.write_text(self.url + "\n")
-        url_file.chmod(0o600)
-        logger.info("private redis-server pid %s on %s, data in %s",
-                    self._process.pid, self.url, self.directory)
+
+    async def supervise(self) -> None:
+        """Restart redis-server on the same port, from its AOF, whenever it dies, until
+        cancelled (then it is left to `stop`). An outage is logged once when it starts and
+        once when it ends, however many restarts it takes."""
+        delays = 0
+        while True:
+            process = self._process
+            if process is None:
+                return
+            started = time.monotonic()
+            code = await process.wait()
+            if time.monotonic() - started > STABLE_S:
+                delays = 0
+            died = time.monotonic()
+            logger.warning("private redis-server (pid %s) exited with %s; restarting it on %s "
+                           "from its AOF", process.pid, code, self.url)
+            warned = False
+            while True:
+                await asyncio.sleep(RESTART_DELAYS[min(delays, len(RESTART_DELAYS) - 1)])
+                delays += 1
+                try:
+                    await self._launch(RESTART_LOAD_TIMEOUT)
+                    break
+                except (RedisStartError, OSError) as exc:
+                    if not warned:
+                        logger.warning("restarting the private redis-server failed (%s); "
+                                       "trying again, more slowly", exc)
+                    warned = True
+            logger.info("private redis-server restarted (pid %s) %.1f s after it exited",
+                        self.pid, time.monotonic() - died)
 
     async def stop(self) -> None:
         process, self._process = self._process, None
+        (self.directory / URL_FILE).unlink(missing_ok=True)
         if process is None or process.returncode is not None:
             return
-        (self.directory / URL_FILE).unlink(missing_ok=True)
+        await self._terminate(process)
+        logger.info("private redis-server stopped")
+
+    @staticmethod
+    async def _terminate(process: asyncio.subprocess.Process) -> None:
+        if process.returncode is not None:
+            return
         # SIGTERM makes redis-server flush the AOF before it exits.
         with contextlib.suppress(ProcessLookupError):
             process.terminate()
@@ -108,4 +174,3 @@ class EmbeddedRedis:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(process.pid, 9)
             await process.wait()
-        logger.info("private redis-server stopped")

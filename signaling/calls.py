@@ -18,6 +18,7 @@ from signaling.accounts import User
 from signaling.consult import Consult
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
+from signaling.redis_watch import UNAVAILABLE
 from signaling.room_directory import RoomDirectory
 from signaling.schema import RoomGrant, StaffRoom, TicketView
 from signaling.snapshots import Snapshots
@@ -113,6 +114,8 @@ class RoomHooks:
                  consult: Consult, fanout: Fanout, now: Callable[[], float] = time.time) -> None:
         self._store, self._directory, self._archive = store, directory, archive
         self._consult, self._fanout, self._now = consult, fanout, now
+        # Rooms that closed while Redis was away, their bookkeeping still to do.
+        self._unfinished: dict[str, tuple[Room, dict[str, Any] | None]] = {}
 
     async def room_closed(self, room: Room, summary: dict[str, Any] | None) -> None:
         ticket_id = room.meta.ticket_id
@@ -126,9 +129,21 @@ class RoomHooks:
             if ticket_id:
                 _staff, events = await self._store.finish_ticket(ticket_id, self._now())
                 await self._fanout.apply(events)
+        except UNAVAILABLE:
+            # The call ended while Redis is away: its ticket and staff member are finished when
+            # it is back (finish_unfinished), not left in a call for ever.
+            logger.warning("room %s: closed while Redis is away; ticket %s is finished when it "
+                           "is back", room.room_id, ticket_id)
+            self._unfinished[room.room_id] = (room, summary)
         except Exception:
             logger.exception("room %s: closing bookkeeping failed (ticket %s)", room.room_id,
                              ticket_id)
+
+    async def finish_unfinished(self) -> None:
+        """Redis is back: the bookkeeping of the rooms that closed meanwhile."""
+        for room_id, (room, summary) in list(self._unfinished.items()):
+            del self._unfinished[room_id]
+            await self.room_closed(room, summary)
 
     async def recording_failed(self, room: Room) -> None:
         """A room's recording stopped (a full disk) while the call goes on: alert supervisors."""

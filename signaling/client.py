@@ -36,10 +36,13 @@ class SignalingClient:
 
     @classmethod
     async def connect(cls, base_url: str, namespace: str, cookie: str | None = None,
-                      timeout: float = 10.0) -> SignalingClient:
+                      timeout: float = 10.0, headers: dict[str, str] | None = None
+                      ) -> SignalingClient:
+        """`headers`: more handshake headers (a proxy's X-Forwarded-For, in tests)."""
         client = cls(namespace)
         await client.sio.connect(base_url, namespaces=[namespace],
-                                 headers={"Cookie": cookie} if cookie else {},
+                                 headers={**({"Cookie": cookie} if cookie else {}),
+                                          **(headers or {})},
                                  transports=["websocket"], wait_timeout=timeout)
         return client
 

@@ -1,20 +1,24 @@
 """The per-process clock: its owned tasks tick the queue script (timeouts, tiers, grace periods),
 keep this process's heartbeat (and its rooms' participant counts) fresh, send the queue
 positions that changed, and delete the callback requests past callback_keep_days. Kept,
-cancelled and awaited by `close`."""
+cancelled and awaited by `close`. While Redis is away they wait; when it is back, `recover`
+puts this process right in it before they go on."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from redis.exceptions import OutOfMemoryError
+
 from rooms.manager import RoomManager
 from signaling.fanout import Fanout
+from signaling.redis_watch import UNAVAILABLE, RedisWatch
 from signaling.room_directory import RoomDirectory
-from signaling.store import Store
+from signaling.store import HEARTBEAT_TTL, LiveSockets, Store
+from signaling.tasks import stop
 from signaling.tickets import Tickets
 
 logger = logging.getLogger(__name__)
@@ -26,17 +30,39 @@ HEARTBEAT_INTERVAL = 2.0
 POSITIONS_INTERVAL = 0.3
 # Callback requests are kept for days: looking for expired ones every few minutes is plenty.
 CALLBACK_PURGE_INTERVAL = 600.0
+# After a Redis outage every heartbeat has run out: dead processes are not swept until the live
+# ones have had the time to renew theirs (each renews it first thing when it sees Redis again).
+SWEEP_PAUSE_S = HEARTBEAT_TTL
 
 
 class Clock:
     def __init__(self, store: Store, fanout: Fanout, directory: RoomDirectory,
-                 rooms: RoomManager, tickets: Tickets, node: str,
+                 rooms: RoomManager, tickets: Tickets, node: str, watch: RedisWatch,
+                 live: Callable[[], Awaitable[LiveSockets]],
                  now: Callable[[], float] = time.time,
                  purge_interval: float = CALLBACK_PURGE_INTERVAL) -> None:
         self._store, self._fanout, self._directory, self._rooms = store, fanout, directory, rooms
         self._tickets, self._node, self._now = tickets, node, now
+        self._watch, self._live = watch, live
         self._purge_interval = purge_interval
         self._tasks: list[asyncio.Task[None]] = []
+        self._sweep_from = 0.0  # epoch seconds
+
+    @property
+    def settled(self) -> bool:
+        """Redis answers and every live process has had the time to renew its heartbeat since
+        the last outage: a process whose heartbeat ran out is dead."""
+        return self._watch.available and self._now() >= self._sweep_from
+
+    async def recover(self) -> None:
+        """Redis answers again (the watch calls this before the service counts as up): this
+        process's heartbeat and its sockets are put right before any tick runs."""
+        now = self._now()
+        events = await self._store.outage_over(self._node, now, await self._live())
+        self._sweep_from = now + SWEEP_PAUSE_S
+        await self._fanout.apply(events)
+        logger.info("node %s: heartbeat and sockets re-asserted after the Redis outage",
+                    self._node)
 
     async def start(self) -> None:
         await self._store.heartbeat(self._node, self._now())
@@ -57,21 +83,31 @@ class Clock:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
 
     async def _every(self, interval: float, step: Callable[[], Awaitable[None]]) -> None:
+        full = False  # Redis refused this step's writes (maxmemory): said once, not every time
         while True:
             await asyncio.sleep(interval)
+            if not self._watch.available:
+                continue  # the watch logged it; recover() runs before the steps go on
             try:
                 await step()
+                full = False
             except asyncio.CancelledError:
                 raise
+            except UNAVAILABLE:
+                self._watch.lost()
+            except OutOfMemoryError:
+                if not full:
+                    logger.warning("%s: Redis is full (maxmemory); trying again", step.__name__)
+                full = True
             except Exception:
                 logger.exception("%s failed; trying again", step.__name__)
 
     async def _tick(self) -> None:
-        await self._fanout.apply(await self._store.tick(self._now()))
+        now = self._now()
+        await self._fanout.apply(await self._store.tick(now, sweep=now >= self._sweep_from))
 
     async def _purge_callbacks(self) -> None:
         await self._tickets.purge_callbacks()

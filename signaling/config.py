@@ -1,6 +1,7 @@
-"""The signaling layer's configuration: the hall's clock, what a socket may send, and the queue's
-policy times (passed to the queue script with every operation). The service's config loader
-composes it from the top-level settings of the TOML file and YUNZHEN_* variables."""
+"""The signaling layer's configuration: the hall's clock, what a socket may send, the queue's
+policy times (passed to the queue script with every operation) and the abuse limits. The
+service's config loader composes it from the top-level settings of the TOML file and YUNZHEN_*
+variables."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ from rooms.config import ConfigError
 MIN_TICKET_GRACE = 5
 MAX_POLICY_S = 3600
 MAX_CALLBACK_KEEP_DAYS = 3650
+MAX_TICKET_KEEP_HOURS = 24 * 365
+# The abuse limits that count something (0 turns one off), and their upper bound.
+COUNT_LIMITS = ("max_tickets_per_socket", "max_tickets_per_address",
+                "ticket_creations_per_minute", "callbacks_per_minute",
+                "callbacks_per_phone_per_day", "max_sockets_per_address")
+MAX_COUNT_LIMIT = 1_000_000
+# Every abuse limit off: for load tests and benchmarks, whose thousands of clients come from one
+# address (the settings' names; each is 0).
+NO_LIMITS: dict[str, int] = {name: 0 for name in (*COUNT_LIMITS, "events_per_second")}
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,28 @@ class SignalingConfig:
     # Days a call-back request (the applicant's name and phone number) is kept, done or not,
     # before the clock deletes it (PIPL: no longer than its purpose needs).
     callback_keep_days: int = 30
+    # Hours an ended ticket (cancelled, abandoned, ended) stays in Redis before it expires: the
+    # applicant's page can still show and rate it meanwhile.
+    ticket_keep_hours: int = 48
+    # Abuse limits of the anonymous side (kiosks and home browsers; 0 turns a limit off). A
+    # client's address is the one signaling/forwarded.py finds behind the trusted proxies; a
+    # registered kiosk (signaling/limits.py `is_registered_device`) is held to the per-socket
+    # limits only, not to its address's.
+    # Open tickets (waiting, ringing or in a call) one /kiosk socket may hold.
+    max_tickets_per_socket: int = 1
+    # Open tickets of all the sockets of one client address.
+    max_tickets_per_address: int = 3
+    # Tickets taken, and call-backs requested, per client address per minute.
+    ticket_creations_per_minute: int = 6
+    callbacks_per_minute: int = 3
+    # Call-back requests for one phone number per day.
+    callbacks_per_phone_per_day: int = 3
+    # /kiosk sockets open at once from one client address.
+    max_sockets_per_address: int = 20
+    # Events one socket may send per second on any namespace (a token bucket of event_burst;
+    # 0 turns it off).
+    events_per_second: float = 20.0
+    event_burst: int = 40
 
     def __post_init__(self) -> None:
         if self.max_payload_bytes < 1024:
@@ -47,6 +79,20 @@ class SignalingConfig:
         if not 1 <= self.callback_keep_days <= MAX_CALLBACK_KEEP_DAYS:
             raise ConfigError(f"callback_keep_days: {self.callback_keep_days} is not between 1 "
                               f"and {MAX_CALLBACK_KEEP_DAYS}")
+        if not 1 <= self.ticket_keep_hours <= MAX_TICKET_KEEP_HOURS:
+            raise ConfigError(f"ticket_keep_hours: {self.ticket_keep_hours} is not between 1 "
+                              f"and {MAX_TICKET_KEEP_HOURS}")
+        for name in COUNT_LIMITS:
+            value = getattr(self, name)
+            if not 0 <= value <= MAX_COUNT_LIMIT:
+                raise ConfigError(f"{name}: {value} is not between 0 (no limit) and "
+                                  f"{MAX_COUNT_LIMIT}")
+        if not 0 <= self.events_per_second <= 10_000:
+            raise ConfigError(f"events_per_second: {self.events_per_second:g} is not between 0 "
+                              "(no limit) and 10000")
+        if not 1 <= self.event_burst <= MAX_COUNT_LIMIT:
+            raise ConfigError(f"event_burst: {self.event_burst} is not between 1 and "
+                              f"{MAX_COUNT_LIMIT}")
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

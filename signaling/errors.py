@@ -127,6 +127,9 @@ CATALOGUE: dict[str, ErrorText] = {
                               "You are in a call and cannot join."),
     "busy.exports": ErrorText(503, "导出任务太多，请稍后再试。",
                               "Too many exports are running; try again later."),
+    "unavailable": ErrorText(503, "服务暂时不可用，正在恢复，请稍候再试。",
+                             "The service is briefly unavailable and recovering; please try "
+                             "again in a moment."),
     "invalid_payload.content_type": ErrorText(415, "请求须为 JSON（application/json）。",
                      "The request body must be application/json."),
     "invalid_payload.account": ErrorText(400, "账号信息有误：{reason}",
@@ -167,6 +170,32 @@ CATALOGUE: dict[str, ErrorText] = {
                      "administrator to unlock it."),
     "throttled": ErrorText(429, "登录尝试过于频繁，请 {minutes} 分钟后再试。",
                      "Too many sign-in attempts; try again in {minutes} min."),
+    "invalid_payload.reserved_event": ErrorText(
+        400, "不能发送这个事件名（保留给连接本身）。",
+        "This event name is reserved for the connection itself."),
+    "limit.tickets_per_socket": ErrorText(
+        429, "您已经取了一个号，请办理完或取消后再取新号。",
+        "You already hold a ticket; finish or cancel it before taking another."),
+    "limit.tickets_per_address": ErrorText(
+        429, "您所在的网络已有 {max} 个号在排队，请等其中一个办理完后再取号。",
+        "Your network already holds {max} open tickets; take another when one is done."),
+    "limit.ticket_creations": ErrorText(
+        429, "取号过于频繁，请 {seconds} 秒后再试。",
+        "Too many tickets taken; try again in {seconds} s."),
+    "limit.callbacks": ErrorText(
+        429, "回电申请过于频繁，请 {seconds} 秒后再试。",
+        "Too many call-back requests; try again in {seconds} s."),
+    "limit.callbacks_per_phone": ErrorText(
+        429, "这个电话号码今天已申请 {max} 次回电，工作人员会尽快给您回电，请勿重复申请。",
+        "This phone number has asked for {max} call-backs today; staff will call back soon."),
+    "limit.sockets_per_address": ErrorText(
+        429, "您所在网络的连接过多，请稍后再试。",
+        "Too many connections from your network; try again later."),
+    "limit.rate": ErrorText(429, "操作过于频繁，请稍候再试。",
+                            "Too many requests; slow down and try again."),
+    "unavailable.redis_memory": ErrorText(
+        503, "服务暂时无法保存新的数据，请稍后再试，或到大厅窗口办理。",
+        "The service cannot store more data right now; try again later."),
     "internal": ErrorText(500, "服务器内部错误，请稍后再试。",
                           "Internal server error; please try again."),
 }

@@ -62,10 +62,18 @@ class Fanout:
         self._users: dict[str, tuple[float, User | None]] = {}
 
     async def _emit(self, namespace: str, event: str, payload: Mapping[str, Any],
-                    to: str) -> None:
+                    to: str | None, local: bool = False) -> None:
+        """`to` None: every socket of the namespace; `local`: on this process only (not through
+        Redis)."""
         if event not in OUTBOUND[namespace]:
             raise ValueError(f"{namespace} {event} is not a declared outbound event")
-        await self._sio.emit(event, payload, to=to, namespace=namespace)
+        await self._sio.emit(event, payload, to=to, namespace=namespace, ignore_queue=local)
+
+    async def service_state(self, state: str) -> None:
+        """Redis went (`degraded`) or is back (`ok`): every queue socket of this process hears
+        it from this process (each process tells its own; Redis cannot carry it)."""
+        for namespace in (KIOSK, STAFF):
+            await self._emit(namespace, "service:state", {"state": state}, to=None, local=True)
 
     # who hears what ---------------------------------------------------------------------------
     async def follow_ticket(self, sid: str, ticket_id: str) -> None:

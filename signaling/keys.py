@@ -35,17 +35,21 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          rating, guide (the hall guide who made it),
                                          consent_version, consent_at (the recording notice
                                          consented to, and when: signaling/privacy.py)
-  yz:ticket:<ticket_id>:declined  zset   username -> when they declined or missed it (1 d)
+                                         (expires: ticket_keep_hours after it ended)
+  yz:ticket:<ticket_id>:declined  zset   username -> when they declined or missed it (1 d;
+                                         deleted when the ticket ends)
   yz:queue:<dept>                 zset   waiting ticket_id -> score: seq in the priority lane,
                                          LANE_SPLIT + seq in the ordinary one (so priority first)
   yz:ringing                      zset   ringing ticket_id -> ring deadline
   yz:staff:<username>             hash   presence, since, ticket, reason, misses, wrap_until, gone
   yz:available:<pool>             zset   available username -> idle since (longest idle first)
   yz:wrapup                       zset   username -> end of wrap-up
-  yz:conns:<kind>:<ident>         hash   node -> sockets of that staff member (kind staff) or
-                                         ticket (kind ticket) on that server process
+  yz:conns:<kind>:<ident>         hash   node -> sockets of that staff member (kind staff),
+                                         ticket (kind ticket) or client address (kind address:
+                                         its /kiosk sockets) on that server process
   yz:node:<node>:<kind>           set    what that server process holds: kind staff (usernames
-                                         with sockets), ticket (ticket ids with sockets), rooms
+                                         with sockets), ticket (ticket ids with sockets),
+                                         address (client addresses with /kiosk sockets), rooms
                                          (the room ids it hosts)
   yz:nodes                        zset   node -> heartbeat deadline (a node past it is dead)
   yz:staff_gone                   zset   username -> end of the reconnect grace (then offline)
@@ -56,6 +60,13 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          removed when done, or callback_keep_days after
                                          created_at (signaling/clock.py)
   yz:guide:<username>             zset   ticket_id -> created_at of a hall guide's tickets (1 d)
+  yz:addrtickets:<address>        set    ticket ids taken from one client address, for the
+                                         open-ticket limit (ended ones are dropped when the
+                                         next is taken; expires: 1 d after the last)
+  yz:limit:<rule>:<subject>       string an abuse limit's count in its window (rule
+                                         ticket_create or callback with an address, or
+                                         callback_phone with the SHA-256 of the digits;
+                                         expires: the window, signaling/limits.py)
   yz:log                          stream the queue log: time, event (ENTER, RING, NOANSWER,
                                          DECLINE, GONE, CONNECT, ABANDON, CANCEL, OVERFLOW,
                                          COMPLETE, PAUSE, UNPAUSE, INVITE, JOIN, CALLBACK,
@@ -176,6 +187,8 @@ TICKET_GONE = PREFIX + "ticket_gone"
 HANDLED = Family("handled:{dept}")
 CALLBACKS = Family("callbacks:{dept}")
 GUIDE = Family("guide:{username}")
+ADDRESS_TICKETS = Family("addrtickets:{address}")
+LIMIT = Family("limit:{rule}:{subject}")
 LOG = PREFIX + "log"
 # the room directory (signaling/room_directory.py)
 ROOM = Family("room:{room_id}")

@@ -1,7 +1,8 @@
 """The `/kiosk` namespace: applicants take, follow, cancel and rate tickets, or ask for a
 callback. No account; each ticket's secret token authorizes everything about that ticket and
 nothing else. Only a hall guide (a logged-in guide or staff member, while signed in) may choose the
-priority lane."""
+priority lane. Anonymous, so held to the abuse limits (signaling/limits.py) per socket and per
+client address."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from typing import Any
 from rooms.roles import Role
 from signaling.accounts import SESSION_COOKIE
 from signaling.calls import Calls
+from signaling.config import SignalingConfig
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
-from signaling.namespace import Namespace, cookie_from_environ
+from signaling.limits import Limits, is_registered_device
+from signaling.namespace import Namespace, cookie_from_environ, refusal
 from signaling.privacy import CONSENT_NOTICE_VERSION, mask_phone
+from signaling.redis_watch import RedisWatch
 from signaling.schema import TicketView
 from signaling.sessions import Sessions
 from signaling.snapshots import Snapshots
+from signaling.states import TicketStatus
 from signaling.store import Store, Ticket
 from signaling.tickets import Tickets
 
@@ -26,15 +31,19 @@ logger = logging.getLogger(__name__)
 
 GUIDE_ROLES = (Role.GUIDE, Role.STAFF)
 _PHONE = re.compile(r"^\+?[0-9][0-9 -]{3,22}[0-9]$")
+OPEN = (TicketStatus.WAITING, TicketStatus.RINGING, TicketStatus.CONNECTED)
 
 
 class KioskNamespace(Namespace):
-    def __init__(self, namespace: str, max_payload_bytes: int, *, store: Store,
-                 sessions: Sessions, tickets: Tickets, calls: Calls, snapshots: Snapshots,
-                 fanout: Fanout) -> None:
-        super().__init__(namespace, max_payload_bytes)
+    def __init__(self, namespace: str, config: SignalingConfig, watch: RedisWatch, *,
+                 store: Store, sessions: Sessions, tickets: Tickets, calls: Calls,
+                 snapshots: Snapshots, fanout: Fanout, limits: Limits) -> None:
+        super().__init__(namespace, config, watch)
         self._store, self._tickets, self._calls, self._snapshots = store, tickets, calls, snapshots
-        self._fanout, self._sessions = fanout, sessions
+        self._fanout, self._sessions, self._limits = fanout, sessions, limits
+        # Sockets of this process taking a ticket now: a second ticket:create sent before the
+        # first is answered would pass the open-ticket count.
+        self._creating: set[str] = set()
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         # Remember who the hall guide is, if one is logged in on this browser.
@@ -45,9 +54,19 @@ class KioskNamespace(Namespace):
             session = None
         is_guide = session is not None and not session.stage \
             and session.user.role in GUIDE_ROLES
-        await self.save_session(sid, {
+        saved: dict[str, Any] = {
             "guide": session.user.username if session and is_guide else "",
-            "guide_session": session.sha if session and is_guide else "", "tickets": []})
+            "guide_session": session.sha if session and is_guide else "", "tickets": [],
+            "address": self._limits.address(environ)}
+        # A registered kiosk (a `device` in `saved`, which the kiosk's device token would put
+        # there) is not counted against its address: a hall's kiosks share one.
+        if not is_registered_device(saved):
+            try:
+                await self._limits.socket_opened(saved["address"])
+            except SignalError as exc:
+                raise refusal(exc) from None
+            saved["counted"] = True
+        await self.save_session(sid, saved)
 
     async def _guide(self, saved: dict[str, Any]) -> str:
         """The hall guide of this kiosk socket while their login session lasts (signed out or
@@ -60,10 +79,39 @@ class KioskNamespace(Namespace):
             return ""
         return str(saved["guide"])
 
+    async def live_sockets(self) -> tuple[dict[str, int], dict[str, int]]:
+        """This process's kiosk sockets: how many follow each ticket, and how many are counted
+        against each client address."""
+        tickets: dict[str, int] = {}
+        addresses: dict[str, int] = {}
+        for sid, _ in list(self.server.manager.get_participants(self.namespace, None)):
+            try:
+                session = await self.get_session(sid)
+            except KeyError:
+                continue  # gone meanwhile
+            for ticket_id in (session or {}).get("tickets", []):
+                tickets[ticket_id] = tickets.get(ticket_id, 0) + 1
+            if session and session.get("counted"):
+                addresses[session["address"]] = addresses.get(session["address"], 0) + 1
+        return tickets, addresses
+
+    async def resync(self) -> None:
+        """After a Redis outage every ticket followed here is sent again, as it is now."""
+        tickets, _ = await self.live_sockets()
+        for ticket_id in tickets:
+            await self._fanout.ticket(ticket_id)
+
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         session = await self.get_session(sid)
         for ticket_id in (session or {}).get("tickets", []):
             await self._tickets.sockets(ticket_id, -1)
+        if session and session.get("counted"):
+            await self._limits.socket_closed(session["address"])
+
+    async def _open_tickets(self, saved: dict[str, Any]) -> int:
+        """The open tickets this socket follows (taken or resumed on it)."""
+        tickets = [await self._store.ticket(ticket_id) for ticket_id in saved["tickets"]]
+        return sum(1 for t in tickets if t is not None and t.status in OPEN)
 
     async def _attach(self, sid: str, ticket: Ticket) -> TicketView:
         """Follow a ticket on this socket; its sockets keep it in the queue.
@@ -105,16 +153,29 @@ class KioskNamespace(Namespace):
         if not all(isinstance(d, str) and 0 < len(d) <= 64 for d in also):
             raise SignalError("invalid_payload", "also must be a list of department ids")
         priority = bool(data.get("priority", False))
-        guide = await self._guide(await self.get_session(sid))
+        saved = await self.get_session(sid)
+        guide = await self._guide(saved)
         if priority:
             if not guide:
                 raise SignalError("forbidden", "only a hall guide may choose the priority lane")
             logger.info("guide %s puts a %s ticket in the priority lane", guide,
                         data["department"])
-        ticket, token = await self._tickets.create(
-            data["department"], consent_version=CONSENT_NOTICE_VERSION, priority=priority,
-            channel=data.get("channel", "kiosk"), also=tuple(dict.fromkeys(also)), guide=guide)
-        view = await self._attach(sid, ticket)
+        most = self._limits.config.max_tickets_per_socket
+        if most and (sid in self._creating or await self._open_tickets(saved) >= most):
+            raise self._limits.too_many_tickets()
+        device = is_registered_device(saved)
+        if most:
+            self._creating.add(sid)
+        try:
+            if not device:
+                await self._limits.ticket_creation(saved["address"])
+            ticket, token = await self._tickets.create(
+                data["department"], consent_version=CONSENT_NOTICE_VERSION, priority=priority,
+                channel=data.get("channel", "kiosk"), also=tuple(dict.fromkeys(also)),
+                guide=guide, address="" if device else saved["address"])
+            view = await self._attach(sid, ticket)
+        finally:
+            self._creating.discard(sid)
         return {"ticket": {**view, "token": token}}
 
     async def on_ticket_resume(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +202,10 @@ class KioskNamespace(Namespace):
         phone = data["phone"].strip()
         if not name or not _PHONE.match(phone):
             raise SignalError("invalid_payload", "a name and a phone number (5-20 digits)")
+        saved = await self.get_session(sid)
+        if not is_registered_device(saved):
+            await self._limits.callback_request(saved["address"])
+        await self._limits.callback_phone(phone)
         entry = await self._tickets.request_callback(data["department"], {
             "name": name, "phone": phone, "note": data.get("note", "").strip(),
             "consent_version": CONSENT_NOTICE_VERSION})

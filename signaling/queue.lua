@@ -1,7 +1,7 @@
 -- The queue, presence and dispatch rules of 云诊, run atomically inside Redis: one script of named
 -- operations (the table `ops` at the end), called with
 --   ARGV = {operation, now (epoch seconds), decline_cooldown, staff_grace, ticket_grace,
---           the operation's arguments...}
+--           ticket_keep (seconds an ended ticket is kept), the operation's arguments...}
 -- (the policy in seconds, from signaling.config.SignalingConfig). Every operation answers the one
 -- shape {code, events, value}: a Code (ok, or why nothing changed), the events as {kind, a, b}
 -- for the caller to tell the sockets concerned, and the operation's value (or none):
@@ -19,7 +19,8 @@ local op_name, now = ARGV[1], tonumber(ARGV[2])
 local DECLINE_COOLDOWN = tonumber(ARGV[3])
 local STAFF_GRACE = tonumber(ARGV[4])
 local TICKET_GRACE = tonumber(ARGV[5])
-local FIRST_ARG = 6
+local TICKET_KEEP = tonumber(ARGV[6])
+local FIRST_ARG = 7
 local DAY = 86400
 local events = {}
 
@@ -156,6 +157,13 @@ local function still_ringing(tid, user)
     and deadline ~= nil and deadline > now
 end
 
+-- An ended ticket expires TICKET_KEEP seconds from now (the applicant's page may still show and
+-- rate it meanwhile); whom it was offered to matters no more.
+local function forget_later(tid)
+  redis.call('EXPIRE', K.TICKET(tid), TICKET_KEEP)
+  redis.call('DEL', K.DECLINED(tid))
+end
+
 local function end_ticket(tid, status, event)
   local tkey = K.TICKET(tid)
   local dept = redis.call('HGET', tkey, 'department')
@@ -168,6 +176,7 @@ local function end_ticket(tid, status, event)
   redis.call('ZREM', K.QUEUE(dept), tid)
   redis.call('ZREM', K.TICKET_GONE, tid)
   redis.call('HSET', tkey, 'status', status, 'ended_at', now, 'staff', '')
+  forget_later(tid)
   log(event, tid, dept, staff, '')
   emit(EventKind.TICKET, tid, status)
   emit(EventKind.QUEUE, dept, '')
@@ -300,7 +309,7 @@ local function connection(kind, id, node, delta)
   local total = conns(kind, id)
   if kind == 'staff' then
     if delta > 0 then back_staff(id) elseif total == 0 then gone_staff(id) end
-  else
+  elseif kind == 'ticket' then
     if delta > 0 then
       redis.call('ZREM', K.TICKET_GONE, id)
     elseif total == 0 then
@@ -331,7 +340,7 @@ end
 
 -- A dead process's sockets count no more.
 local function drop_sockets_of(node)
-  for _, kind in ipairs({'staff', 'ticket'}) do
+  for _, kind in ipairs({'staff', 'ticket', 'address'}) do
     local nkey = K.NODE(node, kind)
     for _, id in ipairs(redis.call('SMEMBERS', nkey)) do
       local n = num(redis.call('HGET', K.CONNS(kind, id), node), 0)
@@ -351,6 +360,7 @@ local function end_calls_of(node)
       local staff = redis.call('HGET', tkey, 'staff') or ''
       local dept = redis.call('HGET', tkey, 'department')
       redis.call('HSET', tkey, 'status', TicketStatus.ENDED, 'ended_at', now)
+      forget_later(tid)
       log('ABANDON', tid, dept, staff, 'server process died')
       emit(EventKind.TICKET, tid, TicketStatus.ENDED)
       if staff ~= '' then after_call(staff, dept) end
@@ -404,12 +414,39 @@ end
 -- Operations: each returns a Code and its value (or none) -----------------------------------------
 local ops = {}
 
--- Value: the hall number.
-function ops.enqueue(tid, dept, priority, channel, also, token_hash, day, consent_version)
+-- The open tickets (waiting, ringing, in a call) taken from a client address; ended ones leave
+-- its set here.
+local function open_tickets_of(address)
+  local akey = K.ADDRESS_TICKETS(address)
+  local open = 0
+  for _, tid in ipairs(redis.call('SMEMBERS', akey)) do
+    local status = redis.call('HGET', K.TICKET(tid), 'status')
+    if status == TicketStatus.WAITING or status == TicketStatus.RINGING
+        or status == TicketStatus.CONNECTED then
+      open = open + 1
+    else
+      redis.call('SREM', akey, tid)
+    end
+  end
+  return open
+end
+
+-- address: the client's ('' for a registered kiosk, which is not held to its address's limit);
+-- max_open: the open tickets one address may hold (0: no limit). Value: the hall number.
+function ops.enqueue(tid, dept, priority, channel, also, token_hash, day, consent_version,
+                     address, max_open)
   local dkey = K.DEPT(dept)
   if redis.call('EXISTS', dkey) == 0 then return Code.UNKNOWN_DEPARTMENT end
+  max_open = tonumber(max_open)
+  if address ~= '' and max_open > 0 and open_tickets_of(address) >= max_open then
+    return Code.LIMIT
+  end
   local qkey = K.QUEUE(dept)
   if redis.call('ZCARD', qkey) >= cfg(dept, 'max_queue', 50) then return Code.QUEUE_FULL end
+  if address ~= '' then
+    redis.call('SADD', K.ADDRESS_TICKETS(address), tid)
+    redis.call('EXPIRE', K.ADDRESS_TICKETS(address), DAY)
+  end
   local seq = redis.call('INCR', K.TICKET_SEQ)
   local lane = priority == '1' and 'B' or 'A'
   local ckey = K.NUMBER_SEQ(dept, lane, day)
@@ -496,6 +533,7 @@ function ops.finish(tid)
   local dept = redis.call('HGET', tkey, 'department')
   local staff = redis.call('HGET', tkey, 'staff') or ''
   redis.call('HSET', tkey, 'status', TicketStatus.ENDED, 'ended_at', now)
+  forget_later(tid)
   local handled = now - num(redis.call('HGET', tkey, 'connected_at'), now)
   redis.call('LPUSH', K.HANDLED(dept), string.format('%.1f', handled))
   redis.call('LTRIM', K.HANDLED(dept), 0, 49)
@@ -528,11 +566,13 @@ function ops.heartbeat(node, ttl)
   return Code.OK
 end
 
--- Everything that happens with time.
-function ops.tick()
+-- Everything that happens with time. sweep: '1' to bury the processes whose heartbeat ran out
+-- ('0' for a while after a Redis outage, when every heartbeat ran out and the live processes
+-- have not all renewed theirs yet).
+function ops.tick(sweep)
   expire_rings()
   end_wrap_ups()
-  bury_dead_nodes()
+  if sweep == '1' then bury_dead_nodes() end
   expire_staff_graces()
   expire_ticket_graces()
   dispatch_all()
@@ -555,6 +595,16 @@ function ops.room_closed(room_id)
   return Code.OK
 end
 
+-- A /kiosk socket of a client address came (delta +1) or went (-1) on a node; one more than
+-- `maximum` (0: no limit) is refused with LIMIT. Value: the address's sockets on all nodes.
+function ops.address_socket(address, node, delta, maximum)
+  delta, maximum = tonumber(delta), tonumber(maximum)
+  if delta > 0 and maximum > 0 and conns('address', address) >= maximum then
+    return Code.LIMIT, conns('address', address)
+  end
+  return Code.OK, connection('address', address, node, delta)
+end
+
 -- Read only. Value: {staff on duty, staff available now} among the pool's members.
 function ops.duty(pool)
   local on_duty, available = 0, 0
@@ -570,6 +620,67 @@ function ops.duty(pool)
     end
   end
   return Code.OK, {on_duty, available}
+end
+
+-- Redis was unreachable and answers again; `node` saw it. First its heartbeat, so that no
+-- process takes it for dead; then its sockets are counted from the ones it really has (JSON
+-- objects id -> count, per kind: staff members, tickets, client addresses): a socket that left
+-- during the outage could not say so, one that stayed must keep its staff member or ticket. Nobody could act during the outage, so it
+-- is not held against anyone: the grace periods start again, and rings that ran out go back to
+-- the queue without counting as missed. Idempotent: every process that saw the outage calls it.
+local function recount(node, kind, live)
+  for _, id in ipairs(redis.call('SMEMBERS', K.NODE(node, kind))) do
+    if live[id] == nil then
+      local n = num(redis.call('HGET', K.CONNS(kind, id), node), 0)
+      if n > 0 then
+        connection(kind, id, node, -n)
+      else
+        redis.call('SREM', K.NODE(node, kind), id)
+      end
+    end
+  end
+  for id, n in pairs(live) do
+    local have = num(redis.call('HGET', K.CONNS(kind, id), node), 0)
+    if n ~= have then connection(kind, id, node, n - have) end
+    if kind == 'staff' then
+      back_staff(id)
+    elseif kind == 'ticket' then
+      redis.call('ZREM', K.TICKET_GONE, id)
+    end
+  end
+end
+
+local function renew_graces(key, grace)
+  local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  for i = 1, #entries, 2 do
+    if tonumber(entries[i + 1]) < now + grace then
+      redis.call('ZADD', key, now + grace, entries[i])
+    end
+  end
+end
+
+local function rings_lost()
+  for _, tid in ipairs(redis.call('ZRANGEBYSCORE', K.RINGING, '-inf', now)) do
+    local user = redis.call('HGET', K.TICKET(tid), 'staff') or ''
+    local dept = requeue(tid, 0)
+    if user ~= '' then
+      log('NOANSWER', tid, dept, user, 'redis outage')
+      make_available(user, num(redis.call('HGET', K.STAFF(user), 'since'), now))
+      emit(EventKind.WITHDRAWN, tid, user)
+      emit(EventKind.PRESENCE, user, Presence.AVAILABLE)
+    end
+  end
+end
+
+function ops.outage_over(node, ttl, staff, tickets, addresses)
+  redis.call('ZADD', K.NODES, now + tonumber(ttl), node)
+  renew_graces(K.STAFF_GONE, STAFF_GRACE)
+  renew_graces(K.TICKET_GONE, TICKET_GRACE)
+  recount(node, 'staff', cjson.decode(staff))
+  recount(node, 'ticket', cjson.decode(tickets))
+  recount(node, 'address', cjson.decode(addresses))
+  rings_lost()
+  return Code.OK
 end
 
 -- Every process that used this Redis is gone (the private Redis of a restarted service): let

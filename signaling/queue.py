@@ -37,6 +37,8 @@ class Op(StrEnum):
     ROOM_CLOSED = "room_closed"
     DUTY = "duty"
     FORGET_NODES = "forget_nodes"
+    ADDRESS_SOCKET = "address_socket"
+    OUTAGE_OVER = "outage_over"
 
 
 class Code(StrEnum):
@@ -46,6 +48,7 @@ class Code(StrEnum):
     NOT_OFFERED = "not_offered"
     UNKNOWN_DEPARTMENT = "unknown_department"
     QUEUE_FULL = "queue_full"
+    LIMIT = "limit"
 
 
 class EventKind(StrEnum):
@@ -85,7 +88,8 @@ def decode(raw: list[Any]) -> Reply:
 
 def argv(op: str, now: float, config: SignalingConfig, *args: Any) -> list[Any]:
     """The script's ARGV: the operation, the time, the policy (see queue.lua), its arguments."""
-    return [op, now, config.decline_cooldown, config.staff_grace, config.ticket_grace, *args]
+    return [op, now, config.decline_cooldown, config.staff_grace, config.ticket_grace,
+            config.ticket_keep_hours * 3600, *args]
 
 
 def _lua_string(text: str) -> str:

@@ -13,9 +13,11 @@ from rooms.manager import RoomManager
 from rooms.roles import Role
 from rooms.room import CloseReason, Room
 from signaling.accounts import Accounts
+from signaling.config import SignalingConfig
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.namespace import Namespace
+from signaling.redis_watch import RedisWatch
 from signaling.room_directory import RoomDirectory
 from signaling.sessions import EndedSessions
 
@@ -23,9 +25,14 @@ logger = logging.getLogger(__name__)
 
 
 class RoomNamespace(Namespace):
-    def __init__(self, namespace: str, max_payload_bytes: int, *, directory: RoomDirectory,
-                 rooms: RoomManager, fanout: Fanout, accounts: Accounts) -> None:
-        super().__init__(namespace, max_payload_bytes)
+    # Media signaling of the rooms on this process goes on while Redis is away; joining (a room
+    # token) needs it and answers `unavailable` then.
+    needs_redis = False
+
+    def __init__(self, namespace: str, config: SignalingConfig, watch: RedisWatch, *,
+                 directory: RoomDirectory, rooms: RoomManager, fanout: Fanout,
+                 accounts: Accounts) -> None:
+        super().__init__(namespace, config, watch)
         self._directory, self._rooms, self._fanout = directory, rooms, fanout
         self._accounts = accounts
         # (room_id, participant_id) -> the socket that currently carries that participant, so the

@@ -255,6 +255,12 @@ class SessionEnded(TypedDict):
     reason: str
 
 
+class ServiceState(TypedDict):
+    """Redis went (`degraded`: the queue waits, events answer `unavailable`) or is back (`ok`:
+    the state is sent again)."""
+    state: str  # degraded, ok
+
+
 class CallbackDone(TypedDict):
     callback_id: str
 
@@ -289,8 +295,9 @@ class RoomSpeaking(TypedDict):
 
 # namespace -> event -> payload
 OUTBOUND: dict[str, dict[str, type]] = {
-    "/kiosk": {"ticket:update": TicketView},
+    "/kiosk": {"ticket:update": TicketView, "service:state": ServiceState},
     "/staff": {
+        "service:state": ServiceState,
         "staff:state": StaffState,
         "room:invite": Invite,
         "room:invite_closed": InviteClosed,

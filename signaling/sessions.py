@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from signaling import keys
 from signaling.accounts import AccountPolicy, Accounts, User
 from signaling.errors import SignalError
+from signaling.redis_watch import UNREACHABLE
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +130,8 @@ class Sessions:
 
     async def watch(self, handlers: list[Ended]) -> None:
         """Run the cut handlers for every ended session announced by any process (this one
-        included), until cancelled."""
+        included), until cancelled. While Redis is away it subscribes again every second,
+        quietly (the service's Redis watch logs the outage)."""
         while True:
             pubsub = self.redis.pubsub()
             try:
@@ -147,8 +149,8 @@ class Sessions:
                             await handler(ended)
                         except Exception:
                             logger.exception("cutting the sockets of %s failed", ended.username)
-            except (aioredis.ConnectionError, OSError) as exc:
-                logger.warning("session watch lost Redis (%s); retrying", exc)
+            except UNREACHABLE as exc:
+                logger.debug("session watch lost Redis (%s); subscribing again", exc)
                 await asyncio.sleep(1)
             finally:
                 with contextlib.suppress(Exception):

@@ -1,17 +1,35 @@
-"""The Socket.IO server of the service: python-socketio's, with the decoding of what clients send
-made strict, so that a malformed frame or packet costs one log line instead of a traceback (and,
-for some frames, a connection left half open): the packet is dropped, or the websocket closed.
+"""The service's Socket.IO server: python-socketio's AsyncServer, except that
+1. a client event named like one of the connection's own (``connect``, ``disconnect``, …) is
+   refused with a structured error before any namespace sees it, and
+2. what clients send is decoded strictly, so that a malformed frame or packet costs one log line
+   instead of a traceback (and, for some frames, a connection left half open): the packet is
+   dropped, or the websocket closed.
 
-python-socketio 5.18 / python-engineio 4.15 raise from their decoders and log the traceback as
-"message async handler error" (a packet that is not JSON, nested deeper than the recursion limit,
-of an unknown or server-only type, an event without a name, ...) or let the error escape the
-websocket handler to aiohttp (an empty or untyped Engine.IO frame). Three hooks, each tested by
+Reserved names. python-socketio hands a client's EVENT packet to the same ``trigger_event`` as
+the server's own connect and disconnect calls, so a forged ``connect`` ran a namespace's
+``on_connect`` again (overwriting the socket's session) and a forged ``disconnect`` its
+``on_disconnect`` (abandoning a ticket whose socket was still open). A namespace cannot tell the
+two apart by the arguments, which the client chooses. The hook (python-socketio 5.x, kept below
+6 by pyproject.toml; tests/signaling/test_reserved_events.py fails if it moves): every client
+EVENT packet, plain or binary, goes ``_handle_eio_message`` → ``_handle_event`` (checks the
+socket is connected) → ``_handle_event_internal(server, sid, eio_sid, data, namespace, id)``,
+which calls ``server._trigger_event(data[0], namespace, sid, *data[1:])`` and sends the handler's
+return value as the ACK packet when the client asked for one. The server's own calls of connect
+and disconnect come from ``_handle_connect``, ``_handle_disconnect`` and ``disconnect`` and never
+pass through ``_handle_event_internal``: overriding that one method refuses every forged name
+and nothing else.
+
+Decoding. python-socketio 5.18 / python-engineio 4.15 raise from their decoders and log the
+traceback as "message async handler error" (a packet that is not JSON, nested deeper than the
+recursion limit, of an unknown or server-only type, an event without a name, ...) or let the
+error escape the websocket handler to aiohttp (an empty or untyped Engine.IO frame), and a
+long-polling POST of a packet type the socket refuses never returns. The hooks, each tested by
 tests/signaling/test_socket_server.py:
 1. `serializer=CheckedPacket` (public): the packet class refuses what this service's clients never
    send, raising `MalformedPacket`.
-2. `SignalingServer._handle_eio_message` (a private method of `socketio.AsyncServer`, the one
-   that decodes and dispatches each Engine.IO message): catches `MalformedPacket` alone and drops
-   the packet; the connection stays.
+2. `SocketServer._handle_eio_message` (a private method of `socketio.AsyncServer`, the one that
+   decodes and dispatches each Engine.IO message): catches `MalformedPacket` alone and drops the
+   packet; the connection stays.
 3. The Engine.IO server's async driver table (`eio._async`, private; engineio/async_drivers/
    aiohttp.py): its `websocket` class reads frames, ours ends the connection (as if the client
    had closed it) on a frame Engine.IO cannot decode; its `translate_request` builds the request
@@ -33,7 +51,15 @@ from engineio import payload as eio_payload
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
+from signaling.errors import SignalError
+
 logger = logging.getLogger(__name__)
+
+# The names python-socketio gives the connection's own events (connect, disconnect; `message`
+# is what `send` emits), and those the Socket.IO JavaScript client reserves (it cannot receive
+# an event of these names, and a server must never take one from a client).
+RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting",
+                             "message", "newListener", "removeListener"})
 
 # What a client may send: the service uses no binary attachments, and CONNECT_ERROR is the
 # server's.
@@ -141,8 +167,9 @@ def _create_route(app: web.Application, eio: Any, endpoint: str) -> None:
         app.router.add_route(method, endpoint, handle)
 
 
-class SignalingServer(socketio.AsyncServer):  # type: ignore[misc]
-    """python-socketio's AsyncServer; a packet `CheckedPacket` refuses is dropped."""
+class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    """An AsyncServer whose clients cannot send reserved event names, and whose packets that
+    `CheckedPacket` refuses are dropped."""
 
     def __init__(self, **options: Any) -> None:
         super().__init__(serializer=CheckedPacket, **options)
@@ -163,3 +190,17 @@ class SignalingServer(socketio.AsyncServer):  # type: ignore[misc]
             await super()._handle_eio_message(eio_sid, data)
         except MalformedPacket as exc:
             logger.info("socket.io connection %s sent %s: dropped", eio_sid, exc)
+
+    async def _handle_event_internal(self, server: socketio.AsyncServer, sid: str,
+                                     eio_sid: str, data: list[Any], namespace: str,
+                                     id: int | None) -> None:
+        name = data[0] if data else None
+        if isinstance(name, str) and name in RESERVED_EVENTS:
+            logger.warning("%s: socket %s sent the reserved event name %r: refused", namespace,
+                           sid, name)
+            if id is not None:
+                answer = SignalError("invalid_payload.reserved_event", name).to_dict()
+                await server._send_packet(eio_sid, self.packet_class(
+                    sio_packet.ACK, namespace=namespace, id=id, data=[answer]))
+            return
+        await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)

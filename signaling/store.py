@@ -67,7 +67,7 @@ class Ticket:
 
 # Typed results of the queue script's operations (tuples, so callers may unpack them).
 class Created(NamedTuple):
-    code: Code  # ok, unknown_department or queue_full
+    code: Code  # ok, unknown_department, limit (the address's open tickets) or queue_full
     ticket: Ticket | None
     token: str  # the applicant's secret for the ticket ('' when refused)
     events: list[Event]
@@ -92,6 +92,14 @@ class Finished(NamedTuple):
 class Sockets(NamedTuple):
     total: int  # that staff member's or ticket's sockets on all processes
     events: list[Event]
+
+
+class LiveSockets(NamedTuple):
+    """A process's open sockets: how many per staff member, per ticket, and per client address
+    (the kiosk sockets counted against their address's limit)."""
+    staff: dict[str, int]
+    tickets: dict[str, int]
+    addresses: dict[str, int]
 
 
 class Duty(NamedTuple):
@@ -153,14 +161,18 @@ class Store:
     # tickets ------------------------------------------------------------------------------
     async def create_ticket(self, dept_id: str, now: float, *, consent_version: str,
                             priority: bool = False, channel: str = "kiosk",
-                            also: tuple[str, ...] = ()) -> Created:
+                            also: tuple[str, ...] = (), address: str = "",
+                            max_per_address: int = 0) -> Created:
         """Enter a ticket into the department's queue (and ring someone if anyone is free).
-        `consent_version`: the recording notice the applicant consented to, now."""
+        `consent_version`: the recording notice the applicant consented to, now; `address`:
+        the client's, which may hold `max_per_address` open tickets (0 or no address: no
+        limit)."""
         ticket_id = secrets.token_hex(8)
         token = secrets.token_urlsafe(24)
         day = time.strftime("%Y%m%d", time.localtime(now))
         reply = await self._queue(Op.ENQUEUE, now, ticket_id, dept_id, int(priority), channel,
-                                  ",".join(also), hash_token(token), day, consent_version)
+                                  ",".join(also), hash_token(token), day, consent_version,
+                                  address, max_per_address)
         if reply.code != Code.OK:
             return Created(reply.code, None, "", [])
         return Created(reply.code, await self.ticket(ticket_id), token, reply.events)
@@ -259,14 +271,29 @@ class Store:
         reply = await self._queue(Op.CONNECTION, now, kind, ident, node, delta)
         return Sockets(int(cast(int, reply.value)), reply.events)
 
+    async def address_socket(self, address: str, node: str, delta: int, maximum: int,
+                             now: float) -> tuple[Code, int]:
+        """A /kiosk socket of a client address came (+1) or went (-1) on a process: ok, or
+        limit when `maximum` (0: none) are open already; and the address's sockets."""
+        reply = await self._queue(Op.ADDRESS_SOCKET, now, address, node, delta, maximum)
+        return reply.code, int(cast(int, reply.value))
+
     async def heartbeat(self, node: str, now: float, ttl: float = HEARTBEAT_TTL) -> None:
         await self._queue(Op.HEARTBEAT, now, node, ttl)
 
     async def forget_nodes(self, now: float) -> None:
         await self._queue(Op.FORGET_NODES, now)
 
-    async def tick(self, now: float) -> list[Event]:
-        return (await self._queue(Op.TICK, now)).events
+    async def tick(self, now: float, sweep: bool = True) -> list[Event]:
+        """What happens with time; `sweep`: also bury the processes whose heartbeat ran out."""
+        return (await self._queue(Op.TICK, now, "1" if sweep else "0")).events
+
+    async def outage_over(self, node: str, now: float, live: LiveSockets,
+                          ttl: float = HEARTBEAT_TTL) -> list[Event]:
+        """Redis answers again after an outage this process saw: its heartbeat, then its sockets
+        counted from `live`; graces and rings that ran out meanwhile are given back."""
+        return (await self._queue(Op.OUTAGE_OVER, now, node, ttl, json.dumps(live.staff),
+                                  json.dumps(live.tickets), json.dumps(live.addresses))).events
 
     async def dispatch(self, dept_id: str, now: float) -> list[Event]:
         return (await self._queue(Op.DISPATCH, now, dept_id)).events

@@ -16,6 +16,7 @@ from signaling.config import SignalingConfig
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.privacy import mask_phone
+from signaling.queue import Code
 from signaling.schema import Callback
 from signaling.store import Store, Ticket
 
@@ -29,9 +30,11 @@ class Tickets:
         self._audit, self._node, self._now = audit, node, now
 
     async def create(self, dept_id: str, *, consent_version: str, priority: bool, channel: str,
-                     also: tuple[str, ...], guide: str = "") -> tuple[Ticket, str]:
+                     also: tuple[str, ...], guide: str = "", address: str = ""
+                     ) -> tuple[Ticket, str]:
         """A new ticket in the department's queue, and its secret token. `consent_version`: the
-        recording notice the applicant consented to (kept on the ticket with the time)."""
+        recording notice the applicant consented to (kept on the ticket with the time);
+        `address`: the client's, held to max_tickets_per_address open tickets ('' for none)."""
         dept = await self._store.department(dept_id)
         if dept is None:
             raise SignalError("unknown_department", dept_id)
@@ -47,8 +50,13 @@ class Tickets:
                                      "hours": dept.hours_text()})
         code, ticket, token, events = await self._store.create_ticket(
             dept_id, now, consent_version=consent_version, priority=priority, channel=channel,
-            also=also)
-        if code != "ok" or ticket is None:
+            also=also, address=address, max_per_address=self._config.max_tickets_per_address)
+        if code == Code.LIMIT:
+            most = self._config.max_tickets_per_address
+            logger.info("ticket for %s refused: %s holds %d open tickets", dept_id, address, most)
+            raise SignalError("limit.tickets_per_address", f"{most} open tickets per address",
+                              max=most)
+        if code != Code.OK or ticket is None:
             raise SignalError(code, dept_id)
         logger.info("ticket %s (%s) entered queue %s%s", ticket.ticket_id, ticket.number,
                     dept_id, " (priority)" if priority else "")

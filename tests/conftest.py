@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from server.config import Config, MediaConfig
 from server.redis_server import EmbeddedRedis
 from server.seed import seed_demo
 from signaling.accounts import AccountPolicy, Accounts
+from signaling.config import NO_LIMITS
 from signaling.store import Store
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.server import LiveServer, start_server
@@ -55,9 +57,13 @@ async def store(redis_client: aioredis.Redis) -> Store:
 
 @pytest.fixture
 def config(redis_url: str, tmp_path: Path) -> Config:
-    return Config(host="127.0.0.1", port=8080, redis_url=redis_url, data_dir=tmp_path / "data",
-                  demo=True,
-                  media=MediaConfig(announce_addresses=("127.0.0.1",), empty_room_timeout=5.0))
+    # The abuse limits are off: tests make many tickets and sockets from 127.0.0.1
+    # (tests/signaling/test_limits.py turns on the ones it tests).
+    config = Config(host="127.0.0.1", port=8080, redis_url=redis_url, data_dir=tmp_path / "data",
+                    demo=True,
+                    media=MediaConfig(announce_addresses=("127.0.0.1",), empty_room_timeout=5.0))
+    no_limits: dict[str, Any] = dict(NO_LIMITS)
+    return replace(config, **no_limits)
 
 
 @pytest.fixture

@@ -80,7 +80,7 @@ async def test_pages_render_for_everyone(server: LiveServer) -> None:
             assert response.status == 200, path
             assert "text/html" in response.headers["Content-Type"]
         health = await (await session.get(f"{server.url}/healthz")).json()
-        assert health == {"ok": True, "redis": True}
+        assert health == {"ok": True, "redis": "ok", "status": "ok"}
 
 
 async def test_admins_change_a_department_without_a_restart(server: LiveServer) -> None:

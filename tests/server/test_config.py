@@ -79,3 +79,35 @@ def test_the_queue_policy_times_come_from_the_file_and_the_environment(tmp_path:
 def test_a_bad_policy_time_stops_the_start_naming_it(env: dict[str, str], name: str) -> None:
     with pytest.raises(ConfigError, match=name):
         load_config(env=env)
+
+
+def test_the_limits_and_redis_memory_come_from_the_file_and_the_environment(
+        tmp_path: Path) -> None:
+    defaults = load_config(env={})
+    limits = defaults.signaling
+    assert (limits.max_tickets_per_socket, limits.max_tickets_per_address,
+            limits.ticket_creations_per_minute, limits.callbacks_per_minute,
+            limits.callbacks_per_phone_per_day, limits.max_sockets_per_address,
+            limits.events_per_second, limits.event_burst, limits.ticket_keep_hours) == (
+        1, 3, 6, 3, 3, 20, 20.0, 40, 48)
+    assert (defaults.redis_maxmemory_mb, defaults.redis_memory_alert_percent) == (512, 80)
+    path = tmp_path / "yunzhen.toml"
+    path.write_text("max_tickets_per_address = 12\nredis_maxmemory_mb = 2048\n")
+    config = load_config(path, env={"YUNZHEN_MAX_SOCKETS_PER_ADDRESS": "0",
+                                    "YUNZHEN_EVENTS_PER_SECOND": "7.5"})
+    assert (config.signaling.max_tickets_per_address, config.signaling.max_sockets_per_address,
+            config.signaling.events_per_second, config.redis_maxmemory_mb) == (12, 0, 7.5, 2048)
+
+
+@pytest.mark.parametrize(("env", "name"), [
+    ({"YUNZHEN_MAX_TICKETS_PER_ADDRESS": "-1"}, "max_tickets_per_address"),
+    ({"YUNZHEN_CALLBACKS_PER_PHONE_PER_DAY": "many"}, "callbacks_per_phone_per_day"),
+    ({"YUNZHEN_EVENTS_PER_SECOND": "-2"}, "events_per_second"),
+    ({"YUNZHEN_EVENT_BURST": "0"}, "event_burst"),
+    ({"YUNZHEN_TICKET_KEEP_HOURS": "0"}, "ticket_keep_hours"),
+    ({"YUNZHEN_REDIS_MAXMEMORY_MB": "1"}, "redis_maxmemory_mb"),
+    ({"YUNZHEN_REDIS_MEMORY_ALERT_PERCENT": "120"}, "redis_memory_alert_percent"),
+])
+def test_a_bad_limit_stops_the_start_naming_it(env: dict[str, str], name: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_config(env=env)

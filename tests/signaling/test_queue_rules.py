@@ -282,7 +282,8 @@ class QueueRules(RuleBasedStateMachine):
 
     def _check_tickets(self, view: View) -> None:
         """The model-free rules (tests/support/queue_state.py), and: no ticket disappears, each
-        status change is one the queue allows, a ticket left by its sockets has its grace."""
+        status change is one the queue allows, a finished ticket expires (an open one never), a
+        ticket left by its sockets has its grace."""
         problems = ticket_problems(view)
         assert not problems, problems
         for ticket, previous in self.status.items():
@@ -290,6 +291,14 @@ class QueueRules(RuleBasedStateMachine):
             status = view.tickets[ticket]["status"]
             assert status in NEXT_STATUS[previous], f"{ticket}: {previous} -> {status}"
             self.status[ticket] = status
+            # A finished ticket expires ticket_keep_hours later (and whom it was offered to is
+            # forgotten at once); an open one never expires.
+            ttl = self.r.ttl(keys.TICKET(ticket))
+            if status in TERMINAL:
+                assert 0 < ttl <= POLICY.ticket_keep_hours * 3600, f"{ticket} {status}: {ttl}"
+                assert ticket not in view.declined, f"{ticket} is {status}, declined kept"
+            else:
+                assert ttl == -1, f"{ticket} is {status} and expires in {ttl} s"
         for ticket in view.zset("ticket_gone"):
             assert self.sockets("ticket", ticket) == 0, ticket
         for ticket, status in self.status.items():
@@ -477,7 +486,7 @@ class QueueRules(RuleBasedStateMachine):
         ticket = f"t{len(self.status) + 1:02d}"
         full = len(self.view.queues.get(dept, {})) >= self.cfg[dept].max_queue
         step = self.op("enqueue", ticket, dept, int(priority), "kiosk", "", "hash", "20250101",
-                       CONSENT_NOTICE_VERSION)
+                       CONSENT_NOTICE_VERSION, "", 0)
         if full:
             assert step.result == Reply(Code.QUEUE_FULL, [], None)
             self.unchanged(step)

@@ -88,8 +88,20 @@ export function errorText(err) {
 
 let errorTimer = null;
 
-// One shared error banner per page (data-testid="error-message").
+// One shared error banner per page (data-testid="error-message"). `unavailable` is either the
+// service recovering from the loss of its Redis (not an error of the user's: the status banner
+// says it) or its Redis being full (an error to show): /healthz tells which.
 export function showError(errOrText, { sticky = false } = {}) {
+  if (errOrText instanceof YzError && errOrText.code === 'unavailable') {
+    serviceDegraded().then((degraded) => {
+      if (degraded) setServiceDegraded(true); else displayError(errOrText, sticky);
+    });
+    return;
+  }
+  displayError(errOrText, sticky);
+}
+
+function displayError(errOrText, sticky) {
   const el = document.querySelector('[data-testid="error-message"]');
   const text = typeof errOrText === 'string' ? errOrText : errorText(errOrText);
   if (!el) {
@@ -139,6 +151,7 @@ export async function fetchJSON(url, { method = 'GET', body, timeoutMs = 15000 }
     data = null;
   }
   if (!response.ok || !data || data.ok === false) {
+    if (data && data.error && data.error.code === 'unavailable') noteUnavailable();
     if (data && data.error) throw YzError.from(data.error, response.status);
     throw pageError(`http_${response.status}`, 'err_generic', response.status);
   }
@@ -150,18 +163,61 @@ export async function fetchJSON(url, { method = 'GET', body, timeoutMs = 15000 }
 // ---------------------------------------------------------------------------------------------
 const ACK_TIMEOUT_MS = 10000;
 
-// Connect to a namespace; shows a "reconnecting" banner (data-testid="connection-status")
-// while the socket is down. The caller re-reads its state on every 'connect'.
+// The status banner (data-testid="connection-status"): shown while a socket is down
+// ("reconnecting") or while the service recovers from losing its Redis ("degraded": the server
+// says so with `service:state`, or an answer is `unavailable`); body[data-service] says which.
+const status = { downSockets: new Set(), degraded: false, poll: null };
+const HEALTH_POLL_MS = 2000;
+
+function renderStatus() {
+  document.body.dataset.service = status.degraded ? 'degraded' : 'ok';
+  const banner = document.querySelector('[data-testid="connection-status"]');
+  if (!banner) return;
+  banner.hidden = !status.degraded && status.downSockets.size === 0;
+  banner.textContent = status.degraded ? t('service_degraded') : t('disconnected');
+}
+
+// Is the service without its Redis now? (A page that cannot reach /healthz either: yes.)
+async function serviceDegraded() {
+  try {
+    return (await fetch('/healthz', { cache: 'no-store' })).status === 503;
+  } catch {
+    return true;
+  }
+}
+
+// An answer was `unavailable`: the banner, if that is the service recovering.
+function noteUnavailable() {
+  serviceDegraded().then((degraded) => { if (degraded) setServiceDegraded(true); });
+}
+
+// While degraded, /healthz is asked every 2 s too: a page without a socket (the supervisor's)
+// hears of the recovery that way.
+function setServiceDegraded(degraded) {
+  status.degraded = degraded;
+  clearInterval(status.poll);
+  status.poll = null;
+  if (degraded) {
+    status.poll = setInterval(async () => {
+      try {
+        const response = await fetch('/healthz', { cache: 'no-store' });
+        if (response.ok) setServiceDegraded(false);
+      } catch { /* still away */ }
+    }, HEALTH_POLL_MS);
+  }
+  renderStatus();
+}
+
+// Connect to a namespace, with the status banner kept up to date. The caller re-reads its state
+// on every 'connect'; after the service recovered, the server sends it again by itself.
 export function connectNamespace(namespace) {
   // WebSocket first (no sticky sessions needed between processes), polling if a proxy blocks it.
   const socket = io(namespace, {
     path: '/socket.io/', transports: ['websocket', 'polling'], tryAllTransports: true,
   });
-  const banner = document.querySelector('[data-testid="connection-status"]');
   const setDown = (down) => {
-    if (!banner) return;
-    banner.hidden = !down;
-    banner.textContent = t('disconnected');
+    if (down) status.downSockets.add(socket); else status.downSockets.delete(socket);
+    renderStatus();
   };
   socket.on('connect', () => setDown(false));
   socket.on('disconnect', (reason) => {
@@ -169,6 +225,18 @@ export function connectNamespace(namespace) {
     if (reason !== 'io client disconnect') setDown(true);
   });
   socket.io.on('reconnect_attempt', () => setDown(true));
+  socket.on('service:state', ({ state } = {}) => setServiceDegraded(state !== 'ok'));
+  // Refused with a reason (a limit, the service recovering or full): say why, and connect again
+  // after the wait it names (Socket.IO does not retry a refusal by itself).
+  socket.on('connect_error', (err) => {
+    if (!err || !err.data || !err.data.code) return; // a network error: the client retries
+    showError(YzError.from(err.data), { sticky: true });
+    const wait = Number.isFinite(err.data.retry_after) ? err.data.retry_after : 30;
+    setTimeout(() => {
+      clearError();
+      socket.connect();
+    }, wait * 1000);
+  });
   return socket;
 }
 
@@ -183,7 +251,10 @@ export async function emitAck(socket, event, payload = {}, timeoutMs = ACK_TIMEO
   if (!answer || typeof answer !== 'object') {
     throw pageError('internal', 'err_generic');
   }
-  if (answer.ok === false) throw YzError.from(answer.error);
+  if (answer.ok === false) {
+    if (answer.error && answer.error.code === 'unavailable') noteUnavailable();
+    throw YzError.from(answer.error);
+  }
   return answer;
 }
 

@@ -1,0 +1,114 @@
+"""What people see when the service loses its Redis, in real Chromium: the service runs as a
+process with its private redis-server, which is `kill -9`ed mid-call (its port held for a few
+seconds, so the outage lasts). A call in progress keeps its media; the pages show the
+"recovering" banner and no error; a page opened meanwhile is a 503 page that reloads itself
+into the real one; afterwards the banners go and the waiting applicant still has their
+number."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any, cast
+
+import aiohttp
+import pytest
+
+from server.cli_redis import private_redis_pid
+from tests.server.test_redis_loss import hold_port
+from tests.support.harness import ServerProcess, wait_until
+from tests.support.pages import connected, inbound_frames, new_page
+
+pytestmark = pytest.mark.browser
+
+HELD_S = 6.0
+# What a page does with an API answer that fails: common.js's fetchJSON, then showError.
+FETCH_AND_SHOW = """
+async () => {
+  const common = await import('/static/js/common.js');
+  try {
+    await common.fetchJSON('/api/departments');
+    return 'ok';
+  } catch (err) {
+    common.showError(err);
+    return err.code;
+  }
+}
+"""
+
+
+async def frames_grow(page: Any, seconds: float = 2.0) -> None:
+    before = (await inbound_frames(page))["framesDecoded"]
+    await asyncio.sleep(seconds)
+    after = (await inbound_frames(page))["framesDecoded"]
+    assert after > before + 10, (before, after)
+
+
+@pytest.mark.timeout(180)
+async def test_pages_show_the_recovery_and_calls_keep_their_media(browser: Any,
+                                                                  tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    server = ServerProcess("", tmp_path / "data")
+    await server.start()
+    try:
+        kiosk, staff = await connected(cast(Any, server), browser)
+        waiting = await new_page(browser)
+        await waiting.goto(server.url + "/")
+        await waiting.get_by_test_id("dept-tax").click()
+        await waiting.get_by_test_id("consent-accept").check()
+        await waiting.get_by_test_id("start-consult").click()
+        await expect(waiting.get_by_test_id("ticket-number")).to_have_text("税A002")
+        pages = (kiosk, staff, waiting)
+        for page in pages:
+            await expect(page.get_by_test_id("connection-status")).to_be_hidden()
+
+        redis_dir = tmp_path / "data" / "redis"
+        port = int((redis_dir / "url").read_text().strip().rsplit(":", 1)[1].split("/")[0])
+        pid = private_redis_pid(redis_dir)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        held = await hold_port(port)
+        try:
+            for page in pages:
+                await expect(page.locator("body")).to_have_attribute("data-service", "degraded")
+                await expect(page.get_by_test_id("connection-status")).to_contain_text(
+                    "服务暂时中断，正在恢复")
+            # A request of the page meets the outage: the banner says it, no error shows.
+            assert await waiting.evaluate(FETCH_AND_SHOW) == "unavailable"
+            await asyncio.sleep(1.0)  # showError asks /healthz which `unavailable` it is
+            await expect(waiting.get_by_test_id("error-message")).to_be_hidden()
+            # A page opened now: the 503 page, which reloads itself.
+            late = await new_page(browser)
+            response = await late.goto(server.url + "/supervisor")
+            assert response is not None and response.status == 503
+            await expect(late.get_by_test_id("connection-status")).to_contain_text(
+                "服务暂时不可用")
+            # The call goes on meanwhile, both ways.
+            await frames_grow(kiosk)
+            await frames_grow(staff)
+            await asyncio.sleep(max(0.0, HELD_S - 4.0))
+        finally:
+            held.close()
+
+        async with aiohttp.ClientSession() as session:
+            async def ok() -> bool:
+                async with session.get(f"{server.url}/healthz") as response:
+                    return response.status == 200
+            await wait_until(ok, 30, 0.1, "/healthz ok")
+        for page in pages:
+            await expect(page.locator("body")).to_have_attribute("data-service", "ok")
+            await expect(page.get_by_test_id("connection-status")).to_be_hidden()
+            await expect(page.get_by_test_id("error-message")).to_be_hidden()
+        await expect(waiting.get_by_test_id("ticket-number")).to_have_text("税A002")
+        await expect(waiting.get_by_test_id("queue-position")).to_be_visible()
+        await expect(late.get_by_test_id("login-username")).to_be_visible(timeout=15_000)
+        await frames_grow(kiosk)
+        await frames_grow(staff)
+        text = server.log_path.read_text(encoding="utf-8", errors="replace")
+        assert "Traceback" not in text, server.tail(80)
+        assert text.count("Redis unreachable") == 1 and text.count("Redis back after") == 1
+    finally:
+        await server.stop()
