@@ -1,7 +1,7 @@
 """What the fuzzer sends, as hypothesis strategies: socket events built from the schemas
 (`signaling.schema.EVENTS`), valid and then broken (wrong types, huge strings, deep nesting,
-unicode, nulls, negatives, missing and extra fields, another namespace's events, several
-arguments), raw Engine.IO / Socket.IO frames, and HTTP requests for every route of the app.
+unicode, nulls, negatives, missing and extra fields, another namespace's events, reserved and
+unknown names, several arguments), raw Engine.IO / Socket.IO frames, and HTTP requests for every route of the app.
 
 Values that must name something the run has seen (a ticket and its token, a ticket that rang, a
 room grant, a callback) are `Ref`s, filled in by the runner when it sends."""
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from server.seed import DEMO_DEPARTMENTS
 from signaling.schema import EVENTS, Field
+from signaling.socket_server import RESERVED_EVENTS
 
 # The healthy clients live in this department and account: the fuzzer never names them.
 HEALTHY_DEPARTMENT = "estate"
@@ -211,7 +212,8 @@ def emit(draw: st.DrawFn) -> Emit:
         other_ns, event = draw(st.sampled_from([e for e in _all_events() if e[0] != namespace]))
         return Emit(namespace, socket, event, draw(valid_payload(other_ns, event)))
     event = draw(st.one_of(text, odd_text, st.sampled_from([e.upper() for e in own]),
-                           st.sampled_from([e + " " for e in own])))
+                           st.sampled_from([e + " " for e in own]),
+                           st.sampled_from(sorted(RESERVED_EVENTS))))
     return Emit(namespace, socket, event, draw(junk))
 
 
