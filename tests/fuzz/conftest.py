@@ -38,12 +38,4 @@ async def server(config: Config, redis_client: object, log_tally: LogTally
     try:
         yield live
     finally:
-        import asyncio
-        import sys
-        task = asyncio.ensure_future(live.runner.cleanup())
-        done, _ = await asyncio.wait({task}, timeout=30)
-        if not done:
-            for t in asyncio.all_tasks():
-                print("TASK", t.get_name(), file=sys.stderr)
-                t.print_stack(limit=8, file=sys.stderr)
-            await task
+        await live.runner.cleanup()

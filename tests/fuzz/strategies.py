@@ -1,7 +1,8 @@
 """What the fuzzer sends, as hypothesis strategies: socket events built from the schemas
 (`signaling.schema.EVENTS`), valid and then broken (wrong types, huge strings, deep nesting,
 unicode, nulls, negatives, missing and extra fields, another namespace's events, reserved and
-unknown names, several arguments), raw Engine.IO / Socket.IO frames, and HTTP requests for every route of the app.
+unknown names, several arguments), raw Engine.IO / Socket.IO frames, and HTTP requests for every
+route of the app.
 
 Values that must name something the run has seen (a ticket and its token, a ticket that rang, a
 room grant, a callback) are `Ref`s, filled in by the runner when it sends."""
