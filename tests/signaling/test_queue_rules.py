@@ -676,7 +676,7 @@ class QueueRules(RuleBasedStateMachine):
         calls_dropped = {t for t, (_room, node) in self.rooms.items() if node in dead}
         for ticket in calls_dropped:
             del self.rooms[ticket]
-        step = self.op("tick")
+        step = self.op("tick", "1")  # with the sweep of dead processes (no outage in this model)
         # rings that ran out, and only those
         timed_out = {t for t, deadline in before.zset("ringing").items()
                      if deadline <= self.now}
