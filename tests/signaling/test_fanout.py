@@ -25,7 +25,8 @@ class RecordingServer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, Any, str, str]] = []
 
-    async def emit(self, event: str, data: Any, *, to: str, namespace: str) -> None:
+    async def emit(self, event: str, data: Any, *, to: str, namespace: str,
+                   ignore_queue: bool = False) -> None:
         self.sent.append((event, data, to, namespace))
 
 
