@@ -190,7 +190,10 @@ class Clients:
 
     async def _kiosk(self, kiosk: SignalingClient, deadline: float, rate: float) -> None:
         while True:
-            await asyncio.sleep(self.random.expovariate(rate))
+            # Each kiosk's gaps are long (1,600 kiosks share 2 tickets/s): the last one is cut
+            # at the deadline, or the drain would wait for the longest of them.
+            gap = self.random.expovariate(rate)
+            await asyncio.sleep(min(gap, max(0.0, deadline - time.monotonic())))
             if time.monotonic() >= deadline:
                 return
             dept = self.random.choice(self.depts)
@@ -203,8 +206,11 @@ class Clients:
             await self._ticket(kiosk, dept)
 
     async def _callback_desks(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            await asyncio.sleep(60 * self.random.random())
+        while True:
+            await asyncio.sleep(min(60 * self.random.random(),
+                                    max(0.0, deadline - time.monotonic())))
+            if time.monotonic() >= deadline:
+                return
             desk = self.random.choice(self.desks)
             listed = await self._call(desk, "callback:list", {})
             if listed and listed["callbacks"]:
