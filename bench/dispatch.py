@@ -59,6 +59,7 @@ from signaling.privacy import CONSENT_NOTICE_VERSION
 from signaling.sessions import Sessions
 from signaling.states import Presence
 from signaling.store import Store
+from tests.support.server import established
 
 RESULTS = ROOT / "bench" / "results" / "dispatch.json"
 PROFILE_TEXT = ROOT / "bench" / "results" / "dispatch_profile.txt"
@@ -286,22 +287,6 @@ class ClientPool:
 
 
 # --- measuring the server --------------------------------------------------------------------
-
-def established(port: int) -> int:
-    """TCP connections in state ESTABLISHED whose local port is `port` (this network
-    namespace's /proc/net/tcp and tcp6)."""
-    count = 0
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(name).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                count += 1
-    return count
-
 
 def machine_busy() -> float:
     """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""

@@ -11,6 +11,10 @@
 #                                  known and unknown usernames (bench/results/auth.json)
 #   bench/run.sh call_setup      only one of them (call_setup | cpu_relay | dispatch | recording
 #                                | rooms | auth), extra args passed on
+#   bench/run.sh soak            2,000 sockets for 30 minutes (bench/results/soak.json; not run
+#                                by default: it takes ~33 minutes)
+#   bench/run.sh resilience      the fuzzer, Redis kill -9s and the soak's figures
+#                                (bench/results/resilience.json)
 # Needs what ./yunzhen.sh test installs (redis-server, chromium, the test extras in .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +24,9 @@ if [ "$(id -u)" = 0 ]; then ns=(unshare -n); else ns=(unshare -r -n); fi
 bench() {  # $1: module under bench/, then its arguments
   local name=$1; shift
   echo "==> bench.$name $*"
-  timeout 600 "${ns[@]}" sh -c 'ip link set lo up && exec "$0" -m "$@"' "$PY" "bench.$name" "$@"
+  local limit=600
+  if [ "$name" = soak ]; then limit=$((3 * 3600)); fi
+  timeout "$limit" "${ns[@]}" sh -c 'ip link set lo up && exec "$0" -m "$@"' "$PY" "bench.$name" "$@"
 }
 
 if [ $# -gt 0 ]; then

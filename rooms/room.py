@@ -15,6 +15,7 @@ from typing import Any
 from aiortc.mediastreams import MediaStreamTrack
 
 from recordings.recorder import Recorder
+from rooms import roles
 from rooms.close_reason import CloseReason
 from rooms.config import MediaConfig
 from rooms.errors import (
@@ -27,7 +28,7 @@ from rooms.errors import (
 )
 from rooms.forwarder import TrackForwarder
 from rooms.participant import PURPOSES, Participant, SignalFn
-from rooms.roles import OBSERVER_ROLES, ROOM_ROLES
+from rooms.roles import OBSERVER_ROLES, ROOM_ROLES, Role
 
 __all__ = ["CHAT_HISTORY", "MAX_OBSERVERS", "MAX_PUBLISHERS", "CloseReason",
            "RecordingFailedCallback", "Room", "RoomClosedCallback", "SignalFn"]
@@ -229,6 +230,11 @@ class Room:
         if (self._participants.get(participant.participant_id) is participant
                 and participant.reconnecting and not self.closed):
             await self.leave(participant.participant_id, CloseReason.RECONNECT_TIMEOUT)
+            if participant.participant_id == roles.participant_id(Role.STAFF, self.meta.staff):
+                # The desk that took the call is gone for good (its browser crashed, its
+                # network is down): nobody is left to serve the applicant, so the consultation
+                # ends, as when that desk hangs up, and the recording is finished and sealed.
+                await self.close(CloseReason.RECONNECT_TIMEOUT)
 
     def add_event(self, type: str, **data: Any) -> None:
         self.recorder.add_event(type, **data)

@@ -78,7 +78,8 @@ REDIS_CONNECT_TIMEOUT = 5.0
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[http.errors_and_headers], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[http.errors_and_headers], client_max_size=1024 * 1024,
+                          handler_args={"logger": http.RequestLog()})
     app[CONFIG] = config
 
     # A bad departments file stops the start here, before anything runs.
@@ -93,7 +94,8 @@ def create_app(config: Config) -> web.Application:
     app[REDIS_URL] = redis_url
 
     pubsub = RedisPubSub(redis_url, channel="yunzhen-socketio")
-    # A client event named like the connection's own (connect, disconnect, …) is refused there.
+    # A client event named like the connection's own (connect, disconnect, …) is refused there,
+    # and what does not decode is dropped without a traceback.
     sio = SocketServer(
         async_mode="aiohttp",
         client_manager=pubsub,

@@ -26,6 +26,8 @@ CATALOGUE: dict[str, ErrorText] = {
                                           "The request body is not valid JSON."),
     "invalid_payload.not_object": ErrorText(400, "请求格式不正确。",
                                             "The request must be a JSON object."),
+    "invalid_payload.too_deep": ErrorText(400, "请求内容嵌套层数过多（最多 {max} 层）。",
+                                          "The request nests deeper than {max} levels."),
     "invalid_payload.login": ErrorText(400, "请输入用户名和密码。",
                                        "Enter a username and a password."),
     "invalid_payload.department_id_differs": ErrorText(

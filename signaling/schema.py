@@ -18,6 +18,27 @@ ID_MAX = 64
 TOKEN_MAX = 128
 SDP_MAX = 60_000
 CHAT_MAX = 500
+# How deep a payload or API body may nest lists and objects (none of the service's nests more
+# than 4 levels); checked before anything walks it recursively.
+MAX_NESTING = 32
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether a decoded JSON value nests lists and objects more than `limit` levels deep (walked
+    without recursion, however deep it is)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 @dataclass(frozen=True)
@@ -103,6 +124,8 @@ def parse(namespace: str, event: str, payload: Any, max_bytes: int) -> dict[str,
         return {}
     if not isinstance(payload, Mapping):
         raise SignalError("invalid_payload", "payload must be an object")
+    if nested_deeper_than(payload, MAX_NESTING):
+        raise SignalError("invalid_payload", f"payload nests deeper than {MAX_NESTING} levels")
     try:
         size = len(json.dumps(payload, ensure_ascii=False).encode())
     except (TypeError, ValueError):

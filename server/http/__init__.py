@@ -25,9 +25,9 @@ from server.http import (
     rooms,
     wallboard,
 )
-from server.http.errors import errors_and_headers
+from server.http.errors import RequestLog, errors_and_headers
 
-__all__ = ["errors_and_headers", "setup"]
+__all__ = ["RequestLog", "errors_and_headers", "setup"]
 logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"

@@ -13,7 +13,7 @@ from aiohttp import web
 from rooms.roles import Role
 from server.config import ConfigError
 from server.http.auth import require_user
-from server.http.payload import json_object
+from server.http.payload import MAX_EPOCH, day_start, json_object, next_day
 from server.http.remote import client_address
 from server.keys import AUDIT, CONFIG, STORE
 from signaling.departments import Department
@@ -68,8 +68,9 @@ async def queue_log(request: web.Request) -> web.StreamResponse:
         raise SignalError("invalid_payload.log_dates") from None
     if last < first or (last - first).days > 366:
         raise SignalError("invalid_payload.log_range")
-    start = dt.datetime.combine(first, dt.time(), signaling.zone).timestamp()
-    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), signaling.zone).timestamp()
+    after = next_day(last)
+    start = day_start(first, signaling.zone)
+    end = MAX_EPOCH if after is None else day_start(after, signaling.zone)
     await request.app[AUDIT].append(user.username, "queue_log_export",
                                     remote=client_address(request), detail=f"{first} to {last}")
     out = io.StringIO()

@@ -57,7 +57,8 @@ def _filters(request: web.Request, max_limit: int,
     raw = request.query.get("limit", "").strip()
     if not raw:
         return start, end, who, action, default_limit
-    if not raw.isdigit() or not 1 <= int(raw) <= max_limit:
+    # isascii: str.isdigit() also takes digits such as '²' that int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= max_limit:
         raise SignalError("invalid_payload.limit", max=max_limit)
     return start, end, who, action, int(raw)
 

@@ -4,15 +4,20 @@ room's refusal, Redis refusing a write at its maxmemory (503 `unavailable`), or 
 catalogue's status. While Redis is away (signaling/redis_watch.py), or when a handler meets a
 Redis error, the API answers 503 `unavailable` and a page a short "recovering" page that reloads
 itself. The same middleware refuses foreign origins and adds the security headers
-(server/http/security.py)."""
+(server/http/security.py). `RequestLog` is aiohttp's server logger: a request aiohttp itself
+refuses as malformed HTTP is logged in one line, without a traceback."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from redis.exceptions import OutOfMemoryError
 
 from rooms.errors import RoomError
@@ -52,7 +57,14 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
         if not watch.available and not request.path.startswith(WITHOUT_REDIS):
             response = _unavailable(request)
         else:
-            response = await handler(request)
+            try:
+                response = await handler(request)
+            except OSError as exc:
+                # aiohttp's static files look the name up as it is: one longer than the file
+                # system allows names no file.
+                if exc.errno != errno.ENAMETOOLONG:
+                    raise
+                raise web.HTTPNotFound() from None
     except UNAVAILABLE:
         watch.lost()
         response = _unavailable(request)
@@ -78,3 +90,23 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
         response = web.json_response(error.to_dict(), status=exc.status)
     add_headers(request, response)
     return response
+
+
+class RequestLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server logger (given to the app as `handler_args={"logger": ...}`).
+
+    aiohttp logs every request it cannot parse (an over-long URL or header line, a bad method,
+    header or chunk) with `logger.exception` and answers it 400 itself: that is the client's
+    fault, logged here as one line. Any other exception (a handler's bug) keeps its traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger("aiohttp.server"), {})
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True,
+                  **kwargs: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError):
+            reason = (exc.message or type(exc).__name__).splitlines()[0][:200]
+            self.info("%s: %s", str(msg) % args, reason)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)

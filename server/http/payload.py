@@ -13,10 +13,14 @@ from aiohttp import web
 
 from server.keys import CONFIG
 from signaling.errors import SignalError
+from signaling.schema import MAX_NESTING, nested_deeper_than
 
 # An id taken from a URL or a query (room, department): letters, digits, - and _, at most 64; a
 # lookup with anything else answers 400 or 404 without reaching Redis.
 SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# The last second a time parameter may name (9999-12-31 23:59:59 UTC): Redis stream ids and dates
+# end there.
+MAX_EPOCH = 253402300799.0
 
 
 async def json_object(request: web.Request, max_bytes: int) -> dict[str, Any]:
@@ -35,9 +39,31 @@ async def json_object(request: web.Request, max_bytes: int) -> dict[str, Any]:
         data = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError):
         raise SignalError("invalid_payload.not_json") from None
+    except RecursionError:  # nested deeper than the interpreter's recursion limit
+        raise SignalError("invalid_payload.too_deep", max=MAX_NESTING) from None
     if not isinstance(data, dict):
         raise SignalError("invalid_payload.not_object")
+    if nested_deeper_than(data, MAX_NESTING):
+        raise SignalError("invalid_payload.too_deep", max=MAX_NESTING)
     return data
+
+
+def day_start(day: dt.date, zone: dt.tzinfo) -> float:
+    """Epoch seconds of a local day's first moment, within 0 .. MAX_EPOCH (a day before 1970
+    starts at 0, the day after 9999-12-31 at the end)."""
+    try:
+        stamp = dt.datetime.combine(day, dt.time(), zone).timestamp()
+    except (OverflowError, ValueError):
+        return MAX_EPOCH
+    return min(max(stamp, 0.0), MAX_EPOCH)
+
+
+def next_day(day: dt.date) -> dt.date | None:
+    """The day after, or None after 9999-12-31."""
+    try:
+        return day + dt.timedelta(days=1)
+    except OverflowError:
+        return None
 
 
 def query_time(request: web.Request, name: str, end: bool) -> float | None:
@@ -53,12 +79,11 @@ def query_time(request: web.Request, name: str, end: bool) -> float | None:
             value = float(raw)
         except ValueError:
             value = float("nan")
-        if not math.isfinite(value) or value < 0:
+        if not math.isfinite(value) or not 0 <= value <= MAX_EPOCH:
             raise SignalError("invalid_payload.time", name=name) from None
         return value
-    if end:
-        day += dt.timedelta(days=1)
-    return dt.datetime.combine(day, dt.time(), request.app[CONFIG].signaling.zone).timestamp()
+    after = next_day(day) if end else day
+    return MAX_EPOCH if after is None else day_start(after, request.app[CONFIG].signaling.zone)
 
 
 def time_range(request: web.Request) -> tuple[float | None, float | None]:

@@ -1,7 +1,7 @@
 """Keeps bench/ from rotting: the transcoding baseline server answers two RoomClients and media
 flows both ways for a couple of seconds; the bench helpers read CPU time and percentiles; the
 rooms bench runs one short 3-person pass-through room; the auth bench signs in beside one; the
-server's loop-lag probe sees a blocked loop."""
+server's loop-lag probe sees a blocked loop; the soak runs for 15 s with 25 sockets."""
 
 from __future__ import annotations
 
@@ -157,3 +157,25 @@ async def test_loop_lag_probe_records_a_blocked_loop(tmp_path: Path) -> None:
     assert len(samples) >= 5
     assert max(samples) >= 60
     assert read_samples(path, 0, start - 1) == []
+
+
+def test_soak_bench_short_run_loses_no_ticket(tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.soak", "--kiosks", "20", "--staff", "5", "--minutes",
+         "0.25", "--rate", "3", "--procs", "1", "--empty-room", "1", "--sample-every", "5",
+         "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["machines"]["soak"]["cores"] == os.cpu_count()
+    assert data["sockets"] == data["sockets_connected_at_end"] == 25
+    assert data["tickets"] > 10
+    assert (data["tickets_lost"], data["double_booked"]) == (0, 0)
+    assert data["queue_log_problems"] == 0 and data["still_waiting_or_ringing"] == 0
+    counts = data["counts"]
+    assert counts["accepts"] > 0 and counts["declines"] > 0
+    assert 0 < data["ring_latency_p50_ms"] <= data["ring_latency_p99_ms"]
+    for name in ("rss_mb_start", "rss_mb_end", "redis_mb_start", "redis_mb_end"):
+        assert data[name] > 0
+    assert data["server_log_tracebacks"] == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 
 from rooms.client import RoomClient
 from server.config import Config
-from server.keys import DIRECTORY, ROOMS
+from server.keys import ARCHIVE, DIRECTORY, ROOMS
 from signaling.client import SignalingClient
 from tests.support.recordings import finished_timeline
 from tests.support.rooms import Call
@@ -54,6 +54,14 @@ async def drop(client: RoomClient) -> None:
 async def until(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def until_async(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
@@ -135,6 +143,37 @@ async def test_past_the_grace_the_participant_is_taken_out(
     timeline = await finished_timeline(config.recordings_dir, call.room_id)
     leave = [e for e in timeline["events"] if e["type"] == "leave" and e["participant_id"] == pid]
     assert [e["reason"] for e in leave] == ["reconnect_timeout"]
+
+
+async def test_past_the_grace_the_desk_that_took_the_call_ends_the_consultation(
+        server: Any, call: Call, config: Config) -> None:
+    """The call's staff member is the one who can serve the applicant: when their connection
+    dropped (a crashed desk browser) and they did not come back, the room ends for everybody,
+    as if they had hung up; the recording is finished and sealed."""
+    applicant = await _client(server, call, call.applicant_token, "applicant")
+    desk = await _client(server, call, call.staff_token, "staff")
+    try:
+        pid = desk.participant_id or ""
+        assert desk.role == "staff"
+        await applicant.wait_for_video(5, timeout=10)
+        dropped_at = time.monotonic()
+        await drop(desk)
+        await until(lambda: (info(applicant, pid) or {}).get("reconnecting") is True, 5,
+                    "the applicant to see the desk reconnecting")
+        await asyncio.wait_for(applicant.peer.ended.wait(), GRACE + 5)
+        assert time.monotonic() - dropped_at >= GRACE - 0.2
+        assert applicant.peer.ended_reason == "reconnect_timeout"
+        room = server.app[ROOMS].get(call.room_id)
+        assert room is None or room.closed
+    finally:
+        await applicant.close()
+        await desk.close()
+    timeline = await finished_timeline(config.recordings_dir, call.room_id)
+    events = [(e["type"], e.get("participant_id"), e.get("reason")) for e in timeline["events"]]
+    assert ("leave", pid, "reconnect_timeout") in events
+    assert events[-1] == ("close", None, "reconnect_timeout")
+    await until_async(lambda: server.app[ARCHIVE].entry(call.room_id), 5, "the recording indexed")
+    assert (await server.app[ARCHIVE].verify(call.room_id)).ok
 
 
 async def test_a_room_whose_only_participant_is_reconnecting_stays_open(

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import redis
@@ -54,6 +54,13 @@ from signaling.departments import Department, Tier
 from signaling.privacy import CONSENT_NOTICE_VERSION
 from signaling.queue import SCRIPT, Code, Event, Reply, argv, decode
 from signaling.store import Store
+from tests.support.queue_state import (
+    TERMINAL,
+    View,
+    read_view,
+    staff_problems,
+    ticket_problems,
+)
 
 DEPTS = ("tax", "fund")
 BACKUP = "backup"
@@ -69,7 +76,6 @@ TICKET_GRACE = 60.0
 ORDINARY_BASE = 1_000_000_000_000
 POLICY = SignalingConfig(decline_cooldown=DECLINE_COOLDOWN, staff_grace=STAFF_GRACE,
                          ticket_grace=TICKET_GRACE)
-TERMINAL = ("ended", "cancelled", "abandoned")
 NEXT_STATUS = {
     "waiting": {"waiting", "ringing", "cancelled", "abandoned"},
     "ringing": {"ringing", "waiting", "connected", "cancelled", "abandoned"},
@@ -83,70 +89,6 @@ REDIS: dict[str, str] = {}
 
 SETTINGS = settings(max_examples=300, stateful_step_count=50, deadline=None, derandomize=True,
                     database=None, suppress_health_check=list(HealthCheck))
-
-
-# Reading Redis back ------------------------------------------------------------------------------
-@dataclass
-class View:
-    """Every key of the database after one operation, raw and sorted by meaning."""
-
-    raw: dict[str, Any]
-    tickets: dict[str, dict[str, str]] = field(default_factory=dict)
-    declined: dict[str, dict[str, float]] = field(default_factory=dict)
-    queues: dict[str, dict[str, float]] = field(default_factory=dict)
-    staff: dict[str, dict[str, str]] = field(default_factory=dict)
-    available: dict[str, dict[str, float]] = field(default_factory=dict)
-    conns: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
-    node_sets: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    rooms: dict[str, dict[str, str]] = field(default_factory=dict)
-    zsets: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def zset(self, name: str) -> dict[str, float]:
-        """yz:ringing, yz:wrapup, yz:nodes, yz:staff_gone or yz:ticket_gone."""
-        return self.zsets.get(name, {})
-
-
-def read_view(r: redis.Redis) -> View:
-    names = sorted(cast(list[str], r.keys("*")))
-    pipe = r.pipeline(transaction=False)
-    for key in names:
-        pipe.type(key)
-    types = pipe.execute()
-    readers = {"hash": "hgetall", "set": "smembers", "string": "get", "list": "lrange",
-               "stream": "xlen"}
-    pipe = r.pipeline(transaction=False)
-    for key, kind in zip(names, types, strict=True):
-        if kind == "zset":
-            pipe.zrange(key, 0, -1, withscores=True)
-        elif kind == "list":
-            pipe.lrange(key, 0, -1)
-        else:
-            getattr(pipe, readers[kind])(key)
-    view = View(raw={})
-    for key, kind, value in zip(names, types, pipe.execute(), strict=True):
-        view.raw[key] = sorted(value) if kind == "set" else value
-        parts = key.split(":")
-        if kind == "zset":
-            value = {member: float(score) for member, score in value}
-        if parts[1] == "ticket" and len(parts) == 3:
-            view.tickets[parts[2]] = value
-        elif parts[1] == "ticket" and parts[3:] == ["declined"]:
-            view.declined[parts[2]] = value
-        elif parts[1] == "queue":
-            view.queues[parts[2]] = value
-        elif parts[1] == "staff":
-            view.staff[parts[2]] = value
-        elif parts[1] == "available":
-            view.available[parts[2]] = value
-        elif parts[1] == "conns":
-            view.conns[(parts[2], parts[3])] = {node: int(n) for node, n in value.items()}
-        elif parts[1] == "node":
-            view.node_sets[(parts[2], parts[3])] = set(value)
-        elif parts[1] == "room":
-            view.rooms[parts[2]] = value
-        elif kind == "zset":
-            view.zsets[parts[1]] = value
-    return view
 
 
 @dataclass
@@ -345,38 +287,24 @@ class QueueRules(RuleBasedStateMachine):
                     assert (state["presence"], state["reason"]) == ("away", "missed")
 
     def _check_tickets(self, view: View) -> None:
-        holders: Counter[str] = Counter()
+        """The model-free rules (tests/support/queue_state.py), and: no ticket disappears, each
+        status change is one the queue allows, a finished ticket expires (an open one never), a
+        ticket left by its sockets has its grace."""
+        problems = ticket_problems(view)
+        assert not problems, problems
         for ticket, previous in self.status.items():
             assert ticket in view.tickets, f"ticket {ticket} disappeared"
-            row = view.tickets[ticket]
-            status = row["status"]
+            status = view.tickets[ticket]["status"]
             assert status in NEXT_STATUS[previous], f"{ticket}: {previous} -> {status}"
             self.status[ticket] = status
-            places = [f"queue:{d}" for d, q in view.queues.items() if ticket in q]
-            if ticket in view.zset("ringing"):
-                places.append("ringing")
-            expected = {"waiting": [f"queue:{row['department']}"], "ringing": ["ringing"]}
-            assert places == expected.get(status, []), f"{ticket} is {status} in {places}"
-            if status == "waiting":
-                assert row["staff"] == ""
-                assert view.queues[row["department"]][ticket] == float(row["score"])
-            if status in ("ringing", "connected"):
-                staff = row["staff"]
-                holders[staff] += 1
-                want = "ringing" if status == "ringing" else "in_call"
-                state = view.staff.get(staff, {})
-                assert (state.get("presence"), state.get("ticket")) == (want, ticket), (
-                    f"{ticket} is {status} with {staff}, who is {state}")
             # A finished ticket expires ticket_keep_hours later (and whom it was offered to is
             # forgotten at once); an open one never expires.
             ttl = self.r.ttl(keys.TICKET(ticket))
             if status in TERMINAL:
-                assert row["staff"] == "" or status == "ended"
                 assert 0 < ttl <= POLICY.ticket_keep_hours * 3600, f"{ticket} {status}: {ttl}"
                 assert ticket not in view.declined, f"{ticket} is {status}, declined kept"
             else:
                 assert ttl == -1, f"{ticket} is {status} and expires in {ttl} s"
-        assert not [u for u, n in holders.items() if n > 1], holders
         for ticket in view.zset("ticket_gone"):
             assert self.sockets("ticket", ticket) == 0, ticket
         for ticket, status in self.status.items():
@@ -385,6 +313,11 @@ class QueueRules(RuleBasedStateMachine):
                 assert ticket in view.zset("ticket_gone"), f"{ticket} has no grace running"
 
     def _check_staff(self, view: View) -> None:
+        """The model-free rules, and, knowing each staff member's pools and sockets: available
+        staff are in every pool of theirs and nowhere else, gone exactly without sockets, with a
+        grace when not in a call, their misses counted."""
+        problems = staff_problems(view)
+        assert not problems, problems
         for pool, members in view.available.items():
             for user in members:
                 assert user in self.pools and pool in self.pools[user], (pool, user)
@@ -397,23 +330,10 @@ class QueueRules(RuleBasedStateMachine):
                 assert in_pools == dict.fromkeys(pools, float(state["since"])), (user, in_pools)
             else:
                 assert in_pools == {}, f"{user} ({presence}, gone={gone}) in {in_pools}"
-            if presence == "ringing":
-                assert not gone
-                ticket = view.tickets[state["ticket"]]
-                assert (ticket["status"], ticket["staff"]) == ("ringing", user)
-            if presence == "in_call":
-                ticket = view.tickets[state["ticket"]]
-                assert (ticket["status"], ticket["staff"]) == ("connected", user)
-            if presence == "wrap_up":
-                assert view.zset("wrapup").get(user) == float(state["wrap_until"])
-            else:
-                assert user not in view.zset("wrapup")
             if ("staff", user) in self.ever_connected:
                 assert gone == (self.sockets("staff", user) == 0), (user, state)
             if gone and presence in ("available", "away", "wrap_up"):
                 assert user in view.zset("staff_gone"), f"{user} gone without a grace"
-            if user in view.zset("staff_gone"):
-                assert gone
             assert int(state.get("misses") or 0) == self.misses[user], (user, state)
 
     def _check_connections(self, view: View) -> None:

@@ -37,14 +37,14 @@ async def wait_media(page: Any, frames: int, timeout: float = 20.0) -> dict[str,
     pytest.fail(f"media did not arrive: {stats}")
 
 
-async def ring(server: LiveServer, browser: Any,
-               init_scripts: tuple[str, ...] = ()) -> tuple[Any, Any]:
+async def ring(server: LiveServer, browser: Any, init_scripts: tuple[str, ...] = (),
+               staff_browser: Any = None) -> tuple[Any, Any]:
     """A staff member of 税务 available, an applicant who asks 税务: the staff page is ringing.
-    Returns the kiosk and staff pages."""
+    Returns the kiosk and staff pages (the staff page in `staff_browser` if given)."""
     from playwright.async_api import expect
 
     kiosk = await new_page(browser, init_scripts)
-    staff = await new_page(browser, init_scripts)
+    staff = await new_page(staff_browser or browser, init_scripts)
 
     # The staff member logs in and is available before anyone asks.
     await login(staff, f"{server.url}/staff", "tax01")
@@ -67,10 +67,10 @@ async def ring(server: LiveServer, browser: Any,
     return kiosk, staff
 
 
-async def connected(server: LiveServer, browser: Any,
-                    init_scripts: tuple[str, ...] = ()) -> tuple[Any, Any]:
+async def connected(server: LiveServer, browser: Any, init_scripts: tuple[str, ...] = (),
+                    staff_browser: Any = None) -> tuple[Any, Any]:
     """Kiosk and staff pages in a call, both decoding the other's video."""
-    kiosk, staff = await ring(server, browser, init_scripts)
+    kiosk, staff = await ring(server, browser, init_scripts, staff_browser)
     await staff.get_by_test_id("accept-call").click()
     await wait_media(kiosk, frames=1)
     await wait_media(staff, frames=1)

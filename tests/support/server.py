@@ -1,9 +1,11 @@
-"""The real service (create_app) on a free loopback port, for tests and their helpers."""
+"""The real service (create_app) on a free loopback port, for tests and their helpers, and the
+count of connections open to a port."""
 
 from __future__ import annotations
 
 import socket
 from dataclasses import replace
+from pathlib import Path
 
 from aiohttp import web
 
@@ -36,3 +38,19 @@ async def start_server(config: Config) -> LiveServer:
     site = web.SockSite(runner, sock)
     await site.start()
     return LiveServer(app, runner, port)
+
+
+def established(port: int) -> int:
+    """TCP connections in state ESTABLISHED whose local port is `port` (this network
+    namespace's /proc/net/tcp and tcp6)."""
+    count = 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
