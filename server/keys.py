@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from signaling.accounts import Accounts
     from signaling.consult import Consult
     from signaling.devices import Devices
+    from signaling.notice_store import Notices
     from signaling.redis_watch import RedisWatch
     from signaling.room_directory import RoomDirectory
     from signaling.sessions import Sessions
@@ -46,3 +47,5 @@ SNAPSHOTS: web.AppKey[Snapshots] = web.AppKey("snapshots")
 TICKETS: web.AppKey[Tickets] = web.AppKey("tickets")
 CONSULT: web.AppKey[Consult] = web.AppKey("consult")
 EXPORTS: web.AppKey[ExportJobs] = web.AppKey("exports")
+# The 一次性告知单 of the rooms (signaling/notice_store.py) and the key that signs them.
+NOTICES: web.AppKey[Notices] = web.AppKey("notices")
