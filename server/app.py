@@ -35,6 +35,7 @@ from server.keys import (
     DEVICES,
     DIRECTORY,
     EXPORTS,
+    MATTERS,
     NODE,
     NOTICES,
     REDIS,
@@ -157,6 +158,7 @@ def create_app(config: Config) -> web.Application:
         app[ARCHIVE], app[AUDIT] = archive, audit
         app[DEVICES] = Devices(app[REDIS], audit)
         app[NOTICES] = Notices(app[REDIS], signer)
+        app[MATTERS] = Matters(app[REDIS])
         archive.start()  # the retention job; stopped and awaited below
         try:
             yield
@@ -191,7 +193,7 @@ def create_app(config: Config) -> web.Application:
             snapshots=snapshots, fanout=fanout, proxies=config.proxies)
         room_channel = RoomNamespace("/room", config.signaling, watch, directory=directory,
                                      rooms=rooms, fanout=fanout, accounts=accounts, store=store,
-                                     notices=app[NOTICES], matters=Matters(app[REDIS]))
+                                     notices=app[NOTICES], matters=app[MATTERS])
         for namespace in (kiosk, staff, room_channel):
             sio.register_namespace(namespace)
 

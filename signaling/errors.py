@@ -228,6 +228,12 @@ CATALOGUE: dict[str, ErrorText] = {
                      "The notice is full (at most {max} entries)."),
     "limit.notice_size": ErrorText(409, "告知单内容过多（最多 {max} KB）。",
                      "The notice is too large (at most {max} KB)."),
+    "invalid_payload.matter": ErrorText(400, "事项信息有误：{reason_zh}",
+                                        "Invalid matter: {reason}"),
+    "invalid_payload.matter_id_differs": ErrorText(400, "事项编号与地址不一致。",
+                                                   "The matter id in the body differs from the "
+                                                   "URL."),
+    "not_found.matter": ErrorText(404, "没有这个事项。", "No such matter."),
     "internal": ErrorText(500, "服务器内部错误，请稍后再试。",
                           "Internal server error; please try again."),
 }

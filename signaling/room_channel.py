@@ -13,10 +13,10 @@ from rooms.ice import ice_servers_for
 from rooms.manager import RoomManager
 from rooms.roles import Role
 from rooms.room import CloseReason, Room
+from signaling import notice
 from signaling.accounts import Accounts
 from signaling.config import SignalingConfig
 from signaling.errors import SignalError
-from signaling import notice
 from signaling.fanout import Fanout
 from signaling.matters import Matters
 from signaling.namespace import Namespace

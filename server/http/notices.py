@@ -8,8 +8,8 @@ import datetime as dt
 import json
 import logging
 from typing import Any
-from zoneinfo import ZoneInfo
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web

@@ -1,6 +1,7 @@
 // Admin page: log in as an administrator, administer the accounts (accounts.js) and the
-// registered hall kiosks (devices.js), edit a department's configuration (names, matters,
-// service hours, ring and queue settings, AB岗 backups) as JSON, download the queue event log.
+// registered hall kiosks (devices.js), edit a department's configuration (names, service hours,
+// ring and queue settings, AB岗 backups) as JSON and its matters (matters.js), download the
+// queue event log.
 import {
   initAccounts, loadAccounts, refreshDepartmentNames, resetAccounts,
 } from './accounts.js';
