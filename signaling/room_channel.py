@@ -3,7 +3,6 @@ client answers (see docs/protocol.md); media goes over the participant's one pee
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from typing import Any
@@ -178,7 +177,7 @@ class RoomNamespace(Namespace):
             raise SignalError("not_found.notice_matter")
         if matter.department != department:
             raise SignalError("forbidden.notice_department")
-        entry = notice.matter_entry(dataclasses.asdict(matter))
+        entry = notice.matter_entry(matter.to_dict())
         name = await self._department_name(department)
         return await self._edit(session, lambda doc: notice.add_matter(doc, department, name,
                                                                        entry))
