@@ -203,7 +203,8 @@ async def test_the_seal_is_signed_stored_with_the_recording_and_chained(
     found = await archive.get("n3")
     assert found is not None
     assert found[1]["notice"] == manifest.NOTICE
-    assert [e for e in found[1]["events"] if e["type"] == "notice"][0]["departments"] == ["tax"]
+    [sealed] = [e for e in found[1]["events"] if e["type"] == "notice"]
+    assert sealed["departments"] == ["tax"]
     # A changed file breaks the chain's check.
     (directory / manifest.NOTICE).write_bytes(changed)
     assert not (await archive.verify("n3")).ok

@@ -948,7 +948,7 @@ const STRINGS = {
     checklist_remove: 'Remove',
     checklist_note: 'Additional note',
     checklist_note_add: 'Add note',
-    checklist_sign: 'Sign my department's part',
+    checklist_sign: 'Sign my department\'s part',
     checklist_material_new: 'Add another material, press Enter',
     checklist_empty: 'No matter added yet',
     checklist_unsigned: 'Not signed by the department yet',
