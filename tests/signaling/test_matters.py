@@ -45,6 +45,9 @@ def test_optional_fields_have_defaults_and_texts_are_trimmed() -> None:
 @pytest.mark.parametrize(("changes", "en", "zh"), [
     ({"id": "Tax_Invoice"}, "id must be lower-case", "事项编号"),
     ({"id": "1tax"}, "id must be lower-case", "事项编号"),
+    ({"id": "tax-"}, "id must be lower-case", "事项编号"),
+    ({"id": "tax--x"}, "id must be lower-case", "事项编号"),
+    ({"id": "t" * 65}, "id must be lower-case", "事项编号"),
     ({"department": "税务"}, "department is not a department id", "所属部门"),
     ({"department": None}, "department is required", "请填写所属部门"),
     ({"name": ""}, "name must be text of 1 to 64", "事项名称应为 1 到 64 个字"),
