@@ -5,6 +5,7 @@ catalogue is written into an empty catalogue only."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -14,6 +15,7 @@ import redis.asyncio as aioredis
 from server.seed import DEMO_DEPARTMENTS, DEMO_MATTERS, seed_matters
 from signaling import keys
 from signaling.matters import MAX_MATERIALS, Material, Matter, MatterError, Matters
+from signaling.store import Store
 
 
 def _matter(**changes: Any) -> dict[str, Any]:
@@ -165,3 +167,16 @@ async def test_the_demo_catalogue_fills_an_empty_catalogue_only(
     assert await seed_matters(matters, DEMO_MATTERS) == 0
     assert await matters.get("estate-records") is None
     assert (await matters.all())[0].fee == "按规定收取"
+
+
+async def test_settings_saved_before_the_catalogue_still_load(
+        redis_client: aioredis.Redis) -> None:
+    """A department's stored settings from before the catalogue carry `matters`: dropped on
+    reading, so an installation's departments survive the upgrade."""
+    store = Store(redis_client)
+    tax = DEMO_DEPARTMENTS[0]
+    await store.put_department(tax)
+    old = {**tax.to_dict(), "matters": ["纳税申报", "发票"]}
+    await redis_client.hset(keys.DEPT("tax"), "config", json.dumps(old, ensure_ascii=False))
+    assert await store.department("tax") == tax
+    assert await store.departments() == [tax]

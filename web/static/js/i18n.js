@@ -470,7 +470,7 @@ const STRINGS = {
     matter_new_heading: '新增事项',
     matter_edit_heading: '修改事项：{name}',
     matter_id: '事项编号',
-    matter_id_hint: '小写字母开头，可用小写字母、数字和 -，如 tax-invoice；保存后不能修改',
+    matter_id_hint: '小写字母开头，由小写字母、数字和 - 组成，如 tax-invoice；保存后不能修改',
     matter_name: '事项名称',
     matter_fee: '收费标准',
     matter_fee_hint: '例如 不收费',
