@@ -81,7 +81,7 @@ DEMO_MATTERS: tuple[Matter, ...] = (
                       _material("食品安全管理制度目录")),
            legal_basis="《中华人民共和国食品安全法》第三十五条；《食品经营许可和备案管理办法》",
            fee="不收费", time_limit="10 个工作日（法定 20 个工作日）", online=True),
-    Matter(id="hrss-card-reissue", department="hrss", name="社会保障卡补领",
+    Matter(id="hrss-card-reissue", department="hrss", name="社保卡补领",
            materials=(_ID_CARD,
                       _material("近期免冠彩色证件照", "original", notes="白底，可现场采集")),
            legal_basis="《中华人民共和国社会保险法》第五十八条",

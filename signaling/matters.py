@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 # A matter's id is a stable slug (`tax-invoice`): it names the matter in URLs, notices and the
 # audit log, so it never changes when the matter is renamed.
-MATTER_ID = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+MATTER_ID = re.compile(r"^(?=.{1,64}$)[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 _DEPT_ID = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")  # signaling/departments.py's rule
 FORMS = ("original", "copy", "either")  # 原件, 复印件, 原件或复印件
 MAX_NAME = 64
@@ -121,9 +121,10 @@ class Matter:
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not MATTER_ID.match(self.id):
-            raise MatterError("id must be lower-case letters, digits and - (at most 64), "
-                              "starting with a letter",
-                              "事项编号应为小写字母开头的小写字母、数字或 -（最多 64 个）")
+            raise MatterError("id must be lower-case letters and digits in words joined by -, "
+                              "starting with a letter (at most 64)",
+                              "事项编号应以小写字母开头，由小写字母、数字和单个 - 连接而成，"
+                              "不以 - 结尾（最多 64 个）")
         if not isinstance(self.department, str) or not _DEPT_ID.match(self.department):
             raise MatterError("department is not a department id", "所属部门编号不正确")
         _text(self.name, "name", "事项名称", 1, MAX_NAME)

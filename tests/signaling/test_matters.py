@@ -5,6 +5,7 @@ catalogue is written into an empty catalogue only."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -14,6 +15,7 @@ import redis.asyncio as aioredis
 from server.seed import DEMO_DEPARTMENTS, DEMO_MATTERS, seed_matters
 from signaling import keys
 from signaling.matters import MAX_MATERIALS, Material, Matter, MatterError, Matters
+from signaling.store import Store
 
 
 def _matter(**changes: Any) -> dict[str, Any]:
@@ -45,6 +47,9 @@ def test_optional_fields_have_defaults_and_texts_are_trimmed() -> None:
 @pytest.mark.parametrize(("changes", "en", "zh"), [
     ({"id": "Tax_Invoice"}, "id must be lower-case", "事项编号"),
     ({"id": "1tax"}, "id must be lower-case", "事项编号"),
+    ({"id": "tax-"}, "id must be lower-case", "事项编号"),
+    ({"id": "tax--x"}, "id must be lower-case", "事项编号"),
+    ({"id": "t" * 65}, "id must be lower-case", "事项编号"),
     ({"department": "税务"}, "department is not a department id", "所属部门"),
     ({"department": None}, "department is required", "请填写所属部门"),
     ({"name": ""}, "name must be text of 1 to 64", "事项名称应为 1 到 64 个字"),
@@ -162,3 +167,16 @@ async def test_the_demo_catalogue_fills_an_empty_catalogue_only(
     assert await seed_matters(matters, DEMO_MATTERS) == 0
     assert await matters.get("estate-records") is None
     assert (await matters.all())[0].fee == "按规定收取"
+
+
+async def test_settings_saved_before_the_catalogue_still_load(
+        redis_client: aioredis.Redis) -> None:
+    """A department's stored settings from before the catalogue carry `matters`: dropped on
+    reading, so an installation's departments survive the upgrade."""
+    store = Store(redis_client)
+    tax = DEMO_DEPARTMENTS[0]
+    await store.put_department(tax)
+    old = {**tax.to_dict(), "matters": ["纳税申报", "发票"]}
+    await redis_client.hset(keys.DEPT("tax"), "config", json.dumps(old, ensure_ascii=False))
+    assert await store.department("tax") == tax
+    assert await store.departments() == [tax]

@@ -6,6 +6,7 @@ import {
   initAccounts, loadAccounts, refreshDepartmentNames, resetAccounts,
 } from './accounts.js';
 import { initDevices, loadDevices, resetDevices } from './devices.js';
+import { initMatters, loadMatters, resetMatters } from './matters.js';
 import {
   $, clearError, detailLines, fetchJSON, loadDesk, renderUserHeader, showError,
   showForbidden, showLoginScreen, showScreen, submitLogin, watchSession, YzError,
@@ -194,6 +195,7 @@ function openAdmin() {
   showScreen('admin');
   loadAccounts();
   loadDevices();
+  loadMatters();
 }
 
 async function login(event) {
@@ -212,6 +214,7 @@ async function logout() {
   state.chosen = null;
   resetAccounts();
   resetDevices();
+  resetMatters();
   $('department-form').hidden = true;
   $('department-choose').hidden = false;
   showLogin();
@@ -227,6 +230,7 @@ async function main() {
     onAuthError: handleAuthError,
   });
   initDevices({ onAuthError: handleAuthError });
+  initMatters({ departments: () => state.departments, onAuthError: handleAuthError });
   $('department-save').addEventListener('click', saveDepartment);
   $('department-reload').addEventListener('click', () => {
     if (state.chosen) chooseDepartment(state.chosen);
