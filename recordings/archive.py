@@ -348,12 +348,18 @@ class Archive:
         if notice_path.exists():
             # The sealed 一次性告知单 is listed in the replay's timeline (GET
             # /api/recordings/<id>/notice opens it).
-            sealed = json.loads(notice_path.read_text(encoding="utf-8"))["document"]
+            try:
+                sealed = json.loads(notice_path.read_text(encoding="utf-8"))["document"]
+                at, departments = sealed["sealed_at"], sorted(sealed["parts"])
+            except (ValueError, KeyError, TypeError):
+                # A damaged file is still listed (its page says the signature fails; verify
+                # reports the changed hash).
+                at, departments = None, []
             timeline["notice"] = manifest.NOTICE
             timeline["events"] = sorted(
                 [*timeline.get("events", []),
-                 {"t": sealed.get("sealed_at") or timeline.get("ended_at"), "type": "notice",
-                  "file": manifest.NOTICE, "departments": sorted(sealed.get("parts", {}))}],
+                 {"t": at or timeline.get("ended_at"), "type": "notice",
+                  "file": manifest.NOTICE, "departments": departments}],
                 key=lambda e: e.get("t") or 0)
         return entry, timeline
 

@@ -73,7 +73,12 @@ async def _stored(request: web.Request, room_id: str) -> tuple[dict[str, Any], b
     """The sealed envelope (Redis, else the recording's notice.json) and whether its signature
     verifies with the server's key."""
     raw = request.app[ARCHIVE].notice(room_id)
-    envelope = json.loads(raw) if raw is not None else await request.app[NOTICES].sealed(room_id)
+    try:
+        envelope = json.loads(raw) if raw is not None \
+            else await request.app[NOTICES].sealed(room_id)
+    except ValueError:
+        logger.warning("room %s: notice.json is not JSON", room_id)
+        return None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("document"), dict):
         return None
     return envelope, verify(envelope, request.app[NOTICES].signer.public_key)
