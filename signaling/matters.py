@@ -44,8 +44,10 @@ class MatterError(ConfigError):
         self.zh = zh
 
 
-def _text(value: object, field: str, label: str, low: int, high: int) -> str:
-    """A text field: 1 (or 0) to `high` characters, no control characters."""
+def _text(value: object, field: str, label: str, low: int, high: int,
+          lines: bool = False) -> str:
+    """A text field: 1 (or 0) to `high` characters, no control characters (line breaks only
+    where `lines`: a name, fee or time limit is one line on the kiosk and the notice)."""
     if not isinstance(value, str):
         raise MatterError(f"{field} must be text", f"{label}应为文字")
     if not low <= len(value.strip()) <= high or len(value) > high:
@@ -54,7 +56,8 @@ def _text(value: object, field: str, label: str, low: int, high: int) -> str:
                               f"{label}应为 1 到 {high} 个字")
         raise MatterError(f"{field} must be at most {high} characters",
                           f"{label}最多 {high} 个字")
-    if any(ord(c) < 32 and c not in "\n\t" for c in value):
+    allowed = "\n\r\t" if lines else ""
+    if any((ord(c) < 32 or 0x7f <= ord(c) < 0xa0) and c not in allowed for c in value):
         raise MatterError(f"{field} must not contain control characters",
                           f"{label}含有不允许的控制字符")
     return value
@@ -86,7 +89,7 @@ class Material:
                 not 1 <= self.count <= MAX_COUNT:
             raise MatterError(f"material count must be a whole number from 1 to {MAX_COUNT}",
                               f"材料份数应为 1 到 {MAX_COUNT} 的整数")
-        _text(self.notes, "material notes", "材料备注", 0, MAX_NOTES)
+        _text(self.notes, "material notes", "材料备注", 0, MAX_NOTES, lines=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "form": self.form, "count": self.count, "notes": self.notes}
@@ -103,7 +106,7 @@ class Material:
                               MAX_NAME).strip(),
                    form=data.get("form", "original"), count=count,
                    notes=_text(data.get("notes", ""), "material notes", "材料备注", 0,
-                               MAX_NOTES).strip())
+                               MAX_NOTES, lines=True).strip())
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ class Matter:
         names = [m.name for m in self.materials]
         if len(set(names)) != len(names):
             raise MatterError("a material is listed twice", "材料清单中有重复的材料")
-        _text(self.legal_basis, "legal_basis", "设定依据", 0, MAX_LEGAL_BASIS)
+        _text(self.legal_basis, "legal_basis", "设定依据", 0, MAX_LEGAL_BASIS, lines=True)
         _text(self.fee, "fee", "收费标准", 0, MAX_SHORT)
         _text(self.time_limit, "time_limit", "办理时限", 0, MAX_SHORT)
         if not isinstance(self.online, bool):
@@ -164,10 +167,11 @@ class Matter:
         if len(materials) > MAX_MATERIALS:
             raise MatterError(f"at most {MAX_MATERIALS} materials",
                               f"材料最多 {MAX_MATERIALS} 项")
-        texts = {field: _text(data.get(field, ""), field, label, 0, high).strip()
-                 for field, label, high in (("legal_basis", "设定依据", MAX_LEGAL_BASIS),
-                                            ("fee", "收费标准", MAX_SHORT),
-                                            ("time_limit", "办理时限", MAX_SHORT))}
+        texts = {field: _text(data.get(field, ""), field, label, 0, high, lines).strip()
+                 for field, label, high, lines in (
+                     ("legal_basis", "设定依据", MAX_LEGAL_BASIS, True),
+                     ("fee", "收费标准", MAX_SHORT, False),
+                     ("time_limit", "办理时限", MAX_SHORT, False))}
         return cls(id=data["id"], department=data["department"],
                    name=_text(data["name"], "name", "事项名称", 1, MAX_NAME).strip(),
                    materials=tuple(Material.from_dict(m) for m in materials),

@@ -56,6 +56,8 @@ def test_optional_fields_have_defaults_and_texts_are_trimmed() -> None:
     ({"name": "  "}, "name must be text of 1 to 64", "事项名称"),
     ({"name": "事" * 65}, "name must be text of 1 to 64", "事项名称"),
     ({"name": "a\x00b"}, "control characters", "控制字符"),
+    ({"name": "两行\n名称"}, "control characters", "控制字符"),
+    ({"fee": "不收费\x85"}, "control characters", "控制字符"),
     ({"online": "yes"}, "online must be true or false", "是否可网办"),
     ({"fee": 0}, "fee must be text", "收费标准应为文字"),
     ({"time_limit": "天" * 101}, "time_limit must be at most 100", "办理时限最多 100 个字"),
@@ -83,6 +85,12 @@ def test_a_bad_matter_is_refused_naming_the_field(changes: dict[str, Any], en: s
         Matter.from_dict(_matter(**changes))
     assert en in str(caught.value)
     assert zh in caught.value.zh
+
+
+def test_legal_basis_and_notes_may_have_several_lines() -> None:
+    matter = Matter.from_dict(_matter(legal_basis="《条例》第一条\n《细则》第二条",
+                                      materials=[{"name": "证", "notes": "一\n二"}]))
+    assert matter.legal_basis.count("\n") == 1 and matter.materials[0].notes == "一\n二"
 
 
 def test_a_matter_that_is_not_an_object_is_refused() -> None:
