@@ -65,6 +65,10 @@ async def test_a_desk_builds_the_notice_and_the_applicant_takes_it_home(
     assert url.startswith(f"{server.url}/notice/")
     assert await kiosk.get_by_test_id("checklist-qr-image").evaluate(
         "img => img.complete && img.naturalWidth > 0")
+    # The notice stays beside the rating without covering it.
+    await kiosk.get_by_test_id("rating-1").click()
+    await kiosk.get_by_test_id("rating-submit").click()
+    await expect(kiosk.get_by_test_id("thanks-back")).to_be_visible()
 
     # The phone opens the link: the document, its signature checked, a print layout.
     phone = await new_page(browser)

@@ -3,7 +3,7 @@
 // only), and the kiosk's view (checklist-view: the live notice, then the sealed one with its QR).
 // The server holds the document and checks every edit (docs/protocol.md, notice:*).
 import { $, el, fetchJSON, showError, svgImageSource } from './common.js';
-import { t } from './i18n.js';
+import { formatMoment, t } from './i18n.js';
 
 const FORM_KEYS = { original: 'checklist_form_original', copy: 'checklist_form_copy', either: 'checklist_form_either' };
 
@@ -16,7 +16,7 @@ function materialLabel(m) {
 function signatureText(part) {
   const sig = part.signature;
   if (!sig) return t('checklist_unsigned');
-  const at = new Date(sig.at * 1000).toLocaleString();
+  const at = formatMoment(sig.at);
   return t('checklist_signed_by', { name: sig.name, dept: part.department_name || sig.department, at });
 }
 
@@ -119,7 +119,7 @@ export class ChecklistPanel {
     $('checklist-sign').disabled = frozen || !mine || !mine.matters.length;
     $('checklist-sign').hidden = signed;
     const status = $('checklist-status');
-    status.textContent = signed ? signatureText(mine) : '';
+    status.textContent = signed ? t('checklist_locked') : '';
     status.hidden = !signed;
     this.renderList(frozen);
   }
@@ -276,6 +276,8 @@ export class ChecklistView {
     if (!this.view) return;
     const parts = this.doc ? Object.values(this.doc.parts).filter((p) => p.matters.length) : [];
     this.view.hidden = !parts.length;
+    // The page makes room for it, so it never covers the call or the rating.
+    document.body.classList.toggle('has-checklist', !this.view.hidden);
     this.view.dataset.sealed = String(Boolean(this.sealed));
     const body = $('checklist-view-list');
     body.replaceChildren(...parts.map(readOnlyPart));
