@@ -88,3 +88,49 @@ async def test_a_desk_builds_the_notice_and_the_applicant_takes_it_home(
     response = await phone.goto(url.split("?")[0])
     assert response is not None and response.status == 404
     await phone.context.close()
+
+
+async def test_in_a_joint_consultation_each_department_adds_and_signs_its_own_part(
+        server: LiveServer, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    from tests.support.browser import login
+
+    market = await new_page(browser)
+    await login(market, f"{server.url}/staff", "market01")
+    await market.get_by_test_id("presence-available").click()
+    kiosk, tax = await connected(server, browser)
+    await tax.get_by_test_id("invite-department").select_option("market")
+    await tax.get_by_test_id("invite-send").click()
+    await expect(market.get_by_test_id("invite-item")).to_have_count(1, timeout=10_000)
+    await market.get_by_test_id("invite-join").click()
+    await expect(market.get_by_test_id("checklist-panel")).to_be_visible(timeout=15_000)
+    # The invited desk is offered its own department's matters only.
+    options = await market.get_by_test_id("checklist-matter").locator("option").all_inner_texts()
+    assert "个体工商户设立登记" in options and "增值税发票申领" not in options
+
+    for page, matter in ((tax, "tax-invoice"), (market, "market-sole-proprietor")):
+        await page.get_by_test_id("checklist-matter").select_option(matter)
+        await page.get_by_test_id("checklist-add").click()
+    view = kiosk.get_by_test_id("checklist-view")
+    await expect(view.get_by_test_id("checklist-part")).to_have_count(2, timeout=5_000)
+    await expect(view).to_contain_text("增值税发票申领")
+    await expect(view).to_contain_text("个体工商户设立登记")
+    # Each desk sees the other's part, read only (no checkboxes in it).
+    other = tax.locator('[data-testid="checklist-part"][data-department="market"]')
+    await expect(other).to_contain_text("个体工商户设立登记")
+    await expect(other.get_by_test_id("checklist-material-check")).to_have_count(0)
+    for page in (tax, market):
+        await page.get_by_test_id("checklist-sign").click()
+    await expect(view.locator('[data-signed="true"]')).to_have_count(2, timeout=5_000)
+
+    await tax.get_by_test_id("hangup").click()
+    qr = kiosk.get_by_test_id("checklist-qr")
+    await expect(qr).to_be_visible(timeout=10_000)
+    phone = await new_page(browser)
+    await phone.goto(str(await qr.get_attribute("data-url")))
+    await expect(phone.get_by_test_id("checklist-signature-ok")).to_be_visible()
+    await expect(phone.get_by_test_id("checklist-part")).to_have_count(2)
+    await expect(phone.get_by_test_id("checklist-part-signature")).to_have_count(2)
+    await phone.context.close()
+    await market.context.close()
