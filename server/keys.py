@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from rooms.manager import RoomManager
     from server.config import Config
     from signaling.accounts import Accounts
+    from signaling.cases import Cases
     from signaling.consult import Consult
     from signaling.devices import Devices
     from signaling.redis_watch import RedisWatch
@@ -46,3 +47,5 @@ SNAPSHOTS: web.AppKey[Snapshots] = web.AppKey("snapshots")
 TICKETS: web.AppKey[Tickets] = web.AppKey("tickets")
 CONSULT: web.AppKey[Consult] = web.AppKey("consult")
 EXPORTS: web.AppKey[ExportJobs] = web.AppKey("exports")
+# 差评 rectification cases (signaling/cases.py).
+CASES: web.AppKey[Cases] = web.AppKey("cases")
