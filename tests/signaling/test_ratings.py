@@ -30,15 +30,14 @@ from tests.support.streams import stream_entries
 OPENED = dt.datetime(2026, 9, 30, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
 
 
-async def _tickets(store: Store, tmp_path: Path) -> tuple[Tickets, Cases]:
+async def _tickets(store: Store, tmp_path: Path) -> Tickets:
     config = SignalingConfig()
     audit = Audit(store.redis, AUDIT_KEY)
     archive = Archive(store.redis, tmp_path, audit)
     cases = Cases(store.redis, config, config.calendar(), audit, now=lambda: OPENED)
     fanout = Fanout(socketio.AsyncServer(), store, Snapshots(store),
                     Accounts(store.redis, AccountPolicy()))
-    return Tickets(config, store, fanout, archive, audit, cases, "n1",
-                   now=lambda: OPENED), cases
+    return Tickets(config, store, fanout, archive, audit, cases, "n1", now=lambda: OPENED)
 
 
 async def _served(store: Store, *, joined: dict[str, str]) -> Ticket:
@@ -61,7 +60,7 @@ async def _served(store: Store, *, joined: dict[str, str]) -> Ticket:
 
 async def test_each_department_that_took_part_is_rated_once_and_logged(
         store: Store, tmp_path: Path) -> None:
-    tickets, cases = await _tickets(store, tmp_path)
+    tickets = await _tickets(store, tmp_path)
     ticket = await _served(store, joined={"market": "market01"})
     assert await tickets.rating_options(ticket) == [{"department": "tax"},
                                                     {"department": "market"}]
@@ -96,7 +95,7 @@ async def test_each_department_that_took_part_is_rated_once_and_logged(
 
 async def test_a_department_that_took_no_part_is_refused_and_nothing_is_stored(
         store: Store, tmp_path: Path) -> None:
-    tickets, _ = await _tickets(store, tmp_path)
+    tickets = await _tickets(store, tmp_path)
     ticket = await _served(store, joined={"market": "market01"})
     with pytest.raises(SignalError) as refused:
         await tickets.rate(ticket, [Rating("tax", 1), Rating("hrss", 1)])
@@ -113,7 +112,7 @@ async def test_a_department_that_took_no_part_is_refused_and_nothing_is_stored(
 
 
 async def test_a_ticket_still_waiting_cannot_be_rated(store: Store, tmp_path: Path) -> None:
-    tickets, _ = await _tickets(store, tmp_path)
+    tickets = await _tickets(store, tmp_path)
     code, ticket, _, _ = await store.create_ticket("tax", OPENED,
                                                    consent_version=CONSENT_NOTICE_VERSION)
     assert code == "ok" and ticket is not None
