@@ -464,6 +464,9 @@ function updateControls(replay) {
   $('player-clock').dataset.position = pos.toFixed(3);
 }
 
+// A 差评 case's replay link (cases.js) opens its recording here.
+document.addEventListener('yz:replay', (event) => openPlayer(event.detail));
+
 async function openPlayer(recordingId) {
   closePlayer();
   clearError();
