@@ -8,6 +8,7 @@ import {
 } from './common.js';
 import { awayReasonText, currentLang, departmentName, initPage, listJoin, t } from './i18n.js';
 import { Replay, replayMedia } from './replay.js';
+import './cases.js'; // the 差评 cases section (_cases.html)
 import { RoomSession } from './room.js';
 import { Presence, Role } from './states.js';
 
