@@ -33,10 +33,20 @@ class CaseRules(RuleBasedStateMachine):
         self.appellant = ""
         self.history: list[str] = []
 
+    @rule(step=st.sampled_from([s.value for s in Step]), actor=st.sampled_from(SUPERVISORS),
+          upheld=st.booleans())
+    def step_well_formed(self, step: str, actor: str, upheld: bool) -> None:
+        """Steps as the page sends them: most of the walk is made of these."""
+        decision = ("upheld" if upheld else "rejected") if step == "decide" else ""
+        self.take(step, actor, decision, "回访：群众反映属实")
+
     @rule(step=st.sampled_from([s.value for s in Step] + ["close", ""]),
           actor=st.sampled_from(SUPERVISORS),
           decision=st.sampled_from(["", "upheld", "rejected", "maybe"]),
           text=st.sampled_from(["", "  ", "回访：群众反映属实", "x" * 1001]))
+    def step_any(self, step: str, actor: str, decision: str, text: str) -> None:
+        self.take(step, actor, decision, text)
+
     def take(self, step: str, actor: str, decision: str, text: str) -> None:
         before = self.flow
         expected = self._expected(step, actor, decision, text)
