@@ -36,6 +36,7 @@ from server.keys import (
     DEVICES,
     DIRECTORY,
     EXPORTS,
+    MATTERS,
     NODE,
     REDIS,
     REDIS_URL,
@@ -58,6 +59,7 @@ from signaling.devices import Devices
 from signaling.fanout import Fanout
 from signaling.kiosk import KioskNamespace
 from signaling.limits import Limits
+from signaling.matters import Matters
 from signaling.pubsub import RedisPubSub
 from signaling.redis_watch import RedisWatch
 from signaling.room_channel import RoomNamespace
@@ -154,6 +156,7 @@ def create_app(config: Config) -> web.Application:
                           retention_days=config.retention_days)
         app[ARCHIVE], app[AUDIT] = archive, audit
         app[DEVICES] = Devices(app[REDIS], audit)
+        app[MATTERS] = Matters(app[REDIS])
         app[CASES] = Cases(app[REDIS], config.signaling, config.signaling.calendar(), audit)
         archive.start()  # the retention job; stopped and awaited below
         try:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from signaling.cases import Cases
     from signaling.consult import Consult
     from signaling.devices import Devices
+    from signaling.matters import Matters
     from signaling.redis_watch import RedisWatch
     from signaling.room_directory import RoomDirectory
     from signaling.sessions import Sessions
@@ -36,6 +37,8 @@ ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")
 # Registered kiosks (signaling/devices.py).
 DEVICES: web.AppKey[Devices] = web.AppKey("devices")
+# The matter catalogue (signaling/matters.py).
+MATTERS: web.AppKey[Matters] = web.AppKey("matters")
 ARCHIVE: web.AppKey[Archive] = web.AppKey("archive")
 # The security audit log (recordings/audit.py): every handler that audits appends here.
 AUDIT: web.AppKey[Audit] = web.AppKey("audit")

@@ -1,4 +1,4 @@
-"""A department's configuration: names, matters, service hours, queue and ring settings, and its
+"""A department's configuration: names, service hours, queue and ring settings, and its
 backup tiers (AB岗). Pure values with validation; `from_dict` errors name the field at fault."""
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ class Department:
     name_zh: str
     name_en: str
     prefix: str
-    matters: tuple[str, ...] = ()
     # weekday (0 = Monday) -> open spans in minutes from midnight, [start, end)
     hours: tuple[tuple[tuple[int, int], ...], ...] = ((( 0, 1440),),) * 7
     closed_days: tuple[dt.date, ...] = ()
@@ -103,7 +102,6 @@ class Department:
     # (de)serialization ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["matters"] = list(self.matters)
         out["hours"] = {days: spans for days, spans in _hours_out(self.hours)}
         out["closed_days"] = [d.isoformat() for d in self.closed_days]
         out["backups"] = [{"group": t.group, "after": t.after} for t in self.backups]
@@ -113,8 +111,11 @@ class Department:
     def from_dict(cls, data: Mapping[str, Any]) -> Department:
         if not isinstance(data, Mapping):
             raise ConfigError("a department must be an object")
-        known = {"id", "name_zh", "name_en", "prefix", "matters", "hours", "closed_days",
+        known = {"id", "name_zh", "name_en", "prefix", "hours", "closed_days",
                  "ring_timeout", "ring_pause", "max_misses", "wrap_up", "max_queue", "backups"}
+        if "matters" in data:
+            raise ConfigError("matters: a department's matters are kept in the matter catalogue "
+                              "(事项库, at /admin), not in its settings")
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown field(s) {', '.join(sorted(unknown))}")
@@ -122,11 +123,6 @@ class Department:
             if not isinstance(data.get(name), str):
                 raise ConfigError(f"{name} is required (text)")
         values: dict[str, Any] = {k: data[k] for k in ("id", "name_zh", "name_en", "prefix")}
-        matters = data.get("matters", [])
-        if not isinstance(matters, list) or not all(isinstance(m, str) and 0 < len(m) <= 32
-                                                    for m in matters):
-            raise ConfigError("matters must be a list of short texts")
-        values["matters"] = tuple(m.strip() for m in matters)
         values["hours"] = _hours_in(data.get("hours", ALL_DAY))
         closed = data.get("closed_days", [])
         if not isinstance(closed, list):

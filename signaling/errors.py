@@ -206,6 +206,12 @@ CATALOGUE: dict[str, ErrorText] = {
     "unavailable.redis_memory": ErrorText(
         503, "服务暂时无法保存新的数据，请稍后再试，或到大厅窗口办理。",
         "The service cannot store more data right now; try again later."),
+    "invalid_payload.matter": ErrorText(400, "事项信息有误：{reason_zh}",
+                                        "Invalid matter: {reason}"),
+    "invalid_payload.matter_id_differs": ErrorText(400, "事项编号与地址不一致。",
+                                                   "The matter id in the body differs from the "
+                                                   "URL."),
+    "not_found.matter": ErrorText(404, "没有这个事项。", "No such matter."),
     # 好差评 and 差评 cases (signaling/ratings.py, signaling/cases.py)
     "invalid_payload.ratings": ErrorText(400, "评价内容不正确：{reason}",
                                          "Invalid rating: {reason}"),

@@ -103,6 +103,13 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          CALLBACK_DONE, CALLBACK_PURGE, CONFIG), ticket,
                                          department, staff, detail (phone numbers only masked);
                                          trimmed to about LOG_MAXLEN entries
+The matter catalogue (事项库, signaling/matters.py):
+  yz:matter:<matter_id>           string JSON of signaling.matters.Matter (id, department, name,
+                                         materials, legal_basis, fee, time_limit, online)
+  yz:matters:<dept>               zset   matter_id -> seq: a department's matters in the order
+                                         they were first saved
+  yz:matters                      zset   matter_id -> seq: every matter
+  yz:seq:matter                   string the matters' sequence (their order)
 The room directory (signaling/room_directory.py; the queue script writes and drops entries):
   yz:room:<room_id>               hash   room_id, node, ticket_id, department, staff, created_at,
                                          participants (count, from the host's heartbeat),
@@ -236,6 +243,11 @@ OPEN_CASES = PREFIX + "opencases"
 ROOM = Family("room:{room_id}")
 ROOM_TOKEN = Family("roomtoken:{sha}")
 GUEST = Family("guest:{username}")
+# the matter catalogue (signaling/matters.py)
+MATTER = Family("matter:{matter_id}")
+MATTERS_OF = Family("matters:{dept}")
+MATTERS = PREFIX + "matters"
+MATTER_SEQ = PREFIX + "seq:matter"
 
 
 def hash_token(token: str) -> str:

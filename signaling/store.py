@@ -150,7 +150,11 @@ class Store:
         if dept is None:
             if len(self._departments) > 256:
                 self._departments.clear()
-            dept = self._departments[raw] = Department.from_dict(json.loads(raw))
+            data = json.loads(raw)
+            # Settings saved before the matter catalogue (signaling/matters.py) carry the old
+            # list of matter names: the catalogue replaced it, so it is dropped when read.
+            data.pop("matters", None)
+            dept = self._departments[raw] = Department.from_dict(data)
         return dept
 
     async def departments(self) -> list[Department]:

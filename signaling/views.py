@@ -42,12 +42,14 @@ class WaitBasis:
         return estimate_wait(position, self.on_duty, self.available, self.handling_s)
 
 
-def department_view(dept: Department, moment: dt.datetime) -> DepartmentView:
-    """`moment`: now, in the hall's time zone."""
+def department_view(dept: Department, moment: dt.datetime,
+                    matters: Sequence[str] = ()) -> DepartmentView:
+    """`moment`: now, in the hall's time zone; `matters`: the names of the department's matters
+    in the catalogue (signaling/matters.py), what the kiosk's search finds it by."""
     open_now = dept.is_open(moment)
     upcoming = None if open_now else dept.next_open(moment)
     return {"id": dept.id, "name_zh": dept.name_zh, "name_en": dept.name_en,
-            "matters": list(dept.matters), "open_now": open_now,
+            "matters": list(matters), "open_now": open_now,
             "next_open": upcoming.timestamp() if upcoming else None,
             "hours": dept.hours_text()}
 

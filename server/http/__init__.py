@@ -21,6 +21,7 @@ from server.http import (
     devices,
     exports,
     health,
+    matters,
     pages,
     recordings,
     rooms,
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
 ROUTES = (auth.routes, departments.routes, wallboard.routes, admin.routes, accounts.routes,
           devices.routes, recordings.routes, exports.routes, alerts.routes, rooms.routes,
-          audit.routes, pages.routes, health.routes, cases.routes)
+          audit.routes, pages.routes, health.routes, matters.routes, cases.routes)
 
 
 def setup(app: web.Application) -> None:

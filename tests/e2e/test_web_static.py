@@ -251,7 +251,7 @@ def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
     assert lock["packages"]["node_modules/socket.io-client"]["version"].startswith("4.")
     # No third-party code pasted into the repository: only our own modules are in static/.
     ours = ["accounts.js", "admin.js", "audit.js", "common.js", "devices.js", "i18n.js", "kiosk.js",
-            "replay.js", "room.js", "staff.js", "states.js", "supervisor.js"]
+            "matters.js", "replay.js", "room.js", "staff.js", "states.js", "supervisor.js"]
     ours = sorted([*ours, "cases.js", "ratings.js"])
     assert sorted(p.name for p in JS.iterdir()) == ours
     for module in JS.glob("*.js"):

@@ -16,7 +16,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from server.seed import DEMO_DEPARTMENTS
+from server.seed import DEMO_DEPARTMENTS, DEMO_MATTERS
 from signaling.schema import EVENTS, Field
 from signaling.socket_server import RESERVED_EVENTS
 
@@ -350,7 +350,9 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "PROPFIND
 BODY_NAMES = ("username", "password", "code", "current", "new", "display_name", "role",
               "departments", "hold", "department", "note", "id", "name_zh", "name_en", "prefix",
               "matters", "hours", "closed_days", "ring_timeout", "ring_pause", "max_misses",
-              "wrap_up", "max_queue", "backups", "disabled", "step", "text", "decision")
+              "wrap_up", "max_queue", "backups", "disabled",
+              "materials", "legal_basis", "fee", "time_limit", "online", "form", "count", "notes",
+              "step", "text", "decision")
 CONTENT_TYPES = ("application/json", "application/json; charset=utf-8", "text/plain",
                  "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
                  "application/json; charset=latin-1", "APPLICATION/JSON", "", "*/*",
@@ -372,6 +374,15 @@ def _fill(pattern: str, ids: list[str]) -> str:
     return re.sub(r"\{[^}]+\}", lambda _m: next(values, "x"), pattern)
 
 
+def _matter_body(matter: int, field: str, value: Any) -> bytes:
+    data = DEMO_MATTERS[matter % len(DEMO_MATTERS)].to_dict()
+    if field.startswith("material."):
+        data["materials"] = [{**m, field.partition(".")[2]: value} for m in data["materials"]]
+    else:
+        data[field] = value
+    return json.dumps(data).encode()
+
+
 def _department_body(dept: int, field: str, value: Any) -> bytes:
     data = DEMO_DEPARTMENTS[dept % len(DEPARTMENTS)].to_dict()
     data[field] = value
@@ -384,6 +395,10 @@ json_body = st.one_of(
     st.builds(_department_body, st.integers(0, 10),
               st.sampled_from(["ring_timeout", "max_queue", "hours", "backups", "closed_days",
                                "matters", "prefix", "name_zh", "wrap_up"]), junk),
+    st.builds(_matter_body, st.integers(0, 20),
+              st.sampled_from(["id", "department", "name", "materials", "legal_basis", "fee",
+                               "time_limit", "online", "material.name", "material.form",
+                               "material.count", "material.notes", "material.x"]), junk),
     st.builds(lambda n: ("[" * n + "]" * n).encode(), st.integers(30, 5000)),
     st.builds(lambda n: ('{"a":' * n + "1" + "}" * n).encode(), st.integers(30, 5000)),
     st.builds(lambda n: json.dumps({"username": nested(n, "x")}).encode(), st.integers(10, 60)),

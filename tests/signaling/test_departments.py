@@ -75,3 +75,8 @@ def test_a_bad_departments_file_names_the_department_and_field(tmp_path: Path) -
     path.write_text("[[department]\n")
     with pytest.raises(ConfigError, match=r"departments\.toml"):
         load_departments_file(path)
+
+
+def test_a_list_of_matters_in_the_settings_points_to_the_catalogue() -> None:
+    with pytest.raises(ConfigError, match=r"matters: .*matter catalogue \(事项库"):
+        _tax(matters=["发票"])

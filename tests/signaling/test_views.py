@@ -11,7 +11,7 @@ from signaling.views import WaitBasis, department_view, staff_view, ticket_view
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 TAX = Department.from_dict({"id": "tax", "name_zh": "税务", "name_en": "Taxation", "prefix": "税",
-                            "matters": ["个税"], "hours": {"mon-fri": ["09:00-17:00"]}})
+                            "hours": {"mon-fri": ["09:00-17:00"]}})
 TAX01 = User(username="tax01", display_name="税务坐席01", role="staff",
              departments=("tax", "tax-b"))
 
@@ -24,8 +24,9 @@ def _ticket(status: str, **changes: object) -> Ticket:
 
 def test_a_department_open_now_has_no_next_opening() -> None:
     monday = dt.datetime(2026, 11, 23, 10, 0, tzinfo=TZ)
-    assert department_view(TAX, monday) == {
-        "id": "tax", "name_zh": "税务", "name_en": "Taxation", "matters": ["个税"],
+    assert department_view(TAX, monday, ["个人所得税汇算清缴"]) == {
+        "id": "tax", "name_zh": "税务", "name_en": "Taxation",
+        "matters": ["个人所得税汇算清缴"],
         "open_now": True, "next_open": None, "hours": "mon-fri 09:00-17:00"}
 
 

@@ -1,10 +1,12 @@
 // Admin page: log in as an administrator, administer the accounts (accounts.js) and the
-// registered hall kiosks (devices.js), edit a department's configuration (names, matters,
-// service hours, ring and queue settings, AB岗 backups) as JSON, download the queue event log.
+// registered hall kiosks (devices.js), edit a department's configuration (names, service hours,
+// ring and queue settings, AB岗 backups) as JSON and its matters (matters.js), download the
+// queue event log.
 import {
   initAccounts, loadAccounts, refreshDepartmentNames, resetAccounts,
 } from './accounts.js';
 import { initDevices, loadDevices, resetDevices } from './devices.js';
+import { initMatters, loadMatters, resetMatters } from './matters.js';
 import {
   $, clearError, detailLines, fetchJSON, loadDesk, renderUserHeader, showError,
   showForbidden, showLoginScreen, showScreen, submitLogin, watchSession, YzError,
@@ -193,6 +195,7 @@ function openAdmin() {
   showScreen('admin');
   loadAccounts();
   loadDevices();
+  loadMatters();
 }
 
 async function login(event) {
@@ -211,6 +214,7 @@ async function logout() {
   state.chosen = null;
   resetAccounts();
   resetDevices();
+  resetMatters();
   $('department-form').hidden = true;
   $('department-choose').hidden = false;
   showLogin();
@@ -226,6 +230,7 @@ async function main() {
     onAuthError: handleAuthError,
   });
   initDevices({ onAuthError: handleAuthError });
+  initMatters({ departments: () => state.departments, onAuthError: handleAuthError });
   $('department-save').addEventListener('click', saveDepartment);
   $('department-reload').addEventListener('click', () => {
     if (state.chosen) chooseDepartment(state.chosen);

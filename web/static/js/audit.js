@@ -13,6 +13,7 @@ const ACTIONS = [
   'account_create', 'account_update', 'account_disable', 'account_enable', 'account_unlock',
   'password_reset', 'totp_reset', 'device_create', 'device_revoke', 'department_save',
   'queue_log_export', 'callback_read',
+  'matter_save', 'matter_delete',
   'list', 'view', 'file', 'verify', 'hold', 'release', 'purge', 'export', 'export_file',
   'observe', 'alert_ack', 'audit_read', 'audit_export', 'audit_verify',
 ];
