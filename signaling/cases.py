@@ -103,25 +103,24 @@ class Cases:
         """The newest cases the supervisor may see, filtered: `state` a CaseState or `open`
         (not closed), `department`, `overdue`."""
         self._require(user)
-        if department:
-            if not self._sees(user, department):
-                return []
-            sources = [keys.DEPT_CASES(department)]
-        elif user.departments:
-            sources = [keys.DEPT_CASES(d) for d in user.departments]
+        if department and not self._sees(user, department):
+            return []
+        if state == "open" or overdue:
+            # Every open case, however old: the newest MAX_LIST of all might miss some.
+            ids = list(await self.redis.smembers(keys.OPEN_CASES))
         else:
-            sources = [keys.CASES]
-        ids: list[tuple[str, float]] = []
-        for source in sources:
-            ids += await self.redis.zrevrange(source, 0, MAX_LIST - 1, withscores=True)
-        ids.sort(key=lambda pair: -pair[1])
+            sources = [keys.DEPT_CASES(department)] if department else \
+                [keys.DEPT_CASES(d) for d in user.departments] or [keys.CASES]
+            ids = [case_id for source in sources
+                   for case_id in await self.redis.zrevrange(source, 0, MAX_LIST - 1)]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for case_id, _ in ids[:MAX_LIST]:
+            for case_id in ids:
                 pipe.hgetall(keys.CASE(case_id))
             rows = await pipe.execute()
         out = []
         for row in rows:
-            if not row:
+            if not row or not self._sees(user, row.get("department", "")) \
+                    or (department and row.get("department") != department):
                 continue
             view = self._view(row)
             if state and not (view["state"] == state or (state == "open" and view["open"])):
@@ -129,7 +128,8 @@ class Cases:
             if overdue is not None and view["overdue"] != overdue:
                 continue
             out.append(view)
-        return out
+        out.sort(key=lambda view: -view["opened_at"])
+        return out[:MAX_LIST]
 
     async def get(self, user: User, case_id: str) -> dict[str, Any]:
         """One case with its history; another department's answers like an unknown one."""

@@ -72,13 +72,16 @@ def parse_ratings(data: dict[str, Any], own_department: str) -> list[Rating]:
                                                              "comment"}:
             raise SignalError("invalid_payload.ratings", reason="an entry is not "
                               "{department, score, reasons, comment}")
-        reasons = entry.get("reasons", [])
-        comment = entry.get("comment", "")
+        department, score = entry.get("department"), entry.get("score")
+        reasons, comment = entry.get("reasons", []), entry.get("comment", "")
+        if not isinstance(department, str):
+            raise SignalError("invalid_payload.ratings", reason="department")
+        if not isinstance(score, int):
+            raise SignalError("invalid_payload.ratings", reason="score must be 1 to 5")
         if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons) \
                 or not isinstance(comment, str):
             raise SignalError("invalid_payload.ratings", reason="reasons or comment")
-        out.append(Rating(entry.get("department"), entry.get("score"),  # type: ignore[arg-type]
-                          tuple(reasons), comment.strip()))
+        out.append(Rating(department, score, tuple(reasons), comment.strip()))
     if not out:
         raise SignalError("invalid_payload.ratings", reason="no department rated")
     if len({r.department for r in out}) != len(out):

@@ -65,6 +65,8 @@ async def test_only_the_departments_supervisors_see_a_case(server: LiveServer) -
         await logged_in(other, base, "marketsup")
         assert (await _json(await other.get(f"{base}/api/cases")))["cases"] == []
         assert (await _json(await other.get(f"{base}/api/cases?department=tax")))["cases"] == []
+        for query in ("state=open", "overdue=1", "state=open&department=tax"):
+            assert (await _json(await other.get(f"{base}/api/cases?{query}")))["cases"] == []
         missing = await other.get(f"{base}/api/cases/20260101-99999")
         response = await other.get(f"{base}/api/cases/{case_id}")
         assert response.status == 404 and await response.json() == await missing.json()
@@ -162,6 +164,15 @@ async def test_near_due_and_overdue_cases_raise_alerts_for_their_department(
     assert await on(due).raise_alerts(alerts) == 1  # due today: within 3 working days
     assert await on(due).raise_alerts(alerts) == 0  # once
     assert await on(due + dt.timedelta(days=1)).raise_alerts(alerts) == 1
+    # The overdue filter, on the day after the due date, for the tax supervisor only.
+    taxsup, marketsup = (await app[ACCOUNTS].user("taxsup"), await app[ACCOUNTS].user("marketsup"))
+    assert taxsup is not None and marketsup is not None
+    late = on(due + dt.timedelta(days=1))
+    assert [c["id"] for c in await late.list(taxsup, overdue=True)] == [case_id]
+    assert [c["id"] for c in await late.list(taxsup, state="open", department="tax")] == [case_id]
+    assert await late.list(taxsup, overdue=False) == []
+    assert await late.list(marketsup, overdue=True) == []
+    assert await on(due).list(taxsup, overdue=True) == []
     kinds = [(a["kind"], a["department"]) for a in await alerts.entries()]
     assert kinds == [("case_overdue", "tax"), ("case_due", "tax")]
     async with client_session() as other:
