@@ -210,6 +210,29 @@ class Archive:
             # Already sealed: the rating file gets a chain link of its own.
             await self.seal(recording_id, "rating", [manifest.RATING])
 
+    async def add_notice(self, recording_id: str, data: bytes) -> bool:
+        """The sealed 一次性告知单 (signed JSON, as the signer made it) as notice.json, written
+        once; sealed with the recording when it is indexed later, else by a link of its own.
+        False when the recording has no directory (nothing recorded)."""
+        directory = self.directory(recording_id)
+        if directory is None:
+            return False
+        path = directory / manifest.NOTICE
+        if path.exists():
+            return True
+        tmp = directory / (manifest.NOTICE + ".tmp")
+        await asyncio.to_thread(tmp.write_bytes, data)
+        os.replace(tmp, path)
+        if (directory / manifest.MANIFEST).exists():
+            await self.seal(recording_id, "notice", [manifest.NOTICE])
+        return True
+
+    def notice(self, recording_id: str) -> bytes | None:
+        """notice.json of a recording, as stored (its signature is checked on those bytes)."""
+        directory = self.directory(recording_id)
+        path = directory / manifest.NOTICE if directory is not None else None
+        return path.read_bytes() if path is not None and path.is_file() else None
+
     async def _write_rating(self, recording_id: str, rating: int, at: float | None,
                             ratings: list[dict[str, Any]]) -> bool:
         """rating.json, written once: timeline.json is sealed when the recording closes and
@@ -331,6 +354,23 @@ class Archive:
                 [*timeline.get("events", []),
                  {"t": at, "type": "rating", "rating": rating.get("rating"),
                   "ratings": timeline["ratings"]}],
+                key=lambda e: e.get("t") or 0)
+        notice_path = directory / manifest.NOTICE
+        if notice_path.exists():
+            # The sealed 一次性告知单 is listed in the replay's timeline (GET
+            # /api/recordings/<id>/notice opens it).
+            try:
+                sealed = json.loads(notice_path.read_text(encoding="utf-8"))["document"]
+                at, departments = sealed["sealed_at"], sorted(sealed["parts"])
+            except (ValueError, KeyError, TypeError):
+                # A damaged file is still listed (its page says the signature fails; verify
+                # reports the changed hash).
+                at, departments = None, []
+            timeline["notice"] = manifest.NOTICE
+            timeline["events"] = sorted(
+                [*timeline.get("events", []),
+                 {"t": at or timeline.get("ended_at"), "type": "notice",
+                  "file": manifest.NOTICE, "departments": departments}],
                 key=lambda e: e.get("t") or 0)
         return entry, timeline
 

@@ -6,8 +6,9 @@ A link is ``{seq, kind, recording_id, at, files: {name: sha256}, prev, hash}``; 
 SHA-256 of the link's other fields as canonical JSON, ``prev`` the hash of link ``seq - 1``
 (empty for the first link of the archive). A recording gets a ``close`` link when it is indexed
 (every file in its directory) and a ``rating`` link when the applicant rates it afterwards
-(``rating.json`` only): files sealed once are never rewritten, later facts are new files with
-links of their own. The file expected of a recording is the last link that names it.
+(``rating.json`` only), and a ``notice`` link for the sealed 一次性告知单 (``notice.json``) when it
+comes after the recording was indexed: files sealed once are never rewritten, later facts are new
+files with links of their own. The file expected of a recording is the last link that names it.
 
 Recordings removed by retention leave their links in ``<root>/purged.jsonl`` so that the chain
 stays checkable through them. Everything here works from files alone; Redis only adds the head
@@ -26,6 +27,7 @@ from typing import Any
 
 MANIFEST = "manifest.json"
 RATING = "rating.json"
+NOTICE = "notice.json"
 PURGED = "purged.jsonl"
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _CHUNK = 1024 * 1024

@@ -25,7 +25,7 @@ from rooms.manager import RoomManager
 from server import http, looplag
 from server.background import background
 from server.config import Config
-from server.data_keys import audit_key, data_key
+from server.data_keys import audit_key, data_key, notice_signer
 from server.keys import (
     ACCOUNTS,
     ARCHIVE,
@@ -38,6 +38,7 @@ from server.keys import (
     EXPORTS,
     MATTERS,
     NODE,
+    NOTICES,
     REDIS,
     REDIS_URL,
     REDIS_WATCH,
@@ -60,6 +61,7 @@ from signaling.fanout import Fanout
 from signaling.kiosk import KioskNamespace
 from signaling.limits import Limits
 from signaling.matters import Matters
+from signaling.notice_store import Notices
 from signaling.pubsub import RedisPubSub
 from signaling.redis_watch import RedisWatch
 from signaling.room_channel import RoomNamespace
@@ -95,6 +97,7 @@ def create_app(config: Config) -> web.Application:
     # A bad key setting or key file stops the start here too.
     secrets_key = data_key(config, "secrets", config.secrets_key)
     audit_hmac_key = audit_key(config)
+    signer = notice_signer(config)
     app[REDIS_URL] = redis_url
 
     pubsub = RedisPubSub(redis_url, channel="yunzhen-socketio")
@@ -156,6 +159,7 @@ def create_app(config: Config) -> web.Application:
                           retention_days=config.retention_days)
         app[ARCHIVE], app[AUDIT] = archive, audit
         app[DEVICES] = Devices(app[REDIS], audit)
+        app[NOTICES] = Notices(app[REDIS], signer)
         app[MATTERS] = Matters(app[REDIS])
         app[CASES] = Cases(app[REDIS], config.signaling, config.signaling.calendar(), audit)
         archive.start()  # the retention job; stopped and awaited below
@@ -174,7 +178,7 @@ def create_app(config: Config) -> web.Application:
         presence = StaffPresence(store, fanout, node)
         tickets = Tickets(config.signaling, store, fanout, archive, app[AUDIT], app[CASES], node)
         consult = Consult(store, accounts, directory, fanout, presence)
-        hooks = RoomHooks(store, directory, archive, consult, fanout)
+        hooks = RoomHooks(store, directory, archive, consult, fanout, app[NOTICES])
         rooms = RoomManager(config.media, config.recordings_dir, hooks.room_closed,
                             on_recording_failed=hooks.recording_failed)
         calls = Calls(store, directory, rooms, fanout, snapshots, consult, node)
@@ -191,7 +195,8 @@ def create_app(config: Config) -> web.Application:
             presence=presence, calls=calls, consult=consult, tickets=tickets,
             snapshots=snapshots, fanout=fanout, proxies=config.proxies)
         room_channel = RoomNamespace("/room", config.signaling, watch, directory=directory,
-                                     rooms=rooms, fanout=fanout, accounts=accounts)
+                                     rooms=rooms, fanout=fanout, accounts=accounts, store=store,
+                                     notices=app[NOTICES], matters=app[MATTERS])
         for namespace in (kiosk, staff, room_channel):
             sio.register_namespace(namespace)
 

@@ -67,6 +67,9 @@ class Config:
     # The key second-factor secrets are encrypted with in Redis (AES-256-GCM), hex. Empty:
     # keys/secrets.key under data_dir, created on first start (mode 0600).
     secrets_key: str = ""
+    # The Ed25519 key sealed 一次性告知单 are signed with: its 32-byte seed, hex. Empty:
+    # keys/notice.key under data_dir, created on first start (mode 0600).
+    notice_key: str = ""
     # Days the audit log keeps entries (at least 190: 等保2.0 asks for six months).
     audit_keep_days: int = 190
     # Days a call-back request (a phone number) is kept before it is deleted.

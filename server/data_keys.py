@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 from server.config import Config, ConfigError
+from signaling.notice_seal import NoticeSigner
 
 KEY_BYTES = 32
 KEYS_DIR = "keys"
@@ -64,3 +65,9 @@ def audit_key(config: Config, *, create: bool = True) -> bytes:
                           "exist and audit_key is not set (the service makes the file on its "
                           "first start)")
     return data_key(config, "audit", config.audit_key)
+
+
+def notice_signer(config: Config) -> NoticeSigner:
+    """The 一次性告知单 signing key: ``notice_key`` (YUNZHEN_NOTICE_KEY), else keys/notice.key
+    (its first 32 bytes are the Ed25519 seed)."""
+    return NoticeSigner(data_key(config, "notice", config.notice_key))

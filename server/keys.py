@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from signaling.consult import Consult
     from signaling.devices import Devices
     from signaling.matters import Matters
+    from signaling.notice_store import Notices
     from signaling.redis_watch import RedisWatch
     from signaling.room_directory import RoomDirectory
     from signaling.sessions import Sessions
@@ -50,5 +51,7 @@ SNAPSHOTS: web.AppKey[Snapshots] = web.AppKey("snapshots")
 TICKETS: web.AppKey[Tickets] = web.AppKey("tickets")
 CONSULT: web.AppKey[Consult] = web.AppKey("consult")
 EXPORTS: web.AppKey[ExportJobs] = web.AppKey("exports")
+# The 一次性告知单 of the rooms (signaling/notice_store.py) and the key that signs them.
+NOTICES: web.AppKey[Notices] = web.AppKey("notices")
 # 差评 rectification cases (signaling/cases.py).
 CASES: web.AppKey[Cases] = web.AppKey("cases")

@@ -14,10 +14,12 @@ from recordings.archive import Archive
 from rooms.manager import RoomManager
 from rooms.roles import Role, participant_id
 from rooms.room import Room, RoomMeta
+from signaling import notice
 from signaling.accounts import User
 from signaling.consult import Consult
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
+from signaling.notice_store import Notices
 from signaling.redis_watch import UNAVAILABLE
 from signaling.room_directory import RoomDirectory
 from signaling.schema import RoomGrant, StaffRoom, TicketView
@@ -111,15 +113,26 @@ class RoomHooks:
     and a recording that failed during the call (an alert for supervisors)."""
 
     def __init__(self, store: Store, directory: RoomDirectory, archive: Archive,
-                 consult: Consult, fanout: Fanout, now: Callable[[], float] = time.time) -> None:
+                 consult: Consult, fanout: Fanout, notices: Notices,
+                 now: Callable[[], float] = time.time) -> None:
         self._store, self._directory, self._archive = store, directory, archive
         self._consult, self._fanout, self._now = consult, fanout, now
+        self._notices = notices
         # Rooms that closed while Redis was away, their bookkeeping still to do.
         self._unfinished: dict[str, tuple[Room, dict[str, Any] | None]] = {}
 
     async def room_closed(self, room: Room, summary: dict[str, Any] | None) -> None:
         ticket_id = room.meta.ticket_id
         try:
+            # The 一次性告知单 is sealed before the recording is indexed (so its file is in the
+            # recording's first seal) and before the ticket ends (a kiosk that sees its ticket
+            # ended finds the notice sealed).
+            envelope = await self._notices.seal(room.room_id)
+            if envelope is not None:
+                stored = await self._archive.add_notice(room.room_id, notice.canonical(envelope))
+                logger.info("room %s: notice sealed%s", room.room_id,
+                            " with the recording" if stored else " (no recording)")
+                await self._fanout.notice(room.room_id, envelope["document"])
             if summary is not None:
                 await self._archive.index(summary)
             entry = await self._directory.entry(room.room_id)

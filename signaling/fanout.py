@@ -223,6 +223,10 @@ class Fanout:
                          to=_dept_room(payload["department"]))
 
     # room participants ------------------------------------------------------------------------
+    async def notice(self, room_id: str, document: dict[str, Any]) -> None:
+        """The room's 一次性告知单 changed: every participant (desks, kiosk, listeners) gets it."""
+        await self._emit(ROOM, "notice:update", {"notice": document}, to=f"room:{room_id}")
+
     async def to_participant(self, sid: str, event: str, payload: Mapping[str, Any]) -> None:
         """A room's event (rooms/ builds them) to one participant's socket."""
         await self._emit(ROOM, event, payload, to=sid)

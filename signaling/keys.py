@@ -118,6 +118,12 @@ The room directory (signaling/room_directory.py; the queue script writes and dro
   yz:roomtoken:<sha>              hash   room_id, role, participant_id, name, department,
                                          ticket_id                       (expires: 4 h)
   yz:guest:<username>             string the room a staff member joined by invitation (4 h)
+The 一次性告知单 of a room (signaling/notice_store.py; changed under WATCH):
+  yz:notice:<room_id>             string JSON of the notice (signaling/notice.py): parts by
+                                         department, revision, sealed_at (expires: 24 h after
+                                         the last edit; 90 d once sealed)
+  yz:notice:<room_id>:sealed      string JSON of the sealed, signed envelope (90 d)
+  yz:notice:<room_id>:links       set    <sha> of the read-only links' tokens (90 d)
 Recordings (built by recordings/ itself, which imports nothing above it; listed for the whole
 picture):
   yz:recordings                   zset   recording_id -> started_at      (recordings/archive.py)
@@ -243,6 +249,10 @@ OPEN_CASES = PREFIX + "opencases"
 ROOM = Family("room:{room_id}")
 ROOM_TOKEN = Family("roomtoken:{sha}")
 GUEST = Family("guest:{username}")
+# the 一次性告知单 (signaling/notice_store.py)
+NOTICE = Family("notice:{room_id}")
+NOTICE_SEALED = Family("notice:{room_id}:sealed")
+NOTICE_LINKS = Family("notice:{room_id}:links")
 # the matter catalogue (signaling/matters.py)
 MATTER = Family("matter:{matter_id}")
 MATTERS_OF = Family("matters:{dept}")

@@ -12,14 +12,18 @@ from rooms.ice import ice_servers_for
 from rooms.manager import RoomManager
 from rooms.roles import Role
 from rooms.room import CloseReason, Room
+from signaling import notice
 from signaling.accounts import Accounts
 from signaling.config import SignalingConfig
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
+from signaling.matters import Matters
 from signaling.namespace import Namespace
+from signaling.notice_store import Notices
 from signaling.redis_watch import RedisWatch
 from signaling.room_directory import RoomDirectory
 from signaling.sessions import EndedSessions
+from signaling.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +35,11 @@ class RoomNamespace(Namespace):
 
     def __init__(self, namespace: str, config: SignalingConfig, watch: RedisWatch, *,
                  directory: RoomDirectory, rooms: RoomManager, fanout: Fanout,
-                 accounts: Accounts) -> None:
+                 accounts: Accounts, store: Store, notices: Notices, matters: Matters) -> None:
         super().__init__(namespace, config, watch)
         self._directory, self._rooms, self._fanout = directory, rooms, fanout
-        self._accounts = accounts
+        self._accounts, self._store = accounts, store
+        self._notices, self._matters = notices, matters
         # (room_id, participant_id) -> the socket that currently carries that participant, so the
         # late disconnect of a replaced socket (a reloaded page) does not remove its successor.
         self._current: dict[tuple[str, str], str] = {}
@@ -80,7 +85,8 @@ class RoomNamespace(Namespace):
             await self._fanout.to_participant(sid, event, payload)
 
         await self.save_session(sid, {"room_id": room.room_id, "participant_id": participant_id,
-                                      "role": grant["role"]})
+                                      "role": grant["role"], "name": grant["name"],
+                                      "department": grant["department"]})
         await self._fanout.join_room(sid, room.room_id)
         # Current before the join: its offer goes out inside room.join, and the answer to it
         # may come back before room.join returns.
@@ -156,6 +162,75 @@ class RoomNamespace(Namespace):
         room = self._room(session)
         await room.share(session["participant_id"], data["on"])
         return {}
+
+    # the 一次性告知单 -------------------------------------------------------------------------
+    # Everyone in the room reads it (notice:get, notice:update); only staff edit, and only their
+    # own department's part (the department their room token was made for).
+    async def on_notice_get(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        session = await self._joined(sid)
+        return {"notice": await self._notices.get(session["room_id"])}
+
+    async def on_notice_add(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        session, department = await self._editor(sid)
+        matter = await self._matters.get(data["matter_id"])
+        if matter is None:
+            raise SignalError("not_found.notice_matter")
+        if matter.department != department:
+            raise SignalError("forbidden.notice_department")
+        entry = notice.matter_entry(matter.to_dict())
+        name = await self._department_name(department)
+        return await self._edit(session, lambda doc: notice.add_matter(doc, department, name,
+                                                                       entry))
+
+    async def on_notice_remove(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        session, department = await self._editor(sid)
+        return await self._edit(session, lambda doc: notice.remove_matter(
+            doc, department, data["matter_id"]))
+
+    async def on_notice_material(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        session, department = await self._editor(sid)
+        return await self._edit(session, lambda doc: notice.set_material(
+            doc, department, data["matter_id"], data.get("item"), checked=data.get("checked"),
+            text=data.get("text")))
+
+    async def on_notice_note(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        session, department = await self._editor(sid)
+        name = await self._department_name(department)
+        return await self._edit(session, lambda doc: notice.add_note(doc, department, name,
+                                                                     data["text"]))
+
+    async def on_notice_sign(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        session, department = await self._editor(sid)
+        username = session["participant_id"].partition("-")[2]
+        return await self._edit(session, lambda doc: notice.sign(
+            doc, department, username=username, name=session.get("name", username),
+            now=time.time()))
+
+    async def _editor(self, sid: str) -> tuple[dict[str, str], str]:
+        session = await self._joined(sid)
+        department = session.get("department", "")
+        if session["role"] != Role.STAFF or not department:
+            raise SignalError("forbidden.notice_read_only")
+        return session, department
+
+    async def _department_name(self, department: str) -> str:
+        dept = await self._store.department(department)
+        return dept.name_zh if dept is not None else department
+
+    async def _edit(self, session: dict[str, str], change: notice.Change) -> dict[str, Any]:
+        room = self._room(session)
+        meta = room.meta
+
+        def fresh(now: float) -> dict[str, Any]:
+            return notice.new_document(room.room_id, ticket_id=meta.ticket_id,
+                                       ticket_number=meta.ticket_number,
+                                       department=meta.department, now=now)
+
+        doc = await self._notices.edit(room.room_id, fresh, change)
+        logger.info("room %s: notice revision %d by %s", room.room_id, doc["revision"],
+                    session["participant_id"])
+        await self._fanout.notice(room.room_id, doc)
+        return {"notice": doc}
 
     async def cut(self, ended: EndedSessions) -> None:
         """An account disabled or reset by an admin leaves every room it is in on this process

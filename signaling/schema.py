@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
+from signaling import notice
 from signaling.errors import SignalError
 from signaling.states import Presence
 
@@ -115,6 +116,17 @@ EVENTS: dict[str, dict[str, dict[str, Field]]] = {
         "room:chat": {"text": Field(str, max_len=CHAT_MAX)},
         "room:media": {"audio": Field(bool), "video": Field(bool)},
         "room:share": {"on": Field(bool)},
+        # the 一次性告知单 (signaling/notice.py): staff edit their department's part
+        "notice:get": {},
+        "notice:add": {"matter_id": _id()},
+        "notice:remove": {"matter_id": _id()},
+        "notice:material": {"matter_id": _id(),
+                            "item": Field(int, required=False, min=0,
+                                          max=notice.MAX_MATERIALS - 1),
+                            "checked": Field(bool, required=False),
+                            "text": Field(str, required=False, max_len=notice.TEXT_MAX)},
+        "notice:note": {"text": Field(str, max_len=notice.NOTE_MAX)},
+        "notice:sign": {},
     },
 }
 
@@ -303,6 +315,11 @@ class RoomSpeaking(TypedDict):
     speaking: bool
 
 
+class NoticeUpdate(TypedDict):
+    """The room's 一次性告知单 after a change, whole (signaling/notice.py describes it)."""
+    notice: dict[str, Any]
+
+
 # namespace -> event -> payload
 OUTBOUND: dict[str, dict[str, type]] = {
     "/kiosk": {"ticket:update": TicketView, "service:state": ServiceState,
@@ -325,5 +342,6 @@ OUTBOUND: dict[str, dict[str, type]] = {
         "room:ended": RoomEnded,
         "room:chat": RoomChat,
         "room:speaking": RoomSpeaking,
+        "notice:update": NoticeUpdate,
     },
 }

@@ -44,3 +44,22 @@ def test_processes_starting_at_once_agree_on_one_key(tmp_path: Path) -> None:
         keys = list(pool.map(data_key, [config] * 8, ["secrets"] * 8, [""] * 8))
     assert len(set(keys)) == 1
     assert [p.name for p in (tmp_path / "data" / "keys").iterdir()] == ["secrets.key"]
+
+
+def test_the_notice_signing_key_is_made_once_or_given(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from server.data_keys import notice_signer
+
+    config = Config(data_dir=tmp_path / "data")
+    first = notice_signer(config)
+    path = tmp_path / "data" / "keys" / "notice.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # Every later start (and every process on the data directory) signs with the same key.
+    assert notice_signer(config).public_pem() == first.public_pem()
+    assert first.public_pem().startswith("-----BEGIN PUBLIC KEY-----")
+    given = notice_signer(replace(config, notice_key="cd" * 32))
+    assert given.key_id != first.key_id
+    assert notice_signer(replace(config, notice_key="cd" * 32)).key_id == given.key_id
+    with pytest.raises(ConfigError):
+        notice_signer(replace(config, notice_key="cd" * 16))

@@ -8,6 +8,7 @@ import {
   showScreen, submitLogin,
 } from './common.js';
 import { departmentName, formatHours, formatMoment, initPage, listJoin, t } from './i18n.js';
+import { ChecklistView } from './checklist.js';
 import { DepartmentRatings } from './ratings.js';
 import { initCallControls, RoomSession } from './room.js';
 import { Role, TicketStatus } from './states.js';
@@ -41,6 +42,7 @@ const state = {
 };
 
 let socket = null;
+const checklist = new ChecklistView();
 
 function saveAuth(auth) {
   state.auth = auth;
@@ -216,6 +218,7 @@ async function guideLogout() {
 function goStart() {
   clearTimeout(state.thanksTimer);
   closeRoom();
+  checklist.reset();
   saveAuth(null);
   state.ticket = null;
   state.chosen = null;
@@ -471,6 +474,7 @@ function enterRoom(ticket) {
     extraRemotes: $('remote-extra'),
     chatLog: $('chat-log'),
     preferRole: Role.STAFF,
+    onNotice: (doc) => checklist.show(doc),
     onRemoteMedia: (main) => {
       $('call-status').hidden = Boolean(main);
       if (main && main.name) $('call-peer').textContent = main.name;
@@ -508,6 +512,8 @@ function consultationOver() {
     showScreen('start');
     return;
   }
+  // The sealed notice and its QR code, on the rating and thanks screens.
+  checklist.fetchSealed(state.auth);
   if (state.auth.rated) {
     if (document.body.dataset.current !== 'thanks') showThanks();
     return;

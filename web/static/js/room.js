@@ -55,7 +55,8 @@ function playSafely(el) {
 //   preferRole:   which role goes to remoteVideo when several participants are present.
 export class RoomSession {
   constructor({ roomId, token, localVideo, remoteVideo, extraRemotes = null, preferRole = null,
-    chatLog = null, onEnded = () => {}, onParticipants = () => {}, onRemoteMedia = () => {} }) {
+    chatLog = null, onEnded = () => {}, onParticipants = () => {}, onRemoteMedia = () => {},
+    onNotice = null }) {
     this.roomId = roomId;
     this.token = token;
     this.localVideo = localVideo;
@@ -65,6 +66,8 @@ export class RoomSession {
     this.onEnded = onEnded;
     this.onParticipants = onParticipants;
     this.onRemoteMedia = onRemoteMedia;
+    // The room's 一次性告知单 (checklist.js shows it): called with the document on every change.
+    this.onNotice = onNotice;
     this.chatLog = chatLog;
     // The own microphone and camera; off means the track is disabled (silence, black frames).
     this.micOn = true;
@@ -143,6 +146,7 @@ export class RoomSession {
     });
     this.socket.on('room:ended', (msg) => this.end((msg && msg.reason) || 'ended'));
     this.socket.on('room:chat', (msg) => this.showChat(msg));
+    this.socket.on('notice:update', (msg) => { if (this.onNotice && msg) this.onNotice(msg.notice); });
   }
 
   // The own camera and microphone, opened at the first offer that asks this page to publish:
@@ -252,6 +256,10 @@ export class RoomSession {
       // The conversation so far (the server keeps it), also after a reconnect.
       if (this.chatLog) this.chatLog.replaceChildren();
       for (const msg of answer.chat || []) this.showChat(msg);
+      // The notice so far, also after a reconnect (its updates may have been missed).
+      if (this.onNotice) {
+        emitAck(this.socket, 'notice:get', {}).then((a) => this.onNotice(a.notice)).catch(() => {});
+      }
       // The server's participant starts with both on: tell it again after a (re)join.
       if (!this.micOn || !this.cameraOn) this.sendMediaState().catch(() => {});
       // Likewise a screen still shared: the server's new participant shares nothing yet.
@@ -523,6 +531,13 @@ export class RoomSession {
     item.append(who, text);
     this.chatLog.append(item);
     this.chatLog.scrollTop = this.chatLog.scrollHeight;
+  }
+
+  // One edit of the notice (notice:add, notice:remove, notice:material, notice:note,
+  // notice:sign); answers the new document.
+  async editNotice(event, payload) {
+    if (this.closed || !this.socket) throw new YzError('bad_state', t('err_generic'), t('err_generic', {}, 'en'));
+    return emitAck(this.socket, event, payload);
   }
 
   async hangup() {

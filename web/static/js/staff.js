@@ -8,6 +8,7 @@ import {
   showScreen, stopSessionWatch, submitLogin, watchSession, YzError,
 } from './common.js';
 import { awayReasonText, departmentName, initPage, listJoin, t } from './i18n.js';
+import { ChecklistPanel, initChecklistControls } from './checklist.js';
 import { initCallControls, RoomSession } from './room.js';
 import { AwayReason, Presence, Role } from './states.js';
 
@@ -27,6 +28,7 @@ const state = {
   callbacks: [],
   offer: null, // call:incoming being shown
   room: null,
+  checklist: null,
   busy: false,
   invites: [], // pending 会商 invitations to our departments (room:invite)
   call: null, // {roomId, department, guest}: the call we are in; guest = joined by invitation
@@ -519,6 +521,7 @@ function enterRoom(roomRef, ticket, { guest = false, department = null } = {}) {
   $('hangup').dataset.i18n = guest ? 'leave_room' : 'hangup';
   $('hangup').textContent = t($('hangup').dataset.i18n);
   showScreen('call');
+  let checklist = null;
   const room = new RoomSession({
     roomId: roomRef.room_id,
     token: roomRef.token,
@@ -528,6 +531,8 @@ function enterRoom(roomRef, ticket, { guest = false, department = null } = {}) {
     chatLog: $('chat-log'),
     preferRole: Role.APPLICANT,
     onRemoteMedia: (main) => { $('call-status').hidden = Boolean(main); },
+    onParticipants: () => { if (checklist) checklist.refreshMatters(); },
+    onNotice: (doc) => { if (checklist) checklist.show(doc); },
     onEnded: () => {
       if (state.room !== room) return;
       state.room = null;
@@ -538,6 +543,9 @@ function enterRoom(roomRef, ticket, { guest = false, department = null } = {}) {
       note(t('call_ended'));
     },
   });
+  checklist = new ChecklistPanel(room);
+  state.checklist = checklist;
+  checklist.render();
   state.room = room;
   room.start().catch((err) => showError(err));
   renderInvitePanel();
@@ -735,6 +743,7 @@ async function main() {
   $('hangup').addEventListener('click', hangup);
   $('invite-panel').addEventListener('submit', sendInvite);
   initCallControls(() => state.room);
+  initChecklistControls(() => (state.room && state.checklist && state.checklist.room === state.room ? state.checklist : null));
   await loadDesk(state);
   if (state.user) watchSession(signedOut, () => Boolean(state.room));
   if (state.user && state.user.role === Role.GUIDE) startGuide();

@@ -523,6 +523,17 @@ async function openPlayer(recordingId) {
     const text = document.createElement('span');
     text.textContent = eventText(people, ev);
     li.append(time, text);
+    if (ev.type === 'notice') {
+      // The sealed 一次性告知单: its own page, with the signature check.
+      const open = document.createElement('a');
+      open.className = 'btn btn-link';
+      open.dataset.testid = 'timeline-notice';
+      open.href = `/recordings/${encodeURIComponent(recordingId)}/notice`;
+      open.target = '_blank';
+      open.rel = 'noopener';
+      open.textContent = t('replay_notice_open');
+      li.append(open);
+    }
     events.append(li);
   }
 
