@@ -16,6 +16,7 @@ from server.http import (
     alerts,
     audit,
     auth,
+    cases,
     departments,
     devices,
     exports,
@@ -35,7 +36,8 @@ logger = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
 ROUTES = (auth.routes, departments.routes, wallboard.routes, admin.routes, accounts.routes,
           devices.routes, recordings.routes, exports.routes, alerts.routes, rooms.routes,
-          audit.routes, pages.routes, health.routes, matters.routes, notices.routes)
+          audit.routes, pages.routes, health.routes, matters.routes, notices.routes,
+          cases.routes)
 
 
 def setup(app: web.Application) -> None:
