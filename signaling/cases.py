@@ -46,17 +46,19 @@ class Cases:
     def __init__(self, redis: aioredis.Redis, config: SignalingConfig, calendar: WorkCalendar,
                  audit: Audit, now: Callable[[], float] = time.time) -> None:
         self.redis: Any = redis
-        self._config, self._calendar, self._audit, self._now = config, calendar, audit, now
+        self._config, self._calendar, self._audit = config, calendar, audit
+        # The clock cases are opened and stepped by (a test sets the day a case opens on).
+        self.now = now
 
     def today(self) -> dt.date:
-        return self._config.local_time(self._now()).date()
+        return self._config.local_time(self.now()).date()
 
     def due_date(self, opened: dt.date) -> dt.date:
         return self._calendar.add_working_days(opened, self._config.case_due_working_days)
 
     async def open(self, ticket: Ticket, rating: Rating) -> str:
         """A case for the department of a bad rating; returns its id."""
-        now = self._now()
+        now = self.now()
         number = int(await self.redis.incr(keys.CASE_SEQ))
         opened = self._config.local_time(now).date()
         case_id = f"{opened:%Y%m%d}-{number:05d}"
@@ -178,7 +180,7 @@ class Cases:
                 raise SignalError("not_found.case")
             before = _flow(row)
             after = before.apply(step, user.username, text, decision)
-            now = self._now()
+            now = self.now()
             changes: dict[str, Any] = {"state": after.state.value,
                                        "resolution": after.resolution,
                                        "appellant": after.appellant, "updated_at": now}
