@@ -234,6 +234,14 @@ CATALOGUE: dict[str, ErrorText] = {
                                                    "The matter id in the body differs from the "
                                                    "URL."),
     "not_found.matter": ErrorText(404, "没有这个事项。", "No such matter."),
+    "invalid_payload.stats_dates": ErrorText(400, "请用 YYYY-MM-DD 格式填写起止日期。",
+                                             "Give from and to as YYYY-MM-DD dates."),
+    "invalid_payload.stats_range": ErrorText(400, "日期范围不正确（最多 {max} 天）。",
+                                             "The date range is wrong ({max} days at most)."),
+    "invalid_payload.stats_group": ErrorText(400, "group 应为 day、week 或 month。",
+                                             "group must be day, week or month."),
+    "forbidden.stats_scope": ErrorText(403, "您只能查看所管辖部门的统计。",
+                                       "You may only see the statistics of your departments."),
     "internal": ErrorText(500, "服务器内部错误，请稍后再试。",
                           "Internal server error; please try again."),
 }
