@@ -22,10 +22,9 @@ async def test_the_stats_section_shows_real_consultations_in_charts_and_table(
         server: LiveServer, browser: Any) -> None:
     from playwright.async_api import expect
 
-    kiosk, staff = await connected(server, browser)
+    kiosk, _staff = await connected(server, browser)
     await kiosk.get_by_test_id("hangup").click()
-    # A second applicant takes a ticket for 税务 (nobody is free: the staff member is in
-    # wrap-up or rating) and cancels it: abandoned.
+    # A second applicant asks 市场监管 (nobody of it is signed in) and cancels: abandoned.
     other = await new_page(browser)
     await other.goto(server.url + "/")
     await other.get_by_test_id("dept-market").click()
@@ -34,7 +33,7 @@ async def test_the_stats_section_shows_real_consultations_in_charts_and_table(
     await expect(other.get_by_test_id("queue-position")).to_be_visible()
     await other.get_by_test_id("cancel-consult").click()
 
-    redis = server.app[REDIS]
+    redis: Any = server.app[REDIS]
     # The per-department rating comes from the cases branch's flow; its log entry is written
     # here as that flow writes it.
     entered = [f for _, f in await redis.xrange(keys.LOG) if f["event"] == "ENTER"]

@@ -4,6 +4,7 @@ only their departments, bad parameters answer JSON 400, the CSV has a BOM and is
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -15,12 +16,13 @@ from tests.support.http import client_session, logged_in, login
 from tests.support.server import LiveServer
 
 
-async def _history(redis: aioredis.Redis, zone_name: str = "Asia/Shanghai") -> str:
+async def _history(client: aioredis.Redis, zone_name: str = "Asia/Shanghai") -> str:
     """Two tickets today (tax in 东区, market anonymous), counted; returns today's date."""
     import datetime as dt
     import zoneinfo
 
     zone = zoneinfo.ZoneInfo(zone_name)
+    redis: Any = client  # redis-py's stubs do not take a dict[str, str] for XADD
     now = time.time()
     for item in ({"event": "ENTER", "ticket": "t1", "department": "tax", "hall": "东区"},
                  {"event": "CONNECT", "ticket": "t1", "department": "tax", "detail": "30"},
@@ -106,7 +108,8 @@ async def test_the_csv_export_has_a_bom_chinese_headers_and_is_audited(
     assert lines[0].startswith("周期,咨询量,接通,放弃")
     assert lines[1].startswith(f"{today},2,1,1")
     assert lines[-1].startswith("合计,2,1,1")
-    entries = await server.app[REDIS].xrange(keys.PREFIX + "audit")
+    redis: Any = server.app[REDIS]
+    entries = await redis.xrange(keys.PREFIX + "audit")
     assert any(f.get("action") == "stats_export" and f.get("who") == "supervisor"
                for _, f in entries)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import zoneinfo
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -125,7 +126,8 @@ def test_cases_count_open_overdue_and_on_time() -> None:
     assert on_time["cases_on_time"] == 1 and on_time["cases_open"] == 0
 
 
-async def _log(redis: aioredis.Redis, *items: dict[str, str]) -> None:
+async def _log(client: aioredis.Redis, *items: dict[str, str]) -> None:
+    redis: Any = client  # redis-py's stubs do not take a dict[str, str] for XADD
     for item in items:
         await redis.xadd(keys.LOG, item)
 
@@ -226,3 +228,21 @@ async def test_the_queue_script_logs_the_kiosks_hall_with_enter(store: Store) ->
     await StatsConsumer(store.redis, ZONE).catch_up()
     assert await store.redis.hget(keys.STATS_DAY("2026-03-02", "tax", "东区大厅"),
                                   "consultations") == "1"
+
+
+async def test_sums_split_over_several_script_calls_add_up_the_same(
+        redis_client: aioredis.Redis, monkeypatch: Any) -> None:
+    import signaling.stats_store as stats_store
+
+    await _log(redis_client, *[entry("ENTER", f"s{n}", department=("tax", "fund")[n % 2],
+                                     when=T0 + n * 3 * 3600, hall=("东区", "西区", "")[n % 3])
+                               for n in range(40)])
+    await StatsConsumer(redis_client, ZONE).catch_up()
+    query = _query(start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 10))
+    whole = await StatsReader(redis_client, ZONE).summary(query)
+    monkeypatch.setattr(stats_store, "SUM_CHUNK", 2)
+    split = await StatsReader(redis_client, ZONE).summary(query)
+    assert split == whole
+    assert whole["totals"]["consultations"] == 40
+    assert sum(d["consultations"] for d in whole["departments"]) == 40
+    assert sum(h["consultations"] for h in whole["halls"]) == 40
