@@ -216,6 +216,9 @@ async def test_cases_in_the_range_are_counted(redis_client: aioredis.Redis) -> N
     assert summary["totals"]["cases_overdue"] == 1
     other = await reader.summary(_query(departments=frozenset({"market"})))
     assert other["totals"]["cases_opened"] == 0
+    assert (await reader.summary(_query(hall="西区")))["totals"]["cases_opened"] == 0
+    east = await reader.summary(_query(hall="东区", departments=frozenset({"tax", "fund"})))
+    assert east["totals"]["cases_open"] == 1
 
 
 async def test_the_queue_script_logs_the_kiosks_hall_with_enter(store: Store) -> None:
