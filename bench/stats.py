@@ -101,7 +101,8 @@ async def generate(redis: aioredis.Redis, first: dt.date, last: dt.date,
         tally = Tally(ZONE)
         for entry in entries:
             tally.fold(entry)
-        async with redis.pipeline(transaction=False) as pipe:
+        async with redis.pipeline(transaction=False) as pipeline:
+            pipe: Any = pipeline  # redis-py's stubs do not take a dict[str, str] for HSET
             write_tally(pipe, tally)
             for case in cases:
                 pipe.hset(keys.CASE(case["id"]), mapping=case)

@@ -1,6 +1,10 @@
 // The supervisor's statistics section (web/templates/_stats.html): filters, the view from
-// GET /api/stats drawn as Chart.js charts (window.Chart, the UMD build) and a table, and the
-// CSV link for the same view. Loads when its screen is first shown (after sign-in).
+// GET /api/stats drawn as Chart.js charts and a table, and the CSV link for the same view.
+// Loads when its screen is first shown (after sign-in). Imported by supervisor.js.
+// Chart.js's UMD build (served from web/node_modules/chart.js/dist) sets globalThis.Chart when
+// imported; its ES build imports a bare package name, which a page cannot resolve without an
+// (inline) import map.
+import '/static/vendor/chart.js/chart.umd.min.js';
 import { $, errorText, fetchJSON, loadDepartments } from './common.js';
 import { departmentName, t } from './i18n.js';
 
@@ -69,7 +73,7 @@ function renderTable(view) {
 function draw(name, config) {
   const holder = document.querySelector(`[data-testid="stats-chart"][data-chart="${name}"]`);
   if (state.charts[name]) state.charts[name].destroy();
-  state.charts[name] = new window.Chart(holder.querySelector('canvas'), {
+  state.charts[name] = new globalThis.Chart(holder.querySelector('canvas'), {
     ...config,
     options: { animation: false, responsive: true, maintainAspectRatio: false,
       ...(config.options || {}) },

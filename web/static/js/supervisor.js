@@ -10,6 +10,7 @@ import { awayReasonText, currentLang, departmentName, initPage, listJoin, t } fr
 import { Replay, replayMedia } from './replay.js';
 import { RoomSession } from './room.js';
 import { Presence, Role } from './states.js';
+import './stats.js'; // the statistics section (web/templates/_stats.html)
 
 const WALLBOARD_POLL_MS = 2000;
 const LONG_WAIT_S = 120;
