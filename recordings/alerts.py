@@ -23,7 +23,8 @@ KEEP_DAYS = 30
 MAX_ALERTS = 200
 # How long one subject is not alerted about again (low space: re-raised daily while it lasts).
 ONCE_TTL_S = 86400
-KINDS = ("disk_full", "write_error", "low_space", "redis_memory")
+# case_due and case_overdue: a 差评 case near or past its due date (signaling/cases.py).
+KINDS = ("disk_full", "write_error", "low_space", "redis_memory", "case_due", "case_overdue")
 
 
 class Alerts:

@@ -120,7 +120,9 @@ class Archive:
                 # sealed with the rest.
                 await self._write_rating(recording_id, int(rating),
                                          float(await self.redis.hget(key, "rated_at") or 0)
-                                         or None)
+                                         or None,
+                                         json.loads(await self.redis.hget(key, "ratings")
+                                                    or "[]"))
             directory = self.directory(recording_id)
             if directory is not None:
                 link = await self.seal(recording_id, "close")
@@ -167,6 +169,7 @@ class Archive:
                 rating = json.loads((directory / manifest.RATING).read_text(encoding="utf-8"))
                 entry["rating"] = int(rating["rating"])
                 entry["rated_at"] = float(rating.get("rated_at") or 0)
+                entry["ratings"] = json.dumps(rating.get("ratings") or [], ensure_ascii=False)
                 counts["ratings"] += 1
             except (OSError, ValueError, KeyError, TypeError):
                 pass
@@ -193,10 +196,14 @@ class Archive:
         logger.info("index rebuilt from %s: %s", self.root, counts)
         return counts
 
-    async def set_rating(self, recording_id: str, rating: int, at: float) -> None:
+    async def set_rating(self, recording_id: str, rating: int, at: float,
+                         ratings: list[dict[str, Any]] | None = None) -> None:
+        """The applicant's rating: `rating` the lowest score, `ratings` one entry per department
+        rated ({department, score, reasons, comment, staff})."""
         key = ENTRY.format(recording_id)
-        await self.redis.hset(key, mapping={"rating": rating, "rated_at": at})
-        if not await self._write_rating(recording_id, rating, at):
+        detail = json.dumps(ratings or [], ensure_ascii=False)
+        await self.redis.hset(key, mapping={"rating": rating, "rated_at": at, "ratings": detail})
+        if not await self._write_rating(recording_id, rating, at, ratings or []):
             return
         directory = self.directory(recording_id)
         if directory is not None and (directory / manifest.MANIFEST).exists():
@@ -226,7 +233,8 @@ class Archive:
         path = directory / manifest.NOTICE if directory is not None else None
         return path.read_bytes() if path is not None and path.is_file() else None
 
-    async def _write_rating(self, recording_id: str, rating: int, at: float | None) -> bool:
+    async def _write_rating(self, recording_id: str, rating: int, at: float | None,
+                            ratings: list[dict[str, Any]]) -> bool:
         """rating.json, written once: timeline.json is sealed when the recording closes and
         never rewritten, so the applicant's later rating is a file of its own."""
         directory = self.directory(recording_id)
@@ -237,7 +245,8 @@ class Archive:
             return False
         tmp = directory / (manifest.RATING + ".tmp")
         tmp.write_text(json.dumps({"recording_id": recording_id, "rating": rating,
-                                   "rated_at": at}, ensure_ascii=False), encoding="utf-8")
+                                   "rated_at": at, "ratings": ratings}, ensure_ascii=False),
+                       encoding="utf-8")
         os.replace(tmp, path)
         return True
 
@@ -339,10 +348,12 @@ class Archive:
             # The view of a rated recording: the sealed timeline plus its rating file.
             rating = json.loads(rating_path.read_text(encoding="utf-8"))
             timeline["rating"] = rating.get("rating")
+            timeline["ratings"] = rating.get("ratings") or []
             at = rating.get("rated_at") or timeline.get("ended_at")
             timeline["events"] = sorted(
                 [*timeline.get("events", []),
-                 {"t": at, "type": "rating", "rating": rating.get("rating")}],
+                 {"t": at, "type": "rating", "rating": rating.get("rating"),
+                  "ratings": timeline["ratings"]}],
                 key=lambda e: e.get("t") or 0)
         notice_path = directory / manifest.NOTICE
         if notice_path.exists():

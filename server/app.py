@@ -30,6 +30,7 @@ from server.keys import (
     ACCOUNTS,
     ARCHIVE,
     AUDIT,
+    CASES,
     CONFIG,
     CONSULT,
     DEVICES,
@@ -52,6 +53,7 @@ from server.redis_server import EmbeddedRedis
 from server.seed import load_departments_file, put_missing_departments, seed_demo
 from signaling.accounts import Accounts
 from signaling.calls import Calls, RoomHooks
+from signaling.cases import Cases, watch_due
 from signaling.clock import Clock
 from signaling.consult import Consult
 from signaling.devices import Devices
@@ -160,6 +162,7 @@ def create_app(config: Config) -> web.Application:
         app[DEVICES] = Devices(app[REDIS], audit)
         app[NOTICES] = Notices(app[REDIS], signer)
         app[MATTERS] = Matters(app[REDIS])
+        app[CASES] = Cases(app[REDIS], config.signaling, config.signaling.calendar(), audit)
         archive.start()  # the retention job; stopped and awaited below
         try:
             yield
@@ -174,7 +177,7 @@ def create_app(config: Config) -> web.Application:
         snapshots = Snapshots(store)
         fanout = Fanout(sio, store, snapshots, accounts)
         presence = StaffPresence(store, fanout, node)
-        tickets = Tickets(config.signaling, store, fanout, archive, app[AUDIT], node)
+        tickets = Tickets(config.signaling, store, fanout, archive, app[AUDIT], app[CASES], node)
         consult = Consult(store, accounts, directory, fanout, presence)
         hooks = RoomHooks(store, directory, archive, consult, fanout, app[NOTICES])
         rooms = RoomManager(config.media, config.recordings_dir, hooks.room_closed,
@@ -253,6 +256,9 @@ def create_app(config: Config) -> web.Application:
     async def redis_memory_watch(app: web.Application) -> None:
         await watch_memory(app[REDIS], app[ARCHIVE].alerts, config.redis_memory_alert_percent)
 
+    async def case_alerts(app: web.Application) -> None:
+        await watch_due(app[CASES], app[ARCHIVE].alerts)
+
     async def stats_rollups(app: web.Application) -> None:
         await StatsConsumer(app[REDIS], config.signaling.zone, app[NODE]).run()
 
@@ -276,6 +282,7 @@ def create_app(config: Config) -> web.Application:
     # After the archive's and the rooms' contexts, which they use.
     app.cleanup_ctx.extend([background("storage-alerts", storage_watch),
                             background("redis-memory-alerts", redis_memory_watch), exports_ctx,
+                            background("case-alerts", case_alerts),
                             background("stats-rollups", stats_rollups)])
     http.setup(app)
     return app

@@ -99,6 +99,12 @@ class Config:
     max_sockets_per_address: int = SignalingConfig.max_sockets_per_address
     events_per_second: float = SignalingConfig.events_per_second
     event_burst: int = SignalingConfig.event_burst
+    # 好差评 cases (signaling/config.py): the deadline and the near-due warning in working days,
+    # and the extra holidays/working days (YYYY-MM-DD) the Chinese calendar does not know.
+    case_due_working_days: int = SignalingConfig.case_due_working_days
+    case_warn_working_days: int = SignalingConfig.case_warn_working_days
+    extra_holidays: tuple[str, ...] = SignalingConfig.extra_holidays
+    extra_workdays: tuple[str, ...] = SignalingConfig.extra_workdays
     media: MediaConfig = field(default_factory=MediaConfig)
 
     def __post_init__(self) -> None:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from rooms.manager import RoomManager
     from server.config import Config
     from signaling.accounts import Accounts
+    from signaling.cases import Cases
     from signaling.consult import Consult
     from signaling.devices import Devices
     from signaling.matters import Matters
@@ -52,3 +53,5 @@ CONSULT: web.AppKey[Consult] = web.AppKey("consult")
 EXPORTS: web.AppKey[ExportJobs] = web.AppKey("exports")
 # The 一次性告知单 of the rooms (signaling/notice_store.py) and the key that signs them.
 NOTICES: web.AppKey[Notices] = web.AppKey("notices")
+# 差评 rectification cases (signaling/cases.py).
+CASES: web.AppKey[Cases] = web.AppKey("cases")

@@ -10,6 +10,7 @@ import zoneinfo
 from dataclasses import dataclass
 
 from rooms.config import ConfigError
+from signaling.workdays import WorkCalendar, parse_dates
 
 # Bounds of the policy times, in seconds. A ticket's grace also covers the moment between taking
 # it and its kiosk's socket being counted, so it cannot be (nearly) zero.
@@ -22,6 +23,8 @@ COUNT_LIMITS = ("max_tickets_per_socket", "max_tickets_per_address",
                 "ticket_creations_per_minute", "callbacks_per_minute",
                 "callbacks_per_phone_per_day", "max_sockets_per_address")
 MAX_COUNT_LIMIT = 1_000_000
+# Bounds of a 差评 case's deadline and of its near-due warning, in working days.
+MAX_CASE_DUE_WORKING_DAYS = 250
 # Every abuse limit off: for load tests and benchmarks, whose thousands of clients come from one
 # address (the settings' names; each is 0).
 NO_LIMITS: dict[str, int] = {name: 0 for name in (*COUNT_LIMITS, "events_per_second")}
@@ -66,6 +69,16 @@ class SignalingConfig:
     # 0 turns it off).
     events_per_second: float = 20.0
     event_burst: int = 40
+    # 好差评: a rating of 1 or 2 opens a case for the department, due this many working days
+    # after the day it opened (counted from the next working day; signaling/workdays.py), and
+    # supervisors are alerted when it is this many working days or fewer from its due date.
+    case_due_working_days: int = 15
+    case_warn_working_days: int = 3
+    # Extra holidays and working days (YYYY-MM-DD) on top of chinese-calendar's: for the years
+    # it does not know yet (it raises for them; Monday to Friday are then working days) and for
+    # local days off. A date may not be in both.
+    extra_holidays: tuple[str, ...] = ()
+    extra_workdays: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_payload_bytes < 1024:
@@ -93,10 +106,25 @@ class SignalingConfig:
         if not 1 <= self.event_burst <= MAX_COUNT_LIMIT:
             raise ConfigError(f"event_burst: {self.event_burst} is not between 1 and "
                               f"{MAX_COUNT_LIMIT}")
+        if not 1 <= self.case_due_working_days <= MAX_CASE_DUE_WORKING_DAYS:
+            raise ConfigError(f"case_due_working_days: {self.case_due_working_days} is not "
+                              f"between 1 and {MAX_CASE_DUE_WORKING_DAYS}")
+        if not 0 <= self.case_warn_working_days < self.case_due_working_days:
+            raise ConfigError(f"case_warn_working_days: {self.case_warn_working_days} is not "
+                              "between 0 and case_due_working_days - 1")
+        try:
+            self.calendar()
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"timezone: {self.timezone!r} is not a known time zone") from None
+
+    def calendar(self) -> WorkCalendar:
+        """The working-day calendar with the extra days of the settings."""
+        return WorkCalendar(parse_dates("extra_holidays", self.extra_holidays),
+                            parse_dates("extra_workdays", self.extra_workdays))
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:

@@ -91,6 +91,8 @@ class Consult:
                        participant_id=participant_id(Role.STAFF, user.username))
         await self._store.log("JOIN", ticket=room.meta.ticket_id,
                               department=department, staff=user.username, detail=room.room_id)
+        # The department took part: the applicant may rate it after the call.
+        await self._store.set_ticket_joined(room.meta.ticket_id, department, user.username)
         await self._directory.set_guest(user.username, room.room_id)
         state = await self._store.staff_state(user.username)
         # Away (not in_call, which the queue script keeps for its own calls) takes them out of

@@ -234,6 +234,21 @@ CATALOGUE: dict[str, ErrorText] = {
                                                    "The matter id in the body differs from the "
                                                    "URL."),
     "not_found.matter": ErrorText(404, "没有这个事项。", "No such matter."),
+    # 好差评 and 差评 cases (signaling/ratings.py, signaling/cases.py)
+    "invalid_payload.ratings": ErrorText(400, "评价内容不正确：{reason}",
+                                         "Invalid rating: {reason}"),
+    "forbidden.rating_department": ErrorText(403, "该部门没有参与本次办理，不能评价。",
+                                             "That department took no part in this "
+                                             "consultation."),
+    "invalid_payload.case_step": ErrorText(400, "整改步骤填写有误：{reason}",
+                                           "Invalid case step: {reason}"),
+    "not_found.case": ErrorText(404, "没有这个整改工单。", "No such case."),
+    "forbidden.cases": ErrorText(403, "只有督查人员可以处理整改工单。",
+                                 "Only supervisors handle rectification cases."),
+    "forbidden.case_appeal_self": ErrorText(403, "申诉须由另一位督查人员裁定。",
+                                            "Another supervisor must decide the appeal."),
+    "bad_state.case_step": ErrorText(409, "工单当前为“{state}”，不能进行这一步。",
+                                     "This step cannot be taken while the case is {state}."),
     "invalid_payload.stats_dates": ErrorText(400, "请用 YYYY-MM-DD 格式填写起止日期。",
                                              "Give from and to as YYYY-MM-DD dates."),
     "invalid_payload.stats_range": ErrorText(400, "日期范围不正确（最多 {max} 天）。",

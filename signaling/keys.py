@@ -32,7 +32,11 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
   yz:ticket:<ticket_id>           hash   ticket_id, number, department, also, priority, channel,
                                          status, seq, score, created_at, token_hash, staff,
                                          room_id, rest_until, overflowed, connected_at, ended_at,
-                                         rating, guide (the hall guide who made it),
+                                         rating (the lowest score given), rated_at,
+                                         rating:<dept> (each department's score),
+                                         joined:<dept> (the 会商 invitee who served for it),
+                                         case:<dept> (the case its bad rating opened),
+                                         guide (the hall guide who made it),
                                          consent_version, consent_at (the recording notice
                                          consented to, and when: signaling/privacy.py),
                                          device, hall (the registered kiosk that made it, and
@@ -76,14 +80,31 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          revoked_by, ticket (its last ticket: the queue script
                                          allows one open at a time)
   yz:devicetoken:<sha>            string device_id of a device token; deleted on revocation
+  yz:seq:case                     string the 差评 case sequence (signaling/cases.py)
+  yz:case:<case_id>               hash   a 差评 rectification case: id (YYYYMMDD-nnnnn, the day it
+                                         opened), ticket_id, ticket_number, room_id (the
+                                         recording), department, hall ('' if anonymous), staff
+                                         (who served for the department), score (1 or 2),
+                                         reasons (comma list of signaling/ratings.py codes),
+                                         comment, opened_at (epoch), due (ISO date, the last
+                                         working day), state (opened, verified, rectified,
+                                         explained, appealed, answered, closed), closed_at
+                                         (epoch, '' while open), resolution (rectified,
+                                         explained, misjudged), appellant, updated_at
+  yz:case:<case_id>:history       list   JSON {at, who, step, state, text, decision} per step,
+                                         the opening first
+  yz:cases                        zset   case_id -> opened_at, every case
+  yz:cases:<dept>                 zset   case_id -> opened_at, the department's cases
+  yz:opencases                    set    the case ids not closed yet (the near-due alerts)
   yz:log                          stream the queue log: time, event (ENTER, RING, NOANSWER,
                                          DECLINE, GONE, CONNECT, ABANDON, CANCEL, OVERFLOW,
-                                         COMPLETE, PAUSE, UNPAUSE, INVITE, JOIN, CALLBACK,
-                                         CALLBACK_DONE, CALLBACK_PURGE, CONFIG, RATE), ticket,
+                                         COMPLETE, PAUSE, UNPAUSE, INVITE, JOIN, RATE (one per
+                                         department rated; detail the score 1-5), CALLBACK,
+                                         CALLBACK_DONE, CALLBACK_PURGE, CONFIG), ticket,
                                          department, staff, detail (phone numbers only masked);
                                          ENTER also hall (the registered kiosk's, '' for an
                                          anonymous one); CONNECT's detail: the wait (s),
-                                         COMPLETE's: the talk time (s), RATE's: the score;
+                                         COMPLETE's: the talk time (s);
                                          trimmed to about LOG_MAXLEN entries
 The matter catalogue (事项库, signaling/matters.py):
   yz:matter:<matter_id>           string JSON of signaling.matters.Matter (id, department, name,
@@ -120,10 +141,6 @@ Statistics (signaling/stats_store.py; counters from the queue log, by the hall's
                                          ticket's entries count                (expires: 3 d)
   yz:stats:cursor                 string the id of the last queue-log entry counted
   yz:stats:lock                   string one process counts at a time (token, 30 s expiry)
-Bad-rating cases (written by the cases module; statistics read them):
-  yz:case:<case_id>               hash   id, ticket_id, room_id, department, hall, score,
-                                         opened_at, due (ISO date), state, closed_at
-  yz:cases                        zset   case id -> opened_at
 Recordings (built by recordings/ itself, which imports nothing above it; listed for the whole
 picture):
   yz:recordings                   zset   recording_id -> started_at      (recordings/archive.py)
@@ -238,6 +255,13 @@ DEVICE = Family("device:{device_id}")
 DEVICE_TOKEN = Family("devicetoken:{sha}")
 DEVICES_REVOKED = PREFIX + "devices:revoked"
 LOG = PREFIX + "log"
+# 差评 rectification cases (signaling/cases.py)
+CASE_SEQ = PREFIX + "seq:case"
+CASE = Family("case:{case_id}")
+CASE_HISTORY = Family("case:{case_id}:history")
+CASES = PREFIX + "cases"
+DEPT_CASES = Family("cases:{dept}")
+OPEN_CASES = PREFIX + "opencases"
 # the room directory (signaling/room_directory.py)
 ROOM = Family("room:{room_id}")
 ROOM_TOKEN = Family("roomtoken:{sha}")
@@ -258,9 +282,6 @@ STATS_CELLS = Family("stats:cells:{period}")
 STATS_TICKET = Family("stats:ticket:{ticket_id}")
 STATS_CURSOR = PREFIX + "stats:cursor"
 STATS_LOCK = PREFIX + "stats:lock"
-# bad-rating cases (the cases module writes them; statistics read them)
-CASE = Family("case:{case_id}")
-CASES = PREFIX + "cases"
 
 
 def hash_token(token: str) -> str:

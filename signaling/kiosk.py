@@ -23,6 +23,7 @@ from signaling.fanout import Fanout
 from signaling.limits import Limits, is_registered_device
 from signaling.namespace import Namespace, cookie_from_environ, refusal
 from signaling.privacy import CONSENT_NOTICE_VERSION, mask_phone
+from signaling.ratings import BAD_REASONS, COMMENT_MAX, GOOD_REASONS, parse_ratings
 from signaling.redis_watch import RedisWatch
 from signaling.schema import TicketView
 from signaling.sessions import Sessions
@@ -224,9 +225,16 @@ class KioskNamespace(Namespace):
         assert fresh is not None
         return {"ticket": await self._snapshots.ticket(fresh)}
 
+    async def on_rating_options(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        """What the applicant may rate: the departments that took part, and the reasons."""
+        ticket = await self._owned_ticket(data)
+        return {"departments": await self._tickets.rating_options(ticket),
+                "reasons": {"bad": list(BAD_REASONS), "good": list(GOOD_REASONS)},
+                "comment_max": COMMENT_MAX}
+
     async def on_rating_submit(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         ticket = await self._owned_ticket(data)
-        await self._tickets.rate(ticket, data["rating"])
+        await self._tickets.rate(ticket, parse_ratings(data, ticket.department))
         return {}
 
     async def on_callback_request(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:

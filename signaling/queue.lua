@@ -576,15 +576,41 @@ function ops.finish(tid)
   return Code.OK, staff
 end
 
-function ops.rate(tid, rating)
+-- ...: department, score pairs, each department once (checked by the caller). Only the
+-- departments that took part may be rated (the ticket's own, and those whose 会商 invitee joined:
+-- field joined:<dept>), once per ticket; one RATE entry per department in the queue log, with
+-- whoever served for it. The ticket's `rating` is the lowest score given. Value: the staff per
+-- department, in order; NOT_PARTICIPANT with the department that did not take part.
+function ops.rate(tid, ...)
+  local pairs_ = {...}
   local tkey = K.TICKET(tid)
   local status = redis.call('HGET', tkey, 'status')
   if status ~= TicketStatus.ENDED and status ~= TicketStatus.CONNECTED then
     return Code.BAD_STATE
   end
   if redis.call('HEXISTS', tkey, 'rating') == 1 then return Code.BAD_STATE end
-  redis.call('HSET', tkey, 'rating', rating)
-  return Code.OK
+  local own = redis.call('HGET', tkey, 'department')
+  local served = {}
+  for i = 1, #pairs_, 2 do
+    local dept = pairs_[i]
+    local staff
+    if dept == own then
+      staff = redis.call('HGET', tkey, 'staff') or ''
+    else
+      staff = redis.call('HGET', tkey, 'joined:' .. dept)
+      if not staff then return Code.NOT_PARTICIPANT, dept end
+    end
+    served[#served + 1] = staff
+  end
+  local lowest = 6
+  for i = 1, #pairs_, 2 do
+    local score = tonumber(pairs_[i + 1])
+    redis.call('HSET', tkey, 'rating:' .. pairs_[i], score)
+    log('RATE', tid, pairs_[i], served[(i + 1) / 2], tostring(score))
+    if score < lowest then lowest = score end
+  end
+  redis.call('HSET', tkey, 'rating', lowest, 'rated_at', now)
+  return Code.OK, served
 end
 
 -- kind: staff or ticket; delta: +1 or -1. Value: that one's sockets on all nodes.

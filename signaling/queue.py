@@ -51,6 +51,7 @@ class Code(StrEnum):
     LIMIT = "limit"
     DEVICE_BUSY = "limit.device_ticket"  # the registered kiosk has an open ticket
     DEVICE_REVOKED = "device_revoked"
+    NOT_PARTICIPANT = "not_participant"  # rated a department that did not take part
 
 
 class EventKind(StrEnum):

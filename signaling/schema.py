@@ -88,8 +88,12 @@ EVENTS: dict[str, dict[str, dict[str, Field]]] = {
                           "also": Field(list, required=False, max_len=4)},
         "ticket:resume": {"ticket_id": _id(), "token": _token()},
         "ticket:cancel": {"ticket_id": _id(), "token": _token()},
+        # One of rating (the ticket's own department, as before 会商 could be rated) and
+        # ratings ([{department, score, reasons?, comment?}], checked by signaling/ratings.py).
         "rating:submit": {"ticket_id": _id(), "token": _token(),
-                          "rating": Field(int, min=1, max=5)},
+                          "rating": Field(int, required=False, min=1, max=5),
+                          "ratings": Field(list, required=False, max_len=8)},
+        "rating:options": {"ticket_id": _id(), "token": _token()},
         "callback:request": {"department": _id(), "name": Field(str, max_len=32),
                              "phone": Field(str, max_len=24),
                              "note": Field(str, required=False, max_len=200),

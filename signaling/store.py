@@ -231,8 +231,35 @@ class Store:
         reply = await self._queue(Op.FINISH, now, ticket_id)
         return Finished(_str(reply), reply.events)
 
-    async def rate_ticket(self, ticket_id: str, rating: int) -> Code:
-        return (await self._queue(Op.RATE, time.time(), ticket_id, rating)).code
+    async def rate_ticket(self, ticket_id: str, scores: list[tuple[str, int]]
+                          ) -> tuple[Code, list[str]]:
+        """Rate the departments of a ticket, each (department, score) once: ok with whoever
+        served for each, in order; not_participant with the department that took no part;
+        bad_state when the ticket cannot be rated (now, or again)."""
+        args = [part for dept, score in scores for part in (dept, score)]
+        reply = await self._queue(Op.RATE, time.time(), ticket_id, *args)
+        if reply.code == Code.NOT_PARTICIPANT:
+            return reply.code, [str(reply.value)]
+        return reply.code, [str(v) for v in reply.value] if isinstance(reply.value, list) else []
+
+    async def ticket_participants(self, ticket_id: str) -> dict[str, str]:
+        """The departments that took part in a ticket's call, each with who served for it: its
+        own department first, then the 会商 departments in the order they joined."""
+        row = await self.redis.hgetall(keys.TICKET(ticket_id))
+        if not row:
+            return {}
+        out = {row["department"]: row.get("staff", "")}
+        for name, value in row.items():
+            if name.startswith("joined:"):
+                out.setdefault(name.removeprefix("joined:"), value)
+        return out
+
+    async def set_ticket_joined(self, ticket_id: str, department: str, username: str) -> None:
+        """A 会商 department's invitee joined the ticket's call: that department may be rated
+        (the first of it to join is who served for it)."""
+        key = keys.TICKET(ticket_id)
+        if await self.redis.exists(key):
+            await self.redis.hsetnx(key, f"joined:{department}", username)
 
     async def tickets_of_staff_ringing(self, username: str) -> str:
         return str(await self.redis.hget(keys.STAFF(username), "ticket") or "")

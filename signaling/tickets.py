@@ -1,6 +1,7 @@
 """Applicants' tickets: taking one (within service hours), following it with sockets, cancelling
-and rating it; and callback requests, the kiosk's fallback when a queue is closed or full: every
-read of them audited, and each deleted callback_keep_days after it was made."""
+and rating it (each department that took part: signaling/ratings.py; a bad rating opens a case,
+signaling/cases.py); and callback requests, the kiosk's fallback when a queue is closed or full:
+every read of them audited, and each deleted callback_keep_days after it was made."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from typing import Any, cast
 from recordings.archive import Archive
 from recordings.audit import Audit
 from signaling.accounts import User
+from signaling.cases import Cases
 from signaling.config import SignalingConfig
 from signaling.devices import Device
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.privacy import mask_phone
 from signaling.queue import Code
+from signaling.ratings import Rating
 from signaling.schema import Callback
 from signaling.store import Store, Ticket
 
@@ -26,9 +29,10 @@ logger = logging.getLogger(__name__)
 
 class Tickets:
     def __init__(self, config: SignalingConfig, store: Store, fanout: Fanout, archive: Archive,
-                 audit: Audit, node: str, now: Callable[[], float] = time.time) -> None:
+                 audit: Audit, cases: Cases, node: str,
+                 now: Callable[[], float] = time.time) -> None:
         self._config, self._store, self._fanout, self._archive = config, store, fanout, archive
-        self._audit, self._node, self._now = audit, node, now
+        self._audit, self._cases, self._node, self._now = audit, cases, node, now
 
     async def create(self, dept_id: str, *, consent_version: str, priority: bool, channel: str,
                      also: tuple[str, ...], guide: str = "", address: str = "",
@@ -86,13 +90,34 @@ class Tickets:
         logger.info("ticket %s cancelled", ticket.ticket_id)
         await self._fanout.apply(events)
 
-    async def rate(self, ticket: Ticket, rating: int) -> None:
-        code = await self._store.rate_ticket(ticket.ticket_id, rating)
-        if code != "ok":
+    async def rating_options(self, ticket: Ticket) -> list[dict[str, str]]:
+        """The departments the applicant may rate (those that took part in the call, the
+        ticket's own first), with who served for each; empty once rated."""
+        if ticket.rating is not None:
+            return []
+        participants = await self._store.ticket_participants(ticket.ticket_id)
+        return [{"department": dept} for dept in participants]
+
+    async def rate(self, ticket: Ticket, ratings: list[Rating]) -> list[str]:
+        """Store the applicant's ratings (once per ticket, only departments that took part),
+        seal them with the recording, and open a case for each department rated 1 or 2.
+        Returns the ids of the cases opened."""
+        code, served = await self._store.rate_ticket(
+            ticket.ticket_id, [(r.department, r.score) for r in ratings])
+        if code == Code.NOT_PARTICIPANT:
+            raise SignalError("forbidden.rating_department", served[0],
+                              extra={"department": served[0]})
+        if code != Code.OK:
             raise SignalError("bad_state", "ticket cannot be rated now (or was rated already)")
-        logger.info("ticket %s rated %d", ticket.ticket_id, rating)
+        rated = [Rating(r.department, r.score, r.reasons, r.comment, staff)
+                 for r, staff in zip(ratings, served, strict=True)]
+        now = self._now()
+        logger.info("ticket %s rated %s", ticket.ticket_id,
+                    ", ".join(f"{r.department} {r.score}" for r in rated))
         if ticket.room_id:
-            await self._archive.set_rating(ticket.room_id, rating, self._now())
+            await self._archive.set_rating(ticket.room_id, min(r.score for r in rated), now,
+                                           [r.to_dict() for r in rated])
+        return [await self._cases.open(ticket, r) for r in rated if r.bad]
 
     # callbacks --------------------------------------------------------------------------------
     async def request_callback(self, dept_id: str, request: dict[str, Any]) -> Callback:

@@ -238,6 +238,11 @@ def flow_step(step: str, dept: int, n: int) -> Emit | Reconnect:
         "cancel": Emit("/kiosk", n, "ticket:cancel", ticket),
         "resume": Emit("/kiosk", n, "ticket:resume", ticket),
         "rate": Emit("/kiosk", n, "rating:submit", {**ticket, "rating": 1 + n % 5}),
+        "rating_options": Emit("/kiosk", n, "rating:options", ticket),
+        "rate_departments": Emit("/kiosk", n, "rating:submit", {**ticket, "ratings": [
+            {"department": DEPARTMENTS[dept], "score": 1 + n % 5, "reasons": ["long_wait"][:n % 2],
+             "comment": "慢" * (n % 3)},
+            {"department": DEPARTMENTS[(dept + 1) % len(DEPARTMENTS)], "score": 5}][:1 + n % 2]}),
         "callback": Emit("/kiosk", n, "callback:request", {
             "department": DEPARTMENTS[dept], "name": "张三", "phone": f"1380000{n:04d}",
             "consent": True}),
@@ -260,7 +265,7 @@ def call_flow(draw: st.DrawFn) -> list[Emit | Reconnect]:
     """The call's steps in order, then a few swapped, repeated, dropped or added."""
     steps = list(FLOW)
     others = ("away", "decline", "cancel", "resume", "callback", "callbacks", "callback_done",
-              *FLOW)
+              "rating_options", "rate_departments", *FLOW)
     for _ in range(draw(st.integers(0, 4))):
         i = draw(st.integers(0, len(steps) - 1))
         how = draw(st.sampled_from(["swap", "repeat", "drop", "add"]))
@@ -334,7 +339,7 @@ ODD_IDS = (
 )
 QUERY_NAMES = ("from", "to", "department", "staff", "rating", "min_duration", "max_duration",
                "incomplete", "who", "action", "limit", "lang", "page", "q", "EIO", "transport",
-               "sid")
+               "sid", "state", "overdue")
 QUERY_VALUES = (
     "1970-01-01", "1969-12-31", "0001-01-01", "9999-12-31", "2025-02-30", "2025-1-1", "-1", "0",
     "1e309", "nan", "inf", "-inf", "253402300800", "1e20", "1700000000", "none", "²", "１",
@@ -346,7 +351,8 @@ BODY_NAMES = ("username", "password", "code", "current", "new", "display_name", 
               "departments", "hold", "department", "note", "id", "name_zh", "name_en", "prefix",
               "matters", "hours", "closed_days", "ring_timeout", "ring_pause", "max_misses",
               "wrap_up", "max_queue", "backups", "disabled",
-              "materials", "legal_basis", "fee", "time_limit", "online", "form", "count", "notes")
+              "materials", "legal_basis", "fee", "time_limit", "online", "form", "count", "notes",
+              "step", "text", "decision")
 CONTENT_TYPES = ("application/json", "application/json; charset=utf-8", "text/plain",
                  "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
                  "application/json; charset=latin-1", "APPLICATION/JSON", "", "*/*",

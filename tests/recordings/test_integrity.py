@@ -54,8 +54,14 @@ async def test_a_late_rating_is_its_own_sealed_file_and_link(redis_client: aiore
                                                              tmp_path: Path) -> None:
     archive = await _archive(redis_client, tmp_path)
     before = (archive.root / "r002" / "timeline.json").read_bytes()
-    await archive.set_rating("r002", 4, 1_700_000_100.0)
+    ratings = [{"department": "tax", "score": 2, "reasons": ["long_wait"], "comment": "慢",
+                "staff": "tax01"},
+               {"department": "market", "score": 5, "reasons": [], "comment": "",
+                "staff": "market01"}]
+    await archive.set_rating("r002", 2, 1_700_000_100.0, ratings)
     assert (archive.root / "r002" / "timeline.json").read_bytes() == before
+    sealed = json.loads((archive.root / "r002" / "rating.json").read_text(encoding="utf-8"))
+    assert sealed["rating"] == 2 and sealed["ratings"] == ratings  # one entry per department
     links = json.loads((archive.root / "r002" / "manifest.json").read_text())["links"]
     assert [(x["seq"], x["kind"], list(x["files"])) for x in links][1] == (
         4, "rating", ["rating.json"])
@@ -63,8 +69,13 @@ async def test_a_late_rating_is_its_own_sealed_file_and_link(redis_client: aiore
     found = await archive.get("r002")
     assert found is not None
     entry, timeline = found
-    assert entry["rating"] == 4 and timeline["rating"] == 4
-    assert timeline["events"][-1] == {"t": 1_700_000_100.0, "type": "rating", "rating": 4}
+    assert entry["rating"] == 2 and timeline["rating"] == 2 and timeline["ratings"] == ratings
+    assert timeline["events"][-1] == {"t": 1_700_000_100.0, "type": "rating", "rating": 2,
+                                      "ratings": ratings}
+    # A second rating changes nothing sealed.
+    await archive.set_rating("r002", 5, 1_700_000_200.0, [])
+    assert json.loads((archive.root / "r002" / "rating.json").read_text())["ratings"] == ratings
+    assert (await archive.verify()).ok
 
 
 async def test_one_changed_byte_is_named(redis_client: aioredis.Redis, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from rooms.close_reason import CloseReason
 from server.config import Config, ConfigError
 from server.keys import AUDIT, ROOMS
 from signaling.accounts import AccountPolicy, Accounts
+from signaling.cases import Cases
 from signaling.client import SignalingClient, login_cookie
 from signaling.config import SignalingConfig
 from signaling.fanout import Fanout
@@ -158,8 +159,10 @@ async def test_requests_older_than_the_keep_days_are_deleted_and_the_count_logge
     archive = Archive(store.redis, tmp_path, Audit(store.redis, AUDIT_KEY))
     fanout = Fanout(socketio.AsyncServer(), store, Snapshots(store),
                     Accounts(store.redis, AccountPolicy()))
-    tickets = Tickets(SignalingConfig(callback_keep_days=30), store, fanout, archive,
-                      archive.audit, "n1", now=lambda: now[0])
+    config = SignalingConfig(callback_keep_days=30)
+    cases = Cases(store.redis, config, config.calendar(), archive.audit)
+    tickets = Tickets(config, store, fanout, archive, archive.audit, cases, "n1",
+                      now=lambda: now[0])
     request = {"name": "张三", "phone": PHONE, "note": "", "consent_version": "v"}
     first = await tickets.request_callback("estate", request)
     now[0] += 20 * DAY

@@ -174,8 +174,8 @@ async def test_after_a_call_wrap_up_then_available(store: Store) -> None:
     assert ("presence", "tax01", "available") in events
     assert (nxt, "tax01") in _rings(events)
     assert await store.handling_times("tax") == [60.0]
-    assert await store.rate_ticket(ticket, 5) == "ok"
-    assert await store.rate_ticket(ticket, 1) == "bad_state"
+    assert await store.rate_ticket(ticket, [("tax", 5)]) == ("ok", ["tax01"])
+    assert (await store.rate_ticket(ticket, [("tax", 1)]))[0] == "bad_state"
 
 
 async def test_a_ringing_staff_member_who_vanishes_releases_the_ticket_at_once(

@@ -9,6 +9,7 @@ import {
 } from './common.js';
 import { departmentName, formatHours, formatMoment, initPage, listJoin, t } from './i18n.js';
 import { ChecklistView } from './checklist.js';
+import { DepartmentRatings } from './ratings.js';
 import { initCallControls, RoomSession } from './room.js';
 import { Role, TicketStatus } from './states.js';
 
@@ -28,6 +29,7 @@ const state = {
   room: null, // RoomSession while in a call
   roomId: null,
   rating: null,
+  ratings: null, // DepartmentRatings after a 会商 (several departments to rate)
   busy: false,
   thanksTimer: null,
   guide: null, // the logged-in hall guide while guide mode is on
@@ -523,7 +525,35 @@ function consultationOver() {
     btn.setAttribute('aria-checked', 'false');
   }
   $('rating-submit').disabled = true;
+  showMultiRating(false);
   showScreen('rating');
+  loadRatingOptions();
+}
+
+// After a 会商 the applicant rates each department that took part; with one, the page stays as
+// it is (rating-1…5).
+async function loadRatingOptions() {
+  const auth = state.auth;
+  let options;
+  try {
+    options = await emitAck(socket, 'rating:options', { ticket_id: auth.ticket_id, token: auth.token });
+  } catch {
+    return; // the single-department rating still works
+  }
+  if (state.auth !== auth || document.body.dataset.current !== 'rating') return;
+  if (options.departments.length < 2) return;
+  state.ratings = new DepartmentRatings($('rating-departments'), {
+    departments: options.departments, reasons: options.reasons, commentMax: options.comment_max,
+    names: state.departments,
+    onChange: (any) => { $('rating-submit').disabled = !any; },
+  });
+  showMultiRating(true);
+}
+
+function showMultiRating(on) {
+  if (!on) state.ratings = null;
+  $('rating-single').hidden = on;
+  $('rating-departments').hidden = !on;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -540,12 +570,14 @@ function chooseRating(value) {
 }
 
 async function submitRating() {
-  if (state.busy || !state.rating || !state.auth) return;
+  const ratings = state.ratings ? state.ratings.values() : null;
+  if (state.busy || !state.auth || (ratings ? !ratings.length : !state.rating)) return;
   state.busy = true;
   $('rating-submit').disabled = true;
   try {
     await emitAck(socket, 'rating:submit', {
-      ticket_id: state.auth.ticket_id, token: state.auth.token, rating: state.rating,
+      ticket_id: state.auth.ticket_id, token: state.auth.token,
+      ...(ratings ? { ratings } : { rating: state.rating }),
     });
     saveAuth({ ...state.auth, rated: true });
     showThanks();

@@ -8,6 +8,7 @@ import {
 } from './common.js';
 import { awayReasonText, currentLang, departmentName, initPage, listJoin, t } from './i18n.js';
 import { Replay, replayMedia } from './replay.js';
+import './cases.js'; // the 差评 cases section (_cases.html)
 import { RoomSession } from './room.js';
 import { Presence, Role } from './states.js';
 import './stats.js'; // the statistics section (web/templates/_stats.html)
@@ -464,6 +465,9 @@ function updateControls(replay) {
   $('player-clock').textContent = `${formatDuration(pos)} / ${formatDuration(dur)}`;
   $('player-clock').dataset.position = pos.toFixed(3);
 }
+
+// A 差评 case's replay link (cases.js) opens its recording here.
+document.addEventListener('yz:replay', (event) => openPlayer(event.detail));
 
 async function openPlayer(recordingId) {
   closePlayer();
