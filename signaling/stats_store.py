@@ -166,8 +166,13 @@ class StatsConsumer:
                 logger.info("stats: counting the queue log from %s", entries[0][0])
             tally = Tally(self._zone)
             tickets = sorted({fields.get("ticket", "") for _, fields in entries} - {""})
-            for ticket in tickets:
-                data: dict[str, str] = await pipe.hgetall(keys.STATS_TICKET(ticket))
+            # Read on another connection, in one round trip: contexts are written only with a
+            # move of the cursor, which the WATCH catches.
+            async with self._redis.pipeline(transaction=False) as reads:
+                for ticket in tickets:
+                    reads.hgetall(keys.STATS_TICKET(ticket))
+                found = await reads.execute()
+            for ticket, data in zip(tickets, found, strict=True):
                 context = TicketContext.from_fields(data)
                 if context is not None:
                     tally.contexts[ticket] = context
