@@ -74,13 +74,19 @@ def _day_entries(rng: random.Random, day: dt.date, per_day: int,
                 add(ended + 20, "RATE", ticket, rated_department, str(score))
                 if score <= 2:
                     closed = rng.random() < 0.8
-                    cases.append({"id": f"c{ticket}{rated_department}", "ticket_id": ticket,
-                                  "room_id": "", "department": rated_department, "hall": hall,
-                                  "score": str(score), "opened_at": f"{ended + 20:.0f}",
-                                  "due": (day + dt.timedelta(days=21)).isoformat(),
-                                  "state": "closed" if closed else "open",
-                                  "closed_at": (f"{ended + rng.uniform(1, 30) * 86400:.0f}"
-                                                if closed else "")})
+                    closed_at = ended + rng.uniform(1, 30) * 86400
+                    case_id = f"{day:%Y%m%d}-{len(cases) + 1:05d}"
+                    # The record signaling/cases.py writes when it opens a case (then steps).
+                    cases.append({
+                        "id": case_id, "ticket_id": ticket, "ticket_number": f"A{n:03d}",
+                        "room_id": "", "department": rated_department, "hall": hall,
+                        "staff": "", "score": str(score), "reasons": "", "comment": "",
+                        "opened_at": f"{ended + 20:.0f}",
+                        "due": (day + dt.timedelta(days=21)).isoformat(),
+                        "state": "closed" if closed else "verified",
+                        "closed_at": f"{closed_at:.0f}" if closed else "",
+                        "resolution": "rectified" if closed else "", "appellant": "",
+                        "updated_at": f"{closed_at if closed else ended + 20:.0f}"})
     for _ in range(per_day // 20):
         add(opening + rng.uniform(0, 8 * 3600), "CALLBACK", "", rng.choice(DEPARTMENTS),
             "x 138****0000")
@@ -105,8 +111,12 @@ async def generate(redis: aioredis.Redis, first: dt.date, last: dt.date,
             pipe: Any = pipeline  # redis-py's stubs do not take a dict[str, str] for HSET
             write_tally(pipe, tally)
             for case in cases:
+                opened_at = float(case["opened_at"])
                 pipe.hset(keys.CASE(case["id"]), mapping=case)
-                pipe.zadd(keys.CASES, {case["id"]: float(case["opened_at"])})
+                pipe.zadd(keys.CASES, {case["id"]: opened_at})
+                pipe.zadd(keys.DEPT_CASES(case["department"]), {case["id"]: opened_at})
+                if case["state"] != "closed":
+                    pipe.sadd(keys.OPEN_CASES, case["id"])
             await pipe.execute()
         consultations += per_day
         entries_total += len(entries)

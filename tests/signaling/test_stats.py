@@ -116,8 +116,9 @@ def test_the_view_defines_satisfaction_and_shares() -> None:
 def test_cases_count_open_overdue_and_on_time() -> None:
     today = dt.date(2026, 3, 20)
     late = (dt.datetime(2026, 3, 19, 9, tzinfo=ZONE)).timestamp()
-    assert case_counts({"state": "open", "due": "2026-03-19"}, today, ZONE)["cases_overdue"] == 1
-    assert case_counts({"state": "open", "due": "2026-03-20"}, today, ZONE)["cases_overdue"] == 0
+    assert case_counts({"state": "opened", "due": "2026-03-19"}, today, ZONE)["cases_overdue"] == 1
+    assert case_counts({"state": "answered", "due": "2026-03-20"}, today,
+                       ZONE)["cases_overdue"] == 0
     closed = case_counts({"state": "closed", "due": "2026-03-18", "closed_at": str(late)},
                          today, ZONE)
     assert closed["cases_closed"] == 1 and closed["cases_on_time"] == 0
@@ -207,7 +208,7 @@ async def test_cases_in_the_range_are_counted(redis_client: aioredis.Redis) -> N
     opened = T0 + 3600
     await redis_client.hset(keys.CASE("c1"), mapping={
         "id": "c1", "ticket_id": "t1", "room_id": "r1", "department": "tax", "hall": "东区",
-        "score": "2", "opened_at": str(opened), "due": "2026-03-20", "state": "open",
+        "score": "2", "opened_at": str(opened), "due": "2026-03-20", "state": "verified",
         "closed_at": ""})
     await redis_client.zadd(keys.CASES, {"c1": opened})
     reader = StatsReader(redis_client, ZONE, now=lambda: T0 + 30 * 86400)
