@@ -54,8 +54,8 @@ async def test_the_stats_section_shows_real_consultations_in_charts_and_table(
     await expect(supervisor.get_by_test_id("stats-row")).to_have_count(30)
 
     charts = supervisor.get_by_test_id("stats-chart")
-    await expect(charts).to_have_count(4)
-    for n in range(4):
+    await expect(charts).to_have_count(5)
+    for n in range(5):
         chart = charts.nth(n)
         await expect(chart).to_have_attribute("data-ready", "1")
         size = await chart.locator("canvas").evaluate(

@@ -103,8 +103,15 @@ function renderCharts(view) {
     labels: view.departments.map((d) => departmentName(state.departments, d.department)),
     datasets: [
       { label: t('stats_consultations'), data: view.departments.map((d) => d.consultations) },
+      { label: t('stats_answered'), data: view.departments.map((d) => d.answered) },
       { label: t('stats_joint'), data: view.departments.map((d) => d.joint) },
+    ],
+  } });
+  draw('cases', { type: 'bar', data: {
+    labels: view.departments.map((d) => departmentName(state.departments, d.department)),
+    datasets: [
       { label: t('stats_cases_open'), data: view.departments.map((d) => d.cases_open) },
+      { label: t('stats_cases_closed'), data: view.departments.map((d) => d.cases_closed) },
       { label: t('stats_cases_overdue'), data: view.departments.map((d) => d.cases_overdue) },
     ],
   } });
