@@ -69,3 +69,17 @@ async def test_the_stats_section_shows_real_consultations_in_charts_and_table(
     href = await supervisor.get_by_test_id("stats-csv").get_attribute("href")
     assert href is not None and href.startswith("/api/stats.csv?") and "department=tax" in href
     assert not await supervisor.get_by_test_id("stats-error").is_visible()
+
+
+async def test_without_chart_js_the_table_still_shows(server: LiveServer, browser: Any) -> None:
+    """Chart.js not installed (npm ci not run): the section says so and shows the table; the
+    rest of the supervisor page (which imports stats.js) still works."""
+    from playwright.async_api import expect
+
+    supervisor = await new_page(browser)
+    await supervisor.route("**/static/vendor/chart.js/**", lambda route: route.abort())
+    await login(supervisor, f"{server.url}/supervisor", "supervisor")
+    await expect(supervisor.get_by_test_id("stats-error")).to_be_visible(timeout=10_000)
+    await expect(supervisor.get_by_test_id("stats-total")).to_be_visible()
+    queues = supervisor.get_by_test_id("wallboard-queues-body").locator("tr")
+    await expect(queues).not_to_have_count(0)

@@ -1,10 +1,6 @@
 // The supervisor's statistics section (web/templates/_stats.html): filters, the view from
 // GET /api/stats drawn as Chart.js charts and a table, and the CSV link for the same view.
 // Loads when its screen is first shown (after sign-in). Imported by supervisor.js.
-// Chart.js's UMD build (served from web/node_modules/chart.js/dist) sets globalThis.Chart when
-// imported; its ES build imports a bare package name, which a page cannot resolve without an
-// (inline) import map.
-import '/static/vendor/chart.js/chart.umd.min.js';
 import { $, errorText, fetchJSON, loadDepartments } from './common.js';
 import { departmentName, t } from './i18n.js';
 
@@ -19,7 +15,17 @@ const COLUMNS = [
   ['cases_overdue', 'stats_cases_overdue'], ['cases_on_time_rate', 'stats_cases_on_time'],
 ];
 const SHARES = new Set(['joint_share', 'satisfaction', 'cases_on_time_rate']);
-const state = { departments: [], charts: {}, loaded: false };
+const state = { departments: [], charts: {}, loaded: false, chartLib: null, serial: 0 };
+
+// Chart.js's UMD build (served from web/node_modules/chart.js/dist) sets globalThis.Chart when
+// imported; its ES build imports a bare package name, which a page cannot resolve without an
+// (inline) import map. Imported when first needed: without it (npm ci not run) the table still
+// shows and the rest of the supervisor page works.
+function chartLib() {
+  state.chartLib ??= import('/static/vendor/chart.js/chart.umd.min.js').then(
+    () => Boolean(globalThis.Chart), () => false);
+  return state.chartLib;
+}
 
 function isoDate(date) {
   const local = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
@@ -135,18 +141,28 @@ async function load() {
   const error = $('stats-error');
   const query = params();
   $('stats-csv').href = `/api/stats.csv?${query}`;
+  // Only the latest request shows: an earlier one that answers later is dropped.
+  const serial = ++state.serial;
   let view;
   try {
     view = await fetchJSON(`/api/stats?${query}`);
   } catch (err) {
+    if (serial !== state.serial) return;
     error.textContent = errorText(err);
     error.hidden = false;
     return;
   }
+  const charts = await chartLib();
+  if (serial !== state.serial) return;
   error.hidden = true;
   fillHalls(view.hall_names);
   renderTable(view);
-  renderCharts(view);
+  if (charts) {
+    renderCharts(view);
+  } else {
+    error.textContent = t('stats_charts_missing');
+    error.hidden = false;
+  }
   $('stats').dataset.loaded = String(Date.now());
 }
 
