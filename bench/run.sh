@@ -9,8 +9,10 @@
 #                                  packet, loop lag, late join (bench/results/rooms.json)
 #                                + a call's loop lag during 25 sign-ins/s, sign-in latency for
 #                                  known and unknown usernames (bench/results/auth.json)
+#                                + statistics view time (month, year) over a year of synthetic
+#                                  history, 219,000 consultations (bench/results/stats.json)
 #   bench/run.sh call_setup      only one of them (call_setup | cpu_relay | dispatch | recording
-#                                | rooms | auth), extra args passed on
+#                                | rooms | auth | stats), extra args passed on
 #   bench/run.sh soak            2,000 sockets for 30 minutes (bench/results/soak.json; not run
 #                                by default: it takes ~33 minutes)
 #   bench/run.sh resilience      the fuzzer, Redis kill -9s and the soak's figures
@@ -38,6 +40,8 @@ else
   bench recording
   bench rooms
   bench auth
+  bench stats
 fi
 echo "==> results: bench/results/call_setup.json, bench/results/dispatch.json," \
-  "bench/results/recording.json, bench/results/rooms.json, bench/results/auth.json"
+  "bench/results/recording.json, bench/results/rooms.json, bench/results/auth.json," \
+  "bench/results/stats.json"

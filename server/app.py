@@ -71,6 +71,7 @@ from signaling.snapshots import Snapshots
 from signaling.socket_server import SocketServer
 from signaling.staff import StaffNamespace
 from signaling.staff_presence import StaffPresence
+from signaling.stats_store import StatsConsumer
 from signaling.store import LiveSockets, Store
 from signaling.tasks import stop as stop_task
 from signaling.tickets import Tickets
@@ -258,6 +259,9 @@ def create_app(config: Config) -> web.Application:
     async def case_alerts(app: web.Application) -> None:
         await watch_due(app[CASES], app[ARCHIVE].alerts)
 
+    async def stats_rollups(app: web.Application) -> None:
+        await StatsConsumer(app[REDIS], config.signaling.zone, app[NODE]).run()
+
     async def exports_ctx(app: web.Application) -> AsyncIterator[None]:
         archive = app[ARCHIVE]
         jobs = ExportJobs(app[REDIS], archive, config.data_dir / EXPORTS_DIR,
@@ -278,6 +282,7 @@ def create_app(config: Config) -> web.Application:
     # After the archive's and the rooms' contexts, which they use.
     app.cleanup_ctx.extend([background("storage-alerts", storage_watch),
                             background("redis-memory-alerts", redis_memory_watch), exports_ctx,
-                            background("case-alerts", case_alerts)])
+                            background("case-alerts", case_alerts),
+                            background("stats-rollups", stats_rollups)])
     http.setup(app)
     return app

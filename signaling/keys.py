@@ -102,6 +102,9 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          department rated; detail the score 1-5), CALLBACK,
                                          CALLBACK_DONE, CALLBACK_PURGE, CONFIG), ticket,
                                          department, staff, detail (phone numbers only masked);
+                                         ENTER also hall (the registered kiosk's, '' for an
+                                         anonymous one); CONNECT's detail: the wait (s),
+                                         COMPLETE's: the talk time (s);
                                          trimmed to about LOG_MAXLEN entries
 The matter catalogue (事项库, signaling/matters.py):
   yz:matter:<matter_id>           string JSON of signaling.matters.Matter (id, department, name,
@@ -124,6 +127,20 @@ The 一次性告知单 of a room (signaling/notice_store.py; changed under WATCH
                                          the last edit; 90 d once sealed)
   yz:notice:<room_id>:sealed      string JSON of the sealed, signed envelope (90 d)
   yz:notice:<room_id>:links       set    <sha> of the read-only links' tokens (90 d)
+Statistics (signaling/stats_store.py; counters from the queue log, by the hall's calendar):
+  yz:stats:day:<day>:<dept>:<hall>
+                                  hash   a day's (YYYY-MM-DD) counters of a department and hall
+                                         ('' for no registered kiosk): signaling.stats.FIELDS
+                                         (counts, talk_s, wait buckets w0.., ratings r1..r5)
+                                         (expires: 401 d after the last change)
+  yz:stats:month:<month>:<dept>:<hall>
+                                  hash   the same for a month (YYYY-MM)   (expires: 401 d)
+  yz:stats:cells:<period>         set    JSON [dept, hall] of the rollups of a day or month
+                                         (expires: 401 d)
+  yz:stats:ticket:<ticket_id>     hash   day, department, hall, answered, joint: where the
+                                         ticket's entries count                (expires: 3 d)
+  yz:stats:cursor                 string the id of the last queue-log entry counted
+  yz:stats:lock                   string one process counts at a time (token, 30 s expiry)
 Recordings (built by recordings/ itself, which imports nothing above it; listed for the whole
 picture):
   yz:recordings                   zset   recording_id -> started_at      (recordings/archive.py)
@@ -258,6 +275,13 @@ MATTER = Family("matter:{matter_id}")
 MATTERS_OF = Family("matters:{dept}")
 MATTERS = PREFIX + "matters"
 MATTER_SEQ = PREFIX + "seq:matter"
+# statistics (signaling/stats_store.py)
+STATS_DAY = Family("stats:day:{day}:{dept}:{hall}")
+STATS_MONTH = Family("stats:month:{month}:{dept}:{hall}")
+STATS_CELLS = Family("stats:cells:{period}")
+STATS_TICKET = Family("stats:ticket:{ticket_id}")
+STATS_CURSOR = PREFIX + "stats:cursor"
+STATS_LOCK = PREFIX + "stats:lock"
 
 
 def hash_token(token: str) -> str:

@@ -28,7 +28,14 @@ local function emit(kind, a, b)
   table.insert(events, {kind, a or '', b or ''})
 end
 
-local function log(event, ticket, dept, staff, detail)
+-- hall: only ENTER's (the registered kiosk's hall, '' for an anonymous one), for statistics.
+local function log(event, ticket, dept, staff, detail, hall)
+  if hall then
+    redis.call('XADD', K.LOG, 'MAXLEN', '~', LOG_MAXLEN, '*', 'time', tostring(now),
+               'event', event, 'ticket', ticket or '', 'department', dept or '',
+               'staff', staff or '', 'detail', detail or '', 'hall', hall)
+    return
+  end
   redis.call('XADD', K.LOG, 'MAXLEN', '~', LOG_MAXLEN, '*', 'time', tostring(now),
              'event', event, 'ticket', ticket or '', 'department', dept or '',
              'staff', staff or '', 'detail', detail or '')
@@ -487,7 +494,7 @@ function ops.enqueue(tid, dept, priority, channel, also, token_hash, day, consen
   -- Until a socket of the applicant is counted for it, the ticket is on the reconnect grace:
   -- an applicant who left while it was being created does not hold a place for ever.
   redis.call('ZADD', K.TICKET_GONE, now + TICKET_GRACE, tid)
-  log('ENTER', tid, dept, '', priority == '1' and 'priority' or '')
+  log('ENTER', tid, dept, '', priority == '1' and 'priority' or '', device ~= '' and hall or '')
   emit(EventKind.QUEUE, dept, '')
   dispatch(dept)
   return Code.OK, number

@@ -26,6 +26,7 @@ from server.http import (
     pages,
     recordings,
     rooms,
+    stats,
     wallboard,
 )
 from server.http.errors import RequestLog, errors_and_headers
@@ -37,7 +38,7 @@ WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
 ROUTES = (auth.routes, departments.routes, wallboard.routes, admin.routes, accounts.routes,
           devices.routes, recordings.routes, exports.routes, alerts.routes, rooms.routes,
           audit.routes, pages.routes, health.routes, matters.routes, notices.routes,
-          cases.routes)
+          cases.routes, stats.routes)
 
 
 def setup(app: web.Application) -> None:
@@ -50,4 +51,9 @@ def setup(app: web.Application) -> None:
         app.router.add_static("/static/vendor/socket.io/", vendor)
     else:
         logger.warning("%s is missing: run `npm ci` in web/", vendor)
+    charts = WEB_DIR / "node_modules" / "chart.js" / "dist"
+    if charts.is_dir():
+        app.router.add_static("/static/vendor/chart.js/", charts)
+    else:
+        logger.warning("%s is missing: run `npm ci` in web/", charts)
     app.router.add_static("/static/", WEB_DIR / "static")

@@ -11,6 +11,7 @@ import { Replay, replayMedia } from './replay.js';
 import './cases.js'; // the 差评 cases section (_cases.html)
 import { RoomSession } from './room.js';
 import { Presence, Role } from './states.js';
+import './stats.js'; // the statistics section (web/templates/_stats.html)
 
 const WALLBOARD_POLL_MS = 2000;
 const LONG_WAIT_S = 120;
