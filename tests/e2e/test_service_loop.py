@@ -8,6 +8,7 @@ a supervisor walks it to closed; the statistics show the consultation and both r
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
@@ -96,3 +97,17 @@ async def test_a_joint_consultation_from_the_notice_to_a_closed_case_and_the_sta
         await expect(supervisor.get_by_test_id("case-history-item").last).to_contain_text(text)
     await expect(supervisor.get_by_test_id("case-panel")).to_have_attribute("data-state", "closed")
     await expect(row).to_have_attribute("data-state", "closed")
+
+    # The statistics count the consultation, the 会商 and both ratings (one 满意 of two).
+    await supervisor.get_by_test_id("stats").scroll_into_view_if_needed()
+    total = supervisor.get_by_test_id("stats-total")
+    field = total.locator('[data-field="rated"]')
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and await field.text_content() != "2":
+        await supervisor.get_by_test_id("stats-apply").click()  # the rollups follow every 2 s
+        await supervisor.wait_for_timeout(500)
+    for name, value in (("consultations", "1"), ("answered", "1"), ("joint_share", "100.0%"),
+                        ("rated", "2"), ("satisfaction", "50.0%")):
+        await expect(total.locator(f'[data-field="{name}"]')).to_have_text(value)
+    await expect(supervisor.get_by_test_id("stats-chart").first).to_have_attribute(
+        "data-ready", "1")
