@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from server.keys import ACCOUNTS
+from server.seed import DEMO_PASSWORD
 from signaling.departments import Department
 from signaling.store import Store
 from tests.support.axe import assert_accessible, describe
@@ -232,3 +233,37 @@ def test_describe_names_rule_impact_help_and_targets() -> None:
                                  "summary": "Fix any of the following:\n  low contrast"}]}])
     assert "color-contrast (serious): Contrast" in text
     assert "[data-testid=guide-mode]" in text and "low contrast" in text
+
+
+async def test_a_desk_signs_in_goes_available_and_answers_by_keyboard_alone(
+        server: LiveServer, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    desk = await new_page(browser)
+    await desk.goto(f"{server.url}/staff")
+    await desk.get_by_test_id("login-username").focus()
+    await desk.keyboard.type("tax01")
+    await desk.keyboard.press("Tab")
+    await desk.keyboard.type(DEMO_PASSWORD)
+    await desk.keyboard.press("Enter")
+    await expect(desk.get_by_test_id("presence-available")).to_be_visible()
+    for _ in range(20):
+        if await desk.evaluate("document.activeElement.dataset.testid") == "presence-available":
+            break
+        await desk.keyboard.press("Tab")
+    assert await desk.evaluate("document.activeElement.matches(':focus-visible')")
+    await desk.keyboard.press("Enter")
+    await expect(desk.get_by_test_id("presence-available")).to_have_attribute(
+        "aria-pressed", "true")
+
+    # A ticket rings the desk: the alert dialog takes the focus, Enter answers.
+    kiosk = await new_page(browser)
+    await kiosk.goto(server.url + "/")
+    await kiosk.get_by_test_id("dept-tax").click()
+    await kiosk.get_by_test_id("consent-accept").check()
+    await kiosk.get_by_test_id("start-consult").click()
+    await expect(desk.get_by_test_id("incoming-call")).to_be_visible(timeout=10_000)
+    await expect(desk.get_by_test_id("accept-call")).to_be_focused()
+    await desk.keyboard.press("Enter")
+    await expect(desk.get_by_test_id("hangup")).to_be_visible(timeout=10_000)
+    await expect(kiosk.get_by_test_id("call-status")).to_have_attribute("role", "status")

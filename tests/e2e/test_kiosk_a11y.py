@@ -28,7 +28,8 @@ MEASURE = """
   const name = (el) => el.dataset.testid ? `[data-testid=${el.dataset.testid}]`
     : `${el.tagName.toLowerCase()}.${[...el.classList].join('.')}`;
   const small = [];
-  const controls = 'button, input:not([type=hidden]), select, textarea, a[href], [role=button], [role=radio], [tabindex]:not([tabindex="-1"])';
+  const controls = 'button, input:not([type=hidden]), select, textarea, a[href], '
+    + '[role=button], [role=radio], [tabindex]:not([tabindex="-1"])';
   for (const el of document.querySelectorAll(controls)) {
     if (!visible(el)) continue;
     const r = el.getBoundingClientRect();
@@ -39,9 +40,11 @@ MEASURE = """
   const tiny = [];
   for (const el of document.querySelectorAll('body *')) {
     if (!visible(el)) continue;
-    const own = [...el.childNodes].some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+    const own = [...el.childNodes].some(
+      (n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
     const size = parseFloat(getComputedStyle(el).fontSize);
-    if (own && size < minText) tiny.push(`${name(el)} ${size}px "${el.textContent.trim().slice(0, 20)}"`);
+    const text = el.textContent.trim().slice(0, 20);
+    if (own && size < minText) tiny.push(`${name(el)} ${size}px "${text}"`);
   }
   return {small, tiny};
 }
@@ -53,12 +56,15 @@ OVERFLOW = """
 () => {
   const doc = document.scrollingElement;
   const clipped = [];
-  for (const el of document.querySelectorAll('button, input, select, textarea, a[href], h1, h2, p')) {
+  const seen = 'button, input, select, textarea, a[href], h1, h2, p';
+  for (const el of document.querySelectorAll(seen)) {
     // The screen-reader-only live region is clipped to 1 px on purpose.
     if (!el.checkVisibility() || el.closest('.visually-hidden')) continue;
     const r = el.getBoundingClientRect();
     const cut = r.left < -1 || r.right > innerWidth + 1 || el.scrollWidth > el.clientWidth + 1;
-    if (cut && r.width > 0) clipped.push(`${el.dataset.testid || el.tagName} ${Math.round(r.left)}..${Math.round(r.right)} scroll ${el.scrollWidth}/${el.clientWidth}`);
+    const where = `${Math.round(r.left)}..${Math.round(r.right)}`;
+    const scroll = `${el.scrollWidth}/${el.clientWidth}`;
+    if (cut && r.width > 0) clipped.push(`${el.dataset.testid || el.tagName} ${where} ${scroll}`);
   }
   return {scrollWidth: doc.scrollWidth, clientWidth: doc.clientWidth, clipped};
 }
@@ -72,7 +78,8 @@ FOCUS = """
   const style = getComputedStyle(el);
   const ring = (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2)
     || style.boxShadow !== 'none';
-  return {testid: el.dataset.testid || el.tagName, ring, focusVisible: el.matches(':focus-visible')};
+  const focusVisible = el.matches(':focus-visible');
+  return {testid: el.dataset.testid || el.tagName, ring, focusVisible};
 }
 """
 

@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 # Test-only: the script is evaluated in the page under test, never served by the app. Evaluated
 # through the DevTools protocol rather than with add_script_tag, whose inline <script> the pages'
 # CSP (script-src 'self') rightly blocks.
-AXE_SCRIPT = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_SCRIPT = Path(__file__).resolve().parents[2] / "web/node_modules/axe-core/axe.min.js"
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 BLOCKING = ("serious", "critical")
 
