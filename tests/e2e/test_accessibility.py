@@ -1,7 +1,8 @@
 """axe-core (WCAG 2.1 A/AA) on every page and state in real Chromium: the kiosk from the start
-screen to the thank-you page and the call-back form, the staff desk from sign-in to wrap-up, the
-supervisor's wallboard, recordings, player, cases and statistics, the admin's sections, the audit
-page, the read-only notice page and the sign-in steps. Any serious or critical violation fails."""
+screen to the thank-you page, the call-back form and guide mode; the staff desk from sign-in to
+wrap-up; the supervisor's wallboard, listening in, recordings, player, cases and statistics; the
+admin's sections, the audit page, the read-only notice page and the sign-in steps. Any serious or
+critical violation fails. And the staff desk answered by keyboard alone."""
 
 from __future__ import annotations
 
@@ -91,6 +92,9 @@ async def test_the_kiosk_desk_and_supervisor_pass_axe_through_a_whole_consultati
     await submit_login(desk, "market01")
     await expect(desk.get_by_test_id("presence-available")).to_be_visible()
     await axe.check(desk, "staff desk idle")
+    await desk.get_by_test_id("presence-away").click()
+    await expect(desk.get_by_test_id("presence-away")).to_have_attribute("aria-pressed", "true")
+    await axe.check(desk, "staff desk away")
     await desk.context.close()
 
     kiosk, staff = await connected(server, browser)
@@ -101,6 +105,14 @@ async def test_the_kiosk_desk_and_supervisor_pass_axe_through_a_whole_consultati
     await expect(kiosk.get_by_test_id("checklist-view")).to_be_visible(timeout=5_000)
     await axe.check(staff, "staff in call with the notice panel")
     await axe.check(kiosk, "kiosk in call with the live notice")
+    # A supervisor listens in from the wallboard.
+    listener = await new_page(browser)
+    await login(listener, f"{server.url}/supervisor", "supervisor")
+    await listener.get_by_test_id("live-room-row").get_by_test_id("observe-start").click()
+    await expect(listener.get_by_test_id("observe-panel")).to_be_visible()
+    await axe.check(listener, "supervisor listening in")
+    await listener.get_by_test_id("observe-stop").click()
+    await listener.context.close()
     await staff.get_by_test_id("checklist-sign").click()
     await expect(staff.get_by_test_id("checklist-status")).to_be_visible()
     await staff.get_by_test_id("hangup").click()
@@ -166,6 +178,22 @@ async def test_the_call_back_form_and_its_confirmation_pass_axe(
     await kiosk.get_by_test_id("callback-submit").click()
     await expect(kiosk.get_by_test_id("callback-done")).to_be_visible()
     await axe.check(kiosk, "kiosk call-back confirmation")
+    await kiosk.get_by_test_id("callback-done-back").click()
+
+    # A hall guide on the kiosk: the guide bar, and the priority lane on the notice.
+    await kiosk.get_by_test_id("guide-mode").click()
+    await submit_login(kiosk, "guide01")
+    await expect(kiosk.get_by_test_id("guide-bar")).to_be_visible()
+    await axe.check(kiosk, "kiosk in guide mode")
+    await kiosk.get_by_test_id("dept-tax").click()
+    await expect(kiosk.get_by_test_id("priority-row")).to_be_visible()
+    await axe.check(kiosk, "kiosk notice with the priority lane")
+
+    # The desk that calls back sees the request.
+    desk = await new_page(browser)
+    await login(desk, f"{server.url}/staff", "estate01")
+    await expect(desk.get_by_test_id("callback-item")).to_have_count(1)
+    await axe.check(desk, "staff desk with a call-back request")
     axe.finish()
 
 
