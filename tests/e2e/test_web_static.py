@@ -257,6 +257,10 @@ def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
     ours += ["stats.js"]  # statistics (issue 12), charts by Chart.js from npm
     assert re.match(r"^\^?4\.", package["dependencies"]["chart.js"])
     assert lock["packages"]["node_modules/chart.js"]["version"].startswith("4.")
+    ours += ["a11y.js"]  # the kiosk's focus and live region on each screen (issue 13)
+    # axe-core runs in the browser tests only (tests/support/axe.py): a dev dependency, not served.
+    assert "axe-core" in package["devDependencies"] and "axe-core" not in package["dependencies"]
+    assert lock["packages"]["node_modules/axe-core"]["dev"] is True
     ours.sort()
     assert sorted(p.name for p in JS.iterdir()) == ours
     for module in JS.glob("*.js"):

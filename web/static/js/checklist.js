@@ -162,12 +162,14 @@ export class ChecklistPanel {
         const box = el('input', { testid: 'checklist-material-check' });
         box.type = 'checkbox';
         box.checked = m.checked;
+        box.setAttribute('aria-label', t('a11y_material_keep', { name: m.name }));
         box.addEventListener('change', () => this.edit('notice:material', { matter_id: matter.matter_id, item: index, checked: box.checked }));
         const text = el('input', { className: 'checklist-text', testid: 'checklist-material-text' });
         text.type = 'text';
         text.maxLength = 200;
         text.value = m.name;
         text.dataset.key = `${matter.matter_id}:${index}`;
+        text.setAttribute('aria-label', t('a11y_material_name', { name: m.name }));
         text.addEventListener('change', () => {
           const value = text.value.trim();
           if (value && value !== m.name) this.edit('notice:material', { matter_id: matter.matter_id, item: index, text: value });

@@ -622,6 +622,11 @@ const STRINGS = {
     stats_all_halls: '全部大厅',
     stats_no_hall: '未登记设备',
     stats_all_departments: '全部部门',
+    // Accessible names (WCAG 2.1 AA): controls without a visible label of their own.
+    a11y_player_seek: '播放进度',
+    a11y_material_keep: '保留此材料：{name}',
+    a11y_material_name: '材料名称：{name}',
+    a11y_stats_table: '统计明细表',
   },
   en: {
     app_name: 'Yunzhen',
@@ -1238,6 +1243,11 @@ const STRINGS = {
     stats_all_halls: 'All halls',
     stats_no_hall: 'No registered kiosk',
     stats_all_departments: 'All departments',
+    // Accessible names (WCAG 2.1 AA): controls without a visible label of their own.
+    a11y_player_seek: 'Playback position',
+    a11y_material_keep: 'Keep this material: {name}',
+    a11y_material_name: 'Material name: {name}',
+    a11y_stats_table: 'Statistics table',
   },
 };
 
@@ -1284,7 +1294,8 @@ function setLang(lang) {
   }
 }
 
-// Fill every [data-i18n] (text) and [data-i18n-placeholder] / [data-i18n-title] under root.
+// Fill every [data-i18n] (text) and [data-i18n-placeholder] / [data-i18n-title] /
+// [data-i18n-aria-label] under root.
 function applyI18n(root = document) {
   for (const el of root.querySelectorAll('[data-i18n]')) {
     el.textContent = t(el.dataset.i18n);
@@ -1294,6 +1305,9 @@ function applyI18n(root = document) {
   }
   for (const el of root.querySelectorAll('[data-i18n-title]')) {
     el.title = t(el.dataset.i18nTitle);
+  }
+  for (const el of root.querySelectorAll('[data-i18n-aria-label]')) {
+    el.setAttribute('aria-label', t(el.dataset.i18nAriaLabel));
   }
 }
 

@@ -12,6 +12,7 @@ import { ChecklistView } from './checklist.js';
 import { DepartmentRatings } from './ratings.js';
 import { initCallControls, RoomSession } from './room.js';
 import { Role, TicketStatus } from './states.js';
+import { watchScreens } from './a11y.js';
 
 const STORAGE_KEY = 'yz_ticket';
 const THANKS_SECONDS = 5;
@@ -687,6 +688,7 @@ function bind() {
 
 async function main() {
   initPage('title_kiosk');
+  watchScreens();
   const boot = bootData();
   state.callbackKeepDays = boot.callback_keep_days;
   state.noticeVersion = boot.consent_notice_version || '';

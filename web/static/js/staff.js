@@ -439,6 +439,10 @@ function showIncoming(offer) {
   $('accept-call').disabled = false;
   $('decline-call').disabled = false;
   $('incoming-call').hidden = false;
+  // The alert dialog takes the focus (keyboard users answer with Enter), unless the staff member
+  // is typing somewhere: the presence button that had it was just disabled.
+  const active = document.activeElement;
+  if (!active || active === document.body || active.disabled) $('accept-call').focus();
   ring.start();
   clearInterval(expiryTimer);
   const tick = () => {
