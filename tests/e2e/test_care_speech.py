@@ -39,9 +39,8 @@ SIZES = """
       if (text && size < 28) small.push(`${text.slice(0, 20)}@${size}`);
       if (el.matches('button, input, textarea, select, a[href]')) {
         const r = el.getBoundingClientRect();
-        if (r.width < 64 || r.height < 64) {
-          tiny.push(`${el.dataset.testid || el.tagName}@${Math.round(r.width)}x${Math.round(r.height)}`);
-        }
+        const name = el.dataset.testid || el.tagName;
+        if (r.width < 64 || r.height < 64) tiny.push(`${name}@${r.width}x${r.height}`);
       }
     }
   }
