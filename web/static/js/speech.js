@@ -137,7 +137,7 @@ function renderControls() {
   $('speak-volume').hidden = speech.off;
   if (speech.off) $('speech-caption').hidden = true;
   toggle.setAttribute('aria-pressed', String(speech.muted));
-  toggle.textContent = t(speech.muted ? 'speak_muted' : 'speak_on');
+  toggle.textContent = t(speech.muted ? 'sound_off' : 'sound_on');
   $('speak-volume').value = String(Math.round(speech.volume * 100));
 }
 
@@ -153,7 +153,7 @@ export function resetSpeech() {
 export function initSpeech(context) {
   speech.context = context;
   const volume = $('speak-volume');
-  volume.setAttribute('aria-label', t('speak_volume'));
+  volume.setAttribute('aria-label', t('sound_volume'));
   $('speak-toggle').addEventListener('click', () => {
     speech.muted = !speech.muted;
     if (speech.muted) stop();
