@@ -119,13 +119,18 @@ class Speech:
         if task is None:
             task = asyncio.create_task(self._render(text, name), name=f"speech-{name}")
             self._rendering[name] = task
-            task.add_done_callback(lambda _: self._rendering.pop(name, None))
+            task.add_done_callback(self._rendered)
         try:
             await asyncio.shield(task)
         except (OSError, RuntimeError, TimeoutError) as exc:
             logger.warning("speech: rendering %s failed: %s", name, exc)
             raise SignalError("unavailable.speech", "rendering failed") from None
         return name
+
+    def _rendered(self, task: asyncio.Task[None]) -> None:
+        self._rendering.pop(task.get_name().removeprefix("speech-"), None)
+        if not task.cancelled():
+            task.exception()  # retrieved: the askers (if any are left) log it
 
     async def _render(self, text: str, name: str) -> None:
         assert self.binary is not None

@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import pytest
 
-from server.config import Config
+from server.config import Config, ConfigError
 from server.speech import MAX_TEXT, PROMPTS, Speech, audio_name, prompt_key
 from signaling.errors import SignalError
 from tests.support.http import client_session
@@ -70,6 +70,25 @@ async def test_a_prompt_renders_once_into_real_audio(tmp_path: Path) -> None:
         assert speech.path("../../etc/passwd") is None
     finally:
         await speech.close()
+
+
+async def test_without_espeak_ng_nothing_renders_and_the_log_says_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    speech = Speech(tmp_path / "speech", binary="no-such-espeak-ng")
+    assert not speech.available
+    assert "no-such-espeak-ng is not installed" in caplog.text
+    with pytest.raises(SignalError) as refused:
+        await speech.render(TURN)
+    assert refused.value.name == "unavailable.speech"
+    assert not (tmp_path / "speech").exists()
+
+
+def test_a_bad_voice_stops_the_start() -> None:
+    for voice in ("", "cmn; rm -rf /", "-w/tmp/x", "x" * 41):
+        with pytest.raises(ConfigError, match="speech_voice"):
+            Config(speech_voice=voice)
+    with pytest.raises(ConfigError, match="speech_cache_files"):
+        Config(speech_cache_files=0)
 
 
 async def test_the_kiosk_gets_a_url_and_the_audio(server: LiveServer) -> None:

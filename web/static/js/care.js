@@ -8,10 +8,6 @@ const IDLE_MS = 3 * 60_000; // left on at the start screen with nobody there, it
 
 const care = { on: false, idleTimer: null, onEnd: () => {} };
 
-export function careOn() {
-  return care.on;
-}
-
 // A kiosk timeout (seconds or ms), longer while care mode is on.
 export function careTime(value) {
   return care.on ? value * SLOWER : value;

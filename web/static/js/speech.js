@@ -88,7 +88,7 @@ function speakInBrowser(key, text) {
 }
 
 // Say prompt `key` (a speak_* string) with its fields, and show it in the page language.
-export async function say(key, params = {}) {
+async function say(key, params = {}) {
   speech.lastKey = key;
   const seq = ++speech.seq;
   stop();
