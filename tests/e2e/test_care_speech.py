@@ -104,6 +104,7 @@ async def test_care_mode_is_large_for_one_applicant_and_off_after_them(
     await expect(staff.get_by_test_id("accept-call")).to_be_visible(timeout=10_000)
     await staff.get_by_test_id("accept-call").click()
     await wait_media(kiosk, frames=1)
+    assert await _sizes(kiosk) == {"small": [], "tiny": []}
     await kiosk.get_by_test_id("hangup").click()
     await expect(kiosk.get_by_test_id("rating-5")).to_be_visible(timeout=10_000)
     assert await _sizes(kiosk) == {"small": [], "tiny": []}
