@@ -50,6 +50,7 @@ case "${1:-}" in
   serve)
     shift
     apt_install redis-server fonts-noto-cjk
+    apt_install espeak-ng  # the kiosk's spoken prompts (server/speech.py)
     python_env ""
     web_env
     exec "$VENV/bin/python" -m server serve --demo "$@"
@@ -57,6 +58,7 @@ case "${1:-}" in
   test)
     shift
     apt_install redis-server chromium iproute2 util-linux coturn fonts-noto-cjk
+    apt_install espeak-ng  # the kiosk's spoken prompts (server/speech.py)
     python_env test
     web_env
     echo "==> ruff"; "$VENV/bin/ruff" check .

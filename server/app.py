@@ -45,12 +45,14 @@ from server.keys import (
     ROOMS,
     SESSIONS,
     SNAPSHOTS,
+    SPEECH,
     STORE,
     TICKETS,
 )
 from server.redis_memory import watch_memory
 from server.redis_server import EmbeddedRedis
 from server.seed import load_departments_file, put_missing_departments, seed_demo
+from server.speech import Speech
 from signaling.accounts import Accounts
 from signaling.calls import Calls, RoomHooks
 from signaling.cases import Cases, watch_due
@@ -275,6 +277,15 @@ def create_app(config: Config) -> web.Application:
                 archive.purge_hooks.remove(jobs.purge)
             await jobs.close()
 
+    async def speech_ctx(app: web.Application) -> AsyncIterator[None]:
+        speech = Speech(config.speech_dir, voice=config.speech_voice,
+                        max_files=config.speech_cache_files)
+        app[SPEECH] = speech
+        try:
+            yield
+        finally:
+            await speech.close()
+
     app.cleanup_ctx.extend([redis_ctx, store_ctx, signaling_ctx])
     lag_probe = looplag.from_env()  # benchmarks only (bench/rooms.py)
     if lag_probe is not None:
@@ -284,5 +295,7 @@ def create_app(config: Config) -> web.Application:
                             background("redis-memory-alerts", redis_memory_watch), exports_ctx,
                             background("case-alerts", case_alerts),
                             background("stats-rollups", stats_rollups)])
+    if config.speech:
+        app.cleanup_ctx.append(speech_ctx)
     http.setup(app)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -105,6 +106,11 @@ class Config:
     case_warn_working_days: int = SignalingConfig.case_warn_working_days
     extra_holidays: tuple[str, ...] = SignalingConfig.extra_holidays
     extra_workdays: tuple[str, ...] = SignalingConfig.extra_workdays
+    # Spoken prompts at the kiosk (server/speech.py): off silences them; the espeak-ng voice;
+    # how many rendered prompts the cache folder (data_dir/speech) keeps.
+    speech: bool = True
+    speech_voice: str = "cmn"
+    speech_cache_files: int = 500
     media: MediaConfig = field(default_factory=MediaConfig)
 
     def __post_init__(self) -> None:
@@ -135,6 +141,10 @@ class Config:
         if not 1 <= self.redis_memory_alert_percent <= 100:
             raise ConfigError(f"redis_memory_alert_percent: {self.redis_memory_alert_percent} "
                               "is not between 1 and 100")
+        if not re.fullmatch(r"[A-Za-z0-9_+-]{1,40}", self.speech_voice):
+            raise ConfigError(f"speech_voice: {self.speech_voice!r} is not an espeak-ng voice name")
+        if self.speech_cache_files < 1:
+            raise ConfigError("speech_cache_files must be 1 or more")
         # A bad timezone, payload limit, policy time or callback_keep_days stops the start here.
         _ = self.signaling
 
@@ -174,6 +184,10 @@ class Config:
     @property
     def redis_dir(self) -> Path:
         return self.data_dir / "redis"
+
+    @property
+    def speech_dir(self) -> Path:
+        return self.data_dir / "speech"
 
 
 def _coerce(name: str, value: Any, current: Any) -> Any:

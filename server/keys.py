@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from recordings.jobs import ExportJobs
     from rooms.manager import RoomManager
     from server.config import Config
+    from server.speech import Speech
     from signaling.accounts import Accounts
     from signaling.cases import Cases
     from signaling.consult import Consult
@@ -55,3 +56,5 @@ EXPORTS: web.AppKey[ExportJobs] = web.AppKey("exports")
 NOTICES: web.AppKey[Notices] = web.AppKey("notices")
 # 差评 rectification cases (signaling/cases.py).
 CASES: web.AppKey[Cases] = web.AppKey("cases")
+# The kiosk's spoken prompts (server/speech.py).
+SPEECH: web.AppKey[Speech] = web.AppKey("speech")

@@ -257,6 +257,11 @@ CATALOGUE: dict[str, ErrorText] = {
                                              "group must be day, week or month."),
     "forbidden.stats_scope": ErrorText(403, "您只能查看所管辖部门的统计。",
                                        "You may only see the statistics of your departments."),
+    "invalid_payload.speech": ErrorText(400, "不是可以朗读的提示语。",
+                                        "Not a prompt the kiosk speaks."),
+    "not_found.speech": ErrorText(404, "没有这段语音。", "No such prompt audio."),
+    "unavailable.speech": ErrorText(503, "语音提示暂时不可用。",
+                                    "Spoken prompts are briefly unavailable."),
     "internal": ErrorText(500, "服务器内部错误，请稍后再试。",
                           "Internal server error; please try again."),
 }

@@ -8,9 +8,11 @@ import {
   showScreen, submitLogin,
 } from './common.js';
 import { departmentName, formatHours, formatMoment, initPage, listJoin, t } from './i18n.js';
+import { careTime, endCare, initCare } from './care.js';
 import { ChecklistView } from './checklist.js';
 import { DepartmentRatings } from './ratings.js';
 import { initCallControls, RoomSession } from './room.js';
+import { initSpeech, resetSpeech } from './speech.js';
 import { Role, TicketStatus } from './states.js';
 import { watchScreens } from './a11y.js';
 
@@ -21,6 +23,8 @@ const DEPARTMENTS_REFRESH_MS = 60_000; // open_now changes with the clock
 const GUIDE_IDLE_MS = 3 * 60_000; // guide mode ends by itself if the guide walks away
 const GUIDE_ROLES = [Role.GUIDE, Role.STAFF];
 const PHONE = /^[0-9 +-]+$/;
+// Leaving these screens for the start, the applicant is done: care mode and mute end with them.
+const LAST_SCREENS = new Set(['thanks', 'callback-done', 'declined', 'rating']);
 
 const state = {
   departments: [],
@@ -218,6 +222,7 @@ async function guideLogout() {
 
 function goStart() {
   clearTimeout(state.thanksTimer);
+  if (LAST_SCREENS.has(document.body.dataset.current)) endCare();
   closeRoom();
   checklist.reset();
   saveAuth(null);
@@ -332,7 +337,7 @@ function showCallbackDone(maskedPhone) {
   state.callbackDept = null;
   $('callback-done-text').textContent = t('callback_done_text', { phone: maskedPhone || '' });
   showScreen('callback-done');
-  let left = CALLBACK_DONE_SECONDS;
+  let left = careTime(CALLBACK_DONE_SECONDS);
   const tick = () => {
     if (left <= 0) {
       goStart();
@@ -593,7 +598,7 @@ async function submitRating() {
 function showThanks() {
   closeRoom();
   showScreen('thanks');
-  let left = THANKS_SECONDS;
+  let left = careTime(THANKS_SECONDS);
   const tick = () => {
     if (left <= 0) {
       goStart();
@@ -697,6 +702,9 @@ async function main() {
     $(id).textContent = state.noticeVersion ? t('notice_version', { version: state.noticeVersion }) : '';
   }
   bind();
+  initCare({ onEnd: resetSpeech });
+  initSpeech(() => ({ ticket: state.ticket, chosen: state.chosen ?? state.callbackDept,
+    departments: state.departments }));
   showScreen('start');
   try {
     state.departments = await loadDepartments();
