@@ -622,6 +622,9 @@ const STRINGS = {
     stats_all_halls: '全部大厅',
     stats_no_hall: '未登记设备',
     stats_all_departments: '全部部门',
+    interpreter_heading: '需要手语或语言翻译吗？（可选）',
+    interpreter_unavailable: '{skill}暂无人员在岗，通话照常进行；工作人员可以稍后再邀请。',
+    role_interpreter: '翻译',
   },
   en: {
     app_name: 'Yunzhen',
@@ -1238,6 +1241,9 @@ const STRINGS = {
     stats_all_halls: 'All halls',
     stats_no_hall: 'No registered kiosk',
     stats_all_departments: 'All departments',
+    interpreter_heading: 'Need a sign-language or language interpreter? (optional)',
+    interpreter_unavailable: 'No {skill} interpreter is available now; the call goes on, and staff can invite one later.',
+    role_interpreter: 'Interpreter',
   },
 };
 

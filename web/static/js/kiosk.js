@@ -10,10 +10,12 @@ import {
 import { departmentName, formatHours, formatMoment, initPage, listJoin, t } from './i18n.js';
 import { ChecklistView } from './checklist.js';
 import { DepartmentRatings } from './ratings.js';
+import { InterpreterChoice } from './interpreter.js';
 import { initCallControls, RoomSession } from './room.js';
 import { Role, TicketStatus } from './states.js';
 
 const STORAGE_KEY = 'yz_ticket';
+const interpreter = new InterpreterChoice();
 const THANKS_SECONDS = 5;
 const CALLBACK_DONE_SECONDS = 10;
 const DEPARTMENTS_REFRESH_MS = 60_000; // open_now changes with the clock
@@ -124,6 +126,7 @@ function renderDepartments() {
   }
   let shown = 0;
   for (const dept of state.departments) {
+    if (dept.skill) continue; // an interpreter pool: asked for on the notice screen
     const found = searchDepartment(dept, query);
     if (!found.hit) continue;
     grid.append(departmentButton(dept, found.matters));
@@ -224,6 +227,7 @@ function goStart() {
   state.chosen = null;
   state.rating = null;
   state.callbackDept = null;
+  interpreter.reset(state.departments);
   clearCallbackForm();
   if ($('dept-search').value) {
     $('dept-search').value = '';
@@ -249,6 +253,7 @@ function chooseDepartment(id) {
   });
   $('consent-accept').checked = false;
   $('priority-lane').checked = false;
+  interpreter.reset(state.departments);
   $('start-consult').disabled = true;
   showScreen('notice');
 }
@@ -353,6 +358,7 @@ async function startConsult() {
   btn.textContent = t('creating_ticket');
   const payload = { department: state.chosen, consent: true, channel: 'kiosk' };
   if (state.guide && $('priority-lane').checked) payload.priority = true;
+  if (interpreter.also().length) payload.also = interpreter.also();
   try {
     const answer = await emitAck(socket, 'ticket:create', payload);
     const ticket = answer.ticket;
@@ -473,7 +479,7 @@ function enterRoom(ticket) {
     remoteVideo: $('remote-video'),
     extraRemotes: $('remote-extra'),
     chatLog: $('chat-log'),
-    preferRole: Role.STAFF,
+    preferRole: interpreter.pinnedRole(),
     onNotice: (doc) => checklist.show(doc),
     onRemoteMedia: (main) => {
       $('call-status').hidden = Boolean(main);
@@ -714,6 +720,7 @@ async function main() {
   socket.on('connect', resume);
   socket.on('ticket:update', (ticket) => { if (!state.revoked) applyTicket(ticket); });
   socket.on('device:revoked', deviceRevoked);
+  socket.on('interpreter:unavailable', (msg) => interpreter.unavailable(msg, state.departments));
   if (!state.departments.length || !('open_now' in state.departments[0])) refreshDepartments();
   setInterval(refreshDepartments, DEPARTMENTS_REFRESH_MS);
 }
