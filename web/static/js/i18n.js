@@ -625,6 +625,7 @@ const STRINGS = {
     interpreter_heading: '需要手语或语言翻译吗？（可选）',
     interpreter_unavailable: '{skill}暂无人员在岗，通话照常进行；工作人员可以稍后再邀请。',
     role_interpreter: '翻译',
+    event_interpreter_unavailable: '所请求的翻译暂无人员在岗，通话照常进行',
   },
   en: {
     app_name: 'Yunzhen',
@@ -1244,6 +1245,7 @@ const STRINGS = {
     interpreter_heading: 'Need a sign-language or language interpreter? (optional)',
     interpreter_unavailable: 'No {skill} interpreter is available now; the call goes on, and staff can invite one later.',
     role_interpreter: 'Interpreter',
+    event_interpreter_unavailable: 'No interpreter with the requested skill was available; the call went on',
   },
 };
 
