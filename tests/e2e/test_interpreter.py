@@ -50,6 +50,8 @@ async def test_a_sign_request_rings_an_interpreter_who_is_pinned_on_the_kiosk(
     await expect(invite).to_contain_text("税A001")
     await sign.get_by_test_id("invite-join").click()
     await wait_media(sign, frames=1)
+    await expect(sign.get_by_test_id("hangup")).to_have_text("离开会话")
+    await expect(sign.get_by_test_id("invite-panel")).to_be_hidden()
     [room] = server.app[ROOMS].rooms()
     assert {p["participant_id"]: p["role"] for p in room.participants_info()}["i-sign01"] \
         == "interpreter"
