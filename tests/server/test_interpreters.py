@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from server.config import Config
-from server.keys import DIRECTORY, STORE
+from server.keys import DIRECTORY, ROOMS, STORE
+from signaling import keys
 from signaling.client import SignalingClient, login_cookie
 from signaling.skills import room_role, skill_of
 from tests.server.test_live_rooms import (  # noqa: F401 (fixtures)
@@ -98,6 +99,11 @@ async def test_a_sign_request_rings_the_sign_pool_and_the_interpreter_joins_as_i
     grant = await server.app[DIRECTORY].token(back["room"]["token"])
     assert grant is not None and grant["role"] == "interpreter"
     assert kiosk.queue("interpreter:unavailable").empty()
+    # The pool took part, but is no department the applicant rates.
+    room = server.app[ROOMS].get(room_id)
+    assert room is not None
+    fields = await server.app[STORE].redis.hgetall(keys.TICKET(room.meta.ticket_id))
+    assert not [f for f in fields if str(f).startswith("joined:")]
 
     await channel.request("room:hangup", {})
     events = await _timeline(config, room_id)
