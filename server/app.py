@@ -36,6 +36,7 @@ from server.keys import (
     DEVICES,
     DIRECTORY,
     EXPORTS,
+    INTERPRETERS,
     MATTERS,
     NODE,
     NOTICES,
@@ -60,6 +61,7 @@ from signaling.clock import Clock
 from signaling.consult import Consult
 from signaling.devices import Devices
 from signaling.fanout import Fanout
+from signaling.interpreters import Interpreters
 from signaling.kiosk import KioskNamespace
 from signaling.limits import Limits
 from signaling.matters import Matters
@@ -184,10 +186,12 @@ def create_app(config: Config) -> web.Application:
         hooks = RoomHooks(store, directory, archive, consult, fanout, app[NOTICES])
         rooms = RoomManager(config.media, config.recordings_dir, hooks.room_closed,
                             on_recording_failed=hooks.recording_failed)
-        calls = Calls(store, directory, rooms, fanout, snapshots, consult, node)
+        interpreters = Interpreters(store, consult, fanout)
+        calls = Calls(store, directory, rooms, fanout, snapshots, consult, interpreters, node)
         watch = app[REDIS_WATCH]
         app[NODE], app[ROOMS], app[DIRECTORY] = node, rooms, directory
         app[SNAPSHOTS], app[TICKETS], app[CONSULT] = snapshots, tickets, consult
+        app[INTERPRETERS] = interpreters
         limits = Limits(app[REDIS], store, config.signaling, config.proxies, node)
         kiosk = KioskNamespace(
             "/kiosk", config.signaling, watch, store=store, sessions=sessions,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from signaling.cases import Cases
     from signaling.consult import Consult
     from signaling.devices import Devices
+    from signaling.interpreters import Interpreters
     from signaling.matters import Matters
     from signaling.notice_store import Notices
     from signaling.redis_watch import RedisWatch
@@ -51,6 +52,7 @@ DIRECTORY: web.AppKey[RoomDirectory] = web.AppKey("room_directory")
 SNAPSHOTS: web.AppKey[Snapshots] = web.AppKey("snapshots")
 TICKETS: web.AppKey[Tickets] = web.AppKey("tickets")
 CONSULT: web.AppKey[Consult] = web.AppKey("consult")
+INTERPRETERS: web.AppKey[Interpreters] = web.AppKey("interpreters")
 EXPORTS: web.AppKey[ExportJobs] = web.AppKey("exports")
 # The 一次性告知单 of the rooms (signaling/notice_store.py) and the key that signs them.
 NOTICES: web.AppKey[Notices] = web.AppKey("notices")

@@ -29,6 +29,13 @@ DEMO_DEPARTMENTS: tuple[Department, ...] = (
     Department(id="estate", name_zh="不动产登记", name_en="Real Estate Registration",
                prefix="房"),
 )
+# Interpreter pools (signaling/skills.py): 手语, 朝鲜语, 蒙古语, English, one demo account each.
+DEMO_INTERPRETER_POOLS: tuple[Department, ...] = (
+    Department(id="interp-sign", name_zh="手语翻译", name_en="Sign language", prefix="手"),
+    Department(id="interp-ko", name_zh="朝鲜语翻译", name_en="Korean", prefix="朝"),
+    Department(id="interp-mn", name_zh="蒙古语翻译", name_en="Mongolian", prefix="蒙"),
+    Department(id="interp-en", name_zh="英语翻译", name_en="English", prefix="英"),
+)
 
 
 def _material(name: str, form: str = "original", count: int = 1, notes: str = "") -> Material:
@@ -142,6 +149,8 @@ DEMO_MATTERS: tuple[Matter, ...] = (
 
 DEMO_ACCOUNTS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     *((f"{d.id}01", f"{d.name_zh}坐席01", "staff", (d.id,)) for d in DEMO_DEPARTMENTS),
+    *((f"{d.id.removeprefix('interp-')}01", f"{d.name_zh}01", "staff", (d.id,))
+      for d in DEMO_INTERPRETER_POOLS),
     ("guide01", "导服01", "guide", ()),
     ("supervisor", "督查员", "supervisor", ()),
     ("admin", "管理员", "admin", ()),
@@ -172,7 +181,7 @@ async def seed_demo(store: Store, accounts: Accounts) -> int:
     """Write the demo departments, the demo matters into an empty catalogue, and the demo
     accounts that do not exist yet (a department or account someone has changed keeps its
     changes). Returns how many accounts were added."""
-    await put_missing_departments(store, DEMO_DEPARTMENTS)
+    await put_missing_departments(store, DEMO_DEPARTMENTS + DEMO_INTERPRETER_POOLS)
     await seed_matters(Matters(store.redis), DEMO_MATTERS)
     added = 0
     for username, display_name, role, departments in DEMO_ACCOUNTS:

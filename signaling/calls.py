@@ -19,10 +19,12 @@ from signaling.accounts import User
 from signaling.consult import Consult
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
+from signaling.interpreters import Interpreters
 from signaling.notice_store import Notices
 from signaling.redis_watch import UNAVAILABLE
 from signaling.room_directory import RoomDirectory
 from signaling.schema import RoomGrant, StaffRoom, TicketView
+from signaling.skills import room_role, skill_of
 from signaling.snapshots import Snapshots
 from signaling.states import Presence, TicketStatus
 from signaling.store import Store, Ticket
@@ -32,10 +34,12 @@ logger = logging.getLogger(__name__)
 
 class Calls:
     def __init__(self, store: Store, directory: RoomDirectory, rooms: RoomManager,
-                 fanout: Fanout, snapshots: Snapshots, consult: Consult, node: str,
+                 fanout: Fanout, snapshots: Snapshots, consult: Consult,
+                 interpreters: Interpreters, node: str,
                  now: Callable[[], float] = time.time) -> None:
         self._store, self._directory, self._rooms, self._fanout = store, directory, rooms, fanout
         self._snapshots, self._consult, self._node, self._now = snapshots, consult, node, now
+        self._interpreters = interpreters
 
     async def accept(self, user: User, ticket_id: str) -> dict[str, Any]:
         """The staff member takes the ticket that rings them: its room opens here, the applicant
@@ -62,11 +66,16 @@ class Calls:
         await self._fanout.ticket_connected(ticket, await self.applicant_room(ticket))
         await self._fanout.staff_state(user)
         self._fanout.queue_changed(ticket.department)
-        # The departments named at the kiosk besides the main one are invited at once.
+        # The departments named at the kiosk besides the main one are invited at once, and the
+        # interpreter pool the applicant asked for is rung.
         for other in ticket.also:
-            code = await self._consult.invite(room, other, "", by_department=ticket.department,
-                                              by=user)
-            if code != "ok":
+            if skill_of(other):
+                code = await self._interpreters.ring(room, other,
+                                                     by_department=ticket.department, by=user)
+            else:
+                code = await self._consult.invite(room, other, "",
+                                                  by_department=ticket.department, by=user)
+            if code not in ("ok", "unavailable"):
                 logger.warning("room %s: could not invite %s (%s)", room_id, other, code)
         return {"room": {"room_id": room_id, "token": token},
                 "ticket": await self._snapshots.ticket(ticket)}
@@ -101,8 +110,9 @@ class Calls:
         if entry is None or room is None or room.closed:
             return None
         ticket = await self._store.ticket(entry.ticket_id)
+        role = room_role(department)
         token = await self._directory.create_token(
-            room_id, role=Role.STAFF, participant_id=participant_id(Role.STAFF, user.username),
+            room_id, role=role, participant_id=participant_id(role, user.username),
             name=user.display_name, department=department, ticket_id=entry.ticket_id)
         view: TicketView | None = await self._snapshots.ticket(ticket) if ticket else None
         return {"room_id": room_id, "token": token, "guest": bool(guest), "ticket": view}

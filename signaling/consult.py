@@ -15,6 +15,7 @@ from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.room_directory import Invitation, RoomDirectory, RoomEntry
 from signaling.schema import Invite
+from signaling.skills import room_role, skill_of
 from signaling.staff_presence import StaffPresence
 from signaling.states import Presence
 from signaling.store import Store
@@ -71,7 +72,8 @@ class Consult:
         """A staff member joins the room for the first of `departments` whose invitation is
         still pending, and takes it: returns that department. Refused while they are in the room
         or in a call of their own, and when colleagues took every one (taken)."""
-        if room.participant(participant_id(Role.STAFF, user.username)) is not None:
+        if any(room.participant(participant_id(role, user.username)) is not None
+               for role in (Role.STAFF, Role.INTERPRETER)):
             raise SignalError("in_room.self")
         state = await self._store.staff_state(user.username)
         if state.get("presence") in (Presence.IN_CALL, Presence.RINGING):
@@ -87,12 +89,15 @@ class Consult:
         are in the room, and a reload finds the room again."""
         await self._fanout.invite_closed({"room_id": room.room_id, "department": department,
                                           "reason": "taken", "by": user.display_name})
-        room.add_event("invite_taken", department=department,
-                       participant_id=participant_id(Role.STAFF, user.username))
+        role = room_role(department)
+        room.add_event("invite_taken", department=department, role=role,
+                       participant_id=participant_id(role, user.username))
         await self._store.log("JOIN", ticket=room.meta.ticket_id,
                               department=department, staff=user.username, detail=room.room_id)
-        # The department took part: the applicant may rate it after the call.
-        await self._store.set_ticket_joined(room.meta.ticket_id, department, user.username)
+        if not skill_of(department):
+            # The department took part: the applicant may rate it after the call (an
+            # interpreter pool is not a department that served them).
+            await self._store.set_ticket_joined(room.meta.ticket_id, department, user.username)
         await self._directory.set_guest(user.username, room.room_id)
         state = await self._store.staff_state(user.username)
         # Away (not in_call, which the queue script keeps for its own calls) takes them out of

@@ -121,6 +121,8 @@ CATALOGUE: dict[str, ErrorText] = {
                          "That department is invited already."),
     "too_many_invites": ErrorText(409, "待加入的邀请过多，请稍后再试。",
                                   "Too many pending invitations."),
+    "no_interpreter": ErrorText(409, "该语种暂无翻译在岗，通话照常进行。",
+                                "No interpreter with that skill is available; the call goes on."),
     "taken": ErrorText(409, "同事已加入该会商。",
                        "A colleague has joined this consultation already."),
     "busy.in_call": ErrorText(409, "您正在通话中，不能加入会商。",

@@ -23,6 +23,7 @@ from signaling.queue import Event, EventKind
 from signaling.schema import (
     OUTBOUND,
     CallbackNew,
+    InterpreterUnavailable,
     Invite,
     InviteClosed,
     RoomGrant,
@@ -167,6 +168,13 @@ class Fanout:
         view: TicketView = await self._snapshots.ticket(ticket)
         view["room"] = room
         await self._emit(KIOSK, "ticket:update", view, to=_ticket_room(ticket.ticket_id))
+
+    async def interpreter_unavailable(self, ticket_id: str, skill: str) -> None:
+        """The applicant asked for an interpreter and nobody of the pool is available: the call
+        goes on without one (signaling/interpreters.py)."""
+        payload: InterpreterUnavailable = {"skill": skill}
+        await self._emit(KIOSK, "interpreter:unavailable", payload,
+                         to=_ticket_room(ticket_id))
 
     def queue_changed(self, dept_id: str) -> None:
         """The department's positions go out with the next flush."""

@@ -100,7 +100,8 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          DECLINE, GONE, CONNECT, ABANDON, CANCEL, OVERFLOW,
                                          COMPLETE, PAUSE, UNPAUSE, INVITE, JOIN, RATE (one per
                                          department rated; detail the score 1-5), CALLBACK,
-                                         CALLBACK_DONE, CALLBACK_PURGE, CONFIG), ticket,
+                                         CALLBACK_DONE, CALLBACK_PURGE, CONFIG,
+                                         NOINTERPRETER), ticket,
                                          department, staff, detail (phone numbers only masked);
                                          ENTER also hall (the registered kiosk's, '' for an
                                          anonymous one); CONNECT's detail: the wait (s),

@@ -238,7 +238,7 @@ class RoomNamespace(Namespace):
         if ended.sha or ended.keep:
             return
         mine = {roles.participant_id(role, ended.username)
-                for role in (Role.STAFF, Role.GUIDE, Role.SUPERVISOR)}
+                for role in (Role.STAFF, Role.GUIDE, Role.SUPERVISOR, Role.INTERPRETER)}
         for (room_id, participant_id), sid in list(self._current.items()):
             if participant_id not in mine:
                 continue

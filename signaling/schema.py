@@ -287,6 +287,12 @@ class DeviceRevoked(TypedDict):
     device_id: str
 
 
+class InterpreterUnavailable(TypedDict):
+    """The applicant asked for an interpreter and nobody with the skill is available: the call
+    goes on without one."""
+    skill: str
+
+
 class RoomOffer(TypedDict):
     sdp: str
     publish: dict[str, str]  # audio, video, screen -> mid
@@ -323,7 +329,8 @@ class NoticeUpdate(TypedDict):
 # namespace -> event -> payload
 OUTBOUND: dict[str, dict[str, type]] = {
     "/kiosk": {"ticket:update": TicketView, "service:state": ServiceState,
-               "device:revoked": DeviceRevoked},
+               "device:revoked": DeviceRevoked,
+               "interpreter:unavailable": InterpreterUnavailable},
     "/staff": {
         "service:state": ServiceState,
         "staff:state": StaffState,

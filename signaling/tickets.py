@@ -22,6 +22,7 @@ from signaling.privacy import mask_phone
 from signaling.queue import Code
 from signaling.ratings import Rating
 from signaling.schema import Callback
+from signaling.skills import skill_of
 from signaling.store import Store, Ticket
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ class Tickets:
         `device`: the registered kiosk taking it (one open ticket at a time), None if
         anonymous."""
         dept = await self._store.department(dept_id)
-        if dept is None:
+        # An interpreter pool serves in another department's call: nobody queues at it.
+        if dept is None or skill_of(dept_id):
             raise SignalError("unknown_department", dept_id)
         for other in also:
             if other == dept_id or await self._store.department(other) is None:

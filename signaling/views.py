@@ -12,6 +12,7 @@ from signaling.accounts import User
 from signaling.departments import Department
 from signaling.eta import average_handling, estimate_wait
 from signaling.schema import StaffState, TicketView
+from signaling.skills import skill_of
 from signaling.states import Presence, TicketStatus
 from signaling.store import Ticket
 
@@ -25,6 +26,8 @@ class DepartmentView(TypedDict):
     open_now: bool
     next_open: float | None
     hours: str
+    # An interpreter pool's skill (signaling/skills.py), None for a department.
+    skill: str | None
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ def department_view(dept: Department, moment: dt.datetime,
     return {"id": dept.id, "name_zh": dept.name_zh, "name_en": dept.name_en,
             "matters": list(matters), "open_now": open_now,
             "next_open": upcoming.timestamp() if upcoming else None,
-            "hours": dept.hours_text()}
+            "hours": dept.hours_text(), "skill": skill_of(dept.id)}
 
 
 def ticket_view(ticket: Ticket, position: int, basis: WaitBasis | None) -> TicketView:

@@ -23,7 +23,7 @@ STATIC = "/static"
 # What the pages use of a department: its names everywhere; the kiosk's search and service hours
 # when the server has them.
 DEPARTMENT_NAMES = ("id", "name_zh", "name_en")
-DEPARTMENT_EXTRAS = ("matters", "open_now", "next_open", "hours")
+DEPARTMENT_EXTRAS = ("matters", "open_now", "next_open", "hours", "skill")
 
 
 def _department(dept: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,10 +19,20 @@ from rooms.room import Room
 from server.http.auth import require_user
 from server.http.payload import SAFE_ID, json_object
 from server.http.remote import client_address
-from server.keys import ARCHIVE, CONSULT, DIRECTORY, NODE, ROOMS, SNAPSHOTS, STORE
+from server.keys import (
+    ARCHIVE,
+    CONSULT,
+    DIRECTORY,
+    INTERPRETERS,
+    NODE,
+    ROOMS,
+    SNAPSHOTS,
+    STORE,
+)
 from signaling.accounts import User
 from signaling.errors import SignalError
 from signaling.room_directory import RoomEntry
+from signaling.skills import room_role, skill_of
 from signaling.states import TicketStatus
 
 logger = logging.getLogger(__name__)
@@ -124,8 +134,15 @@ async def invite(request: web.Request) -> web.Response:
         raise SignalError("forbidden.invite_outsider")
     if await request.app[STORE].department(department) is None:
         raise SignalError("unknown_department.invite")
-    code = await request.app[CONSULT].invite(
-        room, department, note.strip(), by_department=me.department or entry.department, by=user)
+    by_department = me.department or entry.department
+    if skill_of(department):
+        code = await request.app[INTERPRETERS].ring(room, department, by_department=by_department,
+                                                    by=user)
+    else:
+        code = await request.app[CONSULT].invite(room, department, note.strip(),
+                                                 by_department=by_department, by=user)
+    if code == "unavailable":
+        raise SignalError("no_interpreter")
     if code == "in_room":
         raise SignalError("in_room.department")
     if code == "pending":
@@ -165,15 +182,17 @@ async def join(request: web.Request) -> web.Response:
     room = _hosted(request, entry)
     department = entry.joined_as(user.username) \
         or await request.app[CONSULT].take_invitation(room, user, mine)
-    staff = participant_id(Role.STAFF, user.username)
+    # An interpreter pool's member joins as the room's interpreter, a department's as staff.
+    role = room_role(department)
+    staff = participant_id(role, user.username)
     token = await directory.create_token(
-        room.room_id, role=Role.STAFF, participant_id=staff, name=user.display_name,
+        room.room_id, role=role, participant_id=staff, name=user.display_name,
         department=department, ticket_id=ticket_id)
     ticket = await store.ticket(ticket_id)
     logger.info("staff %s joins room %s for department %s", user.username, room.room_id,
                 department)
     return web.json_response({
-        "ok": True, "room": _grant(room.room_id, token, Role.STAFF, staff),
+        "ok": True, "room": _grant(room.room_id, token, role, staff),
         "department": department,
         "ticket": await request.app[SNAPSHOTS].ticket(ticket) if ticket else None})
 

@@ -256,6 +256,7 @@ def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
     ours += ["cases.js", "ratings.js"]  # 好差评 per department and 差评 cases (issue 12)
     ours += ["stats.js"]  # statistics (issue 12), charts by Chart.js from npm
     ours += ["care.js", "speech.js"]  # 关怀模式 and spoken prompts at the kiosk (issue 13)
+    ours += ["interpreter.js"]  # the kiosk's interpreter request (issue 13)
     assert re.match(r"^\^?4\.", package["dependencies"]["chart.js"])
     assert lock["packages"]["node_modules/chart.js"]["version"].startswith("4.")
     ours += ["a11y.js"]  # the kiosk's focus and live region on each screen (issue 13)

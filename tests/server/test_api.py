@@ -45,9 +45,12 @@ async def test_malformed_login_bodies_are_refused(server: LiveServer) -> None:
 async def test_departments_are_public_and_seeded(server: LiveServer) -> None:
     async with client_session() as session:
         body = await (await session.get(f"{server.url}/api/departments")).json()
-    assert {d["id"]: d["name_zh"] for d in body["departments"]} == {
-        "tax": "税务", "market": "市场监管", "hrss": "人社", "fund": "公积金",
-        "estate": "不动产登记"}
+    assert {d["id"]: (d["name_zh"], d["skill"]) for d in body["departments"]} == {
+        "tax": ("税务", None), "market": ("市场监管", None), "hrss": ("人社", None),
+        "fund": ("公积金", None), "estate": ("不动产登记", None),
+        # the interpreter pools of the demo (signaling/skills.py)
+        "interp-sign": ("手语翻译", "sign"), "interp-ko": ("朝鲜语翻译", "ko"),
+        "interp-mn": ("蒙古语翻译", "mn"), "interp-en": ("英语翻译", "en")}
 
 
 async def test_recordings_are_for_supervisors_only(server: LiveServer) -> None:

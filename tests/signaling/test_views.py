@@ -27,7 +27,7 @@ def test_a_department_open_now_has_no_next_opening() -> None:
     assert department_view(TAX, monday, ["个人所得税汇算清缴"]) == {
         "id": "tax", "name_zh": "税务", "name_en": "Taxation",
         "matters": ["个人所得税汇算清缴"],
-        "open_now": True, "next_open": None, "hours": "mon-fri 09:00-17:00"}
+        "open_now": True, "next_open": None, "hours": "mon-fri 09:00-17:00", "skill": None}
 
 
 def test_a_closed_department_says_when_it_opens() -> None:

@@ -651,6 +651,10 @@ const STRINGS = {
     speak_callback_done: '登记成功，工作人员会给您回电。',
     speak_revoked: '本设备已停用，请到大厅窗口咨询。',
     speak_error: '操作没有成功，请再试一次，或请工作人员帮助。',
+    interpreter_heading: '需要手语或语言翻译吗？（可选）',
+    interpreter_unavailable: '{skill}暂无人员在岗，通话照常进行；工作人员可以稍后再邀请。',
+    role_interpreter: '翻译',
+    event_interpreter_unavailable: '所请求的翻译暂无人员在岗，通话照常进行',
   },
   en: {
     app_name: 'Yunzhen',
@@ -1296,6 +1300,10 @@ const STRINGS = {
     speak_callback_done: 'Saved: staff will call you back.',
     speak_revoked: 'This kiosk is out of service. Please ask at a service window.',
     speak_error: 'That did not work. Please try again or ask staff for help.',
+    interpreter_heading: 'Need a sign-language or language interpreter? (optional)',
+    interpreter_unavailable: 'No {skill} interpreter is available now; the call goes on, and staff can invite one later.',
+    role_interpreter: 'Interpreter',
+    event_interpreter_unavailable: 'No interpreter with the requested skill was available; the call went on',
   },
 };
 

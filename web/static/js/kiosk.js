@@ -11,12 +11,14 @@ import { departmentName, formatHours, formatMoment, initPage, listJoin, t } from
 import { careTime, endCare, initCare } from './care.js';
 import { ChecklistView } from './checklist.js';
 import { DepartmentRatings } from './ratings.js';
+import { InterpreterChoice } from './interpreter.js';
 import { initCallControls, RoomSession } from './room.js';
 import { initSpeech, resetSpeech } from './speech.js';
 import { Role, TicketStatus } from './states.js';
 import { watchScreens } from './a11y.js';
 
 const STORAGE_KEY = 'yz_ticket';
+const interpreter = new InterpreterChoice();
 const THANKS_SECONDS = 5;
 const CALLBACK_DONE_SECONDS = 10;
 const DEPARTMENTS_REFRESH_MS = 60_000; // open_now changes with the clock
@@ -129,6 +131,7 @@ function renderDepartments() {
   }
   let shown = 0;
   for (const dept of state.departments) {
+    if (dept.skill) continue; // an interpreter pool: asked for on the notice screen
     const found = searchDepartment(dept, query);
     if (!found.hit) continue;
     grid.append(departmentButton(dept, found.matters));
@@ -230,6 +233,7 @@ function goStart() {
   state.chosen = null;
   state.rating = null;
   state.callbackDept = null;
+  interpreter.reset(state.departments);
   clearCallbackForm();
   if ($('dept-search').value) {
     $('dept-search').value = '';
@@ -255,6 +259,7 @@ function chooseDepartment(id) {
   });
   $('consent-accept').checked = false;
   $('priority-lane').checked = false;
+  interpreter.reset(state.departments);
   $('start-consult').disabled = true;
   showScreen('notice');
 }
@@ -359,6 +364,7 @@ async function startConsult() {
   btn.textContent = t('creating_ticket');
   const payload = { department: state.chosen, consent: true, channel: 'kiosk' };
   if (state.guide && $('priority-lane').checked) payload.priority = true;
+  if (interpreter.also().length) payload.also = interpreter.also();
   try {
     const answer = await emitAck(socket, 'ticket:create', payload);
     const ticket = answer.ticket;
@@ -479,7 +485,7 @@ function enterRoom(ticket) {
     remoteVideo: $('remote-video'),
     extraRemotes: $('remote-extra'),
     chatLog: $('chat-log'),
-    preferRole: Role.STAFF,
+    preferRole: interpreter.pinnedRole(),
     onNotice: (doc) => checklist.show(doc),
     onRemoteMedia: (main) => {
       $('call-status').hidden = Boolean(main);
@@ -724,6 +730,7 @@ async function main() {
   socket.on('connect', resume);
   socket.on('ticket:update', (ticket) => { if (!state.revoked) applyTicket(ticket); });
   socket.on('device:revoked', deviceRevoked);
+  socket.on('interpreter:unavailable', (msg) => interpreter.unavailable(msg, state.departments));
   if (!state.departments.length || !('open_now' in state.departments[0])) refreshDepartments();
   setInterval(refreshDepartments, DEPARTMENTS_REFRESH_MS);
 }

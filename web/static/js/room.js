@@ -362,6 +362,8 @@ export class RoomSession {
     entries.sort((a, b) => rank(a) - rank(b));
     const [main, ...rest] = entries;
     this.show(this.remoteVideo, main ? main.tracks : []);
+    // Who is in the main (large) picture: an interpreter pinned there for sign language.
+    this.remoteVideo.dataset.role = main ? main.info.role : '';
     this.showScreen(screen);
     this.mainId = main ? main.info.participant_id : null;
     if (this.extraRemotes) {

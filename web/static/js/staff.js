@@ -327,6 +327,8 @@ function renderInvitePanel() {
   const panel = $('invite-panel');
   const show = Boolean(state.room && state.call && state.user)
     && [Role.STAFF, Role.GUIDE].includes(state.user.role)
+    // An interpreter in the call invites nobody (the server refuses it too).
+    && !state.departments.some((d) => d.id === state.call.department && d.skill)
     && document.body.dataset.current === 'call';
   panel.hidden = !show;
   if (!show) return;

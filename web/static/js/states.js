@@ -9,6 +9,7 @@ export const Role = Object.freeze({
   SUPERVISOR: 'supervisor',
   ADMIN: 'admin',
   AUDITOR: 'auditor',
+  INTERPRETER: 'interpreter',
 });
 
 // A staff member's state in the queue.
