@@ -70,6 +70,9 @@ async def test_the_kiosk_desk_and_supervisor_pass_axe_through_a_whole_consultati
     await kiosk.get_by_test_id("dept-tax").click()
     await expect(kiosk.get_by_test_id("consent-accept")).to_be_visible()
     await axe.check(kiosk, "kiosk recording notice")
+    await kiosk.locator('[data-testid="interpreter-request"][data-skill="sign"]').click()
+    await axe.check(kiosk, "kiosk recording notice, sign language asked for")
+    await kiosk.locator('[data-testid="interpreter-request"][data-skill="sign"]').click()
     await kiosk.get_by_test_id("consent-decline").click()
     await expect(kiosk.get_by_test_id("decline-message")).to_be_visible()
     await axe.check(kiosk, "kiosk declined")
@@ -82,6 +85,13 @@ async def test_the_kiosk_desk_and_supervisor_pass_axe_through_a_whole_consultati
     await axe.check(kiosk, "kiosk waiting, no staff")
     await kiosk.get_by_test_id("cancel-consult").click()
     await expect(kiosk.get_by_test_id("dept-market")).to_be_visible()
+    # 关怀模式: the start screen and the notice in large type.
+    await kiosk.get_by_test_id("care-mode").click()
+    await expect(kiosk.get_by_test_id("care-mode")).to_have_attribute("aria-pressed", "true")
+    await axe.check(kiosk, "kiosk start, care mode")
+    await kiosk.get_by_test_id("dept-tax").click()
+    await expect(kiosk.get_by_test_id("consent-accept")).to_be_visible()
+    await axe.check(kiosk, "kiosk recording notice, care mode")
     await kiosk.context.close()
 
     # The staff desk's sign-in, idle desk; then a call: ringing, in the call with the notice panel.
