@@ -74,6 +74,10 @@ class Config:
     audit_keep_days: int = 190
     # Days a call-back request (a phone number) is kept before it is deleted.
     callback_keep_days: int = 30
+    # The kiosk's privacy wipe (web/static/js/wipe.js): seconds without a touch before the screen
+    # is wiped, and the visible countdown before it (the last seconds of that time).
+    kiosk_idle_seconds: int = 60
+    kiosk_idle_warning_seconds: int = 10
     # Largest Socket.IO payload accepted, in bytes.
     max_payload_bytes: int = 64 * 1024
     # Departments to create at start when Redis does not have them yet (TOML or JSON).
@@ -135,6 +139,12 @@ class Config:
         if not 1 <= self.redis_memory_alert_percent <= 100:
             raise ConfigError(f"redis_memory_alert_percent: {self.redis_memory_alert_percent} "
                               "is not between 1 and 100")
+        if not 2 <= self.kiosk_idle_seconds <= 3600:
+            raise ConfigError(f"kiosk_idle_seconds: {self.kiosk_idle_seconds} is not between 2 "
+                              "and 3600")
+        if not 1 <= self.kiosk_idle_warning_seconds < self.kiosk_idle_seconds:
+            raise ConfigError(f"kiosk_idle_warning_seconds: {self.kiosk_idle_warning_seconds} is "
+                              "not between 1 and kiosk_idle_seconds - 1")
         # A bad timezone, payload limit, policy time or callback_keep_days stops the start here.
         _ = self.signaling
 

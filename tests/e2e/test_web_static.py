@@ -75,6 +75,9 @@ SIGN_IN_TESTIDS = ["login-totp", "login-error", "password-current", "password-ne
                    "recovery-codes", "idle-warning", "idle-continue"]
 for _page in ("kiosk", "staff", "supervisor", "admin", "audit"):
     REQUIRED_TESTIDS[_page] = REQUIRED_TESTIDS[_page] + SIGN_IN_TESTIDS
+# The kiosk's idle warning is the privacy wipe's (wipe.js): it has no "continue" button.
+REQUIRED_TESTIDS["kiosk"].remove("idle-continue")
+REQUIRED_TESTIDS["kiosk"] += ["attract", "idle-warning-text"]
 # Created by the page modules from data rather than written in the templates.
 MODULE_TESTIDS = {
     "kiosk": ["dept-${dept.id}", "dept-closed-${dept.id}"],
@@ -144,7 +147,8 @@ def test_template_renders_without_context(page: str) -> None:
     data = json.loads(re.search(r'id="yz-boot">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
     assert data == {"lang": "zh", "departments": [], "user": None, "has_user": False,
                     "idle_timeout": 0, "callback_keep_days": 30, "retention_days": 180,
-                    "consent_notice_version": CONSENT_NOTICE_VERSION, "device": None}
+                    "consent_notice_version": CONSENT_NOTICE_VERSION, "device": None,
+                    "kiosk_idle": {"seconds": 60, "warning": 10}}
 
 
 class _InlineCode(HTMLParser):
@@ -255,6 +259,7 @@ def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
     ours += ["checklist.js"]  # the 一次性告知单 (issue 12)
     ours += ["cases.js", "ratings.js"]  # 好差评 per department and 差评 cases (issue 12)
     ours += ["stats.js"]  # statistics (issue 12), charts by Chart.js from npm
+    ours += ["wipe.js"]  # the shared screen's privacy wipe (issue 13)
     assert re.match(r"^\^?4\.", package["dependencies"]["chart.js"])
     assert lock["packages"]["node_modules/chart.js"]["version"].startswith("4.")
     ours.sort()

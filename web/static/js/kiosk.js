@@ -12,6 +12,7 @@ import { ChecklistView } from './checklist.js';
 import { DepartmentRatings } from './ratings.js';
 import { initCallControls, RoomSession } from './room.js';
 import { Role, TicketStatus } from './states.js';
+import { PrivacyWipe } from './wipe.js';
 
 const STORAGE_KEY = 'yz_ticket';
 const THANKS_SECONDS = 5;
@@ -43,6 +44,8 @@ const state = {
 
 let socket = null;
 const checklist = new ChecklistView();
+// Nothing of a person stays on the shared screen (wipe.js): after them, and when they walk away.
+const privacy = new PrivacyWipe({ isLive: () => Boolean(state.room && !state.room.closed), onWipe: forgetPerson });
 
 function saveAuth(auth) {
   state.auth = auth;
@@ -334,7 +337,7 @@ function showCallbackDone(maskedPhone) {
   let left = CALLBACK_DONE_SECONDS;
   const tick = () => {
     if (left <= 0) {
-      goStart();
+      privacy.wipe();
       return;
     }
     $('callback-done-countdown').textContent = t('callback_done_countdown', { s: left });
@@ -595,7 +598,7 @@ function showThanks() {
   let left = THANKS_SECONDS;
   const tick = () => {
     if (left <= 0) {
-      goStart();
+      privacy.wipe();
       return;
     }
     $('thanks-countdown').textContent = t('thanks_text', { s: left });
@@ -604,6 +607,23 @@ function showThanks() {
   };
   clearTimeout(state.thanksTimer);
   tick();
+}
+
+// The privacy wipe's part in this page (wipe.js clears the browser's side): a ticket still
+// waiting is cancelled (its person walked away), guide mode ends, the page's state is the start
+// screen's, and the ticket socket is a new one.
+async function forgetPerson() {
+  const auth = state.auth;
+  const waiting = state.ticket && [TicketStatus.WAITING, TicketStatus.RINGING].includes(state.ticket.status);
+  goStart();
+  clearError();
+  if (auth && waiting) {
+    try {
+      await emitAck(socket, 'ticket:cancel', { ticket_id: auth.ticket_id, token: auth.token });
+    } catch { /* gone already */ }
+  }
+  if (state.guide) await guideLogout();
+  else if (!state.revoked) await reconnectSocket();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -667,7 +687,7 @@ function bind() {
     saveAuth(null);
     goStart();
   });
-  $('thanks-back').addEventListener('click', goStart);
+  $('thanks-back').addEventListener('click', () => privacy.wipe('start'));
   $('dept-search').addEventListener('input', renderDepartments);
   $('dept-search-clear').addEventListener('click', () => {
     $('dept-search').value = '';
@@ -676,7 +696,7 @@ function bind() {
   });
   $('callback-form').addEventListener('submit', submitCallback);
   $('callback-back').addEventListener('click', goStart);
-  $('callback-done-back').addEventListener('click', goStart);
+  $('callback-done-back').addEventListener('click', () => privacy.wipe('start'));
   $('guide-mode').addEventListener('click', openGuideLogin);
   $('login-form').addEventListener('submit', guideLogin);
   $('login-back').addEventListener('click', goStart);
@@ -716,6 +736,7 @@ async function main() {
   socket.on('device:revoked', deviceRevoked);
   if (!state.departments.length || !('open_now' in state.departments[0])) refreshDepartments();
   setInterval(refreshDepartments, DEPARTMENTS_REFRESH_MS);
+  privacy.start();
 }
 
 main();
