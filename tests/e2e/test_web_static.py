@@ -77,7 +77,11 @@ for _page in ("kiosk", "staff", "supervisor", "admin", "audit"):
     REQUIRED_TESTIDS[_page] = REQUIRED_TESTIDS[_page] + SIGN_IN_TESTIDS
 # The kiosk's idle warning is the privacy wipe's (wipe.js): it has no "continue" button.
 REQUIRED_TESTIDS["kiosk"].remove("idle-continue")
-REQUIRED_TESTIDS["kiosk"] += ["attract", "idle-warning-text"]
+REQUIRED_TESTIDS["kiosk"] += ["attract", "idle-warning-text", "device-check",
+                              "device-check-preview", "device-check-problem", "device-check-status",
+                              "device-check-tone", "device-check-continue", "device-check-voice"]
+for _page in ("kiosk", "staff"):
+    REQUIRED_TESTIDS[_page] = REQUIRED_TESTIDS[_page] + ["call-quality"]
 # Created by the page modules from data rather than written in the templates.
 MODULE_TESTIDS = {
     "kiosk": ["dept-${dept.id}", "dept-closed-${dept.id}"],
@@ -259,7 +263,8 @@ def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
     ours += ["checklist.js"]  # the 一次性告知单 (issue 12)
     ours += ["cases.js", "ratings.js"]  # 好差评 per department and 差评 cases (issue 12)
     ours += ["stats.js"]  # statistics (issue 12), charts by Chart.js from npm
-    ours += ["wipe.js"]  # the shared screen's privacy wipe (issue 13)
+    # The shared screen (issue 13): privacy wipe, device check, network quality.
+    ours += ["wipe.js", "devicecheck.js", "quality.js"]
     assert re.match(r"^\^?4\.", package["dependencies"]["chart.js"])
     assert lock["packages"]["node_modules/chart.js"]["version"].startswith("4.")
     ours.sort()

@@ -634,10 +634,10 @@ const STRINGS = {
     device_check_no_camera: '无法使用摄像头（没有摄像头或未获允许）。您可以只用语音与工作人员通话，对方将看不到您。',
     device_check_no_mic: '无法使用麦克风（没有麦克风或未获允许）。工作人员将听不到您，请使用文字聊天或向大厅工作人员求助。',
     device_check_ok: '摄像头和麦克风正常。',
-    voice_only_badge: '仅语音',
     quality_good: '网络良好',
     quality_fair: '网络一般',
-    quality_poor: '网络较差，已暂停视频，仅保留语音',
+    quality_poor: '网络较差',
+    quality_paused: '网络较差，已暂停视频，仅保留语音',
   },
   en: {
     app_name: 'Yunzhen',
@@ -1266,10 +1266,10 @@ const STRINGS = {
     device_check_no_camera: 'The camera cannot be used (missing or not allowed). You can talk to the staff by voice only; they will not see you.',
     device_check_no_mic: 'The microphone cannot be used (missing or not allowed). The staff will not hear you: use the chat or ask the hall staff for help.',
     device_check_ok: 'Camera and microphone work.',
-    voice_only_badge: 'Voice only',
     quality_good: 'Good connection',
     quality_fair: 'Fair connection',
-    quality_poor: 'Poor connection: video paused, voice only',
+    quality_poor: 'Poor connection',
+    quality_paused: 'Poor connection: video paused, voice only',
   },
 };
 

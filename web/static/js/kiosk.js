@@ -13,6 +13,7 @@ import { DepartmentRatings } from './ratings.js';
 import { initCallControls, RoomSession } from './room.js';
 import { Role, TicketStatus } from './states.js';
 import { PrivacyWipe } from './wipe.js';
+import { DeviceCheck } from './devicecheck.js';
 
 const STORAGE_KEY = 'yz_ticket';
 const THANKS_SECONDS = 5;
@@ -45,6 +46,7 @@ const state = {
 let socket = null;
 const checklist = new ChecklistView();
 // Nothing of a person stays on the shared screen (wipe.js): after them, and when they walk away.
+const devices = new DeviceCheck();
 const privacy = new PrivacyWipe({ isLive: () => Boolean(state.room && !state.room.closed), onWipe: forgetPerson });
 
 function saveAuth(auth) {
@@ -221,6 +223,7 @@ async function guideLogout() {
 function goStart() {
   clearTimeout(state.thanksTimer);
   closeRoom();
+  devices.reset();
   checklist.reset();
   saveAuth(null);
   state.ticket = null;
@@ -404,6 +407,7 @@ function applyTicket(ticket) {
         : t('queue_position', { n: ticket.position ?? '–' });
       renderEta(current);
       showScreen('waiting');
+      devices.open();
       break;
     }
     case TicketStatus.CONNECTED:
@@ -463,6 +467,7 @@ function enterRoom(ticket) {
   const { room_id: roomId, token } = ticket.room;
   if (state.room && state.roomId === roomId && !state.room.closed) return;
   closeRoom();
+  devices.release();
   state.roomId = roomId;
   const deptName = departmentName(state.departments, ticket.department);
   $('call-ticket').textContent = `${ticket.number || ''} · ${deptName}`;
@@ -477,6 +482,7 @@ function enterRoom(ticket) {
     extraRemotes: $('remote-extra'),
     chatLog: $('chat-log'),
     preferRole: Role.STAFF,
+    voiceOnly: devices.voiceOnly,
     onNotice: (doc) => checklist.show(doc),
     onRemoteMedia: (main) => {
       $('call-status').hidden = Boolean(main);
@@ -679,6 +685,7 @@ function bind() {
   $('cancel-consult').addEventListener('click', cancelConsult);
   $('hangup').addEventListener('click', hangup);
   initCallControls(() => state.room);
+  devices.bind();
   for (const btn of document.querySelectorAll('[data-rating]')) {
     btn.addEventListener('click', () => chooseRating(Number(btn.dataset.rating)));
   }
