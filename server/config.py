@@ -75,6 +75,10 @@ class Config:
     audit_keep_days: int = 190
     # Days a call-back request (a phone number) is kept before it is deleted.
     callback_keep_days: int = 30
+    # The kiosk's privacy wipe (web/static/js/wipe.js): seconds without a touch before the screen
+    # is wiped, and the visible countdown before it (the last seconds of that time).
+    kiosk_idle_seconds: int = 60
+    kiosk_idle_warning_seconds: int = 10
     # Largest Socket.IO payload accepted, in bytes.
     max_payload_bytes: int = 64 * 1024
     # Departments to create at start when Redis does not have them yet (TOML or JSON).
@@ -145,6 +149,12 @@ class Config:
             raise ConfigError(f"speech_voice: {self.speech_voice!r} is not an espeak-ng voice name")
         if self.speech_cache_files < 1:
             raise ConfigError("speech_cache_files must be 1 or more")
+        if not 2 <= self.kiosk_idle_seconds <= 3600:
+            raise ConfigError(f"kiosk_idle_seconds: {self.kiosk_idle_seconds} is not between 2 "
+                              "and 3600")
+        if not 1 <= self.kiosk_idle_warning_seconds < self.kiosk_idle_seconds:
+            raise ConfigError(f"kiosk_idle_warning_seconds: {self.kiosk_idle_warning_seconds} is "
+                              "not between 1 and kiosk_idle_seconds - 1")
         # A bad timezone, payload limit, policy time or callback_keep_days stops the start here.
         _ = self.signaling
 

@@ -42,7 +42,7 @@ async def test_first_recorded_consultation_end_to_end(server: LiveServer, browse
     assert kiosk_later["audioPackets"] > kiosk_first["audioPackets"]
     assert staff_later["audioPackets"] > staff_first["audioPackets"]
 
-    # The applicant hangs up, rates 非常满意, is thanked and returns to the start screen.
+    # The applicant hangs up, rates 非常满意, is thanked and the screen is wiped.
     hangup_at = time.time()
     await kiosk.get_by_test_id("hangup").click()
     await expect(kiosk.get_by_test_id("rating-5")).to_be_visible(timeout=10_000)
@@ -51,7 +51,10 @@ async def test_first_recorded_consultation_end_to_end(server: LiveServer, browse
     await kiosk.get_by_test_id("rating-5").click()
     await kiosk.get_by_test_id("rating-submit").click()
     await expect(kiosk.get_by_test_id("thanks-back")).to_be_visible()
-    await expect(kiosk.get_by_test_id("dept-tax")).to_be_visible(timeout=15_000)
+    # The countdown ends in the privacy wipe's attract screen; a touch opens the start screen.
+    await expect(kiosk.get_by_test_id("attract")).to_be_visible(timeout=15_000)
+    await kiosk.get_by_test_id("attract").click()
+    await expect(kiosk.get_by_test_id("dept-tax")).to_be_visible()
     # The staff desk is back to available.
     await expect(staff.get_by_test_id("presence-available")).to_have_attribute(
         "aria-pressed", "true", timeout=10_000)

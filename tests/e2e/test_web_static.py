@@ -75,6 +75,13 @@ SIGN_IN_TESTIDS = ["login-totp", "login-error", "password-current", "password-ne
                    "recovery-codes", "idle-warning", "idle-continue"]
 for _page in ("kiosk", "staff", "supervisor", "admin", "audit"):
     REQUIRED_TESTIDS[_page] = REQUIRED_TESTIDS[_page] + SIGN_IN_TESTIDS
+# The kiosk's idle warning is the privacy wipe's (wipe.js): it has no "continue" button.
+REQUIRED_TESTIDS["kiosk"].remove("idle-continue")
+REQUIRED_TESTIDS["kiosk"] += ["attract", "idle-warning-text", "device-check",
+                              "device-check-preview", "device-check-problem", "device-check-status",
+                              "device-check-tone", "device-check-continue", "device-check-voice"]
+for _page in ("kiosk", "staff"):
+    REQUIRED_TESTIDS[_page] = REQUIRED_TESTIDS[_page] + ["call-quality"]
 # Created by the page modules from data rather than written in the templates.
 MODULE_TESTIDS = {
     "kiosk": ["dept-${dept.id}", "dept-closed-${dept.id}"],
@@ -144,7 +151,8 @@ def test_template_renders_without_context(page: str) -> None:
     data = json.loads(re.search(r'id="yz-boot">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
     assert data == {"lang": "zh", "departments": [], "user": None, "has_user": False,
                     "idle_timeout": 0, "callback_keep_days": 30, "retention_days": 180,
-                    "consent_notice_version": CONSENT_NOTICE_VERSION, "device": None}
+                    "consent_notice_version": CONSENT_NOTICE_VERSION, "device": None,
+                    "kiosk_idle": {"seconds": 60, "warning": 10}}
 
 
 class _InlineCode(HTMLParser):
@@ -257,6 +265,8 @@ def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
     ours += ["stats.js"]  # statistics (issue 12), charts by Chart.js from npm
     ours += ["care.js", "speech.js"]  # 关怀模式 and spoken prompts at the kiosk (issue 13)
     ours += ["interpreter.js"]  # the kiosk's interpreter request (issue 13)
+    # The shared screen (issue 13): privacy wipe, device check, network quality.
+    ours += ["wipe.js", "devicecheck.js", "quality.js"]
     assert re.match(r"^\^?4\.", package["dependencies"]["chart.js"])
     assert lock["packages"]["node_modules/chart.js"]["version"].startswith("4.")
     ours += ["a11y.js"]  # the kiosk's focus and live region on each screen (issue 13)

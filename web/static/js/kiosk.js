@@ -16,6 +16,8 @@ import { initCallControls, RoomSession } from './room.js';
 import { initSpeech, resetSpeech } from './speech.js';
 import { Role, TicketStatus } from './states.js';
 import { watchScreens } from './a11y.js';
+import { PrivacyWipe } from './wipe.js';
+import { DeviceCheck } from './devicecheck.js';
 
 const STORAGE_KEY = 'yz_ticket';
 const interpreter = new InterpreterChoice();
@@ -50,6 +52,9 @@ const state = {
 
 let socket = null;
 const checklist = new ChecklistView();
+// Nothing of a person stays on the shared screen (wipe.js): after them, and when they walk away.
+const devices = new DeviceCheck();
+const privacy = new PrivacyWipe({ isLive: () => Boolean(state.room && !state.room.closed), onWipe: forgetPerson });
 
 function saveAuth(auth) {
   state.auth = auth;
@@ -227,6 +232,7 @@ function goStart() {
   clearTimeout(state.thanksTimer);
   if (LAST_SCREENS.has(document.body.dataset.current)) endCare();
   closeRoom();
+  devices.reset();
   checklist.reset();
   saveAuth(null);
   state.ticket = null;
@@ -345,7 +351,7 @@ function showCallbackDone(maskedPhone) {
   let left = careTime(CALLBACK_DONE_SECONDS);
   const tick = () => {
     if (left <= 0) {
-      goStart();
+      privacy.wipe();
       return;
     }
     $('callback-done-countdown').textContent = t('callback_done_countdown', { s: left });
@@ -413,6 +419,7 @@ function applyTicket(ticket) {
         : t('queue_position', { n: ticket.position ?? '–' });
       renderEta(current);
       showScreen('waiting');
+      devices.open();
       break;
     }
     case TicketStatus.CONNECTED:
@@ -472,6 +479,7 @@ function enterRoom(ticket) {
   const { room_id: roomId, token } = ticket.room;
   if (state.room && state.roomId === roomId && !state.room.closed) return;
   closeRoom();
+  devices.release();
   state.roomId = roomId;
   const deptName = departmentName(state.departments, ticket.department);
   $('call-ticket').textContent = `${ticket.number || ''} · ${deptName}`;
@@ -486,6 +494,7 @@ function enterRoom(ticket) {
     extraRemotes: $('remote-extra'),
     chatLog: $('chat-log'),
     preferRole: interpreter.pinnedRole(),
+    voiceOnly: devices.voiceOnly,
     onNotice: (doc) => checklist.show(doc),
     onRemoteMedia: (main) => {
       $('call-status').hidden = Boolean(main);
@@ -607,7 +616,7 @@ function showThanks() {
   let left = careTime(THANKS_SECONDS);
   const tick = () => {
     if (left <= 0) {
-      goStart();
+      privacy.wipe();
       return;
     }
     $('thanks-countdown').textContent = t('thanks_text', { s: left });
@@ -616,6 +625,24 @@ function showThanks() {
   };
   clearTimeout(state.thanksTimer);
   tick();
+}
+
+// The privacy wipe's part in this page (wipe.js clears the browser's side): a ticket still
+// waiting is cancelled (its person walked away), guide mode ends, the page's state is the start
+// screen's, and the ticket socket is a new one.
+async function forgetPerson() {
+  const auth = state.auth;
+  const waiting = state.ticket && [TicketStatus.WAITING, TicketStatus.RINGING].includes(state.ticket.status);
+  goStart();
+  endCare(); // 关怀模式 and the sound settings were that person's
+  clearError();
+  if (auth && waiting) {
+    try {
+      await emitAck(socket, 'ticket:cancel', { ticket_id: auth.ticket_id, token: auth.token });
+    } catch { /* gone already */ }
+  }
+  if (state.guide) await guideLogout();
+  else if (!state.revoked) await reconnectSocket();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -671,6 +698,7 @@ function bind() {
   $('cancel-consult').addEventListener('click', cancelConsult);
   $('hangup').addEventListener('click', hangup);
   initCallControls(() => state.room);
+  devices.bind();
   for (const btn of document.querySelectorAll('[data-rating]')) {
     btn.addEventListener('click', () => chooseRating(Number(btn.dataset.rating)));
   }
@@ -679,7 +707,7 @@ function bind() {
     saveAuth(null);
     goStart();
   });
-  $('thanks-back').addEventListener('click', goStart);
+  $('thanks-back').addEventListener('click', () => privacy.wipe('start'));
   $('dept-search').addEventListener('input', renderDepartments);
   $('dept-search-clear').addEventListener('click', () => {
     $('dept-search').value = '';
@@ -688,7 +716,7 @@ function bind() {
   });
   $('callback-form').addEventListener('submit', submitCallback);
   $('callback-back').addEventListener('click', goStart);
-  $('callback-done-back').addEventListener('click', goStart);
+  $('callback-done-back').addEventListener('click', () => privacy.wipe('start'));
   $('guide-mode').addEventListener('click', openGuideLogin);
   $('login-form').addEventListener('submit', guideLogin);
   $('login-back').addEventListener('click', goStart);
@@ -733,6 +761,7 @@ async function main() {
   socket.on('interpreter:unavailable', (msg) => interpreter.unavailable(msg, state.departments));
   if (!state.departments.length || !('open_now' in state.departments[0])) refreshDepartments();
   setInterval(refreshDepartments, DEPARTMENTS_REFRESH_MS);
+  privacy.start();
 }
 
 main();

@@ -4,6 +4,7 @@
 import { $, connectNamespace, emitAck, showError, YzError } from './common.js';
 import { t } from './i18n.js';
 import { Role } from './states.js';
+import { CallQuality } from './quality.js';
 
 const ICE_GATHER_TIMEOUT_MS = 5000;
 
@@ -23,10 +24,11 @@ function waitIceComplete(pc) {
   });
 }
 
-async function openLocalMedia() {
+// `voiceOnly`: the microphone alone (the applicant chose a call by voice only).
+async function openLocalMedia(voiceOnly = false) {
   const constraints = {
     audio: { echoCancellation: true, noiseSuppression: true },
-    video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
+    video: voiceOnly ? false : { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
   };
   try {
     return await navigator.mediaDevices.getUserMedia(constraints);
@@ -53,10 +55,11 @@ function playSafely(el) {
 //   remoteVideo:  <video> for the main remote participant.
 //   extraRemotes: optional container for more participants (joint consultations).
 //   preferRole:   which role goes to remoteVideo when several participants are present.
+//   voiceOnly:    no camera (missing, refused or declined at the device check).
 export class RoomSession {
   constructor({ roomId, token, localVideo, remoteVideo, extraRemotes = null, preferRole = null,
     chatLog = null, onEnded = () => {}, onParticipants = () => {}, onRemoteMedia = () => {},
-    onNotice = null }) {
+    onNotice = null, voiceOnly = false }) {
     this.roomId = roomId;
     this.token = token;
     this.localVideo = localVideo;
@@ -71,7 +74,9 @@ export class RoomSession {
     this.chatLog = chatLog;
     // The own microphone and camera; off means the track is disabled (silence, black frames).
     this.micOn = true;
-    this.cameraOn = true;
+    this.cameraOn = !voiceOnly;
+    // No camera to turn on: a call by voice only (the others see the camera off).
+    this.noCamera = voiceOnly;
     // The own shared screen (getDisplayMedia), sent on the transceiver the server offers as
     // `publish.screen`; screenMid is that transceiver's mid while the server receives it.
     this.screenStream = null;
@@ -104,12 +109,16 @@ export class RoomSession {
     this.mainId = null;
     // The room's recording: "on", or "interrupted" when it stopped during the call.
     this.recording = null;
+    // The network-quality indicator and audio-only fallback (quality.js), while in the call.
+    this.quality = null;
   }
 
   async start() {
     if (this.chatLog) this.chatLog.replaceChildren();
     renderCallControls(this);
     RoomSession.active.add(this);
+    this.quality = new CallQuality(this);
+    this.quality.start();
     this.socket = connectNamespace('/room');
     // Socket.IO reconnects by itself after a network drop; every (re)connection joins again
     // with the same token, and the server gives this participant their place back.
@@ -154,9 +163,18 @@ export class RoomSession {
   async openLocal() {
     if (this.localOpened) return;
     this.localOpened = true;
-    this.localStream = await openLocalMedia();
-    if (!this.localStream || this.localStream.getVideoTracks().length === 0) {
+    this.localStream = await openLocalMedia(this.noCamera);
+    if (!this.localStream || (!this.noCamera && this.localStream.getVideoTracks().length === 0)) {
       showError(t('err_camera'));
+    }
+    if (!this.localStream || this.localStream.getVideoTracks().length === 0) {
+      // Without a camera the call goes on by voice: the others are told the camera is off.
+      this.noCamera = true;
+      if (this.cameraOn) {
+        this.cameraOn = false;
+        renderCallControls(this);
+        this.sendMediaState().catch(() => {});
+      }
     }
     if (this.closed) {
       if (this.localStream) for (const track of this.localStream.getTracks()) track.stop();
@@ -566,6 +584,7 @@ export class RoomSession {
     if (this.closed) return;
     this.closed = true;
     RoomSession.active.delete(this);
+    if (this.quality) this.quality.stop();
     if (this.pc) this.pc.close();
     this.pc = null;
     if (this.socket) {
@@ -603,6 +622,8 @@ function renderCallControls(room) {
     button.setAttribute('aria-pressed', String(!on));
     button.textContent = t(on ? offKey : onKey);
   }
+  const camera = $('toggle-camera');
+  if (camera) camera.disabled = room.noCamera;
   const share = $('share-screen');
   if (share) {
     const sharing = Boolean(room.screenStream) && !room.closed;
