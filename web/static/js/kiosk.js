@@ -633,8 +633,8 @@ function showThanks() {
 async function forgetPerson() {
   const auth = state.auth;
   const waiting = state.ticket && [TicketStatus.WAITING, TicketStatus.RINGING].includes(state.ticket.status);
+  endCare(); // 关怀模式, the sound settings and the caption were that person's
   goStart();
-  endCare(); // 关怀模式 and the sound settings were that person's
   clearError();
   if (auth && waiting) {
     try {

@@ -143,6 +143,11 @@ function renderControls() {
 
 // The next applicant hears the prompts again, at the usual volume.
 export function resetSpeech() {
+  // The caption may hold the last person's number: it goes with them.
+  stop();
+  speech.lastKey = null;
+  $('speech-caption').textContent = '';
+  $('speech-caption').hidden = true;
   speech.muted = false;
   speech.volume = DEFAULT_VOLUME;
   $('speech-audio').volume = speech.volume;
