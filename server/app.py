@@ -30,6 +30,7 @@ from server.keys import (
     ACCOUNTS,
     ARCHIVE,
     AUDIT,
+    BOOKINGS,
     CASES,
     CONFIG,
     CONSULT,
@@ -52,6 +53,7 @@ from server.redis_memory import watch_memory
 from server.redis_server import EmbeddedRedis
 from server.seed import load_departments_file, put_missing_departments, seed_demo
 from signaling.accounts import Accounts
+from signaling.bookings import Bookings
 from signaling.calls import Calls, RoomHooks
 from signaling.cases import Cases, watch_due
 from signaling.clock import Clock
@@ -163,6 +165,7 @@ def create_app(config: Config) -> web.Application:
         app[NOTICES] = Notices(app[REDIS], signer)
         app[MATTERS] = Matters(app[REDIS])
         app[CASES] = Cases(app[REDIS], config.signaling, config.signaling.calendar(), audit)
+        app[BOOKINGS] = Bookings(app[REDIS], store, config.signaling, audit)
         archive.start()  # the retention job; stopped and awaited below
         try:
             yield
@@ -190,7 +193,7 @@ def create_app(config: Config) -> web.Application:
         kiosk = KioskNamespace(
             "/kiosk", config.signaling, watch, store=store, sessions=sessions,
             devices=app[DEVICES], tickets=tickets, calls=calls, snapshots=snapshots,
-            fanout=fanout, limits=limits)
+            fanout=fanout, limits=limits, bookings=app[BOOKINGS])
         staff = StaffNamespace(
             "/staff", config.signaling, watch, store=store, sessions=sessions,
             presence=presence, calls=calls, consult=consult, tickets=tickets,
@@ -259,6 +262,9 @@ def create_app(config: Config) -> web.Application:
     async def case_alerts(app: web.Application) -> None:
         await watch_due(app[CASES], app[ARCHIVE].alerts)
 
+    async def booking_no_shows(app: web.Application) -> None:
+        await app[BOOKINGS].run()
+
     async def stats_rollups(app: web.Application) -> None:
         await StatsConsumer(app[REDIS], config.signaling.zone, app[NODE]).run()
 
@@ -283,6 +289,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.extend([background("storage-alerts", storage_watch),
                             background("redis-memory-alerts", redis_memory_watch), exports_ctx,
                             background("case-alerts", case_alerts),
-                            background("stats-rollups", stats_rollups)])
+                            background("stats-rollups", stats_rollups),
+                            background("booking-no-shows", booking_no_shows)])
     http.setup(app)
     return app

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from rooms.manager import RoomManager
     from server.config import Config
     from signaling.accounts import Accounts
+    from signaling.bookings import Bookings
     from signaling.cases import Cases
     from signaling.consult import Consult
     from signaling.devices import Devices
@@ -55,3 +56,4 @@ EXPORTS: web.AppKey[ExportJobs] = web.AppKey("exports")
 NOTICES: web.AppKey[Notices] = web.AppKey("notices")
 # 差评 rectification cases (signaling/cases.py).
 CASES: web.AppKey[Cases] = web.AppKey("cases")
+BOOKINGS: web.AppKey[Bookings] = web.AppKey("bookings")
