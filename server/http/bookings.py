@@ -69,8 +69,11 @@ async def book(request: web.Request) -> web.Response:
     booking = await request.app[BOOKINGS].book(dept, start, name.strip(), phone.strip(),
                                                CONSENT_NOTICE_VERSION)
     url = booking_url(request, booking.code)
+    rules = await request.app[BOOKINGS].rules(dept)
     return web.json_response({"ok": True, "booking": {**booking.view(),
                                                       "phone": mask_phone(booking.phone)},
+                              "early_minutes": rules.early_minutes,
+                              "late_minutes": rules.late_minutes,
                               "url": url, "qr_svg": qr_svg(url, "预约码 " + booking.code)},
                              status=201)
 

@@ -12,7 +12,7 @@ import zoneinfo
 import pytest
 import redis.asyncio as aioredis
 
-from recordings.audit import Audit
+from recordings.audit import AUDIT, Audit
 from rooms.config import ConfigError
 from signaling import keys
 from signaling.bookings import Booking, Bookings, BookingStatus, mask_name
@@ -22,6 +22,7 @@ from signaling.errors import SignalError
 from signaling.slots import Arrival, BookingRules, arrival, build_slots
 from signaling.store import Store
 from signaling.workdays import WorkCalendar
+from tests.support.streams import stream_entries
 
 ZONE = zoneinfo.ZoneInfo("Asia/Shanghai")
 CONSENT = "2026-12-01"
@@ -235,8 +236,8 @@ async def test_rules_changes_are_checked_and_audited(
     assert bad.value.code == "invalid_payload" and "capacity" in bad.value.message
     rules = await bookings.set_rules("admin", "tax", {"capacity": 5}, remote="10.0.0.9")
     assert rules.capacity == 5 and rules.slot_minutes == 30
-    entries = await redis_client.xrange("yz:audit")
-    changes = [e for _, e in entries if e["action"] == "booking_rules"]
+    changes = [e for e in await stream_entries(redis_client, AUDIT)
+               if e["action"] == "booking_rules"]
     assert len(changes) == 2
     assert '"capacity": 3' in changes[-1]["before"] and '"capacity": 5' in changes[-1]["after"]
     assert changes[-1]["remote"] == "10.0.0.9" and changes[-1]["department"] == "tax"

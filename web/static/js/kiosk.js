@@ -9,6 +9,7 @@ import {
 } from './common.js';
 import { departmentName, formatHours, formatMoment, initPage, listJoin, t } from './i18n.js';
 import { ChecklistView } from './checklist.js';
+import { initBooking } from './booking.js';
 import { DepartmentRatings } from './ratings.js';
 import { initCallControls, RoomSession } from './room.js';
 import { Role, TicketStatus } from './states.js';
@@ -377,6 +378,18 @@ async function startConsult() {
   }
 }
 
+// A ticket taken with a booking code (booking.js, which shows the refusals): followed like any.
+async function takeBookedTicket(payload) {
+  state.busy = true;
+  try {
+    const { ticket } = await emitAck(socket, 'ticket:create', payload);
+    saveAuth({ ticket_id: ticket.ticket_id, token: ticket.token, rated: false });
+    if (!state.ticket || state.ticket.ticket_id !== ticket.ticket_id) applyTicket(ticket);
+  } finally {
+    state.busy = false;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Ticket state → screen
 // ---------------------------------------------------------------------------------------------
@@ -711,6 +724,7 @@ async function main() {
   renderGuide();
   renderDevice(boot.device);
   socket = connectNamespace('/kiosk');
+  initBooking({ departments: () => state.departments, takeTicket: takeBookedTicket, goStart });
   socket.on('connect', resume);
   socket.on('ticket:update', (ticket) => { if (!state.revoked) applyTicket(ticket); });
   socket.on('device:revoked', deviceRevoked);
