@@ -255,6 +255,7 @@ def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
     ours += ["checklist.js"]  # the 一次性告知单 (issue 12)
     ours += ["cases.js", "ratings.js"]  # 好差评 per department and 差评 cases (issue 12)
     ours += ["stats.js"]  # statistics (issue 12), charts by Chart.js from npm
+    ours += ["booking.js", "bookings_admin.js", "desk_bookings.js"]  # appointments (issue 13)
     assert re.match(r"^\^?4\.", package["dependencies"]["chart.js"])
     assert lock["packages"]["node_modules/chart.js"]["version"].startswith("4.")
     ours.sort()
