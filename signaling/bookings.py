@@ -93,12 +93,16 @@ class Booking:
                    ticket_id=row.get("ticket_id", ""),
                    consent_version=row.get("consent_version", ""))
 
-    def view(self) -> dict[str, Any]:
+    def view(self, zone: dt.tzinfo) -> dict[str, Any]:
         """As anyone but the applicant sees it: the name's first character and the phone
-        masked (a hall screen and a desk are seen by others)."""
+        masked (a hall screen and a desk are seen by others); `time` is the slot's start on
+        the hall's clock (`zone`), HH:MM, whatever the browser's own zone."""
+        start = dt.datetime.fromtimestamp(self.slot, zone)
         return {"code": self.code, "department": self.department, "slot": self.slot,
-                "slot_end": self.slot_end, "status": self.status, "ticket_id": self.ticket_id,
-                "name": mask_name(self.name), "phone": mask_phone(self.phone)}
+                "slot_end": self.slot_end, "day": start.date().isoformat(),
+                "time": start.strftime("%H:%M"), "status": self.status,
+                "ticket_id": self.ticket_id, "name": mask_name(self.name),
+                "phone": mask_phone(self.phone)}
 
 
 def mask_name(name: str) -> str:

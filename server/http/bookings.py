@@ -17,7 +17,7 @@ from server.http.payload import SAFE_ID, json_object
 from server.http.remote import client_address
 from server.keys import BOOKINGS, CONFIG
 from signaling.errors import SignalError
-from signaling.privacy import CONSENT_NOTICE_VERSION, mask_phone
+from signaling.privacy import CONSENT_NOTICE_VERSION
 from signaling.qr import qr_svg
 
 routes = web.RouteTableDef()
@@ -70,8 +70,8 @@ async def book(request: web.Request) -> web.Response:
                                                CONSENT_NOTICE_VERSION)
     url = booking_url(request, booking.code)
     rules = await request.app[BOOKINGS].rules(dept)
-    return web.json_response({"ok": True, "booking": {**booking.view(),
-                                                      "phone": mask_phone(booking.phone)},
+    zone = request.app[CONFIG].signaling.zone
+    return web.json_response({"ok": True, "booking": booking.view(zone),
                               "early_minutes": rules.early_minutes,
                               "late_minutes": rules.late_minutes,
                               "url": url, "qr_svg": qr_svg(url, "预约码 " + booking.code)},
@@ -85,7 +85,8 @@ async def booking(request: web.Request) -> web.Response:
     found = await request.app[BOOKINGS].get(code) if _CODE.match(code) else None
     if found is None:
         raise SignalError("booking_unknown", code[:20])
-    return web.json_response({"ok": True, "booking": found.view()})
+    return web.json_response({"ok": True,
+                              "booking": found.view(request.app[CONFIG].signaling.zone)})
 
 
 @routes.get("/api/admin/bookings/rules/{dept}")
@@ -119,7 +120,7 @@ async def day(request: web.Request) -> web.Response:
         raise SignalError("invalid_payload.time", name="day") from None
     found = await request.app[BOOKINGS].day(when)
     return web.json_response({"ok": True, "day": when.isoformat(),
-                              "bookings": [b.view() for b in found]})
+                              "bookings": [b.view(config.zone) for b in found]})
 
 
 @routes.get("/api/desk/bookings")
@@ -127,4 +128,5 @@ async def upcoming(request: web.Request) -> web.Response:
     """Who is booked next today in the staff member's departments (names masked)."""
     user = await require_user(request, (Role.STAFF,))
     found = await request.app[BOOKINGS].upcoming(user.departments)
-    return web.json_response({"ok": True, "bookings": [b.view() for b in found]})
+    zone = request.app[CONFIG].signaling.zone
+    return web.json_response({"ok": True, "bookings": [b.view(zone) for b in found]})

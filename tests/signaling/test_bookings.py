@@ -244,6 +244,7 @@ async def test_rules_changes_are_checked_and_audited(
     # The desks' list: today's bookings still to come, masked.
     await bookings.book("tax", int(at("2026-12-03", "14:00").timestamp()), "钱七",
                         "13512345678", CONSENT)
-    upcoming = [b.view() for b in await bookings.upcoming(["tax"])]
-    assert [(v["name"], v["phone"]) for v in upcoming] == [("钱*", "135****5678")]
+    upcoming = [b.view(ZONE) for b in await bookings.upcoming(["tax"])]
+    assert [(v["time"], v["name"], v["phone"]) for v in upcoming] == [
+        ("14:00", "钱*", "135****5678")]
     assert await bookings.upcoming(["market"]) == []

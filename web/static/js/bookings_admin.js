@@ -65,8 +65,7 @@ async function loadDay() {
     for (const b of bookings) {
       const tr = document.createElement('tr');
       tr.dataset.testid = 'booking-row';
-      const time = new Date(b.slot * 1000).toTimeString().slice(0, 5);
-      tr.append(cell(time), cell(departmentName(admin.departments(), b.department)), cell(b.code),
+      tr.append(cell(b.time), cell(departmentName(admin.departments(), b.department)), cell(b.code),
         cell(b.name), cell(b.phone), cell(t(`booking_status_${b.status}`)));
       rows.append(tr);
     }

@@ -19,9 +19,8 @@ async function load(departments) {
   for (const b of bookings) {
     const li = document.createElement('li');
     li.dataset.testid = 'desk-booking';
-    const time = new Date(b.slot * 1000).toTimeString().slice(0, 5);
     li.textContent = t('desk_booking_line', {
-      time, code: b.code, name: b.name, department: departmentName(departments(), b.department),
+      time: b.time, code: b.code, name: b.name, department: departmentName(departments(), b.department),
     });
     list.append(li);
   }
