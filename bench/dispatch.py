@@ -43,6 +43,7 @@ import secrets
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -227,25 +228,33 @@ class Clients:
         return {"connected_at_end": alive}
 
 
+async def serve_commands(conn: Connection, clients: Any) -> None:
+    """A client process's loop: run each (command, arguments) the pool sends as a method of
+    `clients`, and send back its result (or the exception), until "close"."""
+    while True:
+        command, arg = await asyncio.to_thread(conn.recv)
+        try:
+            result = await getattr(clients, command)(**arg)
+        except Exception as exc:
+            result = {"exception": f"{type(exc).__name__}: {exc}"}
+        conn.send(result)
+        if command == "close":
+            return
+
+
 def client_process(conn: Connection, url: str, depts: list[str],
                    staff: dict[str, list[tuple[str, str]]], kiosks: int) -> None:
-    async def serve() -> None:
-        clients = Clients(url, depts, staff, kiosks)
-        while True:
-            command, arg = await asyncio.to_thread(conn.recv)
-            try:
-                result = await getattr(clients, command)(**arg)
-            except Exception as exc:
-                result = {"exception": f"{type(exc).__name__}: {exc}"}
-            conn.send(result)
-            if command == "close":
-                return
-    asyncio.run(serve())
+    asyncio.run(serve_commands(conn, Clients(url, depts, staff, kiosks)))
 
 
 class ClientPool:
+    """Client processes, each with its share of the departments (and of their staff and kiosks),
+    running `target(conn, url, depts, staff, kiosks, *extra(i))`; the soak bench uses it too."""
+
     def __init__(self, procs: int, url: str, staff: dict[str, list[tuple[str, str]]],
-                 kiosks: int) -> None:
+                 kiosks: int, target: Callable[..., None] = client_process,
+                 name: str = "bench-clients",
+                 extra: Callable[[int], tuple[Any, ...]] = lambda i: ()) -> None:
         ctx = mp.get_context("spawn")
         self.conns: list[Connection] = []
         self.procs: list[Any] = []
@@ -254,8 +263,8 @@ class ClientPool:
             parent, child = ctx.Pipe()
             share = kiosks * len(depts) // len(DEPTS) + (1 if i < kiosks * len(depts)
                                                          % len(DEPTS) else 0)
-            proc = ctx.Process(target=client_process, name=f"bench-clients-{i}",
-                               args=(child, url, depts, {d: staff[d] for d in depts}, share))
+            proc = ctx.Process(target=target, name=f"{name}-{i}", args=(
+                child, url, depts, {d: staff[d] for d in depts}, share, *extra(i)))
             proc.start()
             self.conns.append(parent)
             self.procs.append(proc)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing as mp
 import random
 import secrets
 import time
@@ -47,7 +46,15 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from bench.common import ROOT, ServerProcess, cpu_seconds, merge_results
-from bench.dispatch import DEPTS, machine_busy, redis_url_from_log, setup_redis, summary_ms
+from bench.dispatch import (
+    DEPTS,
+    ClientPool,
+    machine_busy,
+    redis_url_from_log,
+    serve_commands,
+    setup_redis,
+    summary_ms,
+)
 from signaling.accounts import hash_password
 from signaling.client import SignalingClient
 from signaling.store import Store
@@ -249,52 +256,7 @@ class Clients:
 
 def client_process(conn: Connection, url: str, depts: list[str],
                    staff: dict[str, list[tuple[str, str]]], kiosks: int, seed: int) -> None:
-    async def serve() -> None:
-        clients = Clients(url, depts, staff, kiosks, seed)
-        while True:
-            command, arg = await asyncio.to_thread(conn.recv)
-            try:
-                result = await getattr(clients, command)(**arg)
-            except Exception as exc:
-                result = {"exception": f"{type(exc).__name__}: {exc}"}
-            conn.send(result)
-            if command == "close":
-                return
-    asyncio.run(serve())
-
-
-class Pool:
-    def __init__(self, procs: int, url: str, staff: dict[str, list[tuple[str, str]]],
-                 kiosks: int) -> None:
-        ctx = mp.get_context("spawn")
-        self.conns: list[Connection] = []
-        self.procs: list[Any] = []
-        self.shares = [DEPTS[i::procs] for i in range(procs)]
-        for i, depts in enumerate(self.shares):
-            parent, child = ctx.Pipe()
-            share = kiosks * len(depts) // len(DEPTS) + (1 if i < kiosks * len(depts)
-                                                         % len(DEPTS) else 0)
-            proc = ctx.Process(target=client_process, name=f"soak-clients-{i}", args=(
-                child, url, depts, {d: staff[d] for d in depts}, share, 1000 + i))
-            proc.start()
-            self.conns.append(parent)
-            self.procs.append(proc)
-
-    async def all(self, command: str, per_proc: list[dict[str, Any]] | None = None,
-                  **arg: Any) -> list[dict[str, Any]]:
-        for i, conn in enumerate(self.conns):
-            conn.send((command, per_proc[i] if per_proc else arg))
-        results = [await asyncio.to_thread(conn.recv) for conn in self.conns]
-        for result in results:
-            if "exception" in result:
-                raise RuntimeError(f"client process failed in {command}: {result['exception']}")
-        return results
-
-    def join(self) -> None:
-        for proc in self.procs:
-            proc.join(10)
-            if proc.is_alive():
-                proc.terminate()
+    asyncio.run(serve_commands(conn, Clients(url, depts, staff, kiosks, seed)))
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -332,14 +294,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     server = ServerProcess(["server", "serve", "--demo"], name="soak", env={
         "YUNZHEN_MEDIA_EMPTY_ROOM_TIMEOUT": str(args.empty_room)})
     await server.start(timeout=60)
-    pool: Pool | None = None
+    pool: ClientPool | None = None
     figures: dict[str, Any] = {}
     try:
         redis = aioredis.from_url(redis_url_from_log(server), decode_responses=True)
         store = Store(redis)
         per_dept = max(1, args.staff // len(DEPTS))
         staff = await setup_redis(store, per_dept, password_hash)
-        pool = Pool(args.procs, server.url, staff, args.kiosks)
+        pool = ClientPool(args.procs, server.url, staff, args.kiosks, client_process,
+                          "soak-clients", lambda i: (1000 + i,))
         connected = await pool.all("connect")
         await asyncio.sleep(2.0)
         start = await sample(server, redis)
