@@ -37,6 +37,7 @@ from server.keys import (
     DEVICES,
     DIRECTORY,
     EXPORTS,
+    LIMITS,
     MATTERS,
     NODE,
     NOTICES,
@@ -190,6 +191,7 @@ def create_app(config: Config) -> web.Application:
         app[NODE], app[ROOMS], app[DIRECTORY] = node, rooms, directory
         app[SNAPSHOTS], app[TICKETS], app[CONSULT] = snapshots, tickets, consult
         limits = Limits(app[REDIS], store, config.signaling, config.proxies, node)
+        app[LIMITS] = limits
         kiosk = KioskNamespace(
             "/kiosk", config.signaling, watch, store=store, sessions=sessions,
             devices=app[DEVICES], tickets=tickets, calls=calls, snapshots=snapshots,

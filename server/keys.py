@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from signaling.cases import Cases
     from signaling.consult import Consult
     from signaling.devices import Devices
+    from signaling.limits import Limits
     from signaling.matters import Matters
     from signaling.notice_store import Notices
     from signaling.redis_watch import RedisWatch
@@ -57,3 +58,4 @@ NOTICES: web.AppKey[Notices] = web.AppKey("notices")
 # 差评 rectification cases (signaling/cases.py).
 CASES: web.AppKey[Cases] = web.AppKey("cases")
 BOOKINGS: web.AppKey[Bookings] = web.AppKey("bookings")
+LIMITS: web.AppKey[Limits] = web.AppKey("limits")

@@ -218,6 +218,11 @@ CATALOGUE: dict[str, ErrorText] = {
     "limit.callbacks_per_phone": ErrorText(
         429, "这个电话号码今天已申请 {max} 次回电，工作人员会尽快给您回电，请勿重复申请。",
         "This phone number has asked for {max} call-backs today; staff will call back soon."),
+    "limit.bookings": ErrorText(429, "预约过于频繁，请 {seconds} 秒后再试。",
+                                "Too many bookings; try again in {seconds} s."),
+    "limit.bookings_per_phone": ErrorText(
+        429, "这个电话号码今天已预约 {max} 次，请勿重复预约。",
+        "This phone number has made {max} bookings today."),
     "limit.sockets_per_address": ErrorText(
         429, "您所在网络的连接过多，请稍后再试。",
         "Too many connections from your network; try again later."),

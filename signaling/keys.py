@@ -71,8 +71,9 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          open-ticket limit (ended ones are dropped when the
                                          next is taken; expires: 1 d after the last)
   yz:limit:<rule>:<subject>       string an abuse limit's count in its window (rule
-                                         ticket_create or callback with an address, or
-                                         callback_phone with the SHA-256 of the digits;
+                                         ticket_create, callback or booking with an address,
+                                         or callback_phone or booking_phone with the SHA-256
+                                         of the digits;
                                          expires: the window, signaling/limits.py)
   yz:devices                      zset   device_id -> created_at of every registered kiosk
                                          (signaling/devices.py; revoked ones stay, marked)

@@ -15,7 +15,7 @@ from rooms.roles import Role
 from server.http.auth import require_user
 from server.http.payload import SAFE_ID, json_object
 from server.http.remote import client_address
-from server.keys import BOOKINGS, CONFIG
+from server.keys import BOOKINGS, CONFIG, LIMITS
 from signaling.errors import SignalError
 from signaling.privacy import CONSENT_NOTICE_VERSION
 from signaling.qr import qr_svg
@@ -55,7 +55,8 @@ async def slots(request: web.Request) -> web.Response:
 @routes.post("/api/bookings")
 async def book(request: web.Request) -> web.Response:
     """{department, slot (epoch start), name, phone, consent}: the code (shown to the applicant
-    only, with its QR code); the phone comes back masked (a hall screen is seen by others)."""
+    only, with its QR code); the phone comes back masked (a hall screen is seen by others).
+    Held to the abuse limits per client address and per phone number (signaling/limits.py)."""
     data = await json_object(request, MAX_BOOKING_BYTES)
     if data.get("consent") is not True:
         raise SignalError("consent_required.booking")
@@ -66,6 +67,8 @@ async def book(request: web.Request) -> web.Response:
     if not isinstance(name, str) or not isinstance(phone, str) or not name.strip() or \
             len(name.strip()) > 32 or not _PHONE.match(phone.strip()):
         raise SignalError("invalid_payload.booking")
+    await request.app[LIMITS].booking_request(client_address(request))
+    await request.app[LIMITS].booking_phone(phone)
     booking = await request.app[BOOKINGS].book(dept, start, name.strip(), phone.strip(),
                                                CONSENT_NOTICE_VERSION)
     url = booking_url(request, booking.code)

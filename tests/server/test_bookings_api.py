@@ -31,8 +31,9 @@ def today() -> str:
 
 @pytest.fixture
 def config(config: Config) -> Config:
-    # Today is a working day whatever the calendar says: the slots are built from now.
-    return replace(config, extra_workdays=(today(),))
+    # Today is a working day whatever the calendar says: the slots are built from now. Two
+    # bookings per phone number and day.
+    return replace(config, extra_workdays=(today(),), callbacks_per_phone_per_day=2)
 
 
 async def set_rules(server: LiveServer, rules: dict[str, Any]) -> None:
@@ -94,8 +95,8 @@ async def test_booking_arrival_and_the_lists(server: LiveServer) -> None:
     code = answer["booking"]["code"]
     assert answer["booking"]["phone"] == "138****5678" and answer["booking"]["name"] == "张*"
     assert answer["url"].endswith(f"/?booking={code}") and answer["qr_svg"].startswith("<svg")
-    assert (await book(server, first["start"], name="李四"))[0] == 201
-    status, full = await book(server, first["start"], name="王五")
+    assert (await book(server, first["start"], name="李四", phone="13911112222"))[0] == 201
+    status, full = await book(server, first["start"], name="王五", phone="13733334444")
     assert status == 409 and full["error"]["code"] == "booking_full"
 
     async with client_session() as session:
@@ -141,3 +142,16 @@ async def test_booking_arrival_and_the_lists(server: LiveServer) -> None:
         assert (await (await desk.get(server.url + "/api/desk/bookings")).json())[
             "bookings"] == []
     assert dt.date.fromisoformat(day["day"])
+
+
+async def test_bookings_per_phone_number_are_limited(server: LiveServer) -> None:
+    await set_rules(server, {**RULES, "capacity": 5})
+    async with client_session() as session:
+        slots = (await (await session.get(server.url +
+                                          "/api/bookings/slots?department=tax")).json())["slots"]
+    for slot in slots[:2]:
+        assert (await book(server, slot["start"], phone="139 0000 0000"))[0] == 201
+    status, refused = await book(server, slots[2]["start"], phone="13900000000")
+    assert status == 429 and refused["error"]["code"] == "limit"
+    assert refused["error"]["message"] == "这个电话号码今天已预约 2 次，请勿重复预约。"
+    assert (await book(server, slots[2]["start"], phone="13900000001"))[0] == 201
