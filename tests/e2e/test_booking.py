@@ -3,7 +3,7 @@ applicant books the next slot on the kiosk page (department → slot → name an
 its QR); two walk-ins are already waiting when the applicant arrives with the code (made a few
 minutes before the slot, like 9:58 for 10:00) and takes 税Y001, first in the queue ahead of both;
 the same code again is refused with its text; the link in the QR opens the arrival form with the
-code; the admin's day list shows the booking arrived, masked."""
+code; the desk saw the booking coming and the admin's day list shows it arrived, masked."""
 
 from __future__ import annotations
 
@@ -69,6 +69,15 @@ async def test_a_booking_goes_ahead_of_two_walk_ins(server: LiveServer, browser:
         f"/?booking={code}")
     await expect(kiosk.get_by_test_id("booking-done-hint")).to_contain_text("138****5678")
     await kiosk.get_by_test_id("booking-done-back").click()
+
+    # The 税务 desk sees who is booked next, masked.
+    desk = await new_page(browser)
+    await login(desk, server.url + "/staff", "tax01")
+    booked = desk.get_by_test_id("desk-booking")
+    await expect(booked).to_have_count(1)
+    await expect(booked).to_contain_text(code)
+    await expect(booked).to_contain_text("张*")
+    await expect(booked).not_to_contain_text("张三")
 
     # Two walk-ins are waiting when the applicant arrives.
     walk_in = await SignalingClient.connect(server.url, "/kiosk")
