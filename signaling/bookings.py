@@ -110,6 +110,11 @@ def mask_name(name: str) -> str:
     return name[:1] + "*" * (len(name) - 1) if name else ""
 
 
+def log_code(code: str) -> str:
+    """A code in the logs: enough to tell bookings apart, not enough to take the ticket."""
+    return code[:3] + "…"
+
+
 def new_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
@@ -187,8 +192,8 @@ class Bookings:
                 args=[code, start, slot["end"], dept_id, name, phone, consent_version, now,
                       expire_at, start + rules.late_minutes * 60])
             if answer == "ok":
-                logger.info("booking %s: %s at %s for %s (%s)", code, dept_id, slot["label"],
-                            mask_name(name), mask_phone(phone))
+                logger.info("booking %s: %s at %s for %s (%s)", log_code(code), dept_id,
+                            slot["label"], mask_name(name), mask_phone(phone))
                 booking = await self.get(code)
                 assert booking is not None
                 return booking
@@ -237,7 +242,7 @@ class Bookings:
             if await self._no_show(keys=[keys.BOOKING(code), keys.BOOKING_SLOT(dept, start),
                                          keys.BOOKINGS_PENDING], args=[code, now]):
                 released += 1
-                logger.info("booking %s (%s) released: no-show", code, dept)
+                logger.info("booking %s (%s) released: no-show", log_code(code), dept)
         return released
 
     async def run(self) -> None:

@@ -69,7 +69,7 @@ class Tickets:
             raise SignalError(code, dept_id)
         logger.info("ticket %s (%s) entered queue %s%s%s%s", ticket.ticket_id, ticket.number,
                     dept_id, " (priority)" if priority else "",
-                    f" (booking {booking})" if booking else "",
+                    " (booked)" if booking else "",
                     f" from kiosk {device.device_id}" if device else "")
         if guide:
             # The guide may join this ticket's room later (POST /api/rooms/{id}/join).
