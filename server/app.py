@@ -30,6 +30,7 @@ from server.keys import (
     ACCOUNTS,
     ARCHIVE,
     AUDIT,
+    BOOKINGS,
     CASES,
     CONFIG,
     CONSULT,
@@ -37,6 +38,7 @@ from server.keys import (
     DIRECTORY,
     EXPORTS,
     INTERPRETERS,
+    LIMITS,
     MATTERS,
     NODE,
     NOTICES,
@@ -55,6 +57,7 @@ from server.redis_server import EmbeddedRedis
 from server.seed import load_departments_file, put_missing_departments, seed_demo
 from server.speech import Speech
 from signaling.accounts import Accounts
+from signaling.bookings import Bookings
 from signaling.calls import Calls, RoomHooks
 from signaling.cases import Cases, watch_due
 from signaling.clock import Clock
@@ -167,6 +170,7 @@ def create_app(config: Config) -> web.Application:
         app[NOTICES] = Notices(app[REDIS], signer)
         app[MATTERS] = Matters(app[REDIS])
         app[CASES] = Cases(app[REDIS], config.signaling, config.signaling.calendar(), audit)
+        app[BOOKINGS] = Bookings(app[REDIS], store, config.signaling, audit)
         archive.start()  # the retention job; stopped and awaited below
         try:
             yield
@@ -193,10 +197,11 @@ def create_app(config: Config) -> web.Application:
         app[SNAPSHOTS], app[TICKETS], app[CONSULT] = snapshots, tickets, consult
         app[INTERPRETERS] = interpreters
         limits = Limits(app[REDIS], store, config.signaling, config.proxies, node)
+        app[LIMITS] = limits
         kiosk = KioskNamespace(
             "/kiosk", config.signaling, watch, store=store, sessions=sessions,
             devices=app[DEVICES], tickets=tickets, calls=calls, snapshots=snapshots,
-            fanout=fanout, limits=limits)
+            fanout=fanout, limits=limits, bookings=app[BOOKINGS])
         staff = StaffNamespace(
             "/staff", config.signaling, watch, store=store, sessions=sessions,
             presence=presence, calls=calls, consult=consult, tickets=tickets,
@@ -265,6 +270,9 @@ def create_app(config: Config) -> web.Application:
     async def case_alerts(app: web.Application) -> None:
         await watch_due(app[CASES], app[ARCHIVE].alerts)
 
+    async def booking_no_shows(app: web.Application) -> None:
+        await app[BOOKINGS].run()
+
     async def stats_rollups(app: web.Application) -> None:
         await StatsConsumer(app[REDIS], config.signaling.zone, app[NODE]).run()
 
@@ -298,7 +306,8 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.extend([background("storage-alerts", storage_watch),
                             background("redis-memory-alerts", redis_memory_watch), exports_ctx,
                             background("case-alerts", case_alerts),
-                            background("stats-rollups", stats_rollups)])
+                            background("stats-rollups", stats_rollups),
+                            background("booking-no-shows", booking_no_shows)])
     if config.speech:
         app.cleanup_ctx.append(speech_ctx)
     http.setup(app)

@@ -16,10 +16,12 @@ if TYPE_CHECKING:
     from server.config import Config
     from server.speech import Speech
     from signaling.accounts import Accounts
+    from signaling.bookings import Bookings
     from signaling.cases import Cases
     from signaling.consult import Consult
     from signaling.devices import Devices
     from signaling.interpreters import Interpreters
+    from signaling.limits import Limits
     from signaling.matters import Matters
     from signaling.notice_store import Notices
     from signaling.redis_watch import RedisWatch
@@ -60,3 +62,5 @@ NOTICES: web.AppKey[Notices] = web.AppKey("notices")
 CASES: web.AppKey[Cases] = web.AppKey("cases")
 # The kiosk's spoken prompts (server/speech.py).
 SPEECH: web.AppKey[Speech] = web.AppKey("speech")
+BOOKINGS: web.AppKey[Bookings] = web.AppKey("bookings")
+LIMITS: web.AppKey[Limits] = web.AppKey("limits")

@@ -90,11 +90,31 @@ CATALOGUE: dict[str, ErrorText] = {
     "unknown_department": ErrorText(400, "没有这个部门，请重新选择。",
                                     "There is no such department."),
     "unknown_department.invite": ErrorText(400, "没有这个部门。", "No such department."),
+    "invalid_payload.booking_rules": ErrorText(400, "预约设置有误：{reason}",
+                                               "Invalid booking rules: {reason}"),
+    "invalid_payload.booking": ErrorText(400, "请填写姓名和手机号码。",
+                                         "Enter a name and a phone number."),
+    "booking_slot": ErrorText(409, "这个时段已不可预约，请另选时段。",
+                              "This slot cannot be booked (any more); choose another."),
+    "booking_full": ErrorText(409, "这个时段已约满，请另选时段。",
+                              "This slot is fully booked; choose another."),
+    "booking_unknown": ErrorText(404, "没有找到这个预约码，请核对后重新输入。",
+                                 "No booking has this code; check it and try again."),
+    "booking_used": ErrorText(409, "这个预约码已使用或已失效。",
+                              "This booking code has been used or has lapsed."),
+    "booking_early": ErrorText(409, "您预约的是 {time}，请于 {opens} 后再取号。",
+                               "Your booking is for {time}; take your ticket from {opens}."),
+    "booking_late": ErrorText(409, "您预约的 {time} 时段已过，请重新预约或现场取号。",
+                              "Your {time} slot has passed; book again or take a walk-in "
+                              "ticket."),
     "consent_required": ErrorText(400, "视频咨询需要同意录音录像。",
                                   "Video consultation requires consent to recording."),
     "consent_required.callback": ErrorText(
         400, "请先勾选同意：您的电话号码仅用于本次回电。",
         "Please agree first: your phone number is used only to call you back."),
+    "consent_required.booking": ErrorText(
+        400, "请先勾选同意：您的姓名和电话仅用于本次预约。",
+        "Please agree first: your name and phone number are used only for this booking."),
     "not_offered": ErrorText(409, "这个呼叫不是分配给您的，或已被取消。",
                              "This call is not offered to you, or it was withdrawn."),
     "bad_state": ErrorText(409, "当前状态下不能进行此操作。",
@@ -200,6 +220,11 @@ CATALOGUE: dict[str, ErrorText] = {
     "limit.callbacks_per_phone": ErrorText(
         429, "这个电话号码今天已申请 {max} 次回电，工作人员会尽快给您回电，请勿重复申请。",
         "This phone number has asked for {max} call-backs today; staff will call back soon."),
+    "limit.bookings": ErrorText(429, "预约过于频繁，请 {seconds} 秒后再试。",
+                                "Too many bookings; try again in {seconds} s."),
+    "limit.bookings_per_phone": ErrorText(
+        429, "这个电话号码今天已预约 {max} 次，请勿重复预约。",
+        "This phone number has made {max} bookings today."),
     "limit.sockets_per_address": ErrorText(
         429, "您所在网络的连接过多，请稍后再试。",
         "Too many connections from your network; try again later."),

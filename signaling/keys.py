@@ -27,8 +27,9 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          moved on with activity, never past session_ttl)
   yz:seq:ticket                   string global ticket sequence (first come, first served)
   yz:seq:number:<dept>:<lane>:<day>
-                                  string per department, lane (A ordinary, B priority) and day
-                                         (YYYYMMDD): the hall number's count (expires: 3 d)
+                                  string per department, lane (A ordinary, B priority, Y booked)
+                                         and day (YYYYMMDD): the hall number's count
+                                         (expires: 3 d)
   yz:ticket:<ticket_id>           hash   ticket_id, number, department, also, priority, channel,
                                          status, seq, score, created_at, token_hash, staff,
                                          room_id, rest_until, overflowed, connected_at, ended_at,
@@ -70,8 +71,9 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          open-ticket limit (ended ones are dropped when the
                                          next is taken; expires: 1 d after the last)
   yz:limit:<rule>:<subject>       string an abuse limit's count in its window (rule
-                                         ticket_create or callback with an address, or
-                                         callback_phone with the SHA-256 of the digits;
+                                         ticket_create, callback or booking with an address,
+                                         or callback_phone or booking_phone with the SHA-256
+                                         of the digits;
                                          expires: the window, signaling/limits.py)
   yz:devices                      zset   device_id -> created_at of every registered kiosk
                                          (signaling/devices.py; revoked ones stay, marked)
@@ -107,6 +109,22 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
                                          anonymous one); CONNECT's detail: the wait (s),
                                          COMPLETE's: the talk time (s);
                                          trimmed to about LOG_MAXLEN entries
+Appointments (预约, signaling/bookings.py; the queue script marks a booking arrived):
+  yz:bookingrules:<dept>          hash   a department's booking rules (signaling/slots.py
+                                         BookingRules): slot_minutes, capacity (0: no
+                                         bookings), days_ahead, early_minutes, late_minutes
+  yz:booking:<code>               hash   code, department, slot, slot_end (epoch), name, phone,
+                                         consent_version, created_at, status (booked, arrived,
+                                         no_show), ticket_id, arrived_at, released_at
+                                         (expires: 30 d after the slot)
+  yz:bookingslot:<dept>:<start>   set    the codes holding a place in the slot starting at
+                                         <start> (epoch); never more than the capacity (one
+                                         script checks and adds); a no-show leaves it
+                                         (expires: 30 d after the slot)
+  yz:bookings:day:<day>           zset   code -> slot start, the bookings of a day (YYYY-MM-DD,
+                                         the hall's calendar)  (expires: 30 d after its last)
+  yz:bookings:pending             zset   code -> the end of its arrival window: bookings not
+                                         yet released (the no-show job reads it)
 The matter catalogue (事项库, signaling/matters.py):
   yz:matter:<matter_id>           string JSON of signaling.matters.Matter (id, department, name,
                                          materials, legal_basis, fee, time_limit, online)
@@ -178,9 +196,12 @@ import hashlib
 import re
 
 PREFIX = "yz:"
-# The queue's score encoding: an ordinary-lane ticket scores LANE_SPLIT + seq, a priority one
-# seq, so the priority lane comes first and each lane is first come, first served.
+# The queue's score encoding: an ordinary-lane ticket scores LANE_SPLIT + seq, a booked one
+# (预约, on time) BOOKED_LANE + seq, a priority one seq, so the priority lane (a hall guide's
+# choice for those who cannot wait) comes first, then bookings, then walk-ins, each lane first
+# come, first served.
 LANE_SPLIT = 1_000_000_000_000
+BOOKED_LANE = LANE_SPLIT // 2
 # The queue log keeps about this many entries (XADD MAXLEN ~).
 LOG_MAXLEN = 100_000
 
@@ -271,6 +292,12 @@ GUEST = Family("guest:{username}")
 NOTICE = Family("notice:{room_id}")
 NOTICE_SEALED = Family("notice:{room_id}:sealed")
 NOTICE_LINKS = Family("notice:{room_id}:links")
+# appointments (signaling/bookings.py)
+BOOKING_RULES = Family("bookingrules:{dept}")
+BOOKING = Family("booking:{code}")
+BOOKING_SLOT = Family("bookingslot:{dept}:{start}")
+BOOKINGS_DAY = Family("bookings:day:{day}")
+BOOKINGS_PENDING = PREFIX + "bookings:pending"
 # the matter catalogue (signaling/matters.py)
 MATTER = Family("matter:{matter_id}")
 MATTERS_OF = Family("matters:{dept}")

@@ -15,6 +15,7 @@ from typing import Any
 from rooms.roles import Role
 from signaling import keys
 from signaling.accounts import SESSION_COOKIE
+from signaling.bookings import Bookings
 from signaling.calls import Calls
 from signaling.config import SignalingConfig
 from signaling.devices import DEVICE_COOKIE, Device, Devices
@@ -42,11 +43,12 @@ OPEN = (TicketStatus.WAITING, TicketStatus.RINGING, TicketStatus.CONNECTED)
 class KioskNamespace(Namespace):
     def __init__(self, namespace: str, config: SignalingConfig, watch: RedisWatch, *,
                  store: Store, sessions: Sessions, devices: Devices, tickets: Tickets,
-                 calls: Calls, snapshots: Snapshots, fanout: Fanout, limits: Limits) -> None:
+                 calls: Calls, snapshots: Snapshots, fanout: Fanout, limits: Limits,
+                 bookings: Bookings) -> None:
         super().__init__(namespace, config, watch)
         self._store, self._tickets, self._calls, self._snapshots = store, tickets, calls, snapshots
         self._fanout, self._sessions, self._limits = fanout, sessions, limits
-        self._devices = devices
+        self._devices, self._bookings = devices, bookings
         # Sockets of this process taking a ticket now: a second ticket:create sent before the
         # first is answered would pass the open-ticket count.
         self._creating: set[str] = set()
@@ -187,6 +189,13 @@ class KioskNamespace(Namespace):
         if not all(isinstance(d, str) and 0 < len(d) <= 64 for d in also):
             raise SignalError("invalid_payload", "also must be a list of department ids")
         priority = bool(data.get("priority", False))
+        booking = ""
+        if data.get("booking"):
+            # Refused here when unknown, used, too early or too late; used once by the script.
+            arrived = await self._bookings.for_arrival(data["booking"])
+            if arrived.department != data["department"]:
+                raise SignalError("booking_used", "the booking is for another department")
+            booking = arrived.code
         saved = await self.get_session(sid)
         guide = await self._guide(saved)
         if priority:
@@ -208,7 +217,8 @@ class KioskNamespace(Namespace):
             ticket, token = await self._tickets.create(
                 data["department"], consent_version=CONSENT_NOTICE_VERSION, priority=priority,
                 channel=data.get("channel", "kiosk"), also=tuple(dict.fromkeys(also)),
-                guide=guide, address="" if registered else saved["address"], device=registered)
+                guide=guide, address="" if registered else saved["address"], device=registered,
+                booking=booking)
             view = await self._attach(sid, ticket)
         finally:
             self._creating.discard(sid)

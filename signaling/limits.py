@@ -101,7 +101,7 @@ class Limits:
         if int(count) > maximum:
             retry = max(1, int(left))
             logger.info("limit %s: %s refused (%d in %d s, %d allowed)", rule,
-                        "a phone number" if rule == "callback_phone" else subject, int(count),
+                        "a phone number" if rule.endswith("_phone") else subject, int(count),
                         window, maximum)
             raise SignalError(name, f"{rule}: {int(count)} in the window, {maximum} allowed",
                               extra={"retry_after": retry}, seconds=retry, max=maximum)
@@ -120,6 +120,19 @@ class Limits:
         await self._count("callback_phone", hash_token(digits),
                           self.config.callbacks_per_phone_per_day, DAY,
                           "limit.callbacks_per_phone")
+
+    async def booking_request(self, address: str) -> None:
+        """Bookings (预约, POST /api/bookings) from one address: callbacks_per_minute, like the
+        other personal-data form of an anonymous page."""
+        await self._count("booking", address, self.config.callbacks_per_minute, MINUTE,
+                          "limit.bookings")
+
+    async def booking_phone(self, phone: str) -> None:
+        """Bookings per phone number and day: callbacks_per_phone_per_day."""
+        digits = _NOT_DIGITS.sub("", phone)
+        await self._count("booking_phone", hash_token(digits),
+                          self.config.callbacks_per_phone_per_day, DAY,
+                          "limit.bookings_per_phone")
 
     def too_many_tickets(self) -> SignalError:
         return SignalError("limit.tickets_per_socket",

@@ -455,11 +455,19 @@ end
 
 -- address: the client's ('' for a registered kiosk, which is not held to its address's limit);
 -- max_open: the open tickets one address may hold (0: no limit); device, hall: the registered
--- kiosk that takes the ticket, and its hall ('' for an anonymous one). Value: the hall number.
+-- kiosk that takes the ticket, and its hall ('' for an anonymous one); booking: the code of the
+-- booking (预约) arrived with, '' for none (its window was checked by signaling/bookings.py;
+-- here it is used once: the booked lane, after the priority lane, before walk-ins).
+-- Value: the hall number.
 function ops.enqueue(tid, dept, priority, channel, also, token_hash, day, consent_version,
-                     address, max_open, device, hall)
+                     address, max_open, device, hall, booking)
   local dkey = K.DEPT(dept)
   if redis.call('EXISTS', dkey) == 0 then return Code.UNKNOWN_DEPARTMENT end
+  local bkey = booking ~= '' and K.BOOKING(booking) or nil
+  if bkey then
+    local fields = redis.call('HMGET', bkey, 'status', 'department')
+    if fields[1] ~= 'booked' or fields[2] ~= dept then return Code.BOOKING_USED end
+  end
   if device ~= '' then
     local refusal = device_refusal(device)
     if refusal then return refusal end
@@ -475,12 +483,17 @@ function ops.enqueue(tid, dept, priority, channel, also, token_hash, day, consen
     redis.call('EXPIRE', K.ADDRESS_TICKETS(address), DAY)
   end
   local seq = redis.call('INCR', K.TICKET_SEQ)
-  local lane = priority == '1' and 'B' or 'A'
+  local lane, base = 'A', LANE_SPLIT
+  if priority == '1' then
+    lane, base = 'B', 0
+  elseif bkey then
+    lane, base = 'Y', BOOKED_LANE
+  end
   local ckey = K.NUMBER_SEQ(dept, lane, day)
   local count = redis.call('INCR', ckey)
   redis.call('EXPIRE', ckey, 3 * DAY)
   local number = (redis.call('HGET', dkey, 'prefix') or '') .. lane .. string.format('%03d', count)
-  local score = (priority == '1' and 0 or LANE_SPLIT) + seq
+  local score = base + seq
   redis.call('HSET', K.TICKET(tid), 'ticket_id', tid, 'number', number, 'department', dept,
              'status', TicketStatus.WAITING, 'seq', seq, 'score', score, 'priority', priority,
              'channel', channel, 'also', also, 'created_at', now, 'token_hash', token_hash,
@@ -490,11 +503,17 @@ function ops.enqueue(tid, dept, priority, channel, also, token_hash, day, consen
     redis.call('HSET', K.TICKET(tid), 'device', device, 'hall', hall)
     redis.call('HSET', K.DEVICE(device), 'ticket', tid)
   end
+  if bkey then
+    redis.call('HSET', K.TICKET(tid), 'booking', booking)
+    redis.call('HSET', bkey, 'status', 'arrived', 'ticket_id', tid, 'arrived_at', now)
+    redis.call('ZREM', K.BOOKINGS_PENDING, booking)
+  end
   redis.call('ZADD', qkey, score, tid)
   -- Until a socket of the applicant is counted for it, the ticket is on the reconnect grace:
   -- an applicant who left while it was being created does not hold a place for ever.
   redis.call('ZADD', K.TICKET_GONE, now + TICKET_GRACE, tid)
-  log('ENTER', tid, dept, '', priority == '1' and 'priority' or '', device ~= '' and hall or '')
+  log('ENTER', tid, dept, '', priority == '1' and 'priority' or (bkey and 'booked' or ''),
+      device ~= '' and hall or '')
   emit(EventKind.QUEUE, dept, '')
   dispatch(dept)
   return Code.OK, number

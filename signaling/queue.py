@@ -52,6 +52,7 @@ class Code(StrEnum):
     DEVICE_BUSY = "limit.device_ticket"  # the registered kiosk has an open ticket
     DEVICE_REVOKED = "device_revoked"
     NOT_PARTICIPANT = "not_participant"  # rated a department that did not take part
+    BOOKING_USED = "booking_used"  # the booking was used, released, or is another department's
 
 
 class EventKind(StrEnum):
@@ -123,6 +124,7 @@ def prelude() -> str:
         "end",
         *_lua_table("K", ((n, _lua_key(v)) for n, v in keys.signaling_keys().items())),
         f"local LANE_SPLIT = {keys.LANE_SPLIT}",
+        f"local BOOKED_LANE = {keys.BOOKED_LANE}",
         f"local LOG_MAXLEN = {keys.LOG_MAXLEN}",
     ]
     for enum in (Presence, TicketStatus, EventKind, Code):

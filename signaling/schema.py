@@ -85,7 +85,9 @@ EVENTS: dict[str, dict[str, dict[str, Field]]] = {
         "ticket:create": {"department": _id(), "consent": Field(bool),
                           "priority": Field(bool, required=False),
                           "channel": Field(str, required=False, choices=("kiosk", "web")),
-                          "also": Field(list, required=False, max_len=4)},
+                          "also": Field(list, required=False, max_len=4),
+                          # A booking code (预约) arrived with: the booked lane, in its window.
+                          "booking": Field(str, required=False, max_len=16)},
         "ticket:resume": {"ticket_id": _id(), "token": _token()},
         "ticket:cancel": {"ticket_id": _id(), "token": _token()},
         # One of rating (the ticket's own department, as before 会商 could be rated) and

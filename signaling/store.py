@@ -24,7 +24,8 @@ from signaling.states import Presence, TicketStatus
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_TTL = 10.0
-# The score range of each lane in a department's queue (see keys.LANE_SPLIT).
+# The score range of each lane in a department's queue (see keys.LANE_SPLIT); the first holds
+# the priority and the booked lanes (their head is the first to be served of the two).
 _PRIORITY_LANE = ("-inf", f"({keys.LANE_SPLIT}")
 _ORDINARY_LANE = (keys.LANE_SPLIT, "+inf")
 GUIDE_TICKETS_S = 86400  # how long a hall guide's tickets are remembered
@@ -172,18 +173,20 @@ class Store:
                             priority: bool = False, channel: str = "kiosk",
                             also: tuple[str, ...] = (), address: str = "",
                             max_per_address: int = 0, device: str = "",
-                            hall: str = "") -> Created:
+                            hall: str = "", booking: str = "") -> Created:
         """Enter a ticket into the department's queue (and ring someone if anyone is free).
         `consent_version`: the recording notice the applicant consented to, now; `address`:
         the client's, which may hold `max_per_address` open tickets (0 or no address: no
         limit); `device`, `hall`: the registered kiosk that takes it and its hall (none for an
-        anonymous one)."""
+        anonymous one); `booking`: the code of the booking arrived with (its window checked by
+        signaling/bookings.py): the ticket goes into the booked lane, and the booking is used
+        in the same step (booking_used if it was already)."""
         ticket_id = secrets.token_hex(8)
         token = secrets.token_urlsafe(24)
         day = time.strftime("%Y%m%d", time.localtime(now))
         reply = await self._queue(Op.ENQUEUE, now, ticket_id, dept_id, int(priority), channel,
                                   ",".join(also), hash_token(token), day, consent_version,
-                                  address, max_per_address, device, hall)
+                                  address, max_per_address, device, hall, booking)
         if reply.code != Code.OK:
             return Created(reply.code, None, "", [])
         return Created(reply.code, await self.ticket(ticket_id), token, reply.events)

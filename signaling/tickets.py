@@ -37,12 +37,12 @@ class Tickets:
 
     async def create(self, dept_id: str, *, consent_version: str, priority: bool, channel: str,
                      also: tuple[str, ...], guide: str = "", address: str = "",
-                     device: Device | None = None) -> tuple[Ticket, str]:
+                     device: Device | None = None, booking: str = "") -> tuple[Ticket, str]:
         """A new ticket in the department's queue, and its secret token. `consent_version`: the
         recording notice the applicant consented to (kept on the ticket with the time);
         `address`: the client's, held to max_tickets_per_address open tickets ('' for none);
         `device`: the registered kiosk taking it (one open ticket at a time), None if
-        anonymous."""
+        anonymous; `booking`: the code of a booking checked for arrival (the booked lane)."""
         dept = await self._store.department(dept_id)
         # An interpreter pool serves in another department's call: nobody queues at it.
         if dept is None or skill_of(dept_id):
@@ -60,7 +60,8 @@ class Tickets:
         code, ticket, token, events = await self._store.create_ticket(
             dept_id, now, consent_version=consent_version, priority=priority, channel=channel,
             also=also, address=address, max_per_address=self._config.max_tickets_per_address,
-            device=device.device_id if device else "", hall=device.hall if device else "")
+            device=device.device_id if device else "", hall=device.hall if device else "",
+            booking=booking)
         if code == Code.LIMIT:
             most = self._config.max_tickets_per_address
             logger.info("ticket for %s refused: %s holds %d open tickets", dept_id, address, most)
@@ -68,8 +69,9 @@ class Tickets:
                               max=most)
         if code != Code.OK or ticket is None:
             raise SignalError(code, dept_id)
-        logger.info("ticket %s (%s) entered queue %s%s%s", ticket.ticket_id, ticket.number,
+        logger.info("ticket %s (%s) entered queue %s%s%s%s", ticket.ticket_id, ticket.number,
                     dept_id, " (priority)" if priority else "",
+                    " (booked)" if booking else "",
                     f" from kiosk {device.device_id}" if device else "")
         if guide:
             # The guide may join this ticket's room later (POST /api/rooms/{id}/join).

@@ -16,6 +16,7 @@ from server.http import (
     alerts,
     audit,
     auth,
+    bookings,
     cases,
     departments,
     devices,
@@ -39,7 +40,7 @@ WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
 ROUTES = (auth.routes, departments.routes, wallboard.routes, admin.routes, accounts.routes,
           devices.routes, recordings.routes, exports.routes, alerts.routes, rooms.routes,
           audit.routes, pages.routes, health.routes, matters.routes, notices.routes,
-          cases.routes, stats.routes, speech.routes)
+          cases.routes, stats.routes, speech.routes, bookings.routes)
 
 
 def setup(app: web.Application) -> None:

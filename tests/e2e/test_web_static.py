@@ -267,6 +267,7 @@ def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
     ours += ["interpreter.js"]  # the kiosk's interpreter request (issue 13)
     # The shared screen (issue 13): privacy wipe, device check, network quality.
     ours += ["wipe.js", "devicecheck.js", "quality.js"]
+    ours += ["booking.js", "bookings_admin.js", "desk_bookings.js"]  # appointments (issue 13)
     assert re.match(r"^\^?4\.", package["dependencies"]["chart.js"])
     assert lock["packages"]["node_modules/chart.js"]["version"].startswith("4.")
     ours += ["a11y.js"]  # the kiosk's focus and live region on each screen (issue 13)

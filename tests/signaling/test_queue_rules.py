@@ -501,7 +501,7 @@ class QueueRules(RuleBasedStateMachine):
                                                                   "connected")
         hall = DEVICE_HALLS.get(device, "")
         step = self.op("enqueue", ticket, dept, int(priority), "kiosk", "", "hash", "20250101",
-                       CONSENT_NOTICE_VERSION, "", 0, device, hall)
+                       CONSENT_NOTICE_VERSION, "", 0, device, hall, "")
         if device == REVOKED_DEVICE or busy:
             code = Code.DEVICE_REVOKED if device == REVOKED_DEVICE else Code.DEVICE_BUSY
             assert step.result == Reply(code, [], None)

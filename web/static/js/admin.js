@@ -7,6 +7,7 @@ import {
 } from './accounts.js';
 import { initDevices, loadDevices, resetDevices } from './devices.js';
 import { initMatters, loadMatters, resetMatters } from './matters.js';
+import { initBookingAdmin, openBookingAdmin } from './bookings_admin.js';
 import {
   $, clearError, detailLines, fetchJSON, loadDesk, renderUserHeader, showError,
   showForbidden, showLoginScreen, showScreen, submitLogin, watchSession, YzError,
@@ -196,6 +197,7 @@ function openAdmin() {
   loadAccounts();
   loadDevices();
   loadMatters();
+  openBookingAdmin();
 }
 
 async function login(event) {
@@ -231,6 +233,7 @@ async function main() {
   });
   initDevices({ onAuthError: handleAuthError });
   initMatters({ departments: () => state.departments, onAuthError: handleAuthError });
+  initBookingAdmin({ departments: () => state.departments, onAuthError: handleAuthError });
   $('department-save').addEventListener('click', saveDepartment);
   $('department-reload').addEventListener('click', () => {
     if (state.chosen) chooseDepartment(state.chosen);

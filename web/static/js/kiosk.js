@@ -10,6 +10,7 @@ import {
 import { departmentName, formatHours, formatMoment, initPage, listJoin, t } from './i18n.js';
 import { careTime, endCare, initCare } from './care.js';
 import { ChecklistView } from './checklist.js';
+import { initBooking } from './booking.js';
 import { DepartmentRatings } from './ratings.js';
 import { InterpreterChoice } from './interpreter.js';
 import { initCallControls, RoomSession } from './room.js';
@@ -395,6 +396,18 @@ async function startConsult() {
   }
 }
 
+// A ticket taken with a booking code (booking.js, which shows the refusals): followed like any.
+async function takeBookedTicket(payload) {
+  state.busy = true;
+  try {
+    const { ticket } = await emitAck(socket, 'ticket:create', payload);
+    saveAuth({ ticket_id: ticket.ticket_id, token: ticket.token, rated: false });
+    if (!state.ticket || state.ticket.ticket_id !== ticket.ticket_id) applyTicket(ticket);
+  } finally {
+    state.busy = false;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Ticket state → screen
 // ---------------------------------------------------------------------------------------------
@@ -755,6 +768,7 @@ async function main() {
   renderGuide();
   renderDevice(boot.device);
   socket = connectNamespace('/kiosk');
+  initBooking({ departments: () => state.departments, takeTicket: takeBookedTicket, goStart });
   socket.on('connect', resume);
   socket.on('ticket:update', (ticket) => { if (!state.revoked) applyTicket(ticket); });
   socket.on('device:revoked', deviceRevoked);

@@ -10,6 +10,7 @@ import {
 import { awayReasonText, departmentName, initPage, listJoin, t } from './i18n.js';
 import { ChecklistPanel, initChecklistControls } from './checklist.js';
 import { initCallControls, RoomSession } from './room.js';
+import { startDeskBookings } from './desk_bookings.js';
 import { AwayReason, Presence, Role } from './states.js';
 
 // The reasons a staff member may choose (the away-reason select).
@@ -630,6 +631,7 @@ function startDesk() {
   renderHeader();
   renderDesk();
   showScreen('desk');
+  startDeskBookings(() => state.departments);
   if (socket) socket.disconnect();
   socket = connectNamespace('/staff');
   socket.on('connect_error', (err) => {
