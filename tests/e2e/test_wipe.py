@@ -38,7 +38,7 @@ LEFT_BEHIND = """
   session: sessionStorage.length, local: localStorage.length, cookie: document.cookie,
   text: document.body.innerText,
   fields: [...document.querySelectorAll('input, textarea')]
-    .filter((f) => f.type !== 'range') // the volume slider always has a value; it holds nothing of a person
+    .filter((f) => f.type !== 'range') // the volume slider: always a value, nothing of a person
     .filter((f) => (f.type === 'checkbox' ? f.checked : f.value !== ''))
     .map((f) => f.dataset.testid),
   videos: [...document.querySelectorAll('video')].filter((v) => v.srcObject).length,
