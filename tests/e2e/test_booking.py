@@ -19,6 +19,7 @@ from server.keys import STORE
 from signaling.client import SignalingClient
 from signaling.config import SignalingConfig
 from signaling.errors import CATALOGUE
+from tests.support.axe import assert_accessible
 from tests.support.browser import login
 from tests.support.pages import new_page
 from tests.support.server import LiveServer
@@ -51,6 +52,7 @@ async def test_a_booking_goes_ahead_of_two_walk_ins(server: LiveServer, browser:
     await kiosk.get_by_test_id("booking-dept-tax").click()
     slot = kiosk.get_by_test_id("appointment-slot").first
     await expect(slot).to_contain_text("余 2 个")
+    await assert_accessible(kiosk, "kiosk booking slots")
     start = int(await slot.get_attribute("data-start") or 0)
     assert 0 < start - time.time() <= 300  # the next five-minute slot: booked just before it
     await slot.click()
@@ -68,6 +70,7 @@ async def test_a_booking_goes_ahead_of_two_walk_ins(server: LiveServer, browser:
     assert (await kiosk.get_by_test_id("booking-qr").get_attribute("href") or "").endswith(
         f"/?booking={code}")
     await expect(kiosk.get_by_test_id("booking-done-hint")).to_contain_text("138****5678")
+    await assert_accessible(kiosk, "kiosk booking code")
     await kiosk.get_by_test_id("booking-done-back").click()
 
     # The 税务 desk sees who is booked next, masked.

@@ -9,6 +9,7 @@ import asyncio
 import time
 from typing import Any
 
+from tests.support.axe import assert_accessible
 from tests.support.browser import login
 from tests.support.pages import inbound_frames, new_page, wait_media
 from tests.support.server import LiveServer
@@ -48,6 +49,7 @@ async def test_the_applicant_sees_themself_and_plays_a_test_tone(
     await kiosk.wait_for_function(
         "document.querySelector('[data-testid=device-check-preview]').videoWidth > 0")
     await expect(kiosk.get_by_test_id("device-check-voice")).to_be_hidden()
+    await assert_accessible(kiosk, "kiosk device check")
     await kiosk.get_by_test_id("device-check-tone").click()
     await expect(check).to_have_attribute("data-tone", "played")
     await kiosk.get_by_test_id("device-check-continue").click()
@@ -70,6 +72,7 @@ async def test_camera_refused_the_call_goes_on_by_voice_only(
     await expect(kiosk.get_by_test_id("device-check")).to_have_attribute("data-camera", "false")
     await expect(kiosk.get_by_test_id("device-check-problem")).to_contain_text("无法使用摄像头")
     await expect(kiosk.get_by_test_id("device-check-continue")).to_be_hidden()
+    await assert_accessible(kiosk, "kiosk device check, camera refused")
     await kiosk.get_by_test_id("device-check-voice").click()
     await expect(kiosk.get_by_test_id("device-check")).to_have_attribute("data-voice-only", "true")
 

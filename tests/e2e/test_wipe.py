@@ -15,6 +15,7 @@ from server.config import Config
 from signaling.departments import Department
 from signaling.devices import DEVICE_COOKIE
 from signaling.store import Store
+from tests.support.axe import assert_accessible
 from tests.support.kiosks import enrol
 from tests.support.pages import connected, new_page
 from tests.support.server import LiveServer
@@ -93,6 +94,7 @@ async def test_a_person_who_walks_away_from_the_call_back_form_leaves_nothing(
     await expect(kiosk.get_by_test_id("attract")).to_be_visible(timeout=(WARNING_S + 2) * 1000)
     left = await kiosk.evaluate(LEFT_BEHIND)
     assert (left["session"], left["local"], left["cookie"], left["fields"]) == (0, 0, "", [])
+    await assert_accessible(kiosk, "kiosk attract screen")
     assert "13912345678" not in left["text"] and "李四光" not in left["text"]
     assert not await store.callbacks(("estate",))
     # The device cookie belongs to the screen: it stays.
