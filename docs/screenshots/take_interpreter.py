@@ -8,38 +8,17 @@ the kiosk's main picture, and the interpreter's own desk in the call.
 from __future__ import annotations
 
 import asyncio
-import sys
-import tempfile
-from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from playwright.async_api import expect
+from service import KIOSK, OUT, with_service  # docs/screenshots/service.py
 
-from playwright.async_api import async_playwright, expect  # noqa: E402
-
-from server.config import Config  # noqa: E402
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, login  # noqa: E402
-from tests.support.pages import new_page, wait_media  # noqa: E402
-from tests.support.server import LiveServer, start_server  # noqa: E402
-
-OUT = Path(__file__).resolve().parent
-KIOSK = {"width": 1080, "height": 1350}
+from tests.support.browser import login
+from tests.support.pages import new_page, wait_media
+from tests.support.server import LiveServer
 
 
-async def main() -> None:
-    with tempfile.TemporaryDirectory() as data:
-        live = await start_server(Config(data_dir=Path(data), demo=True))
-        try:
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(executable_path=CHROMIUM,
-                                                   args=CHROMIUM_ARGS)
-                await walk(live, browser)
-                await browser.close()
-        finally:
-            await live.runner.cleanup()
-
-
-async def walk(live: LiveServer, browser: object) -> None:
+async def walk(live: LiveServer, browser: Any) -> None:
     kiosk, tax, sign = [await new_page(browser) for _ in range(3)]
     await kiosk.set_viewport_size(KIOSK)
     for page, username in ((tax, "tax01"), (sign, "sign01")):
@@ -67,4 +46,4 @@ async def walk(live: LiveServer, browser: object) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(with_service(walk))

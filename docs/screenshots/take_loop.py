@@ -9,38 +9,17 @@ supervisor page.
 from __future__ import annotations
 
 import asyncio
-import sys
-import tempfile
-from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from playwright.async_api import expect
+from service import KIOSK, OUT, with_service  # docs/screenshots/service.py
 
-from playwright.async_api import async_playwright, expect  # noqa: E402
-
-from server.config import Config  # noqa: E402
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, login  # noqa: E402
-from tests.support.pages import connected, new_page  # noqa: E402
-from tests.support.server import LiveServer, start_server  # noqa: E402
-
-OUT = Path(__file__).resolve().parent
-KIOSK = {"width": 1080, "height": 1350}
+from tests.support.browser import login
+from tests.support.pages import connected, new_page
+from tests.support.server import LiveServer
 
 
-async def main() -> None:
-    with tempfile.TemporaryDirectory() as data:
-        live = await start_server(Config(data_dir=Path(data), demo=True))
-        try:
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(executable_path=CHROMIUM,
-                                                   args=CHROMIUM_ARGS)
-                await walk(live, browser)
-                await browser.close()
-        finally:
-            await live.runner.cleanup()
-
-
-async def walk(live: LiveServer, browser: object) -> None:
+async def walk(live: LiveServer, browser: Any) -> None:
     market = await new_page(browser)
     await login(market, f"{live.url}/staff", "market01")
     await market.get_by_test_id("presence-available").click()
@@ -97,4 +76,4 @@ async def walk(live: LiveServer, browser: object) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(with_service(walk))
