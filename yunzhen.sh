@@ -49,16 +49,15 @@ web_env() {
 case "${1:-}" in
   serve)
     shift
-    apt_install redis-server fonts-noto-cjk
-    apt_install espeak-ng  # the kiosk's spoken prompts (server/speech.py)
+    # espeak-ng: the kiosk's spoken prompts (server/speech.py)
+    apt_install redis-server fonts-noto-cjk espeak-ng
     python_env ""
     web_env
     exec "$VENV/bin/python" -m server serve --demo "$@"
     ;;
   test)
     shift
-    apt_install redis-server chromium iproute2 util-linux coturn fonts-noto-cjk
-    apt_install espeak-ng  # the kiosk's spoken prompts (server/speech.py)
+    apt_install redis-server chromium iproute2 util-linux coturn fonts-noto-cjk espeak-ng
     python_env test
     web_env
     echo "==> ruff"; "$VENV/bin/ruff" check .
