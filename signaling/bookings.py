@@ -22,6 +22,7 @@ from signaling import keys
 from signaling.config import SignalingConfig
 from signaling.errors import SignalError
 from signaling.privacy import mask_phone
+from signaling.redis_watch import UNAVAILABLE
 from signaling.slots import Arrival, BookingRules, arrival, build_slots
 from signaling.store import Store
 
@@ -252,6 +253,8 @@ class Bookings:
                 await self.release_no_shows()
             except asyncio.CancelledError:
                 raise
+            except UNAVAILABLE:
+                pass  # Redis is away: the Redis watch says it once
             except Exception:
                 logger.exception("booking no-show release failed; trying again")
             await asyncio.sleep(NO_SHOW_INTERVAL)

@@ -46,8 +46,13 @@ async def test_the_applicant_sees_themself_and_plays_a_test_tone(
     check = kiosk.get_by_test_id("device-check")
     await expect(check).to_have_attribute("data-camera", "true")
     await expect(kiosk.get_by_test_id("device-check-status")).to_have_text("摄像头和麦克风正常。")
-    await kiosk.wait_for_function(
-        "document.querySelector('[data-testid=device-check-preview]').videoWidth > 0")
+    # Polled with evaluate: wait_for_function's string predicate is an eval, which the CSP refuses.
+    preview = kiosk.get_by_test_id("device-check-preview")
+    for _ in range(100):
+        if await preview.evaluate("(video) => video.videoWidth") > 0:
+            break
+        await kiosk.wait_for_timeout(100)
+    assert await preview.evaluate("(video) => video.videoWidth") > 0
     await expect(kiosk.get_by_test_id("device-check-voice")).to_be_hidden()
     await assert_accessible(kiosk, "kiosk device check")
     await kiosk.get_by_test_id("device-check-tone").click()
