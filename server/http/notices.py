@@ -121,26 +121,25 @@ async def notice_page(request: web.Request) -> web.Response:
     return _render(request, *found)
 
 
-@routes.get("/api/recordings/{recording_id}/notice")
-async def recording_notice(request: web.Request) -> web.Response:
-    """A recording's sealed notice for a supervisor of its department (others: 404)."""
+async def _reviewed(request: web.Request) -> tuple[dict[str, Any], bool]:
+    """A recording's sealed notice and whether it verifies, for a supervisor of its department
+    (others: 404); the read is audited."""
     user = await require_user(request, REVIEWER_ROLES)
     entry = await visible(request, user)
     found = await _stored(request, entry["recording_id"])
     if found is None:
         raise SignalError("not_found.notice")
     await audit_access(request, user, "notice", entry["recording_id"], entry["department"])
-    envelope, ok = found
+    return found
+
+
+@routes.get("/api/recordings/{recording_id}/notice")
+async def recording_notice(request: web.Request) -> web.Response:
+    envelope, ok = await _reviewed(request)
     return web.json_response({"ok": True, "notice": envelope, "signature_ok": ok})
 
 
 @routes.get("/recordings/{recording_id}/notice")
 async def recording_notice_page(request: web.Request) -> web.Response:
     """The same document as a page, opened from the replay."""
-    user = await require_user(request, REVIEWER_ROLES)
-    entry = await visible(request, user)
-    found = await _stored(request, entry["recording_id"])
-    if found is None:
-        raise SignalError("not_found.notice")
-    await audit_access(request, user, "notice", entry["recording_id"], entry["department"])
-    return _render(request, *found)
+    return _render(request, *await _reviewed(request))
