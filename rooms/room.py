@@ -14,6 +14,7 @@ from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
 
+from recordings.parts import Continuation
 from recordings.recorder import Recorder
 from rooms import roles
 from rooms.close_reason import CloseReason
@@ -93,6 +94,16 @@ class Room:
         self._start_empty_timer()
         logger.info("room %s: open (ticket %s, department %s)", self.room_id,
                     self.meta.ticket_id, self.meta.department)
+
+    def resume(self, previous: Continuation) -> None:
+        """Begin as the continuation of this room from a process that died: the recording goes
+        on in a new part after ``previous`` (its gap in the timeline); the participants come
+        back by themselves (their pages reconnect), until then the room waits as if empty."""
+        self.recorder.continue_from(previous)
+        self.recorder.start()
+        self._start_empty_timer()
+        logger.info("room %s: adopted from node %s (ticket %s, department %s)", self.room_id,
+                    previous.gap["from_node"], self.meta.ticket_id, self.meta.department)
 
     # participants ---------------------------------------------------------------------------
 

@@ -156,8 +156,9 @@ async def test_recording_of_a_killed_server_is_closed_indexed_and_sealed_after_r
 async def test_only_recordings_of_dead_or_gone_rooms_are_recovered(
         redis_client: Any, tmp_path: Path) -> None:
     """The liveness rule on a shared Redis: a room hosted by a live node is left alone, one whose
-    node's deadline passed is recovered, one whose room key is gone waits until its files have
-    been quiet for QUIET_S; open rooms of this process and complete recordings never are."""
+    node was swept (gone from yz:nodes) is recovered, one whose room key is gone waits until its
+    files have been quiet for QUIET_S; open rooms of this process and complete recordings never
+    are. (A node past its deadline but not swept yet: tests/recordings/test_parts.py.)"""
     archive = Archive(redis_client, tmp_path / "recordings", Audit(redis_client, AUDIT_KEY))
     archive.root.mkdir()
     now = time.time()
@@ -170,7 +171,7 @@ async def test_only_recordings_of_dead_or_gone_rooms_are_recovered(
             for entry in directory.iterdir():
                 os.utime(entry, (now - 60, now - 60))
     await make_recording(archive, "r-done", index=False)
-    await redis_client.zadd("yz:nodes", {"n-alive": now + 10, "n-dead": now - 1})
+    await redis_client.zadd("yz:nodes", {"n-alive": now + 10})
     await redis_client.hset("yz:room:r-alive", "node", "n-alive")
     await redis_client.hset("yz:room:r-dead", "node", "n-dead")
     try:
