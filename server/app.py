@@ -218,7 +218,7 @@ def create_app(config: Config) -> web.Application:
             return LiveSockets(staff=staff.live_desks(), tickets=tickets, addresses=addresses)
 
         clock = Clock(store, fanout, directory, rooms, tickets, node, watch, live_sockets,
-                      Adoption(store, directory, rooms, node))
+                      Adoption(store, directory, rooms, fanout, node))
 
         # A Redis outage: the pages are told, and once the clock has put this process right in
         # Redis again (before anything else runs), told again, sent their state, and the calls

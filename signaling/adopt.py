@@ -8,9 +8,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from rooms.errors import RoomError
 from rooms.manager import RoomManager
 from rooms.room import RoomMeta
+from signaling.fanout import Fanout
 from signaling.room_directory import RoomDirectory
 from signaling.store import Store
 
@@ -18,10 +18,10 @@ logger = logging.getLogger(__name__)
 
 
 class Adoption:
-    def __init__(self, store: Store, directory: RoomDirectory, rooms: RoomManager, node: str,
-                 now: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, directory: RoomDirectory, rooms: RoomManager,
+                 fanout: Fanout, node: str, now: Callable[[], float] = time.time) -> None:
         self._store, self._directory, self._rooms = store, directory, rooms
-        self._node, self._now = node, now
+        self._fanout, self._node, self._now = fanout, node, now
 
     async def adopt_moved(self) -> list[str]:
         """Re-create every room moved here (the clock calls this every heartbeat); returns the
@@ -50,9 +50,16 @@ class Adoption:
         try:
             await self._rooms.adopt(room_id, meta, lost_node=entry.lost_node, node=self._node,
                                     now=self._now())
-        except RoomError:
-            logger.exception("room %s: adopting it from node %s failed", room_id,
-                             entry.lost_node)
+        except Exception:
+            # Its folder cannot be read back (unreadable, or a bug): rather than try again every
+            # heartbeat, the call ends as when no process is left, and crash recovery closes the
+            # recording once the room key is gone.
+            logger.exception("room %s (ticket %s): adopting it from node %s failed; the call "
+                             "ends", room_id, entry.ticket_id, entry.lost_node)
+            await self._directory.close(room_id)
+            if entry.ticket_id:
+                finished = await self._store.finish_ticket(entry.ticket_id, self._now())
+                await self._fanout.apply(finished.events)
             return False
         logger.warning("room %s (ticket %s): adopted from node %s, which died %.1f s ago",
                        room_id, entry.ticket_id, entry.lost_node,
