@@ -14,6 +14,7 @@ import av
 from recordings import parts, recovery
 from recordings.archive import Archive
 from recordings.audit import Audit
+from recordings.export import export_recording
 from recordings.recorder import Recorder, TrackRecorder
 from tests.support.audit import AUDIT_KEY
 from tests.support.export_media import Clock, opus_packets, vp8_packets
@@ -120,6 +121,12 @@ async def test_a_continued_recording_has_two_parts_a_gap_and_verifies(
     for name in files:  # every part's files play
         with av.open(str(directory / name)) as container:
             assert sum(1 for _ in container.demux(container.streams[0])) > 10
+
+    # The composite export spans both parts: one cell per participant (a reconnect's newer
+    # track replaces the older one in it), the gap in between without pictures.
+    result = export_recording(directory, summary, tmp_path / "out" / "r-parts.mp4")
+    assert result.cells == 2
+    assert abs(result.duration - summary["duration"]) < 1.0
 
     # Not an orphan once finished; indexed and sealed once, covering both parts.
     assert await recovery.orphans(archive, [], clock.now + 60) == []
