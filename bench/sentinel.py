@@ -78,10 +78,10 @@ async def _creator(kiosk: SignalingClient, department: str, state: Round,
             state.failover_s = time.monotonic() - state.kill_at
 
 
-async def one_round(directory: Path, creators: int) -> dict[str, Any]:
+async def one_round(directory: Path, creators: int, env: dict[str, str]) -> dict[str, Any]:
     async with sentinel_set(directory / "redis", WAIT_TIMEOUT_MS) as deployment:
         server = ServerProcess(["server", "serve", "--demo"], name="sentinel",
-                               env=deployment.env)
+                               env={**deployment.env, **env})
         kiosks: list[SignalingClient] = []
         stop = asyncio.Event()
         state = Round()
@@ -130,11 +130,11 @@ async def one_round(directory: Path, creators: int) -> dict[str, Any]:
             await server.stop()
 
 
-async def measure(rounds: int, creators: int) -> dict[str, Any]:
+async def measure(rounds: int, creators: int, env: dict[str, str]) -> dict[str, Any]:
     runs = []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory(prefix="yunzhen-bench-sentinel-") as tmp:
-            runs.append(await one_round(Path(tmp), creators))
+            runs.append(await one_round(Path(tmp), creators, env))
             print(json.dumps(runs[-1]), flush=True)
     return {
         "sentinel_failover_s": round(statistics.median(r["failover_s"] for r in runs), 2),
@@ -150,9 +150,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="failovers, each on a fresh set")
     parser.add_argument("--creators", type=int, default=4,
                         help="kiosk sockets taking tickets at once")
+    parser.add_argument("--wait-replicas", type=int,
+                        help="redis_wait_replicas for the server (0: no WAIT, to compare); "
+                             "figures are then printed, not written")
     args = parser.parse_args()
-    figures = asyncio.run(measure(args.rounds, args.creators))
-    merge_results("sentinel", figures, RESULTS)
+    env = {} if args.wait_replicas is None \
+        else {"YUNZHEN_REDIS_WAIT_REPLICAS": str(args.wait_replicas)}
+    figures = asyncio.run(measure(args.rounds, args.creators, env))
+    if not env:
+        merge_results("sentinel", figures, RESULTS)
     print(json.dumps({k: v for k, v in figures.items() if k != "sentinel_runs"}, indent=2))
 
 

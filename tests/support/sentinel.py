@@ -136,7 +136,9 @@ class SentinelSet:
                               socket_connect_timeout=1)
 
     async def master_port(self) -> int:
-        """The master the sentinels name now."""
+        """The master the sentinels name now (the first one until they run)."""
+        if not any(sentinel.alive for sentinel in self.sentinels):
+            return self.first_master
         for sentinel in self.sentinels:
             if not sentinel.alive:
                 continue
