@@ -1,16 +1,20 @@
-"""Redis Sentinel: the service (`python -m server serve --demo` as a process) on a real master +
-replica + 3 sentinels (tests/support/sentinel.py). A ticket acknowledged to its kiosk is on the
-replica (WAIT) before the answer; with the replica stopped the ticket is still answered, after the
-WAIT timeout, and supervisors are alerted; the master is `kill -9`ed, the replica promoted, and
-the service carries on by itself: the ticket is still there, the kiosk resumes it, and a staff
-member is rung for it and accepts it. Plus the configuration's refusals, and the WAIT step itself
-on a Redis without replicas."""
+"""Redis Sentinel: the service (two `python -m server serve --demo` processes, the kiosk on one
+and the desk on the other) on a real master + replica + 3 sentinels (tests/support/sentinel.py).
+A ticket acknowledged to its kiosk is on the replica (WAIT) before the answer; with the replica
+stopped the ticket is still answered, after the WAIT timeout, and supervisors are alerted; the
+master is `kill -9`ed, the replica promoted, and the service carries on by itself: the ticket is
+still there, the kiosk resumes it, and a staff member is rung for it and accepts it (the kiosk
+hears it through the other process, over the new master's pub/sub); the command line finds the
+new master too. Plus the configuration's refusals, and the WAIT step itself on a Redis without
+replicas."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +28,7 @@ from signaling import keys
 from signaling.client import SignalingClient, login_cookie
 from signaling.durable import ALERT_KIND, Durable
 from signaling.errors import SignalError
-from tests.support.harness import ServerProcess, wait_until
+from tests.support.harness import ROOT, ServerProcess, wait_until
 from tests.support.sentinel import SentinelSet, sentinel_set
 
 WAIT_TIMEOUT_MS = 300
@@ -82,17 +86,34 @@ async def _replica_stopped_a_while(deployment: SentinelSet, kiosk: SignalingClie
     return str(answer["ticket"]["ticket_id"])
 
 
+async def _accounts_list(env: dict[str, str]) -> str:
+    """`python -m server accounts list` on the same Redis: the command line finds the master
+    through the sentinels too."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "accounts", "list", cwd=ROOT,
+        env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, out
+    return out.decode()
+
+
 @pytest.mark.timeout(180)
 async def test_a_failover_keeps_the_acknowledged_ticket_and_the_service_goes_on(
         tmp_path: Path) -> None:
     async with sentinel_set(tmp_path / "redis", WAIT_TIMEOUT_MS) as deployment:
-        server = ServerProcess("", tmp_path / "data", YUNZHEN_TICKET_GRACE="5",
-                               **deployment.env)
+        # Two processes on the one Redis (one data directory: the same keys and recordings):
+        # the kiosk on one, the desk on the other, so the pushes between them go through
+        # Redis pub/sub, which must find the new master too.
+        env = {"YUNZHEN_TICKET_GRACE": "5", **deployment.env}
+        server = ServerProcess("", tmp_path / "data", **env)
+        desk_server = ServerProcess("", tmp_path / "data", **env)
         sockets: list[SignalingClient] = []
         try:
             await server.start()
-            cookie = await login_cookie(server.url, "tax01", "demo12345")
-            desk = await SignalingClient.connect(server.url, "/staff", cookie)
+            await desk_server.start()
+            cookie = await login_cookie(desk_server.url, "tax01", "demo12345")
+            desk = await SignalingClient.connect(desk_server.url, "/staff", cookie)
             sockets.append(desk)
             await desk.request("presence:set", {"state": "away", "reason": "开会"})
             kiosk = await SignalingClient.connect(server.url, "/kiosk")
@@ -111,8 +132,10 @@ async def test_a_failover_keeps_the_acknowledged_ticket_and_the_service_goes_on(
             assert await kiosk.next("service:state", state="degraded", timeout=15)
             await deployment.wait_promoted(old)
             assert await kiosk.next("service:state", state="ok", timeout=20)
+            assert await desk.next("service:state", state="ok", timeout=20)
             async with aiohttp.ClientSession() as session:
                 assert await _health(session, server.url) == 200
+                assert await _health(session, desk_server.url) == 200
             assert time.monotonic() - killed < 30
 
             # Both acknowledged tickets survived; the kiosk resumes the first.
@@ -122,8 +145,8 @@ async def test_a_failover_keeps_the_acknowledged_ticket_and_the_service_goes_on(
             client = deployment.client(await deployment.master_port())
             try:
                 assert await client.hget(keys.TICKET(stopped_ticket), "status") == "waiting"
-                # The new master is this process's: its heartbeat was put back.
-                assert await client.zcard(keys.NODES) == 1
+                # Both processes' heartbeats are on the new master.
+                assert await client.zcard(keys.NODES) == 2
             finally:
                 await client.aclose()
             # Past the ticket's grace: not abandoned (its socket was counted again).
@@ -136,21 +159,28 @@ async def test_a_failover_keeps_the_acknowledged_ticket_and_the_service_goes_on(
             connected = await kiosk.next("ticket:update", status="connected", timeout=15,
                                          ticket_id=ticket["ticket_id"])
             assert connected["room"]["room_id"]
-            # New tickets are taken, and replicated again once a replica is back: here there
-            # is none left (the old master is dead), so the WAIT times out and alerts.
+            # New tickets are taken; no replica is left (the old master is dead), so each
+            # waits the WAIT timeout and the supervisors are alerted again.
+            started = time.monotonic()
             later = await kiosk.request("ticket:create", {"department": "estate",
                                                           "consent": True})
             assert later["ticket"]["status"] == "waiting"
+            assert time.monotonic() - started >= WAIT_TIMEOUT_MS / 1000 * 0.9
+            assert len(await _alerts(deployment)) == 2
+            assert "tax01" in await _accounts_list(
+                {"YUNZHEN_DATA_DIR": str(tmp_path / "data"), **deployment.env})
 
-            text = server.log_path.read_text(encoding="utf-8", errors="replace")
-            assert "Traceback" not in text, server.tail(80)
-            assert text.count("Redis back after") >= 1, server.tail(80)
-            assert "redis+sentinel://127.0.0.1:" in text
+            for process in (server, desk_server):
+                text = process.log_path.read_text(encoding="utf-8", errors="replace")
+                assert "Traceback" not in text, process.tail(80)
+                assert text.count("Redis back after") >= 1, process.tail(80)
+                assert "redis+sentinel://127.0.0.1:" in text
         finally:
             for sock in sockets:
                 with contextlib.suppress(Exception):
                     await sock.close()
             await server.stop()
+            await desk_server.stop()
 
 
 # The WAIT step on a Redis without replicas --------------------------------------------------
