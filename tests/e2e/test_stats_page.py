@@ -33,6 +33,7 @@ async def test_the_stats_section_shows_real_consultations_in_charts_and_table(
     await other.get_by_test_id("start-consult").click()
     await expect(other.get_by_test_id("queue-position")).to_be_visible()
     await other.get_by_test_id("cancel-consult").click()
+    await expect(other.get_by_test_id("dept-market")).to_be_visible()
 
     supervisor = await new_page(browser)
     await login(supervisor, f"{server.url}/supervisor", "supervisor")
@@ -41,8 +42,9 @@ async def test_the_stats_section_shows_real_consultations_in_charts_and_table(
     total = supervisor.get_by_test_id("stats-total")
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:  # the consumer counts every 2 s
-        text = await total.locator('[data-field="consultations"]').text_content()
-        if text == "2":
+        counted = [await total.locator(f'[data-field="{field}"]').text_content()
+                   for field in ("consultations", "abandoned")]
+        if counted == ["2", "1"]:
             break
         await supervisor.get_by_test_id("stats-apply").click()
         await supervisor.wait_for_timeout(500)
