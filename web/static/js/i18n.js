@@ -1547,6 +1547,14 @@ export function formatHours(hours) {
   return parts.length ? parts.join(t('hours_sep')) : t('hours_none');
 }
 
+// A calendar day (YYYY-MM-DD, as the server wrote it) with its weekday: 周五 12-04.
+export function formatDay(date) {
+  const [y, m, d] = String(date).split('-').map(Number);
+  if (!y || !m || !d) return String(date);
+  const weekday = new Date(y, m - 1, d).getDay();
+  return `${t(`day_${DAY_KEYS[(weekday + 6) % 7]}`)} ${String(m).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
+}
+
 // A coming moment for the applicant: weekday, date and time (周三 10-08 09:00).
 export function formatMoment(epochSeconds) {
   if (!Number.isFinite(epochSeconds)) return '';
