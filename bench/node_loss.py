@@ -44,6 +44,7 @@ class Call:
     room_id: str
     staff_cookie: str
     clients: dict[str, RoomClient] = field(default_factory=dict)  # applicant, staff, consult
+    tokens: dict[str, str] = field(default_factory=dict)  # their room tokens, by the same name
     sockets: list[SignalingClient] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -71,12 +72,14 @@ async def three_person_room(base: str, timeout: float = 20.0) -> Call:
     call = Call(room_id=staff_room["room_id"], staff_cookie=staff_cookie, sockets=sockets)
     try:
         for name, room in (("applicant", applicant_room), ("staff", staff_room)):
+            call.tokens[name] = room["token"]
             call.clients[name] = await RoomClient.connect(base, room["room_id"], room["token"],
                                                           name=name, width=320, height=240)
         await _post(base, f"/api/rooms/{call.room_id}/invite", staff_cookie,
                     {"department": "market", "note": ""})
         market = await login_cookie(base, "market01", DEMO_PASSWORD)
         grant = (await _post(base, f"/api/rooms/{call.room_id}/join", market, {}))["room"]
+        call.tokens["consult"] = grant["token"]
         call.clients["consult"] = await RoomClient.connect(base, call.room_id, grant["token"],
                                                            name="consult", width=320,
                                                            height=240)

@@ -50,6 +50,15 @@ async def test_the_room_of_a_killed_process_comes_back_on_a_live_one(
 
         killed = time.monotonic()
         await first.kill9()
+        # Before the second adopts the room (the heartbeat is 5 s late first), a join there is
+        # told to try again, not that the room is gone (a page would end the call).
+        early = await SignalingClient.connect(second.url, "/room")
+        try:
+            refused = await early.call("room:join", {"room_id": room_id,
+                                                     "token": call.tokens["staff"]})
+        finally:
+            await early.close()
+        assert refused["ok"] is False and refused["error"]["code"] == "other_node", refused
 
         async def moved() -> bool:
             return await client.hget(f"yz:room:{room_id}", "node") == second_node
