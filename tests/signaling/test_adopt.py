@@ -1,7 +1,8 @@
 """Adoption against a real Redis and real files: the sweep moves a dead process's call here, the
 clock's heartbeat re-creates its room from the directory entry and the ticket and continues its
 recording in a new part; a room gone meanwhile is skipped; a recording that cannot be read back
-ends the call instead of being tried again every second."""
+ends the call instead of being tried again every second; a desk that does not come back ends it
+after the reconnect grace."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import socketio
 
 from recordings.recorder import Recorder
+from rooms.close_reason import CloseReason
 from rooms.config import MediaConfig
 from rooms.manager import RoomManager
 from rooms.room import Room
@@ -23,6 +25,7 @@ from signaling.privacy import CONSENT_NOTICE_VERSION as CONSENT
 from signaling.room_directory import RoomDirectory
 from signaling.snapshots import Snapshots
 from signaling.store import Store
+from tests.support.recordings import finished_timeline
 
 
 async def _moved_call(store: Store, recordings: Path, room_id: str) -> str:
@@ -49,11 +52,12 @@ async def _moved_call(store: Store, recordings: Path, room_id: str) -> str:
     return ticket.ticket_id
 
 
-def _parts(store: Store, recordings: Path) -> tuple[RoomManager, Adoption]:
+def _parts(store: Store, recordings: Path, media: MediaConfig | None = None
+           ) -> tuple[RoomManager, Adoption]:
     async def closed(room: Room, summary: dict[str, Any] | None) -> None:
         pass
 
-    rooms = RoomManager(MediaConfig(), recordings, closed)
+    rooms = RoomManager(media or MediaConfig(), recordings, closed)
     fanout = Fanout(socketio.AsyncServer(), store, Snapshots(store),
                     Accounts(store.redis, AccountPolicy()))
     return rooms, Adoption(store, RoomDirectory(store), rooms, fanout, "me", now=lambda: 11.5)
@@ -98,5 +102,25 @@ async def test_a_recording_that_cannot_be_read_back_ends_the_call(
         assert not await store.redis.exists(keys.ROOM("r2"))
         assert await store.redis.smembers(keys.NODE("me", "adopt")) == set()
         assert (await store.ticket(ticket)).status == "ended"  # type: ignore[union-attr]
+    finally:
+        await rooms.close()
+
+
+async def test_the_desk_not_back_within_the_grace_ends_an_adopted_call(
+        store: Store, tmp_path: Path) -> None:
+    """As after a dropped connection: the staff member who took the call has the reconnect grace
+    to join the adopted room again; without them nobody serves the applicant."""
+    await _moved_call(store, tmp_path, "r3")
+    rooms, adoption = _parts(store, tmp_path, MediaConfig(reconnect_grace=0.3))
+    try:
+        assert await adoption.adopt_moved() == ["r3"]
+        room = rooms.get("r3")
+        assert room is not None
+        timeline = await finished_timeline(tmp_path, "r3", timeout=5)
+        assert room.close_reason == CloseReason.RECONNECT_TIMEOUT
+        [leave] = [e for e in timeline["events"] if e["type"] == "leave"]
+        assert (leave["participant_id"], leave["reason"]) == ("s-tax01", "reconnect_timeout")
+        [staff] = timeline["participants"]
+        assert abs(staff["left_at"] - leave["t"]) < 0.05
     finally:
         await rooms.close()
