@@ -13,6 +13,9 @@ MIN_TURN_TTL = 60
 MAX_TURN_TTL = 86400
 # media.video_codec: the one video codec of the server (every track is forwarded as it is).
 VIDEO_CODECS = ("vp8", "h264")
+# media.forwarding: "frame" reassembles each frame and re-packetizes it per subscriber (aiortc's
+# jitter buffer and packetizer); "rtp" rewrites and forwards each RTP packet (rooms/rtp_forward.py).
+FORWARDING_MODES = ("frame", "rtp")
 
 
 class ConfigError(ValueError):
@@ -62,6 +65,9 @@ class MediaConfig:
     # The one video codec every video m-line offers: "vp8", or "h264" for kiosks with hardware
     # H.264 encoders (recordings of video tracks are then Matroska .mkv, not WebM).
     video_codec: str = "vp8"
+    # How published media reaches subscribers: "frame" (the pass-through of whole frames) or
+    # "rtp" (packet by packet below the jitter buffer, rooms/rtp_forward.py).
+    forwarding: str = "frame"
 
     def __post_init__(self) -> None:
         for address in self.announce_addresses:
@@ -89,3 +95,6 @@ class MediaConfig:
         if self.video_codec not in VIDEO_CODECS:
             raise ConfigError(f"media.video_codec: {self.video_codec!r} is not one of "
                               f"{', '.join(VIDEO_CODECS)}")
+        if self.forwarding not in FORWARDING_MODES:
+            raise ConfigError(f"media.forwarding: {self.forwarding!r} is not one of "
+                              f"{', '.join(FORWARDING_MODES)}")

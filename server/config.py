@@ -352,12 +352,14 @@ def _media_from(section: Mapping[str, Any], env: Mapping[str, str]) -> MediaConf
             raise ConfigError("media.turn_secret must be a string")
         values["turn_secret"] = secret
     for name in ("subscriber_queue", "empty_room_timeout", "reconnect_grace", "turn_ttl",
-                 "video_codec"):
+                 "video_codec", "forwarding"):
         raw = env.get(f"{ENV_PREFIX}MEDIA_{name.upper()}", section.get(name))
         if raw is not None:
             values[name] = _coerce(f"media.{name}", raw, getattr(base, name))
     if "video_codec" in values:
         values["video_codec"] = values["video_codec"].strip().lower()  # "H264" is fine too
+    if "forwarding" in values:
+        values["forwarding"] = values["forwarding"].strip().lower()
     return replace(base, **values)
 
 

@@ -4,6 +4,7 @@ and `call`, a room opened through the real server's ACD, for tests over Socket.I
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ JoinFn = Callable[..., Awaitable[RoomPeer]]
 
 @pytest.fixture
 def media() -> MediaConfig:
-    return MediaConfig(announce_addresses=("127.0.0.1",), empty_room_timeout=30.0)
+    # YUNZHEN_MEDIA_FORWARDING runs the whole folder on one forwarding path or the other.
+    return MediaConfig(announce_addresses=("127.0.0.1",), empty_room_timeout=30.0,
+                       forwarding=os.environ.get("YUNZHEN_MEDIA_FORWARDING", "frame"))
 
 
 @pytest.fixture
