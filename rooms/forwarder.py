@@ -20,9 +20,12 @@ from collections.abc import Callable
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import RtpPacket
 
 from rooms import passthrough
+from rooms.rtp_forward import RtpLeg
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +165,7 @@ class TrackForwarder:
                  room_id: str, publisher_id: str, queue_size: int,
                  sink: PacketSink | None = None,
                  on_speaking: Callable[[bool], None] | None = None,
+                 forwarding: str = "frame",
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.kind = kind
         self.room_id = room_id
@@ -173,7 +177,11 @@ class TrackForwarder:
         self._queue_size = queue_size
         self._sink = sink
         self._clock = clock
+        self.forwarding = forwarding
         self._subscribers: dict[str, ForwardedTrack] = {}
+        # forwarding = "rtp": subscribers get each RTP packet from the receiver's hook, and the
+        # reader task only feeds the recorder (one depacketizer per track).
+        self._legs: dict[str, RtpLeg] = {}
         self._last_pli = -KEYFRAME_INTERVAL
         self._reader: asyncio.Task[None] | None = None
         self._pli_tasks: set[asyncio.Task[None]] = set()
@@ -184,6 +192,15 @@ class TrackForwarder:
             if on_speaking is not None:
                 self.speaking = SpeakingDetector(on_speaking, clock)
             passthrough.watch_audio_levels(receiver, self._on_level)
+        if forwarding == "rtp":
+            passthrough.forward_rtp(receiver, self._forward_rtp)
+
+    async def _forward_rtp(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
+        if self._closed:
+            return
+        self.packets += 1
+        for leg in list(self._legs.values()):
+            await leg.forward(packet, codec)
 
     def _on_level(self, timestamp: int, level: int) -> None:
         if self._closed:
@@ -208,10 +225,13 @@ class TrackForwarder:
         if self._reader is None and not self._closed:
             self._reader = asyncio.create_task(self._read(), name=f"forward:{self!r}")
 
-    def subscribe(self, subscriber_id: str) -> ForwardedTrack:
-        old = self._subscribers.pop(subscriber_id, None)
-        if old is not None:
-            old.stop()
+    def subscribe(self, subscriber_id: str) -> ForwardedTrack | RtpLeg:
+        self.unsubscribe(subscriber_id)
+        if self.forwarding == "rtp":
+            leg = RtpLeg(self.kind, self.request_keyframe,
+                         label=f"{self.publisher_id}->{subscriber_id}", clock_fn=self._clock)
+            self._legs[subscriber_id] = leg
+            return leg
         forwarded = ForwardedTrack(self.kind, self._queue_size, self.request_keyframe,
                                    label=f"{self.publisher_id}->{subscriber_id}",
                                    level_of=self.level_of if self.kind == "audio" else None)
@@ -222,10 +242,14 @@ class TrackForwarder:
         forwarded = self._subscribers.pop(subscriber_id, None)
         if forwarded is not None:
             forwarded.stop()
+        leg = self._legs.pop(subscriber_id, None)
+        if leg is not None:
+            leg.stop()
 
     @property
     def drops(self) -> int:
-        return sum(s.drops for s in self._subscribers.values())
+        return (sum(s.drops for s in self._subscribers.values())
+                + sum(leg.drops for leg in self._legs.values()))
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe with an RTCP PLI, at most once per KEYFRAME_INTERVAL."""
@@ -255,7 +279,8 @@ class TrackForwarder:
                                  "is rooms.passthrough installed?", self.room_id,
                                  self.publisher_id, self.kind, type(packet).__name__)
                     return
-                self.packets += 1
+                if self.forwarding == "frame":
+                    self.packets += 1
                 for forwarded in self._subscribers.values():
                     forwarded.push(packet)
                 if self._sink is not None:
@@ -279,6 +304,9 @@ class TrackForwarder:
         for forwarded in self._subscribers.values():
             forwarded.stop()
         self._subscribers.clear()
+        for leg in self._legs.values():
+            leg.stop()
+        self._legs.clear()
         tasks = [t for t in (self._reader, *self._pli_tasks) if t is not None]
         for task in tasks:
             task.cancel()

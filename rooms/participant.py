@@ -33,6 +33,7 @@ from rooms import passthrough
 from rooms.errors import InvalidAnswer, NoPendingOffer, RoomClosed, ShareLimit, UnsupportedCodec
 from rooms.forwarder import ForwardedTrack, TrackForwarder
 from rooms.roles import OBSERVER_ROLES
+from rooms.rtp_forward import RtpLeg
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class Subscription:
     kind: str
     source: str  # microphone, camera or screen
     transceiver: RTCRtpTransceiver
-    track: ForwardedTrack
+    track: ForwardedTrack | RtpLeg
     info: dict[str, Any]  # role and name of the publisher, for the offer's `tracks`
     active: bool = True
 
@@ -186,8 +187,12 @@ class Participant:
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(preferred_codecs(forwarder.kind, self.video_codec))
         passthrough.relay_keyframe_requests(transceiver.sender, forwarder.request_keyframe)
-        if forwarder.kind == "audio":
-            passthrough.forward_audio_levels(transceiver.sender, lambda: track.last_level)
+        if isinstance(track, RtpLeg):
+            # The level travels in the forwarded packet's own extension.
+            track.bind(transceiver.sender)
+        elif forwarder.kind == "audio":
+            frame_track = track
+            passthrough.forward_audio_levels(transceiver.sender, lambda: frame_track.last_level)
         subscription = Subscription(publisher_id=publisher.participant_id, kind=forwarder.kind,
                                     source=PURPOSES[purpose][1], transceiver=transceiver,
                                     track=track,

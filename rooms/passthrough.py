@@ -42,6 +42,22 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    fills the level in from the packet just read. A forwarded packet's pts is its RTP timestamp
    less the receiver's first one (``TimestampMapper``): ``rtp_timestamp`` adds that origin back,
    read from the receiver's private mapper, to find the packet's level.
+8. RTP-level forwarding (``media.forwarding = "rtp"``, rooms/rtp_forward.py): ``forward_rtp``
+   shadows ``RTCRtpReceiver._handle_rtp_packet`` on one receiver instance to hand each decrypted
+   packet on before the jitter buffer, RTX undone with the receiver's private codec map
+   (``__codecs``) and RTX-to-media map (``__rtx_ssrc``); the original still runs after it, so the
+   receiver's statistics (its receiver reports and NACKs toward the publisher) and the recorder's
+   one depacketizer keep working.
+9. A subscriber's leg sends through ``RTCRtpSender``'s own pieces: ``capture_send_parameters``
+   shadows ``send`` on one sender instance to see its negotiated codecs and mid;
+   ``header_extensions_map`` reads its private ``__rtp_header_extensions_map`` (the subscriber's
+   negotiated ids, so an extension the subscriber did not negotiate is not written); the packet
+   goes out through ``sender.transport._send_rtp`` (SRTP, then ICE), as the sender's own loop does.
+10. Sender reports: the sender's ``_run_rtcp`` loop reports its private ``__ntp_timestamp``,
+   ``__rtp_timestamp``, ``__packet_count`` and ``__octet_count``; ``count_sent`` keeps them up to
+   date for what a leg forwards. NACKs: ``RTCRtpSender._handle_rtcp_packet`` awaits
+   ``self._retransmit(seq)`` for each lost sequence number; ``answer_nacks`` shadows it on one
+   sender instance so the leg answers from its own cache of rewritten packets.
 
 The hooks are process-wide: every RTCPeerConnection in the process, including the Python
 participant of rooms/client.py when it runs in the same process, receives packets, not frames.
@@ -51,16 +67,18 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from fractions import Fraction
 from typing import Any
 
 import aioice.ice
 import aiortc.rtcrtpreceiver
 import av
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc import clock as aiortc_clock
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket, unwrap_rtx
 
 from recordings.codecs import h264_is_keyframe, vp8_is_keyframe
 from rooms.config import MediaConfig
@@ -265,3 +283,93 @@ def rtp_timestamp(receiver: RTCRtpReceiver, pts: int) -> int | None:
     if origin is None:
         return None
     return int(pts + origin) & 0xFFFFFFFF
+
+
+RtpHandler = Callable[[Any, RTCRtpCodecParameters], Awaitable[None]]
+_CODECS_ATTRIBUTE = "_RTCRtpReceiver__codecs"
+
+
+def forward_rtp(receiver: RTCRtpReceiver, handler: RtpHandler) -> None:
+    """Await ``handler(packet, codec)`` for each media RTP packet ``receiver`` takes, before its
+    jitter buffer (see 8. above): RTX packets unwrapped, padding-only packets left out."""
+    original = getattr(receiver, "_handle_rtp_packet", None)
+    codecs = getattr(receiver, _CODECS_ATTRIBUTE, None)
+    rtx_to_media = getattr(receiver, _RTX_SSRC_ATTRIBUTE, None)
+    if not callable(original) or not isinstance(codecs, dict) or not isinstance(rtx_to_media,
+                                                                                dict):
+        raise RuntimeError("aiortc RTCRtpReceiver has no _handle_rtp_packet, codec map or RTX "
+                           "SSRC map: the RTP forwarding hook is broken")
+
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        codec = codecs.get(packet.payload_type)
+        media = packet
+        if codec is not None and codec.mimeType.lower().endswith("/rtx"):
+            media_ssrc = rtx_to_media.get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if media_ssrc is None or apt not in codecs or len(packet.payload) < 2:
+                codec = None
+            else:
+                media = unwrap_rtx(packet, payload_type=apt, ssrc=media_ssrc)
+                codec = codecs[apt]
+        if codec is not None and media.payload:
+            try:
+                await handler(media, codec)
+            except Exception:
+                logger.exception("forwarding an RTP packet failed")
+        await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+
+
+def capture_send_parameters(sender: RTCRtpSender,
+                            on_send: Callable[[RTCRtpSendParameters], None]) -> None:
+    """Call ``on_send(parameters)`` when ``sender`` starts with its negotiated parameters (9.)."""
+    original = getattr(sender, "send", None)
+    if not callable(original):
+        raise RuntimeError("aiortc RTCRtpSender has no send: the RTP forwarding hook is broken")
+
+    async def send(parameters: RTCRtpSendParameters) -> None:
+        on_send(parameters)
+        await original(parameters)
+
+    sender.send = send  # type: ignore[method-assign]
+
+
+_EXTENSIONS_MAP_ATTRIBUTE = "_RTCRtpSender__rtp_header_extensions_map"
+
+
+def header_extensions_map(sender: RTCRtpSender) -> HeaderExtensionsMap:
+    """The header extension ids ``sender``'s subscriber negotiated (see 9. above)."""
+    extensions = getattr(sender, _EXTENSIONS_MAP_ATTRIBUTE, None)
+    if not isinstance(extensions, HeaderExtensionsMap):
+        raise RuntimeError("aiortc RTCRtpSender has no header extensions map: the RTP "
+                           "forwarding hook is broken")
+    return extensions
+
+
+_SENT_ATTRIBUTES = ("_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__rtp_timestamp",
+                    "_RTCRtpSender__packet_count", "_RTCRtpSender__octet_count")
+
+
+def check_sender_counters(sender: RTCRtpSender) -> None:
+    """Raise unless ``sender`` has the counters its sender reports are made of (see 10. above)."""
+    for name in _SENT_ATTRIBUTES:
+        if not isinstance(getattr(sender, name, None), int):
+            raise RuntimeError(f"aiortc RTCRtpSender has no {name}: the sender report hook is "
+                               "broken")
+
+
+def count_sent(sender: RTCRtpSender, rtp_timestamp: int, payload_size: int) -> None:
+    """Count a packet a leg sent on ``sender`` for its sender reports (see 10. above)."""
+    sender._RTCRtpSender__ntp_timestamp = aiortc_clock.current_ntp_time()  # type: ignore[attr-defined]
+    sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
+    sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
+    sender._RTCRtpSender__octet_count += payload_size  # type: ignore[attr-defined]
+
+
+def answer_nacks(sender: RTCRtpSender, retransmit: Callable[[int], Awaitable[None]]) -> None:
+    """Route each sequence number a subscriber NACKs on ``sender`` to ``retransmit`` (10.)."""
+    if not callable(getattr(RTCRtpSender, "_retransmit", None)):
+        raise RuntimeError("aiortc RTCRtpSender has no _retransmit: the NACK hook is broken")
+    check_sender_counters(sender)
+    sender._retransmit = retransmit  # type: ignore[method-assign, assignment]

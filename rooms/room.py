@@ -375,7 +375,8 @@ class Room:
             publisher_id=publisher.participant_id, queue_size=self.media.subscriber_queue,
             sink=recorder.write,
             on_speaking=(lambda speaking: self._on_speaking(publisher, speaking))
-            if purpose == "audio" else None)
+            if purpose == "audio" else None,
+            forwarding=self.media.forwarding)
         publisher.published[purpose] = forwarder
         forwarder.start()
         source = PURPOSES[purpose][1]
