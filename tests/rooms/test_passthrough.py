@@ -191,3 +191,48 @@ async def test_rtp_timestamp_adds_the_receivers_origin_back() -> None:
         assert passthrough.rtp_timestamp(receiver, 1_960) == 664
     finally:
         await pc.close()
+
+
+def test_rtp_forwarding_hooks_still_find_their_private_names() -> None:
+    # 8.: the receiver keeps its codecs and RTX map under these names and unwraps RTX itself.
+    receiver_source = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
+    assert "self.__codecs.get(packet.payload_type)" in receiver_source
+    assert "self.__rtx_ssrc.get(packet.ssrc)" in receiver_source
+    # 9.: send() configures the extension map once per start; legs send through _send_rtp.
+    send = inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender.send)
+    assert "self.__rtp_header_extensions_map.configure(parameters)" in send
+    assert callable(getattr(aiortc.rtcdtlstransport.RTCDtlsTransport, "_send_rtp", None))
+    # 10.: sender reports are made of these counters; NACKs go through self._retransmit.
+    rtcp = inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender._run_rtcp)
+    for name in ("__ntp_timestamp", "__rtp_timestamp", "__packet_count", "__octet_count"):
+        assert f"self.{name}" in rtcp, name
+    handle = inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender._handle_rtcp_packet)
+    assert "await self._retransmit(seq)" in handle
+
+
+async def test_rtp_forwarding_hooks_attach_to_one_receiver_and_one_sender() -> None:
+    pc = aiortc.RTCPeerConnection()
+    try:
+        receiver = pc.addTransceiver("video", direction="recvonly").receiver
+        seen: list[tuple[int, str]] = []
+
+        async def handler(packet: aiortc.rtp.RtpPacket, codec: RTCRtpCodecParameters) -> None:
+            seen.append((packet.sequence_number, codec.mimeType))
+
+        passthrough.forward_rtp(receiver, handler)
+        assert "_handle_rtp_packet" in vars(receiver)
+        sender = pc.addTransceiver("video", direction="sendonly").sender
+        passthrough.check_sender_counters(sender)
+        passthrough.count_sent(sender, 1234, 100)
+        assert sender._RTCRtpSender__rtp_timestamp == 1234  # type: ignore[attr-defined]
+        assert sender._RTCRtpSender__packet_count == 1  # type: ignore[attr-defined]
+        assert sender._RTCRtpSender__octet_count == 100  # type: ignore[attr-defined]
+        assert isinstance(passthrough.header_extensions_map(sender), aiortc.rtp.HeaderExtensionsMap)
+
+        async def retransmit(seq: int) -> None:
+            pass
+
+        passthrough.answer_nacks(sender, retransmit)
+        assert sender._retransmit is retransmit
+    finally:
+        await pc.close()

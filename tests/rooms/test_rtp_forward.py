@@ -1,0 +1,71 @@
+"""The pure rules of RTP-level forwarding: sequence/timestamp rewriting and keyframe starts."""
+
+from __future__ import annotations
+
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.vpx import Vp8Encoder
+
+from rooms.rtp_forward import (
+    REORDER_WINDOW,
+    SequenceRewriter,
+    h264_starts_keyframe,
+    vp8_starts_keyframe,
+)
+from tests.support.recordings import encoded_vp8
+
+
+def test_rewriter_keeps_gaps_and_order_of_one_source() -> None:
+    r = SequenceRewriter(1000, 50_000)
+    assert r.rewrite(7, 65_534, 4_294_967_000, 0.0, 90_000) == (1000, 50_000)
+    assert r.rewrite(7, 65_535, 4_294_967_000, 0.01, 90_000) == (1001, 50_000)
+    # Across the input's wrap, with a gap (the subscriber sees the loss and can NACK it).
+    assert r.rewrite(7, 2, 3000 - 296, 0.02, 90_000) == (1004, 53_000)
+    # A late packet within the window still goes out with its own number.
+    assert r.rewrite(7, 0, 2704, 0.03, 90_000) == (1002, 53_000)
+
+
+def test_rewriter_refuses_packets_from_before_the_first_and_far_too_late() -> None:
+    r = SequenceRewriter(10, 0)
+    assert r.rewrite(1, 500, 0, 0.0, 48_000) == (10, 0)
+    assert r.rewrite(1, 499, 0, 0.0, 48_000) is None
+    for seq in range(501, 501 + REORDER_WINDOW + 5):
+        r.rewrite(1, seq, 0, 0.0, 48_000)
+    assert r.rewrite(1, 501, 0, 0.0, 48_000) is None
+
+
+def test_rewriter_continues_across_a_new_source_and_never_goes_back() -> None:
+    r = SequenceRewriter(65_535, 4_294_967_200)
+    assert r.rewrite(1, 100, 9000, 10.0, 90_000) == (65_535, 4_294_967_200)
+    assert r.rewrite(1, 101, 12_000, 10.25, 90_000) == (0, 2904)
+    # A track replaced: a new SSRC with its own numbering goes on from 1, timestamp by wall clock.
+    assert r.rewrite(2, 40_000, 777, 10.75, 90_000) == (1, 2904 + 45_000)
+    assert r.rewrite(2, 40_001, 3777, 10.8, 90_000) == (2, 2904 + 48_000)
+    # A late retransmission of the old source does not switch back.
+    assert r.rewrite(1, 99, 6000, 10.6, 90_000) is None
+
+
+def test_vp8_keyframe_start_is_found_in_rtp_payloads() -> None:
+    frames = encoded_vp8(2, 64, 48)
+    encoder = Vp8Encoder()
+    key = encoder._packetize(frames[0], 5)
+    delta = encoder._packetize(frames[1], 6)
+    # With a 15-bit picture id (aiortc), a 7-bit one, and without any.
+    long_id = encoder._packetize(frames[0], 300)
+    assert vp8_starts_keyframe(key[0]) and vp8_starts_keyframe(long_id[0])
+    assert not vp8_starts_keyframe(delta[0])
+    assert vp8_starts_keyframe(b"\x10" + frames[0][:10])
+    assert not any(vp8_starts_keyframe(p) for p in key[1:])
+    assert not vp8_starts_keyframe(b"")
+
+
+def test_h264_keyframe_start_is_found_in_single_stap_a_and_fu_a() -> None:
+    sps, pps, idr, slice_ = b"\x67\x42\x00\x1f", b"\x68\xce", b"\x65" + b"\x01" * 3000, b"\x41\x9a"
+    # aiortc's packetizer: SPS and PPS in one STAP-A, the IDR slice in FU-A fragments.
+    stap, *fragments = H264Encoder._packetize([sps, pps, idr])
+    assert stap[0] & 0x1F == 24 and h264_starts_keyframe(stap)
+    assert fragments[0][0] & 0x1F == 28 and h264_starts_keyframe(fragments[0])
+    assert not any(h264_starts_keyframe(f) for f in fragments[1:])
+    assert h264_starts_keyframe(idr[:10]) and not h264_starts_keyframe(slice_)
+    [single_slice] = H264Encoder._packetize([slice_])
+    assert not h264_starts_keyframe(single_slice)
+    assert not h264_starts_keyframe(b"")
