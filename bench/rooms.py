@@ -34,7 +34,11 @@ what the server forwarded) and every publisher sent; frames received per (subscr
 pair and decoded by the decoding subscribers; the server's event-loop lag from its probe
 (server/looplag.py, switched on with ``YUNZHEN_LOOP_LAG_PROBE``).
 
-    python -m bench.rooms [--seconds 15] [--plan pt3:1,pt3:5,tc3:1,pt6:1,tc6:1]
+The real server runs on the frame path (``pt``: media.forwarding = frame) and on the RTP path
+(``rt``: media.forwarding = rtp) in the same run: ``us_per_packet_rtp``, ``rooms_per_core_3p_rtp``
+and ``late_join_first_frame_ms_rtp`` stand next to the frame path's figures.
+
+    python -m bench.rooms [--seconds 15] [--plan pt3:1,pt3:5,rt3:1,rt3:5,tc3:1,pt6:1,tc6:1]
 """
 
 from __future__ import annotations
@@ -78,9 +82,12 @@ VIDEO_TB = Fraction(1, 90000)
 AUDIO_TB = Fraction(1, 48000)
 # Two concurrent 6-person rooms are left out: the bench process cannot take in the ~11,000
 # packets a second the server forwards to their 12 participants (its sockets overflow).
-DEFAULT_PLAN = "pt3:1,pt3:5,tc3:1,pt6:1,tc6:1"
+DEFAULT_PLAN = "pt3:1,pt3:5,rt3:1,rt3:5,tc3:1,pt6:1,tc6:1"
 FULL_RATE_FPS = 29.0
 CLIENT_RCVBUF = 4 * 1024 * 1024
+# The real server's two forwarding paths (media.forwarding), by bench mode.
+FORWARDING = {"passthrough": "frame", "rtp": "rtp"}
+FORWARDING_ENV = "YUNZHEN_MEDIA_FORWARDING"
 
 
 # --- pre-encoded publishers ----------------------------------------------------------------------
@@ -389,7 +396,10 @@ class Setup:
     def __init__(self, mode: str, lag_file: Path, env: dict[str, str] | None = None) -> None:
         self.mode = mode
         env = {**(env or {}), looplag.ENV: str(lag_file)}
-        if mode == "passthrough":
+        # The real server, on the frame path ("passthrough") or the RTP path ("rtp").
+        self.real = mode in FORWARDING
+        if self.real:
+            env[FORWARDING_ENV] = FORWARDING[mode]
             self.server = ServerProcess(["server", "serve", "--demo"], name="rooms", env=env)
         else:
             self.server = ServerProcess(["bench.transcode_server"], name="rooms-transcode",
@@ -402,7 +412,7 @@ class Setup:
 
     async def start(self, count: int) -> None:
         await self.server.start()
-        if self.mode != "passthrough":
+        if not self.real:
             return
         self._redis = aioredis.from_url(redis_url_from_log(self.server), decode_responses=True)
         self.store = Store(self._redis)
@@ -423,7 +433,7 @@ class Setup:
     async def tokens(self, n: int, size: int) -> tuple[str, list[dict[str, str]],
                                                        list[SignalingClient]]:
         """Room ``n``'s id, ``size`` room tokens, and the sockets that keep its call open."""
-        if self.mode != "passthrough":
+        if not self.real:
             room_id = f"bench-{n}"
             return room_id, [{"room_id": room_id, "token": "any"}] * size, []
         applicant, staff, sockets = await open_room(self.server.url, "tax",
@@ -710,9 +720,10 @@ def parse_plan(text: str) -> list[tuple[str, int, int]]:
     plan = []
     for item in text.split(","):
         kind, _, rooms = item.strip().partition(":")
-        mode = {"pt": "passthrough", "tc": "transcode"}.get(kind[:2])
+        mode = {"pt": "passthrough", "rt": "rtp", "tc": "transcode"}.get(kind[:2])
         if mode is None or not kind[2:].isdigit() or not rooms.isdigit():
-            raise ValueError(f"plan item {item!r}: expected pt<size>:<rooms> or tc<size>:<rooms>")
+            raise ValueError(f"plan item {item!r}: expected pt<size>:<rooms>, rt<size>:<rooms> or "
+                             "tc<size>:<rooms>")
         size, count = int(kind[2:]), int(rooms)
         if not 2 <= size <= 8 or count < 1:
             raise ValueError(f"plan item {item!r}: 2 to 8 participants, at least one room")
@@ -797,10 +808,12 @@ def figures(runs: dict[str, dict[str, Any]], media: Precoded, args: argparse.Nam
         out["loop_lag_basis"] = (
             f"probe samples every 10 ms in the server, {main_run['rooms']} 3-person room(s); "
             f"idle server: p99 {main_run['loop_lag_idle'].get('p99_ms')} ms")
-    late = next((r["late_join"] for r in runs.values() if "late_join" in r), None)
+    late = next((r["late_join"] for r in runs.values()
+                 if "late_join" in r and r["mode"] == "passthrough"), None)
     if late is not None:
         out["late_join_first_frame_ms"] = late["first_frame_p50_ms"]
         out["late_join_all_publishers_p50_ms"] = late["all_publishers_p50_ms"]
+    out.update(rtp_figures(runs))
     ratio = out.get("cpu_ratio_transcode_vs_passthrough_3p")
     rpc = out.get("rooms_per_core_3p")
     check = out.get("rooms_per_core_3p_check", {})
@@ -808,6 +821,7 @@ def figures(runs: dict[str, dict[str, Any]], media: Precoded, args: argparse.Nam
         "rooms_per_core_3p_at_least_5": None if rpc is None else
         bool(rpc >= 5 and check.get("full_frame_rate")),
         "transcode_at_least_5x_passthrough_3p": None if ratio is None else ratio >= 5,
+        **rtp_goals(out),
     }
     out["rooms_detail"] = {
         "media": (f"each publisher: 640x480 @ {FPS} fps VP8 pre-encoded once with libvpx "
@@ -831,6 +845,53 @@ def figures(runs: dict[str, dict[str, Any]], media: Precoded, args: argparse.Nam
     return out
 
 
+def rtp_figures(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The RTP path's figures (media.forwarding = "rtp"), next to the frame path's, from the
+    ``rt3:<n>`` runs of the same plan."""
+    out: dict[str, Any] = {}
+    rt = {r["rooms"]: r for r in runs.values() if r["mode"] == "rtp" and r["participants"] == 3}
+    if not rt:
+        return out
+    if 1 in rt:
+        out["cpu_rtp_3p_room_pct"] = rt[1]["server_cpu_pct"]
+    most = max(rt)
+    run = rt[most]
+    per_room = run["server_cpu_per_room_pct"]
+    out["us_per_packet_rtp"] = run["us_per_forwarded_packet"]
+    out["rooms_per_core_3p_rtp"] = round(100 / per_room, 1) if per_room else None
+    out["rooms_per_core_3p_rtp_check"] = {
+        "basis": f"100 / server CPU per room measured with {most} concurrent 3-person room(s) "
+                 f"on media.forwarding = rtp ({per_room} % of a core each); us_per_packet_rtp: "
+                 "server CPU time / RTP packets the subscribers received, same run",
+        "concurrent_rooms": most,
+        "fps_received_min": run["fps_received_min"],
+        "fps_decoded_min": run["fps_decoded_min"],
+        "delivered_min": run["delivered_min"],
+        "full_frame_rate": (run["fps_received_min"] or 0) >= FULL_RATE_FPS,
+        "loop_lag_p99_ms": run["loop_lag"].get("p99_ms"),
+    }
+    late = next((r["late_join"] for r in rt.values() if "late_join" in r), None)
+    if late is not None:
+        out["late_join_first_frame_ms_rtp"] = late["first_frame_p50_ms"]
+        out["late_join_all_publishers_p50_ms_rtp"] = late["all_publishers_p50_ms"]
+    return out
+
+
+def rtp_goals(out: dict[str, Any]) -> dict[str, bool | None]:
+    """Issue 15's goals: <= 30 us per forwarded packet, >= 25 three-person rooms per core at
+    full frame rate, a late joiner's first frame within 300 ms."""
+    us = out.get("us_per_packet_rtp")
+    rpc = out.get("rooms_per_core_3p_rtp")
+    late = out.get("late_join_first_frame_ms_rtp")
+    check = out.get("rooms_per_core_3p_rtp_check", {})
+    return {
+        "rtp_us_per_packet_at_most_30": None if us is None else us <= 30,
+        "rtp_rooms_per_core_3p_at_least_25": None if rpc is None else
+        bool(rpc >= 25 and check.get("full_frame_rate")),
+        "rtp_late_join_at_most_300_ms": None if late is None else late <= 300,
+    }
+
+
 def note(out: dict[str, Any]) -> str:
     parts = []
     for size in (3, 6):
@@ -844,6 +905,10 @@ def note(out: dict[str, Any]) -> str:
                 f"{out.get(f'rooms_per_core_{size}p')} rooms per core "
                 f"({check.get('basis')}; full frame rate there: "
                 f"{check.get('full_frame_rate')})")
+    if "us_per_packet_rtp" in out:
+        parts.append(f"RTP path: {out['us_per_packet_rtp']} us per forwarded packet (frame "
+                     f"path {out.get('us_per_packet')}), {out.get('rooms_per_core_3p_rtp')} "
+                     f"three-person rooms per core (frame path {out.get('rooms_per_core_3p')})")
     failed = out.get("rooms_detail", {}).get("failed_runs")
     if failed:
         parts.append(f"runs that failed: {', '.join(failed)}")
@@ -862,11 +927,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"media: {len(media.video)} frames, keyframes {media.keyframes}, "
           f"{media.video_bitrate / 1000:.0f} kbit/s", flush=True)
     runs: dict[str, dict[str, Any]] = {}
-    late_done = False
+    late_done: set[str] = set()
     for mode, size, count in plan:
         joins = 0
-        if mode == "passthrough" and size == 3 and count == 1 and not late_done:
-            joins, late_done = args.late_joins, True
+        if mode in FORWARDING and size == 3 and count == 1 and mode not in late_done:
+            joins = args.late_joins
+            late_done.add(mode)
         key = f"{mode}_{size}p_x{count}"
         try:
             log = args.keep_logs / f"{key}.log" if args.keep_logs else None
@@ -878,7 +944,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             result = {"mode": mode, "participants": size, "rooms": count,
                       "error": f"{type(exc).__name__}: {exc}"[:2000]}
             if joins:
-                late_done = False
+                late_done.discard(mode)
         runs[key] = result
         print(f"{key}: {json.dumps(result, ensure_ascii=False)}", flush=True)
     out = figures(runs, media, args)
