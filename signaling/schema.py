@@ -169,9 +169,11 @@ def parse(namespace: str, event: str, payload: Any, max_bytes: int) -> dict[str,
 # rooms/ (the /room events); docs/protocol.md describes every field.
 
 class RoomGrant(TypedDict):
-    """A room token for one participant: join with `room:join`."""
+    """A room token for one participant: join with `room:join` on the `/room` socket at
+    `<base>/socket.io/` (base: "" or the hosting node's "/n/<name>")."""
     room_id: str
     token: str
+    base: str
 
 
 class TicketView(TypedDict):
@@ -207,6 +209,7 @@ class StaffRoom(TypedDict):
     """The room a (re)connecting desk is in, with a fresh token."""
     room_id: str
     token: str
+    base: str
     guest: bool
     ticket: TicketView | None
 
