@@ -358,12 +358,14 @@ class RoomClient:
                       video: bool = True, audio: bool = True,
                       width: int = 640, height: int = 480,
                       headers: dict[str, str] | None = None,
-                      timeout: float = 10.0) -> RoomClient:
+                      timeout: float = 10.0, base: str = "") -> RoomClient:
+        """`base`: the grant's ("" or "/n/<name>"), the path prefix of the hosting process."""
         client = cls(name=name or "python", video=video, audio=audio, headers=headers,
                      width=width, height=height)
         try:
             await client.sio.connect(base_url, headers=client._headers, namespaces=[NAMESPACE],
-                                     transports=["websocket"], wait_timeout=timeout)
+                                     transports=["websocket"], wait_timeout=timeout,
+                                     socketio_path=f"{base.strip('/')}/socket.io".lstrip("/"))
             answer = await client._call("room:join", {"room_id": room_id, "token": token},
                                         timeout)
         except BaseException:

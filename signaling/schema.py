@@ -112,7 +112,9 @@ EVENTS: dict[str, dict[str, dict[str, Field]]] = {
         "call:decline": {"ticket_id": _id()},
     },
     "/room": {
-        "room:join": {"room_id": _id(), "token": _token()},
+        # base: the grant's, sent back with it as it came (ignored: the server knows its node).
+        "room:join": {"room_id": _id(), "token": _token(),
+                      "base": Field(str, required=False, max_len=40)},
         "room:answer": {"sdp": Field(str, max_len=SDP_MAX)},
         "room:hangup": {},
         "room:chat": {"text": Field(str, max_len=CHAT_MAX)},
