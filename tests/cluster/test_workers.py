@@ -130,8 +130,11 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
 async def _nodes(cluster: Cluster, count: int = 2) -> dict[str, dict[str, str]]:
     """name -> registry entry of the live nodes, once `count` are there."""
     for _ in range(100):
-        live = await cluster.redis.zrangebyscore(keys.NODES, time.time(), "+inf")
-        rows = [await cluster.redis.hgetall(keys.NODE_INFO(node)) for node in live]
+        live: list[str] = await cluster.redis.zrangebyscore(  # type: ignore[assignment]
+            keys.NODES, time.time(), "+inf")
+        rows: list[dict[str, str]] = [
+            await cluster.redis.hgetall(keys.NODE_INFO(node))  # type: ignore[misc]
+            for node in live]
         named = {row["name"]: row for row in rows if row}
         if len(named) >= count:
             return named
