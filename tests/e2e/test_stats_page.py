@@ -65,6 +65,10 @@ async def test_the_stats_section_shows_real_consultations_in_charts_and_table(
         assert size[0] > 0 and size[1] > 0 and size[2], size
 
     # Only 税务: its one consultation; the CSV link follows the filters.
+    # The filter offers the departments applicants choose, not the interpreter pools.
+    choices = await supervisor.get_by_test_id("stats-department").locator("option").evaluate_all(
+        "options => options.map(o => o.value)")
+    assert "tax" in choices and not [c for c in choices if c.startswith("interp-")], choices
     await supervisor.get_by_test_id("stats-department").select_option("tax")
     await supervisor.get_by_test_id("stats-apply").click()
     await expect(total.locator('[data-field="consultations"]')).to_have_text("1")
