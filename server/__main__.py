@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if workers:
         launcher = Launcher(config, workers, config_path=args.config, demo=config.demo)
-        banner = _banner(config, launcher.redis_url) + "\n" + "\n".join(
+        redis = launcher.redis_url or ",".join(config.redis_sentinels)
+        banner = _banner(config, redis) + "\n" + "\n".join(
             f"  Worker {w.name:<16} {w.address} (through nginx: /n/{w.name}/)"
             for w in launcher.workers)
         return asyncio.run(launcher.run(banner))

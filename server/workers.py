@@ -77,8 +77,10 @@ class Launcher:
                  demo: bool) -> None:
         self.config, self.count = config, count
         self._config_path, self._demo = config_path, demo
-        self._embedded = None if config.redis_url else EmbeddedRedis(
+        self._embedded = None if config.external_redis else EmbeddedRedis(
             config.redis_dir, config.redis_server_binary, config.redis_maxmemory_mb)
+        # The private one's URL goes to the workers; a configured URL or Sentinel they read from
+        # the same configuration as the launcher.
         self.redis_url = self._embedded.url if self._embedded else config.redis_url
         self.workers = [Worker(f"w{i}", _free_port()) for i in range(1, count + 1)]
         self.nginx_dir = (config.data_dir / "nginx").resolve()
@@ -88,7 +90,8 @@ class Launcher:
     # processes ----------------------------------------------------------------------------------
     def _worker_env(self, worker: Worker) -> dict[str, str]:
         env = dict(os.environ)
-        env["YUNZHEN_REDIS_URL"] = self.redis_url
+        if self._embedded is not None:
+            env["YUNZHEN_REDIS_URL"] = self._embedded.url
         env["YUNZHEN_NODE_NAME"] = worker.name
         env["YUNZHEN_NODE_PATH"] = f"/n/{worker.name}"
         # Browsers reach the workers through nginx: the public origins, not the worker's port;
