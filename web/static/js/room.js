@@ -68,6 +68,7 @@ export class RoomSession {
     // socket connects there; it changes when the room moves to another process.
     this.base = base || '';
     this.whereTimer = null;
+    this.onReconnectError = null;
     this.localVideo = localVideo;
     this.remoteVideo = remoteVideo;
     this.extraRemotes = extraRemotes;
@@ -143,7 +144,10 @@ export class RoomSession {
       this.setReconnecting(true);
       this.askWhere();
     });
-    this.socket.io.on('reconnect_error', () => this.askWhere());
+    // On the socket's manager, which a room socket at base "" shares with the page's own socket:
+    // kept so that moveTo takes off this listener alone.
+    this.onReconnectError = () => this.askWhere();
+    this.socket.io.on('reconnect_error', this.onReconnectError);
     this.socket.on('room:offer', (offer) => {
       // The server may send its offer before our join ack arrives; the ack carries the ICE
       // servers the connection needs, so every offer waits for the current join first.
@@ -284,7 +288,7 @@ export class RoomSession {
     const old = this.socket;
     old.disconnect();
     old.removeAllListeners();
-    old.io.removeAllListeners();
+    old.io.off('reconnect_error', this.onReconnectError);
     this.setReconnecting(true);
     this.connectSocket();
   }
@@ -646,6 +650,7 @@ export class RoomSession {
     this.pc = null;
     if (this.socket) {
       this.socket.removeAllListeners();
+      this.socket.io.off('reconnect_error', this.onReconnectError);
       this.socket.disconnect();
     }
     if (this.localStream) {
