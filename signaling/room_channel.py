@@ -65,8 +65,10 @@ class RoomNamespace(Namespace):
         room = self._rooms.get(data["room_id"])
         if room is None or room.closed:
             entry = await self._directory.entry(data["room_id"])
-            if entry is not None and entry.node != self._nodes.node:
-                # Hosted by another node: the client connects again at that node's base.
+            if entry is not None:
+                # Live on another process (the client connects again at that node's base), or
+                # moving here from one that died (adopted within a heartbeat: the base is this
+                # one's): the page tries again rather than taking the call for ended.
                 raise SignalError("other_node", f"room {entry.room_id} is on {entry.node}",
                                   extra={"base": await self._nodes.base_of(entry.node)})
             raise SignalError("not_found", "the room is closed or not hosted here")

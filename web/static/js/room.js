@@ -46,6 +46,9 @@ async function openLocalMedia(voiceOnly = false) {
 const WHERE_RETRY_MS = 2000;
 // How long the own peer connection may stay "disconnected" before the page joins again.
 const PC_LOST_AFTER_MS = 4000;
+// A room on another process, or moving here from one that died (other_node): a new connection
+// after this long, until the room is back or ends (docs/protocol.md, node loss).
+const OTHER_NODE_RETRY_MS = 1000;
 
 function playSafely(el) {
   const p = el.play();
@@ -285,6 +288,7 @@ export class RoomSession {
     if (this.closed || base === this.base) return;
     this.base = base;
     clearTimeout(this.whereTimer);
+    clearTimeout(this.otherNodeTimer);
     const old = this.socket;
     old.disconnect();
     old.removeAllListeners();
@@ -342,8 +346,18 @@ export class RoomSession {
     } catch (err) {
       if (this.closed) return;
       // Reached a process that does not host the room: join at the one that does.
-      if (err.code === 'other_node' && typeof err.base === 'string') {
+      if (err.code === 'other_node' && typeof err.base === 'string' && err.base !== this.base) {
         this.moveTo(err.base);
+        return;
+      }
+      if (err.code === 'other_node') {
+        this.setReconnecting(true);
+        clearTimeout(this.otherNodeTimer);
+        this.otherNodeTimer = setTimeout(() => {
+          if (this.closed) return;
+          this.socket.disconnect();
+          this.socket.connect(); // its 'connect' joins again
+        }, OTHER_NODE_RETRY_MS);
         return;
       }
       showError(err);
@@ -645,6 +659,7 @@ export class RoomSession {
     this.closed = true;
     clearTimeout(this.whereTimer);
     RoomSession.active.delete(this);
+    clearTimeout(this.otherNodeTimer);
     if (this.quality) this.quality.stop();
     if (this.pc) this.pc.close();
     this.pc = null;
