@@ -1,7 +1,8 @@
 """Real Chromium pages behind the launcher's nginx: a kiosk and a staff desk in a call through
 /n/<name>/ (their room sockets at the hosting worker's base), then the room moves to the other
-worker and its first worker dies: both pages ask where the room is now, connect there with the
-tokens they have, and decode each other's video again."""
+worker and its first worker dies (by hand; and for real: the worker killed, the room adopted by a
+live process): both pages ask where the room is now, connect there with the tokens they have,
+and decode each other's video again."""
 
 from __future__ import annotations
 
@@ -62,3 +63,25 @@ async def test_pages_call_through_nginx_and_follow_a_moved_room(
     for page, before in ((kiosk, before_kiosk), (staff, before_staff)):
         await wait_frames(page, before + 30, timeout=40)
         assert await page.evaluate(SESSION_BASE) == other_base
+
+
+async def test_pages_follow_their_room_when_its_worker_is_killed(
+        cluster: Cluster, browser: Any) -> None:
+    """The real node loss: the hosting worker is killed, a live process adopts the room (the
+    other worker, or the killed one started again under its name: a new node), and both pages
+    find it at its base now."""
+    kiosk, staff = await connected(cluster, browser)  # type: ignore[arg-type]
+    [room_key] = [k async for k in cluster.redis.scan_iter(keys.ROOM("*"))]
+    host: str = await cluster.redis.hget(room_key, "node")  # type: ignore[assignment]
+    pid: str = await cluster.redis.hget(keys.NODE_INFO(host), "pid")  # type: ignore[assignment]
+    before_kiosk = (await kiosk.evaluate(INBOUND_STATS))["framesDecoded"]
+    before_staff = (await staff.evaluate(INBOUND_STATS))["framesDecoded"]
+    os.kill(int(pid), signal.SIGKILL)
+
+    for page, before in ((kiosk, before_kiosk), (staff, before_staff)):
+        await wait_frames(page, before + 30, timeout=60)
+    adopter: str = await cluster.redis.hget(room_key, "node")  # type: ignore[assignment]
+    assert adopter != host
+    base = await cluster.redis.hget(keys.NODE_INFO(adopter), "base")
+    assert await kiosk.evaluate(SESSION_BASE) == base
+    assert await staff.evaluate(SESSION_BASE) == base
