@@ -22,10 +22,17 @@ Phases:
               create → ring → cancel → again; RING entries of the queue log (yz:log) counted over
               a steady window, with the CPU of the server, its redis-server and the clients,
               and Redis's per-command statistics (calls per ticket)
+  two procs   a second server process on the same Redis, the departments split between the
+              two (each department's staff and kiosks on one of them), the best level's closed
+              loop on both at once: dispatches_2procs_ratio = their total ÷ the one process's
   lua         the same create → cancel cycle through signaling.store.Store alone (Lua + HGETALL,
               no sockets, no fan-out), on a fresh private redis-server: 1 and 32 concurrent loops
 
-    python -m bench.dispatch [--tickets 2000 --rate 50 --levels 4,12,24 --procs 1]
+Writes bench/results/dispatch.json (the figures before this version kept once as `previous`) and
+its keys of bench/results/scale.json (dispatches_per_s, redis_round_trips_per_dispatch,
+ring_latency_p99_ms, dispatches_2procs_ratio, ...).
+
+    python -m bench.dispatch [--sockets 2000 --tickets 2000 --rate 50 --levels 4,12,24 --procs 1]
     python -m bench.dispatch --profile     # the server under cProfile (figures not merged)
 """
 
@@ -49,6 +56,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import redis.asyncio as aioredis
 
 from bench.common import ROOT, ServerProcess, cpu_seconds, merge_results, percentile
@@ -517,14 +525,30 @@ async def throughput_row(store: Store, redis: Any, servers: list[ServerProcess],
     return row
 
 
+async def wait_healthy(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{url}/healthz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"{url} did not become healthy within {timeout} s")
+
+
 async def two_processes(store: Store, redis: Any, redis_url: str, first: ServerProcess,
                         staff: dict[str, list[tuple[str, str]]], kiosks: int, level: int,
                         args: argparse.Namespace) -> dict[str, Any]:
     """A second server process on the same Redis; the departments split between the two
     (each department's staff and kiosks on one process: a ticket and its ring are timed by one
     client process), the same closed loop at `level` on both at once."""
+    # The first process counts its 2,000 sockets of the last phase out (a burst that can keep
+    # its Redis pool busy long enough for its watch to call Redis away): wait until it serves.
+    await wait_healthy(first.url)
     second = ServerProcess(["server", "serve", "--demo"], name="dispatch-b",
                            env={"YUNZHEN_REDIS_URL": redis_url})
+    second.keep_log = ROOT / "var" / "bench" / "dispatch-server-b.log" if args.keep_log else None
     await second.start(timeout=60)
     pools: list[ClientPool] = []
     try:
