@@ -17,6 +17,9 @@
 #                                by default: it takes ~33 minutes)
 #   bench/run.sh resilience      the fuzzer, Redis kill -9s and the soak's figures
 #                                (bench/results/resilience.json)
+#   bench/run.sh sentinel        Redis Sentinel failover under load: kill -9 of the master →
+#                                tickets answered again, acknowledged tickets lost
+#                                (bench/results/scale.json; not run by default)
 # Needs what ./yunzhen.sh test installs (redis-server, chromium, the test extras in .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."

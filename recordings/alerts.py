@@ -1,6 +1,6 @@
 """Alerts for supervisors: a recording cut short (the disk filled, a write failed), too little
-free space under the recordings directory, and Redis close to its maxmemory
-(server/redis_memory.py).
+free space under the recordings directory, Redis close to its maxmemory
+(server/redis_memory.py), and Redis replicas not acknowledging tickets (signaling/durable.py).
 
 Kept in the Redis stream ``yz:alerts`` (trimmed by age, like the audit); an acknowledgement is a
 field of the hash ``yz:alerts:ack``. Each alert is raised once per subject: a room's failure is
@@ -24,7 +24,9 @@ MAX_ALERTS = 200
 # How long one subject is not alerted about again (low space: re-raised daily while it lasts).
 ONCE_TTL_S = 86400
 # case_due and case_overdue: a 差评 case near or past its due date (signaling/cases.py).
-KINDS = ("disk_full", "write_error", "low_space", "redis_memory", "case_due", "case_overdue")
+KINDS = ("disk_full", "write_error", "low_space", "redis_memory", "case_due", "case_overdue",
+         # redis_replication: replicas did not acknowledge a ticket in time (signaling/durable.py).
+         "redis_replication")
 
 
 class Alerts:

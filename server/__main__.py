@@ -56,7 +56,8 @@ def _banner(config: Config, redis_url: str) -> str:
             lines.append(f"    {username:<12} {role}{where}")
         lines.append("  Accounts created on the admin page follow the rules: a one-time password "
                      "changed at first sign-in, a second factor for admin, auditor and supervisor.")
-    which = "external" if config.redis_url else "private, AOF under the data directory"
+    which = ("Sentinel" if config.redis_sentinels else "external") if config.external_redis \
+        else "private, AOF under the data directory"
     lines.append(f"  Redis                   {redis_url} ({which})")
     lines.append(f"  Data directory          {config.data_dir.resolve()}")
     lines.append("  Press Ctrl+C to stop.")
@@ -125,13 +126,12 @@ async def _redis_head(config: Config, recording_id: str | None,
                       report: manifest.Report | None) -> dict[str, str] | None:
     """The chain head from Redis (and an audit entry once ``report`` is known), when the
     configuration names an external Redis; the private one runs only inside `serve`."""
-    import redis.asyncio as aioredis
-
     from recordings.archive import HEAD
     from recordings.audit import Audit
+    from server.redis_connect import RedisConnector
 
-    client = aioredis.from_url(config.redis_url, decode_responses=True, socket_timeout=5,
-                               socket_connect_timeout=5)
+    connector = RedisConnector(config, config.redis_url)
+    client = connector.client(decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
     try:
         if report is None:
             head: dict[str, str] = await client.hgetall(HEAD)  # type: ignore[assignment]
@@ -144,6 +144,7 @@ async def _redis_head(config: Config, recording_id: str | None,
         return None
     finally:
         await client.aclose()
+        await connector.aclose()
 
 
 def _verify(config_path: Path | None, recording_id: str | None) -> int:
@@ -154,20 +155,21 @@ def _verify(config_path: Path | None, recording_id: str | None) -> int:
         return 2
     root = config.recordings_dir
     head = None
-    if config.redis_url:
+    if config.external_redis:
         try:
             head = asyncio.run(_redis_head(config, recording_id, None))
         except Exception as exc:  # Redis is optional here: the files carry the chain
             print(f"Redis not reachable ({exc}); checking from the files alone", file=sys.stderr)
     else:
-        print("no redis_url configured: checking from the files alone", file=sys.stderr)
+        print("no redis_url or redis_sentinels configured: checking from the files alone",
+              file=sys.stderr)
     report = manifest.verify(root, recording_id, head)
     for problem in report.problems:
         print(problem)
     what = f"recording {recording_id}" if recording_id else f"{report.recordings} recording(s)"
     print(f"{'OK' if report.ok else 'FAILED'}: {what}, {report.links} chain link(s), "
           f"{len(report.problems)} problem(s)")
-    if config.redis_url:
+    if config.external_redis:
         try:
             asyncio.run(_redis_head(config, recording_id, report))
         except Exception:
@@ -176,24 +178,23 @@ def _verify(config_path: Path | None, recording_id: str | None) -> int:
 
 
 async def _run_reindex(config: Config) -> dict[str, int]:
-    import redis.asyncio as aioredis
-
     from recordings.archive import Archive
     from recordings.audit import Audit
+    from server.redis_connect import RedisConnector
     from server.redis_server import EmbeddedRedis
 
-    embedded = None if config.redis_url else EmbeddedRedis(config.redis_dir,
-                                                          config.redis_server_binary)
+    embedded = None if config.external_redis else EmbeddedRedis(config.redis_dir,
+                                                               config.redis_server_binary)
     if embedded is not None:
         await embedded.start()
-    client = aioredis.from_url(embedded.url if embedded else config.redis_url,
-                               decode_responses=True, socket_timeout=30,
-                               socket_connect_timeout=5)
+    connector = RedisConnector(config, embedded.url if embedded else config.redis_url)
+    client = connector.client(decode_responses=True, socket_timeout=30, socket_connect_timeout=5)
     try:
         audit = Audit(client, audit_key(config), keep_days=config.audit_keep_days)
         return await Archive(client, config.recordings_dir, audit).reindex()
     finally:
         await client.aclose()
+        await connector.aclose()
         if embedded is not None:
             await embedded.stop()
 
@@ -204,7 +205,7 @@ def _reindex(config_path: Path | None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    if not config.redis_url:
+    if not config.external_redis:
         # The private Redis belongs to the running service; a second redis-server on the same
         # AOF would corrupt it.
         pid = private_redis_pid(config.redis_dir)

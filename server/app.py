@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from recordings import recovery
@@ -36,6 +35,7 @@ from server.keys import (
     CONSULT,
     DEVICES,
     DIRECTORY,
+    DURABLE,
     EXPORTS,
     INTERPRETERS,
     LIMITS,
@@ -52,6 +52,7 @@ from server.keys import (
     STORE,
     TICKETS,
 )
+from server.redis_connect import RedisConnector
 from server.redis_memory import watch_memory
 from server.redis_server import EmbeddedRedis
 from server.seed import load_departments_file, put_missing_departments, seed_demo
@@ -63,13 +64,14 @@ from signaling.cases import Cases, watch_due
 from signaling.clock import Clock
 from signaling.consult import Consult
 from signaling.devices import Devices
+from signaling.durable import Durable
 from signaling.fanout import Fanout
 from signaling.interpreters import Interpreters
 from signaling.kiosk import KioskNamespace
 from signaling.limits import Limits
 from signaling.matters import Matters
 from signaling.notice_store import Notices
-from signaling.pubsub import RedisPubSub
+from signaling.pubsub import PUBLISH_TIMEOUT_S, RedisPubSub
 from signaling.redis_watch import RedisWatch
 from signaling.room_channel import RoomNamespace
 from signaling.room_directory import RoomDirectory
@@ -99,16 +101,18 @@ def create_app(config: Config) -> web.Application:
     # A bad departments file stops the start here, before anything runs.
     departments = load_departments_file(Path(config.departments_file)) \
         if config.departments_file else ()
-    embedded = None if config.redis_url else EmbeddedRedis(
+    embedded = None if config.external_redis else EmbeddedRedis(
         config.redis_dir, config.redis_server_binary, config.redis_maxmemory_mb)
-    redis_url = embedded.url if embedded else config.redis_url
+    # Every client below comes from here: a URL's, or Sentinel's current master.
+    connector = RedisConnector(config, embedded.url if embedded else config.redis_url)
     # A bad key setting or key file stops the start here too.
     secrets_key = data_key(config, "secrets", config.secrets_key)
     audit_hmac_key = audit_key(config)
     signer = notice_signer(config)
-    app[REDIS_URL] = redis_url
+    app[REDIS_URL] = connector.description
 
-    pubsub = RedisPubSub(redis_url, channel="yunzhen-socketio")
+    pubsub = RedisPubSub(connector.client(socket_connect_timeout=PUBLISH_TIMEOUT_S),
+                         channel="yunzhen-socketio")
     # A client event named like the connection's own (connect, disconnect, …) is refused there,
     # and what does not decode is dropped without a traceback.
     sio = SocketServer(
@@ -127,10 +131,9 @@ def create_app(config: Config) -> web.Application:
         # A blocking pool: under a burst, a command waits for a free connection instead of
         # failing (redis-py's default pool raises past 100 connections). The timeouts turn a
         # stopped or unreachable Redis into errors (the watch's "unavailable") instead of hangs.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            redis_url, decode_responses=True, max_connections=64, timeout=10,
+        client = connector.client(
+            blocking=True, max_connections=64, pool_timeout=10, decode_responses=True,
             socket_timeout=REDIS_SOCKET_TIMEOUT, socket_connect_timeout=REDIS_CONNECT_TIMEOUT)
-        client = aioredis.Redis(connection_pool=pool)
         watch = RedisWatch(client)
         app[REDIS], app[REDIS_WATCH] = client, watch
         tasks = [asyncio.create_task(watch.run(), name="redis-watch")]
@@ -143,6 +146,7 @@ def create_app(config: Config) -> web.Application:
                 await stop_task(task)
             await client.aclose()
             await pubsub.close()
+            await connector.aclose()
             if embedded is not None:
                 await embedded.stop()
 
@@ -171,6 +175,11 @@ def create_app(config: Config) -> web.Application:
         app[MATTERS] = Matters(app[REDIS])
         app[CASES] = Cases(app[REDIS], config.signaling, config.signaling.calendar(), audit)
         app[BOOKINGS] = Bookings(app[REDIS], store, config.signaling, audit)
+        app[DURABLE] = Durable(app[REDIS], archive.alerts, config.wait_replicas,
+                               config.redis_wait_timeout_ms)
+        if config.wait_replicas:
+            logger.info("tickets are acknowledged once %d Redis replica(s) have them (WAIT, "
+                        "%d ms at most)", config.wait_replicas, config.redis_wait_timeout_ms)
         archive.start()  # the retention job; stopped and awaited below
         try:
             yield
@@ -201,7 +210,7 @@ def create_app(config: Config) -> web.Application:
         kiosk = KioskNamespace(
             "/kiosk", config.signaling, watch, store=store, sessions=sessions,
             devices=app[DEVICES], tickets=tickets, calls=calls, snapshots=snapshots,
-            fanout=fanout, limits=limits, bookings=app[BOOKINGS])
+            fanout=fanout, limits=limits, bookings=app[BOOKINGS], durable=app[DURABLE])
         staff = StaffNamespace(
             "/staff", config.signaling, watch, store=store, sessions=sessions,
             presence=presence, calls=calls, consult=consult, tickets=tickets,

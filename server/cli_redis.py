@@ -1,6 +1,6 @@
 """The Redis a command-line tool (`python -m server accounts|audit|reindex`) works on: the
-configured external one; the running service's private one; or, when the service is stopped, its
-private one started for the command's duration."""
+configured external one (redis_url, or Sentinel's master); the running service's private one; or,
+when the service is stopped, its private one started for the command's duration."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from server.config import Config
+from server.redis_connect import RedisConnector
 from server.redis_server import URL_FILE, EmbeddedRedis
 
 
@@ -32,7 +33,7 @@ def private_redis_pid(redis_dir: Path) -> int | None:
 @asynccontextmanager
 async def cli_redis(config: Config) -> AsyncIterator[aioredis.Redis]:
     embedded = None
-    if config.redis_url:
+    if config.external_redis:
         url = config.redis_url
     elif private_redis_pid(config.redis_dir) is not None \
             and (config.redis_dir / URL_FILE).exists():
@@ -41,11 +42,12 @@ async def cli_redis(config: Config) -> AsyncIterator[aioredis.Redis]:
         embedded = EmbeddedRedis(config.redis_dir, config.redis_server_binary)
         await embedded.start()
         url = embedded.url
-    client = aioredis.from_url(url, decode_responses=True, socket_timeout=30,
-                               socket_connect_timeout=5)
+    connector = RedisConnector(config, url)
+    client = connector.client(decode_responses=True, socket_timeout=30, socket_connect_timeout=5)
     try:
         yield client
     finally:
         await client.aclose()
+        await connector.aclose()
         if embedded is not None:
             await embedded.stop()

@@ -26,14 +26,38 @@ MAX_RETENTION_DAYS = 36500
 # Bounds of redis_maxmemory_mb: below a few MB the service cannot even start.
 MIN_REDIS_MAXMEMORY_MB = 16
 MAX_REDIS_MAXMEMORY_MB = 1024 * 1024
+# redis_wait_replicas' value for "1 with Sentinel, 0 without".
+WAIT_REPLICAS_AUTO = -1
+# Bounds of redis_wait_timeout_ms: a replica on the same network answers WAIT in well under a
+# millisecond; past a few seconds an applicant's ticket would hang on a dead replica.
+MIN_WAIT_TIMEOUT_MS = 10
+MAX_WAIT_TIMEOUT_MS = 5000
+_SENTINEL = re.compile(
+    r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>[0-9]{1,5})")
+_MASTER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 @dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
     port: int = 8080
-    # Empty: start a private redis-server under data_dir. Otherwise redis:// or unix:// URL.
+    # Empty: start a private redis-server under data_dir (unless redis_sentinels is set).
+    # Otherwise redis:// or unix:// URL.
     redis_url: str = ""
+    # Redis Sentinel (server/redis_connect.py): the sentinels as host:port (YUNZHEN_REDIS_SENTINELS
+    # is comma-separated); every client asks them for the current master of redis_master, so a
+    # failover is followed by itself. Not with redis_url; no private redis-server is started.
+    redis_sentinels: tuple[str, ...] = ()
+    redis_master: str = "yunzhen"
+    # The sentinels' own password (requirepass in sentinel.conf), and the master's and replicas'
+    # (their requirepass / masterauth); with redis_url the password goes into the URL.
+    redis_sentinel_password: str = ""
+    redis_password: str = ""
+    # A ticket (or callback request) is acknowledged to the applicant only after this many
+    # replicas have it (Redis WAIT, signaling/durable.py), waiting at most redis_wait_timeout_ms.
+    # -1: 1 with redis_sentinels, 0 (no WAIT) without.
+    redis_wait_replicas: int = WAIT_REPLICAS_AUTO
+    redis_wait_timeout_ms: int = 500
     redis_server_binary: str = "redis-server"
     # The private redis-server's maxmemory in MB (policy noeviction: a write past it is refused,
     # nothing is evicted). An external Redis keeps its own setting.
@@ -123,6 +147,7 @@ class Config:
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"redis_url: {self.redis_url!r} must start with redis://, "
                               "rediss:// or unix://")
+        self._check_redis_target()
         if self.audit_keep_days < 190:
             raise ConfigError(f"audit_keep_days: {self.audit_keep_days} is below 190 (six months)")
         for origin in self.public_origins:
@@ -157,6 +182,56 @@ class Config:
                               "not between 1 and kiosk_idle_seconds - 1")
         # A bad timezone, payload limit, policy time or callback_keep_days stops the start here.
         _ = self.signaling
+
+    def _check_redis_target(self) -> None:
+        """Where Redis is: the private one, redis_url, or the sentinels; never two of them."""
+        if self.redis_sentinels and self.redis_url:
+            raise ConfigError("redis_url and redis_sentinels both name the Redis to use: set one "
+                              "(with Sentinel the master is asked of the sentinels)")
+        _ = self.sentinels  # a malformed host:port stops the start here
+        if not _MASTER_NAME.fullmatch(self.redis_master):
+            raise ConfigError(f"redis_master: {self.redis_master!r} is not a Sentinel master name "
+                              "(letters, digits, . _ -)")
+        if not self.redis_sentinels:
+            for name in ("redis_sentinel_password", "redis_password"):
+                if getattr(self, name):
+                    raise ConfigError(f"{name} is only used with redis_sentinels (with redis_url, "
+                                      "put the password in the URL)")
+        if self.redis_wait_replicas < WAIT_REPLICAS_AUTO:
+            raise ConfigError(f"redis_wait_replicas: {self.redis_wait_replicas} is neither a "
+                              "count (0 or more) nor -1 (1 with redis_sentinels, 0 without)")
+        if self.redis_wait_replicas > 0 and not self.external_redis:
+            raise ConfigError(f"redis_wait_replicas: {self.redis_wait_replicas} replicas, but the "
+                              "private redis-server has none (set redis_url or redis_sentinels)")
+        if not MIN_WAIT_TIMEOUT_MS <= self.redis_wait_timeout_ms <= MAX_WAIT_TIMEOUT_MS:
+            raise ConfigError(f"redis_wait_timeout_ms: {self.redis_wait_timeout_ms} is not "
+                              f"between {MIN_WAIT_TIMEOUT_MS} and {MAX_WAIT_TIMEOUT_MS}")
+
+    @property
+    def sentinels(self) -> tuple[tuple[str, int], ...]:
+        """redis_sentinels as (host, port) pairs."""
+        out = []
+        for entry in self.redis_sentinels:
+            match = _SENTINEL.fullmatch(entry)
+            if match is None or not 0 < int(match["port"]) < 65536:
+                raise ConfigError(f"redis_sentinels: {entry!r} is not host:port "
+                                  "(an IPv6 address in brackets)")
+            out.append((match["v6"] or match["host"], int(match["port"])))
+        if len(set(out)) != len(out):
+            raise ConfigError("redis_sentinels: a sentinel is named twice")
+        return tuple(out)
+
+    @property
+    def external_redis(self) -> bool:
+        """Redis is somebody else's (redis_url or Sentinel): no private redis-server."""
+        return bool(self.redis_url or self.redis_sentinels)
+
+    @property
+    def wait_replicas(self) -> int:
+        """The replicas a ticket must reach before it is acknowledged (0: no WAIT)."""
+        if self.redis_wait_replicas == WAIT_REPLICAS_AUTO:
+            return 1 if self.redis_sentinels else 0
+        return self.redis_wait_replicas
 
     @property
     def signaling(self) -> SignalingConfig:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from signaling.cases import Cases
     from signaling.consult import Consult
     from signaling.devices import Devices
+    from signaling.durable import Durable
     from signaling.interpreters import Interpreters
     from signaling.limits import Limits
     from signaling.matters import Matters
@@ -33,7 +34,10 @@ if TYPE_CHECKING:
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
+# Where Redis is, for the start banner: a URL, or the sentinels and the master's name.
 REDIS_URL: web.AppKey[str] = web.AppKey("redis_url")
+# Waits for the Redis replicas before a ticket is acknowledged (signaling/durable.py).
+DURABLE: web.AppKey[Durable] = web.AppKey("durable")
 # Whether Redis answers (signaling/redis_watch.py): /healthz, and the API's 503 while it does not.
 REDIS_WATCH: web.AppKey[RedisWatch] = web.AppKey("redis_watch")
 STORE: web.AppKey[Store] = web.AppKey("store")

@@ -98,6 +98,8 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
   yz:cases                        zset   case_id -> opened_at, every case
   yz:cases:<dept>                 zset   case_id -> opened_at, the department's cases
   yz:opencases                    set    the case ids not closed yet (the near-due alerts)
+  yz:acknowledged                 string a counter written before each WAIT for the replicas
+                                         (signaling/durable.py: the write WAIT waits for)
   yz:log                          stream the queue log: time, event (ENTER, RING, NOANSWER,
                                          DECLINE, GONE, CONNECT, ABANDON, CANCEL, OVERFLOW,
                                          COMPLETE, PAUSE, UNPAUSE, INVITE, JOIN, RATE (one per
@@ -277,6 +279,8 @@ DEVICE = Family("device:{device_id}")
 DEVICE_TOKEN = Family("devicetoken:{sha}")
 DEVICES_REVOKED = PREFIX + "devices:revoked"
 LOG = PREFIX + "log"
+# acknowledged means replicated (signaling/durable.py)
+ACKNOWLEDGED = PREFIX + "acknowledged"
 # 差评 rectification cases (signaling/cases.py)
 CASE_SEQ = PREFIX + "seq:case"
 CASE = Family("case:{case_id}")

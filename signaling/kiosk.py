@@ -19,6 +19,7 @@ from signaling.bookings import Bookings
 from signaling.calls import Calls
 from signaling.config import SignalingConfig
 from signaling.devices import DEVICE_COOKIE, Device, Devices
+from signaling.durable import Durable
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.limits import Limits, is_registered_device
@@ -44,11 +45,13 @@ class KioskNamespace(Namespace):
     def __init__(self, namespace: str, config: SignalingConfig, watch: RedisWatch, *,
                  store: Store, sessions: Sessions, devices: Devices, tickets: Tickets,
                  calls: Calls, snapshots: Snapshots, fanout: Fanout, limits: Limits,
-                 bookings: Bookings) -> None:
+                 bookings: Bookings, durable: Durable) -> None:
         super().__init__(namespace, config, watch)
         self._store, self._tickets, self._calls, self._snapshots = store, tickets, calls, snapshots
         self._fanout, self._sessions, self._limits = fanout, sessions, limits
         self._devices, self._bookings = devices, bookings
+        # Acknowledged means on the Redis replicas too (signaling/durable.py).
+        self._durable = durable
         # Sockets of this process taking a ticket now: a second ticket:create sent before the
         # first is answered would pass the open-ticket count.
         self._creating: set[str] = set()
@@ -219,6 +222,7 @@ class KioskNamespace(Namespace):
                 channel=data.get("channel", "kiosk"), also=tuple(dict.fromkeys(also)),
                 guide=guide, address="" if registered else saved["address"], device=registered,
                 booking=booking)
+            await self._durable.replicated(keys.TICKET(ticket.ticket_id))
             view = await self._attach(sid, ticket)
         finally:
             self._creating.discard(sid)
@@ -260,4 +264,5 @@ class KioskNamespace(Namespace):
         entry = await self._tickets.request_callback(data["department"], {
             "name": name, "phone": phone, "note": data.get("note", "").strip(),
             "consent_version": CONSENT_NOTICE_VERSION})
+        await self._durable.replicated(keys.CALLBACKS(data["department"]), entry["callback_id"])
         return {"callback_id": entry["callback_id"], "phone": mask_phone(phone)}

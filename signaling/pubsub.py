@@ -44,9 +44,11 @@ _CURRENT: ContextVar[_Batch | None] = ContextVar("yunzhen_pubsub_batch", default
 class RedisPubSub(AsyncPubSubManager):
     name = "yunzhen-redis"
 
-    def __init__(self, url: str, channel: str) -> None:
+    def __init__(self, redis: aioredis.Redis, channel: str) -> None:
+        """``redis``: a client of its own (closed by `close`), its connect timeout at most
+        PUBLISH_TIMEOUT_S; with Sentinel, one that follows the master (server/redis_connect.py)."""
         super().__init__(channel=channel, json=FastJson)
-        self._redis: Any = aioredis.Redis.from_url(url, socket_connect_timeout=PUBLISH_TIMEOUT_S)
+        self._redis: Any = redis
         self.dropped = 0  # messages for other processes lost to an outage
 
     @contextlib.asynccontextmanager

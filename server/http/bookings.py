@@ -15,7 +15,8 @@ from rooms.roles import Role
 from server.http.auth import require_user
 from server.http.payload import SAFE_ID, json_object
 from server.http.remote import client_address
-from server.keys import BOOKINGS, CONFIG, LIMITS
+from server.keys import BOOKINGS, CONFIG, DURABLE, LIMITS
+from signaling import keys
 from signaling.errors import SignalError
 from signaling.privacy import CONSENT_NOTICE_VERSION
 from signaling.qr import qr_svg
@@ -71,6 +72,7 @@ async def book(request: web.Request) -> web.Response:
     await request.app[LIMITS].booking_phone(phone)
     booking = await request.app[BOOKINGS].book(dept, start, name.strip(), phone.strip(),
                                                CONSENT_NOTICE_VERSION)
+    await request.app[DURABLE].replicated(keys.BOOKING(booking.code))
     url = booking_url(request, booking.code)
     rules = await request.app[BOOKINGS].rules(dept)
     zone = request.app[CONFIG].signaling.zone

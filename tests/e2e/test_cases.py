@@ -12,7 +12,7 @@ import pytest
 from server.keys import CASES, CONFIG, STORE
 from signaling import keys
 from tests.support.browser import login
-from tests.support.pages import connected, new_page
+from tests.support.pages import joint_call, new_page
 from tests.support.server import LiveServer
 from tests.support.streams import stream_entries
 
@@ -23,18 +23,7 @@ async def test_a_consultation_rated_per_department_opens_a_case_walked_to_closed
         server: LiveServer, browser: Any) -> None:
     from playwright.async_api import expect
 
-    market = await new_page(browser)
-    await login(market, f"{server.url}/staff", "market01")
-    await market.get_by_test_id("presence-available").click()
-    await expect(market.get_by_test_id("presence-available")).to_have_attribute(
-        "aria-pressed", "true")
-    kiosk, tax = await connected(server, browser)
-
-    await tax.get_by_test_id("invite-department").select_option("market")
-    await tax.get_by_test_id("invite-send").click()
-    await expect(market.get_by_test_id("invite-item")).to_have_count(1, timeout=10_000)
-    await market.get_by_test_id("invite-join").click()
-    await expect(market.get_by_test_id("hangup")).to_have_text("离开会话", timeout=15_000)
+    kiosk, _tax, _market = await joint_call(server, browser)
 
     await kiosk.get_by_test_id("hangup").click()
     await expect(kiosk.get_by_test_id("rating-tax-2")).to_be_visible(timeout=10_000)

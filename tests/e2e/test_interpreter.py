@@ -4,6 +4,7 @@ and appears pinned in the kiosk's main picture, with tax beside it."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -61,7 +62,10 @@ async def test_a_sign_request_rings_an_interpreter_who_is_pinned_on_the_kiosk(
     await expect(pinned).to_have_count(1, timeout=15_000)
     await expect(kiosk.locator("[data-testid=remote-extra] [data-participant=s-tax01]")
                  ).to_have_count(1)
-    assert await pinned.evaluate("v => v.videoWidth > 0 && v.srcObject !== null")
+    deadline = time.monotonic() + 10  # the first decoded frame sets videoWidth
+    while not await pinned.evaluate("v => v.videoWidth > 0 && v.srcObject !== null"):
+        assert time.monotonic() < deadline, "the pinned interpreter video shows no picture"
+        await kiosk.wait_for_timeout(200)
     await expect(kiosk.get_by_test_id("interpreter-unavailable")).to_be_hidden()
 
     # Staff can add another interpreter from the invite form: the pools are among the choices.

@@ -37,6 +37,10 @@ async def test_an_admin_creates_a_matter_with_two_materials_and_the_kiosk_finds_
     # The first department (estate, by id) is listed; the demo catalogue has its matters.
     await expect(admin.get_by_test_id("matter-department")).to_have_value("estate")
     await expect(rows.first).to_contain_text("二手房转移登记")
+    # Interpreter pools have no matters: they are not among the choices.
+    choices = await admin.get_by_test_id("matter-department").locator("option").evaluate_all(
+        "options => options.map(o => o.value)")
+    assert "tax" in choices and not [c for c in choices if c.startswith("interp-")], choices
     await admin.get_by_test_id("matter-department").select_option("tax")
     await expect(rows).to_have_count(3)
     await expect(rows.first).to_contain_text("增值税发票申领")

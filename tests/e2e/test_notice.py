@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.pages import connected, new_page
+from tests.support.pages import connected, joint_call, new_page
 from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -94,16 +94,7 @@ async def test_in_a_joint_consultation_each_department_adds_and_signs_its_own_pa
         server: LiveServer, browser: Any) -> None:
     from playwright.async_api import expect
 
-    from tests.support.browser import login
-
-    market = await new_page(browser)
-    await login(market, f"{server.url}/staff", "market01")
-    await market.get_by_test_id("presence-available").click()
-    kiosk, tax = await connected(server, browser)
-    await tax.get_by_test_id("invite-department").select_option("market")
-    await tax.get_by_test_id("invite-send").click()
-    await expect(market.get_by_test_id("invite-item")).to_have_count(1, timeout=10_000)
-    await market.get_by_test_id("invite-join").click()
+    kiosk, tax, market = await joint_call(server, browser)
     await expect(market.get_by_test_id("checklist-panel")).to_be_visible(timeout=15_000)
     # The invited desk is offered its own department's matters only.
     options = await market.get_by_test_id("checklist-matter").locator("option").all_inner_texts()

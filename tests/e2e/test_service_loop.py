@@ -16,7 +16,7 @@ import pytest
 from server.keys import CASES
 from signaling import keys
 from tests.support.browser import login
-from tests.support.pages import connected, new_page
+from tests.support.pages import joint_call, new_page
 from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -32,16 +32,7 @@ async def test_a_joint_consultation_from_the_notice_to_a_closed_case_and_the_sta
     from playwright.async_api import expect
 
     server.app[CASES].now = OPENED.timestamp
-    market = await new_page(browser)
-    await login(market, f"{server.url}/staff", "market01")
-    await market.get_by_test_id("presence-available").click()
-    await expect(market.get_by_test_id("presence-available")).to_have_attribute(
-        "aria-pressed", "true")
-    kiosk, tax = await connected(server, browser)
-    await tax.get_by_test_id("invite-department").select_option("market")
-    await tax.get_by_test_id("invite-send").click()
-    await expect(market.get_by_test_id("invite-item")).to_have_count(1, timeout=10_000)
-    await market.get_by_test_id("invite-join").click()
+    kiosk, tax, market = await joint_call(server, browser)
     await expect(market.get_by_test_id("checklist-panel")).to_be_visible(timeout=15_000)
 
     # Each department adds a matter of its own; the applicant sees each one as it comes.

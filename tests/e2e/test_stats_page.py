@@ -33,6 +33,7 @@ async def test_the_stats_section_shows_real_consultations_in_charts_and_table(
     await other.get_by_test_id("start-consult").click()
     await expect(other.get_by_test_id("queue-position")).to_be_visible()
     await other.get_by_test_id("cancel-consult").click()
+    await expect(other.get_by_test_id("dept-market")).to_be_visible()
 
     supervisor = await new_page(browser)
     await login(supervisor, f"{server.url}/supervisor", "supervisor")
@@ -41,8 +42,9 @@ async def test_the_stats_section_shows_real_consultations_in_charts_and_table(
     total = supervisor.get_by_test_id("stats-total")
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:  # the consumer counts every 2 s
-        text = await total.locator('[data-field="consultations"]').text_content()
-        if text == "2":
+        counted = [await total.locator(f'[data-field="{field}"]').text_content()
+                   for field in ("consultations", "abandoned")]
+        if counted == ["2", "1"]:
             break
         await supervisor.get_by_test_id("stats-apply").click()
         await supervisor.wait_for_timeout(500)
@@ -63,6 +65,10 @@ async def test_the_stats_section_shows_real_consultations_in_charts_and_table(
         assert size[0] > 0 and size[1] > 0 and size[2], size
 
     # Only 税务: its one consultation; the CSV link follows the filters.
+    # The filter offers the departments applicants choose, not the interpreter pools.
+    choices = await supervisor.get_by_test_id("stats-department").locator("option").evaluate_all(
+        "options => options.map(o => o.value)")
+    assert "tax" in choices and not [c for c in choices if c.startswith("interp-")], choices
     await supervisor.get_by_test_id("stats-department").select_option("tax")
     await supervisor.get_by_test_id("stats-apply").click()
     await expect(total.locator('[data-field="consultations"]')).to_have_text("1")

@@ -21,7 +21,8 @@ async def _next(listener: AsyncIterator[Any], timeout: float = 2.0) -> Any:
 
 
 async def test_a_batch_is_one_redis_message_that_the_others_unpack(redis_url: str) -> None:
-    sender, other = RedisPubSub(redis_url, CHANNEL), RedisPubSub(redis_url, CHANNEL)
+    sender, other = (RedisPubSub(aioredis.Redis.from_url(redis_url), CHANNEL),
+                     RedisPubSub(aioredis.Redis.from_url(redis_url), CHANNEL))
     raw: Any = aioredis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)
     await raw.subscribe(CHANNEL)
     theirs, own = other._listen(), sender._listen()

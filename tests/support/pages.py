@@ -77,6 +77,28 @@ async def connected(server: LiveServer, browser: Any, init_scripts: tuple[str, .
     return kiosk, staff
 
 
+async def joint_call(server: LiveServer, browser: Any) -> tuple[Any, Any, Any]:
+    """A 会商: the kiosk in a call with tax01, who invites 市场监管; market01 (signed in and
+    available before the call) takes the invitation. Returns the kiosk, tax and market pages,
+    the market desk in the room."""
+    from playwright.async_api import expect
+
+    from tests.support.browser import login
+
+    market = await new_page(browser)
+    await login(market, f"{server.url}/staff", "market01")
+    await market.get_by_test_id("presence-available").click()
+    await expect(market.get_by_test_id("presence-available")).to_have_attribute(
+        "aria-pressed", "true")
+    kiosk, tax = await connected(server, browser)
+    await tax.get_by_test_id("invite-department").select_option("market")
+    await tax.get_by_test_id("invite-send").click()
+    await expect(market.get_by_test_id("invite-item")).to_have_count(1, timeout=10_000)
+    await market.get_by_test_id("invite-join").click()
+    await expect(market.get_by_test_id("hangup")).to_have_text("离开会话", timeout=15_000)
+    return kiosk, tax, market
+
+
 # page.evaluate(SCREEN_STATS): whether the remote-screen element shows a track, its picture width
 # and the frames decoded on that track (the inbound-rtp stats of its own receiver).
 SCREEN_STATS = """

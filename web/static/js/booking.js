@@ -3,7 +3,7 @@
 // or from the QR's link ?booking=CODE) to take a ticket in the booked lane within the slot's
 // window. kiosk.js calls initBooking once and gives it how to take the ticket.
 import { $, errorText, fetchJSON, showScreen, svgImageSource } from './common.js';
-import { departmentName, t } from './i18n.js';
+import { departmentName, formatDay, t } from './i18n.js';
 
 const PHONE = /^\+?[0-9][0-9 -]{3,22}[0-9]$/;
 
@@ -51,14 +51,32 @@ async function showSlots(deptId) {
   } catch (err) {
     formError('booking-error', errorText(err));
   }
+  // One heading per day, then that day's slots: the time large, what is left beneath it.
+  let day = null;
   for (const slot of slots) {
+    const [date, time] = String(slot.label).split(' ');
+    if (date !== day) {
+      day = date;
+      const heading = document.createElement('h3');
+      heading.className = 'booking-day';
+      heading.textContent = formatDay(date);
+      list.append(heading);
+    }
     const btn = document.createElement('button');
     btn.type = 'button';
     btn.className = 'btn booking-slot';
     btn.dataset.testid = 'appointment-slot';
     btn.dataset.start = String(slot.start);
     btn.disabled = slot.free <= 0;
-    btn.textContent = `${slot.label} · ${slot.free > 0 ? t('booking_free', { n: slot.free }) : t('booking_full_short')}`;
+    const free = slot.free > 0 ? t('booking_free', { n: slot.free }) : t('booking_full_short');
+    const timeText = document.createElement('span');
+    timeText.className = 'booking-slot-time';
+    timeText.textContent = time || slot.label;
+    const freeText = document.createElement('span');
+    freeText.className = 'booking-slot-free';
+    freeText.textContent = free;
+    btn.append(timeText, freeText);
+    btn.setAttribute('aria-label', `${slot.label} ${free}`);
     btn.addEventListener('click', () => showForm(slot));
     list.append(btn);
   }

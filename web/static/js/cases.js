@@ -1,7 +1,7 @@
 // 差评 rectification cases on the supervisor page: the list of the supervisor's departments'
 // cases (filters: state, department, overdue), and one case with its rating, its history, the
 // replay of its recording and the form for its next step (the server checks every step).
-import { $, el, errorText, fetchJSON, formatTime, loadDepartments } from './common.js';
+import { $, el, errorText, fetchJSON, formatTime, loadDepartments, serviceDepartments } from './common.js';
 import { departmentName, t } from './i18n.js';
 
 const POLL_MS = 30000;
@@ -149,7 +149,7 @@ async function start() {
   }));
   $('cases-filter-department').replaceChildren(
     el('option', { text: t('cases_all') }),
-    ...state.departments.map((d) => {
+    ...serviceDepartments(state.departments).map((d) => {
       const option = el('option', { text: departmentName(state.departments, d.id) });
       option.value = d.id;
       return option;

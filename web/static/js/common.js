@@ -41,6 +41,12 @@ export function bootData() {
   }
 }
 
+// The departments applicants ask for: interpreter pools (`skill`, signaling/skills.py) are rung
+// like departments, but applicants never choose them: no matters, no statistics or cases filter.
+export function serviceDepartments(departments) {
+  return departments.filter((d) => !d.skill);
+}
+
 export async function loadDepartments() {
   const boot = bootData();
   if (Array.isArray(boot.departments) && boot.departments.length) return boot.departments;

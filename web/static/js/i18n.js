@@ -404,6 +404,7 @@ const STRINGS = {
     alert_write_error: '录像写入失败：{time} 号码 {ticket}（房间 {room}）的录像已中断，通话照常进行。',
     alert_low_space: '录像存储空间不足：{detail}',
     alert_redis_memory: '数据库（Redis）内存即将用满，用满后将无法取号、登录：{detail}',
+    alert_redis_replication: '数据库（Redis）备份节点未及时确认新取的号，主节点再故障时这些号可能丢失：{detail}',
     alert_ack: '知道了',
     action_export: '导出合成视频',
     action_export_file: '下载合成视频',
@@ -1115,6 +1116,7 @@ const STRINGS = {
     alert_write_error: 'Recording write failed: the recording of ticket {ticket} (room {room}) stopped at {time}; the call went on.',
     alert_low_space: 'Recording storage full soon: {detail}',
     alert_redis_memory: 'Redis memory nearly full; once full, no tickets or sign-ins can be taken: {detail}',
+    alert_redis_replication: 'Redis replicas did not confirm new tickets in time; they could be lost if the master fails too: {detail}',
     alert_ack: 'Acknowledge',
     action_export: 'Composite export',
     action_export_file: 'Downloaded the composite video',
@@ -1543,6 +1545,14 @@ export function formatHours(hours) {
     parts.push(`${label} ${text}`);
   }
   return parts.length ? parts.join(t('hours_sep')) : t('hours_none');
+}
+
+// A calendar day (YYYY-MM-DD, as the server wrote it) with its weekday: 周五 12-04.
+export function formatDay(date) {
+  const [y, m, d] = String(date).split('-').map(Number);
+  if (!y || !m || !d) return String(date);
+  const weekday = new Date(y, m - 1, d).getDay();
+  return `${t(`day_${DAY_KEYS[(weekday + 6) % 7]}`)} ${String(m).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
 }
 
 // A coming moment for the applicant: weekday, date and time (周三 10-08 09:00).

@@ -1,7 +1,7 @@
 // The admin page's matter catalogue (事项库) section: a department's matters, and the form that
 // creates or edits one with its materials (rows added and removed). The page checks what it can
 // before sending; the rules are the server's (/api/matters, /api/admin/matters/<id>).
-import { $, el, fetchJSON, YzError } from './common.js';
+import { $, el, fetchJSON, serviceDepartments, YzError } from './common.js';
 import { departmentName, t } from './i18n.js';
 
 const MATTER_ID = /^(?=.{1,64}$)[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
@@ -36,7 +36,7 @@ function showFormError(text) {
 // The list
 // ---------------------------------------------------------------------------------------------
 function renderDepartmentChoice() {
-  const departments = section.departments();
+  const departments = serviceDepartments(section.departments());
   if (!section.chosen && departments.length) section.chosen = departments[0].id;
   for (const select of [$('matter-department'), $('matter-dept')]) {
     const value = select.value || section.chosen;

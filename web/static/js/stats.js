@@ -1,7 +1,7 @@
 // The supervisor's statistics section (web/templates/_stats.html): filters, the view from
 // GET /api/stats drawn as Chart.js charts and a table, and the CSV link for the same view.
 // Loads when its screen is first shown (after sign-in). Imported by supervisor.js.
-import { $, errorText, fetchJSON, loadDepartments } from './common.js';
+import { $, errorText, fetchJSON, loadDepartments, serviceDepartments } from './common.js';
 import { departmentName, t } from './i18n.js';
 
 const NO_HALL = '\u0000'; // the select's value for "no registered kiosk" (hall '')
@@ -181,7 +181,7 @@ async function start() {
   const all = document.createElement('option');
   all.value = '';
   all.textContent = t('stats_all_departments');
-  select.replaceChildren(all, ...state.departments.map((d) => {
+  select.replaceChildren(all, ...serviceDepartments(state.departments).map((d) => {
     const o = document.createElement('option');
     o.value = d.id;
     o.textContent = departmentName(state.departments, d.id);
