@@ -275,7 +275,7 @@ class BenchClient(RoomClient):
         self.peer: BenchPeer = BenchPeer(self._send_answer, name=name, media=media,
                                          decode=decode)
         for event in ("room:offer", "room:participants", "room:ended"):
-            self.sio.on(event, self._handler(event), namespace=NAMESPACE)
+            self.sio.on(event, self._handler(self.peer, event), namespace=NAMESPACE)
 
     @classmethod
     async def join(cls, base_url: str, room: dict[str, str], *, name: str,

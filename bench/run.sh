@@ -44,7 +44,8 @@ else
   bench rooms
   bench auth
   bench stats
+  bench node_loss
 fi
 echo "==> results: bench/results/call_setup.json, bench/results/dispatch.json," \
   "bench/results/recording.json, bench/results/rooms.json, bench/results/auth.json," \
-  "bench/results/stats.json"
+  "bench/results/stats.json, bench/results/scale.json"

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 from av.container import OutputContainer
@@ -31,6 +31,9 @@ from recordings.timeline import (
     build_timeline,
     make_event,
 )
+
+if TYPE_CHECKING:  # parts reads files back with recovery, which needs this module
+    from recordings.parts import Continuation
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +239,8 @@ class Recorder:
         self._failed: str | None = None
         self.failed_at: float | None = None
         self.failure_detail = ""
+        # A recording continued from a dead process's part (continue_from): its earlier parts.
+        self._continued: Continuation | None = None
 
     @property
     def failed(self) -> str | None:
@@ -258,16 +263,30 @@ class Recorder:
             return
         logger.info("room %s: recording into %s", self.room_id, self.directory)
 
+    def continue_from(self, previous: Continuation) -> None:
+        """This recording is a new part of ``previous`` (before ``start``): same start, the
+        earlier parts' participants, events and tracks, new track files numbered after theirs."""
+        self._continued = previous
+        self.started_at = previous.started_at
+        self._participants = list(previous.participants)
+        self._events = list(previous.events)
+        self._counters = dict(previous.counters)
+
     def participant_joined(self, participant_id: str, *, role: str, name: str,
                            department: str | None) -> None:
+        if any(e.participant_id == participant_id and e.left_at is None
+               for e in self._participants):
+            return  # in the call since an earlier part, back after the gap: one entry
         self._participants.append(ParticipantEntry(
             participant_id=participant_id, role=role, name=name, department=department,
             joined_at=self._clock()))
+        self._checkpoint()
 
     def participant_left(self, participant_id: str) -> None:
         for entry in reversed(self._participants):
             if entry.participant_id == participant_id and entry.left_at is None:
                 entry.left_at = max(self._clock(), entry.joined_at)
+                self._checkpoint()
                 return
 
     def add_event(self, type: str, **data: Any) -> None:
@@ -284,14 +303,38 @@ class Recorder:
         if self._failed is not None:
             recorder.close()  # nothing more is written once the recording has failed
         self._tracks.append(recorder)
+        self._checkpoint()
         return recorder
 
     def timeline(self) -> dict[str, Any]:
         entries = [e for e in (t.entry() for t in self._tracks) if e is not None]
-        return build_timeline(room_id=self.room_id, meta=self.meta, started_at=self.started_at,
-                              ended_at=self.ended_at, participants=self._participants,
-                              tracks=entries, events=self._events,
-                              incomplete_reason=self._failed)
+        previous = self._continued
+        if previous is not None:
+            # The gap ends with the new part's first packet.
+            previous.gap["until"] = min((e.started_at for e in entries), default=None)
+            entries = [*previous.tracks, *entries]
+        timeline = build_timeline(room_id=self.room_id, meta=self.meta,
+                                  started_at=self.started_at, ended_at=self.ended_at,
+                                  participants=self._participants, tracks=entries,
+                                  events=self._events, incomplete_reason=self._failed)
+        if previous is not None:
+            own = sorted(t.track_id for t in self._tracks if t.entry() is not None)
+            timeline["parts"] = [*previous.parts, {
+                "part": len(previous.parts) + 1, "node": previous.gap["to_node"],
+                "started_at": previous.gap["until"] or previous.lost_at,
+                "ended_at": self.ended_at, "tracks": own}]
+        return timeline
+
+    def _checkpoint(self) -> None:
+        """The timeline on disk follows who is in the call and which tracks are written, so that
+        a process that dies leaves them for the part that continues the recording (or for crash
+        recovery). Not after a failure: that timeline stays as written then."""
+        if self._failed is not None or self._closed or not self.directory.is_dir():
+            return
+        try:
+            self._write_timeline()
+        except OSError as exc:
+            self._fail(failure_reason(exc), exc)
 
     def close(self) -> dict[str, Any]:
         """Finish every file and write the complete timeline; returns it plus ``dir``.

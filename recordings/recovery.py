@@ -6,9 +6,11 @@ the last packet, timeline.json is rewritten with ``complete: false`` and ``recov
 the archive indexes and seals it.
 
 Which recordings are orphans: those whose timeline says incomplete, that no room of this process
-has open, and whose room's hosting node is dead (its ``yz:nodes`` deadline passed, or gone) or
-whose room directory ``yz:room:<id>`` is gone while no file of it has changed for a while (a room
-being opened right now on another process writes its timeline a moment before its room key).
+has open, and whose room's hosting node is gone from ``yz:nodes`` (swept) or whose room directory
+``yz:room:<id>`` is gone while no file of it has changed for a while (a room being opened right
+now on another process writes its timeline a moment before its room key). A node past its
+deadline but not swept yet is waited for: the sweep may move its rooms to a live process, which
+continues their recordings (recordings/parts.py).
 With the private Redis every node it knew is forgotten at start, so all of them qualify at once.
 """
 
@@ -39,7 +41,7 @@ NODES = "yz:nodes"
 QUIET_S = 15.0
 RECOVERY_INTERVAL = 10.0
 # WebM for VP8 and Opus, Matroska for H.264 video (recorder.CONTAINERS).
-_TRACK_FILE = re.compile(r"^(?P<participant>.+)-(?P<kind>audio|video)-(?P<n>\d+)"
+TRACK_FILE = re.compile(r"^(?P<participant>.+)-(?P<kind>audio|video)-(?P<n>\d+)"
                          r"\.(?P<extension>webm|mkv)$")
 
 
@@ -73,7 +75,7 @@ def track_length(path: Path) -> tuple[float, int]:
     return max(0.0, last - first), packets
 
 
-def _codec(kind: str, extension: str) -> str:
+def codec_of(kind: str, extension: str) -> str:
     if kind == "audio":
         return "opus"
     return "h264" if extension == "mkv" else "vp8"
@@ -96,7 +98,7 @@ def recover_directory(directory: Path) -> dict[str, Any] | None:
     tracks: list[TrackEntry] = []
     lengths: dict[str, float] = {}
     for file in sorted([*directory.glob("*.webm"), *directory.glob("*.mkv")]):
-        match = _TRACK_FILE.match(file.name)
+        match = TRACK_FILE.match(file.name)
         if match is None:
             continue
         seconds, packets = track_length(file)
@@ -108,11 +110,11 @@ def recover_directory(directory: Path) -> dict[str, Any] | None:
         track_start = float(known["started_at"]) if known else max(started_at, written - seconds)
         lengths[file.name] = seconds
         tracks.append(TrackEntry(track_id=file.stem, participant_id=match["participant"],
-                                 kind=match["kind"], codec=_codec(match["kind"],
+                                 kind=match["kind"], codec=codec_of(match["kind"],
                                                                   match["extension"]),
                                  file=file.name, started_at=track_start, packets=packets))
     ended_at = max([started_at, *(t.started_at + lengths[t.file] for t in tracks)])
-    participants = _participants(old.get("participants", []), tracks)
+    participants = participants_of(old.get("participants", []), tracks)
     meta = {k: old.get(k) for k in ("ticket_id", "ticket_number", "department")}
     timeline = build_timeline(room_id=str(old.get("room_id") or directory.name), meta=meta,
                               started_at=started_at, ended_at=ended_at,
@@ -131,7 +133,7 @@ def recover_directory(directory: Path) -> dict[str, Any] | None:
     return {**timeline, "dir": str(directory)}
 
 
-def _participants(known: Iterable[Any], tracks: list[TrackEntry]) -> list[ParticipantEntry]:
+def participants_of(known: Iterable[Any], tracks: list[TrackEntry]) -> list[ParticipantEntry]:
     out: list[ParticipantEntry] = []
     seen: set[str] = set()
     for p in known:
@@ -186,9 +188,11 @@ async def orphans(archive: Archive, open_ids: Iterable[str], now: float) -> list
             continue
         node = await archive.redis.hget(ROOM.format(directory.name), "node")
         if node:
-            deadline = await archive.redis.zscore(NODES, node)
-            if deadline is not None and float(deadline) > now:
-                continue  # its process is alive and still recording it
+            if await archive.redis.zscore(NODES, node) is not None:
+                # Its process is alive and recording it, or dead but not swept yet: the sweep
+                # moves the room to a live process (which continues the recording in a new
+                # part, recordings/parts.py) or ends the call and deletes the room key.
+                continue
         elif now - _last_change(directory) < QUIET_S:
             continue
         found.append(directory)

@@ -341,16 +341,26 @@ class RoomClient:
         self.participant_id: str | None = None
         self.role: str | None = None
         self.ice_servers: list[dict[str, Any]] = []
+        self.room_id = ""
+        self._token = ""
         self._headers = headers or {}
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.peer = RoomPeer(self._send_answer, name=name, video=video, audio=audio,
-                             width=width, height=height)
-        for event in ("room:offer", "room:participants", "room:ended"):
-            self.sio.on(event, self._handler(event), namespace=NAMESPACE)
+        self._media = {"video": video, "audio": audio, "width": width, "height": height}
+        self.sio, self.peer = self._connection()
 
-    def _handler(self, event: str) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    def _connection(self) -> tuple[socketio.AsyncClient, RoomPeer]:
+        """A new socket and peer connection (the first, or one to reconnect with)."""
+        sio = socketio.AsyncClient(reconnection=False)
+        peer = RoomPeer(self._send_answer, name=self.name, video=bool(self._media["video"]),
+                        audio=bool(self._media["audio"]), width=int(self._media["width"]),
+                        height=int(self._media["height"]))
+        for event in ("room:offer", "room:participants", "room:ended"):
+            sio.on(event, self._handler(peer, event), namespace=NAMESPACE)
+        return sio, peer
+
+    @staticmethod
+    def _handler(peer: RoomPeer, event: str) -> Callable[[dict[str, Any]], Awaitable[None]]:
         async def handle(payload: dict[str, Any]) -> None:
-            await self.peer.handle(event, payload)
+            await peer.handle(event, payload)
         return handle
 
     @classmethod
@@ -361,19 +371,32 @@ class RoomClient:
                       timeout: float = 10.0) -> RoomClient:
         client = cls(name=name or "python", video=video, audio=audio, headers=headers,
                      width=width, height=height)
+        client.room_id, client._token = room_id, token
         try:
-            await client.sio.connect(base_url, headers=client._headers, namespaces=[NAMESPACE],
-                                     transports=["websocket"], wait_timeout=timeout)
-            answer = await client._call("room:join", {"room_id": room_id, "token": token},
-                                        timeout)
+            await client._join(base_url, timeout)
         except BaseException:
             await client.close()
             raise
-        client.participant_id = answer["participant_id"]
-        client.role = answer["role"]
-        client.ice_servers = answer.get("ice_servers", [])
-        client.peer.participants = answer.get("participants", [])
         return client
+
+    async def reconnect(self, base_url: str, timeout: float = 10.0) -> None:
+        """Join the room again with the same token, on ``base_url`` (the process that hosts it
+        now, after the one it was on died): a new socket and peer connection, new counts. The
+        room must know the participant again, so RoomClientError (not_found) while it does not
+        yet; the caller retries."""
+        await self.close()
+        self.sio, self.peer = self._connection()
+        await self._join(base_url, timeout)
+
+    async def _join(self, base_url: str, timeout: float) -> None:
+        await self.sio.connect(base_url, headers=self._headers, namespaces=[NAMESPACE],
+                               transports=["websocket"], wait_timeout=timeout)
+        answer = await self._call("room:join", {"room_id": self.room_id, "token": self._token},
+                                  timeout)
+        self.participant_id = answer["participant_id"]
+        self.role = answer["role"]
+        self.ice_servers = answer.get("ice_servers", [])
+        self.peer.participants = answer.get("participants", [])
 
     async def _call(self, event: str, payload: dict[str, Any],
                     timeout: float = 10.0) -> dict[str, Any]:

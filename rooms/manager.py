@@ -1,12 +1,15 @@
-"""The rooms hosted by this process: opening them, finding them, closing them all at shutdown."""
+"""The rooms hosted by this process: opening them (or adopting one of a process that died),
+finding them, closing them all at shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from recordings import parts
 from rooms import passthrough
 from rooms.close_reason import CloseReason
 from rooms.config import MediaConfig
@@ -34,6 +37,23 @@ class RoomManager:
         passthrough.install(media)
 
     def open(self, room_id: str, meta: RoomMeta) -> Room:
+        self._check_new(room_id)
+        room = self._create(room_id, meta)
+        room.start()
+        return room
+
+    async def adopt(self, room_id: str, meta: RoomMeta, *, lost_node: str, node: str,
+                    now: float) -> Room:
+        """Re-create the room of a process that died (``lost_node``) here (``node``): its
+        recording continues as a new part in the same folder (recordings/parts.py)."""
+        self._check_new(room_id)
+        previous = await asyncio.to_thread(parts.read_back, self.recordings_dir / room_id,
+                                           lost_node=lost_node, node=node, now=now)
+        room = self._create(room_id, meta)
+        room.resume(previous)
+        return room
+
+    def _check_new(self, room_id: str) -> None:
         if self.closed:
             raise RoomError("the room manager is shut down")
         if not room_id or "/" in room_id or room_id.startswith("."):
@@ -41,10 +61,11 @@ class RoomManager:
         existing = self._rooms.get(room_id)
         if existing is not None and not existing.closed:
             raise RoomExists(f"room {room_id} is open already")
+
+    def _create(self, room_id: str, meta: RoomMeta) -> Room:
         room = Room(room_id, meta, media=self.media, recordings_dir=self.recordings_dir,
                     on_closed=self._closed, on_recording_failed=self._on_recording_failed)
         self._rooms[room_id] = room
-        room.start()
         return room
 
     def get(self, room_id: str) -> Room | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
 
+from recordings.parts import Continuation
 from recordings.recorder import Recorder
 from rooms import roles
 from rooms.close_reason import CloseReason
@@ -79,6 +80,8 @@ class Room:
         self._empty_timer: asyncio.Task[None] | None = None
         self._closing: asyncio.Future[None] | None = None
         self._chat: collections.deque[dict[str, Any]] = collections.deque(maxlen=CHAT_HISTORY)
+        # An adopted room's participants of the dead part who have not joined again yet.
+        self._expected: set[str] = set()
 
     def __repr__(self) -> str:
         return f"Room({self.room_id})"
@@ -93,6 +96,36 @@ class Room:
         self._start_empty_timer()
         logger.info("room %s: open (ticket %s, department %s)", self.room_id,
                     self.meta.ticket_id, self.meta.department)
+
+    def resume(self, previous: Continuation) -> None:
+        """Begin as the continuation of this room from a process that died: the recording goes
+        on in a new part after ``previous`` (its gap in the timeline); the participants come
+        back by themselves (their pages reconnect), until then the room waits as if empty."""
+        self.recorder.continue_from(previous)
+        self.recorder.start()
+        self._start_empty_timer()
+        # Who was in the call has the reconnect grace to come back, as after a dropped
+        # connection; the desk that took the call not coming back ends it (see _expire).
+        for entry in previous.participants:
+            if entry.left_at is None:
+                self._expected.add(entry.participant_id)
+                self._spawn(self._expect_back(entry.participant_id),
+                            f"grace:{entry.participant_id}")
+        logger.info("room %s: adopted from node %s (ticket %s, department %s)", self.room_id,
+                    previous.gap["from_node"], self.meta.ticket_id, self.meta.department)
+
+    async def _expect_back(self, participant_id: str) -> None:
+        await asyncio.sleep(self.media.reconnect_grace)
+        if self.closed or participant_id not in self._expected:
+            return  # back (and maybe gone again since, the usual way)
+        self._expected.discard(participant_id)
+        logger.info("room %s participant %s: not back after the node loss", self.room_id,
+                    participant_id)
+        self.recorder.participant_left(participant_id)
+        self.recorder.add_event("leave", participant_id=participant_id,
+                                reason=str(CloseReason.RECONNECT_TIMEOUT))
+        if participant_id == roles.participant_id(Role.STAFF, self.meta.staff):
+            await self.close(CloseReason.RECONNECT_TIMEOUT)
 
     # participants ---------------------------------------------------------------------------
 
@@ -156,6 +189,7 @@ class Room:
                 if purpose != "screen" or other.sharing:
                     participant.subscribe(forwarder, other, purpose)
         self._participants[participant_id] = participant
+        self._expected.discard(participant_id)
         self._cancel_empty_timer()
         if old is None:
             self.recorder.participant_joined(participant_id, role=role, name=name,

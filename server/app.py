@@ -58,6 +58,7 @@ from server.redis_server import EmbeddedRedis
 from server.seed import load_departments_file, put_missing_departments, seed_demo
 from server.speech import Speech
 from signaling.accounts import Accounts
+from signaling.adopt import Adoption
 from signaling.bookings import Bookings
 from signaling.calls import Calls, RoomHooks
 from signaling.cases import Cases, watch_due
@@ -225,7 +226,8 @@ def create_app(config: Config) -> web.Application:
             tickets, addresses = await kiosk.live_sockets()
             return LiveSockets(staff=staff.live_desks(), tickets=tickets, addresses=addresses)
 
-        clock = Clock(store, fanout, directory, rooms, tickets, node, watch, live_sockets)
+        clock = Clock(store, fanout, directory, rooms, tickets, node, watch, live_sockets,
+                      Adoption(store, directory, rooms, fanout, node))
 
         # A Redis outage: the pages are told, and once the clock has put this process right in
         # Redis again (before anything else runs), told again, sent their state, and the calls

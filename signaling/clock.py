@@ -1,5 +1,6 @@
 """The per-process clock: its owned tasks tick the queue script (timeouts, tiers, grace periods),
-keep this process's heartbeat (and its rooms' participant counts) fresh, send the queue
+keep this process's heartbeat (and its rooms' participant counts) fresh, adopt the rooms of dead
+processes moved here (signaling/adopt.py), send the queue
 positions that changed, and delete the callback requests past callback_keep_days. Kept,
 cancelled and awaited by `close`. While Redis is away they wait; when it is back, `recover`
 puts this process right in it before they go on."""
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from redis.exceptions import OutOfMemoryError
 
 from rooms.manager import RoomManager
+from signaling.adopt import Adoption
 from signaling.fanout import Fanout
 from signaling.redis_watch import UNAVAILABLE, RedisWatch
 from signaling.room_directory import RoomDirectory
@@ -24,7 +26,7 @@ from signaling.tickets import Tickets
 logger = logging.getLogger(__name__)
 
 TICK_INTERVAL = 0.25
-HEARTBEAT_INTERVAL = 2.0
+HEARTBEAT_INTERVAL = 1.0
 # Queue positions are sent at most this often per department: a busy queue changes many times a
 # second, and every change moves every ticket behind it.
 POSITIONS_INTERVAL = 0.3
@@ -38,10 +40,11 @@ SWEEP_PAUSE_S = HEARTBEAT_TTL
 class Clock:
     def __init__(self, store: Store, fanout: Fanout, directory: RoomDirectory,
                  rooms: RoomManager, tickets: Tickets, node: str, watch: RedisWatch,
-                 live: Callable[[], Awaitable[LiveSockets]],
+                 live: Callable[[], Awaitable[LiveSockets]], adoption: Adoption,
                  now: Callable[[], float] = time.time,
                  purge_interval: float = CALLBACK_PURGE_INTERVAL) -> None:
         self._store, self._fanout, self._directory, self._rooms = store, fanout, directory, rooms
+        self._adoption = adoption
         self._tickets, self._node, self._now = tickets, node, now
         self._watch, self._live = watch, live
         self._purge_interval = purge_interval
@@ -114,6 +117,8 @@ class Clock:
 
     async def _heartbeat(self) -> None:
         await self._store.heartbeat(self._node, self._now())
+        # Rooms of a dead process that the sweep moved here: at most a heartbeat late.
+        await self._adoption.adopt_moved()
         # The live-rooms list may be answered by any process: it reads the participant count
         # the host writes here.
         for room in self._rooms.rooms():

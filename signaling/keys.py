@@ -57,7 +57,8 @@ Layout (all keys start with ``yz:``; <sha> is the SHA-256 of a secret token, see
   yz:node:<node>:<kind>           set    what that server process holds: kind staff (usernames
                                          with sockets), ticket (ticket ids with sockets),
                                          address (client addresses with /kiosk sockets), rooms
-                                         (the room ids it hosts)
+                                         (the room ids it hosts), adopt (room ids of a dead
+                                         process moved to it, to re-create: signaling/adopt.py)
   yz:nodes                        zset   node -> heartbeat deadline (a node past it is dead)
   yz:staff_gone                   zset   username -> end of the reconnect grace (then offline)
   yz:ticket_gone                  zset   ticket_id -> end of the reconnect grace (then abandoned)
@@ -138,7 +139,8 @@ The room directory (signaling/room_directory.py; the queue script writes and dro
   yz:room:<room_id>               hash   room_id, node, ticket_id, department, staff, created_at,
                                          participants (count, from the host's heartbeat),
                                          invite:<dept> (JSON of a pending 会商 invitation),
-                                         joined:<dept> (the invitee who took it)
+                                         joined:<dept> (the invitee who took it),
+                                         lost_node, lost_at (moved from a dead process)
   yz:roomtoken:<sha>              hash   room_id, role, participant_id, name, department,
                                          ticket_id                       (expires: 4 h)
   yz:guest:<username>             string the room a staff member joined by invitation (4 h)

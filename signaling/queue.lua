@@ -365,12 +365,34 @@ local function drop_sockets_of(node)
   end
 end
 
--- The calls a dead process hosted are over, and its rooms leave the directory.
-local function end_calls_of(node)
+-- The live process with the fewest rooms (SCARD of its rooms set), or nil when none is left.
+local function least_loaded_node(dead)
+  local best, fewest = nil, nil
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', K.NODES, '(' .. now, '+inf')) do
+    if node ~= dead then
+      local n = redis.call('SCARD', K.NODE(node, 'rooms'))
+      if fewest == nil or n < fewest then best, fewest = node, n end
+    end
+  end
+  return best
+end
+
+-- The calls a dead process hosted: each live room (its ticket CONNECTED) moves to the live
+-- process with the fewest rooms, which re-creates it (the adopt set it reads every heartbeat);
+-- the ticket stays CONNECTED and the staff member IN_CALL. With `adopt` false, or no live
+-- process left, the calls are over; either way the other rooms leave the directory.
+local function end_calls_of(node, adopt)
   local rkey = K.NODE(node, 'rooms')
   for _, room in ipairs(redis.call('SMEMBERS', rkey)) do
     local tid = redis.call('HGET', K.ROOM(room), 'ticket_id') or ''
-    if tid ~= '' and redis.call('HGET', K.TICKET(tid), 'status') == TicketStatus.CONNECTED then
+    local live = tid ~= ''
+      and redis.call('HGET', K.TICKET(tid), 'status') == TicketStatus.CONNECTED
+    local target = live and adopt and least_loaded_node(node) or nil
+    if target then
+      redis.call('HSET', K.ROOM(room), 'node', target, 'lost_node', node, 'lost_at', now)
+      redis.call('SADD', K.NODE(target, 'rooms'), room)
+      redis.call('SADD', K.NODE(target, 'adopt'), room)
+    elseif live then
       local tkey = K.TICKET(tid)
       local staff = redis.call('HGET', tkey, 'staff') or ''
       local dept = redis.call('HGET', tkey, 'department')
@@ -379,18 +401,26 @@ local function end_calls_of(node)
       log('ABANDON', tid, dept, staff, 'server process died')
       emit(EventKind.TICKET, tid, TicketStatus.ENDED)
       if staff ~= '' then after_call(staff, dept) end
+      redis.call('DEL', K.ROOM(room))
+    else
+      redis.call('DEL', K.ROOM(room))
     end
-    redis.call('DEL', K.ROOM(room))
   end
   redis.call('DEL', rkey)
+  -- Rooms moved to it and not re-created yet were in its rooms set too: they moved on above.
+  redis.call('DEL', K.NODE(node, 'adopt'))
+end
+
+local function bury(node, adopt)
+  drop_sockets_of(node)
+  end_calls_of(node, adopt)
+  redis.call('ZREM', K.NODES, node)
 end
 
 -- Processes whose heartbeat ran out.
 local function bury_dead_nodes()
   for _, node in ipairs(redis.call('ZRANGEBYSCORE', K.NODES, '-inf', now)) do
-    drop_sockets_of(node)
-    end_calls_of(node)
-    redis.call('ZREM', K.NODES, node)
+    bury(node, true)
   end
 end
 
@@ -676,7 +706,10 @@ end
 
 function ops.room_closed(room_id)
   local node = redis.call('HGET', K.ROOM(room_id), 'node')
-  if node then redis.call('SREM', K.NODE(node, 'rooms'), room_id) end
+  if node then
+    redis.call('SREM', K.NODE(node, 'rooms'), room_id)
+    redis.call('SREM', K.NODE(node, 'adopt'), room_id)
+  end
   redis.call('DEL', K.ROOM(room_id))
   return Code.OK
 end
@@ -769,12 +802,10 @@ function ops.outage_over(node, ttl, staff, tickets, addresses)
   return Code.OK
 end
 
--- Every process that used this Redis is gone (the private Redis of a restarted service): let
--- the next tick clean up after all of them at once.
+-- Every process that used this Redis is gone (the private Redis of a restarted service): their
+-- calls are over (none of them is left to move them to), their sockets count no more.
 function ops.forget_nodes()
-  for _, node in ipairs(redis.call('ZRANGE', K.NODES, 0, -1)) do
-    redis.call('ZADD', K.NODES, 0, node)
-  end
+  for _, node in ipairs(redis.call('ZRANGE', K.NODES, 0, -1)) do bury(node, false) end
   return Code.OK
 end
 

@@ -62,6 +62,10 @@ class RoomNamespace(Namespace):
             raise SignalError("forbidden", "room token is not valid for this room")
         room = self._rooms.get(data["room_id"])
         if room is None or room.closed:
+            if await self._directory.entry(data["room_id"]) is not None:
+                # Live on another process, or moving here from one that died (adopted within
+                # a heartbeat): the page tries again rather than taking the call for ended.
+                raise SignalError("other_node")
             raise SignalError("not_found", "the room is closed or not hosted here")
         participant_id = grant["participant_id"]
         if grant["role"] != Role.APPLICANT:

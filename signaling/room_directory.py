@@ -5,7 +5,8 @@ a staff member joined by invitation. `RoomEntry` is an entry, parsed from its ha
 Keys (the whole layout: signaling/keys.py):
   yz:room:<room_id>     hash   room_id, node, ticket_id, department, staff, created_at,
                                participants, invite:<dept> (JSON of an Invite), joined:<dept>
-                               (the username who took that invitation)
+                               (the username who took that invitation), lost_node and lost_at
+                               (the process that died with it, and when it was swept)
   yz:roomtoken:<sha>    hash   room_id, role, participant_id, name, department, ticket_id
   yz:guest:<username>   string the room a staff member joined by invitation
 An entry is written and deleted by the queue script (Store.put_room, Store.delete_room; a dead
@@ -99,6 +100,9 @@ class RoomEntry:
     participants: int  # as of the host's last heartbeat
     invites: tuple[Invitation, ...] = ()  # pending, oldest first
     joined: Mapping[str, str] = field(default_factory=dict)  # department -> invitee username
+    # Set when the room moved here from a process that died (queue.lua `end_calls_of`).
+    lost_node: str = ""
+    lost_at: float = 0.0
 
     @classmethod
     def from_hash(cls, row: Mapping[str, str]) -> RoomEntry | None:
@@ -114,7 +118,8 @@ class RoomEntry:
             participants=int(row.get("participants") or 0),
             invites=tuple(sorted(invites, key=lambda i: i.created_at)),
             joined={f[len(JOINED_PREFIX):]: v for f, v in row.items()
-                    if f.startswith(JOINED_PREFIX)})
+                    if f.startswith(JOINED_PREFIX)},
+            lost_node=row.get("lost_node", ""), lost_at=float(row.get("lost_at") or 0))
 
     @property
     def departments(self) -> list[str]:
@@ -174,6 +179,13 @@ class RoomDirectory:
         a late write cannot leave a stray half entry behind."""
         return int(await self._room_set(keys=[keys.ROOM(room_id)],
                                         args=["participants", str(count)])) >= 0
+
+    async def to_adopt(self, node: str) -> list[str]:
+        """The rooms of dead processes moved to `node`, not re-created there yet."""
+        return sorted(await self._redis.smembers(keys.NODE(node, "adopt")))
+
+    async def adopted(self, node: str, room_id: str) -> None:
+        await self._redis.srem(keys.NODE(node, "adopt"), room_id)
 
     # 会商 invitations -------------------------------------------------------------------------
     async def add_invite(self, invitation: Invitation, max_pending: int) -> str:

@@ -23,7 +23,9 @@ from signaling.states import Presence, TicketStatus
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_TTL = 10.0
+# A process whose heartbeat (every second, signaling/clock.py) is this late is dead: its rooms
+# move to live processes (queue.lua `end_calls_of`).
+HEARTBEAT_TTL = 5.0
 # The score range of each lane in a department's queue (see keys.LANE_SPLIT); the first holds
 # the priority and the booked lanes (their head is the first to be served of the two).
 _PRIORITY_LANE = ("-inf", f"({keys.LANE_SPLIT}")

@@ -69,10 +69,13 @@ def _kill(pids: list[int]) -> None:
 @pytest.mark.parametrize("redis_kind", ["external", "private"])
 async def test_recording_of_a_killed_server_is_closed_indexed_and_sealed_after_restart(
         tmp_path: Path, redis_kind: str, loopback_candidates: None) -> None:
-    """external: a redis-server of the test's own that outlives the server; the new process
-    recovers once the dead one's heartbeat runs out. private: the server's own redis-server
-    (`serve --demo` without a Redis URL) is killed with it and restarts from its AOF; the new
-    process recovers at start."""
+    """external: a redis-server of the test's own that outlives the server; once the dead one's
+    heartbeat runs out the new process is the live one, so the call moves to it (node loss,
+    tests/cluster/test_node_loss.py): nobody comes back, the room closes empty and the recording
+    is finished there, complete, its one part followed by the gap. private: the server's own
+    redis-server (`serve --demo` without a Redis URL) is killed with it and restarts from its
+    AOF; no process of the old Redis is left, the call is over, and the new process recovers the
+    recording at start."""
     redis = EmbeddedRedis(tmp_path / "redis")
     if redis_kind == "external":
         await redis.start()
@@ -109,7 +112,8 @@ async def test_recording_of_a_killed_server_is_closed_indexed_and_sealed_after_r
         timeline = json.loads((directory / "timeline.json").read_text(encoding="utf-8"))
         assert timeline["complete"] is False and "recovered" not in timeline
 
-        second = ServerProcess(redis_url, data_dir)
+        # The adopted room waits this long for its participants (external).
+        second = ServerProcess(redis_url, data_dir, YUNZHEN_MEDIA_EMPTY_ROOM_TIMEOUT="3")
         await second.start()
 
         async def listed() -> dict[str, Any] | None:
@@ -117,14 +121,21 @@ async def test_recording_of_a_killed_server_is_closed_indexed_and_sealed_after_r
                          if r["recording_id"] == room_id), None)
 
         entry = await wait_until(listed, 60, interval=0.5, what="the recovered recording")
-        assert entry["complete"] is False
+        assert entry["complete"] is (redis_kind == "external")
         assert entry["department"] == "tax"
         assert entry["tracks"] == 4
         assert entry["duration"] >= 4
 
         timeline = json.loads((directory / "timeline.json").read_text(encoding="utf-8"))
-        assert timeline["recovered"] is True and timeline["complete"] is False
-        assert timeline["ended_at"] >= killed_at - 5
+        if redis_kind == "external":
+            assert "recovered" not in timeline and timeline["complete"] is True
+            [gap] = [e for e in timeline["events"] if e["type"] == "gap"]
+            assert gap["reason"] == "node_lost" and gap["until"] is None
+            assert gap["t"] >= killed_at - 5
+            assert [len(p["tracks"]) for p in timeline["parts"]] == [4, 0]
+        else:
+            assert timeline["recovered"] is True and timeline["complete"] is False
+            assert timeline["ended_at"] >= killed_at - 5
         assert {p["role"] for p in timeline["participants"]} == {"staff", "applicant"}
         videos = [t for t in timeline["tracks"] if t["kind"] == "video"]
         assert len(videos) == 2
@@ -156,8 +167,9 @@ async def test_recording_of_a_killed_server_is_closed_indexed_and_sealed_after_r
 async def test_only_recordings_of_dead_or_gone_rooms_are_recovered(
         redis_client: Any, tmp_path: Path) -> None:
     """The liveness rule on a shared Redis: a room hosted by a live node is left alone, one whose
-    node's deadline passed is recovered, one whose room key is gone waits until its files have
-    been quiet for QUIET_S; open rooms of this process and complete recordings never are."""
+    node was swept (gone from yz:nodes) is recovered, one whose room key is gone waits until its
+    files have been quiet for QUIET_S; open rooms of this process and complete recordings never
+    are. (A node past its deadline but not swept yet: tests/recordings/test_parts.py.)"""
     archive = Archive(redis_client, tmp_path / "recordings", Audit(redis_client, AUDIT_KEY))
     archive.root.mkdir()
     now = time.time()
@@ -170,7 +182,7 @@ async def test_only_recordings_of_dead_or_gone_rooms_are_recovered(
             for entry in directory.iterdir():
                 os.utime(entry, (now - 60, now - 60))
     await make_recording(archive, "r-done", index=False)
-    await redis_client.zadd("yz:nodes", {"n-alive": now + 10, "n-dead": now - 1})
+    await redis_client.zadd("yz:nodes", {"n-alive": now + 10})
     await redis_client.hset("yz:room:r-alive", "node", "n-alive")
     await redis_client.hset("yz:room:r-dead", "node", "n-dead")
     try:

@@ -364,13 +364,19 @@ class QueueRules(RuleBasedStateMachine):
                 want.setdefault((kind, ident), {})[node] = n
                 sets.setdefault((node, kind), set()).add(ident)
         assert {k: v for k, v in view.conns.items() if v} == want
-        assert {k: v for k, v in view.node_sets.items() if k[1] != "rooms"} == sets
+        assert {k: v for k, v in view.node_sets.items()
+                if k[1] not in ("rooms", "adopt")} == sets
         rooms = {room: (ticket, node) for ticket, (room, node) in self.rooms.items()}
         assert {r: (v["ticket_id"], v["node"]) for r, v in view.rooms.items()} == rooms
         hosted: dict[tuple[str, str], set[str]] = {}
         for room, (_ticket, node) in rooms.items():
             hosted.setdefault((node, "rooms"), set()).add(room)
         assert {k: v for k, v in view.node_sets.items() if k[1] == "rooms"} == hosted
+        # A room moved from a dead process waits in its new host's adopt set (nothing in this
+        # model re-creates it): always one that this host has in its rooms.
+        for (node, kind), members in view.node_sets.items():
+            if kind == "adopt":
+                assert members <= hosted.get((node, "rooms"), set()), (node, members)
         for room, (ticket, _node) in rooms.items():
             assert view.tickets[ticket]["status"] == "connected", room
 
@@ -720,9 +726,17 @@ class QueueRules(RuleBasedStateMachine):
         for key in [k for k in self.conns if k[2] in dead]:
             del self.conns[key]
         calls_dropped = {t for t, (_room, node) in self.rooms.items() if node in dead}
-        for ticket in calls_dropped:
-            del self.rooms[ticket]
+        # Where a dead process's calls can move: a process whose heartbeat has not run out.
+        live = {n for n, deadline in before.zset("nodes").items() if deadline > self.now}
         step = self.op("tick", "1")  # with the sweep of dead processes (no outage in this model)
+        for ticket in calls_dropped:
+            room, _node = self.rooms.pop(ticket)
+            if live and before.tickets[ticket]["status"] == "connected":
+                moved_to = step.after.rooms[room]["node"]
+                assert moved_to in live, (room, moved_to, live)
+                assert step.after.tickets[ticket]["status"] == "connected"
+                assert room in step.after.node_sets[(moved_to, "adopt")]
+                self.rooms[ticket] = (room, moved_to)
         # rings that ran out, and only those
         timed_out = {t for t, deadline in before.zset("ringing").items()
                      if deadline <= self.now}
@@ -740,7 +754,8 @@ class QueueRules(RuleBasedStateMachine):
                              ("waiting", "ringing")}
         # calls of dead processes
         died = {e["ticket"] for e in step.entries if e["event"] == "ABANDON" and e["detail"]}
-        assert died == {t for t in calls_dropped if before.tickets[t]["status"] == "connected"}
+        assert died == {t for t in calls_dropped
+                        if before.tickets[t]["status"] == "connected" and not live}
         for ticket in died:
             assert step.after.tickets[ticket]["status"] == "ended"
         # staff gone past their grace
@@ -760,6 +775,7 @@ class QueueRules(RuleBasedStateMachine):
             assert (node, "staff") not in step.after.node_sets
             assert (node, "ticket") not in step.after.node_sets
             assert (node, "rooms") not in step.after.node_sets
+            assert (node, "adopt") not in step.after.node_sets
         self.verify(step, DEPTS)
 
 

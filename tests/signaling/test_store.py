@@ -329,3 +329,58 @@ async def test_an_unknown_operation_is_an_error(redis_client: aioredis.Redis) ->
     script = QueueScript(redis_client, SignalingConfig())
     with pytest.raises(redis.exceptions.ResponseError, match="unknown operation launch"):
         await script("launch", 1.0)  # type: ignore[arg-type]
+
+
+async def test_a_dead_process_s_calls_move_to_the_live_process_with_the_fewest_rooms(
+        store: Store) -> None:
+    """Node loss: the call stays connected, its staff member in the call, and its room goes to
+    the live process with the fewest rooms (and into its adopt set); a room whose ticket is no
+    longer connected just leaves the directory."""
+    await Accounts(store.redis, AccountPolicy()).put(
+        "tax01", display_name="t", role="staff", departments=("tax",), password_hash="x")
+    for node in ("dead", "busy", "idle"):
+        await store.heartbeat(node, 0.0, ttl=10)
+    await store.connection("staff", "tax01", "dead", 1, 0.0)
+    await store.set_presence("tax01", "available", 1.0)
+    ticket, _ = await _ticket(store, "tax", 2.0)
+    await store.accept(ticket, "tax01", 3.0)
+    await store.put_room("r1", node="dead", ticket_id=ticket, department="tax", staff="tax01",
+                         now=3.0)
+    await store.put_room("r-stale", node="dead", ticket_id="t-gone", department="tax",
+                         staff="x", now=3.0)
+    await store.put_room("r-busy", node="busy", ticket_id="t-other", department="tax",
+                         staff="y", now=3.0)
+    for node in ("busy", "idle"):
+        await store.heartbeat(node, 9.0, ttl=10)
+    events = await store.tick(11.0)                        # "dead" ran out at 10
+    assert ("ticket", ticket, "ended") not in events
+    assert (await store.ticket(ticket)).status == "connected"  # type: ignore[union-attr]
+    assert (await store.staff_state("tax01"))["presence"] == "in_call"
+    room = await store.redis.hgetall(keys.ROOM("r1"))
+    assert (room["node"], room["lost_node"], float(room["lost_at"])) == ("idle", "dead", 11.0)
+    assert await store.redis.smembers(keys.NODE("idle", "rooms")) == {"r1"}
+    assert await store.redis.smembers(keys.NODE("idle", "adopt")) == {"r1"}
+    assert not await store.redis.exists(keys.ROOM("r-stale"), keys.NODE("dead", "rooms"))
+    # The new host dies before adopting it: the room moves on (here to the last one left).
+    events = await store.tick(20.0)                        # "busy" and "idle" ran out at 19
+    assert ("ticket", ticket, "ended") in events           # no live process left: over
+    assert not await store.redis.exists(keys.ROOM("r1"), keys.NODE("idle", "adopt"))
+
+
+async def test_a_private_redis_restart_ends_the_calls_of_every_process_it_knew(
+        store: Store) -> None:
+    """forget_nodes (the private Redis of a restarted service): nothing to move the calls to."""
+    await Accounts(store.redis, AccountPolicy()).put(
+        "tax01", display_name="t", role="staff", departments=("tax",), password_hash="x")
+    await store.heartbeat("old", 0.0, ttl=10)
+    await store.connection("staff", "tax01", "old", 1, 0.0)
+    await store.set_presence("tax01", "available", 1.0)
+    ticket, _ = await _ticket(store, "tax", 2.0)
+    await store.accept(ticket, "tax01", 3.0)
+    await store.put_room("r1", node="old", ticket_id=ticket, department="tax", staff="tax01",
+                         now=3.0)
+    await store.heartbeat("new", 4.0, ttl=10)  # even with a live process to move them to
+    await store.forget_nodes(4.0)
+    assert (await store.ticket(ticket)).status == "ended"  # type: ignore[union-attr]
+    assert not await store.redis.exists(keys.ROOM("r1"))
+    assert "old" not in await store.redis.zrange(keys.NODES, 0, -1)

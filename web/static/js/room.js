@@ -44,6 +44,9 @@ async function openLocalMedia(voiceOnly = false) {
 
 // How long the own peer connection may stay "disconnected" before the page joins again.
 const PC_LOST_AFTER_MS = 4000;
+// A room on another process, or moving here from one that died (other_node): a new connection
+// after this long, until the room is back or ends (docs/protocol.md, node loss).
+const OTHER_NODE_RETRY_MS = 1000;
 
 function playSafely(el) {
   const p = el.play();
@@ -286,6 +289,16 @@ export class RoomSession {
       this.resetPeerConnection();
     } catch (err) {
       if (this.closed) return;
+      if (err.code === 'other_node') {
+        this.setReconnecting(true);
+        clearTimeout(this.otherNodeTimer);
+        this.otherNodeTimer = setTimeout(() => {
+          if (this.closed) return;
+          this.socket.disconnect();
+          this.socket.connect(); // its 'connect' joins again
+        }, OTHER_NODE_RETRY_MS);
+        return;
+      }
       showError(err);
       // The room is gone (ended while we were away): treat as ended.
       if (err.code === 'not_found' || err.code === 'forbidden' || err.code === 'bad_state') {
@@ -584,6 +597,7 @@ export class RoomSession {
     if (this.closed) return;
     this.closed = true;
     RoomSession.active.delete(this);
+    clearTimeout(this.otherNodeTimer);
     if (this.quality) this.quality.stop();
     if (this.pc) this.pc.close();
     this.pc = null;

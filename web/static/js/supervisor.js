@@ -439,6 +439,8 @@ function eventText(people, ev) {
     rating: ev.rating ? ratingText(ev.rating) : '',
     version: ev.version || '',
     time: Number.isFinite(ev.at) ? formatTime(ev.at) : '',
+    // a gap (node_lost): from the lost part's last packet to the new part's first
+    seconds: Number.isFinite(ev.until) ? (ev.until - ev.t).toFixed(1) : '?',
   };
   const key = `event_${ev.type}`;
   if (ev.type === 'recording_failed') return t(`alert_${ev.reason}`) || ev.reason;

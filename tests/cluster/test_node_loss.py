@@ -1,0 +1,123 @@
+"""Node loss: two real server processes on one redis-server and one data directory; a live
+3-person room (applicant, staff, a 会商 colleague: aiortc participants with real media) on the
+first; `kill -9` of it. Within 10 s the second hosts the room, every participant reconnects to it
+with the token it had and receives the others' media again; the ticket stays connected and the
+staff member in the call, which then ends normally; the recording has two parts and a gap, and
+`python -m server verify` is clean."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from bench.node_loss import Call, rejoin, three_person_room
+from server.redis_server import EmbeddedRedis
+from signaling.client import SignalingClient
+from tests.support.harness import ROOT, ServerProcess, wait_until
+
+# The heartbeat's TTL (5 s), a tick, an adopting heartbeat (1 s), and the reconnection.
+HOSTED_WITHIN_S = 10.0
+
+
+@pytest.mark.timeout(240)
+async def test_the_room_of_a_killed_process_comes_back_on_a_live_one(
+        tmp_path: Path, loopback_candidates: None) -> None:
+    redis = EmbeddedRedis(tmp_path / "redis")
+    await redis.start()
+    client: Any = aioredis.Redis.from_url(redis.url, decode_responses=True)
+    data_dir = tmp_path / "data"
+    first, second = ServerProcess(redis.url, data_dir), ServerProcess(redis.url, data_dir)
+    call: Call | None = None
+    desk: SignalingClient | None = None
+    try:
+        await first.start()
+        await second.start()
+        call = await three_person_room(first.url)
+        room_id = call.room_id
+        entry = await client.hgetall(f"yz:room:{room_id}")
+        ticket_id, first_node = entry["ticket_id"], entry["node"]
+        second_node = next(n for n in await client.zrange("yz:nodes", 0, -1) if n != first_node)
+        await asyncio.sleep(2)  # some media in the first part
+
+        killed = time.monotonic()
+        await first.kill9()
+        # Before the second adopts the room (the heartbeat is 5 s late first), a join there is
+        # told to try again, not that the room is gone (a page would end the call).
+        early = await SignalingClient.connect(second.url, "/room")
+        try:
+            refused = await early.call("room:join", {"room_id": room_id,
+                                                     "token": call.tokens["staff"]})
+        finally:
+            await early.close()
+        assert refused["ok"] is False and refused["error"]["code"] == "other_node", refused
+
+        async def moved() -> bool:
+            return await client.hget(f"yz:room:{room_id}", "node") == second_node
+
+        await wait_until(moved, HOSTED_WITHIN_S, interval=0.1, what="the room on the second")
+        # Not ended meanwhile: the ticket is still in its call, the desk too.
+        assert await client.hget(f"yz:ticket:{ticket_id}", "status") == "connected"
+        assert await client.hget("yz:staff:tax01", "presence") == "in_call"
+        await rejoin(call, second.url, timeout=HOSTED_WITHIN_S - (time.monotonic() - killed))
+        media_back = time.monotonic() - killed
+        assert media_back <= HOSTED_WITHIN_S, media_back
+        assert await client.hget(f"yz:ticket:{ticket_id}", "status") == "connected"
+        assert await client.hget("yz:staff:tax01", "presence") == "in_call"
+        assert await client.smembers(f"yz:node:{second_node}:adopt") == set()
+
+        # The desk's page reconnects too, and the call ends normally there.
+        desk = await SignalingClient.connect(second.url, "/staff", call.staff_cookie)
+        state = await desk.next("staff:state")
+        assert state["presence"] == "in_call"
+        await call.clients["staff"].hangup()
+
+        async def indexed() -> dict[str, str] | None:
+            row: dict[str, str] = await client.hgetall(f"yz:recording:{room_id}")
+            return row or None
+
+        await wait_until(indexed, 20, interval=0.2, what="the recording in the archive")
+        assert await client.hget(f"yz:ticket:{ticket_id}", "status") == "ended"
+        assert await client.hget("yz:staff:tax01", "presence") in ("wrap_up", "available")
+        assert await client.hget("yz:staff:market01", "presence") != "in_call"
+        log = await client.xrange("yz:log")
+        assert not [e for _id, e in log
+                    if e["ticket"] == ticket_id and e["event"] == "ABANDON"], log
+
+        timeline: dict[str, Any] = json.loads(
+            (data_dir / "recordings" / room_id / "timeline.json").read_text(encoding="utf-8"))
+        assert timeline["complete"] is True and "recovered" not in timeline
+        one, two = timeline["parts"]
+        assert (one["node"], two["node"]) == (first_node, second_node)
+        [gap] = [e for e in timeline["events"] if e["type"] == "gap"]
+        assert (gap["reason"], gap["from_node"], gap["to_node"]) == (
+            "node_lost", first_node, second_node)
+        assert one["ended_at"] == gap["t"] < gap["until"] == two["started_at"]
+        # Three publishers' audio and video in each part.
+        assert len(one["tracks"]) == 6 and len(two["tracks"]) == 6
+        assert {p["participant_id"] for p in timeline["participants"]} == {
+            f"a-{ticket_id}", "s-tax01", "s-market01"}
+
+        env = {**os.environ, "YUNZHEN_DATA_DIR": str(data_dir), "YUNZHEN_REDIS_URL": redis.url}
+        verify = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "server", "verify", room_id], cwd=ROOT,
+            env=env, capture_output=True, text=True, timeout=60)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert not second.errors(), second.tail()
+    finally:
+        if desk is not None:
+            await desk.close()
+        if call is not None:
+            await call.close()
+        await first.kill9()
+        await second.stop()
+        await client.aclose()
+        await redis.stop()
