@@ -51,6 +51,8 @@ case "${1:-}" in
     shift
     # espeak-ng: the kiosk's spoken prompts (server/speech.py)
     apt_install redis-server fonts-noto-cjk espeak-ng
+    # nginx: in front of the worker processes of `serve --workers N` (server/workers.py)
+    apt_install nginx
     python_env ""
     web_env
     exec "$VENV/bin/python" -m server serve --demo "$@"
@@ -58,6 +60,8 @@ case "${1:-}" in
   test)
     shift
     apt_install redis-server chromium iproute2 util-linux coturn fonts-noto-cjk espeak-ng
+    # nginx: tests/cluster starts `serve --workers 2` behind a real one
+    apt_install nginx
     python_env test
     web_env
     echo "==> ruff"; "$VENV/bin/ruff" check .

@@ -77,6 +77,7 @@ from signaling.sessions import Sessions
 from signaling.store import Store
 
 RESULTS = ROOT / "bench" / "results" / "rooms.json"
+SCALE_RESULTS = ROOT / "bench" / "results" / "scale.json"
 WIDTH, HEIGHT, FPS = 640, 480, 30
 VIDEO_TB = Fraction(1, 90000)
 AUDIO_TB = Fraction(1, 48000)
@@ -289,8 +290,10 @@ class BenchClient(RoomClient):
                    media: Precoded | None, decode: bool, timeout: float = 20.0) -> BenchClient:
         client = cls(name=name, media=media, decode=decode)
         try:
+            # The room's base: the path prefix of its worker behind nginx ("" for one process).
+            path = f"{room.get('base', '').strip('/')}/socket.io".lstrip("/")
             await client.sio.connect(base_url, namespaces=[NAMESPACE], transports=["websocket"],
-                                     wait_timeout=timeout)
+                                     wait_timeout=timeout, socketio_path=path)
             answer = await client._call("room:join", {"room_id": room["room_id"],
                                                       "token": room["token"]}, timeout)
         except BaseException:
@@ -393,14 +396,18 @@ class Setup:
     """One server (pass-through or transcoding) with its rooms; `env`: more of its environment
     (settings such as YUNZHEN_ADDRESS_FAILURES)."""
 
-    def __init__(self, mode: str, lag_file: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, mode: str, lag_file: Path, env: dict[str, str] | None = None,
+                 workers: int = 0) -> None:
         self.mode = mode
         env = {**(env or {}), looplag.ENV: str(lag_file)}
         # The real server, on the frame path ("passthrough") or the RTP path ("rtp").
         self.real = mode in FORWARDING
         if self.real:
             env[FORWARDING_ENV] = FORWARDING[mode]
-            self.server = ServerProcess(["server", "serve", "--demo"], name="rooms", env=env)
+            # workers: `serve --workers N` behind nginx (server/workers.py), rooms placed by load.
+            more = ["--workers", str(workers)] if workers else []
+            self.server = ServerProcess(["server", "serve", "--demo", *more], name="rooms",
+                                        env=env)
         else:
             self.server = ServerProcess(["bench.transcode_server"], name="rooms-transcode",
                                         env=env)
@@ -441,8 +448,9 @@ class Setup:
         room_id = applicant["room_id"]
         tokens = [applicant, staff]
         for k in range(size - 2):
-            tokens.append({"room_id": room_id, "token": await self.extra_token(
-                room_id, f"g-bench{n}-{k}", f"导服{k}")})
+            tokens.append({"room_id": room_id, "base": applicant.get("base", ""),
+                           "token": await self.extra_token(room_id, f"g-bench{n}-{k}",
+                                                           f"导服{k}")})
         return room_id, tokens, sockets
 
     async def extra_token(self, room_id: str, participant_id: str, name: str) -> str:
@@ -615,11 +623,11 @@ async def late_joins(setup: Setup, size: int, media: Precoded, joins: int) -> di
 
 async def measure(mode: str, size: int, count: int, media: Precoded, seconds: float,
                   settle: float, joins: int = 0, keep_log: Path | None = None,
-                  procs: int = 1) -> dict[str, Any]:
+                  procs: int = 1, workers: int = 0) -> dict[str, Any]:
     fd, name = tempfile.mkstemp(prefix="yunzhen-looplag-", suffix=".txt")
     os.close(fd)
     lag_file = Path(name)
-    setup = Setup(mode, lag_file)
+    setup = Setup(mode, lag_file, workers=workers)
     setup.server.keep_log = keep_log
     try:
         await setup.start(count)
@@ -952,6 +960,45 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+async def scale(args: argparse.Namespace) -> dict[str, Any]:
+    """3-person rooms at full frame rate on one process, and with two worker processes behind
+    nginx (`serve --workers 2`), in the same run: 1, 2, 3, … rooms until a run misses full frame
+    rate or `--scale` rooms."""
+    passthrough.install(["127.0.0.1"])
+    media = Precoded.make(args.loop_seconds)
+    full: dict[int, dict[str, Any] | None] = {}
+    runs: dict[str, Any] = {}
+    for workers in (0, 2):
+        full[workers] = None
+        for count in range(1, args.scale + 1):
+            result = await measure("passthrough", 3, count, media, args.seconds, args.settle,
+                                   procs=args.procs if count > 1 else 1, workers=workers)
+            runs[f"{workers or 1}proc_{count}rooms"] = result
+            print(f"{workers or 1} proc(s), {count} room(s): fps min "
+                  f"{result['fps_received_min']}", flush=True)
+            if (result["fps_received_min"] or 0) < FULL_RATE_FPS:
+                break
+            full[workers] = result
+    one, two = full[0], full[2]
+    out: dict[str, Any] = {
+        "rooms_3p_full_rate_1proc": one["rooms"] if one else 0,
+        "rooms_3p_full_rate_2procs": two["rooms"] if two else 0,
+        "rooms_3p_scale_basis": (
+            f"3-person rooms at >= {FULL_RATE_FPS} fps for every subscriber, 1, 2, 3, … rooms "
+            f"(at most {args.scale}), {args.seconds} s each; participants in this machine's "
+            f"bench processes too"),
+        "rooms_3p_scale_runs": {k: {f: r[f] for f in (
+            "rooms", "server_cpu_pct", "server_children_cpu_pct", "fps_received_min",
+            "delivered_min", "bench_clients_cpu_pct", "machine_busy_pct")}
+            for k, r in runs.items()},
+    }
+    if one and one["server_cpu_per_room_pct"]:
+        out["rooms_per_core_3p_1proc"] = round(100 / one["server_cpu_per_room_pct"], 1)
+    if one and two:
+        out["rooms_3p_2procs_ratio"] = round(two["rooms"] / one["rooms"], 2)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.rooms")
     parser.add_argument("--plan", default=DEFAULT_PLAN,
@@ -968,7 +1015,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--keep-logs", type=Path, default=None,
                         help="copy each server's log into this directory")
+    parser.add_argument("--scale", type=int, default=0,
+                        help="instead of the plan: 3-person rooms at full frame rate with one "
+                             "process and with two workers, up to this many rooms "
+                             "(bench/results/scale.json)")
     args = parser.parse_args(argv)
+    if args.scale:
+        merge_results("rooms_scale", asyncio.run(scale(args)), path=SCALE_RESULTS)
+        return 0
     try:
         parse_plan(args.plan)
     except ValueError as exc:

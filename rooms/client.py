@@ -343,6 +343,8 @@ class RoomClient:
         self.ice_servers: list[dict[str, Any]] = []
         self.room_id = ""
         self._token = ""
+        # The path prefix of the process that hosts the room ("" or "/n/<name>": the grant's).
+        self._base = ""
         self._headers = headers or {}
         self._media = {"video": video, "audio": audio, "width": width, "height": height}
         self.sio, self.peer = self._connection()
@@ -368,10 +370,11 @@ class RoomClient:
                       video: bool = True, audio: bool = True,
                       width: int = 640, height: int = 480,
                       headers: dict[str, str] | None = None,
-                      timeout: float = 10.0) -> RoomClient:
+                      timeout: float = 10.0, base: str = "") -> RoomClient:
+        """`base`: the grant's ("" or "/n/<name>"), the path prefix of the hosting process."""
         client = cls(name=name or "python", video=video, audio=audio, headers=headers,
                      width=width, height=height)
-        client.room_id, client._token = room_id, token
+        client.room_id, client._token, client._base = room_id, token, base
         try:
             await client._join(base_url, timeout)
         except BaseException:
@@ -379,18 +382,22 @@ class RoomClient:
             raise
         return client
 
-    async def reconnect(self, base_url: str, timeout: float = 10.0) -> None:
+    async def reconnect(self, base_url: str, timeout: float = 10.0,
+                        base: str | None = None) -> None:
         """Join the room again with the same token, on ``base_url`` (the process that hosts it
         now, after the one it was on died): a new socket and peer connection, new counts. The
         room must know the participant again, so RoomClientError (not_found) while it does not
-        yet; the caller retries."""
+        yet; the caller retries. ``base``: the room's new base, when it moved to another."""
+        if base is not None:
+            self._base = base
         await self.close()
         self.sio, self.peer = self._connection()
         await self._join(base_url, timeout)
 
     async def _join(self, base_url: str, timeout: float) -> None:
         await self.sio.connect(base_url, headers=self._headers, namespaces=[NAMESPACE],
-                               transports=["websocket"], wait_timeout=timeout)
+                               transports=["websocket"], wait_timeout=timeout,
+                               socketio_path=f"{self._base.strip('/')}/socket.io".lstrip("/"))
         answer = await self._call("room:join", {"room_id": self.room_id, "token": self._token},
                                   timeout)
         self.participant_id = answer["participant_id"]

@@ -1,8 +1,11 @@
-"""Command line: `python -m server serve [--demo]` runs the service; `python -m server verify
-[recording_id]` checks the recording archive against its integrity chain; `python -m server
-reindex` rebuilds the recordings index in Redis from the files on disk; `python -m server accounts
-list|add|disable|enable|unlock|reset-password|reset-2fa` administers accounts (the first admin of a
-new installation among them); `python -m server audit verify` checks the audit log's chain."""
+"""Command line: `python -m server serve [--demo] [--workers N|auto]` runs the service (one
+process, or N workers behind nginx: server/workers.py); `python -m server nginx-config --node
+NAME=HOST:PORT …` prints the nginx configuration for processes on several machines; `python -m
+server verify [recording_id]` checks the recording archive against its integrity chain; `python
+-m server reindex` rebuilds the recordings index in Redis from the files on disk; `python -m
+server accounts list|add|disable|enable|unlock|reset-password|reset-2fa` administers accounts
+(the first admin of a new installation among them); `python -m server audit verify` checks the
+audit log's chain."""
 
 from __future__ import annotations
 
@@ -28,8 +31,10 @@ from server.config import Config, ConfigError, load_config
 from server.data_keys import audit_key
 from server.http.devices import HideDeviceTokens
 from server.keys import REDIS_URL
+from server.nginx import NginxNode, render
 from server.redis_server import RedisStartError
 from server.seed import DEMO_ACCOUNTS, DEMO_PASSWORD
+from server.workers import Launcher, worker_count
 from signaling.account_admin import AccountAdmin, Actor, Profile
 from signaling.accounts import Accounts, User
 from signaling.errors import SignalError
@@ -72,6 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--demo", action="store_true", help="seed demo departments and accounts")
+    serve.add_argument("--workers", help="N worker processes behind nginx (N or auto: one per "
+                                         "core); without it, one process serves alone")
+    serve.add_argument("--node-name", help="this process's stable name among several (w1, …)")
+    nginx_config = sub.add_parser(
+        "nginx-config", help="print the nginx configuration for processes on several machines")
+    nginx_config.add_argument("--node", action="append", default=[], metavar="NAME=HOST:PORT",
+                              help="a server process (repeat for each)")
+    nginx_config.add_argument("--listen", default="80", help="nginx's host:port (default 80)")
+    nginx_config.add_argument("--run-dir", default="/run/nginx-yunzhen",
+                              help="nginx's pid and temporary files")
+    nginx_config.add_argument("--log-dir", default="/var/log/nginx", help="nginx's logs")
     verify = sub.add_parser("verify", help="check recordings against the integrity chain")
     verify.add_argument("recording_id", nargs="?", help="one recording (default: all)")
     verify.add_argument("--config", type=Path, help="TOML configuration file")
@@ -92,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return _reindex(args.config)
     if args.command == "accounts":
         return _accounts(args)
+    if args.command == "nginx-config":
+        return _nginx_config(args)
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -100,13 +118,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("aiohttp.access").addFilter(HideDeviceTokens())
     try:
         config = load_config(args.config)
-        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+        overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
+                                       ("node_name", args.node_name)) if v}
         if args.demo:
             overrides["demo"] = True
         config = replace(config, **overrides)
+        workers = worker_count(args.workers) if args.workers is not None else 0
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if workers:
+        launcher = Launcher(config, workers, config_path=args.config, demo=config.demo)
+        redis = launcher.redis_url or ",".join(config.redis_sentinels)
+        banner = _banner(config, redis) + "\n" + "\n".join(
+            f"  Worker {w.name:<16} {w.address} (through nginx: /n/{w.name}/)"
+            for w in launcher.workers)
+        return asyncio.run(launcher.run(banner))
     if not config.demo:
         refused = _refuse_without_admin(config)
         if refused:
@@ -117,8 +144,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     # run_app calls `print` once the socket listens, so the URLs printed are ready to open.
-    web.run_app(app, host=config.host, port=config.port,
-                print=lambda _: print(_banner(config, app[REDIS_URL]), flush=True))
+    # A worker behind the launcher says only that it is ready: the launcher prints the URLs.
+    ready = (lambda _: print(f"worker {config.node_name} ready on {config.host}:{config.port}",
+                             flush=True)) if config.node_path \
+        else (lambda _: print(_banner(config, app[REDIS_URL]), flush=True))
+    web.run_app(app, host=config.host, port=config.port, print=ready)
+    return 0
+
+
+def _nginx_config(args: argparse.Namespace) -> int:
+    try:
+        nodes = [NginxNode.parse(text) for text in args.node]
+        print(render(nodes, args.listen, Path(args.run_dir), Path(args.log_dir),
+                     access_log=True), end="")
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

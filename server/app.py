@@ -41,6 +41,7 @@ from server.keys import (
     LIMITS,
     MATTERS,
     NODE,
+    NODES,
     NOTICES,
     REDIS,
     REDIS_URL,
@@ -71,6 +72,7 @@ from signaling.interpreters import Interpreters
 from signaling.kiosk import KioskNamespace
 from signaling.limits import Limits
 from signaling.matters import Matters
+from signaling.nodes import Nodes
 from signaling.notice_store import Notices
 from signaling.pubsub import PUBLISH_TIMEOUT_S, RedisPubSub
 from signaling.redis_watch import RedisWatch
@@ -201,9 +203,14 @@ def create_app(config: Config) -> web.Application:
         rooms = RoomManager(config.media, config.recordings_dir, hooks.room_closed,
                             on_recording_failed=hooks.recording_failed)
         interpreters = Interpreters(store, consult, fanout)
-        calls = Calls(store, directory, rooms, fanout, snapshots, consult, interpreters, node)
+        nodes = Nodes(store, node, name=config.node_name, base=config.node_path,
+                      address=f"{config.host}:{config.port}",
+                      room_sizes=lambda: [len(r.participants_info()) for r in rooms.rooms()
+                                          if not r.closed])
+        calls = Calls(store, accounts, directory, rooms, fanout, snapshots, consult,
+                      interpreters, nodes)
         watch = app[REDIS_WATCH]
-        app[NODE], app[ROOMS], app[DIRECTORY] = node, rooms, directory
+        app[NODE], app[ROOMS], app[DIRECTORY], app[NODES] = node, rooms, directory, nodes
         app[SNAPSHOTS], app[TICKETS], app[CONSULT] = snapshots, tickets, consult
         app[INTERPRETERS] = interpreters
         limits = Limits(app[REDIS], store, config.signaling, config.proxies, node)
@@ -218,7 +225,8 @@ def create_app(config: Config) -> web.Application:
             snapshots=snapshots, fanout=fanout, proxies=config.proxies)
         room_channel = RoomNamespace("/room", config.signaling, watch, directory=directory,
                                      rooms=rooms, fanout=fanout, accounts=accounts, store=store,
-                                     notices=app[NOTICES], matters=app[MATTERS])
+                                     notices=app[NOTICES], matters=app[MATTERS],
+                                     nodes=nodes)
         for namespace in (kiosk, staff, room_channel):
             sio.register_namespace(namespace)
 
@@ -309,7 +317,17 @@ def create_app(config: Config) -> web.Application:
         finally:
             await speech.close()
 
-    app.cleanup_ctx.extend([redis_ctx, store_ctx, signaling_ctx])
+    async def node_registry(app: web.Application) -> AsyncIterator[None]:
+        # This node's entry in the registry and its command channel (signaling/nodes.py).
+        nodes = app[NODES]
+        task = asyncio.create_task(nodes.run(), name="node-registry")
+        try:
+            yield
+        finally:
+            await stop_task(task)
+            await nodes.forget()
+
+    app.cleanup_ctx.extend([redis_ctx, store_ctx, signaling_ctx, node_registry])
     lag_probe = looplag.from_env()  # benchmarks only (bench/rooms.py)
     if lag_probe is not None:
         app.cleanup_ctx.append(background("loop-lag-probe", lag_probe.run_for))

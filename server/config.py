@@ -26,6 +26,9 @@ MAX_RETENTION_DAYS = 36500
 # Bounds of redis_maxmemory_mb: below a few MB the service cannot even start.
 MIN_REDIS_MAXMEMORY_MB = 16
 MAX_REDIS_MAXMEMORY_MB = 1024 * 1024
+# A worker's name (node_name) and the nginx path prefix that reaches it alone (node_path).
+NODE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+NODE_PATH = re.compile(r"/n/[a-z0-9][a-z0-9-]{0,31}")
 # redis_wait_replicas' value for "1 with Sentinel, 0 without".
 WAIT_REPLICAS_AUTO = -1
 # Bounds of redis_wait_timeout_ms: a replica on the same network answers WAIT in well under a
@@ -139,6 +142,11 @@ class Config:
     speech: bool = True
     speech_voice: str = "cmn"
     speech_cache_files: int = 500
+    # Several processes (server/workers.py): this process's stable name among them (w1, w2, …;
+    # a restarted worker keeps its name and gets a new node id), and the path prefix under which
+    # the public nginx forwards to this process alone ("/n/w1"; empty when nothing does).
+    node_name: str = ""
+    node_path: str = ""
     media: MediaConfig = field(default_factory=MediaConfig)
 
     def __post_init__(self) -> None:
@@ -154,6 +162,10 @@ class Config:
             if not origin.startswith(("http://", "https://")) or origin.rstrip("/") != origin \
                     or origin.count("/") != 2:
                 raise ConfigError(f"public_origins: {origin!r} is not scheme://host[:port]")
+        if self.node_name and not NODE_NAME.fullmatch(self.node_name):
+            raise ConfigError(f"node_name: {self.node_name!r} is not 1-32 of a-z, 0-9, -")
+        if self.node_path and not NODE_PATH.fullmatch(self.node_path):
+            raise ConfigError(f"node_path: {self.node_path!r} is not /n/<name>")
         _ = self.accounts  # a bad password, lockout or session setting stops the start here
         try:
             _ = self.proxies

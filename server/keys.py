@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from signaling.interpreters import Interpreters
     from signaling.limits import Limits
     from signaling.matters import Matters
+    from signaling.nodes import Nodes
     from signaling.notice_store import Notices
     from signaling.redis_watch import RedisWatch
     from signaling.room_directory import RoomDirectory
@@ -54,6 +55,8 @@ AUDIT: web.AppKey[Audit] = web.AppKey("audit")
 # The rooms hosted by this process, and its node id in the room directory.
 ROOMS: web.AppKey[RoomManager] = web.AppKey("rooms")
 NODE: web.AppKey[str] = web.AppKey("node")
+# This node in the node registry (its name, base and load; placement; commands to other nodes).
+NODES: web.AppKey[Nodes] = web.AppKey("nodes")
 DIRECTORY: web.AppKey[RoomDirectory] = web.AppKey("room_directory")
 SNAPSHOTS: web.AppKey[Snapshots] = web.AppKey("snapshots")
 TICKETS: web.AppKey[Tickets] = web.AppKey("tickets")

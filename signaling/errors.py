@@ -78,6 +78,7 @@ CATALOGUE: dict[str, ErrorText] = {
                                             "You may only join consultations you started."),
     "forbidden.join_uninvited": ErrorText(403, "您的部门没有被邀请加入这个会话。",
                                           "Your department is not invited to this room."),
+    "forbidden.room_token": ErrorText(403, "会话凭证无效。", "The room token is not valid."),
     "forbidden.leave_uninvited": ErrorText(403, "您不是受邀加入这个会话的。",
                                            "You did not join this room by invitation."),
     "not_found": ErrorText(404, "没有找到相关记录。", "Not found."),
@@ -133,8 +134,8 @@ CATALOGUE: dict[str, ErrorText] = {
     "queue_full": ErrorText(503, "当前排队人数已满，您可以留下电话，工作人员会给您回电。",
                             "The queue is full; leave a phone number and staff will call you "
                             "back."),
-    "other_node": ErrorText(409, "该会话由另一个服务进程承载，请通过同一入口访问。",
-                            "This room is hosted by another server process."),
+    "other_node": ErrorText(409, "该会话由另一个服务进程承载，正在转到该进程。",
+                            "This room is hosted by another server process; ask at its base."),
     "in_room.department": ErrorText(409, "该部门已在会话中。", "That department is in the room."),
     "in_room.self": ErrorText(409, "您已在这个会话中。", "You are in this room already."),
     "pending": ErrorText(409, "已邀请该部门，正在等待加入。",

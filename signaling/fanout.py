@@ -11,15 +11,18 @@ Socket.IO rooms (through Redis between processes):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import socketio
 
 from signaling.accounts import Accounts, User
-from signaling.queue import Event, EventKind
+from signaling.pubsub import RedisPubSub
+from signaling.queue import EventKind, Events, StaffFacts
 from signaling.schema import (
     OUTBOUND,
     CallbackNew,
@@ -61,6 +64,11 @@ class Fanout:
         # Queues whose positions are sent by the clock's next flush (signaling/clock.py).
         self._dirty_queues: set[str] = set()
         self._users: dict[str, tuple[float, User | None]] = {}
+        # One message to the other processes per batch of events, where the manager is the
+        # service's Redis one (a test's in-process manager has nobody to send to).
+        manager = sio.manager
+        self._batch: Callable[[], AbstractAsyncContextManager[None]] = \
+            manager.batch if isinstance(manager, RedisPubSub) else contextlib.nullcontext
 
     async def _emit(self, namespace: str, event: str, payload: Mapping[str, Any],
                     to: str | None, local: bool = False) -> None:
@@ -91,20 +99,29 @@ class Fanout:
         await self._sio.enter_room(sid, f"room:{room_id}", namespace=ROOM)
 
     # events of the queue script ---------------------------------------------------------------
-    async def apply(self, events: list[Event]) -> None:
-        """Tell the sockets concerned what the queue script changed."""
+    async def apply(self, events: Events) -> None:
+        """Tell the sockets concerned what the queue script changed; what they are told comes
+        from the facts the script returned with the events, and what this sends to other
+        processes goes to Redis in one message."""
+        async with self._batch():
+            await self._apply(events)
+
+    async def _apply(self, events: Events) -> None:
         staff: set[str] = set()
         tickets: dict[str, Ticket | None] = {}
 
         async def ticket(ticket_id: str) -> Ticket | None:
-            # Each ticket is read once per batch of events, after the script's changes.
+            # Each ticket once per batch of events, as the script left it.
             if ticket_id not in tickets:
-                tickets[ticket_id] = await self._store.ticket(ticket_id)
+                tickets[ticket_id] = Ticket.of(events, ticket_id) \
+                    if ticket_id in events.tickets else await self._store.ticket(ticket_id)
             return tickets[ticket_id]
 
         for kind, a, b in events:
             if kind == EventKind.RING:
-                await self._ring(await ticket(a), b)
+                facts = events.tickets.get(a)
+                deadline = facts.deadline if facts else await self._store.ringing_deadline(a)
+                await self._ring(await ticket(a), b, deadline)
                 staff.add(b)
             elif kind == EventKind.WITHDRAWN:
                 current = await ticket(a)
@@ -127,7 +144,7 @@ class Fanout:
         for username in staff:
             user = await self._user(username)
             if user is not None:
-                await self.staff_state(user)
+                await self.staff_state(user, events.staff.get(username))
 
     async def _user(self, username: str) -> User | None:
         """An account, kept for USER_CACHE_S: only for telling sockets, never for deciding
@@ -140,8 +157,8 @@ class Fanout:
         self._users[username] = (now, user)
         return user
 
-    async def _ring(self, ticket: Ticket | None, username: str) -> None:
-        deadline = await self._store.ringing_deadline(ticket.ticket_id) if ticket else None
+    async def _ring(self, ticket: Ticket | None, username: str, deadline: float | None) -> None:
+        """`deadline`: of the ticket's ring now (None: it rings no more)."""
         if ticket is None or deadline is None:
             return
         logger.info("ticket %s rings staff %s", ticket.ticket_id, username)
@@ -197,8 +214,9 @@ class Fanout:
         }, to=_dept_room(dept_id))
 
     # staff desks ------------------------------------------------------------------------------
-    async def staff_state(self, user: User) -> None:
-        await self._emit(STAFF, "staff:state", await self._snapshots.staff(user),
+    async def staff_state(self, user: User, known: StaffFacts | None = None) -> None:
+        """`known`: their state as a queue script read it, if one just did."""
+        await self._emit(STAFF, "staff:state", await self._snapshots.staff(user, known),
                          to=_staff_room(user.username))
 
     async def desk_connected(self, sid: str, view: StaffState) -> None:

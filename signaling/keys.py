@@ -164,6 +164,13 @@ Statistics (signaling/stats_store.py; counters from the queue log, by the hall's
                                          ticket's entries count                (expires: 3 d)
   yz:stats:cursor                 string the id of the last queue-log entry counted
   yz:stats:lock                   string one process counts at a time (token, 30 s expiry)
+The node registry (signaling/nodes.py; liveness is yz:nodes above):
+  yz:nodeinfo:<node>              hash   node, name, base (the nginx path prefix that reaches it
+                                         alone, '' for none), address, pid, rooms, participants,
+                                         cpu (% of one core, its own process), load, updated
+                                         (written every second; expires: 10 s)
+  yz:nodecmd:<node>               channel pub/sub: JSON commands for that node (open a room)
+  yz:nodereply:<request_id>       list   the node's JSON answer to one command (expires: 30 s)
 Recordings (built by recordings/ itself, which imports nothing above it; listed for the whole
 picture):
   yz:recordings                   zset   recording_id -> started_at      (recordings/archive.py)
@@ -316,6 +323,10 @@ STATS_CELLS = Family("stats:cells:{period}")
 STATS_TICKET = Family("stats:ticket:{ticket_id}")
 STATS_CURSOR = PREFIX + "stats:cursor"
 STATS_LOCK = PREFIX + "stats:lock"
+# the node registry and its command channels (signaling/nodes.py)
+NODE_INFO = Family("nodeinfo:{node}")
+NODE_COMMANDS = Family("nodecmd:{node}")
+NODE_REPLY = Family("nodereply:{request_id}")
 
 
 def hash_token(token: str) -> str:

@@ -234,10 +234,8 @@ class KioskNamespace(Namespace):
 
     async def on_ticket_cancel(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         ticket = await self._owned_ticket(data)
-        await self._tickets.cancel(ticket)
-        fresh = await self._store.ticket(ticket.ticket_id)
-        assert fresh is not None
-        return {"ticket": await self._snapshots.ticket(fresh)}
+        cancelled = await self._tickets.cancel(ticket)
+        return {"ticket": await self._snapshots.ticket(cancelled)}
 
     async def on_rating_options(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         """What the applicant may rate: the departments that took part, and the reasons."""

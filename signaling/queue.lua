@@ -3,14 +3,20 @@
 --   ARGV = {operation, now (epoch seconds), decline_cooldown, staff_grace, ticket_grace,
 --           ticket_keep (seconds an ended ticket is kept), the operation's arguments...}
 -- (the policy in seconds, from signaling.config.SignalingConfig). Every operation answers the one
--- shape {code, events, value}: a Code (ok, or why nothing changed), the events as {kind, a, b}
--- for the caller to tell the sockets concerned, and the operation's value (or none):
+-- shape {code, events, facts, value}: a Code (ok, or why nothing changed), the events as
+-- {kind, a, b} for the caller to tell the sockets concerned, what those sockets are told as the
+-- operation left it (facts, below), and the operation's value (or none):
 --   ring <ticket> <staff>        a staff member is rung for a ticket
 --   withdrawn <ticket> <staff>   a ring was taken back (cancelled, caller gone, timeout)
 --   paused <staff> <reason>      a staff member was set away by the server (missed rings)
 --   presence <staff> <state>     a staff member's presence changed without their asking
 --   ticket <ticket> <status>     a ticket changed status without its applicant asking
 --   queue <department> ''        a department's queue changed
+-- facts = {tickets, staff}: each ticket an event names (or the operation asks for) as
+--   {ticket_id, its ring deadline or '', its hash as HGETALL gives it}, and each staff member an
+--   event names as {username, their state hash, {{pool, waiting, longest-waiting ticket's
+--   created_at or '', callback requests}, ...}}: read here, in the same call, so that telling
+--   the sockets costs no second round trip per ticket and staff member.
 -- K (the key builders; the layout is documented in signaling/keys.py), LANE_SPLIT, LOG_MAXLEN,
 -- Presence, TicketStatus, EventKind and Code come from the prelude that signaling/queue.py
 -- generates from the Python definitions and puts before this file.
@@ -23,6 +29,8 @@ local TICKET_KEEP = tonumber(ARGV[6])
 local FIRST_ARG = 7
 local DAY = 86400
 local events = {}
+-- Tickets an operation's caller reads back besides those its events name (see facts).
+local wanted = {}
 
 local function emit(kind, a, b)
   table.insert(events, {kind, a or '', b or ''})
@@ -546,6 +554,7 @@ function ops.enqueue(tid, dept, priority, channel, also, token_hash, day, consen
       device ~= '' and hall or '')
   emit(EventKind.QUEUE, dept, '')
   dispatch(dept)
+  table.insert(wanted, tid)
   return Code.OK, number
 end
 
@@ -602,6 +611,7 @@ function ops.cancel(tid)
   local dept = redis.call('HGET', tkey, 'department')
   end_ticket(tid, TicketStatus.CANCELLED, 'CANCEL')
   dispatch(dept)
+  table.insert(wanted, tid)
   return Code.OK
 end
 
@@ -799,7 +809,59 @@ function ops.forget_nodes()
   return Code.OK
 end
 
+-- The facts of the reply (see the top of this file) -------------------------------------------
+-- The created_at (as stored) of the head of one lane of a queue, or nil.
+local function lane_head(qkey, low, high)
+  local head = redis.call('ZRANGEBYSCORE', qkey, low, high, 'LIMIT', 0, 1)[1]
+  if not head then return nil end
+  return redis.call('HGET', K.TICKET(head), 'created_at') or nil
+end
+
+local function pools_overview(user)
+  local out = {}
+  local split = string.format('%.0f', LANE_SPLIT)
+  for _, pool in ipairs(pools_of(user)) do
+    local qkey = K.QUEUE(pool)
+    local longest = lane_head(qkey, '-inf', '(' .. split)
+    local ordinary = lane_head(qkey, split, '+inf')
+    if ordinary and (not longest or tonumber(ordinary) < tonumber(longest)) then
+      longest = ordinary
+    end
+    table.insert(out, {pool, redis.call('ZCARD', qkey), longest or '',
+                       redis.call('HLEN', K.CALLBACKS(pool))})
+  end
+  return out
+end
+
+local function facts()
+  local tickets, staff, seen = {}, {}, {}
+  local function ticket(tid)
+    if seen['t' .. tid] then return end
+    seen['t' .. tid] = true
+    table.insert(tickets, {tid, redis.call('ZSCORE', K.RINGING, tid) or '',
+                           redis.call('HGETALL', K.TICKET(tid))})
+  end
+  local function person(user)
+    if seen['s' .. user] then return end
+    seen['s' .. user] = true
+    table.insert(staff, {user, redis.call('HGETALL', K.STAFF(user)), pools_overview(user)})
+  end
+  for _, tid in ipairs(wanted) do ticket(tid) end
+  for _, e in ipairs(events) do
+    local kind = e[1]
+    if kind == EventKind.RING or kind == EventKind.WITHDRAWN then
+      ticket(e[2])
+      person(e[3])
+    elseif kind == EventKind.TICKET then
+      ticket(e[2])
+    elseif kind == EventKind.PAUSED or kind == EventKind.PRESENCE then
+      person(e[2])
+    end
+  end
+  return {tickets, staff}
+end
+
 local operation = ops[op_name]
 if operation == nil then return redis.error_reply('unknown operation ' .. tostring(op_name)) end
 local code, value = operation(unpack(ARGV, FIRST_ARG))
-return {code, events, value}
+return {code, events, facts(), value}

@@ -71,23 +71,68 @@ class Event(NamedTuple):
     b: str
 
 
+class TicketFacts(NamedTuple):
+    """A ticket as the script left it: its hash (empty when it is gone) and its ring deadline."""
+    fields: dict[str, str]
+    deadline: float | None
+
+
+class PoolFacts(NamedTuple):
+    waiting: int
+    longest_since: float | None  # created_at of the longest-waiting ticket
+    callbacks: int
+
+
+class StaffFacts(NamedTuple):
+    """A staff member as the script left them: their state hash and their pools' overview."""
+    state: dict[str, str]
+    pools: dict[str, PoolFacts]
+
+
+class Events(list[Event]):
+    """An operation's events, with what the script read, in the same call, of the tickets and
+    staff members they name (and of the tickets the operation returns): the fan-out tells the
+    sockets from these without reading them again."""
+
+    def __init__(self, events: Iterable[Event] = (),
+                 tickets: dict[str, TicketFacts] | None = None,
+                 staff: dict[str, StaffFacts] | None = None) -> None:
+        super().__init__(events)
+        self.tickets: dict[str, TicketFacts] = tickets or {}
+        self.staff: dict[str, StaffFacts] = staff or {}
+
+
 # An operation's value: a string, a count, a list of counts, or nothing.
 Value = str | int | list[Any] | None
 
 
 @dataclass(frozen=True)
 class Reply:
-    """The one shape every operation answers: {code, events, value}."""
+    """The one shape every operation answers: {code, events, facts, value} (the facts ride
+    with the events)."""
     code: Code
-    events: list[Event]
+    events: Events
     value: Value = None
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _float(text: str) -> float | None:
+    return float(text) if text else None
 
 
 def decode(raw: list[Any]) -> Reply:
     """The script's reply, typed (Lua leaves a nil value out of the array)."""
-    code, events, *value = raw
-    return Reply(Code(code), [Event(EventKind(kind), a, b) for kind, a, b in events],
-                 value[0] if value else None)
+    code, events, (tickets, staff), *value = raw
+    return Reply(Code(code), Events(
+        (Event(EventKind(kind), a, b) for kind, a, b in events),
+        {tid: TicketFacts(_pairs(fields), _float(deadline)) for tid, deadline, fields in tickets},
+        {user: StaffFacts(_pairs(state), {
+            pool: PoolFacts(int(waiting), _float(longest), int(callbacks))
+            for pool, waiting, longest, callbacks in pools}) for user, state, pools in staff},
+    ), value[0] if value else None)
 
 
 def argv(op: str, now: float, config: SignalingConfig, *args: Any) -> list[Any]:

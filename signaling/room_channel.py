@@ -19,6 +19,7 @@ from signaling.errors import SignalError
 from signaling.fanout import Fanout
 from signaling.matters import Matters
 from signaling.namespace import Namespace
+from signaling.nodes import Nodes
 from signaling.notice_store import Notices
 from signaling.redis_watch import RedisWatch
 from signaling.room_directory import RoomDirectory
@@ -35,9 +36,10 @@ class RoomNamespace(Namespace):
 
     def __init__(self, namespace: str, config: SignalingConfig, watch: RedisWatch, *,
                  directory: RoomDirectory, rooms: RoomManager, fanout: Fanout,
-                 accounts: Accounts, store: Store, notices: Notices, matters: Matters) -> None:
+                 accounts: Accounts, store: Store, notices: Notices, matters: Matters,
+                 nodes: Nodes) -> None:
         super().__init__(namespace, config, watch)
-        self._directory, self._rooms, self._fanout = directory, rooms, fanout
+        self._directory, self._rooms, self._fanout, self._nodes = directory, rooms, fanout, nodes
         self._accounts, self._store = accounts, store
         self._notices, self._matters = notices, matters
         # (room_id, participant_id) -> the socket that currently carries that participant, so the
@@ -62,10 +64,13 @@ class RoomNamespace(Namespace):
             raise SignalError("forbidden", "room token is not valid for this room")
         room = self._rooms.get(data["room_id"])
         if room is None or room.closed:
-            if await self._directory.entry(data["room_id"]) is not None:
-                # Live on another process, or moving here from one that died (adopted within
-                # a heartbeat): the page tries again rather than taking the call for ended.
-                raise SignalError("other_node")
+            entry = await self._directory.entry(data["room_id"])
+            if entry is not None:
+                # Live on another process (the client connects again at that node's base), or
+                # moving here from one that died (adopted within a heartbeat: the base is this
+                # one's): the page tries again rather than taking the call for ended.
+                raise SignalError("other_node", f"room {entry.room_id} is on {entry.node}",
+                                  extra={"base": await self._nodes.base_of(entry.node)})
             raise SignalError("not_found", "the room is closed or not hosted here")
         participant_id = grant["participant_id"]
         if grant["role"] != Role.APPLICANT:

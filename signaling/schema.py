@@ -112,7 +112,9 @@ EVENTS: dict[str, dict[str, dict[str, Field]]] = {
         "call:decline": {"ticket_id": _id()},
     },
     "/room": {
-        "room:join": {"room_id": _id(), "token": _token()},
+        # base: the grant's, sent back with it as it came (ignored: the server knows its node).
+        "room:join": {"room_id": _id(), "token": _token(),
+                      "base": Field(str, required=False, max_len=40)},
         "room:answer": {"sdp": Field(str, max_len=SDP_MAX)},
         "room:hangup": {},
         "room:chat": {"text": Field(str, max_len=CHAT_MAX)},
@@ -169,9 +171,11 @@ def parse(namespace: str, event: str, payload: Any, max_bytes: int) -> dict[str,
 # rooms/ (the /room events); docs/protocol.md describes every field.
 
 class RoomGrant(TypedDict):
-    """A room token for one participant: join with `room:join`."""
+    """A room token for one participant: join with `room:join` on the `/room` socket at
+    `<base>/socket.io/` (base: "" or the hosting node's "/n/<name>")."""
     room_id: str
     token: str
+    base: str
 
 
 class TicketView(TypedDict):
@@ -207,6 +211,7 @@ class StaffRoom(TypedDict):
     """The room a (re)connecting desk is in, with a fresh token."""
     room_id: str
     token: str
+    base: str
     guest: bool
     ticket: TicketView | None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from signaling.accounts import User
+from signaling.queue import StaffFacts
 from signaling.schema import StaffState, TicketView
 from signaling.states import TicketStatus
 from signaling.store import Store, Ticket
@@ -29,7 +30,14 @@ class Snapshots:
         position = await self._store.position(ticket)
         return ticket_view(ticket, position, basis or await self.wait_basis(ticket.department))
 
-    async def staff(self, user: User) -> StaffState:
+    async def staff(self, user: User, known: StaffFacts | None = None) -> StaffState:
+        """`known`: the staff member's state and pools as a queue script just read them (read
+        here when it lacks one of their pools: their account changed meanwhile)."""
+        if known is not None and all(pool in known.pools for pool in user.departments):
+            pools = {pool: known.pools[pool] for pool in user.departments}
+            return staff_view(user, known.state, {p: f.waiting for p, f in pools.items()},
+                              {p: f.longest_since for p, f in pools.items()},
+                              sum(f.callbacks for f in pools.values()))
         state, queues, longest, callbacks = await self._store.staff_overview(user.username,
                                                                             user.departments)
         return staff_view(user, state, queues, longest, callbacks)

@@ -52,6 +52,7 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
 from signaling.errors import SignalError
+from signaling.fastjson import FastJson
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     `CheckedPacket` refuses are dropped."""
 
     def __init__(self, **options: Any) -> None:
-        super().__init__(serializer=CheckedPacket, **options)
+        super().__init__(serializer=CheckedPacket, json=FastJson, **options)
         # A copy: the driver table is a module global that every Engine.IO server shares.
         self.eio._async = {**self.eio._async, "websocket": CheckedWebSocket,
                            "translate_request": _checked_translate_request,

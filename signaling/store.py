@@ -18,7 +18,7 @@ from signaling.config import SignalingConfig
 from signaling.departments import Department
 from signaling.keys import hash_token
 from signaling.privacy import mask_phone
-from signaling.queue import Code, Event, Op, QueueScript, Reply
+from signaling.queue import Code, Events, Op, QueueScript, Reply
 from signaling.states import Presence, TicketStatus
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,13 @@ class Ticket:
             device=data.get("device", ""), hall=data.get("hall", ""),
         )
 
+    @classmethod
+    def of(cls, events: Events, ticket_id: str) -> Ticket | None:
+        """The ticket as the script that answered `events` left it (None when it is gone or
+        the script did not read it)."""
+        facts = events.tickets.get(ticket_id)
+        return cls.from_hash(facts.fields) if facts and facts.fields else None
+
 
 # Typed results of the queue script's operations (tuples, so callers may unpack them).
 class Created(NamedTuple):
@@ -78,28 +85,28 @@ class Created(NamedTuple):
     # queue_full, or a registered kiosk's refusal (limit.device_ticket, device_revoked)
     ticket: Ticket | None
     token: str  # the applicant's secret for the ticket ('' when refused)
-    events: list[Event]
+    events: Events
 
 
 class PresenceChange(NamedTuple):
     code: Code  # ok, or bad_state (ringing or in a call)
     presence: Presence  # the presence now
-    events: list[Event]
+    events: Events
 
 
 class Outcome(NamedTuple):
     code: Code
-    events: list[Event]
+    events: Events
 
 
 class Finished(NamedTuple):
     staff: str  # who had the call; '' when the ticket was not in a call
-    events: list[Event]
+    events: Events
 
 
 class Sockets(NamedTuple):
     total: int  # that staff member's or ticket's sockets on all processes
-    events: list[Event]
+    events: Events
 
 
 class LiveSockets(NamedTuple):
@@ -190,8 +197,8 @@ class Store:
                                   ",".join(also), hash_token(token), day, consent_version,
                                   address, max_per_address, device, hall, booking)
         if reply.code != Code.OK:
-            return Created(reply.code, None, "", [])
-        return Created(reply.code, await self.ticket(ticket_id), token, reply.events)
+            return Created(reply.code, None, "", Events())
+        return Created(reply.code, Ticket.of(reply.events, ticket_id), token, reply.events)
 
     async def ticket(self, ticket_id: str) -> Ticket | None:
         row = await self.redis.hgetall(keys.TICKET(ticket_id))
@@ -327,18 +334,18 @@ class Store:
     async def forget_nodes(self, now: float) -> None:
         await self._queue(Op.FORGET_NODES, now)
 
-    async def tick(self, now: float, sweep: bool = True) -> list[Event]:
+    async def tick(self, now: float, sweep: bool = True) -> Events:
         """What happens with time; `sweep`: also bury the processes whose heartbeat ran out."""
         return (await self._queue(Op.TICK, now, "1" if sweep else "0")).events
 
     async def outage_over(self, node: str, now: float, live: LiveSockets,
-                          ttl: float = HEARTBEAT_TTL) -> list[Event]:
+                          ttl: float = HEARTBEAT_TTL) -> Events:
         """Redis answers again after an outage this process saw: its heartbeat, then its sockets
         counted from `live`; graces and rings that ran out meanwhile are given back."""
         return (await self._queue(Op.OUTAGE_OVER, now, node, ttl, json.dumps(live.staff),
                                   json.dumps(live.tickets), json.dumps(live.addresses))).events
 
-    async def dispatch(self, dept_id: str, now: float) -> list[Event]:
+    async def dispatch(self, dept_id: str, now: float) -> Events:
         return (await self._queue(Op.DISPATCH, now, dept_id)).events
 
     async def accept(self, ticket_id: str, username: str, now: float) -> Code:

@@ -87,12 +87,14 @@ class Tickets:
         await self._fanout.apply(events)
         return total
 
-    async def cancel(self, ticket: Ticket) -> None:
+    async def cancel(self, ticket: Ticket) -> Ticket:
+        """Returns the ticket as cancelling left it."""
         code, events = await self._store.cancel_ticket(ticket.ticket_id, self._now())
         if code != "ok":
             raise SignalError("bad_state", f"ticket is {ticket.status}")
         logger.info("ticket %s cancelled", ticket.ticket_id)
         await self._fanout.apply(events)
+        return Ticket.of(events, ticket.ticket_id) or ticket
 
     async def rating_options(self, ticket: Ticket) -> list[dict[str, str]]:
         """The departments the applicant may rate (those that took part in the call, the

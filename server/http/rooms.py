@@ -2,9 +2,11 @@
 supervisor listening in (silent), staff of another department invited for a 会商, and the hall
 guide who made the ticket. Each gets a room token here; the room itself checks nothing more.
 
-A room lives in one process (its RoomManager, `ROOMS`); its token only works on that process,
-so these handlers answer 409 other_node for a room hosted elsewhere rather than hand out a useless
-token (see docs/operations.md on sticky sessions)."""
+A room lives in one process (its RoomManager, `ROOMS`), reached at its node's base (`/n/<name>`
+behind the launcher's nginx); these handlers answer 409 other_node with that base for a room
+hosted elsewhere, and the page asks there. `where` tells a room's participant its room's base
+now (after the room moved to another node). See docs/operations.md, "Several processes and
+machines"."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from server.keys import (
     DIRECTORY,
     INTERPRETERS,
     NODE,
+    NODES,
     ROOMS,
     SNAPSHOTS,
     STORE,
@@ -50,12 +53,14 @@ async def _entry(request: web.Request) -> RoomEntry:
     return entry
 
 
-def _hosted(request: web.Request, entry: RoomEntry) -> Room:
-    """The room object, when this process hosts it."""
+async def _hosted(request: web.Request, entry: RoomEntry) -> Room:
+    """The room object, when this process hosts it; 409 other_node with the hosting node's base
+    when another does (the page asks there again)."""
     room = request.app[ROOMS].get(entry.room_id)
     if room is None or room.closed:
         if entry.node and entry.node != request.app[NODE]:
-            raise SignalError("other_node")
+            raise SignalError("other_node", extra={
+                "base": await request.app[NODES].base_of(entry.node)})
         raise SignalError("not_found.room")
     return room
 
@@ -67,8 +72,11 @@ def _in_scope(user: User, departments: list[str]) -> bool:
     return bool(set(user.departments) & set(departments))
 
 
-def _grant(room_id: str, token: str, role: str, participant_id: str) -> dict[str, str]:
-    return {"room_id": room_id, "token": token, "role": role, "participant_id": participant_id}
+def _grant(request: web.Request, room_id: str, token: str, role: str,
+           participant_id: str) -> dict[str, str]:
+    """A room token, with the base of this process (which hosts the room)."""
+    return {"room_id": room_id, "token": token, "role": role, "participant_id": participant_id,
+            "base": request.app[NODES].base}
 
 
 @routes.get("/api/rooms")
@@ -94,6 +102,19 @@ async def live_rooms(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "now": time.time(), "rooms": out})
 
 
+@routes.get("/api/rooms/{room_id}/where")
+async def where(request: web.Request) -> web.Response:
+    """Where a live room is hosted now, for a holder of one of its room tokens (header
+    X-Room-Token): its base, "" for a process reached without a prefix."""
+    token = request.headers.get("X-Room-Token", "")
+    grant = await request.app[DIRECTORY].token(token) if 0 < len(token) <= 128 else None
+    if grant is None or grant.get("room_id") != request.match_info["room_id"]:
+        raise SignalError("forbidden.room_token")
+    entry = await _entry(request)
+    return web.json_response({"ok": True, "room_id": entry.room_id,
+                              "base": await request.app[NODES].base_of(entry.node)})
+
+
 @routes.post("/api/rooms/{room_id}/observe")
 async def observe(request: web.Request) -> web.Response:
     """A supervisor listens in: a token with role supervisor (receives all, publishes nothing)."""
@@ -101,7 +122,7 @@ async def observe(request: web.Request) -> web.Response:
     entry = await _entry(request)
     if not _in_scope(user, entry.departments):
         raise SignalError("forbidden.observe_scope")
-    room = _hosted(request, entry)
+    room = await _hosted(request, entry)
     listener = participant_id(Role.SUPERVISOR, user.username)
     token = await request.app[DIRECTORY].create_token(
         room.room_id, role=Role.SUPERVISOR, participant_id=listener, name=user.display_name,
@@ -111,8 +132,8 @@ async def observe(request: web.Request) -> web.Response:
         user.username, "observe", recording_id=room.room_id, remote=client_address(request),
         department=entry.department, detail=",".join(entry.departments))
     logger.info("supervisor %s listens in on room %s", user.username, room.room_id)
-    return web.json_response({"ok": True, "room": _grant(room.room_id, token, Role.SUPERVISOR,
-                                                         listener)})
+    return web.json_response({"ok": True, "room": _grant(request, room.room_id, token,
+                                                         Role.SUPERVISOR, listener)})
 
 
 @routes.post("/api/rooms/{room_id}/invite")
@@ -127,7 +148,7 @@ async def invite(request: web.Request) -> web.Response:
     if not isinstance(note, str) or len(note) > NOTE_MAX:
         raise SignalError("invalid_payload.note", max=NOTE_MAX)
     entry = await _entry(request)
-    room = _hosted(request, entry)
+    room = await _hosted(request, entry)
     me = room.participant(participant_id(
         Role.GUIDE if user.role == Role.GUIDE else Role.STAFF, user.username))
     if me is None:
@@ -165,7 +186,7 @@ async def join(request: web.Request) -> web.Response:
     if user.role == Role.GUIDE:
         if not ticket_id or await store.ticket_guide(ticket_id) != user.username:
             raise SignalError("forbidden.join_other_guide")
-        room = _hosted(request, entry)
+        room = await _hosted(request, entry)
         guide = participant_id(Role.GUIDE, user.username)
         token = await directory.create_token(
             room.room_id, role=Role.GUIDE, participant_id=guide, name=user.display_name,
@@ -174,12 +195,12 @@ async def join(request: web.Request) -> web.Response:
                         staff=user.username, detail=f"{room.room_id} guide")
         logger.info("guide %s joins room %s", user.username, room.room_id)
         return web.json_response({"ok": True,
-                                  "room": _grant(room.room_id, token, Role.GUIDE, guide)})
+                                  "room": _grant(request, room.room_id, token, Role.GUIDE, guide)})
 
     mine = [d for d in user.departments if d in entry.invited or d in entry.joined]
     if not mine:
         raise SignalError("forbidden.join_uninvited")
-    room = _hosted(request, entry)
+    room = await _hosted(request, entry)
     department = entry.joined_as(user.username) \
         or await request.app[CONSULT].take_invitation(room, user, mine)
     # An interpreter pool's member joins as the room's interpreter, a department's as staff.
@@ -192,7 +213,7 @@ async def join(request: web.Request) -> web.Response:
     logger.info("staff %s joins room %s for department %s", user.username, room.room_id,
                 department)
     return web.json_response({
-        "ok": True, "room": _grant(room.room_id, token, role, staff),
+        "ok": True, "room": _grant(request, room.room_id, token, role, staff),
         "department": department,
         "ticket": await request.app[SNAPSHOTS].ticket(ticket) if ticket else None})
 

@@ -22,6 +22,8 @@ AUDIENCES = {"/kiosk": "applicant", "/staff": "staff", "/room": "participant"}
 class RecordingServer:
     """Stands in for the Socket.IO server: keeps what would have been sent."""
 
+    manager = None  # no other processes to send to
+
     def __init__(self) -> None:
         self.sent: list[tuple[str, Any, str, str]] = []
 

@@ -52,7 +52,7 @@ from signaling.accounts import AccountPolicy, Accounts
 from signaling.config import SignalingConfig
 from signaling.departments import Department, Tier
 from signaling.privacy import CONSENT_NOTICE_VERSION
-from signaling.queue import SCRIPT, Code, Event, Reply, argv, decode
+from signaling.queue import SCRIPT, Code, Event, Events, Reply, argv, decode
 from signaling.store import Store
 from tests.support.queue_state import (
     TERMINAL,
@@ -149,7 +149,27 @@ class QueueRules(RuleBasedStateMachine):
         if rows:
             self.last_log = rows[-1][0]
         self.view = read_view(self.r)
+        self.check_facts(result.events)
         return Step(op, args, result, result.events, [f for _, f in rows], before, self.view)
+
+    def check_facts(self, events: Events) -> None:
+        """What the script returns for the fan-out is Redis as the operation left it, for every
+        ticket and staff member its events name."""
+        named_tickets = {a for kind, a, _ in events if kind in ("ring", "withdrawn", "ticket")}
+        named_staff = {b for kind, _, b in events if kind in ("ring", "withdrawn")} \
+            | {a for kind, a, _ in events if kind in ("paused", "presence")}
+        assert named_tickets <= set(events.tickets) and named_staff == set(events.staff)
+        for ticket_id, facts in events.tickets.items():
+            assert facts.fields == self.r.hgetall(keys.TICKET(ticket_id))
+            assert facts.deadline == self.r.zscore(keys.RINGING, ticket_id)
+        for user, staff in events.staff.items():
+            assert staff.state == self.r.hgetall(keys.STAFF(user))
+            assert set(staff.pools) == set(self.pools.get(user, ()))
+            overview = self.loop.run_until_complete(
+                self.store.staff_overview(user, tuple(staff.pools)))
+            for pool, pool_facts in staff.pools.items():
+                assert (pool_facts.waiting, pool_facts.longest_since) == (overview[1][pool],
+                                                                          overview[2][pool])
 
     def unchanged(self, step: Step) -> None:
         assert step.entries == [], step.entries
@@ -510,11 +530,11 @@ class QueueRules(RuleBasedStateMachine):
                        CONSENT_NOTICE_VERSION, "", 0, device, hall, "")
         if device == REVOKED_DEVICE or busy:
             code = Code.DEVICE_REVOKED if device == REVOKED_DEVICE else Code.DEVICE_BUSY
-            assert step.result == Reply(code, [], None)
+            assert step.result == Reply(code, Events(), None)
             self.unchanged(step)
             return
         if full:
-            assert step.result == Reply(Code.QUEUE_FULL, [], None)
+            assert step.result == Reply(Code.QUEUE_FULL, Events(), None)
             self.unchanged(step)
             return
         assert step.result.code == "ok"

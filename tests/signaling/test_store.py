@@ -13,7 +13,7 @@ from signaling.accounts import AccountPolicy, Accounts, hash_password
 from signaling.config import SignalingConfig
 from signaling.departments import Department, Tier
 from signaling.privacy import CONSENT_NOTICE_VERSION as CONSENT
-from signaling.queue import Code, Event, EventKind, QueueScript
+from signaling.queue import Code, Event, EventKind, Events, QueueScript
 from signaling.states import Presence, TicketStatus
 from signaling.store import Duty, Store
 from tests.support.streams import stream_entries
@@ -33,7 +33,7 @@ async def _staff(store: Store, username: str, pools: tuple[str, ...], *, availab
 
 
 async def _ticket(store: Store, dept: str, now: float, connect: bool = True,
-                  **options: Any) -> tuple[str, list[Event]]:
+                  **options: Any) -> tuple[str, Events]:
     """A new ticket; with `connect`, its applicant's socket is counted on NODE, as the kiosk
     namespace does (a ticket nobody holds is abandoned after the 60 s grace)."""
     code, ticket, token, events = await store.create_ticket(dept, now, consent_version=CONSENT,

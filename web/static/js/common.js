@@ -78,6 +78,8 @@ export class YzError extends Error {
     // Extra facts some errors carry: `detail` (the admin API's validation), `next_open` (closed).
     err.detail = e.detail ?? null;
     err.nextOpen = e.next_open ?? null;
+    // other_node: the base ("/n/<name>") of the server process that hosts the room.
+    err.base = typeof e.base === 'string' ? e.base : null;
     return err;
   }
 }
@@ -157,6 +159,11 @@ export async function fetchJSON(url, { method = 'GET', body, timeoutMs = 15000 }
     data = null;
   }
   if (!response.ok || !data || data.ok === false) {
+    // A room API answered by a process that does not host the room: ask the one that does, once.
+    if (data && data.error && data.error.code === 'other_node' && typeof data.error.base === 'string'
+        && url.startsWith('/api/rooms/')) {
+      return fetchJSON(data.error.base + url, { method, body, timeoutMs });
+    }
     if (data && data.error && data.error.code === 'unavailable') noteUnavailable();
     if (data && data.error) throw YzError.from(data.error, response.status);
     throw pageError(`http_${response.status}`, 'err_generic', response.status);
@@ -216,10 +223,14 @@ function setServiceDegraded(degraded) {
 
 // Connect to a namespace, with the status banner kept up to date. The caller re-reads its state
 // on every 'connect'; after the service recovered, the server sends it again by itself.
-export function connectNamespace(namespace) {
-  // WebSocket first (no sticky sessions needed between processes), polling if a proxy blocks it.
+// `base` ("" or "/n/<name>") reaches one server process through nginx: a room's socket goes to
+// the process that hosts the room (docs/operations.md, "Several processes and machines").
+export function connectNamespace(namespace, { base = '' } = {}) {
+  // WebSocket only: one connection stays on one process, so no sticky sessions are needed when
+  // nginx spreads connections over several (long polling's requests would land on any of them).
+  // A room's socket at another base needs its own connection (io() would reuse the page's).
   const socket = io(namespace, {
-    path: '/socket.io/', transports: ['websocket', 'polling'], tryAllTransports: true,
+    path: `${base}/socket.io/`, transports: ['websocket'], forceNew: base !== '',
   });
   const setDown = (down) => {
     if (down) status.downSockets.add(socket); else status.downSockets.delete(socket);

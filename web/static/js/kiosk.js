@@ -489,7 +489,7 @@ async function cancelConsult() {
 // Call
 // ---------------------------------------------------------------------------------------------
 function enterRoom(ticket) {
-  const { room_id: roomId, token } = ticket.room;
+  const { room_id: roomId, token, base } = ticket.room;
   if (state.room && state.roomId === roomId && !state.room.closed) return;
   closeRoom();
   devices.release();
@@ -502,6 +502,7 @@ function enterRoom(ticket) {
   const room = new RoomSession({
     roomId,
     token,
+    base,
     localVideo: $('local-video'),
     remoteVideo: $('remote-video'),
     extraRemotes: $('remote-extra'),

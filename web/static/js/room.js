@@ -42,6 +42,8 @@ async function openLocalMedia(voiceOnly = false) {
   }
 }
 
+// How long the room's socket may stay down before the page asks where its room is now.
+const WHERE_RETRY_MS = 2000;
 // How long the own peer connection may stay "disconnected" before the page joins again.
 const PC_LOST_AFTER_MS = 4000;
 // A room on another process, or moving here from one that died (other_node): a new connection
@@ -60,11 +62,16 @@ function playSafely(el) {
 //   preferRole:   which role goes to remoteVideo when several participants are present.
 //   voiceOnly:    no camera (missing, refused or declined at the device check).
 export class RoomSession {
-  constructor({ roomId, token, localVideo, remoteVideo, extraRemotes = null, preferRole = null,
+  constructor({ roomId, token, base = '', localVideo, remoteVideo, extraRemotes = null, preferRole = null,
     chatLog = null, onEnded = () => {}, onParticipants = () => {}, onRemoteMedia = () => {},
     onNotice = null, voiceOnly = false }) {
     this.roomId = roomId;
     this.token = token;
+    // The path prefix of the server process that hosts the room ("" or "/n/<name>"): the room's
+    // socket connects there; it changes when the room moves to another process.
+    this.base = base || '';
+    this.whereTimer = null;
+    this.onReconnectError = null;
     this.localVideo = localVideo;
     this.remoteVideo = remoteVideo;
     this.extraRemotes = extraRemotes;
@@ -122,13 +129,28 @@ export class RoomSession {
     RoomSession.active.add(this);
     this.quality = new CallQuality(this);
     this.quality.start();
-    this.socket = connectNamespace('/room');
-    // Socket.IO reconnects by itself after a network drop; every (re)connection joins again
-    // with the same token, and the server gives this participant their place back.
-    this.socket.on('connect', () => { this.joining = this.join(); });
-    this.socket.on('disconnect', (reason) => {
-      if (reason !== 'io client disconnect') this.setReconnecting(true);
+    this.connectSocket();
+  }
+
+  // The room's socket at this.base. Socket.IO reconnects by itself after a network drop; every
+  // (re)connection joins again with the same token, and the server gives this participant their
+  // place back. A socket that stays down may mean the room moved (its process died and another
+  // took it over): the page asks any process where the room is now.
+  connectSocket() {
+    this.socket = connectNamespace('/room', { base: this.base });
+    this.socket.on('connect', () => {
+      clearTimeout(this.whereTimer);
+      this.joining = this.join();
     });
+    this.socket.on('disconnect', (reason) => {
+      if (reason === 'io client disconnect') return;
+      this.setReconnecting(true);
+      this.askWhere();
+    });
+    // On the socket's manager, which a room socket at base "" shares with the page's own socket:
+    // kept so that moveTo takes off this listener alone.
+    this.onReconnectError = () => this.askWhere();
+    this.socket.io.on('reconnect_error', this.onReconnectError);
     this.socket.on('room:offer', (offer) => {
       // The server may send its offer before our join ack arrives; the ack carries the ICE
       // servers the connection needs, so every offer waits for the current join first.
@@ -261,6 +283,40 @@ export class RoomSession {
     if (this.socket && this.socket.connected) this.joining = this.join();
   }
 
+  // Connect the room's socket again at another base (the same token joins there).
+  moveTo(base) {
+    if (this.closed || base === this.base) return;
+    this.base = base;
+    clearTimeout(this.whereTimer);
+    clearTimeout(this.otherNodeTimer);
+    const old = this.socket;
+    old.disconnect();
+    old.removeAllListeners();
+    old.io.off('reconnect_error', this.onReconnectError);
+    this.setReconnecting(true);
+    this.connectSocket();
+  }
+
+  // Asked (at most every WHERE_RETRY_MS while the socket is down) at the page's own origin,
+  // which any process answers: the room's base now.
+  askWhere() {
+    if (this.closed || this.whereTimer) return;
+    this.whereTimer = setTimeout(async () => {
+      this.whereTimer = null;
+      if (this.closed || (this.socket && this.socket.connected)) return;
+      try {
+        const response = await fetch(`/api/rooms/${encodeURIComponent(this.roomId)}/where`, {
+          headers: { Accept: 'application/json', 'X-Room-Token': this.token },
+          credentials: 'same-origin', cache: 'no-store',
+        });
+        const data = await response.json();
+        if (data && data.ok && typeof data.base === 'string') this.moveTo(data.base);
+        else if (response.status === 404 || response.status === 403) this.end('ended');
+      } catch { /* no process answers yet: Socket.IO's retries go on, and ask again */ }
+      if (!this.closed && !(this.socket && this.socket.connected)) this.askWhere();
+    }, WHERE_RETRY_MS);
+  }
+
   async join() {
     if (this.closed) return;
     this.joinGen += 1;
@@ -289,6 +345,11 @@ export class RoomSession {
       this.resetPeerConnection();
     } catch (err) {
       if (this.closed) return;
+      // Reached a process that does not host the room: join at the one that does.
+      if (err.code === 'other_node' && typeof err.base === 'string' && err.base !== this.base) {
+        this.moveTo(err.base);
+        return;
+      }
       if (err.code === 'other_node') {
         this.setReconnecting(true);
         clearTimeout(this.otherNodeTimer);
@@ -596,6 +657,7 @@ export class RoomSession {
   close() {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.whereTimer);
     RoomSession.active.delete(this);
     clearTimeout(this.otherNodeTimer);
     if (this.quality) this.quality.stop();
@@ -603,6 +665,7 @@ export class RoomSession {
     this.pc = null;
     if (this.socket) {
       this.socket.removeAllListeners();
+      this.socket.io.off('reconnect_error', this.onReconnectError);
       this.socket.disconnect();
     }
     if (this.localStream) {

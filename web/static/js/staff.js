@@ -532,6 +532,7 @@ function enterRoom(roomRef, ticket, { guest = false, department = null } = {}) {
   const room = new RoomSession({
     roomId: roomRef.room_id,
     token: roomRef.token,
+    base: roomRef.base,
     localVideo: $('local-video'),
     remoteVideo: $('remote-video'),
     extraRemotes: $('remote-extra'),

@@ -179,6 +179,7 @@ async function startObserving(room, btn) {
   const session = new RoomSession({
     roomId: grant.room_id,
     token: grant.token,
+    base: grant.base,
     localVideo: null,
     remoteVideo: $('remote-video'),
     extraRemotes: $('remote-extra'),
