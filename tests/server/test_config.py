@@ -111,3 +111,10 @@ def test_the_limits_and_redis_memory_come_from_the_file_and_the_environment(
 def test_a_bad_limit_stops_the_start_naming_it(env: dict[str, str], name: str) -> None:
     with pytest.raises(ConfigError, match=name):
         load_config(env=env)
+
+
+def test_media_forwarding_is_read_from_the_environment_and_checked() -> None:
+    assert load_config(env={"YUNZHEN_MEDIA_FORWARDING": " RTP "}).media.forwarding == "rtp"
+    assert load_config(env={"YUNZHEN_MEDIA_FORWARDING": "frame"}).media.forwarding == "frame"
+    with pytest.raises(ConfigError, match="media.forwarding"):
+        load_config(env={"YUNZHEN_MEDIA_FORWARDING": "packets"})
