@@ -65,9 +65,9 @@ class MediaConfig:
     # The one video codec every video m-line offers: "vp8", or "h264" for kiosks with hardware
     # H.264 encoders (recordings of video tracks are then Matroska .mkv, not WebM).
     video_codec: str = "vp8"
-    # How published media reaches subscribers: "frame" (the pass-through of whole frames) or
-    # "rtp" (packet by packet below the jitter buffer, rooms/rtp_forward.py).
-    forwarding: str = "frame"
+    # How published media reaches subscribers: "rtp" (packet by packet below the jitter buffer,
+    # rooms/rtp_forward.py) or "frame" (the pass-through of whole frames, kept for one release).
+    forwarding: str = "rtp"
 
     def __post_init__(self) -> None:
         for address in self.announce_addresses:

@@ -26,7 +26,8 @@ JoinFn = Callable[..., Awaitable[RoomPeer]]
 def media() -> MediaConfig:
     # YUNZHEN_MEDIA_FORWARDING runs the whole folder on one forwarding path or the other.
     return MediaConfig(announce_addresses=("127.0.0.1",), empty_room_timeout=30.0,
-                       forwarding=os.environ.get("YUNZHEN_MEDIA_FORWARDING", "frame"))
+                       forwarding=os.environ.get("YUNZHEN_MEDIA_FORWARDING",
+                                                  MediaConfig.forwarding))
 
 
 @pytest.fixture

@@ -116,5 +116,5 @@ def test_a_bad_limit_stops_the_start_naming_it(env: dict[str, str], name: str) -
 def test_media_forwarding_is_read_from_the_environment_and_checked() -> None:
     assert load_config(env={"YUNZHEN_MEDIA_FORWARDING": " RTP "}).media.forwarding == "rtp"
     assert load_config(env={"YUNZHEN_MEDIA_FORWARDING": "frame"}).media.forwarding == "frame"
-    with pytest.raises(ConfigError, match="media.forwarding"):
+    with pytest.raises(ConfigError, match=r"media\.forwarding"):
         load_config(env={"YUNZHEN_MEDIA_FORWARDING": "packets"})
