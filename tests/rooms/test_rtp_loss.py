@@ -81,8 +81,9 @@ async def test_video_keeps_decoding_with_five_percent_loss_toward_a_subscriber(
     # 8 s at 30 fps is 240 frames: most of them must decode, and the picture never stops long.
     assert decoded >= 150, decoded
     if forwarder.forwarding == "rtp":
-        # Measured 0.65 s frozen in 8 s (237 frames); the frame path 2.2 s (189 frames).
-        assert frozen < 1.5, frozen
+        # Measured 0.65-1.35 s frozen in 8 s (201-237 frames) on a busy 2-core machine; the
+        # frame path 2.2 s (189 frames).
+        assert frozen < 2.0, frozen
         assert retransmits > 0
     else:
         assert frozen < 3.5, frozen
