@@ -23,7 +23,7 @@ async def test_a_full_connection_pool_is_not_an_outage(config: Config) -> None:
         redis, watch = live.app[REDIS], live.app[REDIS_WATCH]
         hold_s = PING_TIMEOUT + 2 * UP_INTERVAL + 1
         # Every pooled connection blocks in BLPOP on a list nobody pushes to.
-        holders = [asyncio.create_task(redis.blpop([f"yz:test:hold:{n}"], timeout=hold_s))
+        holders = [asyncio.ensure_future(redis.blpop([f"yz:test:hold:{n}"], timeout=hold_s))
                    for n in range(POOL_SIZE)]
         await asyncio.sleep(0.2)
         deadline = time.monotonic() + hold_s - 0.5
