@@ -137,7 +137,11 @@ def create_app(config: Config) -> web.Application:
         client = connector.client(
             blocking=True, max_connections=64, pool_timeout=10, decode_responses=True,
             socket_timeout=REDIS_SOCKET_TIMEOUT, socket_connect_timeout=REDIS_CONNECT_TIMEOUT)
-        watch = RedisWatch(client)
+        # The watch pings on a connection of its own: a burst that holds every pooled connection
+        # (2,000 sockets leaving at once) is not Redis going away.
+        ping_client = connector.client(socket_timeout=REDIS_SOCKET_TIMEOUT,
+                                       socket_connect_timeout=REDIS_CONNECT_TIMEOUT)
+        watch = RedisWatch(ping_client)
         app[REDIS], app[REDIS_WATCH] = client, watch
         tasks = [asyncio.create_task(watch.run(), name="redis-watch")]
         if embedded is not None:
@@ -148,6 +152,7 @@ def create_app(config: Config) -> web.Application:
             for task in tasks:
                 await stop_task(task)
             await client.aclose()
+            await ping_client.aclose()
             await pubsub.close()
             await connector.aclose()
             if embedded is not None:
