@@ -164,9 +164,13 @@ class Nodes:
         return str(await self._redis.hget(keys.NODE_INFO(node), "base") or "")
 
     async def choose(self) -> NodeInfo | None:
-        """The least-loaded live node, counted at once as carrying one more room (so that the
-        next choices before its own write see it)."""
-        chosen = least_loaded(await self.live())
+        """The least-loaded live node a page can reach, counted at once as carrying one more
+        room (so that the next choices before its own write see it). Pages reach another node
+        only through its path (`base`, forwarded by nginx): a node without one places nothing
+        elsewhere (None: the room opens here), and one with a path chooses among those with one."""
+        if not self.base:
+            return None
+        chosen = least_loaded([n for n in await self.live() if n.base])
         if chosen is not None:
             await self._redis.hincrbyfloat(keys.NODE_INFO(chosen.node), "load",
                                            OPENING_PARTICIPANTS)
