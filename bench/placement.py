@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +30,7 @@ from bench.common import (
 from rooms.client import RoomClient
 from signaling import keys
 from signaling.client import SignalingClient, login_cookie
+from tests.support.cluster import launch
 
 RESULTS = ROOT / "bench" / "results" / "scale.json"
 STAFF = (("tax01", "tax"), ("market01", "market"), ("hrss01", "hrss"), ("fund01", "fund"),
@@ -83,22 +81,12 @@ async def _run(url: str, redis: aioredis.Redis, rounds: int) -> dict[str, list[f
     return times
 
 
-def _launch(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--demo", "--workers", "2", "--port",
-             str(port)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
 async def main(rounds: int) -> dict[str, Any]:
     announce_loopback()
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        env = {**os.environ, "YUNZHEN_DATA_DIR": str(data_dir), "YUNZHEN_SPEECH": "0",
-               "YUNZHEN_ANNOUNCE_ADDRESSES": "127.0.0.1", **NO_LIMITS_ENV}
-        env.pop("YUNZHEN_REDIS_URL", None)
-        process = _launch(port, env, Path(tmp) / "launcher.log")
+        process = launch(port, data_dir, Path(tmp) / "launcher.log", extra_env=NO_LIMITS_ENV)
         url = f"http://127.0.0.1:{port}"
         try:
             async with aiohttp.ClientSession() as http:

@@ -65,10 +65,11 @@ class Cluster:
     data_dir: Path
 
 
-def launch(port: int, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
-    """The launcher, its output (and its workers') in `log`."""
+def launch(port: int, data_dir: Path, log: Path,
+           extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """The launcher (`serve --demo --workers 2`), its output (and its workers') in `log`."""
     env = {**os.environ, "YUNZHEN_DATA_DIR": str(data_dir), "YUNZHEN_SPEECH": "0",
-           "YUNZHEN_ANNOUNCE_ADDRESSES": "127.0.0.1"}
+           "YUNZHEN_ANNOUNCE_ADDRESSES": "127.0.0.1", **(extra_env or {})}
     env.pop("YUNZHEN_REDIS_URL", None)
     with log.open("wb") as out:
         return subprocess.Popen(
