@@ -13,8 +13,9 @@ The mix, for `--minutes`: each kiosk, one ticket at a time, waits an exponential
 ticket, which it cancels after 0.5-8 s unless connected first (`--cancels` of its tickets). A rung
 desk answers after 0.1-1 s: it accepts (`--accepts` of the rings; the room opens and, as nobody
 joins it, closes after `--empty-room` s, which ends the ticket) or declines (the ticket rings the
-next desk). Every minute a few desks read the call-back list and mark one done. Then the kiosks
-stop taking tickets and every ticket is waited for until it ends.
+next desk; a ticket rung again after a decline is accepted). Every minute a few desks read the
+call-back list and mark one done. Then the kiosks stop taking tickets and every ticket is waited
+for until it ends.
 
 Checked at the end, from Redis: every ticket a kiosk made is there and ended as its kiosk saw
 (`ended` when accepted, `cancelled` when cancelled; never `abandoned`, since every kiosk kept its
@@ -89,6 +90,7 @@ class Clients:
         self.kiosks: list[SignalingClient] = []
         self.created: dict[str, float] = {}            # ticket -> t0 (monotonic)
         self.rung: dict[str, float] = {}               # ticket -> first call:incoming
+        self.declined: set[str] = set()                # tickets a desk declined once
         self.outcome: dict[str, str] = {}              # ticket -> what its kiosk saw last
         self.updates: dict[str, asyncio.Queue[str]] = {}
         self.counts: Counter[str] = Counter()
@@ -157,7 +159,12 @@ class Clients:
 
     async def _answer(self, desk: SignalingClient, ticket_id: str) -> None:
         await asyncio.sleep(self.random.uniform(0.1, 1.0))
-        accept = self.random.random() < self.accepts
+        # A ticket is declined at most once: rung again (after the queue's decline cooldown, when
+        # every desk of its department declined it), it is accepted, or a run with few desks
+        # could decline one ticket until its kiosk stops waiting.
+        accept = ticket_id in self.declined or self.random.random() < self.accepts
+        if not accept:
+            self.declined.add(ticket_id)
         event = "call:accept" if accept else "call:decline"
         if await self._call(desk, event, {"ticket_id": ticket_id}) is not None:
             self.counts["accepts" if accept else "declines"] += 1

@@ -19,7 +19,7 @@ from recordings.archive import Archive
 from recordings.audit import Audit
 from rooms.close_reason import CloseReason
 from server.config import Config, ConfigError
-from server.keys import AUDIT, ROOMS
+from server.keys import AUDIT, CONFIG, ROOMS
 from signaling.accounts import AccountPolicy, Accounts
 from signaling.cases import Cases
 from signaling.client import SignalingClient, login_cookie
@@ -106,7 +106,8 @@ async def test_the_number_is_masked_for_the_kiosk_the_logs_and_the_queue_log_csv
         ("estate", f"{answer['callback_id']} {MASKED}")]
     async with client_session() as admin:
         await logged_in(admin, server.url, "admin")
-        today = time.strftime("%Y-%m-%d")
+        # The server's local date (Asia/Shanghai), not this machine's: they differ after 16:00 UTC.
+        today = server.app[CONFIG].signaling.local_time(time.time()).date().isoformat()
         async with admin.get(f"{server.url}/api/admin/queue-log.csv",
                              params={"from": today}) as response:
             assert response.status == 200
