@@ -4,6 +4,7 @@ real Chromium with a fake camera and microphone."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -21,7 +22,7 @@ from server.seed import seed_demo
 from signaling.accounts import AccountPolicy, Accounts
 from signaling.config import NO_LIMITS
 from signaling.store import Store
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import BROWSER_ZONE, CHROMIUM, CHROMIUM_ARGS
 from tests.support.server import LiveServer, start_server
 
 
@@ -84,7 +85,8 @@ async def browser() -> AsyncIterator[Any]:
 
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                            headless=True)
+                                            headless=True,
+                                            env={**os.environ, "TZ": BROWSER_ZONE})
         try:
             yield chromium
         finally:

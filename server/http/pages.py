@@ -43,7 +43,8 @@ def page_context(lang: str | None = None, departments: Iterable[Mapping[str, Any
                  callback_keep_days: int = SignalingConfig.callback_keep_days,
                  retention_days: int = 180,
                  device: Mapping[str, Any] | None = None,
-                 kiosk_idle: tuple[int, int] = (60, 10)) -> dict[str, Any]:
+                 kiosk_idle: tuple[int, int] = (60, 10),
+                 timezone: str = SignalingConfig.timezone) -> dict[str, Any]:
     """A template's context: the page language and one `boot` object for the page module.
 
     `user_known` says the server checked the session, so `user` None means nobody is logged in;
@@ -52,14 +53,16 @@ def page_context(lang: str | None = None, departments: Iterable[Mapping[str, Any
     The kiosk's notices say how long a call-back request (`callback_keep_days`) and a recording
     (`retention_days`) are kept, and which version of them the applicant agrees to; `device`:
     the registered kiosk the kiosk page runs on (its name and hall), or None; `kiosk_idle`: the
-    kiosk's privacy wipe, seconds without a touch and the warning's seconds (wipe.js)."""
+    kiosk's privacy wipe, seconds without a touch and the warning's seconds (wipe.js);
+    `timezone`: the hall's, in which every page shows dates and times (hall_time.js)."""
     page_lang = lang if lang in LANGS else "zh"
     boot = {"lang": page_lang, "departments": [_department(d) for d in departments],
             "user": _user(user) if user else None, "has_user": user_known,
             "idle_timeout": idle_timeout, "callback_keep_days": callback_keep_days,
             "consent_notice_version": CONSENT_NOTICE_VERSION, "retention_days": retention_days,
             "device": dict(device) if device else None,
-            "kiosk_idle": {"seconds": kiosk_idle[0], "warning": kiosk_idle[1]}}
+            "kiosk_idle": {"seconds": kiosk_idle[0], "warning": kiosk_idle[1]},
+            "timezone": timezone}
     return {"lang": page_lang, "html_lang": "en" if page_lang == "en" else "zh-CN",
             "static": STATIC, "boot": boot}
 
@@ -75,7 +78,8 @@ async def _render(request: web.Request, template: str,
                            callback_keep_days=config.callback_keep_days,
                            retention_days=config.retention_days, device=device,
                            kiosk_idle=(config.kiosk_idle_seconds,
-                                       config.kiosk_idle_warning_seconds))
+                                       config.kiosk_idle_warning_seconds),
+                           timezone=config.signaling.timezone)
     return aiohttp_jinja2.render_template(template, request, context)
 
 

@@ -4,11 +4,14 @@ is drawn on a canvas by Chart.js; the CSV link carries the filters."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+import zoneinfo
 from typing import Any
 
 import pytest
 
+from signaling.config import SignalingConfig
 from tests.support.browser import login
 from tests.support.pages import connected, new_page
 from tests.support.server import LiveServer
@@ -39,6 +42,11 @@ async def test_the_stats_section_shows_real_consultations_in_charts_and_table(
     await login(supervisor, f"{server.url}/supervisor", "supervisor")
     section = supervisor.get_by_test_id("stats")
     await expect(section).to_be_visible(timeout=10_000)
+    # The default range is the hall's last 30 days, in the hall's zone (the browser's is 16 h off).
+    today = dt.datetime.now(zoneinfo.ZoneInfo(SignalingConfig.timezone)).date()
+    await expect(supervisor.get_by_test_id("stats-to")).to_have_value(today.isoformat())
+    await expect(supervisor.get_by_test_id("stats-from")).to_have_value(
+        (today - dt.timedelta(days=29)).isoformat())
     total = supervisor.get_by_test_id("stats-total")
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:  # the consumer counts every 2 s

@@ -152,7 +152,8 @@ def test_template_renders_without_context(page: str) -> None:
     assert data == {"lang": "zh", "departments": [], "user": None, "has_user": False,
                     "idle_timeout": 0, "callback_keep_days": 30, "retention_days": 180,
                     "consent_notice_version": CONSENT_NOTICE_VERSION, "device": None,
-                    "kiosk_idle": {"seconds": 60, "warning": 10}}
+                    "kiosk_idle": {"seconds": 60, "warning": 10},
+                    "timezone": "Asia/Shanghai"}
 
 
 class _InlineCode(HTMLParser):
@@ -271,6 +272,7 @@ def test_front_end_dependencies_come_from_npm_with_a_lock_file() -> None:
     assert re.match(r"^\^?4\.", package["dependencies"]["chart.js"])
     assert lock["packages"]["node_modules/chart.js"]["version"].startswith("4.")
     ours += ["a11y.js"]  # the kiosk's focus and live region on each screen (issue 13)
+    ours += ["hall_time.js"]  # dates and times in the hall's zone, whatever the browser's
     # axe-core runs in the browser tests only (tests/support/axe.py): a dev dependency, not served.
     assert "axe-core" in package["devDependencies"] and "axe-core" not in package["dependencies"]
     assert lock["packages"]["node_modules/axe-core"]["dev"] is True

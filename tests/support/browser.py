@@ -19,6 +19,9 @@ CHROMIUM_ARGS = [
     # getDisplayMedia (the staff desk's screen share) picks the screen without asking.
     "--auto-select-desktop-capture-source=Entire screen",
 ]
+# The zone the test browser runs in (TZ), 16 hours from the demo hall's Asia/Shanghai: a date or
+# time a page took from the browser's own zone instead of the hall's is wrong at most hours.
+BROWSER_ZONE = "America/Los_Angeles"
 
 # Test-only instrumentation, added with page.add_init_script: remember every RTCPeerConnection a
 # page makes, so getStats() can be read without the page exposing anything.

@@ -13,6 +13,7 @@ import {
   showForbidden, showLoginScreen, showScreen, submitLogin, watchSession, YzError,
 } from './common.js';
 import { departmentName, initPage, t } from './i18n.js';
+import { hallDate, hallDaysAgo } from './hall_time.js';
 import { Role } from './states.js';
 
 const state = {
@@ -154,11 +155,6 @@ async function refreshDepartments() {
 // ---------------------------------------------------------------------------------------------
 // Queue log: /api/admin/queue-log.csv?from=YYYY-MM-DD&to=YYYY-MM-DD
 // ---------------------------------------------------------------------------------------------
-function isoDate(d) {
-  const pad = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-}
-
 function updateLogLink() {
   const from = $('log-from').value;
   const to = $('log-to').value;
@@ -239,9 +235,8 @@ async function main() {
     if (state.chosen) chooseDepartment(state.chosen);
   });
   $('department-json').addEventListener('input', () => { $('department-saved').hidden = true; });
-  const today = new Date();
-  $('log-to').value = isoDate(today);
-  $('log-from').value = isoDate(new Date(today.getTime() - 6 * 86400_000));
+  $('log-to').value = hallDate();
+  $('log-from').value = hallDaysAgo(6);
   $('log-from').addEventListener('input', updateLogLink);
   $('log-to').addEventListener('input', updateLogLink);
   $('log-download').addEventListener('click', (e) => {

@@ -4,6 +4,7 @@ import {
   $, clearError, el, fetchJSON, formatTime, loadDesk, renderUserHeader, showError,
   showLoginScreen, showScreen, submitLogin, watchSession, YzError,
 } from './common.js';
+import { hallDate, hallDaysAgo } from './hall_time.js';
 import { departmentName, initPage, t } from './i18n.js';
 import { Role } from './states.js';
 
@@ -32,11 +33,6 @@ function label(prefix, value) {
   return text === key ? value : text;
 }
 
-function isoDate(d) {
-  const pad = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Filters and the CSV link: the same query for both
 // ---------------------------------------------------------------------------------------------
@@ -57,11 +53,10 @@ function updateExportLink() {
 }
 
 function resetFilters() {
-  const today = new Date();
   $('audit-filter-who').value = '';
   $('audit-filter-action').value = '';
-  $('audit-filter-to').value = isoDate(today);
-  $('audit-filter-from').value = isoDate(new Date(today.getTime() - 6 * 86400_000));
+  $('audit-filter-to').value = hallDate();
+  $('audit-filter-from').value = hallDaysAgo(6);
   updateExportLink();
 }
 

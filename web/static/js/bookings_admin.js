@@ -1,6 +1,7 @@
 // The admin page's appointments (预约) section: a department's booking rules (slot length,
 // capacity, days ahead, arrival window; saving is audited by the server) and a day's bookings.
 import { $, fetchJSON, errorText } from './common.js';
+import { hallDate } from './hall_time.js';
 import { departmentName, t } from './i18n.js';
 
 const FIELDS = ['slot_minutes', 'capacity', 'days_ahead', 'early_minutes', 'late_minutes'];
@@ -79,9 +80,7 @@ async function loadDay() {
 export function initBookingAdmin({ departments, onAuthError }) {
   admin.departments = departments;
   admin.onAuthError = onAuthError;
-  const today = new Date();
-  const pad = (n) => String(n).padStart(2, '0');
-  $('bookings-day').value = `${today.getFullYear()}-${pad(today.getMonth() + 1)}-${pad(today.getDate())}`;
+  $('bookings-day').value = hallDate();
   $('booking-rules-department').addEventListener('focus', fillDepartments);
   $('booking-rules-department').addEventListener('change', loadRules);
   $('booking-rules-form').addEventListener('submit', saveRules);

@@ -2,6 +2,7 @@
 // the error banner, fetchJSON, Socket.IO (connect, ack promises), the login form (_login.html)
 // and the user in the header, and number and time formats that do not depend on the language.
 import { io } from '/static/vendor/socket.io/socket.io.esm.min.js';
+import { hallParts } from './hall_time.js';
 import { currentLang, t } from './i18n.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -564,12 +565,15 @@ export function formatDuration(seconds) {
 
 export function formatTime(epochSeconds) {
   if (!Number.isFinite(epochSeconds)) return '–';
-  const d = new Date(epochSeconds * 1000);
-  const pad = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} `
-    + `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  const p = hallParts(new Date(epochSeconds * 1000));
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
 }
 
+// The hall's hour and minute of an epoch time (a chat message's 14:05).
+export function formatClock(epochSeconds) {
+  const p = hallParts(new Date(epochSeconds * 1000));
+  return `${p.hour}:${p.minute}`;
+}
 
 // Seconds since an epoch time, for live "longest wait" clocks; never negative.
 export function secondsSince(epochSeconds) {

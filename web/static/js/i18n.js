@@ -1,5 +1,6 @@
 // Every string the pages show, in Chinese and English, and what follows the page language: the
 // language switch, t(), lists, department names, service hours, away reasons.
+import { hallParts } from './hall_time.js';
 
 // One entry per line (tests/e2e/test_web_static.py checks both tables have the same keys).
 const STRINGS = {
@@ -1560,10 +1561,8 @@ export function formatDay(date) {
 // A coming moment for the applicant: weekday, date and time (周三 10-08 09:00).
 export function formatMoment(epochSeconds) {
   if (!Number.isFinite(epochSeconds)) return '';
-  const d = new Date(epochSeconds * 1000);
-  const pad = (n) => String(n).padStart(2, '0');
-  const day = t(`day_${DAY_KEYS[(d.getDay() + 6) % 7]}`);
-  return `${day} ${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  const p = hallParts(new Date(epochSeconds * 1000));
+  return `${t(`day_${DAY_KEYS[p.weekday]}`)} ${p.month}-${p.day} ${p.hour}:${p.minute}`;
 }
 
 // Why a staff member is away (an AwayReason); a reason without a text shows as it is.

@@ -1,7 +1,9 @@
 // A consultation room as one page sees it: RoomSession, the page's one RTCPeerConnection to the
 // server's SFU (the server always offers; the page answers), and the call screen's controls
 // (microphone, camera, screen share, chat; the badges and flags of _call.html).
-import { $, connectNamespace, emitAck, showError, YzError } from './common.js';
+import {
+  $, connectNamespace, emitAck, formatClock, showError, YzError,
+} from './common.js';
 import { t } from './i18n.js';
 import { Role } from './states.js';
 import { CallQuality } from './quality.js';
@@ -617,7 +619,7 @@ export class RoomSession {
     item.dataset.role = msg.role || '';
     const who = document.createElement('span');
     who.className = 'chat-who';
-    const time = Number.isFinite(msg.t) ? new Date(msg.t * 1000).toTimeString().slice(0, 5) : '';
+    const time = Number.isFinite(msg.t) ? formatClock(msg.t) : '';
     who.textContent = `${mine ? t('you') : msg.name || t(`role_${msg.role}`)} ${time}`;
     const text = document.createElement('span');
     text.className = 'chat-text';

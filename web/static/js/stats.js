@@ -2,6 +2,7 @@
 // GET /api/stats drawn as Chart.js charts and a table, and the CSV link for the same view.
 // Loads when its screen is first shown (after sign-in). Imported by supervisor.js.
 import { $, errorText, fetchJSON, loadDepartments, serviceDepartments } from './common.js';
+import { hallDate, hallDaysAgo } from './hall_time.js';
 import { departmentName, t } from './i18n.js';
 
 const NO_HALL = '\u0000'; // the select's value for "no registered kiosk" (hall '')
@@ -25,11 +26,6 @@ function chartLib() {
   state.chartLib ??= import('/static/vendor/chart.js/chart.umd.min.js').then(
     () => Boolean(globalThis.Chart), () => false);
   return state.chartLib;
-}
-
-function isoDate(date) {
-  const local = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
-  return local.toISOString().slice(0, 10);
 }
 
 function params() {
@@ -169,9 +165,8 @@ async function load() {
 async function start() {
   if (state.loaded) return;
   state.loaded = true;
-  const today = new Date();
-  $('stats-to').value = isoDate(today);
-  $('stats-from').value = isoDate(new Date(today.getTime() - 29 * 86400000));
+  $('stats-to').value = hallDate();
+  $('stats-from').value = hallDaysAgo(29);
   try {
     state.departments = await loadDepartments();
   } catch {
