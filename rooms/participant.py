@@ -134,6 +134,7 @@ class Participant:
         for kind in ("audio", "video"):
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
             transceiver.setCodecPreferences(preferred_codecs(kind, video_codec))
+            passthrough.decode_inline(transceiver.receiver)
             self.publish[kind] = transceiver
 
     def __repr__(self) -> str:
@@ -168,6 +169,7 @@ class Participant:
             transceiver.setCodecPreferences(preferred_codecs("video", self.video_codec))
             # Reused from share to share: a packet dropped at a direction change would stall it.
             passthrough.keep_receiving(transceiver.receiver)
+            passthrough.decode_inline(transceiver.receiver)
             self.publish["screen"] = transceiver
         else:
             transceiver.direction = "recvonly"

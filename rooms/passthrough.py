@@ -49,15 +49,23 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    receiver's statistics (its receiver reports and NACKs toward the publisher) and the recorder's
    one depacketizer keep working.
 9. A subscriber's leg sends through ``RTCRtpSender``'s own pieces: ``capture_send_parameters``
-   shadows ``send`` on one sender instance to see its negotiated codecs and mid;
-   ``header_extensions_map`` reads its private ``__rtp_header_extensions_map`` (the subscriber's
-   negotiated ids, so an extension the subscriber did not negotiate is not written); the packet
-   goes out through ``sender.transport._send_rtp`` (SRTP, then ICE), as the sender's own loop does.
+   shadows ``send`` on one sender instance to see its negotiated codecs, mid and header
+   extension ids (the leg writes its packets' bytes itself, only the extensions negotiated); the
+   packet goes out through ``sender.transport._send_rtp`` (SRTP, then ICE), as the sender's own
+   loop does.
 10. Sender reports: the sender's ``_run_rtcp`` loop reports its private ``__ntp_timestamp``,
    ``__rtp_timestamp``, ``__packet_count`` and ``__octet_count``; ``count_sent`` keeps them up to
    date for what a leg forwards. NACKs: ``RTCRtpSender._handle_rtcp_packet`` awaits
    ``self._retransmit(seq)`` for each lost sequence number; ``answer_nacks`` shadows it on one
    sender instance so the leg answers from its own cache of rewritten packets.
+11. Frames without the decoder thread: ``RTCRtpReceiver.receive`` starts a thread that takes each
+   reassembled frame from the private ``__decoder_queue`` (a ``queue.Queue``), "decodes" it (1.)
+   and hands the result back to the event loop with ``run_coroutine_threadsafe``: per frame a lock
+   handoff, a GIL switch, a task and a self-pipe wake-up, for a decode that only wraps bytes in an
+   ``av.Packet``. ``decode_inline`` replaces that queue on one receiver before it starts: its
+   ``put`` wraps the frame at once, in the event loop's thread, into the track's queue; the thread
+   still runs, blocked on ``get``, which yields only the stop (None) that ``__stop_decoder`` puts,
+   so the track still ends as before.
 
 The hooks are process-wide: every RTCPeerConnection in the process, including the Python
 participant of rooms/client.py when it runs in the same process, receives packets, not frames.
@@ -67,6 +75,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import queue
 from collections.abc import Awaitable, Callable, Sequence
 from fractions import Fraction
 from typing import Any
@@ -74,11 +83,10 @@ from typing import Any
 import aioice.ice
 import aiortc.rtcrtpreceiver
 import av
-from aiortc import clock as aiortc_clock
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket, unwrap_rtx
+from aiortc.rtp import RtpPacket, unwrap_rtx
 
 from recordings.codecs import h264_is_keyframe, vp8_is_keyframe
 from rooms.config import MediaConfig
@@ -117,6 +125,48 @@ class PacketDecoder:
         packet.time_base = self.time_base
         packet.is_keyframe = self._is_keyframe(data)
         return [packet]
+
+
+class _InlineDecoderQueue:
+    """A receiver's decoder queue that decodes (1.) as frames are put (see 11. above)."""
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        self._receiver = receiver
+        self._stop: queue.Queue[None] = queue.Queue()
+        self._decoder: PacketDecoder | None = None
+
+    def put(self, item: tuple[RTCRtpCodecParameters, Any] | None) -> None:
+        if item is None:
+            self._stop.put(None)
+            return
+        codec, encoded_frame = item
+        if self._decoder is None or self._decoder.codec_name != codec.name.lower():
+            self._decoder = PacketDecoder(codec)
+        track = self._receiver.track
+        for packet in self._decoder.decode(encoded_frame):
+            track._queue.put_nowait(packet)  # type: ignore[attr-defined]
+
+    def get(self) -> None:
+        """The decoder thread's: it waits here for the stop."""
+        return self._stop.get()
+
+
+_DECODER_QUEUE_ATTRIBUTE = "_RTCRtpReceiver__decoder_queue"
+
+
+def decode_inline(receiver: RTCRtpReceiver) -> None:
+    """Hand ``receiver``'s frames to its track in the event loop's thread (see 11. above); call it
+    before the receiver starts (before the description that starts it is applied). The track,
+    made when a remote description is applied, is read at each frame."""
+    current = getattr(receiver, _DECODER_QUEUE_ATTRIBUTE, None)
+    if isinstance(current, _InlineDecoderQueue):
+        return
+    if not isinstance(current, queue.Queue):
+        raise RuntimeError("aiortc RTCRtpReceiver has no decoder queue: the inline decoding "
+                           "hook is broken")
+    if getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is not None:
+        raise RuntimeError("decode_inline: the receiver has started already")
+    setattr(receiver, _DECODER_QUEUE_ATTRIBUTE, _InlineDecoderQueue(receiver))
 
 
 def _always(data: bytes) -> bool:
@@ -335,18 +385,6 @@ def capture_send_parameters(sender: RTCRtpSender,
     sender.send = send  # type: ignore[method-assign]
 
 
-_EXTENSIONS_MAP_ATTRIBUTE = "_RTCRtpSender__rtp_header_extensions_map"
-
-
-def header_extensions_map(sender: RTCRtpSender) -> HeaderExtensionsMap:
-    """The header extension ids ``sender``'s subscriber negotiated (see 9. above)."""
-    extensions = getattr(sender, _EXTENSIONS_MAP_ATTRIBUTE, None)
-    if not isinstance(extensions, HeaderExtensionsMap):
-        raise RuntimeError("aiortc RTCRtpSender has no header extensions map: the RTP "
-                           "forwarding hook is broken")
-    return extensions
-
-
 _SENT_ATTRIBUTES = ("_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__rtp_timestamp",
                     "_RTCRtpSender__packet_count", "_RTCRtpSender__octet_count")
 
@@ -359,9 +397,11 @@ def check_sender_counters(sender: RTCRtpSender) -> None:
                                "broken")
 
 
-def count_sent(sender: RTCRtpSender, rtp_timestamp: int, payload_size: int) -> None:
-    """Count a packet a leg sent on ``sender`` for its sender reports (see 10. above)."""
-    sender._RTCRtpSender__ntp_timestamp = aiortc_clock.current_ntp_time()  # type: ignore[attr-defined]
+def count_sent(sender: RTCRtpSender, ntp_timestamp: int, rtp_timestamp: int,
+               payload_size: int) -> None:
+    """Count a packet a leg sent on ``sender`` at ``ntp_timestamp`` for its sender reports
+    (see 10. above)."""
+    sender._RTCRtpSender__ntp_timestamp = ntp_timestamp  # type: ignore[attr-defined]
     sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
     sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
     sender._RTCRtpSender__octet_count += payload_size  # type: ignore[attr-defined]

@@ -13,14 +13,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from aiortc import clock
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpSendParameters,
+)
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import HeaderExtensions, RtpPacket, wrap_rtx
+from aiortc.rtp import RtpPacket
 
 from rooms import passthrough
 
@@ -33,6 +37,57 @@ RTP_CACHE = 512
 REORDER_WINDOW = 64
 # Sources a leg remembers having left: a late retransmission of one must not switch back to it.
 RETIRED_SOURCES = 8
+
+# Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+NTP_OFFSET = 2_208_988_800
+MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
+ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+_HEADER = struct.Struct("!BBHII")      # V=2 P X CC, M PT, sequence number, timestamp, SSRC
+_EXTENSIONS = struct.Struct("!HH")     # the one-byte form's profile 0xBEDE, length in words
+
+
+def ntp_time(now: float) -> int:
+    """``now`` (Unix seconds) as a 64-bit NTP timestamp."""
+    return int((now + NTP_OFFSET) * (1 << 32))
+
+
+def rtp_bytes(payload_type: int, marker: int, sequence: int, timestamp: int, ssrc: int,
+              extensions: bytes, payload: bytes) -> bytes:
+    """An RTP packet (RFC 3550) with no CSRC: the 12-byte header, ``extensions`` (a whole
+    extension block or nothing) and ``payload``."""
+    return _HEADER.pack(0x90 if extensions else 0x80, (marker << 7) | payload_type,
+                        sequence, timestamp, ssrc) + extensions + payload
+
+
+class ExtensionWriter:
+    """The header extensions of one leg's packets in the one-byte form (RFC 8285), written
+    directly: the leg's mid, abs-send-time, and on audio the publisher's level (RFC 6464), each
+    only when the subscriber negotiated it. (An id above 14 cannot be written in this form; the
+    extension is then left out, as is a mid over 16 bytes: aiortc offers ids from 1 up.)"""
+
+    def __init__(self, negotiated: Iterable[RTCRtpHeaderExtensionParameters],
+                 mid: str | None) -> None:
+        ids = {e.uri: e.id for e in negotiated if 0 < e.id <= 14}
+        mid_bytes = (mid or "").encode()
+        self._mid = (bytes(((ids[MID] << 4) | (len(mid_bytes) - 1),)) + mid_bytes
+                     if MID in ids and 0 < len(mid_bytes) <= 16 else b"")
+        self._abs_send_time = (ids[ABS_SEND_TIME] << 4) | 2 if ABS_SEND_TIME in ids else None
+        self._audio_level = ids[AUDIO_LEVEL] << 4 if AUDIO_LEVEL in ids else None
+
+    def block(self, now: float, audio_level: tuple[bool, int] | None) -> bytes:
+        """The extension block of a packet sent at ``now`` (Unix seconds), or b"" for none."""
+        body = self._mid
+        if self._abs_send_time is not None:
+            # 6.18 fixed-point seconds, the low 24 bits.
+            body += bytes((self._abs_send_time,)) + (
+                int((now + NTP_OFFSET) * (1 << 18)) & 0xFFFFFF).to_bytes(3, "big")
+        if audio_level is not None and self._audio_level is not None:
+            body += bytes((self._audio_level, (audio_level[0] << 7) | audio_level[1]))
+        if not body:
+            return b""
+        body += b"\0" * (-len(body) % 4)
+        return _EXTENSIONS.pack(0xBEDE, len(body) // 4) + body
 
 
 def _newer16(a: int, b: int) -> bool:
@@ -174,7 +229,10 @@ class RtpLeg(MediaStreamTrack):
         self._active = False
         self._need_keyframe = kind == "video"
         self._stopped = asyncio.Event()
-        self._cache: dict[int, RtpPacket] = {}
+        self._writer: ExtensionWriter | None = None
+        # Sent packets by sequence number modulo RTP_CACHE, to answer NACKs:
+        # (sequence number, marker, timestamp, extension block, payload).
+        self._cache: dict[int, tuple[int, int, int, bytes, bytes]] = {}
         self._rewriter: SequenceRewriter | None = None
 
     def bind(self, sender: RTCRtpSender) -> None:
@@ -187,6 +245,7 @@ class RtpLeg(MediaStreamTrack):
         codec = parameters.codecs[0]
         self._codec = codec
         self._mid = parameters.muxId
+        self._writer = ExtensionWriter(parameters.headerExtensions, parameters.muxId)
         for other in parameters.codecs:
             if (other.mimeType.lower().endswith("/rtx")
                     and other.parameters.get("apt") == codec.payloadType):
@@ -230,39 +289,42 @@ class RtpLeg(MediaStreamTrack):
         if rewritten is None:
             self.drops += 1
             return
-        sent = self._cache.get(rewritten[0] % RTP_CACHE)
-        if sent is not None and sent.sequence_number == rewritten[0]:
+        sequence, timestamp = rewritten
+        slot = sequence % RTP_CACHE
+        sent = self._cache.get(slot)
+        if sent is not None and sent[0] == sequence:
             return  # the publisher's retransmission of a packet this leg sent: SRTP refuses it
-        out = RtpPacket(payload_type=own.payloadType, marker=packet.marker,
-                        sequence_number=rewritten[0], timestamp=rewritten[1],
-                        ssrc=sender._ssrc, payload=packet.payload)
-        extensions = HeaderExtensions()
-        extensions.mid = self._mid
-        extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
-        extensions.audio_level = packet.extensions.audio_level
-        out.extensions = extensions
-        self._cache[out.sequence_number % RTP_CACHE] = out
-        data = out.serialize(passthrough.header_extensions_map(sender))
+        assert self._writer is not None
+        now = time.time()
+        extensions = self._writer.block(now, packet.extensions.audio_level)
+        self._cache[slot] = (sequence, packet.marker, timestamp, extensions, packet.payload)
+        data = rtp_bytes(own.payloadType, packet.marker, sequence, timestamp, sender._ssrc,
+                         extensions, packet.payload)
         try:
             await sender.transport._send_rtp(data)
         except ConnectionError:
             return
         self.packets += 1
-        passthrough.count_sent(sender, out.timestamp, len(out.payload))
+        passthrough.count_sent(sender, ntp_time(now), timestamp, len(packet.payload))
 
     async def _retransmit(self, sequence_number: int) -> None:
         """Answer a NACK from the cache: RTX where negotiated, else the packet again."""
         sender = self._sender
-        packet = self._cache.get(sequence_number % RTP_CACHE)
-        if sender is None or packet is None or packet.sequence_number != sequence_number:
+        own = self._codec
+        sent = self._cache.get(sequence_number % RTP_CACHE)
+        if (sender is None or own is None or own.payloadType is None or sent is None
+                or sent[0] != sequence_number):
             return
-        if self._rtx_payload_type is not None:
-            packet = wrap_rtx(packet, payload_type=self._rtx_payload_type,
-                              sequence_number=self._rtx_sequence, ssrc=sender._rtx_ssrc)
+        sequence, marker, timestamp, extensions, payload = sent
+        if self._rtx_payload_type is not None:  # RFC 4588: the original number, then payload
+            data = rtp_bytes(self._rtx_payload_type, marker, self._rtx_sequence, timestamp,
+                             sender._rtx_ssrc, extensions, sequence.to_bytes(2, "big") + payload)
             self._rtx_sequence = (self._rtx_sequence + 1) & 0xFFFF
+        else:
+            data = rtp_bytes(own.payloadType, marker, sequence, timestamp, sender._ssrc,
+                             extensions, payload)
         self.retransmits += 1
         try:
-            await sender.transport._send_rtp(
-                packet.serialize(passthrough.header_extensions_map(sender)))
+            await sender.transport._send_rtp(data)
         except ConnectionError:
             pass

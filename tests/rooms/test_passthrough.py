@@ -14,7 +14,7 @@ import aiortc.rtcrtpsender
 import aiortc.rtp
 import av
 from aiortc.jitterbuffer import JitterFrame
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
 
 from recordings import codecs
 from rooms import passthrough
@@ -198,9 +198,7 @@ def test_rtp_forwarding_hooks_still_find_their_private_names() -> None:
     receiver_source = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
     assert "self.__codecs.get(packet.payload_type)" in receiver_source
     assert "self.__rtx_ssrc.get(packet.ssrc)" in receiver_source
-    # 9.: send() configures the extension map once per start; legs send through _send_rtp.
-    send = inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender.send)
-    assert "self.__rtp_header_extensions_map.configure(parameters)" in send
+    # 9.: legs send through _send_rtp.
     assert callable(getattr(aiortc.rtcdtlstransport.RTCDtlsTransport, "_send_rtp", None))
     # 10.: sender reports are made of these counters; NACKs go through self._retransmit.
     rtcp = inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender._run_rtcp)
@@ -223,16 +221,55 @@ async def test_rtp_forwarding_hooks_attach_to_one_receiver_and_one_sender() -> N
         assert "_handle_rtp_packet" in vars(receiver)
         sender = pc.addTransceiver("video", direction="sendonly").sender
         passthrough.check_sender_counters(sender)
-        passthrough.count_sent(sender, 1234, 100)
+        passthrough.count_sent(sender, 5678 << 32, 1234, 100)
+        assert sender._RTCRtpSender__ntp_timestamp == 5678 << 32  # type: ignore[attr-defined]
         assert sender._RTCRtpSender__rtp_timestamp == 1234  # type: ignore[attr-defined]
         assert sender._RTCRtpSender__packet_count == 1  # type: ignore[attr-defined]
         assert sender._RTCRtpSender__octet_count == 100  # type: ignore[attr-defined]
-        assert isinstance(passthrough.header_extensions_map(sender), aiortc.rtp.HeaderExtensionsMap)
 
         async def retransmit(seq: int) -> None:
             pass
 
         passthrough.answer_nacks(sender, retransmit)
         assert sender._retransmit is retransmit
+    finally:
+        await pc.close()
+
+
+def test_inline_decoding_hook_still_finds_its_private_names() -> None:
+    # 11.: receive() hands the thread this queue; frames and the stop go through it.
+    receive = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.receive)
+    assert "self.__decoder_queue," in receive and "self._track._queue," in receive
+    handle = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
+    assert "self.__decoder_queue.put((codec, encoded_frame))" in handle
+    stop = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver._RTCRtpReceiver__stop_decoder)
+    assert "self.__decoder_queue.put(None)" in stop
+    worker = inspect.getsource(aiortc.rtcrtpreceiver.decoder_worker)
+    assert "task = input_q.get()" in worker and "if task is None:" in worker
+
+
+async def test_inline_decoding_puts_packets_on_the_track_and_still_ends_it() -> None:
+    pc = aiortc.RTCPeerConnection()
+    try:
+        receiver = pc.addTransceiver("video", direction="recvonly").receiver
+        passthrough.decode_inline(receiver)
+        passthrough.decode_inline(receiver)  # once is enough: a second call changes nothing
+        frames = encoded_vp8(2)
+        receiver._track = aiortc.rtcrtpreceiver.RemoteStreamTrack("video")  # as a description does
+        decoder_queue = receiver._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
+        decoder_queue.put((VP8, JitterFrame(data=frames[0], timestamp=3000)))
+        decoder_queue.put((VP8, JitterFrame(data=frames[1], timestamp=6000)))
+        # At once, in this thread: no decoder thread has run.
+        first, second = receiver.track._queue.get_nowait(), receiver.track._queue.get_nowait()
+        assert isinstance(first, av.Packet) and (first.pts, first.is_keyframe) == (3000, True)
+        assert (second.pts, second.is_keyframe) == (6000, False)
+        assert first.time_base == Fraction(1, 90000) and bytes(first) == frames[0]
+        # The thread aiortc starts takes only the stop, and then ends the track.
+        await receiver.receive(RTCRtpReceiveParameters(codecs=[VP8]))
+        thread = receiver._RTCRtpReceiver__decoder_thread  # type: ignore[attr-defined]
+        assert thread.is_alive()
+        receiver._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
+        assert not thread.is_alive()
+        assert await receiver.track._queue.get() is None
     finally:
         await pc.close()

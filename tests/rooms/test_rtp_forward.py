@@ -1,14 +1,24 @@
-"""The pure rules of RTP-level forwarding: sequence/timestamp rewriting and keyframe starts."""
+"""The pure rules of RTP-level forwarding: sequence/timestamp rewriting, keyframe starts, and
+the packets' bytes (read back with aiortc's own parser)."""
 
 from __future__ import annotations
 
+import datetime
+
+from aiortc import clock
+from aiortc.codecs import HEADER_EXTENSIONS
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from rooms.rtp_forward import (
     REORDER_WINDOW,
+    ExtensionWriter,
     SequenceRewriter,
     h264_starts_keyframe,
+    ntp_time,
+    rtp_bytes,
     vp8_starts_keyframe,
 )
 from tests.support.recordings import encoded_vp8
@@ -69,3 +79,47 @@ def test_h264_keyframe_start_is_found_in_single_stap_a_and_fu_a() -> None:
     [single_slice] = H264Encoder._packetize([slice_])
     assert not h264_starts_keyframe(single_slice)
     assert not h264_starts_keyframe(b"")
+
+
+def _negotiated(kind: str) -> list[RTCRtpHeaderExtensionParameters]:
+    return [RTCRtpHeaderExtensionParameters(id=i, uri=e.uri)
+            for i, e in enumerate(HEADER_EXTENSIONS[kind], start=1)]
+
+
+def test_packets_written_directly_read_back_as_aiortc_writes_them() -> None:
+    now = 1_796_400_000.25
+    for kind, level in (("audio", (True, 42)), ("video", None)):
+        negotiated = _negotiated(kind)
+        ids = HeaderExtensionsMap()
+        ids.configure(RTCRtpParameters(headerExtensions=negotiated))
+        writer = ExtensionWriter(negotiated, "3")
+        data = rtp_bytes(111, 1, 65_535, 4_294_967_295, 0xDEADBEEF, writer.block(now, level),
+                         b"payload")
+        packet = RtpPacket.parse(data, ids)
+        assert (packet.payload_type, packet.marker, packet.sequence_number, packet.timestamp,
+                packet.ssrc, packet.payload) == (111, 1, 65_535, 4_294_967_295, 0xDEADBEEF,
+                                                 b"payload")
+        assert packet.extensions.mid == "3"
+        assert packet.extensions.audio_level == level
+        # aiortc offers abs-send-time on video only.
+        expected = (ntp_time(now) >> 14) & 0xFFFFFF if kind == "video" else None
+        assert packet.extensions.abs_send_time == expected
+        # The same packet through aiortc's writer: the same bytes.
+        assert packet.serialize(ids) == data
+
+
+def test_only_negotiated_extensions_are_written() -> None:
+    assert ExtensionWriter([], "0").block(0.0, (False, 10)) == b""
+    bare = rtp_bytes(96, 0, 1, 2, 3, b"", b"x")
+    assert len(bare) == 13 and bare[0] == 0x80
+    only_mid = ExtensionWriter(_negotiated("video")[:1], "0")
+    assert RtpPacket.parse(rtp_bytes(96, 0, 1, 2, 3, only_mid.block(0.0, None), b"x")).payload \
+        == b"x"
+    # An id the one-byte form cannot carry is left out rather than written wrong.
+    high = [RTCRtpHeaderExtensionParameters(id=15, uri=e.uri) for e in HEADER_EXTENSIONS["audio"]]
+    assert ExtensionWriter(high, "0").block(0.0, (False, 10)) == b""
+
+
+def test_ntp_time_agrees_with_aiortcs_clock() -> None:
+    when = datetime.datetime(2026, 12, 4, 16, 30, 0, 250_000, tzinfo=datetime.UTC)
+    assert abs(ntp_time(when.timestamp()) - clock.datetime_to_ntp(when)) < (1 << 32) // 1000
