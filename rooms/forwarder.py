@@ -195,12 +195,12 @@ class TrackForwarder:
         if forwarding == "rtp":
             passthrough.forward_rtp(receiver, self._forward_rtp)
 
-    async def _forward_rtp(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
+    def _forward_rtp(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
         if self._closed:
             return
         self.packets += 1
         for leg in list(self._legs.values()):
-            await leg.forward(packet, codec)
+            leg.forward(packet, codec)
 
     def _on_level(self, timestamp: int, level: int) -> None:
         if self._closed:

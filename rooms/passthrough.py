@@ -66,6 +66,12 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    ``put`` wraps the frame at once, in the event loop's thread, into the track's queue; the thread
    still runs, blocked on ``get``, which yields only the stop (None) that ``__stop_decoder`` puts,
    so the track still ends as before.
+12. Sending without coroutines: ``RTCDtlsTransport._send_rtp`` protects a packet with its private
+   ``_tx_srtp`` session (when ``_state`` is connected) and awaits its ICE transport's ``_send``,
+   which is aioice's ``Connection.send`` → ``sendto`` → the nominated pair's (``_nominated[1]``)
+   ``protocol.send_data`` → the datagram transport's ``sendto``: four coroutines for one
+   synchronous system call. ``rtp_sender`` does the same steps without them for one sender's
+   transport, keeping its private ``__tx_bytes`` and ``__tx_packets`` (its getStats) up to date.
 
 The hooks are process-wide: every RTCPeerConnection in the process, including the Python
 participant of rooms/client.py when it runs in the same process, receives packets, not frames.
@@ -83,6 +89,7 @@ from typing import Any
 import aioice.ice
 import aiortc.rtcrtpreceiver
 import av
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
@@ -335,12 +342,12 @@ def rtp_timestamp(receiver: RTCRtpReceiver, pts: int) -> int | None:
     return int(pts + origin) & 0xFFFFFFFF
 
 
-RtpHandler = Callable[[Any, RTCRtpCodecParameters], Awaitable[None]]
+RtpHandler = Callable[[Any, RTCRtpCodecParameters], None]
 _CODECS_ATTRIBUTE = "_RTCRtpReceiver__codecs"
 
 
 def forward_rtp(receiver: RTCRtpReceiver, handler: RtpHandler) -> None:
-    """Await ``handler(packet, codec)`` for each media RTP packet ``receiver`` takes, before its
+    """Call ``handler(packet, codec)`` for each media RTP packet ``receiver`` takes, before its
     jitter buffer (see 8. above): RTX packets unwrapped, padding-only packets left out."""
     original = getattr(receiver, "_handle_rtp_packet", None)
     codecs = getattr(receiver, _CODECS_ATTRIBUTE, None)
@@ -363,12 +370,46 @@ def forward_rtp(receiver: RTCRtpReceiver, handler: RtpHandler) -> None:
                 codec = codecs[apt]
         if codec is not None and media.payload:
             try:
-                await handler(media, codec)
+                handler(media, codec)
             except Exception:
                 logger.exception("forwarding an RTP packet failed")
         await original(packet, arrival_time_ms)
 
     receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+
+
+_DTLS_COUNTERS = ("_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets")
+
+
+def rtp_sender(sender: RTCRtpSender) -> Callable[[bytes], bool]:
+    """A synchronous send of RTP on ``sender``'s transport (see 12. above): True when the packet
+    went to the socket, False when the transport is not connected (yet or any more). Make it once
+    the sender starts: bundling may give the sender another transport before."""
+    dtls = sender.transport
+    connection = getattr(dtls.transport, "_connection", None)
+    if (not isinstance(getattr(connection, "_nominated", None), dict)
+            or not all(isinstance(getattr(dtls, name, None), int) for name in _DTLS_COUNTERS)
+            or not hasattr(dtls, "_tx_srtp") or not hasattr(dtls, "_state")):
+        raise RuntimeError("aiortc's DTLS or aioice's connection lacks the names the RTP send "
+                           "hook uses: it is broken")
+    nominated: dict[int, Any] = connection._nominated  # type: ignore[union-attr]
+
+    def send(data: bytes) -> bool:
+        if dtls._state is not DtlsState.CONNECTED:
+            return False
+        pair = nominated.get(1)
+        if pair is None:
+            return False
+        transport = pair.protocol.transport
+        if transport is None or transport.is_closing():
+            return False
+        protected = dtls._tx_srtp.protect(data)
+        transport.sendto(protected, pair.remote_addr)
+        dtls._RTCDtlsTransport__tx_bytes += len(protected)  # type: ignore[attr-defined]
+        dtls._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
+        return True
+
+    return send
 
 
 def capture_send_parameters(sender: RTCRtpSender,

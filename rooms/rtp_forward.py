@@ -2,10 +2,11 @@
 subscriber's leg with its SSRC, payload type, sequence number, timestamp and header extensions
 rewritten, then is encrypted by the subscriber's transport; no frame is assembled or re-packetized.
 
-The pieces of aiortc each leg borrows (private names, listed in rooms/passthrough.py 8.–10.): the
-sender's negotiated parameters and header extension map, its RTCP loop (sender reports from the
-counters a leg keeps up to date) and its transport's ``_send_rtp``. Pure rules (sequence and
-timestamp rewriting, keyframe starts) have no asyncio and are tested synchronously.
+The pieces of aiortc each leg borrows (private names, listed in rooms/passthrough.py 8.–12.): the
+sender's negotiated parameters, its RTCP loop (sender reports from the counters a leg keeps up to
+date) and its transport's SRTP session and ICE pair (``rtp_sender``: a packet is forwarded with
+no coroutine from the receiver's hook to the socket). Pure rules (sequence and timestamp
+rewriting, keyframe starts, the packets' bytes) have no asyncio and are tested synchronously.
 """
 
 from __future__ import annotations
@@ -230,6 +231,7 @@ class RtpLeg(MediaStreamTrack):
         self._need_keyframe = kind == "video"
         self._stopped = asyncio.Event()
         self._writer: ExtensionWriter | None = None
+        self._send: Callable[[bytes], bool] | None = None
         # Sent packets by sequence number modulo RTP_CACHE, to answer NACKs:
         # (sequence number, marker, timestamp, extension block, payload).
         self._cache: dict[int, tuple[int, int, int, bytes, bytes]] = {}
@@ -246,6 +248,8 @@ class RtpLeg(MediaStreamTrack):
         self._codec = codec
         self._mid = parameters.muxId
         self._writer = ExtensionWriter(parameters.headerExtensions, parameters.muxId)
+        assert self._sender is not None
+        self._send = passthrough.rtp_sender(self._sender)
         for other in parameters.codecs:
             if (other.mimeType.lower().endswith("/rtx")
                     and other.parameters.get("apt") == codec.payloadType):
@@ -269,12 +273,13 @@ class RtpLeg(MediaStreamTrack):
         self._stopped.set()
         self._cache.clear()
 
-    async def forward(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
+    def forward(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
         """Rewrite ``packet`` (the publisher's, decrypted, RTX undone) for this leg and send it."""
         sender = self._sender
         own = self._codec
+        send = self._send
         if (not self._active or sender is None or own is None or own.payloadType is None
-                or self._rewriter is None or self.readyState != "live"):
+                or self._rewriter is None or send is None or self.readyState != "live"):
             return
         if own.mimeType.lower() != codec.mimeType.lower():
             self.drops += 1
@@ -300,9 +305,7 @@ class RtpLeg(MediaStreamTrack):
         self._cache[slot] = (sequence, packet.marker, timestamp, extensions, packet.payload)
         data = rtp_bytes(own.payloadType, packet.marker, sequence, timestamp, sender._ssrc,
                          extensions, packet.payload)
-        try:
-            await sender.transport._send_rtp(data)
-        except ConnectionError:
+        if not send(data):
             return
         self.packets += 1
         passthrough.count_sent(sender, ntp_time(now), timestamp, len(packet.payload))
@@ -312,8 +315,8 @@ class RtpLeg(MediaStreamTrack):
         sender = self._sender
         own = self._codec
         sent = self._cache.get(sequence_number % RTP_CACHE)
-        if (sender is None or own is None or own.payloadType is None or sent is None
-                or sent[0] != sequence_number):
+        if (sender is None or own is None or own.payloadType is None or self._send is None
+                or sent is None or sent[0] != sequence_number):
             return
         sequence, marker, timestamp, extensions, payload = sent
         if self._rtx_payload_type is not None:  # RFC 4588: the original number, then payload
@@ -323,8 +326,5 @@ class RtpLeg(MediaStreamTrack):
         else:
             data = rtp_bytes(own.payloadType, marker, sequence, timestamp, sender._ssrc,
                              extensions, payload)
-        self.retransmits += 1
-        try:
-            await sender.transport._send_rtp(data)
-        except ConnectionError:
-            pass
+        if self._send(data):
+            self.retransmits += 1

@@ -9,6 +9,7 @@ from fractions import Fraction
 import aioice.ice
 import aiortc
 import aiortc.rtcdtlstransport
+import aiortc.rtcicetransport
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import aiortc.rtp
@@ -198,8 +199,20 @@ def test_rtp_forwarding_hooks_still_find_their_private_names() -> None:
     receiver_source = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
     assert "self.__codecs.get(packet.payload_type)" in receiver_source
     assert "self.__rtx_ssrc.get(packet.ssrc)" in receiver_source
-    # 9.: legs send through _send_rtp.
-    assert callable(getattr(aiortc.rtcdtlstransport.RTCDtlsTransport, "_send_rtp", None))
+    # 9. and 12.: legs send as _send_rtp does, down aioice's chain to the datagram transport.
+    send_rtp = inspect.getsource(aiortc.rtcdtlstransport.RTCDtlsTransport._send_rtp)
+    for line in ("if self._state != State.CONNECTED:", "data = self._tx_srtp.protect(data)",
+                 "await self.transport._send(data)", "self.__tx_bytes += len(data)",
+                 "self.__tx_packets += 1"):
+        assert line in send_rtp, line
+    ice = inspect.getsource(aiortc.rtcicetransport.RTCIceTransport)
+    assert "self._send = self._connection.send" in ice
+    assert "await self.sendto(data, 1)" in inspect.getsource(aioice.ice.Connection.send)
+    sendto = inspect.getsource(aioice.ice.Connection.sendto)
+    assert "active_pair = self._nominated.get(component)" in sendto
+    assert "await active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
+    assert "self.transport.sendto(data, addr)" in inspect.getsource(
+        aioice.ice.StunProtocol.send_data)
     # 10.: sender reports are made of these counters; NACKs go through self._retransmit.
     rtcp = inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender._run_rtcp)
     for name in ("__ntp_timestamp", "__rtp_timestamp", "__packet_count", "__octet_count"):
@@ -214,7 +227,7 @@ async def test_rtp_forwarding_hooks_attach_to_one_receiver_and_one_sender() -> N
         receiver = pc.addTransceiver("video", direction="recvonly").receiver
         seen: list[tuple[int, str]] = []
 
-        async def handler(packet: aiortc.rtp.RtpPacket, codec: RTCRtpCodecParameters) -> None:
+        def handler(packet: aiortc.rtp.RtpPacket, codec: RTCRtpCodecParameters) -> None:
             seen.append((packet.sequence_number, codec.mimeType))
 
         passthrough.forward_rtp(receiver, handler)
@@ -230,6 +243,8 @@ async def test_rtp_forwarding_hooks_attach_to_one_receiver_and_one_sender() -> N
         async def retransmit(seq: int) -> None:
             pass
 
+        # Not connected yet: nothing is sent.
+        assert passthrough.rtp_sender(sender)(b"\x80" + bytes(11)) is False
         passthrough.answer_nacks(sender, retransmit)
         assert sender._retransmit is retransmit
     finally:
@@ -242,7 +257,8 @@ def test_inline_decoding_hook_still_finds_its_private_names() -> None:
     assert "self.__decoder_queue," in receive and "self._track._queue," in receive
     handle = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
     assert "self.__decoder_queue.put((codec, encoded_frame))" in handle
-    stop = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver._RTCRtpReceiver__stop_decoder)
+    stop = inspect.getsource(
+        aiortc.rtcrtpreceiver.RTCRtpReceiver._RTCRtpReceiver__stop_decoder)  # type: ignore[attr-defined]
     assert "self.__decoder_queue.put(None)" in stop
     worker = inspect.getsource(aiortc.rtcrtpreceiver.decoder_worker)
     assert "task = input_q.get()" in worker and "if task is None:" in worker
@@ -260,7 +276,8 @@ async def test_inline_decoding_puts_packets_on_the_track_and_still_ends_it() -> 
         decoder_queue.put((VP8, JitterFrame(data=frames[0], timestamp=3000)))
         decoder_queue.put((VP8, JitterFrame(data=frames[1], timestamp=6000)))
         # At once, in this thread: no decoder thread has run.
-        first, second = receiver.track._queue.get_nowait(), receiver.track._queue.get_nowait()
+        track_queue = receiver._track._queue
+        first, second = track_queue.get_nowait(), track_queue.get_nowait()
         assert isinstance(first, av.Packet) and (first.pts, first.is_keyframe) == (3000, True)
         assert (second.pts, second.is_keyframe) == (6000, False)
         assert first.time_base == Fraction(1, 90000) and bytes(first) == frames[0]
@@ -270,6 +287,6 @@ async def test_inline_decoding_puts_packets_on_the_track_and_still_ends_it() -> 
         assert thread.is_alive()
         receiver._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
         assert not thread.is_alive()
-        assert await receiver.track._queue.get() is None
+        assert await track_queue.get() is None
     finally:
         await pc.close()
