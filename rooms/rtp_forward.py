@@ -226,7 +226,6 @@ class RtpLeg(MediaStreamTrack):
         self._codec: RTCRtpCodecParameters | None = None
         self._rtx_payload_type: int | None = None
         self._rtx_sequence = 0
-        self._mid: str | None = None
         self._active = False
         self._need_keyframe = kind == "video"
         self._stopped = asyncio.Event()
@@ -246,7 +245,6 @@ class RtpLeg(MediaStreamTrack):
     def _on_send(self, parameters: RTCRtpSendParameters) -> None:
         codec = parameters.codecs[0]
         self._codec = codec
-        self._mid = parameters.muxId
         self._writer = ExtensionWriter(parameters.headerExtensions, parameters.muxId)
         assert self._sender is not None
         self._send = passthrough.rtp_sender(self._sender)
