@@ -60,6 +60,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from bench.common import ROOT, ServerProcess, cpu_seconds, merge_results, percentile
+from server import gc_policy
 from server.redis_server import EmbeddedRedis
 from server.seed import DEMO_DEPARTMENTS
 from signaling.accounts import AccountPolicy, Accounts, hash_password
@@ -258,6 +259,9 @@ async def serve_commands(conn: Connection, clients: Any) -> None:
 
 def client_process(conn: Connection, url: str, depts: list[str],
                    staff: dict[str, list[tuple[str, str]]], kiosks: int) -> None:
+    # The clients hold as many sockets as the server: with CPython's default collector schedule
+    # their own full collections (~300 ms with 2,000 sockets) would be read as ring latency.
+    gc_policy.tune()
     asyncio.run(serve_commands(conn, Clients(url, depts, staff, kiosks)))
 
 
