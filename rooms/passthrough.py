@@ -72,6 +72,15 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    ``protocol.send_data`` → the datagram transport's ``sendto``: four coroutines for one
    synchronous system call. ``rtp_sender`` does the same steps without them for one sender's
    transport, keeping its private ``__tx_bytes`` and ``__tx_packets`` (its getStats) up to date.
+13. Retransmissions routed after a second video track: ``RTCDtlsTransport.
+   _register_rtp_receiver`` gives its ``RtpRouter`` a receiver's media SSRCs and payload types,
+   not the RTX SSRC the description pairs with them (``a=ssrc-group:FID``, which aiortc keeps in
+   ``encodings[].rtx.ssrc``). The router learns an unknown SSRC from its first packet only while
+   exactly one receiver has that payload type; once a screen share adds a second video receiver
+   with the same RTX payload type, the camera's retransmissions (if none came before) are
+   dropped for good, a lost camera packet is never repaired, and aiortc's jitter buffer (the
+   recording's, a Python peer's) holds the camera for hundreds of packets.
+   ``_register_rtp_receiver`` is replaced so that the RTX SSRCs are registered too.
 
 The hooks are process-wide: every RTCPeerConnection in the process, including the Python
 participant of rooms/client.py when it runs in the same process, receives packets, not frames.
@@ -89,8 +98,13 @@ from typing import Any
 import aioice.ice
 import aiortc.rtcrtpreceiver
 import av
+from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpReceiveParameters,
+    RTCRtpSendParameters,
+)
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket, unwrap_rtx
@@ -104,6 +118,7 @@ AIORTC_VERSION = "1.16.0"
 
 _original_get_decoder: Callable[[RTCRtpCodecParameters], Any] | None = None
 _original_get_host_addresses: Callable[[bool, bool], list[str]] | None = None
+_original_register_rtp_receiver: Callable[..., None] | None = None
 _announce: tuple[str, ...] = ()
 
 
@@ -193,12 +208,23 @@ def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     return addresses
 
 
+def _register_rtp_receiver(transport: RTCDtlsTransport, receiver: Any,
+                           parameters: RTCRtpReceiveParameters) -> None:
+    """aiortc's registration, and the RTX SSRCs of ``parameters`` (see 13. above)."""
+    assert _original_register_rtp_receiver is not None
+    _original_register_rtp_receiver(transport, receiver, parameters)
+    for encoding in parameters.encodings:
+        if encoding.rtx is not None:
+            transport._rtp_router.ssrc_table[encoding.rtx.ssrc] = receiver
+
+
 def install(media: MediaConfig | Sequence[str]) -> None:
     """Install the hooks (idempotent); a later call only changes the announced addresses.
 
     ``media`` is the MediaConfig (its ``announce_addresses`` are used) or the addresses themselves.
     """
     global _original_get_decoder, _original_get_host_addresses, _announce
+    global _original_register_rtp_receiver
     import aiortc
 
     announce_addresses = media.announce_addresses if isinstance(media, MediaConfig) else media
@@ -216,6 +242,9 @@ def install(media: MediaConfig | Sequence[str]) -> None:
     if _original_get_host_addresses is None:
         _original_get_host_addresses = aioice.ice.get_host_addresses
         aioice.ice.get_host_addresses = _get_host_addresses
+    if _original_register_rtp_receiver is None:
+        _original_register_rtp_receiver = RTCDtlsTransport._register_rtp_receiver
+        RTCDtlsTransport._register_rtp_receiver = _register_rtp_receiver  # type: ignore[method-assign,assignment]
     logger.info("pass-through hooks installed, announcing %s", ", ".join(_announce))
 
 
@@ -224,14 +253,18 @@ def installed() -> bool:
 
 
 def uninstall() -> None:
-    """Restore aiortc's own decoder and aioice's host addresses (for tools that need decoding)."""
-    global _original_get_decoder, _original_get_host_addresses
+    """Restore aiortc's own decoder, receiver registration and aioice's host addresses (for
+    tools that need decoding)."""
+    global _original_get_decoder, _original_get_host_addresses, _original_register_rtp_receiver
     if _original_get_decoder is not None:
         aiortc.rtcrtpreceiver.get_decoder = _original_get_decoder  # type: ignore[assignment]
         _original_get_decoder = None
     if _original_get_host_addresses is not None:
         aioice.ice.get_host_addresses = _original_get_host_addresses  # type: ignore[assignment]
         _original_get_host_addresses = None
+    if _original_register_rtp_receiver is not None:
+        RTCDtlsTransport._register_rtp_receiver = _original_register_rtp_receiver  # type: ignore[method-assign]
+        _original_register_rtp_receiver = None
 
 
 def relay_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -> None:
