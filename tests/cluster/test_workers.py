@@ -165,8 +165,10 @@ async def test_two_workers_behind_nginx_place_route_and_move_rooms(
         assert (status, body["error"]["code"]) == (403, "forbidden")
         assert body["error"]["message_en"] == "The room token is not valid."
 
-        # The room moves to the other node (what the node-loss take-over does: the new node
-        # opens it and the directory entry names it), and its first node dies.
+        # The room moves to the other node (what the node-loss take-over does: the directory
+        # entry names the new node, which opens it; a node the entry does not name would not),
+        # and its first node dies.
+        await cluster.redis.hset(keys.ROOM(room_id), "node", other)
         reply = "move-test"
         await cluster.redis.publish(keys.NODE_COMMANDS(other), json.dumps({
             "op": "open_room", "reply": reply,

@@ -47,7 +47,9 @@ async def test_pages_call_through_nginx_and_follow_a_moved_room(
     [other] = [n for n in live if n != host]
     other_base = await cluster.redis.hget(keys.NODE_INFO(other), "base")
 
-    # The room moves: the other worker opens it and the directory names it; the first one dies.
+    # The room moves: the directory names the other worker, which opens it (a node the entry
+    # does not name would not); the first one dies.
+    await cluster.redis.hset(keys.ROOM(entry["room_id"]), "node", other)
     await cluster.redis.publish(keys.NODE_COMMANDS(other), json.dumps({
         "op": "open_room", "reply": "move-browser",
         "args": {"room_id": entry["room_id"], "ticket_id": entry["ticket_id"],
