@@ -558,6 +558,8 @@ def receive_inline(dtls: RTCDtlsTransport) -> bool:
     router = dtls._rtp_router
     extensions_map = dtls._rtp_header_extensions_map
     send_rtcp = _srtp_sender(dtls, rtcp=True)
+    # This transport's receivers: a plain dict is quicker than the weak one, and lives as long.
+    receivings: dict[Any, _Receiving] = {}
 
     def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
         if (len(data) < 12 or not 127 < data[0] < 192 or 191 < data[1] < 224
@@ -572,8 +574,11 @@ def receive_inline(dtls: RTCDtlsTransport) -> bool:
         except (pylibsrtp.Error, ValueError):
             return  # as aiortc does: a packet that fails authentication or parsing is dropped
         receiver = router.route_rtp(packet)
-        if isinstance(receiver, RTCRtpReceiver):
-            _receiving(receiver).receive(packet, arrival_time_ms, send_rtcp)
+        receiving = receivings.get(receiver)
+        if receiving is None and isinstance(receiver, RTCRtpReceiver):
+            receiving = receivings[receiver] = _receiving(receiver)
+        if receiving is not None:
+            receiving.receive(packet, arrival_time_ms, send_rtcp)
 
     protocol.datagram_received = datagram_received
     return True
