@@ -60,6 +60,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from bench.common import ROOT, ServerProcess, cpu_seconds, merge_results, percentile
+from server import gc_policy
 from server.redis_server import EmbeddedRedis
 from server.seed import DEMO_DEPARTMENTS
 from signaling.accounts import AccountPolicy, Accounts, hash_password
@@ -258,6 +259,9 @@ async def serve_commands(conn: Connection, clients: Any) -> None:
 
 def client_process(conn: Connection, url: str, depts: list[str],
                    staff: dict[str, list[tuple[str, str]]], kiosks: int) -> None:
+    # The clients hold as many sockets as the server: with CPython's default collector schedule
+    # their own full collections (~300 ms with 2,000 sockets) would be read as ring latency.
+    gc_policy.tune()
     asyncio.run(serve_commands(conn, Clients(url, depts, staff, kiosks)))
 
 
@@ -537,14 +541,27 @@ async def wait_healthy(url: str, timeout: float = 60.0) -> None:
     raise RuntimeError(f"{url} did not become healthy within {timeout} s")
 
 
+async def wait_quiet(pid: int, busy_below: float = 0.2, timeout: float = 120.0) -> None:
+    """Until the process `pid` used less than `busy_below` of a core for two seconds running."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(1.0)
+        quiet = quiet + 1 if cpu_seconds(pid) - before < busy_below else 0
+
+
 async def two_processes(store: Store, redis: Any, redis_url: str, first: ServerProcess,
                         staff: dict[str, list[tuple[str, str]]], kiosks: int, level: int,
                         args: argparse.Namespace) -> dict[str, Any]:
     """A second server process on the same Redis; the departments split between the two
     (each department's staff and kiosks on one process: a ticket and its ring are timed by one
     client process), the same closed loop at `level` on both at once."""
-    # The first process counts its 2,000 sockets of the last phase out (a burst that can keep
-    # its Redis pool busy long enough for its watch to call Redis away): wait until it serves.
+    # The first process counts its 2,000 sockets of the last phase out, ~10 ms each: connecting
+    # new ones during that burst queues their Redis calls behind it for longer than the pool's
+    # wait (10 s), and the Redis watch then calls Redis away for a few seconds (the refusals
+    # would be measured, not dispatch). Wait until it is quiet, then until it serves.
+    await wait_quiet(first.pid)
     await wait_healthy(first.url)
     second = ServerProcess(["server", "serve", "--demo"], name="dispatch-b",
                            env={"YUNZHEN_REDIS_URL": redis_url})

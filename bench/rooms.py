@@ -961,9 +961,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def scale(args: argparse.Namespace) -> dict[str, Any]:
-    """3-person rooms at full frame rate on one process, and with two worker processes behind
-    nginx (`serve --workers 2`), in the same run: 1, 2, 3, … rooms until a run misses full frame
-    rate or `--scale` rooms."""
+    """3-person rooms at full frame rate on the default (RTP) path on one process, and with two
+    worker processes behind nginx (`serve --workers 2`), in the same run: 1, 2, 3, … rooms until
+    a run misses full frame rate or `--scale` rooms."""
     passthrough.install(["127.0.0.1"])
     media = Precoded.make(args.loop_seconds)
     full: dict[int, dict[str, Any] | None] = {}
@@ -971,7 +971,7 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
     for workers in (0, 2):
         full[workers] = None
         for count in range(1, args.scale + 1):
-            result = await measure("passthrough", 3, count, media, args.seconds, args.settle,
+            result = await measure("rtp", 3, count, media, args.seconds, args.settle,
                                    procs=args.procs if count > 1 else 1, workers=workers)
             runs[f"{workers or 1}proc_{count}rooms"] = result
             print(f"{workers or 1} proc(s), {count} room(s): fps min "
@@ -984,7 +984,8 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
         "rooms_3p_full_rate_1proc": one["rooms"] if one else 0,
         "rooms_3p_full_rate_2procs": two["rooms"] if two else 0,
         "rooms_3p_scale_basis": (
-            f"3-person rooms at >= {FULL_RATE_FPS} fps for every subscriber, 1, 2, 3, … rooms "
+            f"3-person rooms on the RTP path at >= {FULL_RATE_FPS} fps for every subscriber, "
+            f"1, 2, 3, … rooms "
             f"(at most {args.scale}), {args.seconds} s each; participants in this machine's "
             f"bench processes too"),
         "rooms_3p_scale_runs": {k: {f: r[f] for f in (

@@ -154,7 +154,7 @@ class Participant:
 
     def receive_inline(self) -> None:
         """Take the media arriving on this connection without aiortc's receive queue (passthrough
-        13.); call it once the connection is up."""
+        14.); call it once the connection is up."""
         transports = {id(t.receiver.transport): t.receiver.transport
                       for t in self.pc.getTransceivers()}
         for transport in transports.values():

@@ -46,7 +46,7 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    and ``watch_audio_levels`` (6.) add a synchronous tap on one receiver that sees each decrypted
    media packet before the jitter buffer, RTX undone with the receiver's private codec map
    (``__codecs``) and RTX-to-media map (``__rtx_ssrc``). A packet taken on aiortc's own path
-   (before 13. is in place) reaches the taps through ``_handle_rtp_packet``, shadowed on that
+   (before 14. is in place) reaches the taps through ``_handle_rtp_packet``, shadowed on that
    receiver instance; the original still runs after them.
 9. A subscriber's leg sends through ``RTCRtpSender``'s own pieces: ``capture_send_parameters``
    shadows ``send`` on one sender instance to see its negotiated codecs, mid and header
@@ -72,7 +72,16 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    ``protocol.send_data`` → the datagram transport's ``sendto``: four coroutines for one
    synchronous system call. ``rtp_sender`` does the same steps without them for one sender's
    transport, keeping its private ``__tx_bytes`` and ``__tx_packets`` (its getStats) up to date.
-13. Receiving without the queue: aioice's ``StunProtocol.datagram_received`` hands every datagram
+13. Retransmissions routed after a second video track: ``RTCDtlsTransport.
+   _register_rtp_receiver`` gives its ``RtpRouter`` a receiver's media SSRCs and payload types,
+   not the RTX SSRC the description pairs with them (``a=ssrc-group:FID``, which aiortc keeps in
+   ``encodings[].rtx.ssrc``). The router learns an unknown SSRC from its first packet only while
+   exactly one receiver has that payload type; once a screen share adds a second video receiver
+   with the same RTX payload type, the camera's retransmissions (if none came before) are
+   dropped for good, a lost camera packet is never repaired, and aiortc's jitter buffer (the
+   recording's, a Python peer's) holds the camera for hundreds of packets.
+   ``_register_rtp_receiver`` is replaced so that the RTX SSRCs are registered too.
+14. Receiving without the queue: aioice's ``StunProtocol.datagram_received`` hands every datagram
    that is not STUN to ``Connection.data_received``, which puts it on an ``asyncio.Queue``; the
    DTLS transport's ``__run`` task awaits it, unprotects it with its private ``_rx_srtp``, parses
    it with the transport's ``_rtp_header_extensions_map``, routes it with ``_rtp_router`` and
@@ -114,7 +123,11 @@ from aiortc import clock
 from aiortc.codecs import depayload
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpReceiveParameters,
+    RTCRtpSendParameters,
+)
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import (
@@ -137,6 +150,7 @@ AIORTC_VERSION = "1.16.0"
 
 _original_get_decoder: Callable[[RTCRtpCodecParameters], Any] | None = None
 _original_get_host_addresses: Callable[[bool, bool], list[str]] | None = None
+_original_register_rtp_receiver: Callable[..., None] | None = None
 _announce: tuple[str, ...] = ()
 
 
@@ -226,12 +240,23 @@ def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     return addresses
 
 
+def _register_rtp_receiver(transport: RTCDtlsTransport, receiver: Any,
+                           parameters: RTCRtpReceiveParameters) -> None:
+    """aiortc's registration, and the RTX SSRCs of ``parameters`` (see 13. above)."""
+    assert _original_register_rtp_receiver is not None
+    _original_register_rtp_receiver(transport, receiver, parameters)
+    for encoding in parameters.encodings:
+        if encoding.rtx is not None:
+            transport._rtp_router.ssrc_table[encoding.rtx.ssrc] = receiver
+
+
 def install(media: MediaConfig | Sequence[str]) -> None:
     """Install the hooks (idempotent); a later call only changes the announced addresses.
 
     ``media`` is the MediaConfig (its ``announce_addresses`` are used) or the addresses themselves.
     """
     global _original_get_decoder, _original_get_host_addresses, _announce
+    global _original_register_rtp_receiver
     import aiortc
 
     announce_addresses = media.announce_addresses if isinstance(media, MediaConfig) else media
@@ -249,6 +274,9 @@ def install(media: MediaConfig | Sequence[str]) -> None:
     if _original_get_host_addresses is None:
         _original_get_host_addresses = aioice.ice.get_host_addresses
         aioice.ice.get_host_addresses = _get_host_addresses
+    if _original_register_rtp_receiver is None:
+        _original_register_rtp_receiver = RTCDtlsTransport._register_rtp_receiver
+        RTCDtlsTransport._register_rtp_receiver = _register_rtp_receiver  # type: ignore[method-assign,assignment]
     logger.info("pass-through hooks installed, announcing %s", ", ".join(_announce))
 
 
@@ -257,14 +285,18 @@ def installed() -> bool:
 
 
 def uninstall() -> None:
-    """Restore aiortc's own decoder and aioice's host addresses (for tools that need decoding)."""
-    global _original_get_decoder, _original_get_host_addresses
+    """Restore aiortc's own decoder, receiver registration and aioice's host addresses (for
+    tools that need decoding)."""
+    global _original_get_decoder, _original_get_host_addresses, _original_register_rtp_receiver
     if _original_get_decoder is not None:
         aiortc.rtcrtpreceiver.get_decoder = _original_get_decoder  # type: ignore[assignment]
         _original_get_decoder = None
     if _original_get_host_addresses is not None:
         aioice.ice.get_host_addresses = _original_get_host_addresses  # type: ignore[assignment]
         _original_get_host_addresses = None
+    if _original_register_rtp_receiver is not None:
+        RTCDtlsTransport._register_rtp_receiver = _original_register_rtp_receiver  # type: ignore[method-assign]
+        _original_register_rtp_receiver = None
 
 
 def relay_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -> None:
@@ -376,7 +408,7 @@ _RECEIVER_PARTS = ("active_ssrc", "codecs", "decoder_error", "decoder_queue", "j
 
 
 class _Receiving:
-    """One receiver's taps (8.) and its synchronous handling of a packet (13.)."""
+    """One receiver's taps (8.) and its synchronous handling of a packet (14.)."""
 
     def __init__(self, receiver: RTCRtpReceiver) -> None:
         missing = [name for name in _RECEIVER_PARTS if not hasattr(receiver, _RECEIVER + name)]
@@ -399,7 +431,7 @@ class _Receiving:
         original = receiver._handle_rtp_packet
 
         async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
-            # aiortc's own path, before receive_inline (13.) takes over.
+            # aiortc's own path, before receive_inline (14.) takes over.
             media = self.media(packet)
             if media is not None:
                 self.tap(*media)
@@ -545,7 +577,7 @@ def rtp_sender(sender: RTCRtpSender) -> Callable[[bytes], bool]:
 
 def receive_inline(dtls: RTCDtlsTransport) -> bool:
     """Take the SRTP arriving on ``dtls``'s nominated ICE pair without aiortc's queue and
-    coroutines (see 13. above): False (and nothing changed) until the transport is connected."""
+    coroutines (see 14. above): False (and nothing changed) until the transport is connected."""
     nominated = _nominated(dtls)
     pair = nominated.get(1)
     rx_srtp = getattr(dtls, "_rx_srtp", None)

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from recordings import manifest
 from recordings.audit import Audit
 from rooms.roles import ACCOUNT_ROLES
-from server import cli_audit
+from server import cli_audit, gc_policy
 from server.app import create_app
 from server.cli_redis import cli_redis, private_redis_pid
 from server.config import Config, ConfigError, load_config
@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    gc_policy.tune()
     # run_app calls `print` once the socket listens, so the URLs printed are ready to open.
     # A worker behind the launcher says only that it is ready: the launcher prints the URLs.
     ready = (lambda _: print(f"worker {config.node_name} ready on {config.host}:{config.port}",

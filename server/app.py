@@ -21,7 +21,7 @@ from recordings.audit import Audit
 from recordings.jobs import EXPORTS_DIR, ExportJobs
 from recordings.storage import watch_free_space
 from rooms.manager import RoomManager
-from server import http, looplag
+from server import gc_policy, http, looplag
 from server.background import background
 from server.config import Config
 from server.data_keys import audit_key, data_key, notice_signer
@@ -344,5 +344,6 @@ def create_app(config: Config) -> web.Application:
                             background("booking-no-shows", booking_no_shows)])
     if config.speech:
         app.cleanup_ctx.append(speech_ctx)
+    app.cleanup_ctx.append(gc_policy.freeze_startup)  # last: after everything startup builds
     http.setup(app)
     return app

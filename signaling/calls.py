@@ -85,8 +85,7 @@ class Calls:
                 return str(answer["node"])
             logger.warning("room %s: node %s (%s) did not open it; opening it here",
                            args["room_id"], chosen.name, chosen.node)
-        await self.open_here(args)
-        return self._node
+        return str((await self.open_here(args))["node"])
 
     async def open_here(self, args: dict[str, Any]) -> dict[str, Any]:
         """Open an accepted ticket's room on this node (the `open_room` command): the room, its
@@ -96,12 +95,22 @@ class Calls:
         user = await self._accounts.user(staff)
         if ticket is None or user is None:
             raise SignalError("not_offered", ticket_id)
-        room = self._rooms.open(room_id, RoomMeta(
-            ticket_id=ticket_id, ticket_number=ticket.number, department=ticket.department,
-            staff=staff, consent_version=ticket.consent_version, consent_at=ticket.consent_at))
-        await self._directory.open(room_id, node=self._node, ticket_id=ticket_id,
-                                   department=ticket.department, staff=staff,
-                                   now=float(args["now"]))
+        # The directory entry first: when the placing node gave up waiting for this answer and
+        # opened the room itself, the room is its, and this node opens nothing.
+        owner = await self._directory.open(room_id, node=self._node, ticket_id=ticket_id,
+                                           department=ticket.department, staff=staff,
+                                           now=float(args["now"]))
+        if owner != self._node:
+            logger.info("room %s: opened on node %s already; not here", room_id, owner)
+            return {"node": owner}
+        try:
+            room = self._rooms.open(room_id, RoomMeta(
+                ticket_id=ticket_id, ticket_number=ticket.number, department=ticket.department,
+                staff=staff, consent_version=ticket.consent_version,
+                consent_at=ticket.consent_at))
+        except Exception:
+            await self._directory.close(room_id)
+            raise
         # The departments named at the kiosk besides the main one are invited at once, and the
         # interpreter pool the applicant asked for is rung.
         for other in ticket.also:

@@ -147,10 +147,27 @@ class KioskNamespace(Namespace):
         if session and session.get("counted"):
             await self._limits.socket_closed(session["address"])
 
-    async def _open_tickets(self, saved: dict[str, Any]) -> int:
-        """The open tickets this socket follows (taken or resumed on it)."""
-        tickets = [await self._store.ticket(ticket_id) for ticket_id in saved["tickets"]]
-        return sum(1 for t in tickets if t is not None and t.status in OPEN)
+    async def _open_tickets(self, sid: str, saved: dict[str, Any]) -> int:
+        """The open tickets this socket follows (taken or resumed on it); it stops following
+        the ones that ended."""
+        ids = list(saved["tickets"])
+        tickets = [await self._store.ticket(ticket_id) for ticket_id in ids]
+        ended = {i for i, t in zip(ids, tickets, strict=True) if t is None or t.status not in OPEN}
+        await self._unfollow(sid, ended)
+        return len(ids) - len(ended)
+
+    async def _unfollow(self, sid: str, ended: set[str]) -> None:
+        """Ended tickets leave the socket's list, so that it does not grow with every ticket a
+        long-lived socket ever took and its disconnect counts only open ones out. (An ended
+        ticket's socket count goes with its keys: nothing waits for it.)"""
+        if not ended:
+            return
+        try:
+            session = await self.get_session(sid)
+        except KeyError:
+            return  # the socket left meanwhile
+        session["tickets"] = [t for t in session["tickets"] if t not in ended]
+        await self.save_session(sid, session)
 
     async def _attach(self, sid: str, ticket: Ticket) -> TicketView:
         """Follow a ticket on this socket; its sockets keep it in the queue.
@@ -210,7 +227,7 @@ class KioskNamespace(Namespace):
         # all its sockets), instead of the per-socket count, and no address limit.
         registered = await self._device(saved)
         most = self._limits.config.max_tickets_per_socket if registered is None else 0
-        if most and (sid in self._creating or await self._open_tickets(saved) >= most):
+        if most and (sid in self._creating or await self._open_tickets(sid, saved) >= most):
             raise self._limits.too_many_tickets()
         if most:
             self._creating.add(sid)
@@ -235,6 +252,7 @@ class KioskNamespace(Namespace):
     async def on_ticket_cancel(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         ticket = await self._owned_ticket(data)
         cancelled = await self._tickets.cancel(ticket)
+        await self._unfollow(sid, {ticket.ticket_id})
         return {"ticket": await self._snapshots.ticket(cancelled)}
 
     async def on_rating_options(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -695,8 +695,12 @@ function ops.tick(sweep)
   return Code.OK
 end
 
--- A room of `node` serves the ticket from now on (the room directory's entry).
+-- A room of `node` serves the ticket from now on (the room directory's entry). The first node
+-- to write it owns the room: another one (a node that opened it after the placing node gave up
+-- waiting for it) gets BAD_STATE and the owner, and does not open it.
 function ops.room(room_id, node, tid, dept, staff)
+  local owner = redis.call('HGET', K.ROOM(room_id), 'node')
+  if owner and owner ~= node then return Code.BAD_STATE, owner end
   redis.call('HSET', K.ROOM(room_id), 'room_id', room_id, 'node', node, 'ticket_id', tid,
              'department', dept, 'staff', staff, 'created_at', now)
   redis.call('SADD', K.NODE(node, 'rooms'), room_id)

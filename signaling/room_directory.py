@@ -148,9 +148,10 @@ class RoomDirectory:
 
     # entries ----------------------------------------------------------------------------------
     async def open(self, room_id: str, *, node: str, ticket_id: str, department: str,
-                   staff: str, now: float) -> None:
-        """A room of `node` serves a ticket from now on (the ticket gets its room_id too)."""
-        await self._store.put_room(room_id, node=node, ticket_id=ticket_id,
+                   staff: str, now: float) -> str:
+        """A room of `node` serves a ticket from now on (the ticket gets its room_id too), unless
+        another node claimed the room first. Returns the owner."""
+        return await self._store.put_room(room_id, node=node, ticket_id=ticket_id,
                                    department=department, staff=staff, now=now)
 
     async def close(self, room_id: str) -> None:

@@ -407,8 +407,11 @@ class Store:
 
     # rooms (the rest of the room directory: signaling/room_directory.py) ---------------
     async def put_room(self, room_id: str, *, node: str, ticket_id: str, department: str,
-                       staff: str, now: float) -> None:
-        await self._queue(Op.ROOM, now, room_id, node, ticket_id, department, staff)
+                       staff: str, now: float) -> str:
+        """Claim the room's directory entry for `node`; the node that owns it: `node`, or the
+        one that claimed it first."""
+        reply = await self._queue(Op.ROOM, now, room_id, node, ticket_id, department, staff)
+        return node if reply.code == Code.OK else str(reply.value)
 
     async def delete_room(self, room_id: str) -> None:
         await self._queue(Op.ROOM_CLOSED, time.time(), room_id)

@@ -9,6 +9,7 @@ from fractions import Fraction
 
 import aioice.ice
 import aiortc
+import aiortc.mediastreams
 import aiortc.rtcdtlstransport
 import aiortc.rtcicetransport
 import aiortc.rtcrtpreceiver
@@ -294,7 +295,7 @@ async def test_inline_decoding_puts_packets_on_the_track_and_still_ends_it() -> 
 
 
 def test_inline_receive_hook_still_finds_its_private_names() -> None:
-    # 13.: aioice hands every datagram that is not STUN to the connection's queue ...
+    # 14.: aioice hands every datagram that is not STUN to the connection's queue ...
     datagram = inspect.getsource(aioice.ice.StunProtocol.datagram_received)
     assert "self.receiver.data_received(data, self.local_candidate.component)" in datagram
     assert "self._queue.put_nowait((data, component))" in inspect.getsource(
@@ -369,3 +370,40 @@ async def test_inline_receive_takes_a_connected_peers_packets_to_the_taps() -> N
     finally:
         await sender_pc.close()
         await receiver_pc.close()
+
+
+def test_receiver_registration_still_leaves_rtx_ssrcs_to_be_learned() -> None:
+    # The method as aiortc wrote it (install() replaces it on the class).
+    original = passthrough._original_register_rtp_receiver \
+        or aiortc.rtcdtlstransport.RTCDtlsTransport._register_rtp_receiver
+    source = inspect.getsource(original)
+    assert "ssrcs.add(encoding.ssrc)" in source and "rtx" not in source
+    assert "ssrc_table" in inspect.getsource(aiortc.rtcdtlstransport.RtpRouter.route_rtp)
+
+
+async def test_rtx_ssrcs_of_two_video_tracks_route_to_their_receivers(
+        loopback_candidates: None) -> None:
+    """A camera and a screen on one connection (the same RTX payload type): each track's
+    retransmission SSRC is known to the router before any retransmission comes (13.)."""
+    passthrough.install(("127.0.0.1",))
+    sending, receiving = aiortc.RTCPeerConnection(), aiortc.RTCPeerConnection()
+    try:
+        for _ in range(2):
+            sending.addTrack(aiortc.mediastreams.VideoStreamTrack())
+        await sending.setLocalDescription(await sending.createOffer())
+        await receiving.setRemoteDescription(sending.localDescription)
+        await receiving.setLocalDescription(await receiving.createAnswer())
+        await sending.setRemoteDescription(receiving.localDescription)
+        senders = [t.sender for t in sending.getTransceivers()]
+        receivers = [t.receiver for t in receiving.getTransceivers()]
+        for _ in range(100):
+            if all(r._RTCRtpReceiver__started for r in receivers):  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.05)
+        router = receivers[0].transport._rtp_router
+        for sender, receiver in zip(senders, receivers, strict=True):
+            assert router.ssrc_table[sender._ssrc] is receiver
+            assert router.ssrc_table[sender._rtx_ssrc] is receiver
+    finally:
+        await sending.close()
+        await receiving.close()

@@ -6,8 +6,15 @@ from __future__ import annotations
 
 import time
 
+from server.config import Config
+from server.keys import NODE, NODES, ROOMS
+from signaling import keys
+from signaling.accounts import AccountPolicy, Accounts, hash_password
+from signaling.calls import OPEN_ROOM
 from signaling.nodes import Nodes
+from signaling.privacy import CONSENT_NOTICE_VERSION as CONSENT
 from signaling.store import Store
+from tests.support.server import start_server
 
 
 async def _node(store: Store, node: str, base: str, rooms: list[int]) -> Nodes:
@@ -34,3 +41,31 @@ async def test_a_node_without_a_path_places_nothing_elsewhere(store: Store) -> N
     here = await _node(store, "n1", "", [3, 3, 3])
     await _node(store, "n2", "/n/w2", [])
     assert await here.choose() is None
+
+
+async def test_a_late_open_room_answer_does_not_open_the_room_twice(config: Config,
+                                                                     store: Store) -> None:
+    """The placing node gave up waiting for the chosen node and opened the room itself; the
+    chosen node's `open_room` then arrives: it answers with the owner and opens nothing."""
+    first, second = await start_server(config), await start_server(config)
+    try:
+        accounts = Accounts(store.redis, AccountPolicy())
+        await accounts.put("tax01", display_name="税务坐席01", role="staff",
+                           departments=("tax",), password_hash=hash_password("x"))
+        code, ticket, _token, _ = await store.create_ticket("tax", time.time(),
+                                                            consent_version=CONSENT)
+        assert code == "ok" and ticket is not None
+        args = {"room_id": "r-late", "ticket_id": ticket.ticket_id, "staff": "tax01",
+                "now": time.time()}
+        owner = first.app[NODE]
+        assert await first.app[NODES].command(owner, OPEN_ROOM, args) == {"node": owner}
+        # The command goes through Redis to the second process, as a late answer would.
+        answer = await first.app[NODES].command(second.app[NODE], OPEN_ROOM, args)
+        assert answer == {"node": owner}
+        assert second.app[ROOMS].get("r-late") is None
+        assert first.app[ROOMS].get("r-late") is not None
+        assert await store.redis.hget(keys.ROOM("r-late"), "node") == owner
+        assert await store.redis.smembers(keys.NODE(second.app[NODE], "rooms")) == set()
+    finally:
+        await second.runner.cleanup()
+        await first.runner.cleanup()
