@@ -81,6 +81,14 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    dropped for good, a lost camera packet is never repaired, and aiortc's jitter buffer (the
    recording's, a Python peer's) holds the camera for hundreds of packets.
    ``_register_rtp_receiver`` is replaced so that the RTX SSRCs are registered too.
+   The same learning misroutes the other way: a publisher starts sending a new track (a screen
+   share) as soon as it has applied its answer, before the server has applied it and registered
+   the new receiver, and while one receiver (the camera) has that payload type the router
+   learns the new SSRC for the camera. The camera's leg then follows the new source and drops
+   the camera's own packets as a source it left; the recording mixes both. ``RtpRouter.
+   route_rtp`` is replaced with the same rules, except that an unknown SSRC is never learned
+   for a receiver whose description declared its SSRCs: such a packet waits (is dropped) until
+   its own receiver is registered.
 14. Receiving without the queue: aioice's ``StunProtocol.datagram_received`` hands every datagram
    that is not STUN to ``Connection.data_received``, which puts it on an ``asyncio.Queue``; the
    DTLS transport's ``__run`` task awaits it, unprotects it with its private ``_rx_srtp``, parses
@@ -89,7 +97,8 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    packet. ``receive_inline`` shadows ``datagram_received`` on the nominated pair's
    (``_nominated[1]``) protocol instance once the transport is connected: SRTP (first byte
    128-191) that is not SRTCP (second byte 192-223, RFC 5761) is unprotected, counted in the
-   transport's private ``__rx_bytes``/``__rx_packets`` (its getStats), parsed once, routed, and
+   transport's private ``__rx_bytes``/``__rx_packets`` (its getStats), parsed once, routed
+   (13.), and
    handled at once by ``_Receiving.receive``, which does what ``_handle_rtp_packet`` does, with
    the receiver's private pieces and without coroutines: the taps (8.), the ``_enabled`` check
    (5.), the REMB estimator (``__remote_bitrate_estimator``: Chromium's publishers have no
@@ -121,7 +130,7 @@ import av
 import pylibsrtp
 from aiortc import clock
 from aiortc.codecs import depayload
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
@@ -151,6 +160,9 @@ AIORTC_VERSION = "1.16.0"
 _original_get_decoder: Callable[[RTCRtpCodecParameters], Any] | None = None
 _original_get_host_addresses: Callable[[bool, bool], list[str]] | None = None
 _original_register_rtp_receiver: Callable[..., None] | None = None
+_original_route_rtp: Callable[..., Any] | None = None
+# Receivers whose remote description declared their SSRCs (13. above).
+_declared: weakref.WeakSet[Any] = weakref.WeakSet()
 _announce: tuple[str, ...] = ()
 
 
@@ -245,9 +257,25 @@ def _register_rtp_receiver(transport: RTCDtlsTransport, receiver: Any,
     """aiortc's registration, and the RTX SSRCs of ``parameters`` (see 13. above)."""
     assert _original_register_rtp_receiver is not None
     _original_register_rtp_receiver(transport, receiver, parameters)
+    if parameters.encodings:
+        _declared.add(receiver)
     for encoding in parameters.encodings:
         if encoding.rtx is not None:
             transport._rtp_router.ssrc_table[encoding.rtx.ssrc] = receiver
+
+
+def _route_rtp(router: RtpRouter, packet: RtpPacket) -> Any:
+    """aiortc's routing, without learning an SSRC for a receiver that declared its own."""
+    receiver = router.ssrc_table.get(packet.ssrc)
+    by_type = router.payload_type_table.get(packet.payload_type, set())
+    if receiver is not None:
+        return receiver if receiver in by_type else None
+    if len(by_type) == 1:
+        (only,) = by_type
+        if only not in _declared:
+            router.ssrc_table[packet.ssrc] = only
+            return only
+    return None
 
 
 def install(media: MediaConfig | Sequence[str]) -> None:
@@ -256,7 +284,7 @@ def install(media: MediaConfig | Sequence[str]) -> None:
     ``media`` is the MediaConfig (its ``announce_addresses`` are used) or the addresses themselves.
     """
     global _original_get_decoder, _original_get_host_addresses, _announce
-    global _original_register_rtp_receiver
+    global _original_register_rtp_receiver, _original_route_rtp
     import aiortc
 
     announce_addresses = media.announce_addresses if isinstance(media, MediaConfig) else media
@@ -277,6 +305,9 @@ def install(media: MediaConfig | Sequence[str]) -> None:
     if _original_register_rtp_receiver is None:
         _original_register_rtp_receiver = RTCDtlsTransport._register_rtp_receiver
         RTCDtlsTransport._register_rtp_receiver = _register_rtp_receiver  # type: ignore[method-assign,assignment]
+    if _original_route_rtp is None:
+        _original_route_rtp = RtpRouter.route_rtp
+        RtpRouter.route_rtp = _route_rtp  # type: ignore[method-assign,assignment]
     logger.info("pass-through hooks installed, announcing %s", ", ".join(_announce))
 
 
@@ -288,6 +319,7 @@ def uninstall() -> None:
     """Restore aiortc's own decoder, receiver registration and aioice's host addresses (for
     tools that need decoding)."""
     global _original_get_decoder, _original_get_host_addresses, _original_register_rtp_receiver
+    global _original_route_rtp
     if _original_get_decoder is not None:
         aiortc.rtcrtpreceiver.get_decoder = _original_get_decoder  # type: ignore[assignment]
         _original_get_decoder = None
@@ -297,6 +329,9 @@ def uninstall() -> None:
     if _original_register_rtp_receiver is not None:
         RTCDtlsTransport._register_rtp_receiver = _original_register_rtp_receiver  # type: ignore[method-assign]
         _original_register_rtp_receiver = None
+    if _original_route_rtp is not None:
+        RtpRouter.route_rtp = _original_route_rtp  # type: ignore[method-assign]
+        _original_route_rtp = None
 
 
 def relay_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -> None:

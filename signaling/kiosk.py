@@ -157,17 +157,20 @@ class KioskNamespace(Namespace):
         return len(ids) - len(ended)
 
     async def _unfollow(self, sid: str, ended: set[str]) -> None:
-        """Ended tickets leave the socket's list, so that it does not grow with every ticket a
-        long-lived socket ever took and its disconnect counts only open ones out. (An ended
-        ticket's socket count goes with its keys: nothing waits for it.)"""
-        if not ended:
-            return
+        """Ended tickets leave the socket's list and are counted out now, so that the list does
+        not grow with every ticket a long-lived socket ever took and its disconnect counts only
+        open ones out. Out of the list first: a disconnect meanwhile counts out what is left."""
         try:
             session = await self.get_session(sid)
         except KeyError:
-            return  # the socket left meanwhile
+            return  # the socket left meanwhile: its disconnect counted them out
+        followed = [t for t in session["tickets"] if t in ended]
+        if not followed:
+            return
         session["tickets"] = [t for t in session["tickets"] if t not in ended]
         await self.save_session(sid, session)
+        for ticket_id in followed:
+            await self._tickets.sockets(ticket_id, -1)
 
     async def _attach(self, sid: str, ticket: Ticket) -> TicketView:
         """Follow a ticket on this socket; its sockets keep it in the queue.

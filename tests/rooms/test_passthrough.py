@@ -404,6 +404,26 @@ async def test_rtx_ssrcs_of_two_video_tracks_route_to_their_receivers(
         for sender, receiver in zip(senders, receivers, strict=True):
             assert router.ssrc_table[sender._ssrc] is receiver
             assert router.ssrc_table[sender._rtx_ssrc] is receiver
+        # A third track's first packets, before its receiver is registered: the camera's
+        # receiver (the same payload type, its SSRCs declared) does not learn them.
+        payload_type = receivers[0]._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
+        video = next(pt for pt, c in payload_type.items() if c.name.lower() == "vp8")
+        router.unregister_receiver(receivers[1])  # one receiver left with the payload type
+        early = aiortc.rtp.RtpPacket(payload_type=video, ssrc=4242)
+        assert router.route_rtp(early) is None
+        assert 4242 not in router.ssrc_table
+        camera = aiortc.rtp.RtpPacket(payload_type=video, ssrc=senders[0]._ssrc)
+        assert router.route_rtp(camera) is receivers[0]
     finally:
         await sending.close()
         await receiving.close()
+
+
+def test_a_receiver_without_declared_ssrcs_still_learns_them() -> None:
+    passthrough.install(("127.0.0.1",))
+    router = aiortc.rtcdtlstransport.RtpRouter()
+    receiver = object()
+    router.register_receiver(receiver, ssrcs=[], payload_types=[96])  # type: ignore[arg-type]
+    assert router.route_rtp(aiortc.rtp.RtpPacket(payload_type=96, ssrc=77)) is receiver
+    assert router.ssrc_table[77] is receiver
+    assert router.route_rtp(aiortc.rtp.RtpPacket(payload_type=100, ssrc=77)) is None

@@ -7,6 +7,8 @@ import aiohttp
 import pytest
 import socketio
 
+from server.keys import NODE
+from signaling import keys
 from signaling.accounts import AccountPolicy, Accounts
 from signaling.client import SignalingClient as SocketClient
 from signaling.client import login_cookie
@@ -265,3 +267,22 @@ async def test_a_waiting_ticket_gets_an_estimated_wait(
     assert state["reason"] == "会议"
     await staff.close()
     await away.close()
+
+
+async def test_a_socket_counts_out_a_ticket_it_cancelled_at_once(
+        server: LiveServer, kiosk: SocketClient, store: Store) -> None:
+    """A long-lived kiosk socket follows only its open tickets: each cancelled one is counted
+    out when it is cancelled, so nothing of it stays in Redis and the disconnect has nothing
+    left to count out."""
+    node = server.app[NODE]
+    taken = []
+    for _ in range(3):
+        ticket = (await kiosk.call("ticket:create",
+                                   {"department": "fund", "consent": True}))["ticket"]
+        assert await store.redis.hget(keys.CONNS("ticket", ticket["ticket_id"]), node) == "1"
+        cancelled = await kiosk.call("ticket:cancel", {"ticket_id": ticket["ticket_id"],
+                                                       "token": ticket["token"]})
+        assert cancelled["ok"] is True
+        taken.append(ticket["ticket_id"])
+        assert not await store.redis.exists(keys.CONNS("ticket", ticket["ticket_id"]))
+    assert not set(taken) & await store.redis.smembers(keys.NODE(node, "ticket"))
