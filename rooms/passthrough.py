@@ -93,22 +93,20 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    that is not STUN to ``Connection.data_received``, which puts it on an ``asyncio.Queue``; the
    DTLS transport's ``__run`` task awaits it, unprotects it with its private ``_rx_srtp``, parses
    it with the transport's ``_rtp_header_extensions_map``, routes it with ``_rtp_router`` and
-   awaits ``receiver._handle_rtp_packet``: a queue, a task wake-up and four coroutines per
-   packet. ``receive_inline`` shadows ``datagram_received`` on the nominated pair's
-   (``_nominated[1]``) protocol instance once the transport is connected: SRTP (first byte
-   128-191) that is not SRTCP (second byte 192-223, RFC 5761) is unprotected, counted in the
-   transport's private ``__rx_bytes``/``__rx_packets`` (its getStats), parsed once, routed
-   (13.), and
-   handled at once by ``_Receiving.receive``, which does what ``_handle_rtp_packet`` does, with
-   the receiver's private pieces and without coroutines: the taps (8.), the ``_enabled`` check
-   (5.), the REMB estimator (``__remote_bitrate_estimator``: Chromium's publishers have no
-   transport-cc with aiortc, so REMB is the only delay-based limit on what they send), the
-   active sources (``__active_ssrc``, 4.), the statistics of the receiver reports
-   (``__remote_streams``), NACKs (``__nack_generator``), the jitter buffer and depacketizer
-   (``__jitter_buffer``, once per track: the recording's frames) with its PLIs, and the frames
-   handed to ``__decoder_queue`` through ``__timestamp_mapper`` (11.). Its RTCP (REMB, NACK,
-   PLI, from ``__rtcp_ssrc``) goes out as 12. does, SRTCP-protected. STUN, DTLS and SRTCP keep
-   aiortc's path.
+   awaits ``receiver._handle_rtp_packet``: a queue, a task wake-up and four coroutines per packet.
+   ``receive_inline`` shadows ``datagram_received`` on the nominated pair's (``_nominated[1]``)
+   protocol instance once the transport is connected: SRTP (first byte 128-191) that is not SRTCP
+   (second byte 192-223, RFC 5761) is unprotected, counted in the transport's private
+   ``__rx_bytes``/``__rx_packets`` (its getStats), parsed once, routed (13.), and handled at once
+   by ``_Receiving.receive``, which does what ``_handle_rtp_packet`` does, with the receiver's
+   private pieces and without coroutines: the taps (8.), the ``_enabled`` check (5.), the REMB
+   estimator (``__remote_bitrate_estimator``: Chromium's publishers have no transport-cc with
+   aiortc, so REMB is the only delay-based limit on what they send), the active sources
+   (``__active_ssrc``, 4.), the statistics of the receiver reports (``__remote_streams``), NACKs
+   (``__nack_generator``), the jitter buffer and depacketizer (``__jitter_buffer``, once per track:
+   the recording's frames) with its PLIs, and the frames handed to ``__decoder_queue`` through
+   ``__timestamp_mapper`` (11.). Its RTCP (REMB, NACK, PLI, from ``__rtcp_ssrc``) goes out as 12.
+   does, SRTCP-protected. STUN, DTLS and SRTCP keep aiortc's path.
 
 The hooks are process-wide: every RTCPeerConnection in the process, including the Python
 participant of rooms/client.py when it runs in the same process, receives packets, not frames.
