@@ -152,6 +152,17 @@ class Participant:
                 "camera_off": not self.video_on or self.observer, "sharing": self.sharing,
                 "reconnecting": self.reconnecting, "speaking": self.speaking}
 
+    def receive_inline(self) -> None:
+        """Take the media arriving on this connection without aiortc's receive queue (passthrough
+        14.); call it once the connection is up."""
+        transports = {id(t.receiver.transport): t.receiver.transport
+                      for t in self.pc.getTransceivers()}
+        for transport in transports.values():
+            if not passthrough.receive_inline(transport):
+                logger.warning("room %s participant %s: the transport is not connected; its "
+                               "media keeps aiortc's receive path", self.room_id,
+                               self.participant_id)
+
     def purpose_of(self, transceiver: RTCRtpTransceiver) -> str | None:
         """audio, video or screen: what ``transceiver`` receives from this participant."""
         return next((purpose for purpose, t in self.publish.items() if t is transceiver), None)

@@ -34,20 +34,20 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    nothing anyway.
 6. Audio levels (RFC 6464, ``urn:ietf:params:rtp-hdrext:ssrc-audio-level``, which aiortc offers on
    every audio m-line): the receiver parses the extension into ``packet.extensions.audio_level``
-   and then drops it, since frames carry no level. ``watch_audio_levels`` shadows
-   ``_handle_rtp_packet`` on one receiver instance to see each packet's level first.
+   and then drops it, since frames carry no level. ``watch_audio_levels`` adds a tap (8.) on one
+   receiver to see each packet's level first.
 7. Forwarded audio keeps its level: ``RTCRtpSender`` writes the extension only from
    ``RTCEncodedFrame.audio_level``, which it computes for decoded frames and leaves None on the
    pack path. ``forward_audio_levels`` shadows ``_next_encoded_frame`` on one sender instance and
    fills the level in from the packet just read. A forwarded packet's pts is its RTP timestamp
    less the receiver's first one (``TimestampMapper``): ``rtp_timestamp`` adds that origin back,
    read from the receiver's private mapper, to find the packet's level.
-8. RTP-level forwarding (``media.forwarding = "rtp"``, rooms/rtp_forward.py): ``forward_rtp``
-   shadows ``RTCRtpReceiver._handle_rtp_packet`` on one receiver instance to hand each decrypted
-   packet on before the jitter buffer, RTX undone with the receiver's private codec map
-   (``__codecs``) and RTX-to-media map (``__rtx_ssrc``); the original still runs after it, so the
-   receiver's statistics (its receiver reports and NACKs toward the publisher) and the recorder's
-   one depacketizer keep working.
+8. Taps: ``forward_rtp`` (RTP-level forwarding, ``media.forwarding = "rtp"``, rooms/rtp_forward.py)
+   and ``watch_audio_levels`` (6.) add a synchronous tap on one receiver that sees each decrypted
+   media packet before the jitter buffer, RTX undone with the receiver's private codec map
+   (``__codecs``) and RTX-to-media map (``__rtx_ssrc``). A packet taken on aiortc's own path
+   (before 14. is in place) reaches the taps through ``_handle_rtp_packet``, shadowed on that
+   receiver instance; the original still runs after them.
 9. A subscriber's leg sends through ``RTCRtpSender``'s own pieces: ``capture_send_parameters``
    shadows ``send`` on one sender instance to see its negotiated codecs, mid and header
    extension ids (the leg writes its packets' bytes itself, only the extensions negotiated); the
@@ -89,6 +89,24 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    route_rtp`` is replaced with the same rules, except that an unknown SSRC is never learned
    for a receiver whose description declared its SSRCs: such a packet waits (is dropped) until
    its own receiver is registered.
+14. Receiving without the queue: aioice's ``StunProtocol.datagram_received`` hands every datagram
+   that is not STUN to ``Connection.data_received``, which puts it on an ``asyncio.Queue``; the
+   DTLS transport's ``__run`` task awaits it, unprotects it with its private ``_rx_srtp``, parses
+   it with the transport's ``_rtp_header_extensions_map``, routes it with ``_rtp_router`` and
+   awaits ``receiver._handle_rtp_packet``: a queue, a task wake-up and four coroutines per packet.
+   ``receive_inline`` shadows ``datagram_received`` on the nominated pair's (``_nominated[1]``)
+   protocol instance once the transport is connected: SRTP (first byte 128-191) that is not SRTCP
+   (second byte 192-223, RFC 5761) is unprotected, counted in the transport's private
+   ``__rx_bytes``/``__rx_packets`` (its getStats), parsed once, routed (13.), and handled at once
+   by ``_Receiving.receive``, which does what ``_handle_rtp_packet`` does, with the receiver's
+   private pieces and without coroutines: the taps (8.), the ``_enabled`` check (5.), the REMB
+   estimator (``__remote_bitrate_estimator``: Chromium's publishers have no transport-cc with
+   aiortc, so REMB is the only delay-based limit on what they send), the active sources
+   (``__active_ssrc``, 4.), the statistics of the receiver reports (``__remote_streams``), NACKs
+   (``__nack_generator``), the jitter buffer and depacketizer (``__jitter_buffer``, once per track:
+   the recording's frames) with its PLIs, and the frames handed to ``__decoder_queue`` through
+   ``__timestamp_mapper`` (11.). Its RTCP (REMB, NACK, PLI, from ``__rtcp_ssrc``) goes out as 12.
+   does, SRTCP-protected. STUN, DTLS and SRTCP keep aiortc's path.
 
 The hooks are process-wide: every RTCPeerConnection in the process, including the Python
 participant of rooms/client.py when it runs in the same process, receives packets, not frames.
@@ -107,6 +125,9 @@ from typing import Any
 import aioice.ice
 import aiortc.rtcrtpreceiver
 import av
+import pylibsrtp
+from aiortc import clock
+from aiortc.codecs import depayload
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import (
@@ -114,9 +135,18 @@ from aiortc.rtcrtpparameters import (
     RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
-from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RtpPacket, unwrap_rtx
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unwrap_rtx,
+)
 
 from recordings.codecs import h264_is_keyframe, vp8_is_keyframe
 from rooms.config import MediaConfig
@@ -357,21 +387,13 @@ AudioLevelFn = Callable[[int, int], None]
 def watch_audio_levels(receiver: RTCRtpReceiver, on_level: AudioLevelFn) -> None:
     """Call ``on_level(rtp_timestamp, level)`` for each RTP packet ``receiver`` takes that
     carries an audio level (see 6. above); ``level`` is -dBov, 0 loudest to 127 silent."""
-    original = getattr(receiver, "_handle_rtp_packet", None)
-    if not callable(original):
-        raise RuntimeError("aiortc RTCRtpReceiver has no _handle_rtp_packet: the level hook is "
-                           "broken")
 
-    async def handle_rtp_packet(packet: Any, arrival_time_ms: int) -> None:
+    def tap(packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
         level = packet.extensions.audio_level
         if level is not None:
-            try:
-                on_level(packet.timestamp, level[1])
-            except Exception:
-                logger.exception("audio level callback failed")
-        await original(packet, arrival_time_ms)
+            on_level(packet.timestamp, level[1])
 
-    receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+    _receiving(receiver).taps.append(tap)
 
 
 def forward_audio_levels(sender: RTCRtpSender, level: Callable[[], int | None]) -> None:
@@ -410,57 +432,155 @@ def rtp_timestamp(receiver: RTCRtpReceiver, pts: int) -> int | None:
     return int(pts + origin) & 0xFFFFFFFF
 
 
-RtpHandler = Callable[[Any, RTCRtpCodecParameters], None]
+RtpTap = Callable[[RtpPacket, RTCRtpCodecParameters], None]
 _CODECS_ATTRIBUTE = "_RTCRtpReceiver__codecs"
+_RECEIVER = "_RTCRtpReceiver__"
+_RECEIVER_PARTS = ("active_ssrc", "codecs", "decoder_error", "decoder_queue", "jitter_buffer",
+                   "nack_generator", "remote_bitrate_estimator", "remote_streams", "rtx_ssrc",
+                   "timestamp_mapper", "rtcp_ssrc", "kind")
 
 
-def forward_rtp(receiver: RTCRtpReceiver, handler: RtpHandler) -> None:
+class _Receiving:
+    """One receiver's taps (8.) and its synchronous handling of a packet (14.)."""
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        missing = [name for name in _RECEIVER_PARTS if not hasattr(receiver, _RECEIVER + name)]
+        if missing or not callable(getattr(receiver, "_handle_rtp_packet", None)):
+            raise RuntimeError(f"aiortc RTCRtpReceiver lacks {missing or '_handle_rtp_packet'}: "
+                               "the receive hooks are broken")
+        self.receiver = receiver
+        self.taps: list[RtpTap] = []
+        self._codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, _CODECS_ATTRIBUTE)
+        self._rtx_to_media: dict[int, int] = getattr(receiver, _RTX_SSRC_ATTRIBUTE)
+        self._active: dict[int, Any] = getattr(receiver, _RECEIVER + "active_ssrc")
+        self._streams: dict[int, StreamStatistics] = getattr(receiver,
+                                                             _RECEIVER + "remote_streams")
+        self._estimator: Any = getattr(receiver, _RECEIVER + "remote_bitrate_estimator")
+        self._nacks: Any = getattr(receiver, _RECEIVER + "nack_generator")
+        self._jitter_buffer: Any = getattr(receiver, _RECEIVER + "jitter_buffer")
+        self._decoder_error: Any = getattr(receiver, _RECEIVER + "decoder_error")
+        self._mapper: Any = getattr(receiver, _RECEIVER + "timestamp_mapper")
+        self._video = getattr(receiver, _RECEIVER + "kind") == "video"
+        original = receiver._handle_rtp_packet
+
+        async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+            # aiortc's own path, before receive_inline (14.) takes over.
+            media = self.media(packet)
+            if media is not None:
+                self.tap(*media)
+            await original(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+
+    def media(self, packet: RtpPacket) -> tuple[RtpPacket, RTCRtpCodecParameters] | None:
+        """The media packet ``packet`` carries and its codec, RTX undone; None for an unknown
+        payload type or RTX source."""
+        codec = self._codecs.get(packet.payload_type)
+        if codec is None:
+            return None
+        if codec.mimeType.lower().endswith("/rtx"):
+            media_ssrc = self._rtx_to_media.get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if media_ssrc is None or not isinstance(apt, int) or apt not in self._codecs \
+                    or len(packet.payload) < 2:
+                return None
+            return unwrap_rtx(packet, payload_type=apt, ssrc=media_ssrc), self._codecs[apt]
+        return packet, codec
+
+    def tap(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
+        if not packet.payload:
+            return  # padding only (Chromium's bandwidth probes): no media in it
+        for tap in self.taps:
+            try:
+                tap(packet, codec)
+            except Exception:
+                logger.exception("an RTP tap failed")
+
+    def receive(self, packet: RtpPacket, arrival_time_ms: int, send_rtcp: Callable[[bytes], bool],
+                ) -> None:
+        """What ``RTCRtpReceiver._handle_rtp_packet`` does with ``packet``, synchronously."""
+        receiver = self.receiver
+        media = self.media(packet)
+        if media is not None:
+            self.tap(*media)
+        if not receiver._enabled:
+            return
+        rtcp_ssrc: int | None = getattr(receiver, _RECEIVER + "rtcp_ssrc")
+        if self._estimator is not None and packet.extensions.abs_send_time is not None:
+            remb = self._estimator.add(abs_send_time=packet.extensions.abs_send_time,
+                                       arrival_time_ms=arrival_time_ms,
+                                       payload_size=len(packet.payload) + packet.padding_size,
+                                       ssrc=packet.ssrc)
+            if rtcp_ssrc is not None and remb is not None:
+                send_rtcp(bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
+                                               fci=pack_remb_fci(*remb))))
+        self._active[packet.ssrc] = clock.current_datetime()
+        codec = self._codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        statistics = self._streams.get(packet.ssrc)
+        if statistics is None:
+            statistics = self._streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        statistics.add(packet)
+        if media is None:
+            return
+        packet, codec = media
+        if self._nacks is not None and self._nacks.add(packet) and rtcp_ssrc is not None:
+            nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=rtcp_ssrc, media_ssrc=packet.ssrc)
+            nack.lost = sorted(self._nacks.missing)
+            send_rtcp(bytes(nack))
+        try:
+            packet._data = depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
+        except ValueError:
+            return
+        pli, encoded_frame = self._jitter_buffer.add(packet)
+        if self._decoder_error.is_set():
+            self._decoder_error.clear()
+            pli = pli or self._video  # report the lost picture (RFC 4585 section 6.3.1.1)
+        if pli and rtcp_ssrc is not None:
+            send_rtcp(bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=rtcp_ssrc,
+                                           media_ssrc=packet.ssrc)))
+        if (encoded_frame is not None
+                and getattr(receiver, _RECEIVER + "decoder_thread", None) is not None):
+            encoded_frame.timestamp = self._mapper.map(encoded_frame.timestamp)
+            getattr(receiver, _RECEIVER + "decoder_queue").put((codec, encoded_frame))
+
+
+_receivings: weakref.WeakKeyDictionary[RTCRtpReceiver, _Receiving] = weakref.WeakKeyDictionary()
+
+
+def _receiving(receiver: RTCRtpReceiver) -> _Receiving:
+    receiving = _receivings.get(receiver)
+    if receiving is None:
+        receiving = _receivings[receiver] = _Receiving(receiver)
+    return receiving
+
+
+def forward_rtp(receiver: RTCRtpReceiver, handler: RtpTap) -> None:
     """Call ``handler(packet, codec)`` for each media RTP packet ``receiver`` takes, before its
     jitter buffer (see 8. above): RTX packets unwrapped, padding-only packets left out."""
-    original = getattr(receiver, "_handle_rtp_packet", None)
-    codecs = getattr(receiver, _CODECS_ATTRIBUTE, None)
-    rtx_to_media = getattr(receiver, _RTX_SSRC_ATTRIBUTE, None)
-    if not callable(original) or not isinstance(codecs, dict) or not isinstance(rtx_to_media,
-                                                                                dict):
-        raise RuntimeError("aiortc RTCRtpReceiver has no _handle_rtp_packet, codec map or RTX "
-                           "SSRC map: the RTP forwarding hook is broken")
-
-    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
-        codec = codecs.get(packet.payload_type)
-        media = packet
-        if codec is not None and codec.mimeType.lower().endswith("/rtx"):
-            media_ssrc = rtx_to_media.get(packet.ssrc)
-            apt = codec.parameters.get("apt")
-            if media_ssrc is None or apt not in codecs or len(packet.payload) < 2:
-                codec = None
-            else:
-                media = unwrap_rtx(packet, payload_type=apt, ssrc=media_ssrc)
-                codec = codecs[apt]
-        if codec is not None and media.payload:
-            try:
-                handler(media, codec)
-            except Exception:
-                logger.exception("forwarding an RTP packet failed")
-        await original(packet, arrival_time_ms)
-
-    receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+    _receiving(receiver).taps.append(handler)
 
 
 _DTLS_COUNTERS = ("_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets")
+_DTLS_RX_COUNTERS = ("_RTCDtlsTransport__rx_bytes", "_RTCDtlsTransport__rx_packets")
 
 
-def rtp_sender(sender: RTCRtpSender) -> Callable[[bytes], bool]:
-    """A synchronous send of RTP on ``sender``'s transport (see 12. above): True when the packet
-    went to the socket, False when the transport is not connected (yet or any more). Make it once
-    the sender starts: bundling may give the sender another transport before."""
-    dtls = sender.transport
+def _nominated(dtls: RTCDtlsTransport) -> dict[int, Any]:
     connection = getattr(dtls.transport, "_connection", None)
-    if (not isinstance(getattr(connection, "_nominated", None), dict)
-            or not all(isinstance(getattr(dtls, name, None), int) for name in _DTLS_COUNTERS)
+    nominated = getattr(connection, "_nominated", None)
+    if (not isinstance(nominated, dict)
+            or not all(isinstance(getattr(dtls, name, None), int)
+                       for name in (*_DTLS_COUNTERS, *_DTLS_RX_COUNTERS))
             or not hasattr(dtls, "_tx_srtp") or not hasattr(dtls, "_state")):
         raise RuntimeError("aiortc's DTLS or aioice's connection lacks the names the RTP send "
-                           "hook uses: it is broken")
-    nominated: dict[int, Any] = connection._nominated  # type: ignore[union-attr]
+                           "and receive hooks use: they are broken")
+    return nominated
+
+
+def _srtp_sender(dtls: RTCDtlsTransport, rtcp: bool) -> Callable[[bytes], bool]:
+    """A synchronous send on ``dtls`` (see 12. above) of RTP, or of RTCP when ``rtcp``."""
+    nominated = _nominated(dtls)
 
     def send(data: bytes) -> bool:
         if dtls._state is not DtlsState.CONNECTED:
@@ -471,13 +591,62 @@ def rtp_sender(sender: RTCRtpSender) -> Callable[[bytes], bool]:
         transport = pair.protocol.transport
         if transport is None or transport.is_closing():
             return False
-        protected = dtls._tx_srtp.protect(data)
+        session = dtls._tx_srtp
+        protected = session.protect_rtcp(data) if rtcp else session.protect(data)
         transport.sendto(protected, pair.remote_addr)
         dtls._RTCDtlsTransport__tx_bytes += len(protected)  # type: ignore[attr-defined]
         dtls._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
         return True
 
     return send
+
+
+def rtp_sender(sender: RTCRtpSender) -> Callable[[bytes], bool]:
+    """A synchronous send of RTP on ``sender``'s transport (see 12. above): True when the packet
+    went to the socket, False when the transport is not connected (yet or any more). Make it once
+    the sender starts: bundling may give the sender another transport before."""
+    return _srtp_sender(sender.transport, rtcp=False)
+
+
+def receive_inline(dtls: RTCDtlsTransport) -> bool:
+    """Take the SRTP arriving on ``dtls``'s nominated ICE pair without aiortc's queue and
+    coroutines (see 14. above): False (and nothing changed) until the transport is connected."""
+    nominated = _nominated(dtls)
+    pair = nominated.get(1)
+    rx_srtp = getattr(dtls, "_rx_srtp", None)
+    if dtls._state is not DtlsState.CONNECTED or pair is None or rx_srtp is None:
+        return False
+    protocol = pair.protocol
+    if "datagram_received" in vars(protocol):
+        return True
+    original = protocol.datagram_received
+    router = dtls._rtp_router
+    extensions_map = dtls._rtp_header_extensions_map
+    send_rtcp = _srtp_sender(dtls, rtcp=True)
+    # This transport's receivers: a plain dict is quicker than the weak one, and lives as long.
+    receivings: dict[Any, _Receiving] = {}
+
+    def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+        if (len(data) < 12 or not 127 < data[0] < 192 or 191 < data[1] < 224
+                or dtls._state is not DtlsState.CONNECTED):
+            original(data, addr)  # STUN, DTLS, SRTCP, or a transport on its way out
+            return
+        dtls._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
+        dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
+        arrival_time_ms = clock.current_ms()
+        try:
+            packet = RtpPacket.parse(rx_srtp.unprotect(data), extensions_map)
+        except (pylibsrtp.Error, ValueError):
+            return  # as aiortc does: a packet that fails authentication or parsing is dropped
+        receiver = router.route_rtp(packet)
+        receiving = receivings.get(receiver)
+        if receiving is None and isinstance(receiver, RTCRtpReceiver):
+            receiving = receivings[receiver] = _receiving(receiver)
+        if receiving is not None:
+            receiving.receive(packet, arrival_time_ms, send_rtcp)
+
+    protocol.datagram_received = datagram_received
+    return True
 
 
 def capture_send_parameters(sender: RTCRtpSender,

@@ -416,6 +416,8 @@ class Room:
         state = participant.pc.connectionState
         logger.info("room %s participant %s: connection %s", self.room_id,
                     participant.participant_id, state)
+        if state == "connected":
+            participant.receive_inline()
         # aiortc has no "disconnected" state: ICE consent failing ends in "failed"; the remote
         # closing its DTLS ends in "closed". Either way the participant may come back.
         if (state in ("failed", "closed") and not participant.closed

@@ -224,6 +224,7 @@ class RtpLeg(MediaStreamTrack):
         self._clock = clock_fn
         self._sender: RTCRtpSender | None = None
         self._codec: RTCRtpCodecParameters | None = None
+        self._publisher_codec: RTCRtpCodecParameters | None = None
         self._rtx_payload_type: int | None = None
         self._rtx_sequence = 0
         self._active = False
@@ -245,6 +246,7 @@ class RtpLeg(MediaStreamTrack):
     def _on_send(self, parameters: RTCRtpSendParameters) -> None:
         codec = parameters.codecs[0]
         self._codec = codec
+        self._publisher_codec = None
         self._writer = ExtensionWriter(parameters.headerExtensions, parameters.muxId)
         assert self._sender is not None
         self._send = passthrough.rtp_sender(self._sender)
@@ -279,9 +281,12 @@ class RtpLeg(MediaStreamTrack):
         if (not self._active or sender is None or own is None or own.payloadType is None
                 or self._rewriter is None or send is None or self.readyState != "live"):
             return
-        if own.mimeType.lower() != codec.mimeType.lower():
-            self.drops += 1
-            return
+        if codec is not self._publisher_codec:
+            # The publisher's codec objects change only on renegotiation: compare names then.
+            if own.mimeType.lower() != codec.mimeType.lower():
+                self.drops += 1
+                return
+            self._publisher_codec = codec
         if self._need_keyframe:
             if not starts_keyframe(own.name.lower(), packet.payload):
                 self._request_keyframe()

@@ -294,6 +294,84 @@ async def test_inline_decoding_puts_packets_on_the_track_and_still_ends_it() -> 
         await pc.close()
 
 
+def test_inline_receive_hook_still_finds_its_private_names() -> None:
+    # 14.: aioice hands every datagram that is not STUN to the connection's queue ...
+    datagram = inspect.getsource(aioice.ice.StunProtocol.datagram_received)
+    assert "self.receiver.data_received(data, self.local_candidate.component)" in datagram
+    assert "self._queue.put_nowait((data, component))" in inspect.getsource(
+        aioice.ice.Connection.data_received)
+    # ... which the DTLS transport's task takes, counts, unprotects, parses and routes ...
+    dtls = aiortc.rtcdtlstransport.RTCDtlsTransport
+    recv_next = inspect.getsource(dtls._recv_next)
+    for line in ("self.__rx_bytes += len(data)", "self.__rx_packets += 1",
+                 "elif first_byte > 127 and first_byte < 192 and self._rx_srtp:",
+                 "if is_rtcp(data):", "data = self._rx_srtp.unprotect(data)",
+                 "arrival_time_ms = clock.current_ms()"):
+        assert line in recv_next, line
+    handle_data = inspect.getsource(dtls._handle_rtp_data)
+    assert "RtpPacket.parse(data, self._rtp_header_extensions_map)" in handle_data
+    assert "receiver = self._rtp_router.route_rtp(packet)" in handle_data
+    # ... and the receiver's steps _Receiving.receive does in the same order.
+    handle = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
+    steps = ("if not self._enabled:", "self.__remote_bitrate_estimator.add(",
+             "fci=pack_remb_fci(*remb)",
+             "self.__active_ssrc[packet.ssrc] = clock.current_datetime()",
+             "StreamStatistics(codec.clockRate)", "self.__remote_streams[packet.ssrc].add(packet)",
+             "packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)",
+             "self.__nack_generator.add(packet)", "sorted(self.__nack_generator.missing)",
+             "packet._data = depayload(codec, packet.payload)",
+             "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)",
+             "if self.__decoder_error.is_set():", "await self._send_rtcp_pli(packet.ssrc)",
+             "self.__timestamp_mapper.map(", "self.__decoder_queue.put((codec, encoded_frame))")
+    positions = [handle.find(step) for step in steps]
+    assert -1 not in positions, [s for s, p in zip(steps, positions, strict=True) if p < 0]
+    assert positions == sorted(positions)
+    # Its RTCP: what _send_rtcp_nack and _send_rtcp_pli build, from the receiver's RTCP SSRC.
+    receiver_class = aiortc.rtcrtpreceiver.RTCRtpReceiver
+    assert "ssrc=self.__rtcp_ssrc, media_ssrc=media_ssrc" in inspect.getsource(
+        receiver_class._send_rtcp_nack)
+    assert "fmt=RTCP_PSFB_PLI, ssrc=self.__rtcp_ssrc" in inspect.getsource(
+        receiver_class._send_rtcp_pli)
+    assert "data = self._tx_srtp.protect_rtcp(data)" in inspect.getsource(dtls._send_rtp)
+
+
+async def test_inline_receive_takes_a_connected_peers_packets_to_the_taps() -> None:
+    sender_pc, receiver_pc = aiortc.RTCPeerConnection(), aiortc.RTCPeerConnection()
+    try:
+        sender_pc.addTrack(aiortc.mediastreams.AudioStreamTrack())
+        receiver = receiver_pc.addTransceiver("audio", direction="recvonly").receiver
+        # Not connected yet: nothing changes.
+        assert passthrough.receive_inline(receiver.transport) is False
+        seen: list[int] = []
+        passthrough.forward_rtp(receiver, lambda packet, codec: seen.append(packet.sequence_number))
+        await receiver_pc.setLocalDescription(await receiver_pc.createOffer())
+        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+        await sender_pc.setLocalDescription(await sender_pc.createAnswer())
+        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+        for _ in range(100):
+            if receiver_pc.connectionState == "connected":
+                break
+            await asyncio.sleep(0.05)
+        dtls = receiver.transport
+        assert passthrough.receive_inline(dtls) is True
+        assert passthrough.receive_inline(dtls) is True  # once is enough
+        pair = dtls.transport._connection._nominated[1]
+        assert "datagram_received" in vars(pair.protocol)
+        received = dtls._RTCDtlsTransport__rx_packets  # type: ignore[attr-defined]
+        before = len(seen)
+        await asyncio.sleep(0.5)
+        # 20 ms packets: about 25 went through the taps, counted by the transport, and on to the
+        # receiver's own bookkeeping (its statistics and the track's queue).
+        assert len(seen) - before >= 10
+        assert dtls._RTCDtlsTransport__rx_packets - received >= 10  # type: ignore[attr-defined]
+        assert receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+        track = receiver.track
+        assert isinstance(await asyncio.wait_for(track.recv(), 1.0), av.Packet)
+    finally:
+        await sender_pc.close()
+        await receiver_pc.close()
+
+
 def test_receiver_registration_still_leaves_rtx_ssrcs_to_be_learned() -> None:
     # The method as aiortc wrote it (install() replaces it on the class).
     original = passthrough._original_register_rtp_receiver \
