@@ -438,6 +438,9 @@ _RECEIVER = "_RTCRtpReceiver__"
 _RECEIVER_PARTS = ("active_ssrc", "codecs", "decoder_error", "decoder_queue", "jitter_buffer",
                    "nack_generator", "remote_bitrate_estimator", "remote_streams", "rtx_ssrc",
                    "timestamp_mapper", "rtcp_ssrc", "kind")
+# Read per packet or per frame: spelled out once.
+_RTCP_SSRC = _RECEIVER + "rtcp_ssrc"
+_DECODER_THREAD = _RECEIVER + "decoder_thread"
 
 
 class _Receiving:
@@ -505,7 +508,7 @@ class _Receiving:
             self.tap(*media)
         if not receiver._enabled:
             return
-        rtcp_ssrc: int | None = getattr(receiver, _RECEIVER + "rtcp_ssrc")
+        rtcp_ssrc: int | None = getattr(receiver, _RTCP_SSRC)
         if self._estimator is not None and packet.extensions.abs_send_time is not None:
             remb = self._estimator.add(abs_send_time=packet.extensions.abs_send_time,
                                        arrival_time_ms=arrival_time_ms,
@@ -540,10 +543,9 @@ class _Receiving:
         if pli and rtcp_ssrc is not None:
             send_rtcp(bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=rtcp_ssrc,
                                            media_ssrc=packet.ssrc)))
-        if (encoded_frame is not None
-                and getattr(receiver, _RECEIVER + "decoder_thread", None) is not None):
+        if encoded_frame is not None and getattr(receiver, _DECODER_THREAD, None) is not None:
             encoded_frame.timestamp = self._mapper.map(encoded_frame.timestamp)
-            getattr(receiver, _RECEIVER + "decoder_queue").put((codec, encoded_frame))
+            getattr(receiver, _DECODER_QUEUE_ATTRIBUTE).put((codec, encoded_frame))
 
 
 _receivings: weakref.WeakKeyDictionary[RTCRtpReceiver, _Receiving] = weakref.WeakKeyDictionary()

@@ -11,7 +11,7 @@ live a few milliseconds (a ticket's handler, its Redis calls, its pushes) are st
 young collection and get promoted, so at 50 tickets/s a full collection came every ~12 s and ring
 latency's p99 was that pause (bench/dispatch.py: p99 150–260 ms, p50 2–3 ms).
 
-Two measures (bench/results/dispatch.json, `gc` in scale.json's notes):
+Two measures (their effect: bench/results/dispatch.json and docs/operations.md, "Dispatch cost"):
 - a young threshold of YOUNG_THRESHOLD allocations: short-lived objects die before the young
   collection looks at them, so far fewer are promoted and full collections become rare; a young
   collection of that many objects takes a few milliseconds;
