@@ -48,8 +48,11 @@ window.RTCPeerConnection = function (...args) {
           }
         });
       }
-      // Stop once every received video has shown (polling costs CPU the call needs).
-      if (waiting === 0 || performance.now() - connectedAt > 10000) clearInterval(timer);
+      // Stop once every received video has shown (polling costs CPU the call needs), but not in
+      // the first 3 s: a video the server adds by renegotiation just after the connection is
+      // not recvonly yet at the first polls, and would never be timed.
+      const since = performance.now() - connectedAt;
+      if ((waiting === 0 && since > 3000) || since > 10000) clearInterval(timer);
     }, 20);
   });
   return pc;
