@@ -9,8 +9,10 @@ it silently drops all video when an audio packet comes first.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
+import io
 import json
 import logging
 import os
@@ -24,6 +26,7 @@ import av
 from av.container import OutputContainer
 
 from recordings.codecs import h264_dimensions, vp8_dimensions
+from recordings.lease import ALWAYS, Lease
 from recordings.timeline import (
     TIMELINE_FILE,
     ParticipantEntry,
@@ -48,6 +51,9 @@ RESERVE_FILE = ".reserve"
 RESERVE_BYTES = 256 * 1024
 # A track's wall-clock start is refined over its first seconds of media (see TrackRecorder).
 START_WINDOW_S = 5.0
+# Packets (frames) a track holds while the lease is not held (recordings/lease.py): a heartbeat
+# that waits for Redis up to its socket timeout (10 s) is about 300 video frames, 500 audio ones.
+HOLD_PACKETS = 1000
 
 
 def failure_reason(exc: OSError) -> str:
@@ -75,7 +81,7 @@ class TrackRecorder:
 
     def __init__(self, directory: Path, *, track_id: str, participant_id: str, kind: str,
                  codec: str, room_id: str, clock: Clock,
-                 on_failure: FailureCallback | None = None) -> None:
+                 on_failure: FailureCallback | None = None, lease: Lease = ALWAYS) -> None:
         if codec.lower() not in CONTAINERS:
             raise ValueError(f"track {track_id}: cannot record codec {codec!r}")
         self.track_id = track_id
@@ -91,6 +97,9 @@ class TrackRecorder:
         self.started_at: float | None = None
         self._clock = clock
         self._container: OutputContainer | None = None
+        # The file the muxer writes through: closing it first makes the container's close
+        # write nothing (PyAV leaves out the trailer of a closed file), for let_go.
+        self._file: io.RawIOBase | None = None
         self._stream: Any = None
         self._first_pts = 0
         self._last_pts = -1
@@ -99,27 +108,42 @@ class TrackRecorder:
         self._closed = False
         self._on_failure = on_failure
         self.failed: str | None = None
+        self._lease = lease
+        # Packets that came while the lease was not held: each with its pts and arrival time.
+        self._held: collections.deque[tuple[av.Packet, int, float]] = collections.deque(
+            maxlen=HOLD_PACKETS)
 
     def write(self, packet: av.Packet) -> None:
         """Write one packet; called inline from the forwarder (a remux costs microseconds).
         Never raises for a failed write: the call must go on whatever the disk does."""
         if self._closed or packet.pts is None:
             return
+        if not self._lease.held():
+            if len(self._held) == HOLD_PACKETS:
+                self.skipped += 1
+            self._held.append((packet, packet.pts, self._clock()))
+            return
         try:
-            self._write(packet, packet.pts)
+            if self._held:
+                self._write_held()
+            self._write(packet, packet.pts, self._clock())
         except OSError as exc:  # av.error.OSError too: ENOSPC from the muxer's write
             self._fail(exc)
 
-    def _write(self, packet: av.Packet, packet_pts: int) -> None:
+    def _write_held(self) -> None:
+        """The packets held while the lease was not, in order, each placed by when it came."""
+        while self._held:
+            self._write(*self._held.popleft())
+
+    def _write(self, packet: av.Packet, packet_pts: int, now: float) -> None:
         data = bytes(packet)
         if self._container is None:
-            if not self._open(packet, data):
+            if not self._open(packet, data, now):
                 self.skipped += 1
                 return
         pts = packet_pts - self._first_pts
         if pts < self._start_window_pts and self.started_at is not None:
-            self.started_at = min(self.started_at,
-                                  self._clock() - float(pts * self._time_base))
+            self.started_at = min(self.started_at, now - float(pts * self._time_base))
         if pts <= self._last_pts:
             # Matroska needs increasing timestamps; a repeated or late one is nudged forward.
             pts = self._last_pts + 1
@@ -145,27 +169,38 @@ class TrackRecorder:
         if self._on_failure is not None:
             self._on_failure(self.failed, exc)
 
-    def _open(self, packet: av.Packet, data: bytes) -> bool:
+    def _open(self, packet: av.Packet, data: bytes, now: float) -> bool:
         if packet.time_base is not None:
             self._time_base = Fraction(packet.time_base.numerator, packet.time_base.denominator)
         # Short clusters, flushed as they close: if the process dies, all but the last second
         # or so is on disk (recordings/recovery.py closes such a file after a restart).
-        container = av.open(str(self.path), mode="w", format=self._format,
-                            options={"cluster_time_limit": "1000", "flush_packets": "1"})
+        file = open(self.path, "wb", buffering=0)  # closed after the container
         try:
-            return self._add_stream(container, packet, data)
+            container = av.open(file, mode="w", format=self._format,
+                                options={"cluster_time_limit": "1000", "flush_packets": "1"})
+            try:
+                added = self._add_stream(container, packet, data, now)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    container.close()
+                raise
         except BaseException:
-            with contextlib.suppress(Exception):
-                container.close()
+            file.close()
             raise
+        if added:
+            self._file = file
+        else:
+            file.close()
+            self.path.unlink(missing_ok=True)
+        return added
 
-    def _add_stream(self, container: OutputContainer, packet: av.Packet, data: bytes) -> bool:
+    def _add_stream(self, container: OutputContainer, packet: av.Packet, data: bytes,
+                    now: float) -> bool:
         if self.kind == "video":
             h264 = self.codec == "h264"
             size = h264_dimensions(data) if h264 else vp8_dimensions(data)
             if size is None:
                 container.close()
-                self.path.unlink(missing_ok=True)
                 return False
             # H.264 goes in as Annex B with no extradata: FFmpeg's Matroska muxer takes the
             # SPS/PPS of the first packet for CodecPrivate (avcC) before it writes the track
@@ -181,7 +216,7 @@ class TrackRecorder:
         self._container = container
         self._stream = stream
         self._first_pts = packet.pts or 0
-        self.started_at = self._clock()
+        self.started_at = now
         logger.info("room %s participant %s: recording %s track into %s", self.room_id,
                     self.participant_id, self.kind, self.path)
         return True
@@ -196,18 +231,53 @@ class TrackRecorder:
     def close(self) -> None:
         if self._closed:
             return
+        if self._held:
+            if self._lease.held():
+                try:
+                    self._write_held()
+                except OSError as exc:
+                    self._held.clear()
+                    self._fail(exc)  # closes this file again: _closed is still False
+                    return
+            else:
+                self.skipped += len(self._held)
+                self._held.clear()
         self._closed = True
         if self._container is not None:
             try:
                 self._container.close()
-            except OSError as exc:
+            except (OSError, av.error.PyAVCallbackError) as exc:
                 # The trailer (cues, duration) did not fit: the clusters before it still play.
+                # (The file's write raised in PyAV's callback: the callback error is raised.)
                 logger.warning("room %s participant %s: closing %s failed (%s)", self.room_id,
                                self.participant_id, self.path, exc)
             except Exception:
                 logger.exception("room %s participant %s: closing %s failed", self.room_id,
                                  self.participant_id, self.path)
             self._container = None
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+
+    def let_go(self) -> int:
+        """Stop without writing anything more: the file stays exactly as it is on disk (another
+        process continues this recording); what was held is dropped (returns how many)."""
+        if self._closed:
+            return 0
+        self._closed = True
+        dropped = len(self._held)
+        self.skipped += dropped
+        self._held.clear()
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        if self._container is not None:
+            with contextlib.suppress(Exception):
+                self._container.close()  # its file closed first: no trailer, nothing written
+            self._container = None
+        return dropped
 
 
 class Recorder:
@@ -221,8 +291,10 @@ class Recorder:
 
     def __init__(self, directory: Path, *, room_id: str, meta: Mapping[str, Any],
                  clock: Clock = time.time,
-                 on_failure: Callable[[str], None] | None = None) -> None:
+                 on_failure: Callable[[str], None] | None = None,
+                 lease: Lease = ALWAYS) -> None:
         self.directory = directory
+        self._lease = lease
         # Told the reason once, when the recording stops (called where the write failed).
         self._on_failure = on_failure
         self.room_id = room_id
@@ -299,7 +371,7 @@ class Recorder:
         recorder = TrackRecorder(self.directory, track_id=f"{key}-{n}",
                                  participant_id=participant_id, kind=kind, codec=codec,
                                  room_id=self.room_id, clock=self._clock,
-                                 on_failure=self._fail)
+                                 on_failure=self._fail, lease=self._lease)
         if self._failed is not None:
             recorder.close()  # nothing more is written once the recording has failed
         self._tracks.append(recorder)
@@ -328,8 +400,10 @@ class Recorder:
     def _checkpoint(self) -> None:
         """The timeline on disk follows who is in the call and which tracks are written, so that
         a process that dies leaves them for the part that continues the recording (or for crash
-        recovery). Not after a failure: that timeline stays as written then."""
-        if self._failed is not None or self._closed or not self.directory.is_dir():
+        recovery). Not after a failure: that timeline stays as written then; nor while the lease
+        is not held (the next checkpoint or the close writes it)."""
+        if (self._failed is not None or self._closed or not self._lease.held()
+                or not self.directory.is_dir()):
             return
         try:
             self._write_timeline()
@@ -364,6 +438,14 @@ class Recorder:
                     len(timeline["tracks"]), timeline["duration"],
                     f" (incomplete: {self._failed})" if self._failed else "")
         return self._summary
+
+    def let_go(self) -> None:
+        """Stop without writing anything more to the folder (another process continues this
+        recording there): the track files stay as they are on disk, the timeline too."""
+        self._closed = True
+        dropped = sum(track.let_go() for track in self._tracks)
+        logger.warning("room %s: recording let go (%d held packet(s) dropped); another process "
+                       "continues it", self.room_id, dropped)
 
     def _fail(self, reason: str, exc: OSError) -> None:
         """The first failed write stops the whole recording (a full disk fails every file):

@@ -15,3 +15,6 @@ class CloseReason(StrEnum):
     RECONNECT_TIMEOUT = "reconnect_timeout"
     # A participant's old connection, replaced by their rejoin (a reload, a reconnection).
     REPLACED = "replaced"
+    # This process was taken for dead (stopped for longer than its heartbeat's TTL) and the room
+    # re-created on another one: this process lets it go without a word to anybody.
+    MOVED = "moved"

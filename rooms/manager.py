@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from recordings import parts
+from recordings.lease import ALWAYS, Lease
 from rooms import passthrough
 from rooms.close_reason import CloseReason
 from rooms.config import MediaConfig
@@ -26,8 +27,11 @@ class RoomExists(RoomError):
 class RoomManager:
     def __init__(self, media: MediaConfig, recordings_dir: Path,
                  on_room_closed: Callable[[Room, dict[str, Any] | None], Awaitable[None]],
-                 on_recording_failed: RecordingFailedCallback | None = None) -> None:
+                 on_recording_failed: RecordingFailedCallback | None = None,
+                 lease: Lease = ALWAYS) -> None:
         self.media = media
+        # Whether this process may still write recordings (recordings/lease.py).
+        self.lease = lease
         self.recordings_dir = recordings_dir
         self._on_room_closed = on_room_closed
         self._on_recording_failed = on_recording_failed
@@ -64,7 +68,8 @@ class RoomManager:
 
     def _create(self, room_id: str, meta: RoomMeta) -> Room:
         room = Room(room_id, meta, media=self.media, recordings_dir=self.recordings_dir,
-                    on_closed=self._closed, on_recording_failed=self._on_recording_failed)
+                    on_closed=self._closed, on_recording_failed=self._on_recording_failed,
+                    lease=self.lease)
         self._rooms[room_id] = room
         return room
 
@@ -73,6 +78,12 @@ class RoomManager:
 
     def rooms(self) -> list[Room]:
         return list(self._rooms.values())
+
+    async def let_go(self, room_id: str) -> None:
+        """Another process hosts the room now (Room.let_go)."""
+        room = self._rooms.pop(room_id, None)
+        if room is not None:
+            await room.let_go()
 
     async def _closed(self, room: Room, summary: dict[str, Any] | None) -> None:
         if self._rooms.get(room.room_id) is room:

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
 
+from recordings.lease import ALWAYS, Lease
 from recordings.parts import Continuation
 from recordings.recorder import Recorder
 from rooms import roles
@@ -65,14 +66,16 @@ class RoomMeta:
 class Room:
     def __init__(self, room_id: str, meta: RoomMeta, *, media: MediaConfig,
                  recordings_dir: Path, on_closed: RoomClosedCallback,
-                 on_recording_failed: RecordingFailedCallback | None = None) -> None:
+                 on_recording_failed: RecordingFailedCallback | None = None,
+                 lease: Lease = ALWAYS) -> None:
         self.room_id = room_id
         self.meta = meta
         self.media = media
         self.closed = False
         self.close_reason: CloseReason | None = None
+        self._lease = lease
         self.recorder = Recorder(recordings_dir / room_id, room_id=room_id, meta=asdict(meta),
-                                 on_failure=self._recording_stopped)
+                                 on_failure=self._recording_stopped, lease=lease)
         self._on_closed = on_closed
         self._on_recording_failed = on_recording_failed
         self._participants: dict[str, Participant] = {}
@@ -428,7 +431,11 @@ class Room:
     # lifetime -------------------------------------------------------------------------------
 
     async def close(self, reason: CloseReason) -> None:
-        """Tell everybody, close every participant, finish the recording, then report it."""
+        """Tell everybody, close every participant, finish the recording, then report it.
+        Not before the lease is held (recordings/lease.py): this process may have been taken
+        for dead meanwhile, and the room let go (except at shutdown, which waits for nothing)."""
+        if self._closing is None and reason is not CloseReason.SERVER_SHUTDOWN:
+            await self._lease.wait()
         if self._closing is not None:
             await asyncio.shield(self._closing)
             return
@@ -458,6 +465,28 @@ class Room:
             except Exception:
                 logger.exception("room %s: on_room_closed failed", self.room_id)
             logger.info("room %s: closed (%s)", self.room_id, reason)
+        finally:
+            self._closing.set_result(None)
+
+    async def let_go(self) -> None:
+        """Another process hosts this room now (this one was taken for dead): close every
+        participant's connection here without telling anybody anything, and leave the recording
+        folder as it is; nothing is reported (the other process finishes the call)."""
+        if self._closing is not None:
+            return
+        self._closing = asyncio.get_running_loop().create_future()
+        self.closed = True
+        self.close_reason = CloseReason.MOVED
+        logger.warning("room %s: hosted by another process now; let go with %d participant(s)",
+                       self.room_id, len(self._participants))
+        try:
+            participants = list(self._participants.values())
+            self._participants.clear()
+            self._cancel_empty_timer()
+            for participant in participants:
+                await participant.close(CloseReason.MOVED)
+            await self._cancel_tasks()
+            self.recorder.let_go()
         finally:
             self._closing.set_result(None)
 

@@ -19,6 +19,7 @@ from recordings import recovery
 from recordings.archive import Archive
 from recordings.audit import Audit
 from recordings.jobs import EXPORTS_DIR, ExportJobs
+from recordings.lease import Lease
 from recordings.storage import watch_free_space
 from rooms.manager import RoomManager
 from server import gc_policy, http, looplag
@@ -63,7 +64,7 @@ from signaling.adopt import Adoption
 from signaling.bookings import Bookings
 from signaling.calls import Calls, RoomHooks
 from signaling.cases import Cases, watch_due
-from signaling.clock import Clock
+from signaling.clock import LEASE_TERM, Clock
 from signaling.consult import Consult
 from signaling.devices import Devices
 from signaling.durable import Durable
@@ -206,7 +207,7 @@ def create_app(config: Config) -> web.Application:
         consult = Consult(store, accounts, directory, fanout, presence)
         hooks = RoomHooks(store, directory, archive, consult, fanout, app[NOTICES])
         rooms = RoomManager(config.media, config.recordings_dir, hooks.room_closed,
-                            on_recording_failed=hooks.recording_failed)
+                            on_recording_failed=hooks.recording_failed, lease=Lease(LEASE_TERM))
         interpreters = Interpreters(store, consult, fanout)
         nodes = Nodes(store, node, name=config.node_name, base=config.node_path,
                       address=f"{config.host}:{config.port}",
@@ -240,7 +241,7 @@ def create_app(config: Config) -> web.Application:
             return LiveSockets(staff=staff.live_desks(), tickets=tickets, addresses=addresses)
 
         clock = Clock(store, fanout, directory, rooms, tickets, node, watch, live_sockets,
-                      Adoption(store, directory, rooms, fanout, node))
+                      Adoption(store, directory, rooms, fanout, node), room_channel.moved)
 
         # A Redis outage: the pages are told, and once the clock has put this process right in
         # Redis again (before anything else runs), told again, sent their state, and the calls

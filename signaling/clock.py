@@ -1,9 +1,12 @@
 """The per-process clock: its owned tasks tick the queue script (timeouts, tiers, grace periods),
 keep this process's heartbeat (and its rooms' participant counts) fresh, adopt the rooms of dead
-processes moved here (signaling/adopt.py), send the queue
-positions that changed, and delete the callback requests past callback_keep_days. Kept,
-cancelled and awaited by `close`. While Redis is away they wait; when it is back, `recover`
-puts this process right in it before they go on."""
+processes moved here (signaling/adopt.py), send the queue positions that changed, and delete the
+callback requests past callback_keep_days. Kept, cancelled and awaited by `close`. While Redis is
+away they wait; when it is back, `recover` puts this process right in it before they go on.
+
+The heartbeat also renews the recordings' lease (recordings/lease.py). A heartbeat that finds this
+process buried (it was stopped for longer than the TTL) lets go of the rooms that moved to other
+processes meanwhile and counts its sockets in again, as after an outage."""
 
 from __future__ import annotations
 
@@ -35,16 +38,23 @@ CALLBACK_PURGE_INTERVAL = 600.0
 # After a Redis outage every heartbeat has run out: dead processes are not swept until the live
 # ones have had the time to renew theirs (each renews it first thing when it sees Redis again).
 SWEEP_PAUSE_S = HEARTBEAT_TTL
+# The recordings' lease runs out a second before the heartbeat does.
+LEASE_TERM = HEARTBEAT_TTL - 1.0
 
 
 class Clock:
     def __init__(self, store: Store, fanout: Fanout, directory: RoomDirectory,
                  rooms: RoomManager, tickets: Tickets, node: str, watch: RedisWatch,
                  live: Callable[[], Awaitable[LiveSockets]], adoption: Adoption,
+                 let_go: Callable[[str], Awaitable[None]],
                  now: Callable[[], float] = time.time,
                  purge_interval: float = CALLBACK_PURGE_INTERVAL) -> None:
+        """`let_go`: another process hosts this room now; its sockets here are closed (after
+        the room manager has let it go)."""
         self._store, self._fanout, self._directory, self._rooms = store, fanout, directory, rooms
         self._adoption = adoption
+        self._let_go = let_go
+        self._lease = rooms.lease
         self._tickets, self._node, self._now = tickets, node, now
         self._watch, self._live = watch, live
         self._purge_interval = purge_interval
@@ -60,15 +70,36 @@ class Clock:
     async def recover(self) -> None:
         """Redis answers again (the watch calls this before the service counts as up): this
         process's heartbeat and its sockets are put right before any tick runs."""
-        now = self._now()
-        events = await self._store.outage_over(self._node, now, await self._live())
+        await self._reassert("after the Redis outage")
+
+    async def _reassert(self, why: str, buried: bool = False) -> None:
+        """`buried`: the heartbeat that found this process buried has registered it again."""
+        since, now = self._lease.now(), self._now()
+        rejoined = await self._store.outage_over(self._node, now, await self._live())
         self._sweep_from = now + SWEEP_PAUSE_S
-        await self._fanout.apply(events)
-        logger.info("node %s: heartbeat and sockets re-asserted after the Redis outage",
-                    self._node)
+        if buried or rejoined.buried:
+            await self._let_go_moved()
+        self._lease.renew(since)
+        await self._fanout.apply(rejoined.events)
+        logger.info("node %s: heartbeat and sockets re-asserted %s", self._node, why)
+
+    async def _let_go_moved(self) -> None:
+        """This process was buried: the rooms that other processes host now are let go (those
+        still in the directory as this process's stay: nobody else has them)."""
+        for room in self._rooms.rooms():
+            if room.closed:
+                continue
+            entry = await self._directory.entry(room.room_id)
+            if entry is not None and entry.node != self._node:
+                logger.warning("room %s: moved to node %s while node %s was stopped",
+                               room.room_id, entry.node, self._node)
+                await self._rooms.let_go(room.room_id)
+                await self._let_go(room.room_id)
 
     async def start(self) -> None:
+        since = self._lease.now()
         await self._store.heartbeat(self._node, self._now())
+        self._lease.renew(since)
         # Also at once: a process restarted more often than the interval still purges.
         await self._purge_callbacks()
         self._tasks = [
@@ -93,6 +124,9 @@ class Clock:
         while True:
             await asyncio.sleep(interval)
             if not self._watch.available:
+                # Nobody can bury this process while Redis is away (and after it, the sweep
+                # waits for everybody to renew): recordings go on.
+                self._lease.renew(self._lease.now())
                 continue  # the watch logged it; recover() runs before the steps go on
             try:
                 await step()
@@ -110,13 +144,20 @@ class Clock:
 
     async def _tick(self) -> None:
         now = self._now()
-        await self._fanout.apply(await self._store.tick(now, sweep=now >= self._sweep_from))
+        await self._fanout.apply(await self._store.tick(now, sweep=now >= self._sweep_from,
+                                                        node=self._node))
 
     async def _purge_callbacks(self) -> None:
         await self._tickets.purge_callbacks()
 
     async def _heartbeat(self) -> None:
-        await self._store.heartbeat(self._node, self._now())
+        since = self._lease.now()
+        if await self._store.heartbeat(self._node, self._now()):
+            logger.warning("node %s: taken for dead while it was stopped (its heartbeat ran "
+                           "out); the rooms moved meanwhile are let go", self._node)
+            await self._reassert("after it was taken for dead", buried=True)
+        else:
+            self._lease.renew(since)
         # Rooms of a dead process that the sweep moved here: at most a heartbeat late.
         await self._adoption.adopt_moved()
         # The live-rooms list may be answered by any process: it reads the participant count

@@ -677,15 +677,21 @@ function ops.connection(kind, id, node, delta)
   return Code.OK, connection(kind, id, node, tonumber(delta))
 end
 
+-- Value: 1 when `node` was not registered (its first heartbeat, or it was buried meanwhile: a
+-- process stopped for longer than the TTL, whose rooms have moved on), else 0.
 function ops.heartbeat(node, ttl)
-  redis.call('ZADD', K.NODES, now + tonumber(ttl), node)
-  return Code.OK
+  return Code.OK, redis.call('ZADD', K.NODES, now + tonumber(ttl), node)
 end
 
 -- Everything that happens with time. sweep: '1' to bury the processes whose heartbeat ran out
 -- ('0' for a while after a Redis outage, when every heartbeat ran out and the live processes
--- have not all renewed theirs yet).
-function ops.tick(sweep)
+-- have not all renewed theirs yet). `node`, the ticking process, is alive: its heartbeat is
+-- renewed first (if it is still registered), so that a process that was stopped for longer than
+-- the TTL and wakes up does not bury itself before its heartbeat task runs.
+function ops.tick(sweep, node, ttl)
+  if node and node ~= '' and redis.call('ZSCORE', K.NODES, node) then
+    redis.call('ZADD', K.NODES, now + tonumber(ttl), node)
+  end
   expire_rings()
   end_wrap_ups()
   if sweep == '1' then bury_dead_nodes() end
@@ -795,15 +801,17 @@ local function rings_lost()
   end
 end
 
+-- Value: as heartbeat's (1: `node` was buried meanwhile, by processes that could still reach
+-- Redis).
 function ops.outage_over(node, ttl, staff, tickets, addresses)
-  redis.call('ZADD', K.NODES, now + tonumber(ttl), node)
+  local fresh = redis.call('ZADD', K.NODES, now + tonumber(ttl), node)
   renew_graces(K.STAFF_GONE, STAFF_GRACE)
   renew_graces(K.TICKET_GONE, TICKET_GRACE)
   recount(node, 'staff', cjson.decode(staff))
   recount(node, 'ticket', cjson.decode(tickets))
   recount(node, 'address', cjson.decode(addresses))
   rings_lost()
-  return Code.OK
+  return Code.OK, fresh
 end
 
 -- Every process that used this Redis is gone (the private Redis of a restarted service): their

@@ -241,6 +241,16 @@ class RoomNamespace(Namespace):
         await self._fanout.notice(room.room_id, doc)
         return {"notice": doc}
 
+    async def moved(self, room_id: str) -> None:
+        """Another process hosts the room now (this one was taken for dead and let it go): its
+        sockets here are closed without a word, and each page asks where the room is and joins
+        it there (docs/protocol.md, node loss)."""
+        for (current_room, participant_id), sid in list(self._current.items()):
+            if current_room == room_id:
+                del self._current[(current_room, participant_id)]
+                await self.save_session(sid, {})
+                await self.disconnect(sid)
+
     async def cut(self, ended: EndedSessions) -> None:
         """An account disabled or reset by an admin leaves every room it is in on this process
         (a sign-out or the person's own password change leaves their call alone)."""

@@ -117,6 +117,13 @@ class LiveSockets(NamedTuple):
     addresses: dict[str, int]
 
 
+class Rejoined(NamedTuple):
+    """After an outage: whether the process had been buried meanwhile (by processes that could
+    still reach Redis: its rooms have moved on), and what changed."""
+    buried: bool
+    events: Events
+
+
 class Duty(NamedTuple):
     on_duty: int
     available: int
@@ -328,22 +335,28 @@ class Store:
         reply = await self._queue(Op.ADDRESS_SOCKET, now, address, node, delta, maximum)
         return reply.code, int(cast(int, reply.value))
 
-    async def heartbeat(self, node: str, now: float, ttl: float = HEARTBEAT_TTL) -> None:
-        await self._queue(Op.HEARTBEAT, now, node, ttl)
+    async def heartbeat(self, node: str, now: float, ttl: float = HEARTBEAT_TTL) -> bool:
+        """`node` is alive until `now` + `ttl`. True when it was not registered: its first
+        heartbeat, or it was buried meanwhile (stopped for longer than the TTL: its rooms have
+        moved to other processes)."""
+        return (await self._queue(Op.HEARTBEAT, now, node, ttl)).value == 1
 
     async def forget_nodes(self, now: float) -> None:
         await self._queue(Op.FORGET_NODES, now)
 
-    async def tick(self, now: float, sweep: bool = True) -> Events:
-        """What happens with time; `sweep`: also bury the processes whose heartbeat ran out."""
-        return (await self._queue(Op.TICK, now, "1" if sweep else "0")).events
+    async def tick(self, now: float, sweep: bool = True, node: str = "",
+                   ttl: float = HEARTBEAT_TTL) -> Events:
+        """What happens with time; `sweep`: also bury the processes whose heartbeat ran out;
+        `node`: the ticking process, whose heartbeat is renewed first if it is registered."""
+        return (await self._queue(Op.TICK, now, "1" if sweep else "0", node, ttl)).events
 
     async def outage_over(self, node: str, now: float, live: LiveSockets,
-                          ttl: float = HEARTBEAT_TTL) -> Events:
+                          ttl: float = HEARTBEAT_TTL) -> Rejoined:
         """Redis answers again after an outage this process saw: its heartbeat, then its sockets
         counted from `live`; graces and rings that ran out meanwhile are given back."""
-        return (await self._queue(Op.OUTAGE_OVER, now, node, ttl, json.dumps(live.staff),
-                                  json.dumps(live.tickets), json.dumps(live.addresses))).events
+        reply = await self._queue(Op.OUTAGE_OVER, now, node, ttl, json.dumps(live.staff),
+                                  json.dumps(live.tickets), json.dumps(live.addresses))
+        return Rejoined(reply.value == 1, reply.events)
 
     async def dispatch(self, dept_id: str, now: float) -> Events:
         return (await self._queue(Op.DISPATCH, now, dept_id)).events

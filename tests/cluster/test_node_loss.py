@@ -8,8 +8,10 @@ staff member in the call, which then ends normally; the recording has two parts 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -118,6 +120,99 @@ async def test_the_room_of_a_killed_process_comes_back_on_a_live_one(
         if call is not None:
             await call.close()
         await first.kill9()
+        await second.stop()
+        await client.aclose()
+        await redis.stop()
+
+
+def _digests(directory: Path) -> dict[str, str]:
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(directory.glob("*.webm"))}
+
+
+@pytest.mark.timeout(240)
+async def test_a_stopped_process_that_wakes_up_lets_its_moved_room_go(
+        tmp_path: Path, loopback_candidates: None) -> None:
+    """The first process is stopped (SIGSTOP: a paused VM), not killed: the second adopts its
+    room. When the first wakes up (SIGCONT), media the participants kept sending it and its own
+    timers are the first things it runs; it must not write into the recording the second now
+    continues, must not end the call, and must send its participants on to the second."""
+    redis = EmbeddedRedis(tmp_path / "redis")
+    await redis.start()
+    client: Any = aioredis.Redis.from_url(redis.url, decode_responses=True)
+    data_dir = tmp_path / "data"
+    first, second = ServerProcess(redis.url, data_dir), ServerProcess(redis.url, data_dir)
+    call: Call | None = None
+    stopped = False
+    try:
+        await first.start()
+        await second.start()
+        call = await three_person_room(first.url)
+        room_id = call.room_id
+        entry = await client.hgetall(f"yz:room:{room_id}")
+        ticket_id, first_node = entry["ticket_id"], entry["node"]
+        second_node = next(n for n in await client.zrange("yz:nodes", 0, -1) if n != first_node)
+        folder = data_dir / "recordings" / room_id
+        await asyncio.sleep(2)  # some media in the first part
+
+        assert first.process is not None
+        os.kill(first.process.pid, signal.SIGSTOP)
+        stopped = True
+
+        async def adopted() -> bool:
+            return (await client.hget(f"yz:room:{room_id}", "node") == second_node
+                    and not await client.smembers(f"yz:node:{second_node}:adopt")
+                    and await client.hget(f"yz:nodeinfo:{second_node}", "rooms") == "1")
+
+        await wait_until(adopted, HOSTED_WITHIN_S + 5, interval=0.1, what="adopted by the second")
+        first_part = _digests(folder)
+        assert len(first_part) == 6, first_part
+        # The participants' media still goes to the stopped process, piling up in its socket.
+        await asyncio.sleep(2)
+
+        os.kill(first.process.pid, signal.SIGCONT)
+        stopped = False
+
+        async def let_go() -> bool:
+            return await client.hget(f"yz:nodeinfo:{first_node}", "rooms") == "0"
+
+        await wait_until(let_go, 10, interval=0.1, what="the first letting the room go")
+        assert "moved to node " + second_node in first.tail(200)
+        # Not a byte of the first part changed, and the timeline is the second's (with the gap).
+        assert _digests(folder) == first_part
+        timeline = json.loads((folder / "timeline.json").read_text(encoding="utf-8"))
+        assert [e["type"] for e in timeline["events"]].count("gap") == 1
+        # The call goes on, on the second.
+        assert await client.hget(f"yz:room:{room_id}", "node") == second_node
+        assert await client.hget(f"yz:ticket:{ticket_id}", "status") == "connected"
+        assert await client.hget("yz:staff:tax01", "presence") == "in_call"
+        # The first is registered again (its sockets counted in again), alive.
+        assert first_node in await client.zrange("yz:nodes", 0, -1)
+
+        await rejoin(call, second.url, timeout=30)
+        await call.clients["staff"].hangup()
+
+        async def indexed() -> dict[str, str] | None:
+            row: dict[str, str] = await client.hgetall(f"yz:recording:{room_id}")
+            return row or None
+
+        await wait_until(indexed, 20, interval=0.2, what="the recording in the archive")
+        timeline = json.loads((folder / "timeline.json").read_text(encoding="utf-8"))
+        assert timeline["complete"] is True
+        assert [p["node"] for p in timeline["parts"]] == [first_node, second_node]
+        env = {**os.environ, "YUNZHEN_DATA_DIR": str(data_dir), "YUNZHEN_REDIS_URL": redis.url}
+        verify = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "server", "verify", room_id], cwd=ROOT,
+            env=env, capture_output=True, text=True, timeout=60)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert not first.errors(), first.tail()
+        assert not second.errors(), second.tail()
+    finally:
+        if stopped and first.process is not None:
+            os.kill(first.process.pid, signal.SIGCONT)
+        if call is not None:
+            await call.close()
+        await first.stop()
         await second.stop()
         await client.aclose()
         await redis.stop()

@@ -48,9 +48,10 @@ async def test_the_sockets_of_the_node_are_counted_from_the_live_ones(store: Sto
         await store.address_socket(address, NODE, 1, 0, 4.0)
 
     now = 100.0  # the heartbeat ran out at 10
-    events = await store.outage_over(NODE, now, LiveSockets(
+    buried, events = await store.outage_over(NODE, now, LiveSockets(
         staff={"tax01": 1}, tickets={stayed: 1, uncounted: 2},
         addresses={"198.51.100.7": 1}))
+    assert buried is False  # ran out, but nobody swept it meanwhile
     assert await _conns(store, "address", "198.51.100.7") == {NODE: "1"}
     assert await _conns(store, "address", "203.0.113.9") == {}
     assert await store.redis.zscore(keys.NODES, NODE) == now + HEARTBEAT_TTL
@@ -98,7 +99,7 @@ async def test_a_ring_that_ran_out_during_the_outage_is_not_a_miss(store: Store)
     ticket = await _ticket(store, 2.0)                    # rings tax01 until 17
     assert (await store.ticket(ticket)).status == "ringing"  # type: ignore[union-attr]
     now = 60.0
-    events = await store.outage_over(NODE, now, LiveSockets(
+    _buried, events = await store.outage_over(NODE, now, LiveSockets(
         staff={"tax01": 1}, tickets={ticket: 1}, addresses={}))
     assert ("withdrawn", ticket, "tax01") in events
     assert ("ticket", ticket, "waiting") in events

@@ -361,10 +361,36 @@ async def test_a_dead_process_s_calls_move_to_the_live_process_with_the_fewest_r
     assert await store.redis.smembers(keys.NODE("idle", "rooms")) == {"r1"}
     assert await store.redis.smembers(keys.NODE("idle", "adopt")) == {"r1"}
     assert not await store.redis.exists(keys.ROOM("r-stale"), keys.NODE("dead", "rooms"))
+    # "dead" was only stopped: its next heartbeat says it was buried (its rooms moved on); a
+    # live process's says it was not.
+    assert await store.heartbeat("idle", 11.5, ttl=8) is False
+    assert await store.heartbeat("dead", 11.5, ttl=0.1) is True
     # The new host dies before adopting it: the room moves on (here to the last one left).
     events = await store.tick(20.0)                        # "busy" and "idle" ran out at 19
     assert ("ticket", ticket, "ended") in events           # no live process left: over
     assert not await store.redis.exists(keys.ROOM("r1"), keys.NODE("idle", "adopt"))
+
+
+async def test_a_ticking_process_is_alive_even_when_its_heartbeat_ran_out(store: Store) -> None:
+    """A lone process stopped for longer than the TTL (a paused VM) wakes up: its tick may run
+    before its heartbeat, and must not bury the process itself and end its calls."""
+    await Accounts(store.redis, AccountPolicy()).put(
+        "tax01", display_name="t", role="staff", departments=("tax",), password_hash="x")
+    assert await store.heartbeat("solo", 0.0, ttl=10) is True   # the first one
+    await store.connection("staff", "tax01", "solo", 1, 0.0)
+    await store.set_presence("tax01", "available", 1.0)
+    ticket, _ = await _ticket(store, "tax", 2.0)
+    await store.accept(ticket, "tax01", 3.0)
+    await store.put_room("r1", node="solo", ticket_id=ticket, department="tax", staff="tax01",
+                         now=3.0)
+    await store.tick(30.0, node="solo", ttl=10)          # ran out at 10
+    assert await store.redis.zscore(keys.NODES, "solo") == 40.0
+    assert (await store.ticket(ticket)).status == "connected"  # type: ignore[union-attr]
+    assert await store.heartbeat("solo", 31.0, ttl=10) is False
+    # Another process's tick buries it once its heartbeat has run out.
+    await store.tick(42.0, node="other", ttl=10)
+    assert (await store.ticket(ticket)).status == "ended"  # type: ignore[union-attr]
+    assert await store.heartbeat("solo", 43.0, ttl=10) is True
 
 
 async def test_a_private_redis_restart_ends_the_calls_of_every_process_it_knew(
