@@ -159,21 +159,26 @@ class KioskNamespace(Namespace):
     async def _unfollow(self, sid: str, ended: set[str]) -> None:
         """Ended tickets leave the socket's list and are counted out now, so that the list does
         not grow with every ticket a long-lived socket ever took and its disconnect counts only
-        open ones out. Out of the list first: a disconnect meanwhile counts out what is left."""
+        open ones out."""
+        for ticket_id in await self._drop(sid, ended):
+            await self._tickets.sockets(ticket_id, -1)
+
+    async def _drop(self, sid: str, ticket_ids: set[str]) -> list[str]:
+        """Take tickets out of the socket's list; returns those it had, which the caller counts
+        out. Out of the list first: a disconnect meanwhile counts out what is left."""
         try:
             session = await self.get_session(sid)
         except KeyError:
-            return  # the socket left meanwhile: its disconnect counted them out
-        followed = [t for t in session["tickets"] if t in ended]
-        if not followed:
-            return
-        session["tickets"] = [t for t in session["tickets"] if t not in ended]
-        await self.save_session(sid, session)
-        for ticket_id in followed:
-            await self._tickets.sockets(ticket_id, -1)
+            return []  # the socket left meanwhile: its disconnect counted them out
+        followed = [t for t in session["tickets"] if t in ticket_ids]
+        if followed:
+            session["tickets"] = [t for t in session["tickets"] if t not in ticket_ids]
+            await self.save_session(sid, session)
+        return followed
 
-    async def _attach(self, sid: str, ticket: Ticket) -> TicketView:
-        """Follow a ticket on this socket; its sockets keep it in the queue.
+    async def _attach(self, sid: str, ticket: Ticket, counted: bool = False) -> TicketView:
+        """Follow a ticket on this socket; its sockets keep it in the queue. `counted`: the
+        socket was counted for it already (by the script that created it).
 
         The socket is counted first and only then written into the session that on_disconnect
         reads, so a disconnect at any moment undoes exactly what was done: if the session is
@@ -181,9 +186,12 @@ class KioskNamespace(Namespace):
         try:
             session = await self.get_session(sid)
         except KeyError:
+            if counted:
+                await self._tickets.sockets(ticket.ticket_id, -1)
             raise SignalError("bad_state", "the socket disconnected") from None
         if ticket.ticket_id not in session["tickets"]:
-            await self._tickets.sockets(ticket.ticket_id, 1)
+            if not counted:
+                await self._tickets.sockets(ticket.ticket_id, 1)
             try:
                 session = await self.get_session(sid)
                 session["tickets"].append(ticket.ticket_id)
@@ -241,9 +249,11 @@ class KioskNamespace(Namespace):
                 data["department"], consent_version=CONSENT_NOTICE_VERSION, priority=priority,
                 channel=data.get("channel", "kiosk"), also=tuple(dict.fromkeys(also)),
                 guide=guide, address="" if registered else saved["address"], device=registered,
-                booking=booking)
+                booking=booking, counted=True)
+            # A failover that lost the ticket lost its count too; a Redis that went away
+            # meanwhile is recounted from the sockets' lists when it is back.
             await self._durable.replicated(keys.TICKET(ticket.ticket_id))
-            view = await self._attach(sid, ticket)
+            view = await self._attach(sid, ticket, counted=True)
         finally:
             self._creating.discard(sid)
         return {"ticket": {**view, "token": token}}
@@ -254,8 +264,9 @@ class KioskNamespace(Namespace):
 
     async def on_ticket_cancel(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
         ticket = await self._owned_ticket(data)
-        cancelled = await self._tickets.cancel(ticket)
-        await self._unfollow(sid, {ticket.ticket_id})
+        # This socket's count for it goes with the cancel (in the same script call).
+        followed = await self._drop(sid, {ticket.ticket_id})
+        cancelled = await self._tickets.cancel(ticket, counted=bool(followed))
         return {"ticket": await self._snapshots.ticket(cancelled)}
 
     async def on_rating_options(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:

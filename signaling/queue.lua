@@ -497,8 +497,10 @@ end
 -- booking (预约) arrived with, '' for none (its window was checked by signaling/bookings.py;
 -- here it is used once: the booked lane, after the priority lane, before walk-ins).
 -- Value: the hall number.
+-- node: the process whose socket asks for the ticket ('' for none): that socket is counted for
+-- it in the same step (what ops.connection does).
 function ops.enqueue(tid, dept, priority, channel, also, token_hash, day, consent_version,
-                     address, max_open, device, hall, booking)
+                     address, max_open, device, hall, booking, node)
   local dkey = K.DEPT(dept)
   if redis.call('EXISTS', dkey) == 0 then return Code.UNKNOWN_DEPARTMENT end
   local bkey = booking ~= '' and K.BOOKING(booking) or nil
@@ -547,9 +549,13 @@ function ops.enqueue(tid, dept, priority, channel, also, token_hash, day, consen
     redis.call('ZREM', K.BOOKINGS_PENDING, booking)
   end
   redis.call('ZADD', qkey, score, tid)
-  -- Until a socket of the applicant is counted for it, the ticket is on the reconnect grace:
-  -- an applicant who left while it was being created does not hold a place for ever.
-  redis.call('ZADD', K.TICKET_GONE, now + TICKET_GRACE, tid)
+  if node and node ~= '' then
+    connection('ticket', tid, node, 1)
+  else
+    -- Until a socket of the applicant is counted for it, the ticket is on the reconnect grace:
+    -- an applicant who left while it was being created does not hold a place for ever.
+    redis.call('ZADD', K.TICKET_GONE, now + TICKET_GRACE, tid)
+  end
   log('ENTER', tid, dept, '', priority == '1' and 'priority' or (bkey and 'booked' or ''),
       device ~= '' and hall or '')
   emit(EventKind.QUEUE, dept, '')
@@ -602,7 +608,7 @@ function ops.decline(tid, user)
   return Code.OK
 end
 
-function ops.cancel(tid)
+local function cancel(tid)
   local tkey = K.TICKET(tid)
   local status = redis.call('HGET', tkey, 'status')
   if status ~= TicketStatus.WAITING and status ~= TicketStatus.RINGING then
@@ -613,6 +619,14 @@ function ops.cancel(tid)
   dispatch(dept)
   table.insert(wanted, tid)
   return Code.OK
+end
+
+-- node: the process whose socket that followed the ticket cancels it ('' for none): that socket
+-- is counted out in the same step, whatever the answer.
+function ops.cancel(tid, node)
+  local code = cancel(tid)
+  if node and node ~= '' then connection('ticket', tid, node, -1) end
+  return code
 end
 
 -- The consultation is over: the ticket ends, its staff member goes to wrap-up. Value: the staff

@@ -189,20 +189,21 @@ class Store:
                             priority: bool = False, channel: str = "kiosk",
                             also: tuple[str, ...] = (), address: str = "",
                             max_per_address: int = 0, device: str = "",
-                            hall: str = "", booking: str = "") -> Created:
+                            hall: str = "", booking: str = "", node: str = "") -> Created:
         """Enter a ticket into the department's queue (and ring someone if anyone is free).
         `consent_version`: the recording notice the applicant consented to, now; `address`:
         the client's, which may hold `max_per_address` open tickets (0 or no address: no
         limit); `device`, `hall`: the registered kiosk that takes it and its hall (none for an
         anonymous one); `booking`: the code of the booking arrived with (its window checked by
         signaling/bookings.py): the ticket goes into the booked lane, and the booking is used
-        in the same step (booking_used if it was already)."""
+        in the same step (booking_used if it was already); `node`: the process whose socket
+        asks for it, counted for the ticket in the same step (as `connection` +1)."""
         ticket_id = secrets.token_hex(8)
         token = secrets.token_urlsafe(24)
         day = time.strftime("%Y%m%d", time.localtime(now))
         reply = await self._queue(Op.ENQUEUE, now, ticket_id, dept_id, int(priority), channel,
                                   ",".join(also), hash_token(token), day, consent_version,
-                                  address, max_per_address, device, hall, booking)
+                                  address, max_per_address, device, hall, booking, node)
         if reply.code != Code.OK:
             return Created(reply.code, None, "", Events())
         return Created(reply.code, Ticket.of(reply.events, ticket_id), token, reply.events)
@@ -241,9 +242,11 @@ class Store:
     async def handling_times(self, dept_id: str) -> list[float]:
         return [float(v) for v in await self.redis.lrange(keys.HANDLED(dept_id), 0, -1)]
 
-    async def cancel_ticket(self, ticket_id: str, now: float) -> Outcome:
-        """ok, or bad_state when the ticket is no longer waiting or ringing."""
-        reply = await self._queue(Op.CANCEL, now, ticket_id)
+    async def cancel_ticket(self, ticket_id: str, now: float, node: str = "") -> Outcome:
+        """ok, or bad_state when the ticket is no longer waiting or ringing. `node`: the process
+        of a socket that followed the ticket, counted out in the same step (as `connection`
+        -1), whatever the answer."""
+        reply = await self._queue(Op.CANCEL, now, ticket_id, node)
         return Outcome(reply.code, reply.events)
 
     async def finish_ticket(self, ticket_id: str, now: float) -> Finished:

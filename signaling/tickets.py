@@ -37,12 +37,15 @@ class Tickets:
 
     async def create(self, dept_id: str, *, consent_version: str, priority: bool, channel: str,
                      also: tuple[str, ...], guide: str = "", address: str = "",
-                     device: Device | None = None, booking: str = "") -> tuple[Ticket, str]:
+                     device: Device | None = None, booking: str = "",
+                     counted: bool = False) -> tuple[Ticket, str]:
         """A new ticket in the department's queue, and its secret token. `consent_version`: the
         recording notice the applicant consented to (kept on the ticket with the time);
         `address`: the client's, held to max_tickets_per_address open tickets ('' for none);
         `device`: the registered kiosk taking it (one open ticket at a time), None if
-        anonymous; `booking`: the code of a booking checked for arrival (the booked lane)."""
+        anonymous; `booking`: the code of a booking checked for arrival (the booked lane);
+        `counted`: the socket asking for it is counted for it (as `sockets` +1) in the same
+        step."""
         dept = await self._store.department(dept_id)
         # An interpreter pool serves in another department's call: nobody queues at it.
         if dept is None or skill_of(dept_id):
@@ -61,7 +64,7 @@ class Tickets:
             dept_id, now, consent_version=consent_version, priority=priority, channel=channel,
             also=also, address=address, max_per_address=self._config.max_tickets_per_address,
             device=device.device_id if device else "", hall=device.hall if device else "",
-            booking=booking)
+            booking=booking, node=self._node if counted else "")
         if code == Code.LIMIT:
             most = self._config.max_tickets_per_address
             logger.info("ticket for %s refused: %s holds %d open tickets", dept_id, address, most)
@@ -87,9 +90,11 @@ class Tickets:
         await self._fanout.apply(events)
         return total
 
-    async def cancel(self, ticket: Ticket) -> Ticket:
-        """Returns the ticket as cancelling left it."""
-        code, events = await self._store.cancel_ticket(ticket.ticket_id, self._now())
+    async def cancel(self, ticket: Ticket, counted: bool = False) -> Ticket:
+        """Returns the ticket as cancelling left it. `counted`: a socket of the ticket cancels
+        it; it is counted out (as `sockets` -1) in the same step, whatever the answer."""
+        code, events = await self._store.cancel_ticket(ticket.ticket_id, self._now(),
+                                                       self._node if counted else "")
         if code != "ok":
             raise SignalError("bad_state", f"ticket is {ticket.status}")
         logger.info("ticket %s cancelled", ticket.ticket_id)

@@ -238,6 +238,28 @@ async def test_cancel_while_ringing_frees_the_staff_member(store: Store) -> None
     assert (await store.cancel_ticket(ticket, 4.0))[0] == "bad_state"
 
 
+async def test_the_asking_socket_is_counted_with_the_create_and_out_with_the_cancel(
+        store: Store) -> None:
+    """One script call each: the kiosk's socket counts for its new ticket (no grace to run out),
+    and its cancel counts it out, even when the ticket had ended already."""
+    created = await store.create_ticket("tax", 1.0, consent_version=CONSENT, node="n1")
+    assert created.ticket is not None
+    tid = created.ticket.ticket_id
+    assert await store.redis.hgetall(keys.CONNS("ticket", tid)) == {"n1": "1"}
+    assert await store.redis.zscore(keys.TICKET_GONE, tid) is None
+    assert tid in await store.redis.smembers(keys.NODE("n1", "ticket"))
+    await store.connection("ticket", tid, "n2", 1, 2.0)  # a second page of the applicant
+    assert (await store.cancel_ticket(tid, 3.0, node="n1")).code == "ok"
+    assert await store.redis.hgetall(keys.CONNS("ticket", tid)) == {"n2": "1"}
+    assert (await store.cancel_ticket(tid, 4.0, node="n2")).code == "bad_state"
+    assert not await store.redis.exists(keys.CONNS("ticket", tid))
+    assert tid not in await store.redis.smembers(keys.NODE("n2", "ticket"))
+    # Without a node the new ticket is on the grace until a socket is counted for it.
+    other = await store.create_ticket("tax", 5.0, consent_version=CONSENT)
+    assert other.ticket is not None
+    assert await store.redis.zscore(keys.TICKET_GONE, other.ticket.ticket_id) is not None
+
+
 async def test_presence_cannot_change_while_ringing_or_in_a_call(store: Store) -> None:
     await _staff(store, "tax01", ("tax",), available_at=1.0)
     ticket, _ = await _ticket(store, "tax", 2.0)
