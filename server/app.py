@@ -47,6 +47,7 @@ from server.keys import (
     REDIS,
     REDIS_URL,
     REDIS_WATCH,
+    ROOM_CHANNEL,
     ROOMS,
     SESSIONS,
     SNAPSHOTS,
@@ -235,6 +236,7 @@ def create_app(config: Config) -> web.Application:
                                      nodes=nodes)
         for namespace in (kiosk, staff, room_channel):
             sio.register_namespace(namespace)
+        app[ROOM_CHANNEL] = room_channel
 
         async def live_sockets() -> LiveSockets:
             tickets, addresses = await kiosk.live_sockets()

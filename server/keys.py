@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from signaling.nodes import Nodes
     from signaling.notice_store import Notices
     from signaling.redis_watch import RedisWatch
+    from signaling.room_channel import RoomNamespace
     from signaling.room_directory import RoomDirectory
     from signaling.sessions import Sessions
     from signaling.snapshots import Snapshots
@@ -58,6 +59,8 @@ NODE: web.AppKey[str] = web.AppKey("node")
 # This node in the node registry (its name, base and load; placement; commands to other nodes).
 NODES: web.AppKey[Nodes] = web.AppKey("nodes")
 DIRECTORY: web.AppKey[RoomDirectory] = web.AppKey("room_directory")
+# The /room namespace (its sockets are closed when the clock lets a moved room go).
+ROOM_CHANNEL: web.AppKey[RoomNamespace] = web.AppKey("room_channel")
 SNAPSHOTS: web.AppKey[Snapshots] = web.AppKey("snapshots")
 TICKETS: web.AppKey[Tickets] = web.AppKey("tickets")
 CONSULT: web.AppKey[Consult] = web.AppKey("consult")

@@ -132,3 +132,32 @@ async def test_a_failed_peer_connection_is_replaced_on_the_same_socket(
     assert (await kiosk.evaluate(INBOUND_STATS))["pcs"] == 2
     new = room.participant(applicant["participant_id"])
     assert new is not None and new is not old
+
+
+async def test_room_sockets_the_server_closes_come_back_by_themselves(
+        server: LiveServer, browser: Any) -> None:
+    """A process that lets a room go (it was taken for dead while stopped, and the room moved)
+    closes the room's sockets without a word (signaling/room_channel.py `moved`). Socket.IO does
+    not reconnect a socket the server closed: each page asks where the room is, and when the
+    answer is the address it has (here: the room is still on this one process), connects its
+    socket again and joins; video flows both ways again."""
+    from playwright.async_api import expect
+
+    from server.keys import ROOM_CHANNEL, ROOMS
+
+    kiosk, staff = await connected(server, browser)
+    await wait_frames(staff, 10)
+    [room] = server.app[ROOMS].rooms()
+    desk_before = await staff.evaluate(INBOUND_STATS)
+    kiosk_before = await kiosk.evaluate(INBOUND_STATS)
+    await server.app[ROOM_CHANNEL].moved(room.room_id)
+    for page in (kiosk, staff):
+        await expect(page.get_by_test_id("call-reconnecting")).to_be_visible()
+    for page in (kiosk, staff):
+        await expect(page.get_by_test_id("call-reconnecting")).to_be_hidden(timeout=20_000)
+    # Each joined again with a new peer connection, and decodes the other's video on it.
+    await wait_frames(staff, desk_before["framesDecoded"] + 30)
+    await wait_frames(kiosk, kiosk_before["framesDecoded"] + 30)
+    assert (await staff.evaluate(INBOUND_STATS))["pcs"] == 2
+    assert (await kiosk.evaluate(INBOUND_STATS))["pcs"] == 2
+    assert not room.closed

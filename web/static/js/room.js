@@ -312,8 +312,12 @@ export class RoomSession {
           credentials: 'same-origin', cache: 'no-store',
         });
         const data = await response.json();
-        if (data && data.ok && typeof data.base === 'string') this.moveTo(data.base);
-        else if (response.status === 404 || response.status === 403) this.end('ended');
+        if (data && data.ok && typeof data.base === 'string') {
+          if (data.base !== this.base) this.moveTo(data.base);
+          // Still here, or behind the same address: a socket the server closed (a process that
+          // let the room go) is not reconnected by Socket.IO itself.
+          else if (this.socket && !this.socket.connected) this.socket.connect();
+        } else if (response.status === 404 || response.status === 403) this.end('ended');
       } catch { /* no process answers yet: Socket.IO's retries go on, and ask again */ }
       if (!this.closed && !(this.socket && this.socket.connected)) this.askWhere();
     }, WHERE_RETRY_MS);
