@@ -8,6 +8,7 @@ staff member in the call, which then ends normally; the recording has two parts 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -15,6 +16,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,31 +33,83 @@ from tests.support.harness import ROOT, ServerProcess, wait_until
 HOSTED_WITHIN_S = 10.0
 
 
-@pytest.mark.timeout(240)
-async def test_the_room_of_a_killed_process_comes_back_on_a_live_one(
-        tmp_path: Path, loopback_candidates: None) -> None:
+@dataclass
+class TwoNodes:
+    """Two server processes on one redis-server and one data directory, a live 3-person call
+    on the first."""
+    client: Any
+    redis_url: str
+    data_dir: Path
+    first: ServerProcess
+    second: ServerProcess
+    call: Call
+    ticket_id: str
+    first_node: str
+    second_node: str
+
+    @property
+    def room_id(self) -> str:
+        return self.call.room_id
+
+    async def indexed(self) -> dict[str, str]:
+        """Wait until the recording is in the archive; its index row."""
+        async def row() -> dict[str, str] | None:
+            found: dict[str, str] = await self.client.hgetall(f"yz:recording:{self.room_id}")
+            return found or None
+
+        return await wait_until(row, 20, interval=0.2, what="the recording in the archive")
+
+    def timeline(self) -> dict[str, Any]:
+        path = self.data_dir / "recordings" / self.room_id / "timeline.json"
+        return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+    async def verify(self) -> None:
+        env = {**os.environ, "YUNZHEN_DATA_DIR": str(self.data_dir),
+               "YUNZHEN_REDIS_URL": self.redis_url}
+        verify = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "server", "verify", self.room_id], cwd=ROOT,
+            env=env, capture_output=True, text=True, timeout=60)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+@contextlib.asynccontextmanager
+async def two_nodes(tmp_path: Path) -> AsyncIterator[TwoNodes]:
     redis = EmbeddedRedis(tmp_path / "redis")
     await redis.start()
     client: Any = aioredis.Redis.from_url(redis.url, decode_responses=True)
     data_dir = tmp_path / "data"
     first, second = ServerProcess(redis.url, data_dir), ServerProcess(redis.url, data_dir)
     call: Call | None = None
-    desk: SignalingClient | None = None
     try:
         await first.start()
         await second.start()
         call = await three_person_room(first.url)
-        room_id = call.room_id
-        entry = await client.hgetall(f"yz:room:{room_id}")
-        ticket_id, first_node = entry["ticket_id"], entry["node"]
+        entry = await client.hgetall(f"yz:room:{call.room_id}")
+        first_node = entry["node"]
         second_node = next(n for n in await client.zrange("yz:nodes", 0, -1) if n != first_node)
         await asyncio.sleep(2)  # some media in the first part
+        yield TwoNodes(client, redis.url, data_dir, first, second, call, entry["ticket_id"],
+                       first_node, second_node)
+    finally:
+        if call is not None:
+            await call.close()
+        await first.kill9()  # a stopped process too
+        await second.stop()
+        await client.aclose()
+        await redis.stop()
 
+
+@pytest.mark.timeout(240)
+async def test_the_room_of_a_killed_process_comes_back_on_a_live_one(
+        tmp_path: Path, loopback_candidates: None) -> None:
+    async with two_nodes(tmp_path) as nodes:
+        client, call, room_id = nodes.client, nodes.call, nodes.room_id
+        ticket_id, first_node, second_node = nodes.ticket_id, nodes.first_node, nodes.second_node
         killed = time.monotonic()
-        await first.kill9()
+        await nodes.first.kill9()
         # Before the second adopts the room (the heartbeat is 5 s late first), a join there is
         # told to try again, not that the room is gone (a page would end the call).
-        early = await SignalingClient.connect(second.url, "/room")
+        early = await SignalingClient.connect(nodes.second.url, "/room")
         try:
             refused = await early.call("room:join", {"room_id": room_id,
                                                      "token": call.tokens["staff"]})
@@ -69,7 +124,8 @@ async def test_the_room_of_a_killed_process_comes_back_on_a_live_one(
         # Not ended meanwhile: the ticket is still in its call, the desk too.
         assert await client.hget(f"yz:ticket:{ticket_id}", "status") == "connected"
         assert await client.hget("yz:staff:tax01", "presence") == "in_call"
-        await rejoin(call, second.url, timeout=HOSTED_WITHIN_S - (time.monotonic() - killed))
+        await rejoin(call, nodes.second.url,
+                     timeout=HOSTED_WITHIN_S - (time.monotonic() - killed))
         media_back = time.monotonic() - killed
         assert media_back <= HOSTED_WITHIN_S, media_back
         assert await client.hget(f"yz:ticket:{ticket_id}", "status") == "connected"
@@ -77,16 +133,14 @@ async def test_the_room_of_a_killed_process_comes_back_on_a_live_one(
         assert await client.smembers(f"yz:node:{second_node}:adopt") == set()
 
         # The desk's page reconnects too, and the call ends normally there.
-        desk = await SignalingClient.connect(second.url, "/staff", call.staff_cookie)
-        state = await desk.next("staff:state")
-        assert state["presence"] == "in_call"
-        await call.clients["staff"].hangup()
-
-        async def indexed() -> dict[str, str] | None:
-            row: dict[str, str] = await client.hgetall(f"yz:recording:{room_id}")
-            return row or None
-
-        await wait_until(indexed, 20, interval=0.2, what="the recording in the archive")
+        desk = await SignalingClient.connect(nodes.second.url, "/staff", call.staff_cookie)
+        try:
+            state = await desk.next("staff:state")
+            assert state["presence"] == "in_call"
+            await call.clients["staff"].hangup()
+            await nodes.indexed()
+        finally:
+            await desk.close()
         assert await client.hget(f"yz:ticket:{ticket_id}", "status") == "ended"
         assert await client.hget("yz:staff:tax01", "presence") in ("wrap_up", "available")
         assert await client.hget("yz:staff:market01", "presence") != "in_call"
@@ -94,8 +148,7 @@ async def test_the_room_of_a_killed_process_comes_back_on_a_live_one(
         assert not [e for _id, e in log
                     if e["ticket"] == ticket_id and e["event"] == "ABANDON"], log
 
-        timeline: dict[str, Any] = json.loads(
-            (data_dir / "recordings" / room_id / "timeline.json").read_text(encoding="utf-8"))
+        timeline = nodes.timeline()
         assert timeline["complete"] is True and "recovered" not in timeline
         one, two = timeline["parts"]
         assert (one["node"], two["node"]) == (first_node, second_node)
@@ -107,22 +160,8 @@ async def test_the_room_of_a_killed_process_comes_back_on_a_live_one(
         assert len(one["tracks"]) == 6 and len(two["tracks"]) == 6
         assert {p["participant_id"] for p in timeline["participants"]} == {
             f"a-{ticket_id}", "s-tax01", "s-market01"}
-
-        env = {**os.environ, "YUNZHEN_DATA_DIR": str(data_dir), "YUNZHEN_REDIS_URL": redis.url}
-        verify = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "server", "verify", room_id], cwd=ROOT,
-            env=env, capture_output=True, text=True, timeout=60)
-        assert verify.returncode == 0, verify.stdout + verify.stderr
-        assert not second.errors(), second.tail()
-    finally:
-        if desk is not None:
-            await desk.close()
-        if call is not None:
-            await call.close()
-        await first.kill9()
-        await second.stop()
-        await client.aclose()
-        await redis.stop()
+        await nodes.verify()
+        assert not nodes.second.errors(), nodes.second.tail()
 
 
 def _digests(directory: Path) -> dict[str, str]:
@@ -137,27 +176,12 @@ async def test_a_stopped_process_that_wakes_up_lets_its_moved_room_go(
     room. When the first wakes up (SIGCONT), media the participants kept sending it and its own
     timers are the first things it runs; it must not write into the recording the second now
     continues, must not end the call, and must send its participants on to the second."""
-    redis = EmbeddedRedis(tmp_path / "redis")
-    await redis.start()
-    client: Any = aioredis.Redis.from_url(redis.url, decode_responses=True)
-    data_dir = tmp_path / "data"
-    first, second = ServerProcess(redis.url, data_dir), ServerProcess(redis.url, data_dir)
-    call: Call | None = None
-    stopped = False
-    try:
-        await first.start()
-        await second.start()
-        call = await three_person_room(first.url)
-        room_id = call.room_id
-        entry = await client.hgetall(f"yz:room:{room_id}")
-        ticket_id, first_node = entry["ticket_id"], entry["node"]
-        second_node = next(n for n in await client.zrange("yz:nodes", 0, -1) if n != first_node)
-        folder = data_dir / "recordings" / room_id
-        await asyncio.sleep(2)  # some media in the first part
-
+    async with two_nodes(tmp_path) as nodes:
+        client, room_id = nodes.client, nodes.room_id
+        first, second, second_node = nodes.first, nodes.second, nodes.second_node
+        folder = nodes.data_dir / "recordings" / room_id
         assert first.process is not None
         os.kill(first.process.pid, signal.SIGSTOP)
-        stopped = True
 
         async def adopted() -> bool:
             return (await client.hget(f"yz:room:{room_id}", "node") == second_node
@@ -171,48 +195,28 @@ async def test_a_stopped_process_that_wakes_up_lets_its_moved_room_go(
         await asyncio.sleep(2)
 
         os.kill(first.process.pid, signal.SIGCONT)
-        stopped = False
 
         async def let_go() -> bool:
-            return await client.hget(f"yz:nodeinfo:{first_node}", "rooms") == "0"
+            return await client.hget(f"yz:nodeinfo:{nodes.first_node}", "rooms") == "0"
 
         await wait_until(let_go, 10, interval=0.1, what="the first letting the room go")
         assert "moved to node " + second_node in first.tail(200)
         # Not a byte of the first part changed, and the timeline is the second's (with the gap).
         assert _digests(folder) == first_part
-        timeline = json.loads((folder / "timeline.json").read_text(encoding="utf-8"))
-        assert [e["type"] for e in timeline["events"]].count("gap") == 1
+        assert [e["type"] for e in nodes.timeline()["events"]].count("gap") == 1
         # The call goes on, on the second.
         assert await client.hget(f"yz:room:{room_id}", "node") == second_node
-        assert await client.hget(f"yz:ticket:{ticket_id}", "status") == "connected"
+        assert await client.hget(f"yz:ticket:{nodes.ticket_id}", "status") == "connected"
         assert await client.hget("yz:staff:tax01", "presence") == "in_call"
         # The first is registered again (its sockets counted in again), alive.
-        assert first_node in await client.zrange("yz:nodes", 0, -1)
+        assert nodes.first_node in await client.zrange("yz:nodes", 0, -1)
 
-        await rejoin(call, second.url, timeout=30)
-        await call.clients["staff"].hangup()
-
-        async def indexed() -> dict[str, str] | None:
-            row: dict[str, str] = await client.hgetall(f"yz:recording:{room_id}")
-            return row or None
-
-        await wait_until(indexed, 20, interval=0.2, what="the recording in the archive")
-        timeline = json.loads((folder / "timeline.json").read_text(encoding="utf-8"))
+        await rejoin(nodes.call, second.url, timeout=30)
+        await nodes.call.clients["staff"].hangup()
+        await nodes.indexed()
+        timeline = nodes.timeline()
         assert timeline["complete"] is True
-        assert [p["node"] for p in timeline["parts"]] == [first_node, second_node]
-        env = {**os.environ, "YUNZHEN_DATA_DIR": str(data_dir), "YUNZHEN_REDIS_URL": redis.url}
-        verify = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "server", "verify", room_id], cwd=ROOT,
-            env=env, capture_output=True, text=True, timeout=60)
-        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert [p["node"] for p in timeline["parts"]] == [nodes.first_node, second_node]
+        await nodes.verify()
         assert not first.errors(), first.tail()
         assert not second.errors(), second.tail()
-    finally:
-        if stopped and first.process is not None:
-            os.kill(first.process.pid, signal.SIGCONT)
-        if call is not None:
-            await call.close()
-        await first.stop()
-        await second.stop()
-        await client.aclose()
-        await redis.stop()

@@ -43,6 +43,19 @@ async def _ticket(store: Store, dept: str, now: float, connect: bool = True,
         await store.connection("ticket", ticket.ticket_id, NODE, 1, now)
     return ticket.ticket_id, events
 
+async def _call_on(store: Store, node: str) -> str:
+    """tax01 (desk on `node`) in a call with a tax ticket in room r1 hosted by `node`, at 3.0."""
+    await Accounts(store.redis, AccountPolicy()).put(
+        "tax01", display_name="t", role="staff", departments=("tax",), password_hash="x")
+    await store.connection("staff", "tax01", node, 1, 0.0)
+    await store.set_presence("tax01", "available", 1.0)
+    ticket, _ = await _ticket(store, "tax", 2.0)
+    await store.accept(ticket, "tax01", 3.0)
+    await store.put_room("r1", node=node, ticket_id=ticket, department="tax", staff="tax01",
+                         now=3.0)
+    return ticket
+
+
 
 def _rings(events: list[Event]) -> list[tuple[str, str]]:
     return [(a, b) for kind, a, b in events if kind == "ring"]
@@ -210,14 +223,7 @@ async def test_a_waiting_ticket_keeps_its_place_for_a_short_disconnect(store: St
 
 async def test_a_dead_process_loses_its_sockets_and_calls(store: Store) -> None:
     await store.heartbeat("dead", 0.0, ttl=10)
-    await Accounts(store.redis, AccountPolicy()).put(
-        "tax01", display_name="t", role="staff", departments=("tax",), password_hash="x")
-    await store.connection("staff", "tax01", "dead", 1, 0.0)
-    await store.set_presence("tax01", "available", 1.0)
-    ticket, _ = await _ticket(store, "tax", 2.0)
-    await store.accept(ticket, "tax01", 3.0)
-    await store.put_room("r1", node="dead", ticket_id=ticket, department="tax", staff="tax01",
-                         now=3.0)
+    ticket = await _call_on(store, "dead")
     waiting, _ = await _ticket(store, "tax", 4.0, connect=False)
     await store.connection("ticket", waiting, "dead", 1, 4.0)
     events = await store.tick(11.0)                        # heartbeat ran out at 10
@@ -358,16 +364,9 @@ async def test_a_dead_process_s_calls_move_to_the_live_process_with_the_fewest_r
     """Node loss: the call stays connected, its staff member in the call, and its room goes to
     the live process with the fewest rooms (and into its adopt set); a room whose ticket is no
     longer connected just leaves the directory."""
-    await Accounts(store.redis, AccountPolicy()).put(
-        "tax01", display_name="t", role="staff", departments=("tax",), password_hash="x")
     for node in ("dead", "busy", "idle"):
         await store.heartbeat(node, 0.0, ttl=10)
-    await store.connection("staff", "tax01", "dead", 1, 0.0)
-    await store.set_presence("tax01", "available", 1.0)
-    ticket, _ = await _ticket(store, "tax", 2.0)
-    await store.accept(ticket, "tax01", 3.0)
-    await store.put_room("r1", node="dead", ticket_id=ticket, department="tax", staff="tax01",
-                         now=3.0)
+    ticket = await _call_on(store, "dead")
     await store.put_room("r-stale", node="dead", ticket_id="t-gone", department="tax",
                          staff="x", now=3.0)
     await store.put_room("r-busy", node="busy", ticket_id="t-other", department="tax",
@@ -396,15 +395,8 @@ async def test_a_dead_process_s_calls_move_to_the_live_process_with_the_fewest_r
 async def test_a_ticking_process_is_alive_even_when_its_heartbeat_ran_out(store: Store) -> None:
     """A lone process stopped for longer than the TTL (a paused VM) wakes up: its tick may run
     before its heartbeat, and must not bury the process itself and end its calls."""
-    await Accounts(store.redis, AccountPolicy()).put(
-        "tax01", display_name="t", role="staff", departments=("tax",), password_hash="x")
     assert await store.heartbeat("solo", 0.0, ttl=10) is True   # the first one
-    await store.connection("staff", "tax01", "solo", 1, 0.0)
-    await store.set_presence("tax01", "available", 1.0)
-    ticket, _ = await _ticket(store, "tax", 2.0)
-    await store.accept(ticket, "tax01", 3.0)
-    await store.put_room("r1", node="solo", ticket_id=ticket, department="tax", staff="tax01",
-                         now=3.0)
+    ticket = await _call_on(store, "solo")
     await store.tick(30.0, node="solo", ttl=10)          # ran out at 10
     assert await store.redis.zscore(keys.NODES, "solo") == 40.0
     assert (await store.ticket(ticket)).status == "connected"  # type: ignore[union-attr]
@@ -418,15 +410,8 @@ async def test_a_ticking_process_is_alive_even_when_its_heartbeat_ran_out(store:
 async def test_a_private_redis_restart_ends_the_calls_of_every_process_it_knew(
         store: Store) -> None:
     """forget_nodes (the private Redis of a restarted service): nothing to move the calls to."""
-    await Accounts(store.redis, AccountPolicy()).put(
-        "tax01", display_name="t", role="staff", departments=("tax",), password_hash="x")
     await store.heartbeat("old", 0.0, ttl=10)
-    await store.connection("staff", "tax01", "old", 1, 0.0)
-    await store.set_presence("tax01", "available", 1.0)
-    ticket, _ = await _ticket(store, "tax", 2.0)
-    await store.accept(ticket, "tax01", 3.0)
-    await store.put_room("r1", node="old", ticket_id=ticket, department="tax", staff="tax01",
-                         now=3.0)
+    ticket = await _call_on(store, "old")
     await store.heartbeat("new", 4.0, ttl=10)  # even with a live process to move them to
     await store.forget_nodes(4.0)
     assert (await store.ticket(ticket)).status == "ended"  # type: ignore[union-attr]
