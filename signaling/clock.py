@@ -106,6 +106,9 @@ class Clock:
             asyncio.create_task(self._every(TICK_INTERVAL, self._tick), name="queue-tick"),
             asyncio.create_task(self._every(HEARTBEAT_INTERVAL, self._heartbeat),
                                 name="heartbeat"),
+            # Apart from the heartbeat: reading back a long recording to adopt its room takes
+            # a while, and the heartbeat renews the recordings' lease.
+            asyncio.create_task(self._every(HEARTBEAT_INTERVAL, self._adopt), name="adopt"),
             asyncio.create_task(self._every(POSITIONS_INTERVAL, self._fanout.flush_queues),
                                 name="queue-positions"),
             asyncio.create_task(self._every(self._purge_interval, self._purge_callbacks),
@@ -147,6 +150,10 @@ class Clock:
         await self._fanout.apply(await self._store.tick(now, sweep=now >= self._sweep_from,
                                                         node=self._node))
 
+    async def _adopt(self) -> None:
+        """Rooms of a dead process that the sweep moved here: at most a second late."""
+        await self._adoption.adopt_moved()
+
     async def _purge_callbacks(self) -> None:
         await self._tickets.purge_callbacks()
 
@@ -158,8 +165,6 @@ class Clock:
             await self._reassert("after it was taken for dead", buried=True)
         else:
             self._lease.renew(since)
-        # Rooms of a dead process that the sweep moved here: at most a heartbeat late.
-        await self._adoption.adopt_moved()
         # The live-rooms list may be answered by any process: it reads the participant count
         # the host writes here.
         for room in self._rooms.rooms():
