@@ -12,7 +12,8 @@ the next heartbeat renews the lease (the process was not buried: the held packet
 the rooms that moved are let go (their held packets are dropped, their files left as they are).
 
 While Redis cannot be reached nobody can bury anybody (and after an outage the sweep waits a TTL
-for every process to renew its heartbeat), so the clock renews the lease then too.
+for every process to renew its heartbeat), nor while it refuses writes (maxmemory: the sweep is a
+write too), so the clock renews the lease then too.
 """
 
 from __future__ import annotations

@@ -142,6 +142,8 @@ class Clock:
                 if not full:
                     logger.warning("%s: Redis is full (maxmemory); trying again", step.__name__)
                 full = True
+                # The heartbeat's write was refused; so is the sweep of any other process.
+                self._lease.renew(self._lease.now())
             except Exception:
                 logger.exception("%s failed; trying again", step.__name__)
 
