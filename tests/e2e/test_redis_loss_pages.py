@@ -3,17 +3,22 @@ process with its private redis-server, which is `kill -9`ed mid-call (its port h
 seconds, so the outage lasts). A call in progress keeps its media; the pages show the
 "recovering" banner and no error; a page opened meanwhile is a 503 page that reloads itself
 into the real one; afterwards the banners go and the waiting applicant still has their
-number."""
+number. The recording has the call's video through the outage without a hole (recordings/
+lease.py: nobody can take the room over while Redis is away, so nothing is held back for good)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
+import av
 import pytest
 
 from server.cli_redis import private_redis_pid
@@ -70,6 +75,7 @@ async def test_pages_show_the_recovery_and_calls_keep_their_media(browser: Any,
         pid = private_redis_pid(redis_dir)
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
+        killed_at = time.time()
         held = await hold_port(port)
         try:
             for page in pages:
@@ -107,6 +113,25 @@ async def test_pages_show_the_recovery_and_calls_keep_their_media(browser: Any,
         await expect(late.get_by_test_id("login-username")).to_be_visible(timeout=15_000)
         await frames_grow(kiosk)
         await frames_grow(staff)
+        await staff.get_by_test_id("hangup").click()
+        [folder] = (tmp_path / "data" / "recordings").iterdir()
+
+        async def finished() -> dict[str, Any] | None:
+            timeline: dict[str, Any] = json.loads(
+                (folder / "timeline.json").read_text(encoding="utf-8"))
+            return timeline if timeline.get("ended_at") is not None else None
+
+        timeline = await wait_until(finished, 20, 0.2, "the recording finished")
+        assert timeline["complete"] is True
+        videos = [t for t in timeline["tracks"] if t["kind"] == "video"]
+        assert len(videos) == 2
+        for track in videos:
+            with av.open(str(folder / track["file"])) as container:
+                times = [float(p.pts * p.time_base) for p in container.demux(video=0)
+                         if p.size and p.pts is not None and p.time_base is not None]
+            # Filmed all along, outage included, and nothing held back for good.
+            assert track["started_at"] + times[-1] > killed_at + HELD_S, track
+            assert max(b - a for a, b in itertools.pairwise(times)) < 1.0, track
         text = server.log_path.read_text(encoding="utf-8", errors="replace")
         assert "Traceback" not in text, server.tail(80)
         assert text.count("Redis unreachable") == 1 and text.count("Redis back after") == 1
