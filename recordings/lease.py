@@ -19,8 +19,11 @@ write too), so the clock renews the lease then too.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
 
 
 class Lease:
@@ -35,6 +38,10 @@ class Lease:
 
     def renew(self, since: float) -> None:
         """Held until ``since`` (this clock's time before the heartbeat was sent) + the term."""
+        lapsed = self._clock() - self._until
+        if lapsed > 0 and since + self.term > self._until:
+            logger.warning("the recordings' lease had run out for %.1f s (no heartbeat accepted "
+                           "meanwhile); what the recordings held is written now", lapsed)
         self._until = max(self._until, since + self.term)
         if self._renewed is not None and self.held():
             self._renewed.set()
