@@ -255,9 +255,6 @@ class TrackRecorder:
                 logger.exception("room %s participant %s: closing %s failed", self.room_id,
                                  self.participant_id, self.path)
             self._container = None
-        self._close_file()
-
-    def _close_file(self) -> None:
         if self._file is not None:
             with contextlib.suppress(OSError):
                 self._file.close()
@@ -272,7 +269,10 @@ class TrackRecorder:
         dropped = len(self._held)
         self.skipped += dropped
         self._held.clear()
-        self._close_file()
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
         if self._container is not None:
             with contextlib.suppress(Exception):
                 self._container.close()  # its file closed first: no trailer, nothing written
