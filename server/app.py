@@ -130,6 +130,16 @@ def create_app(config: Config) -> web.Application:
     )
     sio.attach(app)
 
+    async def close_sockets(app: web.Application) -> None:
+        # At shutdown, before aiohttp waits for the open requests to end (a socket's never
+        # does: a stop took 45 s, until the pages' pings timed out): every page sees its
+        # connection close, as at a crash, and connects again by itself (to this server once it
+        # is back, or through nginx to another worker). The namespaces' disconnect handlers run
+        # as for a dropped network (a room's participant may come back within its grace).
+        await sio.close_connections()
+
+    app.on_shutdown.append(close_sockets)
+
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         if embedded is not None:
             await embedded.start()

@@ -35,11 +35,15 @@ tests/signaling/test_socket_server.py:
    had closed it) on a frame Engine.IO cannot decode; its `translate_request` builds the request
    environ, ours reads a long-polling POST body first and drops one that cannot be decoded or
    holds a packet type the socket would refuse; its `create_route` adds the routes, ours puts a
-   check for closed sessions before the handler.
+   check for closed sessions before the handler. Ours also keeps each open websocket in a set,
+   so that `close_connections` (at shutdown) can close them after closing every Engine.IO
+   session (`eio.sockets`, `AsyncSocket.close(wait=False)`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Collection
 from typing import Any
@@ -111,7 +115,23 @@ def _decodes(frame: str | bytes, types: Collection[int] = range(len(eio_packet.p
 class CheckedWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
     """Engine.IO's websocket for aiohttp; a frame Engine.IO cannot decode ends the connection,
     and so does its Engine.IO session closing (a client's close packet closes the session but
-    engineio goes on reading the websocket until it has been idle for the ping timeout)."""
+    engineio goes on reading the websocket until it has been idle for the ping timeout). While
+    its connection is open it is in ``live``, for the server to close at shutdown."""
+
+    def __init__(self, handler: Any, server: Any, *, live: set[CheckedWebSocket]) -> None:
+        super().__init__(handler, server)
+        self._live = live
+
+    async def __call__(self, environ: dict[str, Any]) -> web.StreamResponse:
+        self._live.add(self)
+        try:
+            return await super().__call__(environ)  # type: ignore[no-any-return]
+        finally:
+            self._live.discard(self)
+
+    async def close(self) -> None:
+        if self._sock is not None:  # None: not yet accepted
+            await super().close()
 
     async def wait(self) -> str | bytes | None:
         data = await super().wait()
@@ -174,10 +194,25 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
 
     def __init__(self, **options: Any) -> None:
         super().__init__(serializer=CheckedPacket, json=FastJson, **options)
+        self._websockets: set[CheckedWebSocket] = set()
         # A copy: the driver table is a module global that every Engine.IO server shares.
-        self.eio._async = {**self.eio._async, "websocket": CheckedWebSocket,
+        self.eio._async = {**self.eio._async,
+                           "websocket": functools.partial(CheckedWebSocket,
+                                                          live=self._websockets),
                            "translate_request": _checked_translate_request,
                            "create_route": _create_route}
+
+    async def close_connections(self) -> None:
+        """End every connection as a dropped network would: each socket's disconnect handlers
+        run (with the server's reason, not the client's), then its websocket is closed, which
+        the Socket.IO client takes for a lost transport and reconnects (a Socket.IO disconnect
+        packet would stop it from reconnecting; Engine.IO's close packet alone leaves a
+        browser's websocket open until the ping timeout)."""
+        # Not `eio.disconnect()`: it waits for each socket's queue to be taken, and a socket
+        # nobody reads any more (its client gone, not yet timed out) never has it taken.
+        await asyncio.gather(*(socket.close(wait=False) for socket in
+                               list(self.eio.sockets.values())))
+        await asyncio.gather(*(websocket.close() for websocket in list(self._websockets)))
 
     async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
         # Dropped, not disconnected: a disconnect from here deadlocks a long-polling POST (its

@@ -20,7 +20,7 @@ from typing import Any
 import av
 import pytest
 
-from tests.support.browser import INBOUND_STATS, wait_frames
+from tests.support.browser import INBOUND_STATS, login, wait_frames
 from tests.support.pages import connected, wait_media
 from tests.support.server import LiveServer
 
@@ -161,3 +161,38 @@ async def test_room_sockets_the_server_closes_come_back_by_themselves(
     assert (await staff.evaluate(INBOUND_STATS))["pcs"] == 2
     assert (await kiosk.evaluate(INBOUND_STATS))["pcs"] == 2
     assert not room.closed
+
+
+
+async def test_pages_open_when_the_server_restarts_come_back_by_themselves(
+        server: LiveServer, browser: Any, config: Any) -> None:
+    """A graceful stop (Ctrl+C, a worker stopped) with a desk and a waiting applicant's kiosk
+    open: the stop ends their connections at once instead of waiting for the pages' pings to
+    time out (45 s), and the pages, which take it for a lost network, come back by themselves
+    once the server is up again: the ticket is still waiting, the desk's 空闲 rings it, and the
+    call connects."""
+    from playwright.async_api import expect
+
+    from tests.support.pages import new_page
+    from tests.support.server import start_server
+
+    kiosk = await new_page(browser)
+    staff = await new_page(browser)
+    await login(staff, f"{server.url}/staff", "tax01")
+    await kiosk.goto(server.url + "/")
+    await kiosk.get_by_test_id("dept-tax").click()
+    await kiosk.get_by_test_id("consent-accept").check()
+    await kiosk.get_by_test_id("start-consult").click()
+    await expect(kiosk.get_by_test_id("ticket-number")).to_have_text("税A001")
+    await expect(staff.get_by_test_id("queue-list")).to_contain_text("1 人等待")
+
+    await asyncio.wait_for(server.runner.cleanup(), 15)
+    again = await start_server(config, port=server.port)
+    try:
+        await staff.get_by_test_id("presence-available").click()
+        await expect(staff.get_by_test_id("incoming-call")).to_be_visible(timeout=20_000)
+        await staff.get_by_test_id("accept-call").click()
+        await wait_media(kiosk, frames=1)
+        await wait_media(staff, frames=1)
+    finally:
+        await again.runner.cleanup()

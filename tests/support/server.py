@@ -21,12 +21,13 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{port}"
 
 
-async def start_server(config: Config) -> LiveServer:
+async def start_server(config: Config, port: int = 0) -> LiveServer:
+    """On ``port`` (0: a free one)."""
     # The port is taken first: the app's default public origins (http://127.0.0.1:<port>, which
     # pages and sockets must come from) name it.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = int(sock.getsockname()[1])
     try:
         app = create_app(replace(config, port=port))
