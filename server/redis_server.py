@@ -84,7 +84,13 @@ class EmbeddedRedis:
                 "or set YUNZHEN_REDIS_URL to an existing Redis"
             )
         self.directory.mkdir(parents=True, exist_ok=True)
+        # Under `setpriv --pdeathsig TERM` (util-linux, in every Debian), which execs
+        # redis-server in its place: if this process dies without stopping it (kill -9, a
+        # crash), the kernel sends it SIGTERM, so it flushes its AOF and exits instead of living
+        # on beside the next start's redis-server on the same AOF directory.
+        setpriv = shutil.which("setpriv")
         args = [
+            *((setpriv, "--pdeathsig", "TERM") if setpriv else ()),
             path, "--bind", "127.0.0.1", "--port", str(self.port),
             "--dir", str(self.directory.resolve()),
             "--appendonly", "yes", "--appendfsync", "everysec",

@@ -292,3 +292,41 @@ async def test_the_supervisor_restarts_redis_on_its_port_from_its_aof_each_time(
     await asyncio.sleep(0.3)
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", redis_server.port)) != 0
+
+
+@pytest.mark.timeout(120)
+async def test_the_private_redis_ends_with_a_killed_server_and_the_next_start_has_its_data(
+        tmp_path: Path) -> None:
+    """`kill -9` of the service leaves no redis-server behind (it would live on beside the next
+    start's, on the same AOF directory): the kernel tells it to stop (setpriv --pdeathsig), it
+    flushes its AOF, and the next start reads back what was written."""
+    data = tmp_path / "data"
+    redis_dir = data / "redis"
+    server = ServerProcess("", data)
+    await server.start()
+    pid = private_redis_pid(redis_dir)
+    assert pid is not None
+    url = (redis_dir / "url").read_text().strip()
+    client = aioredis.from_url(url)
+    try:
+        await client.set("probe", "written before the kill")
+    finally:
+        await client.aclose()
+    await server.kill9()
+
+    async def gone() -> bool:
+        return private_redis_pid(redis_dir) is None
+    await wait_until(gone, 10, what="the private redis-server to exit")
+
+    again = ServerProcess("", data)
+    await again.start()
+    try:
+        client = aioredis.from_url((redis_dir / "url").read_text().strip(),
+                                   decode_responses=True)
+        try:
+            assert await client.get("probe") == "written before the kill"
+        finally:
+            await client.aclose()
+    finally:
+        await again.stop()
+    assert private_redis_pid(redis_dir) is None
