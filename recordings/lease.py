@@ -36,8 +36,11 @@ class Lease:
     def held(self) -> bool:
         return self._clock() < self._until
 
-    def renew(self, since: float) -> None:
-        """Held until ``since`` (this clock's time before the heartbeat was sent) + the term."""
+    def renew(self, since: float | None = None) -> None:
+        """Held until ``since`` (this clock's time before the heartbeat was sent; now if None)
+        + the term."""
+        if since is None:
+            since = self._clock()
         lapsed = self._clock() - self._until
         if lapsed > 0 and since + self.term > self._until:
             logger.warning("the recordings' lease had run out for %.1f s (no heartbeat accepted "

@@ -255,6 +255,9 @@ class TrackRecorder:
                 logger.exception("room %s participant %s: closing %s failed", self.room_id,
                                  self.participant_id, self.path)
             self._container = None
+        self._close_file()
+
+    def _close_file(self) -> None:
         if self._file is not None:
             with contextlib.suppress(OSError):
                 self._file.close()
@@ -269,10 +272,7 @@ class TrackRecorder:
         dropped = len(self._held)
         self.skipped += dropped
         self._held.clear()
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.close()
-            self._file = None
+        self._close_file()
         if self._container is not None:
             with contextlib.suppress(Exception):
                 self._container.close()  # its file closed first: no trailer, nothing written

@@ -446,15 +446,10 @@ class Room:
                     len(self._participants))
         summary: dict[str, Any] | None = None
         try:
-            participants = list(self._participants.values())
             await asyncio.gather(*(p.signal("room:ended", {"reason": str(reason)})
-                                   for p in participants))
-            self._participants.clear()
-            self._cancel_empty_timer()
-            for participant in participants:
-                await participant.close(reason)
+                                   for p in self._participants.values()))
+            for participant in await self._take_down(reason):
                 self.recorder.participant_left(participant.participant_id)
-            await self._cancel_tasks()
             self.recorder.add_event("close", reason=str(reason))
             try:
                 summary = self.recorder.close()
@@ -480,15 +475,20 @@ class Room:
         logger.warning("room %s: hosted by another process now; let go with %d participant(s)",
                        self.room_id, len(self._participants))
         try:
-            participants = list(self._participants.values())
-            self._participants.clear()
-            self._cancel_empty_timer()
-            for participant in participants:
-                await participant.close(CloseReason.MOVED)
-            await self._cancel_tasks()
+            await self._take_down(CloseReason.MOVED)
             self.recorder.let_go()
         finally:
             self._closing.set_result(None)
+
+    async def _take_down(self, reason: CloseReason) -> list[Participant]:
+        """Close every participant and the room's tasks; returns who was in it."""
+        participants = list(self._participants.values())
+        self._participants.clear()
+        self._cancel_empty_timer()
+        for participant in participants:
+            await participant.close(reason)
+        await self._cancel_tasks()
+        return participants
 
     def _start_empty_timer(self) -> None:
         self._cancel_empty_timer()

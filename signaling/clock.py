@@ -129,7 +129,7 @@ class Clock:
             if not self._watch.available:
                 # Nobody can bury this process while Redis is away (and after it, the sweep
                 # waits for everybody to renew): recordings go on.
-                self._lease.renew(self._lease.now())
+                self._lease.renew()
                 continue  # the watch logged it; recover() runs before the steps go on
             try:
                 await step()
@@ -143,7 +143,7 @@ class Clock:
                     logger.warning("%s: Redis is full (maxmemory); trying again", step.__name__)
                 full = True
                 # The heartbeat's write was refused; so is the sweep of any other process.
-                self._lease.renew(self._lease.now())
+                self._lease.renew()
             except Exception:
                 logger.exception("%s failed; trying again", step.__name__)
 
