@@ -131,8 +131,8 @@ def create_app(config: Config) -> web.Application:
     sio.attach(app)
 
     async def close_sockets(app: web.Application) -> None:
-        # At shutdown, before aiohttp waits for the open requests to end (a socket's never
-        # does: a stop took 45 s, until the pages' pings timed out): every page sees its
+        # At shutdown, before aiohttp waits for the open requests to end (a socket's ends only
+        # when the page's pings time out, 45 s later): every page sees its
         # connection close, as at a crash, and connects again by itself (to this server once it
         # is back, or through nginx to another worker). The namespaces' disconnect handlers run
         # as for a dropped network (a room's participant may come back within its grace).

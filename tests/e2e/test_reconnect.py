@@ -21,8 +21,8 @@ import av
 import pytest
 
 from tests.support.browser import INBOUND_STATS, login, wait_frames
-from tests.support.pages import connected, wait_media
-from tests.support.server import LiveServer
+from tests.support.pages import connected, new_page, take_tax_ticket, wait_media
+from tests.support.server import LiveServer, start_server
 
 pytestmark = pytest.mark.browser
 
@@ -163,7 +163,6 @@ async def test_room_sockets_the_server_closes_come_back_by_themselves(
     assert not room.closed
 
 
-
 async def test_pages_open_when_the_server_restarts_come_back_by_themselves(
         server: LiveServer, browser: Any, config: Any) -> None:
     """A graceful stop (Ctrl+C, a worker stopped) with a desk and a waiting applicant's kiosk
@@ -173,17 +172,10 @@ async def test_pages_open_when_the_server_restarts_come_back_by_themselves(
     call connects."""
     from playwright.async_api import expect
 
-    from tests.support.pages import new_page
-    from tests.support.server import start_server
-
     kiosk = await new_page(browser)
     staff = await new_page(browser)
     await login(staff, f"{server.url}/staff", "tax01")
-    await kiosk.goto(server.url + "/")
-    await kiosk.get_by_test_id("dept-tax").click()
-    await kiosk.get_by_test_id("consent-accept").check()
-    await kiosk.get_by_test_id("start-consult").click()
-    await expect(kiosk.get_by_test_id("ticket-number")).to_have_text("税A001")
+    await take_tax_ticket(server, kiosk)
     await expect(staff.get_by_test_id("queue-list")).to_contain_text("1 人等待")
 
     await asyncio.wait_for(server.runner.cleanup(), 15)

@@ -37,6 +37,19 @@ async def wait_media(page: Any, frames: int, timeout: float = 20.0) -> dict[str,
     pytest.fail(f"media did not arrive: {stats}")
 
 
+async def take_tax_ticket(server: LiveServer, kiosk: Any) -> None:
+    """The applicant picks 税务, accepts the recording notice and starts: ticket 税A001."""
+    from playwright.async_api import expect
+
+    await kiosk.goto(server.url + "/")
+    await expect(kiosk.get_by_test_id("dept-tax")).to_have_text("税务")
+    await kiosk.get_by_test_id("dept-tax").click()
+    await kiosk.get_by_test_id("consent-accept").check()
+    await kiosk.get_by_test_id("start-consult").click()
+    await expect(kiosk.get_by_test_id("queue-position")).to_be_visible()
+    await expect(kiosk.get_by_test_id("ticket-number")).to_have_text("税A001")
+
+
 async def ring(server: LiveServer, browser: Any, init_scripts: tuple[str, ...] = (),
                staff_browser: Any = None) -> tuple[Any, Any]:
     """A staff member of 税务 available, an applicant who asks 税务: the staff page is ringing.
@@ -52,14 +65,7 @@ async def ring(server: LiveServer, browser: Any, init_scripts: tuple[str, ...] =
     await expect(staff.get_by_test_id("presence-available")).to_have_attribute(
         "aria-pressed", "true")
 
-    # The applicant picks 税务, accepts the recording notice and starts.
-    await kiosk.goto(server.url + "/")
-    await expect(kiosk.get_by_test_id("dept-tax")).to_have_text("税务")
-    await kiosk.get_by_test_id("dept-tax").click()
-    await kiosk.get_by_test_id("consent-accept").check()
-    await kiosk.get_by_test_id("start-consult").click()
-    await expect(kiosk.get_by_test_id("queue-position")).to_be_visible()
-    await expect(kiosk.get_by_test_id("ticket-number")).to_have_text("税A001")
+    await take_tax_ticket(server, kiosk)
 
     # The staff member is rung.
     await expect(staff.get_by_test_id("incoming-call")).to_be_visible(timeout=10_000)
