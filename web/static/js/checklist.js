@@ -227,6 +227,10 @@ export function initChecklistControls(current) {
   });
 }
 
+// How long the kiosk keeps asking for the sealed notice, and on which errors.
+const SEALED_WAIT_MS = 30000;
+const RETRY_SEALED = new Set(['bad_state', 'network', 'timeout', 'unavailable', 'limit']);
+
 // The kiosk's view: the live notice during the call, then the sealed one with its QR code.
 export class ChecklistView {
   constructor() {
@@ -250,12 +254,14 @@ export class ChecklistView {
     this.render();
   }
 
-  // After the call: ask for the sealed notice with the ticket's token (a few tries while the
-  // server seals it), and show it with the QR code of its read-only page.
+  // After the call: ask for the sealed notice with the ticket's token, and show it with the QR
+  // code of its read-only page. The server may still be sealing it (bad_state), and a hall's
+  // network or a busy server may fail a request: both are asked again for a while.
   async fetchSealed(auth) {
     if (!this.view || this.sealed || !auth || this.asking === auth.ticket_id) return;
     this.asking = auth.ticket_id;
-    for (let attempt = 0; attempt < 15; attempt += 1) {
+    const giveUpAt = Date.now() + SEALED_WAIT_MS;
+    for (let delay = 500; ; delay = Math.min(delay * 1.5, 3000)) {
       try {
         const answer = await fetchJSON('/api/notice-link', { method: 'POST', body: { ticket_id: auth.ticket_id, token: auth.token } });
         if (this.asking !== auth.ticket_id) return; // reset meanwhile: another applicant now
@@ -268,8 +274,13 @@ export class ChecklistView {
         this.render();
         return;
       } catch (err) {
-        if (err.code !== 'bad_state' || this.asking !== auth.ticket_id) return;
-        await new Promise((resolve) => { setTimeout(resolve, 700); });
+        if (this.asking !== auth.ticket_id) return;
+        const transient = RETRY_SEALED.has(err.code) || err.status >= 500;
+        if (!transient || Date.now() + delay > giveUpAt) {
+          console.warn('sealed notice not fetched:', err.code);
+          return;
+        }
+        await new Promise((resolve) => { setTimeout(resolve, delay); });
       }
     }
   }
