@@ -11,9 +11,10 @@ packets are held in memory, timeline checkpoints are left out, and a room's clos
 the next heartbeat renews the lease (the process was not buried: the held packets are written) or
 the rooms that moved are let go (their held packets are dropped, their files left as they are).
 
-While Redis cannot be reached nobody can bury anybody (and after an outage the sweep waits a TTL
-for every process to renew its heartbeat), nor while it refuses writes (maxmemory: the sweep is a
-write too), so the clock renews the lease then too.
+While Redis answers nobody, nobody can bury anybody (and after an outage the sweep waits a TTL for
+every process to renew its heartbeat), nor while it refuses writes (maxmemory: the sweep is a
+write too), so the clock renews the lease then too. A process that cannot reach Redis while
+another process can (a partition: signaling/nodes.py asks them) is not renewed: it may be buried.
 """
 
 from __future__ import annotations

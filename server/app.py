@@ -253,7 +253,8 @@ def create_app(config: Config) -> web.Application:
             return LiveSockets(staff=staff.live_desks(), tickets=tickets, addresses=addresses)
 
         clock = Clock(store, fanout, directory, rooms, tickets, node, watch, live_sockets,
-                      Adoption(store, directory, rooms, fanout, node), room_channel.moved)
+                      Adoption(store, directory, rooms, fanout, node), room_channel.moved,
+                      peer_sees_redis=nodes.redis_seen_by_peer)
 
         # A Redis outage: the pages are told, and once the clock has put this process right in
         # Redis again (before anything else runs), told again, sent their state, and the calls

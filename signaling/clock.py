@@ -5,8 +5,9 @@ callback requests past callback_keep_days. Kept, cancelled and awaited by `close
 away they wait; when it is back, `recover` puts this process right in it before they go on.
 
 The heartbeat also renews the recordings' lease (recordings/lease.py). A heartbeat that finds this
-process buried (it was stopped for longer than the TTL) lets go of the rooms that moved to other
-processes meanwhile and counts its sockets in again, as after an outage."""
+process buried (it was stopped, or cut off from Redis alone, for longer than the TTL) lets go of
+the rooms that moved to other processes meanwhile and counts its sockets in again, as after an
+outage."""
 
 from __future__ import annotations
 
@@ -47,13 +48,17 @@ class Clock:
                  rooms: RoomManager, tickets: Tickets, node: str, watch: RedisWatch,
                  live: Callable[[], Awaitable[LiveSockets]], adoption: Adoption,
                  let_go: Callable[[str], Awaitable[None]],
+                 peer_sees_redis: Callable[[], Awaitable[str | None]] | None = None,
                  now: Callable[[], float] = time.time,
                  purge_interval: float = CALLBACK_PURGE_INTERVAL) -> None:
         """`let_go`: another process hosts this room now; its sockets here are closed (after
-        the room manager has let it go)."""
+        the room manager has let it go). `peer_sees_redis`: another node that reaches Redis
+        while this one cannot (signaling/nodes.py), if any."""
         self._store, self._fanout, self._directory, self._rooms = store, fanout, directory, rooms
         self._adoption = adoption
         self._let_go = let_go
+        self._peer_sees_redis = peer_sees_redis
+        self._cut_off_seen_by = ""  # the node that reached Redis while this one could not
         self._lease = rooms.lease
         self._tickets, self._node, self._now = tickets, node, now
         self._watch, self._live = watch, live
@@ -104,8 +109,8 @@ class Clock:
         await self._purge_callbacks()
         self._tasks = [
             asyncio.create_task(self._every(TICK_INTERVAL, self._tick), name="queue-tick"),
-            asyncio.create_task(self._every(HEARTBEAT_INTERVAL, self._heartbeat),
-                                name="heartbeat"),
+            asyncio.create_task(self._every(HEARTBEAT_INTERVAL, self._heartbeat,
+                                            away=self._heartbeat_while_away), name="heartbeat"),
             # Apart from the heartbeat: reading back a long recording to adopt its room takes
             # a while, and the heartbeat renews the recordings' lease.
             asyncio.create_task(self._every(HEARTBEAT_INTERVAL, self._adopt), name="adopt"),
@@ -122,14 +127,15 @@ class Clock:
         for task in tasks:
             await stop(task)
 
-    async def _every(self, interval: float, step: Callable[[], Awaitable[None]]) -> None:
+    async def _every(self, interval: float, step: Callable[[], Awaitable[None]],
+                     away: Callable[[], Awaitable[None]] | None = None) -> None:
+        """`away`: what is done instead of the step while Redis does not answer."""
         full = False  # Redis refused this step's writes (maxmemory): said once, not every time
         while True:
             await asyncio.sleep(interval)
             if not self._watch.available:
-                # Nobody can bury this process while Redis is away (and after it, the sweep
-                # waits for everybody to renew): recordings go on.
-                self._lease.renew()
+                if away is not None:
+                    await away()
                 continue  # the watch logged it; recover() runs before the steps go on
             try:
                 await step()
@@ -158,6 +164,23 @@ class Clock:
 
     async def _purge_callbacks(self) -> None:
         await self._tickets.purge_callbacks()
+
+    async def _heartbeat_while_away(self) -> None:
+        """Redis does not answer this process. While it answers nobody, nobody can bury this
+        process (and after it the sweep waits for everybody to renew): the lease is renewed and
+        the recordings go on. If another node reaches it, this process alone is cut off (a
+        partition): the others take it for dead when its heartbeat runs out and host its rooms,
+        so the lease is not renewed and runs out first; the recordings hold what comes until
+        Redis says whether this process was buried (`_reassert`)."""
+        since = self._lease.now()
+        peer = await self._peer_sees_redis() if self._peer_sees_redis is not None else None
+        if peer is None:
+            self._lease.renew(since)
+        elif peer != self._cut_off_seen_by:
+            logger.warning("node %s: Redis answers the node at %s but not this one; the "
+                           "recordings' lease is not renewed (its rooms may move)",
+                           self._node, peer)
+        self._cut_off_seen_by = peer or ""
 
     async def _heartbeat(self) -> None:
         since = self._lease.now()

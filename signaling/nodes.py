@@ -1,7 +1,8 @@
 """The node registry: what every server process (node) tells the others about itself each second
 (name, the nginx path that reaches it alone, address, load), the choice of the least-loaded live
 node for a new room, and the command channel through which one node asks another to do something
-(open a room) and waits for the answer.
+(open a room) and waits for the answer. A node that cannot reach Redis asks the others it last
+saw live whether they can (`redis_seen_by_peer`): if one can, it alone is cut off.
 
 Keys: signaling/keys.py (yz:nodeinfo, yz:nodecmd, yz:nodereply); liveness is the heartbeat zset
 yz:nodes that signaling/clock.py keeps, not this registry."""
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from redis.exceptions import RedisError
 
 from signaling import keys
@@ -34,6 +36,8 @@ REPLY_TTL = 30
 # A room just opened counts as this many participants until they have joined: the next accepts
 # within the same second must not all land on the node that looked emptiest.
 OPENING_PARTICIPANTS = 2
+# How long a node that cannot reach Redis waits for another's health check.
+PEER_CHECK_TIMEOUT = 1.0
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -95,6 +99,8 @@ class Nodes:
         self._room_sizes = room_sizes
         self._handlers: dict[str, Handler] = {}
         self._cpu_mark = (time.monotonic(), time.process_time())
+        # The addresses of the other nodes live at the last registry write.
+        self._peers: list[str] = []
 
     def on(self, op: str, handler: Handler) -> None:
         """`handler` answers the command `op` sent to this node."""
@@ -127,6 +133,8 @@ class Nodes:
             while True:
                 try:
                     await self.write()
+                    self._peers = [n.address for n in await self.live()
+                                   if n.node != self.node and n.address]
                 except (RedisError, OSError) as exc:
                     logger.debug("node %s: registry write failed (%s)", self.node, exc)
                 await asyncio.sleep(INTERVAL)
@@ -156,6 +164,27 @@ class Nodes:
                 pipe.hgetall(keys.NODE_INFO(node))
             rows = await pipe.execute()
         return [info for row in rows if (info := NodeInfo.from_hash(row)) is not None]
+
+    async def redis_seen_by_peer(self) -> str | None:
+        """The address of another node (of those live when this one last reached Redis) whose
+        health check says Redis answers it now; None when none does, or none answers. Asked
+        when this node cannot reach Redis: with an answer, this node alone is cut off from it
+        (a partition), not Redis down for everybody."""
+        peers = self._peers
+        if not peers:
+            return None
+        timeout = aiohttp.ClientTimeout(total=PEER_CHECK_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            async def sees_redis(address: str) -> bool:
+                try:
+                    async with http.get(f"http://{address}/healthz") as response:
+                        health = await response.json()
+                except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+                    return False
+                return isinstance(health, dict) and health.get("redis") == "ok"
+
+            answers = await asyncio.gather(*(sees_redis(address) for address in peers))
+        return next((address for address, yes in zip(peers, answers, strict=True) if yes), None)
 
     async def base_of(self, node: str) -> str:
         """The path prefix that reaches `node` ("" for this one, or one nothing forwards to)."""

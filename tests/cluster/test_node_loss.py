@@ -28,6 +28,7 @@ from bench.node_loss import Call, rejoin, three_person_room
 from server.redis_server import EmbeddedRedis
 from signaling.client import SignalingClient
 from tests.support.harness import ROOT, ServerProcess, wait_until
+from tests.support.tcp_proxy import TcpProxy
 
 # The heartbeat's TTL (5 s), a tick, an adopting heartbeat (1 s), and the reconnection.
 HOSTED_WITHIN_S = 10.0
@@ -46,6 +47,7 @@ class TwoNodes:
     ticket_id: str
     first_node: str
     second_node: str
+    proxy: TcpProxy
 
     @property
     def room_id(self) -> str:
@@ -73,12 +75,16 @@ class TwoNodes:
 
 
 @contextlib.asynccontextmanager
-async def two_nodes(tmp_path: Path) -> AsyncIterator[TwoNodes]:
+async def two_nodes(tmp_path: Path, proxied: bool = False) -> AsyncIterator[TwoNodes]:
+    """``proxied``: the first reaches Redis through a TcpProxy (``TwoNodes.proxy``)."""
     redis = EmbeddedRedis(tmp_path / "redis")
     await redis.start()
     client: Any = aioredis.Redis.from_url(redis.url, decode_responses=True)
     data_dir = tmp_path / "data"
-    first, second = ServerProcess(redis.url, data_dir), ServerProcess(redis.url, data_dir)
+    proxy = TcpProxy(redis.port)
+    await proxy.start()
+    first = ServerProcess(proxy.url if proxied else redis.url, data_dir)
+    second = ServerProcess(redis.url, data_dir)
     call: Call | None = None
     try:
         await first.start()
@@ -89,12 +95,13 @@ async def two_nodes(tmp_path: Path) -> AsyncIterator[TwoNodes]:
         second_node = next(n for n in await client.zrange("yz:nodes", 0, -1) if n != first_node)
         await asyncio.sleep(2)  # some media in the first part
         yield TwoNodes(client, redis.url, data_dir, first, second, call, entry["ticket_id"],
-                       first_node, second_node)
+                       first_node, second_node, proxy)
     finally:
         if call is not None:
             await call.close()
         await first.kill9()  # a stopped process too
         await second.stop()
+        await proxy.close()
         await client.aclose()
         await redis.stop()
 
@@ -219,4 +226,54 @@ async def test_a_stopped_process_that_wakes_up_lets_its_moved_room_go(
         assert [p["node"] for p in timeline["parts"]] == [nodes.first_node, second_node]
         await nodes.verify()
         assert not first.errors(), first.tail()
+        assert not second.errors(), second.tail()
+
+
+@pytest.mark.timeout(240)
+async def test_a_process_cut_off_from_redis_alone_stops_writing_and_lets_its_moved_room_go(
+        tmp_path: Path, loopback_candidates: None) -> None:
+    """A partition: the first process runs on, its participants' media still reaching it, but
+    it cannot reach Redis while the second can. The second takes it for dead and adopts its
+    room. The first must not take the Redis outage for everybody's and keep writing the
+    recording the second now continues; when it reaches Redis again it lets the room go and
+    its participants go on on the second."""
+    async with two_nodes(tmp_path, proxied=True) as nodes:
+        client, room_id = nodes.client, nodes.room_id
+        first, second, second_node = nodes.first, nodes.second, nodes.second_node
+        folder = nodes.data_dir / "recordings" / room_id
+        nodes.proxy.cut()
+
+        async def adopted() -> bool:
+            return (await client.hget(f"yz:room:{room_id}", "node") == second_node
+                    and not await client.smembers(f"yz:node:{second_node}:adopt")
+                    and await client.hget(f"yz:nodeinfo:{second_node}", "rooms") == "1")
+
+        await wait_until(adopted, HOSTED_WITHIN_S + 5, interval=0.1, what="adopted by the second")
+        first_part = _digests(folder)
+        assert len(first_part) == 6, first_part
+        # The call goes on with the first meanwhile: its media must not reach the first part.
+        await asyncio.sleep(3)
+        assert _digests(folder) == first_part
+        assert "Redis answers the node at " in first.tail(300)
+
+        nodes.proxy.mend()
+
+        async def let_go() -> bool:
+            return await client.hget(f"yz:nodeinfo:{nodes.first_node}", "rooms") == "0"
+
+        await wait_until(let_go, 15, interval=0.1, what="the first letting the room go")
+        assert "moved to node " + second_node in first.tail(300)
+        assert _digests(folder) == first_part
+        assert [e["type"] for e in nodes.timeline()["events"]].count("gap") == 1
+        assert await client.hget(f"yz:room:{room_id}", "node") == second_node
+        assert await client.hget(f"yz:ticket:{nodes.ticket_id}", "status") == "connected"
+        assert await client.hget("yz:staff:tax01", "presence") == "in_call"
+
+        await rejoin(nodes.call, second.url, timeout=30)
+        await nodes.call.clients["staff"].hangup()
+        await nodes.indexed()
+        timeline = nodes.timeline()
+        assert timeline["complete"] is True
+        assert [p["node"] for p in timeline["parts"]] == [nodes.first_node, second_node]
+        await nodes.verify()
         assert not second.errors(), second.tail()
