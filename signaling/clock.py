@@ -80,7 +80,8 @@ class Clock:
     async def _reassert(self, why: str, buried: bool = False) -> None:
         """`buried`: the heartbeat that found this process buried has registered it again."""
         since, now = self._lease.now(), self._now()
-        rejoined = await self._store.outage_over(self._node, now, await self._live())
+        rejoined = await self._store.outage_over(self._node, now, await self._live(),
+                                                 buried=buried)
         self._sweep_from = now + SWEEP_PAUSE_S
         if buried or rejoined.buried:
             await self._let_go_moved()

@@ -768,9 +768,12 @@ end
 -- Redis was unreachable and answers again; `node` saw it. First its heartbeat, so that no
 -- process takes it for dead; then its sockets are counted from the ones it really has (JSON
 -- objects id -> count, per kind: staff members, tickets, client addresses): a socket that left
--- during the outage could not say so, one that stayed must keep its staff member or ticket. Nobody could act during the outage, so it
--- is not held against anyone: the grace periods start again, and rings that ran out go back to
--- the queue without counting as missed. Idempotent: every process that saw the outage calls it.
+-- during the outage could not say so, one that stayed must keep its staff member or ticket.
+-- Nobody could act during the outage, so it is not held against anyone: the grace periods start
+-- again, and rings that ran out go back to the queue without counting as missed. Not when `node`
+-- was buried meanwhile (its heartbeat gone, or `buried` '1': the heartbeat that found it so
+-- registered it again): the others reached Redis and kept the clocks then, so `node` alone was
+-- cut off (or stopped). Idempotent: every process that saw the outage calls it.
 local function recount(node, kind, live)
   for _, id in ipairs(redis.call('SMEMBERS', K.NODE(node, kind))) do
     if live[id] == nil then
@@ -817,14 +820,17 @@ end
 
 -- Value: as heartbeat's (1: `node` was buried meanwhile, by processes that could still reach
 -- Redis).
-function ops.outage_over(node, ttl, staff, tickets, addresses)
+function ops.outage_over(node, ttl, staff, tickets, addresses, buried)
   local fresh = redis.call('ZADD', K.NODES, now + tonumber(ttl), node)
-  renew_graces(K.STAFF_GONE, STAFF_GRACE)
-  renew_graces(K.TICKET_GONE, TICKET_GRACE)
+  local everybody = fresh == 0 and buried ~= '1'
+  if everybody then
+    renew_graces(K.STAFF_GONE, STAFF_GRACE)
+    renew_graces(K.TICKET_GONE, TICKET_GRACE)
+  end
   recount(node, 'staff', cjson.decode(staff))
   recount(node, 'ticket', cjson.decode(tickets))
   recount(node, 'address', cjson.decode(addresses))
-  rings_lost()
+  if everybody then rings_lost() end
   return Code.OK, fresh
 end
 

@@ -354,11 +354,14 @@ class Store:
         return (await self._queue(Op.TICK, now, "1" if sweep else "0", node, ttl)).events
 
     async def outage_over(self, node: str, now: float, live: LiveSockets,
-                          ttl: float = HEARTBEAT_TTL) -> Rejoined:
+                          ttl: float = HEARTBEAT_TTL, buried: bool = False) -> Rejoined:
         """Redis answers again after an outage this process saw: its heartbeat, then its sockets
-        counted from `live`; graces and rings that ran out meanwhile are given back."""
+        counted from `live`; graces and rings that ran out meanwhile are given back, unless
+        this process was buried meanwhile (`buried`: its heartbeat found it so): the others
+        kept them then."""
         reply = await self._queue(Op.OUTAGE_OVER, now, node, ttl, json.dumps(live.staff),
-                                  json.dumps(live.tickets), json.dumps(live.addresses))
+                                  json.dumps(live.tickets), json.dumps(live.addresses),
+                                  "1" if buried else "0")
         return Rejoined(reply.value == 1, reply.events)
 
     async def dispatch(self, dept_id: str, now: float) -> Events:

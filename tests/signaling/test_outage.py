@@ -5,6 +5,8 @@ that does not sweep leaves processes with a lapsed heartbeat alone."""
 
 from __future__ import annotations
 
+import pytest
+
 from signaling import keys
 from signaling.accounts import AccountPolicy, Accounts, hash_password
 from signaling.privacy import CONSENT_NOTICE_VERSION as CONSENT
@@ -76,6 +78,8 @@ async def test_the_sockets_of_the_node_are_counted_from_the_live_ones(store: Sto
 
 
 async def test_graces_that_ran_out_during_the_outage_start_again(store: Store) -> None:
+    await store.heartbeat(NODE, 0.0)
+    await store.heartbeat("node-b", 0.0)
     await _staff(store, "tax01", 1.0)
     ticket = await _ticket(store, 2.0)
     await store.connection("ticket", ticket, "node-b", 1, 2.0)   # held on another process
@@ -86,7 +90,8 @@ async def test_graces_that_ran_out_during_the_outage_start_again(store: Store) -
     await store.outage_over(NODE, now, LiveSockets(staff={}, tickets={}, addresses={}))
     assert await store.redis.zscore(keys.TICKET_GONE, ticket) == now + 60.0
     assert await store.redis.zscore(keys.STAFF_GONE, "tax01") == now + 20.0
-    assert await store.tick(now + 1.0) == []
+    # The ticks after an outage do not sweep for a heartbeat's TTL (signaling/clock.py).
+    assert await store.tick(now + 1.0, sweep=False) == []
     assert (await store.ticket(ticket)).status == "waiting"  # type: ignore[union-attr]
     # Idempotent: a second process that saw the same outage changes nothing more.
     await store.outage_over("node-b", now + 0.5,
@@ -95,6 +100,7 @@ async def test_graces_that_ran_out_during_the_outage_start_again(store: Store) -
 
 
 async def test_a_ring_that_ran_out_during_the_outage_is_not_a_miss(store: Store) -> None:
+    await store.heartbeat(NODE, 0.0)
     await _staff(store, "tax01", 1.0)
     ticket = await _ticket(store, 2.0)                    # rings tax01 until 17
     assert (await store.ticket(ticket)).status == "ringing"  # type: ignore[union-attr]
@@ -110,6 +116,37 @@ async def test_a_ring_that_ran_out_during_the_outage_is_not_a_miss(store: Store)
     assert ("ring", ticket, "tax01") in events
     log = [(e["event"], e["detail"]) for e in await store.log_entries(0, 2e9)]
     assert ("NOANSWER", "redis outage") in log
+
+
+@pytest.mark.parametrize("heartbeat_first", [False, True])
+async def test_a_process_buried_meanwhile_gives_nobody_their_grace_or_ring_back(
+        store: Store, heartbeat_first: bool) -> None:
+    """Cut off from Redis alone (or stopped), the process was swept by another that kept the
+    clocks meanwhile: its return counts its sockets in, but the others' graces and rings are
+    left as they run, whether it finds its heartbeat gone or its heartbeat found it buried."""
+    await store.heartbeat(NODE, 0.0)
+    await _staff(store, "tax01", 1.0)
+    await store.connection("staff", "tax01", "node-b", 1, 1.0)   # the desk is on node-b
+    await store.connection("staff", "tax01", NODE, -1, 1.0)
+    ringing = await _ticket(store, 2.0, connect=False)    # rings tax01 until 17
+    await store.connection("ticket", ringing, "node-b", 1, 2.0)
+    left = await _ticket(store, 3.0, connect=False)
+    await store.connection("ticket", left, "node-b", 1, 3.0)
+    await store.connection("ticket", left, "node-b", -1, 10.0)  # deadline 70
+    await store.heartbeat("node-b", 9.0)
+    await store.tick(9.0)                                 # node-b sweeps node-a (ran out at 5)
+    assert await store.redis.zscore(keys.NODES, NODE) is None
+    now = 20.0                                            # the ring ran out at 17
+    if heartbeat_first:
+        assert await store.heartbeat(NODE, now) is True   # found buried, registered again
+    _buried, events = await store.outage_over(
+        NODE, now, LiveSockets(staff={}, tickets={ringing: 1}, addresses={}),
+        buried=heartbeat_first)
+    assert events == []
+    assert await _conns(store, "ticket", ringing) == {"node-b": "1", NODE: "1"}
+    assert await store.redis.zscore(keys.TICKET_GONE, left) == 70.0
+    # The ring that ran out is node-b's next tick's: a miss, as for anyone who lets it ring.
+    assert await store.redis.zscore(keys.RINGING, ringing) == 17.0
 
 
 async def test_a_tick_without_the_sweep_leaves_lapsed_processes_alone(store: Store) -> None:

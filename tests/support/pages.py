@@ -17,6 +17,14 @@ async def new_page(browser: Any, init_scripts: tuple[str, ...] = ()) -> Any:
     before any of the page's own scripts."""
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await context.new_page()
+    # The page's warnings and errors go to the test's output, which pytest shows on a failure.
+
+    def console(message: Any) -> None:
+        if message.type in ("warning", "error"):
+            print(f"[{page.url} console {message.type}] {message.text}")
+
+    page.on("console", console)
+    page.on("pageerror", lambda error: print(f"[{page.url} page error] {error}"))
     for script in (TRACK_PEER_CONNECTIONS, *init_scripts):
         await page.add_init_script(script)
     return page
