@@ -61,6 +61,22 @@ class TwoNodes:
 
         return await wait_until(row, 20, interval=0.2, what="the recording in the archive")
 
+    async def adopted_by_second(self) -> None:
+        """Wait until the second hosts the room (adopted, counted in its registry entry)."""
+        async def adopted() -> bool:
+            return (await self.client.hget(f"yz:room:{self.room_id}", "node") == self.second_node
+                    and not await self.client.smembers(f"yz:node:{self.second_node}:adopt")
+                    and await self.client.hget(f"yz:nodeinfo:{self.second_node}", "rooms") == "1")
+
+        await wait_until(adopted, HOSTED_WITHIN_S + 5, interval=0.1, what="adopted by the second")
+
+    async def first_let_go(self, timeout: float) -> None:
+        """Wait until the first hosts no room any more."""
+        async def let_go() -> bool:
+            return await self.client.hget(f"yz:nodeinfo:{self.first_node}", "rooms") == "0"
+
+        await wait_until(let_go, timeout, interval=0.1, what="the first letting the room go")
+
     def timeline(self) -> dict[str, Any]:
         path = self.data_dir / "recordings" / self.room_id / "timeline.json"
         return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
@@ -189,13 +205,7 @@ async def test_a_stopped_process_that_wakes_up_lets_its_moved_room_go(
         folder = nodes.data_dir / "recordings" / room_id
         assert first.process is not None
         os.kill(first.process.pid, signal.SIGSTOP)
-
-        async def adopted() -> bool:
-            return (await client.hget(f"yz:room:{room_id}", "node") == second_node
-                    and not await client.smembers(f"yz:node:{second_node}:adopt")
-                    and await client.hget(f"yz:nodeinfo:{second_node}", "rooms") == "1")
-
-        await wait_until(adopted, HOSTED_WITHIN_S + 5, interval=0.1, what="adopted by the second")
+        await nodes.adopted_by_second()
         first_part = _digests(folder)
         assert len(first_part) == 6, first_part
         # The participants' media still goes to the stopped process, piling up in its socket.
@@ -203,10 +213,7 @@ async def test_a_stopped_process_that_wakes_up_lets_its_moved_room_go(
 
         os.kill(first.process.pid, signal.SIGCONT)
 
-        async def let_go() -> bool:
-            return await client.hget(f"yz:nodeinfo:{nodes.first_node}", "rooms") == "0"
-
-        await wait_until(let_go, 10, interval=0.1, what="the first letting the room go")
+        await nodes.first_let_go(10)
         assert "moved to node " + second_node in first.tail(200)
         # Not a byte of the first part changed, and the timeline is the second's (with the gap).
         assert _digests(folder) == first_part
@@ -242,13 +249,7 @@ async def test_a_process_cut_off_from_redis_alone_stops_writing_and_lets_its_mov
         first, second, second_node = nodes.first, nodes.second, nodes.second_node
         folder = nodes.data_dir / "recordings" / room_id
         nodes.proxy.cut()
-
-        async def adopted() -> bool:
-            return (await client.hget(f"yz:room:{room_id}", "node") == second_node
-                    and not await client.smembers(f"yz:node:{second_node}:adopt")
-                    and await client.hget(f"yz:nodeinfo:{second_node}", "rooms") == "1")
-
-        await wait_until(adopted, HOSTED_WITHIN_S + 5, interval=0.1, what="adopted by the second")
+        await nodes.adopted_by_second()
         first_part = _digests(folder)
         assert len(first_part) == 6, first_part
         # The call goes on with the first meanwhile: its media must not reach the first part.
@@ -258,10 +259,7 @@ async def test_a_process_cut_off_from_redis_alone_stops_writing_and_lets_its_mov
 
         nodes.proxy.mend()
 
-        async def let_go() -> bool:
-            return await client.hget(f"yz:nodeinfo:{nodes.first_node}", "rooms") == "0"
-
-        await wait_until(let_go, 15, interval=0.1, what="the first letting the room go")
+        await nodes.first_let_go(15)
         assert "moved to node " + second_node in first.tail(300)
         assert _digests(folder) == first_part
         assert [e["type"] for e in nodes.timeline()["events"]].count("gap") == 1
