@@ -77,6 +77,17 @@ class TwoNodes:
 
         await wait_until(let_go, timeout, interval=0.1, what="the first letting the room go")
 
+    async def ends_on_second_in_two_parts(self) -> None:
+        """The participants rejoin on the second and hang up there; the recording is complete,
+        in the first's part and the second's, and verifies."""
+        await rejoin(self.call, self.second.url, timeout=30)
+        await self.call.clients["staff"].hangup()
+        await self.indexed()
+        timeline = self.timeline()
+        assert timeline["complete"] is True
+        assert [p["node"] for p in timeline["parts"]] == [self.first_node, self.second_node]
+        await self.verify()
+
     def timeline(self) -> dict[str, Any]:
         path = self.data_dir / "recordings" / self.room_id / "timeline.json"
         return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
@@ -225,13 +236,7 @@ async def test_a_stopped_process_that_wakes_up_lets_its_moved_room_go(
         # The first is registered again (its sockets counted in again), alive.
         assert nodes.first_node in await client.zrange("yz:nodes", 0, -1)
 
-        await rejoin(nodes.call, second.url, timeout=30)
-        await nodes.call.clients["staff"].hangup()
-        await nodes.indexed()
-        timeline = nodes.timeline()
-        assert timeline["complete"] is True
-        assert [p["node"] for p in timeline["parts"]] == [nodes.first_node, second_node]
-        await nodes.verify()
+        await nodes.ends_on_second_in_two_parts()
         assert not first.errors(), first.tail()
         assert not second.errors(), second.tail()
 
@@ -267,11 +272,5 @@ async def test_a_process_cut_off_from_redis_alone_stops_writing_and_lets_its_mov
         assert await client.hget(f"yz:ticket:{nodes.ticket_id}", "status") == "connected"
         assert await client.hget("yz:staff:tax01", "presence") == "in_call"
 
-        await rejoin(nodes.call, second.url, timeout=30)
-        await nodes.call.clients["staff"].hangup()
-        await nodes.indexed()
-        timeline = nodes.timeline()
-        assert timeline["complete"] is True
-        assert [p["node"] for p in timeline["parts"]] == [nodes.first_node, second_node]
-        await nodes.verify()
+        await nodes.ends_on_second_in_two_parts()
         assert not second.errors(), second.tail()
