@@ -17,9 +17,9 @@ async def new_page(browser: Any, init_scripts: tuple[str, ...] = ()) -> Any:
     before any of the page's own scripts."""
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await context.new_page()
-    # The page's warnings and errors go to the test's output, which pytest shows on a failure.
-
     def console(message: Any) -> None:
+        """The page's warnings and errors go to the test's output (pytest shows it on a
+        failure)."""
         if message.type in ("warning", "error"):
             print(f"[{page.url} console {message.type}] {message.text}")
 
