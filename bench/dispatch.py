@@ -775,7 +775,7 @@ def profile_summary(path: Path, top: int = 30) -> tuple[dict[str, Any], str]:
     return {"busy_s": round(busy, 2), "idle_s": round(idle, 2), "rows": rows}, out.getvalue()
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.dispatch")
     parser.add_argument("--sockets", type=int, default=2000,
                         help="Socket.IO connections in all (staff + kiosks)")
@@ -800,6 +800,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="copy the server log to var/bench/dispatch-server.log")
     args = parser.parse_args(argv)
     args.levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     figures = asyncio.run(run(args))
     if args.profile:
         rows = figures.get("profile", {}).get("rows", {})

@@ -1000,7 +1000,7 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.rooms")
     parser.add_argument("--plan", default=DEFAULT_PLAN,
                         help="runs, one after the other: pt<size>:<rooms> (pass-through) or "
@@ -1021,13 +1021,18 @@ def main(argv: list[str] | None = None) -> int:
                              "process and with two workers, up to this many rooms "
                              "(bench/results/scale.json)")
     args = parser.parse_args(argv)
-    if args.scale:
-        merge_results("rooms_scale", asyncio.run(scale(args)), path=SCALE_RESULTS)
-        return 0
     try:
         parse_plan(args.plan)
     except ValueError as exc:
         parser.error(str(exc))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.scale:
+        merge_results("rooms_scale", asyncio.run(scale(args)), path=SCALE_RESULTS)
+        return 0
     out = asyncio.run(run(args))
     merge_results("rooms", out, path=args.out)
     print({k: v for k, v in out.items() if k != "rooms_detail"})

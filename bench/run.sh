@@ -20,6 +20,9 @@
 #   bench/run.sh sentinel        Redis Sentinel failover under load: kill -9 of the master →
 #                                tickets answered again, acknowledged tickets lost
 #                                (bench/results/scale.json; not run by default)
+#   bench/run.sh event_loop      the serving loop, uvloop against asyncio, side by side on the
+#                                dispatch and RTP paths (bench/results/event_loop.json; not run
+#                                by default: ~8 minutes)
 # Needs what ./yunzhen.sh test installs (redis-server, chromium, the test extras in .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."

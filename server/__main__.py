@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from recordings import manifest
 from recordings.audit import Audit
 from rooms.roles import ACCOUNT_ROLES
-from server import cli_audit, gc_policy
+from server import cli_audit, event_loop, gc_policy
 from server.app import create_app
 from server.cli_redis import cli_redis, private_redis_pid
 from server.config import Config, ConfigError, load_config
@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     ready = (lambda _: print(f"worker {config.node_name} ready on {config.host}:{config.port}",
                              flush=True)) if config.node_path \
         else (lambda _: print(_banner(config, app[REDIS_URL]), flush=True))
-    web.run_app(app, host=config.host, port=config.port, print=ready)
+    loop = event_loop.new_loop(config.event_loop)
+    logging.getLogger(__name__).info("event loop: %s", event_loop.name(loop))
+    web.run_app(app, host=config.host, port=config.port, print=ready, loop=loop)
     return 0
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rooms.config import ConfigError, IceServer, MediaConfig
+from server import event_loop
 from signaling.accounts import AccountPolicy
 from signaling.config import SignalingConfig
 from signaling.forwarded import TrustedProxies
@@ -147,6 +148,8 @@ class Config:
     # the public nginx forwards to this process alone ("/n/w1"; empty when nothing does).
     node_name: str = ""
     node_path: str = ""
+    # The serving process's event loop (server/event_loop.py): uvloop, or asyncio's own.
+    event_loop: str = "uvloop"
     media: MediaConfig = field(default_factory=MediaConfig)
 
     def __post_init__(self) -> None:
@@ -171,6 +174,9 @@ class Config:
             _ = self.proxies
         except ValueError as exc:
             raise ConfigError(f"trusted_proxies: {exc}") from None
+        if self.event_loop not in event_loop.LOOPS:
+            raise ConfigError(f"event_loop: {self.event_loop!r} is not one of "
+                              f"{', '.join(event_loop.LOOPS)}")
         if not MIN_RETENTION_DAYS <= self.retention_days <= MAX_RETENTION_DAYS:
             raise ConfigError(f"retention_days: {self.retention_days} is not between "
                               f"{MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS}")

@@ -1,7 +1,8 @@
 """Keeps bench/ from rotting: the transcoding baseline server answers two RoomClients and media
 flows both ways for a couple of seconds; the bench helpers read CPU time and percentiles; the
 rooms bench runs one short 3-person pass-through room; the auth bench signs in beside one; the
-server's loop-lag probe sees a blocked loop; the soak runs for 15 s with 25 sockets."""
+server's loop-lag probe sees a blocked loop; the soak runs for 15 s with 25 sockets; the event-loop
+bench compares its medians."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bench import event_loop
 from bench.common import ROOT, ServerProcess, cpu_seconds, percentile
 from rooms.client import RoomClient
 from server.looplag import LoopLagProbe, read_samples
@@ -179,3 +182,20 @@ def test_soak_bench_short_run_loses_no_ticket(tmp_path: Path) -> None:
     for name in ("rss_mb_start", "rss_mb_end", "redis_mb_start", "redis_mb_end"):
         assert data[name] > 0
     assert data["server_log_tracebacks"] == 0
+
+
+def test_event_loop_bench_compares_the_medians_of_each_loop() -> None:
+    def run(dispatches: float, us: float | None) -> dict[str, Any]:
+        return {"dispatch": {"dispatches_per_s": dispatches},
+                "rtp": {"us_per_forwarded_packet": us} if us is not None else {"error": "x"}}
+
+    compared = event_loop.compare({
+        "uvloop": [run(600, 60), run(580, None), run(620, 64)],
+        "asyncio": [run(500, 70), run(480, 68)],
+    })
+    assert compared["event_loop"]["uvloop"] == {
+        "dispatch": {"dispatches_per_s": 600}, "rtp": {"us_per_forwarded_packet": 62}}
+    assert compared["event_loop"]["asyncio"]["dispatch"] == {"dispatches_per_s": 490}
+    # A run that failed (no figure) is left out of the median, not counted as zero.
+    assert compared["uvloop_vs_asyncio"] == {"dispatch.dispatches_per_s": round(600 / 490, 3),
+                                             "rtp.us_per_forwarded_packet": round(62 / 69, 3)}

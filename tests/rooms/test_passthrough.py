@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import inspect
+import sys
 from fractions import Fraction
 
 import aioice.ice
@@ -16,11 +17,13 @@ import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import aiortc.rtp
 import av
+import pytest
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
 
 from recordings import codecs
 from rooms import passthrough
+from server import event_loop
 from tests.support.recordings import encoded_vp8
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
@@ -335,15 +338,29 @@ def test_inline_receive_hook_still_finds_its_private_names() -> None:
     assert "data = self._tx_srtp.protect_rtcp(data)" in inspect.getsource(dtls._send_rtp)
 
 
-async def test_inline_receive_takes_a_connected_peers_packets_to_the_taps() -> None:
+@pytest.mark.parametrize("loop_kind", event_loop.LOOPS)
+def test_inline_receive_takes_a_connected_peers_packets_to_the_taps(loop_kind: str) -> None:
+    # On both loops a serving process may run on: uvloop's UDP transport must call the
+    # protocol instance's shadowed datagram_received as asyncio's does.
+    loop = event_loop.new_loop(loop_kind)
+    try:
+        loop.run_until_complete(_inline_receive_takes_a_connected_peers_packets_to_the_taps())
+    finally:
+        loop.close()
+
+
+async def _inline_receive_takes_a_connected_peers_packets_to_the_taps() -> None:
     sender_pc, receiver_pc = aiortc.RTCPeerConnection(), aiortc.RTCPeerConnection()
     try:
         sender_pc.addTrack(aiortc.mediastreams.AudioStreamTrack())
         receiver = receiver_pc.addTransceiver("audio", direction="recvonly").receiver
         # Not connected yet: nothing changes.
         assert passthrough.receive_inline(receiver.transport) is False
-        seen: list[int] = []
-        passthrough.forward_rtp(receiver, lambda packet, codec: seen.append(packet.sequence_number))
+        # Each packet's sequence number, and whether the inline handler (not aiortc's queue and
+        # coroutines) called the tap.
+        seen: list[tuple[int, bool]] = []
+        passthrough.forward_rtp(receiver, lambda packet, codec: seen.append(
+            (packet.sequence_number, _called_from_inline_receive())))
         await receiver_pc.setLocalDescription(await receiver_pc.createOffer())
         await sender_pc.setRemoteDescription(receiver_pc.localDescription)
         await sender_pc.setLocalDescription(await sender_pc.createAnswer())
@@ -363,6 +380,7 @@ async def test_inline_receive_takes_a_connected_peers_packets_to_the_taps() -> N
         # 20 ms packets: about 25 went through the taps, counted by the transport, and on to the
         # receiver's own bookkeeping (its statistics and the track's queue).
         assert len(seen) - before >= 10
+        assert all(inline for _, inline in seen[before + 1:])
         assert dtls._RTCDtlsTransport__rx_packets - received >= 10  # type: ignore[attr-defined]
         assert receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
         track = receiver.track
@@ -370,6 +388,16 @@ async def test_inline_receive_takes_a_connected_peers_packets_to_the_taps() -> N
     finally:
         await sender_pc.close()
         await receiver_pc.close()
+
+
+def _called_from_inline_receive() -> bool:
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "datagram_received" and code.co_filename == passthrough.__file__:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 def test_receiver_registration_still_leaves_rtx_ssrcs_to_be_learned() -> None:

@@ -11,6 +11,7 @@ def test_defaults_serve_loopback_with_a_private_redis() -> None:
     assert config.port == 8080
     assert config.redis_url == ""
     assert config.media.announce_addresses == ("127.0.0.1",)
+    assert config.event_loop == "uvloop"
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
@@ -35,6 +36,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     ({"YUNZHEN_DEMO": "maybe"}, "demo"),
     ({"YUNZHEN_ANNOUNCE_ADDRESSES": "not-an-ip"}, "media.announce_addresses"),
     ({"YUNZHEN_TIMEZONE": "Mars/Olympus"}, "timezone"),
+    ({"YUNZHEN_EVENT_LOOP": "tokio"}, "event_loop"),
 ])
 def test_a_bad_value_stops_the_start_naming_the_setting(env: dict[str, str], names: str) -> None:
     with pytest.raises(ConfigError, match=names.replace(".", r"\.")):
