@@ -7,7 +7,8 @@ away they wait; when it is back, `recover` puts this process right in it before 
 The heartbeat also renews the recordings' lease (recordings/lease.py). A heartbeat that finds this
 process buried (it was stopped, or cut off from Redis alone, for longer than the TTL) lets go of
 the rooms that moved to other processes meanwhile and counts its sockets in again, as after an
-outage."""
+outage. Cut off from Redis alone, the process lets its rooms go as soon as another process says
+that Redis no longer has it registered, without waiting for Redis."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from redis.exceptions import OutOfMemoryError
 from rooms.manager import RoomManager
 from signaling.adopt import Adoption
 from signaling.fanout import Fanout
+from signaling.nodes import PeerAnswer
 from signaling.redis_watch import UNAVAILABLE, RedisWatch
 from signaling.room_directory import RoomDirectory
 from signaling.store import HEARTBEAT_TTL, LiveSockets, Store
@@ -48,17 +50,18 @@ class Clock:
                  rooms: RoomManager, tickets: Tickets, node: str, watch: RedisWatch,
                  live: Callable[[], Awaitable[LiveSockets]], adoption: Adoption,
                  let_go: Callable[[str], Awaitable[None]],
-                 peer_sees_redis: Callable[[], Awaitable[str | None]] | None = None,
+                 peer_sees_redis: Callable[[], Awaitable[PeerAnswer | None]] | None = None,
                  now: Callable[[], float] = time.time,
                  purge_interval: float = CALLBACK_PURGE_INTERVAL) -> None:
         """`let_go`: another process hosts this room now; its sockets here are closed (after
         the room manager has let it go). `peer_sees_redis`: another node that reaches Redis
-        while this one cannot (signaling/nodes.py), if any."""
+        while this one cannot, and what Redis says of this one there (signaling/nodes.py)."""
         self._store, self._fanout, self._directory, self._rooms = store, fanout, directory, rooms
         self._adoption = adoption
         self._let_go = let_go
         self._peer_sees_redis = peer_sees_redis
         self._cut_off_seen_by = ""  # the node that reached Redis while this one could not
+        self._let_go_while_cut_off = False
         self._lease = rooms.lease
         self._tickets, self._node, self._now = tickets, node, now
         self._watch, self._live = watch, live
@@ -83,6 +86,7 @@ class Clock:
         rejoined = await self._store.outage_over(self._node, now, await self._live(),
                                                  buried=buried)
         self._sweep_from = now + SWEEP_PAUSE_S
+        self._let_go_while_cut_off = False
         if buried or rejoined.buried:
             await self._let_go_moved()
         self._lease.renew(since)
@@ -99,8 +103,12 @@ class Clock:
             if entry is not None and entry.node != self._node:
                 logger.warning("room %s: moved to node %s while node %s was stopped",
                                room.room_id, entry.node, self._node)
-                await self._rooms.let_go(room.room_id)
-                await self._let_go(room.room_id)
+                await self._hand_over(room.room_id)
+
+    async def _hand_over(self, room_id: str) -> None:
+        """Another process hosts the room now: let it go here, and its sockets."""
+        await self._rooms.let_go(room_id)
+        await self._let_go(room_id)
 
     async def start(self) -> None:
         since = self._lease.now()
@@ -171,23 +179,42 @@ class Clock:
         process (and after it the sweep waits for everybody to renew): the lease is renewed and
         the recordings go on. If another node reaches it, this process alone is cut off (a
         partition): the others take it for dead when its heartbeat runs out and host its rooms,
-        so the lease is not renewed and runs out first; the recordings hold what comes until
-        Redis says whether this process was buried (`_reassert`)."""
+        so the lease is not renewed and runs out first. Once that node says Redis no longer has
+        this process registered (it was swept, its rooms moved), every room here is let go at
+        once, as a buried process does when Redis answers it again: the participants' pages ask
+        where the room is (any process answers) and join it on its new host, however long the
+        partition lasts."""
         since = self._lease.now()
         peer = await self._peer_sees_redis() if self._peer_sees_redis is not None else None
         if peer is None:
             self._lease.renew(since)
-        elif peer != self._cut_off_seen_by:
-            logger.warning("node %s: Redis answers the node at %s but not this one; the "
-                           "recordings' lease is not renewed (its rooms may move)",
-                           self._node, peer)
-        self._cut_off_seen_by = peer or ""
+        else:
+            if peer.address != self._cut_off_seen_by:
+                logger.warning("node %s: Redis answers the node at %s but not this one; the "
+                               "recordings' lease is not renewed (its rooms may move)",
+                               self._node, peer.address)
+            if not peer.registered and not self._let_go_while_cut_off:
+                self._let_go_while_cut_off = True
+                await self._let_go_all(peer.address)
+        self._cut_off_seen_by = peer.address if peer is not None else ""
+
+    async def _let_go_all(self, seen_by: str) -> None:
+        """Cut off from Redis, this process was swept (as the node at `seen_by` reads Redis):
+        every room it hosts has moved."""
+        for room in self._rooms.rooms():
+            if room.closed:
+                continue
+            logger.warning("room %s: node %s was taken for dead while cut off from Redis (so "
+                           "says the node at %s); let go for its new host", room.room_id,
+                           self._node, seen_by)
+            await self._hand_over(room.room_id)
 
     async def _heartbeat(self) -> None:
         since = self._lease.now()
         if await self._store.heartbeat(self._node, self._now()):
-            logger.warning("node %s: taken for dead while it was stopped (its heartbeat ran "
-                           "out); the rooms moved meanwhile are let go", self._node)
+            logger.warning("node %s: taken for dead meanwhile (stopped or cut off from Redis "
+                           "past its heartbeat); the rooms moved meanwhile are let go",
+                           self._node)
             await self._reassert("after it was taken for dead", buried=True)
         else:
             self._lease.renew(since)

@@ -42,6 +42,15 @@ PEER_CHECK_TIMEOUT = 1.0
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
+@dataclass(frozen=True)
+class PeerAnswer:
+    """What another node says while this one cannot reach Redis: Redis answers it (at
+    `address`), and Redis has this node `registered` still (False: the sweep took this node for
+    dead and moved its rooms)."""
+    address: str
+    registered: bool
+
+
 def load_of(room_sizes: list[int]) -> int:
     """A node's load: the participants of its rooms, a room with fewer than two counting as two
     (it is about to get them). A participant's media cost grows with the room's size, but every
@@ -165,26 +174,30 @@ class Nodes:
             rows = await pipe.execute()
         return [info for row in rows if (info := NodeInfo.from_hash(row)) is not None]
 
-    async def redis_seen_by_peer(self) -> str | None:
-        """The address of another node (of those live when this one last reached Redis) whose
-        health check says Redis answers it now; None when none does, or none answers. Asked
-        when this node cannot reach Redis: with an answer, this node alone is cut off from it
-        (a partition), not Redis down for everybody."""
+    async def redis_seen_by_peer(self) -> PeerAnswer | None:
+        """Another node (of those live when this one last reached Redis) whose health check
+        says Redis answers it now, and whether Redis still has this node registered; None when
+        none does, or none answers. Asked when this node cannot reach Redis: with an answer,
+        this node alone is cut off from it (a partition), not Redis down for everybody."""
         peers = self._peers
         if not peers:
             return None
         timeout = aiohttp.ClientTimeout(total=PEER_CHECK_TIMEOUT)
         async with aiohttp.ClientSession(timeout=timeout) as http:
-            async def sees_redis(address: str) -> bool:
+            async def ask(address: str) -> PeerAnswer | None:
                 try:
-                    async with http.get(f"http://{address}/healthz") as response:
+                    async with http.get(f"http://{address}/healthz",
+                                        params={"node": self.node}) as response:
                         health = await response.json()
                 except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
-                    return False
-                return isinstance(health, dict) and health.get("redis") == "ok"
+                    return None
+                if not isinstance(health, dict) or health.get("redis") != "ok":
+                    return None
+                # Only a definite False counts: a peer still recovering answers without it.
+                return PeerAnswer(address, health.get("node_registered") is not False)
 
-            answers = await asyncio.gather(*(sees_redis(address) for address in peers))
-        return next((address for address, yes in zip(peers, answers, strict=True) if yes), None)
+            answers = await asyncio.gather(*(ask(address) for address in peers))
+        return next((answer for answer in answers if answer is not None), None)
 
     async def base_of(self, node: str) -> str:
         """The path prefix that reaches `node` ("" for this one, or one nothing forwards to)."""

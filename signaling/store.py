@@ -344,6 +344,11 @@ class Store:
         moved to other processes)."""
         return (await self._queue(Op.HEARTBEAT, now, node, ttl)).value == 1
 
+    async def node_registered(self, node: str) -> bool:
+        """Whether `node` is in the heartbeat set: alive, or dead and not swept yet (a sweep
+        removes it and moves its rooms in one script call)."""
+        return await self.redis.zscore(keys.NODES, node) is not None
+
     async def forget_nodes(self, now: float) -> None:
         await self._queue(Op.FORGET_NODES, now)
 

@@ -4,10 +4,9 @@ real Chromium with a fake camera and microphone."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from server import event_loop
 from server.config import Config, MediaConfig
 from server.redis_server import EmbeddedRedis
 from server.seed import seed_demo
@@ -26,14 +24,6 @@ from signaling.config import NO_LIMITS
 from signaling.store import Store
 from tests.support.browser import BROWSER_ZONE, CHROMIUM, CHROMIUM_ARGS
 from tests.support.server import LiveServer, start_server
-
-
-def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item,
-                                  ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """Every asynchronous test runs on the event loop a serving process runs on by default
-    (server/event_loop.py): the in-process app, its sockets and its calls as in production."""
-    kind = Config().event_loop
-    return {kind: functools.partial(event_loop.new_loop, kind)}
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from bench.node_loss import Call, rejoin, three_person_room
+from bench.node_loss import Call, all_media, rejoin, three_person_room
 from server.redis_server import EmbeddedRedis
 from signaling.client import SignalingClient
 from tests.support.harness import ROOT, ServerProcess, wait_until
@@ -32,6 +32,8 @@ from tests.support.tcp_proxy import TcpProxy
 
 # The heartbeat's TTL (5 s), a tick, an adopting heartbeat (1 s), and the reconnection.
 HOSTED_WITHIN_S = 10.0
+# The second process's reconnect grace and empty-room timeout where a partition outlasts them.
+SHORT_GRACE_S = 6
 
 
 @dataclass
@@ -102,8 +104,10 @@ class TwoNodes:
 
 
 @contextlib.asynccontextmanager
-async def two_nodes(tmp_path: Path, proxied: bool = False) -> AsyncIterator[TwoNodes]:
-    """``proxied``: the first reaches Redis through a TcpProxy (``TwoNodes.proxy``)."""
+async def two_nodes(tmp_path: Path, proxied: bool = False,
+                    second_env: dict[str, str] | None = None) -> AsyncIterator[TwoNodes]:
+    """``proxied``: the first reaches Redis through a TcpProxy (``TwoNodes.proxy``);
+    ``second_env``: settings of the second process."""
     redis = EmbeddedRedis(tmp_path / "redis")
     await redis.start()
     client: Any = aioredis.Redis.from_url(redis.url, decode_responses=True)
@@ -111,7 +115,7 @@ async def two_nodes(tmp_path: Path, proxied: bool = False) -> AsyncIterator[TwoN
     proxy = TcpProxy(redis.port)
     await proxy.start()
     first = ServerProcess(proxy.url if proxied else redis.url, data_dir)
-    second = ServerProcess(redis.url, data_dir)
+    second = ServerProcess(redis.url, data_dir, **(second_env or {}))
     call: Call | None = None
     try:
         await first.start()
@@ -247,30 +251,51 @@ async def test_a_process_cut_off_from_redis_alone_stops_writing_and_lets_its_mov
     """A partition: the first process runs on, its participants' media still reaching it, but
     it cannot reach Redis while the second can. The second takes it for dead and adopts its
     room. The first must not take the Redis outage for everybody's and keep writing the
-    recording the second now continues; when it reaches Redis again it lets the room go and
-    its participants go on on the second."""
-    async with two_nodes(tmp_path, proxied=True) as nodes:
-        client, room_id = nodes.client, nodes.room_id
+    recording the second now continues; told by the second that it was taken for dead, it
+    lets the room go while still cut off, and its participants go on on the second however
+    long the partition lasts (longer here than the second's reconnect grace and empty-room
+    timeout)."""
+    async with two_nodes(tmp_path, proxied=True, second_env={
+            "YUNZHEN_MEDIA_RECONNECT_GRACE": str(SHORT_GRACE_S),
+            "YUNZHEN_MEDIA_EMPTY_ROOM_TIMEOUT": str(SHORT_GRACE_S)}) as nodes:
+        client, room_id, call = nodes.client, nodes.room_id, nodes.call
         first, second, second_node = nodes.first, nodes.second, nodes.second_node
         folder = nodes.data_dir / "recordings" / room_id
         nodes.proxy.cut()
         await nodes.adopted_by_second()
         first_part = _digests(folder)
         assert len(first_part) == 6, first_part
-        # The call goes on with the first meanwhile: its media must not reach the first part.
-        await asyncio.sleep(3)
-        assert _digests(folder) == first_part
-        assert "Redis answers the node at " in first.tail(300)
 
-        nodes.proxy.mend()
+        # The first hears from the second that it was taken for dead and lets the room go:
+        # every participant's room socket there is closed (a page then asks where the room is).
+        async def dropped() -> bool:
+            return not any(c.sio.connected for c in call.clients.values())
 
-        await nodes.first_let_go(15)
-        assert "moved to node " + second_node in first.tail(300)
+        await wait_until(dropped, 10, interval=0.1, what="the first closing the room's sockets")
+        log = first.tail(300)
+        assert "Redis answers the node at " in log
+        assert "was taken for dead while cut off from Redis" in log
+        # Its media never reached the first part after the adoption.
         assert _digests(folder) == first_part
-        assert [e["type"] for e in nodes.timeline()["events"]].count("gap") == 1
+
+        # The partition goes on: the participants join the room on the second and the call goes
+        # on there for longer than the second's grace and empty-room timeout.
+        await rejoin(call, second.url, timeout=30)
+        await asyncio.sleep(SHORT_GRACE_S + 2)
         assert await client.hget(f"yz:room:{room_id}", "node") == second_node
         assert await client.hget(f"yz:ticket:{nodes.ticket_id}", "status") == "connected"
         assert await client.hget("yz:staff:tax01", "presence") == "in_call"
+        await all_media(call, 10)
+
+        nodes.proxy.mend()
+
+        # Buried, the first registers again with no room (nothing left to let go).
+        await nodes.first_let_go(15)
+        assert "re-asserted after the Redis outage" in first.tail(300)
+        # The first part as it was (the second's part has files of its own beside it).
+        now = _digests(folder)
+        assert {name: now.get(name) for name in first_part} == first_part
+        assert [e["type"] for e in nodes.timeline()["events"]].count("gap") == 1
 
         await nodes.ends_on_second_in_two_parts()
         assert not second.errors(), second.tail()

@@ -1,6 +1,7 @@
 """The HTTP API of the real app: logins, roles, and refusals as JSON 4xx."""
 
 
+from server.keys import NODE
 from tests.support.http import client_session, login
 from tests.support.server import LiveServer
 
@@ -178,3 +179,20 @@ async def test_a_supervisor_scoped_to_departments_sees_only_theirs_on_the_wallbo
         # An admin runs the system, not the service (三权分立).
         await login(admin, server.url, "admin")
         assert (await admin.get(f"{server.url}/api/wallboard")).status == 403
+
+
+async def test_the_health_check_says_whether_a_node_is_still_registered(
+        server: LiveServer) -> None:
+    # What a process cut off from Redis asks the others (signaling/nodes.py): is it still in the
+    # heartbeat set, or was it swept (taken for dead, its rooms moved)?
+    node = server.app[NODE]
+    async with client_session() as session:
+        health = await (await session.get(f"{server.url}/healthz",
+                                          params={"node": node})).json()
+        assert health == {"ok": True, "redis": "ok", "status": "ok", "node_registered": True}
+        health = await (await session.get(f"{server.url}/healthz",
+                                          params={"node": "0badc0de"})).json()
+        assert health["node_registered"] is False
+        response = await session.get(f"{server.url}/healthz", params={"node": "x" * 65})
+        assert response.status == 400
+        assert (await response.json())["error"]["code"] == "invalid_payload"
