@@ -106,6 +106,14 @@ class Notices:
         raw = await self.redis.get(keys.NOTICE_SEALED(room_id))
         return json.loads(raw) if raw else None
 
+    async def sealed_or_live(self, room_id: str,
+                             ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The sealed envelope and the live document, read together (one MGET): a seal cannot
+        fall between the two reads, which would show a just-sealed notice as sealed in the
+        live document but not sealed yet in the other."""
+        sealed, live = await self.redis.mget(keys.NOTICE_SEALED(room_id), keys.NOTICE(room_id))
+        return (json.loads(sealed) if sealed else None), (json.loads(live) if live else None)
+
     async def make_link(self, room_id: str) -> str:
         """A new random token for the sealed notice's read-only page; only its hash is kept."""
         token = secrets.token_urlsafe(24)

@@ -54,9 +54,8 @@ async def notice_link(request: web.Request) -> web.Response:
         raise SignalError("not_found", "no ticket with this id and token")
     notices = request.app[NOTICES]
     room_id = ticket.room_id
-    envelope = await notices.sealed(room_id) if room_id else None
+    envelope, live = await notices.sealed_or_live(room_id) if room_id else (None, None)
     if envelope is None:
-        live = await notices.get(room_id) if room_id else None
         if live is not None and live.get("sealed_at") is None:
             raise SignalError("bad_state.notice_pending")
         return web.json_response({"ok": True, "notice": None})

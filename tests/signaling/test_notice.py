@@ -210,6 +210,22 @@ async def test_the_seal_is_signed_stored_with_the_recording_and_chained(
     assert not (await archive.verify("n3")).ok
 
 
+async def test_the_sealed_and_live_notice_are_read_together(server: LiveServer,
+                                                             joined: Joined) -> None:
+    # What the kiosk's notice link reads: before the seal the live document alone (the kiosk
+    # is told to wait), after it both, each saying sealed; never one without the other.
+    room = open_room(server, "n6")
+    tax = await joined.join("n6", "s-tax01", "staff", "tax")
+    await tax.request("notice:add", {"matter_id": "tax-invoice"})
+    envelope, live = await server.app[NOTICES].sealed_or_live("n6")
+    assert envelope is None and live is not None and live["sealed_at"] is None
+    await room.close(CloseReason.HANGUP)
+    envelope, live = await server.app[NOTICES].sealed_or_live("n6")
+    assert envelope is not None and live is not None
+    assert envelope["document"]["sealed_at"] == live["sealed_at"] is not None
+    assert await server.app[NOTICES].sealed_or_live("nope") == (None, None)
+
+
 async def test_a_room_without_matters_seals_nothing(server: LiveServer, joined: Joined) -> None:
     room = open_room(server, "n4")
     tax = await joined.join("n4", "s-tax01", "staff", "tax")
