@@ -154,6 +154,7 @@ def create_app(config: Config) -> web.Application:
         ping_client = connector.client(socket_timeout=REDIS_SOCKET_TIMEOUT,
                                        socket_connect_timeout=REDIS_CONNECT_TIMEOUT)
         watch = RedisWatch(ping_client)
+        pubsub.redis_available = lambda: watch.available
         app[REDIS], app[REDIS_WATCH] = client, watch
         tasks = [asyncio.create_task(watch.run(), name="redis-watch")]
         if embedded is not None:

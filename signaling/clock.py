@@ -61,7 +61,6 @@ class Clock:
         self._let_go = let_go
         self._peer_sees_redis = peer_sees_redis
         self._cut_off_seen_by = ""  # the node that reached Redis while this one could not
-        self._let_go_while_cut_off = False
         self._lease = rooms.lease
         self._tickets, self._node, self._now = tickets, node, now
         self._watch, self._live = watch, live
@@ -86,7 +85,6 @@ class Clock:
         rejoined = await self._store.outage_over(self._node, now, await self._live(),
                                                  buried=buried)
         self._sweep_from = now + SWEEP_PAUSE_S
-        self._let_go_while_cut_off = False
         if buried or rejoined.buried:
             await self._let_go_moved()
         self._lease.renew(since)
@@ -193,8 +191,7 @@ class Clock:
                 logger.warning("node %s: Redis answers the node at %s but not this one; the "
                                "recordings' lease is not renewed (its rooms may move)",
                                self._node, peer.address)
-            if not peer.registered and not self._let_go_while_cut_off:
-                self._let_go_while_cut_off = True
+            if not peer.registered:  # the first time lets every room go; then none is left
                 await self._let_go_all(peer.address)
         self._cut_off_seen_by = peer.address if peer is not None else ""
 

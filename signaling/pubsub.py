@@ -2,7 +2,8 @@
 with this Redis backend): an emit reaches this process's own sockets first and is then published
 for the others. While Redis is away a publish is dropped at once and the listener subscribes again
 every half second, quietly: the Redis watch (signaling/redis_watch.py) says it once in the log,
-and clients re-read their state after an outage (docs/protocol.md). What one batch (`batch()`:
+and clients re-read their state after an outage (docs/protocol.md). An emit to one socket of this
+process is not published at all. What one batch (`batch()`:
 the fan-out of one operation) publishes goes out as one message."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,9 @@ class RedisPubSub(AsyncPubSubManager):
         super().__init__(channel=channel, json=FastJson)
         self._redis: Any = redis
         self.dropped = 0  # messages for other processes lost to an outage
+        # Whether Redis answers (the watch's, set once it exists): while not, a message for the
+        # other processes is dropped at once instead of each waiting PUBLISH_TIMEOUT_S.
+        self.redis_available: Callable[[], bool] = lambda: True
 
     @contextlib.asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
@@ -71,7 +75,16 @@ class RedisPubSub(AsyncPubSubManager):
                 await self._send({"method": BATCH, "host_id": self.host_id,
                                   "messages": batch.messages})
 
+    def _only_here(self, data: Any) -> bool:
+        """An emit to one socket of this process (a room's signaling to its participant): no
+        other process has that socket, so nothing is published."""
+        room = data.get("room")
+        return (data.get("method") == "emit" and data.get("callback") is None
+                and isinstance(room, str) and self.is_connected(room, data.get("namespace")))
+
     async def _publish(self, data: Any) -> None:
+        if self._only_here(data):
+            return
         batch = _CURRENT.get()
         if batch is not None and batch.open:
             batch.messages.append(data)
@@ -79,6 +92,9 @@ class RedisPubSub(AsyncPubSubManager):
             await self._send(data)
 
     async def _send(self, data: Any) -> None:
+        if not self.redis_available():
+            self.dropped += len(data["messages"]) if data.get("method") == BATCH else 1
+            return
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 await self._redis.publish(self.channel, self.json.dumps(data))

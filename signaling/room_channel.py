@@ -17,11 +17,12 @@ from signaling.accounts import Accounts
 from signaling.config import SignalingConfig
 from signaling.errors import SignalError
 from signaling.fanout import Fanout
+from signaling.keys import hash_token
 from signaling.matters import Matters
 from signaling.namespace import Namespace
 from signaling.nodes import Nodes
 from signaling.notice_store import Notices
-from signaling.redis_watch import RedisWatch
+from signaling.redis_watch import UNAVAILABLE, RedisWatch, unavailable
 from signaling.room_directory import RoomDirectory
 from signaling.sessions import EndedSessions
 from signaling.store import Store
@@ -30,8 +31,9 @@ logger = logging.getLogger(__name__)
 
 
 class RoomNamespace(Namespace):
-    # Media signaling of the rooms on this process goes on while Redis is away; joining (a room
-    # token) needs it and answers `unavailable` then.
+    # Media signaling of the rooms on this process goes on while Redis is away, and so does
+    # joining again: a participant whose socket dropped meanwhile comes back with the grant their
+    # token had at their last join here. A token never seen here needs Redis (`unavailable`).
     needs_redis = False
 
     def __init__(self, namespace: str, config: SignalingConfig, watch: RedisWatch, *,
@@ -45,6 +47,9 @@ class RoomNamespace(Namespace):
         # (room_id, participant_id) -> the socket that currently carries that participant, so the
         # late disconnect of a replaced socket (a reloaded page) does not remove its successor.
         self._current: dict[tuple[str, str], str] = {}
+        # The token's hash -> its grant, for each join on this process (kept while its room is
+        # open here): read only while Redis does not answer.
+        self._granted: dict[str, dict[str, str]] = {}
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         logger.debug("room socket %s connected", sid)
@@ -58,8 +63,33 @@ class RoomNamespace(Namespace):
             raise SignalError("bad_state", "this connection was replaced by a newer one")
         return session  # type: ignore[no-any-return]
 
+    async def _grant(self, token: str) -> tuple[dict[str, str] | None, bool]:
+        """What ``token`` grants, and whether Redis said so (False: this process's memory of an
+        earlier join, while Redis does not answer). Raises Redis's error for a token not seen
+        here."""
+        remembered = self._granted.get(hash_token(token))
+        if not self._watch.available:  # answered at once, not after a stopped Redis's timeout
+            if remembered is None:
+                raise unavailable()
+            return remembered, False
+        try:
+            return await self._directory.token(token), True
+        except UNAVAILABLE:
+            if remembered is None:
+                raise
+            self._watch.lost()
+            return remembered, False
+
+    def _remember(self, token: str, grant: dict[str, str]) -> None:
+        """Keep the grant of a join that succeeded here, forgetting those of rooms closed."""
+        for sha, granted in list(self._granted.items()):
+            room = self._rooms.get(granted["room_id"])
+            if room is None or room.closed:
+                del self._granted[sha]
+        self._granted[hash_token(token)] = grant
+
     async def on_room_join(self, sid: str, data: dict[str, Any]) -> dict[str, Any]:
-        grant = await self._directory.token(data["token"])
+        grant, from_redis = await self._grant(data["token"])
         if grant is None or grant["room_id"] != data["room_id"]:
             raise SignalError("forbidden", "room token is not valid for this room")
         room = self._rooms.get(data["room_id"])
@@ -73,9 +103,10 @@ class RoomNamespace(Namespace):
                                   extra={"base": await self._nodes.base_of(entry.node)})
             raise SignalError("not_found", "the room is closed or not hosted here")
         participant_id = grant["participant_id"]
-        if grant["role"] != Role.APPLICANT:
+        if grant["role"] != Role.APPLICANT and from_redis:
             # A room token outlives a disabled account's sessions: the account decides. (Tokens
-            # are only made for accounts; a name with no account is a test's or a benchmark's.)
+            # are only made for accounts; a name with no account is a test's or a benchmark's.
+            # While Redis is away no account can be disabled: the last join here checked it.)
             account = await self._accounts.user(participant_id.partition("-")[2])
             if account is not None and account.disabled:
                 raise SignalError("forbidden", "the account is disabled")
@@ -112,6 +143,7 @@ class RoomNamespace(Namespace):
                 else:
                     self._current[key] = previous_sid
             raise
+        self._remember(data["token"], grant)
         if previous_sid is not None and previous_sid != sid:
             # A page still open with the old connection (a second tab) is told it is over.
             await self._fanout.to_participant(previous_sid, "room:ended",
@@ -258,6 +290,9 @@ class RoomNamespace(Namespace):
             return
         mine = {roles.participant_id(role, ended.username)
                 for role in (Role.STAFF, Role.GUIDE, Role.SUPERVISOR, Role.INTERPRETER)}
+        for sha, granted in list(self._granted.items()):
+            if granted["participant_id"] in mine:
+                del self._granted[sha]  # not even while Redis is away
         for (room_id, participant_id), sid in list(self._current.items()):
             if participant_id not in mine:
                 continue

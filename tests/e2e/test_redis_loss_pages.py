@@ -3,7 +3,9 @@ process with its private redis-server, which is `kill -9`ed mid-call (its port h
 seconds, so the outage lasts). A call in progress keeps its media; the pages show the
 "recovering" banner and no error; a page opened meanwhile is a 503 page that reloads itself
 into the real one; afterwards the banners go and the waiting applicant still has their
-number. The recording has the call's video through the outage without a hole (recordings/
+number. The call pages' sockets dropped during the outage join the room again at once (the
+process remembers their tokens; Socket.IO's refusals are retried), over new peer connections.
+The recording has the call's video through the outage with no hole but the blip's (recordings/
 lease.py: nobody can take the room over while Redis is away, so nothing is held back for good)."""
 
 from __future__ import annotations
@@ -41,6 +43,25 @@ async () => {
     return err.code;
   }
 }
+"""
+
+# A network blip under a call page: its room socket's connection closes (the page's own sockets
+# share it when they are on the same origin); Socket.IO reconnects by itself. The peer
+# connection from before is marked, to tell the one the page joins with again.
+DROP_SOCKETS = """
+async () => {
+  const { RoomSession } = await import('/static/js/room.js');
+  window.yzSessions = RoomSession.active;
+  for (const session of RoomSession.active) {
+    session.pc.yzBeforeDrop = true;
+    session.socket.io.engine.close();
+  }
+  return RoomSession.active.size;
+}
+"""
+JOINED_AGAIN = """
+() => [...window.yzSessions].every((s) => s.pc && !s.pc.yzBeforeDrop && !s.reconnecting
+                                          && s.pc.connectionState === 'connected')
 """
 
 
@@ -95,6 +116,17 @@ async def test_pages_show_the_recovery_and_calls_keep_their_media(browser: Any,
             # The call goes on meanwhile, both ways.
             await frames_grow(kiosk)
             await frames_grow(staff)
+            # A network blip now: both call pages lose their sockets, join again on the
+            # process that remembers their tokens, and the call goes on over new connections.
+            for page in (kiosk, staff):
+                assert await page.evaluate(DROP_SOCKETS) == 1
+            for page in (kiosk, staff):
+                await page.wait_for_function(JOINED_AGAIN, timeout=15_000)
+                await expect(page.get_by_test_id("call-reconnecting")).to_be_hidden()
+                await expect(page.get_by_test_id("error-message")).to_be_hidden()
+            await frames_grow(kiosk)
+            await frames_grow(staff)
+            await expect(staff.get_by_test_id("hangup")).to_be_visible()
             await asyncio.sleep(max(0.0, HELD_S - 4.0))
         finally:
             held.close()
@@ -123,15 +155,23 @@ async def test_pages_show_the_recovery_and_calls_keep_their_media(browser: Any,
 
         timeline = await wait_until(finished, 20, 0.2, "the recording finished")
         assert timeline["complete"] is True
-        videos = [t for t in timeline["tracks"] if t["kind"] == "video"]
-        assert len(videos) == 2
-        for track in videos:
+        # Each camera in two files: before the blip, and over the connection joined again.
+        cameras: dict[str, list[tuple[float, float]]] = {}
+        for track in timeline["tracks"]:
+            if track["kind"] != "video":
+                continue
             with av.open(str(folder / track["file"])) as container:
                 times = [float(p.pts * p.time_base) for p in container.demux(video=0)
                          if p.size and p.pts is not None and p.time_base is not None]
-            # Filmed all along, outage included, and nothing held back for good.
-            assert track["started_at"] + times[-1] > killed_at + HELD_S, track
             assert max(b - a for a, b in itertools.pairwise(times)) < 1.0, track
+            cameras.setdefault(track["participant_id"], []).append(
+                (track["started_at"] + times[0], track["started_at"] + times[-1]))
+        assert len(cameras) == 2 and all(len(spans) == 2 for spans in cameras.values()), cameras
+        for (_, first_end), (second_start, second_end) in map(sorted, cameras.values()):
+            # Filmed all along, outage included, and nothing held back for good: the only
+            # gap is the blip's.
+            assert first_end > killed_at and second_start - first_end < 3.0, cameras
+            assert second_end > killed_at + HELD_S, cameras
         text = server.log_path.read_text(encoding="utf-8", errors="replace")
         assert "Traceback" not in text, server.tail(80)
         assert text.count("Redis unreachable") == 1 and text.count("Redis back after") == 1

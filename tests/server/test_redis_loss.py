@@ -28,6 +28,8 @@ import pytest
 import redis.asyncio as aioredis
 import socketio
 
+from bench.common import open_room
+from rooms.client import RoomClient
 from server.cli_redis import private_redis_pid
 from server.redis_server import EmbeddedRedis
 from signaling import keys
@@ -330,3 +332,65 @@ async def test_the_private_redis_ends_with_a_killed_server_and_the_next_start_ha
     finally:
         await again.stop()
     assert private_redis_pid(redis_dir) is None
+
+
+@pytest.mark.timeout(120)
+async def test_a_participant_whose_socket_drops_while_redis_is_away_joins_again_meanwhile(
+        tmp_path: Path, loopback_candidates: None) -> None:
+    """A network blip during the outage: the room's process remembers the grant of each token
+    that joined it, so the participant joins again at once (new socket, new peer connection) and
+    the call goes on; a token it never saw still needs Redis."""
+    external = EmbeddedRedis(tmp_path / "redis")
+    await external.start()
+    server = ServerProcess(external.url, tmp_path / "data")
+    clients: list[RoomClient] = []
+    sockets: list[SignalingClient] = []
+    try:
+        await server.start()
+        applicant_room, staff_room, sockets = await open_room(server.url)
+        for name, room in (("applicant", applicant_room), ("staff", staff_room)):
+            clients.append(await RoomClient.connect(server.url, room["room_id"], room["token"],
+                                                    name=name))
+        for client in clients:
+            await client.wait_for_video(1, timeout=20)
+        applicant, staff = clients
+        pid = external.pid
+        assert pid is not None
+
+        async def during() -> None:
+            async with aiohttp.ClientSession() as session:
+                async def refused() -> bool:  # the process has seen the outage (check_degraded)
+                    async with session.get(f"{server.url}/api/departments") as response:
+                        return response.status == 503
+                await wait_until(refused, 15, 0.05, "the API refusing")
+            before = applicant.participant_id
+            assert before is not None
+            await applicant.reconnect(server.url)
+            assert applicant.participant_id == before
+            await applicant.wait_for_video(10, timeout=15)
+            seen = staff.stats()[before]["video_frames"]
+
+            async def staff_sees_the_new_connection() -> bool:
+                return bool(staff.stats()[before]["video_frames"] > seen + 10)
+            await wait_until(staff_sees_the_new_connection, 10, 0.1, "frames at the staff")
+            stranger = await SignalingClient.connect(server.url, "/room")
+            answer = await stranger.call("room:join", {"room_id": staff_room["room_id"],
+                                                       "token": "never-issued"})
+            await stranger.close()
+            assert answer["ok"] is False and answer["error"]["code"] == "unavailable", answer
+
+        await stopped(pid, 0.5, during)
+        await wait_ok(server.url, 15)
+        await applicant.reconnect(server.url)  # with Redis back, as before
+        await applicant.wait_for_video(10, timeout=15)
+        await staff.hangup()
+        check_log(server, outages=1)
+    finally:
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.close()
+        for sock in sockets:
+            with contextlib.suppress(Exception):
+                await sock.close()
+        await server.stop()
+        await external.stop()

@@ -58,3 +58,35 @@ async def test_a_batch_is_one_redis_message_that_the_others_unpack(redis_url: st
         await raw.aclose()
         await sender.close()
         await other.close()
+
+
+async def test_an_emit_to_a_socket_here_is_not_published_nor_anything_while_redis_is_away(
+        redis_url: str) -> None:
+    sender = RedisPubSub(aioredis.Redis.from_url(redis_url), CHANNEL)
+    raw: Any = aioredis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)
+    await raw.subscribe(CHANNEL)
+    await raw.get_message(timeout=0.5)  # the subscription's confirmation (None: ignored)
+    try:
+        sid = "socket-here"
+        sender.basic_enter_room(sid, "/room", None, eio_sid="engine-sid")  # as a connect does
+        assert sender.is_connected(sid, "/room")
+        here = {"method": "emit", "event": "room:offer", "namespace": "/room", "room": sid,
+                "callback": None, "host_id": sender.host_id}
+        await sender._publish(here)
+        # The same to a socket of another process, and to a Socket.IO room: published.
+        elsewhere = {**here, "room": "another-process-sid"}
+        await sender._publish(elsewhere)
+        everyone = {**here, "room": "room:r1"}
+        await sender._publish(everyone)
+        for expected in (elsewhere, everyone):
+            message = await raw.get_message(timeout=2.0)
+            assert message is not None and sender.json.loads(message["data"]) == expected
+        assert await raw.get_message(timeout=0.3) is None
+        # While the watch says Redis is away: dropped at once, counted, never tried.
+        sender.redis_available = lambda: False
+        await sender._publish(everyone)
+        assert sender.dropped == 1
+        assert await raw.get_message(timeout=0.3) is None
+    finally:
+        await raw.aclose()
+        await sender.close()

@@ -81,6 +81,8 @@ export class YzError extends Error {
     err.nextOpen = e.next_open ?? null;
     // other_node: the base ("/n/<name>") of the server process that hosts the room.
     err.base = typeof e.base === 'string' ? e.base : null;
+    // unavailable: the seconds to wait before trying again.
+    err.retryAfter = Number.isFinite(e.retry_after) ? e.retry_after : null;
     return err;
   }
 }

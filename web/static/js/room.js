@@ -366,6 +366,16 @@ export class RoomSession {
         }, OTHER_NODE_RETRY_MS);
         return;
       }
+      // Redis is away and this process cannot check the token (the service's banner says so):
+      // join again when asked to retry, rather than show an error and stay out of the call.
+      if (err.code === 'unavailable') {
+        this.setReconnecting(true);
+        clearTimeout(this.otherNodeTimer);
+        this.otherNodeTimer = setTimeout(() => {
+          if (!this.closed && this.socket.connected) this.joining = this.join();
+        }, (err.retryAfter || 2) * 1000);
+        return;
+      }
       showError(err);
       // The room is gone (ended while we were away): treat as ended.
       if (err.code === 'not_found' || err.code === 'forbidden' || err.code === 'bad_state') {

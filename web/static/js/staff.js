@@ -638,6 +638,9 @@ function startDesk() {
   socket.on('connect_error', (err) => {
     const data = (err && err.data) || {};
     if (socket.active) return; // a network problem: the client retries by itself
+    // Refused for a while (the service recovering, a limit): connectNamespace connects again
+    // after the wait it names, and the desk (a call in progress) stays as it is.
+    if (data.code && data.code !== 'unauthenticated' && data.code !== 'forbidden') return;
     socket.disconnect();
     hideIncoming();
     const text = data.code === 'unauthenticated' || data.code === 'forbidden'
