@@ -291,6 +291,7 @@ def create_app(config: Config) -> web.Application:
             for task in (recovery_task, session_watch, device_watch):
                 await stop_task(task)
             await clock.close()
+            await nodes.close()
             await rooms.close()
             await sio.shutdown()
             # The Redis manager's listener task is not stopped by shutdown(); stop it before

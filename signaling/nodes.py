@@ -110,6 +110,8 @@ class Nodes:
         self._cpu_mark = (time.monotonic(), time.process_time())
         # The addresses of the other nodes live at the last registry write.
         self._peers: list[str] = []
+        # The peer checks' HTTP client: opened at the first check (an outage), closed by close().
+        self._http: aiohttp.ClientSession | None = None
 
     def on(self, op: str, handler: Handler) -> None:
         """`handler` answers the command `op` sent to this node."""
@@ -182,22 +184,31 @@ class Nodes:
         peers = self._peers
         if not peers:
             return None
-        timeout = aiohttp.ClientTimeout(total=PEER_CHECK_TIMEOUT)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            async def ask(address: str) -> PeerAnswer | None:
-                try:
-                    async with http.get(f"http://{address}/healthz",
-                                        params={"node": self.node}) as response:
-                        health = await response.json()
-                except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
-                    return None
-                if not isinstance(health, dict) or health.get("redis") != "ok":
-                    return None
-                # Only a definite False counts: a peer still recovering answers without it.
-                return PeerAnswer(address, health.get("node_registered") is not False)
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=PEER_CHECK_TIMEOUT))
+        http = self._http
 
-            answers = await asyncio.gather(*(ask(address) for address in peers))
+        async def ask(address: str) -> PeerAnswer | None:
+            try:
+                async with http.get(f"http://{address}/healthz",
+                                    params={"node": self.node}) as response:
+                    health = await response.json()
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+                return None
+            if not isinstance(health, dict) or health.get("redis") != "ok":
+                return None
+            # Only a definite False counts: a peer still recovering answers without it.
+            return PeerAnswer(address, health.get("node_registered") is not False)
+
+        answers = await asyncio.gather(*(ask(address) for address in peers))
         return next((answer for answer in answers if answer is not None), None)
+
+    async def close(self) -> None:
+        """Close the peer checks' HTTP client, if a check opened it."""
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     async def base_of(self, node: str) -> str:
         """The path prefix that reaches `node` ("" for this one, or one nothing forwards to)."""

@@ -5,13 +5,16 @@ forwards to alone (no path: a process not behind the launcher's nginx) places ev
 from __future__ import annotations
 
 import time
+from typing import Any
+
+from aiohttp import web
 
 from server.config import Config
 from server.keys import NODE, NODES, ROOMS
 from signaling import keys
 from signaling.accounts import AccountPolicy, Accounts, hash_password
 from signaling.calls import OPEN_ROOM
-from signaling.nodes import Nodes
+from signaling.nodes import Nodes, PeerAnswer
 from signaling.privacy import CONSENT_NOTICE_VERSION as CONSENT
 from signaling.store import Store
 from tests.support.server import start_server
@@ -69,3 +72,26 @@ async def test_a_late_open_room_answer_does_not_open_the_room_twice(config: Conf
     finally:
         await second.runner.cleanup()
         await first.runner.cleanup()
+
+
+async def test_the_peer_check_reads_each_peers_health_on_one_client_until_closed(
+        store: Store, aiohttp_server: Any) -> None:
+    asked: list[str | None] = []
+
+    async def healthz(request: web.Request) -> web.Response:
+        asked.append(request.query.get("node"))
+        return web.json_response({"ok": True, "redis": "ok", "node_registered": False})
+
+    peer = web.Application()
+    peer.router.add_get("/healthz", healthz)
+    server = await aiohttp_server(peer)
+    nodes = await _node(store, "n1", "", [])
+    address = f"127.0.0.1:{server.port}"
+    nodes._peers = [address]  # what run() takes from the registry each second
+    assert await nodes.redis_seen_by_peer() == PeerAnswer(address, registered=False)
+    client = nodes._http
+    assert client is not None
+    assert await nodes.redis_seen_by_peer() == PeerAnswer(address, registered=False)
+    assert nodes._http is client and asked == ["n1", "n1"]
+    await nodes.close()
+    assert client.closed
