@@ -31,7 +31,6 @@ async def healthz(request: web.Request) -> web.Response:
     node = request.query.get("node", "")
     if ok and node:
         if len(node) > NODE_ID_MAX:
-            error = SignalError("invalid_payload", "node is not a node id")
-            return web.json_response(error.to_dict(), status=error.status)
+            raise SignalError("invalid_payload", "node is not a node id")  # JSON 400 (errors.py)
         answer["node_registered"] = await request.app[STORE].node_registered(node)
     return web.json_response(answer, status=200 if ok else 503)
