@@ -7,6 +7,7 @@ code; the desk saw the booking coming and the admin's day list shows it arrived,
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 from dataclasses import replace
@@ -27,8 +28,11 @@ from tests.support.server import LiveServer
 
 @pytest.fixture
 def config(config: Config) -> Config:
-    today = SignalingConfig().local_time(time.time()).date().isoformat()
-    return replace(config, extra_workdays=(today,))
+    # Today and tomorrow are working days: a run just before the hall's midnight finds its slot
+    # tomorrow.
+    today = SignalingConfig().local_time(time.time()).date()
+    return replace(config, extra_workdays=(today.isoformat(),
+                                           (today + dt.timedelta(days=1)).isoformat()))
 
 
 async def test_a_booking_goes_ahead_of_two_walk_ins(server: LiveServer, browser: Any) -> None:
