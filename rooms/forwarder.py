@@ -1,5 +1,7 @@
-"""Forwarding of one published track: a reader task takes encoded packets from the publisher's
-RemoteStreamTrack and fans them out to bounded per-subscriber queues and to the recorder.
+"""Forwarding of one published track. With media.forwarding = "frame", a reader task takes encoded
+packets from the publisher's RemoteStreamTrack and fans them out to bounded per-subscriber queues
+and to the recorder. With "rtp", each subscriber's leg (rooms/rtp_forward.py) gets every RTP
+packet from the receiver's hook, and the reassembled frames go straight to the recorder.
 
 Keyframes: a video subscriber starts (and restarts after its queue overflowed) at a keyframe,
 asked from the publisher with an RTCP PLI on its receiver, at most one per KEYFRAME_INTERVAL,
@@ -180,7 +182,7 @@ class TrackForwarder:
         self.forwarding = forwarding
         self._subscribers: dict[str, ForwardedTrack] = {}
         # forwarding = "rtp": subscribers get each RTP packet from the receiver's hook, and the
-        # reader task only feeds the recorder (one depacketizer per track).
+        # frames (one depacketizer per track) go to the recorder alone.
         self._legs: dict[str, RtpLeg] = {}
         self._last_pli = -KEYFRAME_INTERVAL
         self._reader: asyncio.Task[None] | None = None
@@ -222,7 +224,13 @@ class TrackForwarder:
         return f"TrackForwarder(room={self.room_id} publisher={self.publisher_id} {self.kind})"
 
     def start(self) -> None:
-        if self._reader is None and not self._closed:
+        if self._closed:
+            return
+        if self.forwarding == "rtp":
+            # The subscribers' legs take RTP packets from the receiver's hook: the frames are
+            # the recorder's alone, handed over as they are reassembled, with no reader task.
+            passthrough.deliver_frames(self._receiver, self._record)
+        elif self._reader is None:
             self._reader = asyncio.create_task(self._read(), name=f"forward:{self!r}")
 
     def subscribe(self, subscriber_id: str) -> ForwardedTrack | RtpLeg:
@@ -279,21 +287,23 @@ class TrackForwarder:
                                  "is rooms.passthrough installed?", self.room_id,
                                  self.publisher_id, self.kind, type(packet).__name__)
                     return
-                if self.forwarding == "frame":
-                    self.packets += 1
+                self.packets += 1
                 for forwarded in self._subscribers.values():
                     forwarded.push(packet)
-                if self._sink is not None:
-                    try:
-                        self._sink(packet)
-                    except Exception:
-                        logger.exception("room %s participant %s: recording the %s track failed; "
-                                         "recording of it stops", self.room_id,
-                                         self.publisher_id, self.kind)
-                        self._sink = None
+                self._record(packet)
         except MediaStreamError:
             logger.info("room %s participant %s: %s track ended after %d packets", self.room_id,
                         self.publisher_id, self.kind, self.packets)
+
+    def _record(self, packet: av.Packet) -> None:
+        if self._sink is None or self._closed:
+            return
+        try:
+            self._sink(packet)
+        except Exception:
+            logger.exception("room %s participant %s: recording the %s track failed; "
+                             "recording of it stops", self.room_id, self.publisher_id, self.kind)
+            self._sink = None
 
     async def close(self) -> None:
         if self._closed:

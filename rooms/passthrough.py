@@ -65,7 +65,10 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    ``av.Packet``. ``decode_inline`` replaces that queue on one receiver before it starts: its
    ``put`` wraps the frame at once, in the event loop's thread, into the track's queue; the thread
    still runs, blocked on ``get``, which yields only the stop (None) that ``__stop_decoder`` puts,
-   so the track still ends as before.
+   so the track still ends as before. ``deliver_frames`` goes one step further for RTP-level
+   forwarding, where nothing but the recording reads the track: the queue's ``put`` hands each
+   packet straight to the recorder, with no asyncio queue and no reader task woken per frame;
+   the packets already in the track's private ``_queue`` go first.
 12. Sending without coroutines: ``RTCDtlsTransport._send_rtp`` protects a packet with its private
    ``_tx_srtp`` session (when ``_state`` is connected) and awaits its ICE transport's ``_send``,
    which is aioice's ``Connection.send`` → ``sendto`` → the nominated pair's (``_nominated[1]``)
@@ -198,6 +201,8 @@ class _InlineDecoderQueue:
         self._receiver = receiver
         self._stop: queue.Queue[None] = queue.Queue()
         self._decoder: PacketDecoder | None = None
+        # deliver_frames: each packet goes to this callable instead of the track's queue.
+        self.sink: Callable[[av.Packet], None] | None = None
 
     def put(self, item: tuple[RTCRtpCodecParameters, Any] | None) -> None:
         if item is None:
@@ -206,9 +211,11 @@ class _InlineDecoderQueue:
         codec, encoded_frame = item
         if self._decoder is None or self._decoder.codec_name != codec.name.lower():
             self._decoder = PacketDecoder(codec)
-        track = self._receiver.track
+        sink = self.sink
+        if sink is None:
+            sink = self._receiver.track._queue.put_nowait  # type: ignore[attr-defined]
         for packet in self._decoder.decode(encoded_frame):
-            track._queue.put_nowait(packet)  # type: ignore[attr-defined]
+            sink(packet)
 
     def get(self) -> None:
         """The decoder thread's: it waits here for the stop."""
@@ -231,6 +238,21 @@ def decode_inline(receiver: RTCRtpReceiver) -> None:
     if getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is not None:
         raise RuntimeError("decode_inline: the receiver has started already")
     setattr(receiver, _DECODER_QUEUE_ATTRIBUTE, _InlineDecoderQueue(receiver))
+
+
+def deliver_frames(receiver: RTCRtpReceiver, sink: Callable[[av.Packet], None]) -> None:
+    """Hand each packet of ``receiver`` to ``sink`` as its frame is reassembled, in the event
+    loop's thread, instead of to its track's queue (see 11. above): the packets already queued
+    first, in order. No task reads the track then; ``decode_inline`` must be in place."""
+    inline = getattr(receiver, _DECODER_QUEUE_ATTRIBUTE, None)
+    if not isinstance(inline, _InlineDecoderQueue):
+        raise RuntimeError("deliver_frames: the receiver does not decode inline")
+    waiting = receiver.track._queue  # type: ignore[attr-defined]
+    while not waiting.empty():
+        packet = waiting.get_nowait()
+        if isinstance(packet, av.Packet):
+            sink(packet)
+    inline.sink = sink
 
 
 def _always(data: bytes) -> bool:

@@ -297,6 +297,33 @@ async def test_inline_decoding_puts_packets_on_the_track_and_still_ends_it() -> 
         await pc.close()
 
 
+async def test_delivered_frames_go_to_the_sink_after_those_already_queued() -> None:
+    pc = aiortc.RTCPeerConnection()
+    try:
+        receiver = pc.addTransceiver("video", direction="recvonly").receiver
+        delivered: list[av.Packet] = []
+        with pytest.raises(RuntimeError, match="does not decode inline"):
+            passthrough.deliver_frames(receiver, delivered.append)
+        passthrough.decode_inline(receiver)
+        frames = encoded_vp8(3)
+        receiver._track = aiortc.rtcrtpreceiver.RemoteStreamTrack("video")  # as a description does
+        decoder_queue = receiver._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
+        decoder_queue.put((VP8, JitterFrame(data=frames[0], timestamp=3000)))
+        passthrough.deliver_frames(receiver, delivered.append)
+        decoder_queue.put((VP8, JitterFrame(data=frames[1], timestamp=6000)))
+        decoder_queue.put((VP8, JitterFrame(data=frames[2], timestamp=9000)))
+        # In order, at once, the one queued before first; nothing is left on the track.
+        assert [(p.pts, bytes(p)) for p in delivered] == [
+            (3000, frames[0]), (6000, frames[1]), (9000, frames[2])]
+        assert delivered[0].is_keyframe and receiver._track._queue.empty()
+        # The stop still reaches the decoder thread, which ends the track.
+        await receiver.receive(RTCRtpReceiveParameters(codecs=[VP8]))
+        receiver._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
+        assert await receiver._track._queue.get() is None
+    finally:
+        await pc.close()
+
+
 def test_inline_receive_hook_still_finds_its_private_names() -> None:
     # 14.: aioice hands every datagram that is not STUN to the connection's queue ...
     datagram = inspect.getsource(aioice.ice.StunProtocol.datagram_received)
