@@ -110,6 +110,13 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    the recording's frames) with its PLIs, and the frames handed to ``__decoder_queue`` through
    ``__timestamp_mapper`` (11.). Its RTCP (REMB, NACK, PLI, from ``__rtcp_ssrc``) goes out as 12.
    does, SRTCP-protected. STUN, DTLS and SRTCP keep aiortc's path.
+15. The bandwidth estimate in C: each video receiver keeps an ``aiortc.rate.
+   RemoteBitrateEstimator`` in its private ``__remote_bitrate_estimator`` and calls its ``add``
+   for every packet with abs-send-time (``_handle_rtp_packet`` and 14.), in Python arithmetic
+   that costs more than anything else the receive path does per packet.
+   ``estimate_natively`` puts ``rooms._native.RemoteBitrateEstimator`` there instead, before
+   the receiver takes a packet: the same rules in the same double arithmetic, so the same REMBs
+   (tests/rooms/test_native_rate.py feeds both the same arrivals).
 
 The hooks are process-wide: every RTCPeerConnection in the process, including the Python
 participant of rooms/client.py when it runs in the same process, receives packets, not frames.
@@ -131,6 +138,7 @@ import av
 import pylibsrtp
 from aiortc import clock
 from aiortc.codecs import depayload
+from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import (
@@ -152,6 +160,7 @@ from aiortc.rtp import (
 )
 
 from recordings.codecs import h264_is_keyframe, vp8_is_keyframe
+from rooms._native import RemoteBitrateEstimator as NativeEstimator
 from rooms.config import MediaConfig
 
 logger = logging.getLogger(__name__)
@@ -165,6 +174,7 @@ _original_route_rtp: Callable[..., Any] | None = None
 # Receivers whose remote description declared their SSRCs (13. above).
 _declared: weakref.WeakSet[Any] = weakref.WeakSet()
 _announce: tuple[str, ...] = ()
+_MISSING = object()
 
 
 class PacketDecoder:
@@ -253,6 +263,21 @@ def deliver_frames(receiver: RTCRtpReceiver, sink: Callable[[av.Packet], None]) 
         if isinstance(packet, av.Packet):
             sink(packet)
     inline.sink = sink
+
+
+_ESTIMATOR_ATTRIBUTE = "_RTCRtpReceiver__remote_bitrate_estimator"
+
+
+def estimate_natively(receiver: RTCRtpReceiver) -> None:
+    """Give ``receiver`` (a video one: audio has no estimator) the bandwidth estimator in C
+    (see 15. above); call it before the receiver takes its first packet."""
+    current = getattr(receiver, _ESTIMATOR_ATTRIBUTE, _MISSING)
+    if current is None or isinstance(current, NativeEstimator):
+        return
+    if not isinstance(current, RemoteBitrateEstimator):
+        raise RuntimeError("aiortc RTCRtpReceiver has no remote bitrate estimator: the native "
+                           "estimate hook is broken")
+    setattr(receiver, _ESTIMATOR_ATTRIBUTE, NativeEstimator())
 
 
 def _always(data: bytes) -> bool:

@@ -11,6 +11,7 @@ from fractions import Fraction
 import aioice.ice
 import aiortc
 import aiortc.mediastreams
+import aiortc.rate
 import aiortc.rtcdtlstransport
 import aiortc.rtcicetransport
 import aiortc.rtcrtpreceiver
@@ -21,6 +22,7 @@ import pytest
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
 
+import rooms._native
 from recordings import codecs
 from rooms import passthrough
 from server import event_loop
@@ -320,6 +322,35 @@ async def test_delivered_frames_go_to_the_sink_after_those_already_queued() -> N
         await receiver.receive(RTCRtpReceiveParameters(codecs=[VP8]))
         receiver._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
         assert await receiver._track._queue.get() is None
+    finally:
+        await pc.close()
+
+
+def test_native_estimate_hook_still_finds_its_private_names() -> None:
+    # 15.: the receiver keeps its estimator in a private name and calls add() per packet.
+    handle = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
+    assert "remb = self.__remote_bitrate_estimator.add(" in handle
+    for keyword in ("abs_send_time=", "arrival_time_ms=", "payload_size=", "ssrc="):
+        assert keyword in handle
+
+
+async def test_native_estimate_replaces_a_video_receivers_estimator_only() -> None:
+    pc = aiortc.RTCPeerConnection()
+    try:
+        video = pc.addTransceiver("video", direction="recvonly").receiver
+        audio = pc.addTransceiver("audio", direction="recvonly").receiver
+        name = "_RTCRtpReceiver__remote_bitrate_estimator"
+        assert isinstance(getattr(video, name), aiortc.rate.RemoteBitrateEstimator)
+        passthrough.estimate_natively(video)
+        native = getattr(video, name)
+        assert isinstance(native, rooms._native.RemoteBitrateEstimator)
+        passthrough.estimate_natively(video)  # once is enough
+        assert getattr(video, name) is native
+        passthrough.estimate_natively(audio)  # audio has none, and gets none
+        assert getattr(audio, name) is None
+        setattr(video, name, object())
+        with pytest.raises(RuntimeError, match="native estimate hook is broken"):
+            passthrough.estimate_natively(video)
     finally:
         await pc.close()
 
