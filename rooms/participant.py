@@ -135,7 +135,7 @@ class Participant:
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
             transceiver.setCodecPreferences(preferred_codecs(kind, video_codec))
             passthrough.decode_inline(transceiver.receiver)
-            passthrough.estimate_natively(transceiver.receiver)
+            passthrough.use_native_parts(transceiver.receiver)
             self.publish[kind] = transceiver
 
     def __repr__(self) -> str:
@@ -182,7 +182,7 @@ class Participant:
             # Reused from share to share: a packet dropped at a direction change would stall it.
             passthrough.keep_receiving(transceiver.receiver)
             passthrough.decode_inline(transceiver.receiver)
-            passthrough.estimate_natively(transceiver.receiver)
+            passthrough.use_native_parts(transceiver.receiver)
             self.publish["screen"] = transceiver
         else:
             transceiver.direction = "recvonly"

@@ -110,13 +110,16 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    the recording's frames) with its PLIs, and the frames handed to ``__decoder_queue`` through
    ``__timestamp_mapper`` (11.). Its RTCP (REMB, NACK, PLI, from ``__rtcp_ssrc``) goes out as 12.
    does, SRTCP-protected. STUN, DTLS and SRTCP keep aiortc's path.
-15. The bandwidth estimate in C: each video receiver keeps an ``aiortc.rate.
-   RemoteBitrateEstimator`` in its private ``__remote_bitrate_estimator`` and calls its ``add``
-   for every packet with abs-send-time (``_handle_rtp_packet`` and 14.), in Python arithmetic
-   that costs more than anything else the receive path does per packet.
-   ``estimate_natively`` puts ``rooms._native.RemoteBitrateEstimator`` there instead, before
-   the receiver takes a packet: the same rules in the same double arithmetic, so the same REMBs
-   (tests/rooms/test_native_rate.py feeds both the same arrivals).
+15. The receive bookkeeping in C (rooms/_native.c): each video receiver keeps an ``aiortc.rate.
+   RemoteBitrateEstimator`` in its private ``__remote_bitrate_estimator``, and every receiver a
+   ``JitterBuffer`` in ``__jitter_buffer``; ``_handle_rtp_packet`` and 14. call their ``add``
+   for every packet, in Python arithmetic that costs more than anything else the receive path
+   does per packet. ``use_native_parts`` puts ``rooms._native``'s in their place (the jitter
+   buffer with the same capacity, prefetch and video flag, read from aiortc's private
+   ``_capacity``, ``_prefetch`` and ``_is_video``) before the receiver takes a packet, and 14.
+   strips VP8 payload descriptors with ``rooms._native.vp8_depayload``: the same rules in the
+   same arithmetic, so the same REMBs and frames (tests/rooms/test_native_rate.py and
+   test_native_jitter.py feed both the same packets).
 
 The hooks are process-wide: every RTCPeerConnection in the process, including the Python
 participant of rooms/client.py when it runs in the same process, receives packets, not frames.
@@ -138,6 +141,7 @@ import av
 import pylibsrtp
 from aiortc import clock
 from aiortc.codecs import depayload
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
@@ -160,7 +164,9 @@ from aiortc.rtp import (
 )
 
 from recordings.codecs import h264_is_keyframe, vp8_is_keyframe
+from rooms._native import JitterBuffer as NativeJitterBuffer
 from rooms._native import RemoteBitrateEstimator as NativeEstimator
+from rooms._native import vp8_depayload
 from rooms.config import MediaConfig
 
 logger = logging.getLogger(__name__)
@@ -266,18 +272,25 @@ def deliver_frames(receiver: RTCRtpReceiver, sink: Callable[[av.Packet], None]) 
 
 
 _ESTIMATOR_ATTRIBUTE = "_RTCRtpReceiver__remote_bitrate_estimator"
+_JITTER_BUFFER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"
 
 
-def estimate_natively(receiver: RTCRtpReceiver) -> None:
-    """Give ``receiver`` (a video one: audio has no estimator) the bandwidth estimator in C
-    (see 15. above); call it before the receiver takes its first packet."""
-    current = getattr(receiver, _ESTIMATOR_ATTRIBUTE, _MISSING)
-    if current is None or isinstance(current, NativeEstimator):
+def use_native_parts(receiver: RTCRtpReceiver) -> None:
+    """Give ``receiver`` the bandwidth estimator (video only: audio has none) and the jitter
+    buffer in C (see 15. above); call it before the receiver takes its first packet."""
+    estimator = getattr(receiver, _ESTIMATOR_ATTRIBUTE, _MISSING)
+    buffer = getattr(receiver, _JITTER_BUFFER_ATTRIBUTE, _MISSING)
+    if isinstance(buffer, NativeJitterBuffer):
         return
-    if not isinstance(current, RemoteBitrateEstimator):
-        raise RuntimeError("aiortc RTCRtpReceiver has no remote bitrate estimator: the native "
-                           "estimate hook is broken")
-    setattr(receiver, _ESTIMATOR_ATTRIBUTE, NativeEstimator())
+    if (not isinstance(estimator, RemoteBitrateEstimator | None)
+            or not isinstance(buffer, JitterBuffer)
+            or not all(hasattr(buffer, name) for name in ("_capacity", "_prefetch", "_is_video"))):
+        raise RuntimeError("aiortc RTCRtpReceiver has no remote bitrate estimator or jitter "
+                           "buffer: the native receive hook is broken")
+    if estimator is not None:
+        setattr(receiver, _ESTIMATOR_ATTRIBUTE, NativeEstimator())
+    setattr(receiver, _JITTER_BUFFER_ATTRIBUTE, NativeJitterBuffer(
+        capacity=buffer._capacity, prefetch=buffer._prefetch, is_video=buffer._is_video))
 
 
 def _always(data: bytes) -> bool:
@@ -579,10 +592,17 @@ class _Receiving:
             nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=rtcp_ssrc, media_ssrc=packet.ssrc)
             nack.lost = sorted(self._nacks.missing)
             send_rtcp(bytes(nack))
+        payload = packet.payload
         try:
-            packet._data = depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
+            if not payload:
+                data = b""
+            elif codec.name == "VP8":
+                data = vp8_depayload(payload)
+            else:
+                data = depayload(codec, payload)
         except ValueError:
             return
+        packet._data = data  # type: ignore[attr-defined]
         pli, encoded_frame = self._jitter_buffer.add(packet)
         if self._decoder_error.is_set():
             self._decoder_error.clear()

@@ -10,6 +10,7 @@ from fractions import Fraction
 
 import aioice.ice
 import aiortc
+import aiortc.jitterbuffer
 import aiortc.mediastreams
 import aiortc.rate
 import aiortc.rtcdtlstransport
@@ -326,31 +327,47 @@ async def test_delivered_frames_go_to_the_sink_after_those_already_queued() -> N
         await pc.close()
 
 
-def test_native_estimate_hook_still_finds_its_private_names() -> None:
-    # 15.: the receiver keeps its estimator in a private name and calls add() per packet.
+def test_native_receive_hook_still_finds_its_private_names() -> None:
+    # 15.: the receiver keeps its estimator and jitter buffer in private names and calls their
+    # add() per packet, the payload depacketized first.
     handle = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
     assert "remb = self.__remote_bitrate_estimator.add(" in handle
     for keyword in ("abs_send_time=", "arrival_time_ms=", "payload_size=", "ssrc="):
         assert keyword in handle
+    assert "packet._data = depayload(codec, packet.payload)" in handle
+    assert "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)" in handle
+    init = inspect.getsource(aiortc.jitterbuffer.JitterBuffer.__init__)
+    for line in ("self._capacity = capacity", "self._prefetch = prefetch",
+                 "self._is_video = is_video"):
+        assert line in init
 
 
-async def test_native_estimate_replaces_a_video_receivers_estimator_only() -> None:
+async def test_native_parts_replace_the_estimator_and_jitter_buffer() -> None:
     pc = aiortc.RTCPeerConnection()
     try:
         video = pc.addTransceiver("video", direction="recvonly").receiver
         audio = pc.addTransceiver("audio", direction="recvonly").receiver
-        name = "_RTCRtpReceiver__remote_bitrate_estimator"
-        assert isinstance(getattr(video, name), aiortc.rate.RemoteBitrateEstimator)
-        passthrough.estimate_natively(video)
-        native = getattr(video, name)
-        assert isinstance(native, rooms._native.RemoteBitrateEstimator)
-        passthrough.estimate_natively(video)  # once is enough
-        assert getattr(video, name) is native
-        passthrough.estimate_natively(audio)  # audio has none, and gets none
-        assert getattr(audio, name) is None
-        setattr(video, name, object())
-        with pytest.raises(RuntimeError, match="native estimate hook is broken"):
-            passthrough.estimate_natively(video)
+        estimator = "_RTCRtpReceiver__remote_bitrate_estimator"
+        buffer = "_RTCRtpReceiver__jitter_buffer"
+        assert isinstance(getattr(video, estimator), aiortc.rate.RemoteBitrateEstimator)
+        passthrough.use_native_parts(video)
+        native = getattr(video, estimator), getattr(video, buffer)
+        assert isinstance(native[0], rooms._native.RemoteBitrateEstimator)
+        assert isinstance(native[1], rooms._native.JitterBuffer)
+        passthrough.use_native_parts(video)  # once is enough
+        assert (getattr(video, estimator), getattr(video, buffer)) == native
+        passthrough.use_native_parts(audio)  # audio has no estimator, and gets none
+        assert getattr(audio, estimator) is None
+        # Audio's buffer waits for 4 frames ahead (prefetch), video's for none.
+        frames = []
+        for sequence in range(6):
+            packet = aiortc.rtp.RtpPacket(sequence_number=sequence, timestamp=sequence * 960)
+            packet._data = b"x"  # type: ignore[attr-defined]
+            frames.append(getattr(audio, buffer).add(packet)[1])
+        assert [f is not None for f in frames] == [False] * 4 + [True] * 2
+        setattr(audio, buffer, object())
+        with pytest.raises(RuntimeError, match="native receive hook is broken"):
+            passthrough.use_native_parts(audio)
     finally:
         await pc.close()
 
