@@ -120,6 +120,15 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    strips VP8 payload descriptors with ``rooms._native.vp8_depayload``: the same rules in the
    same arithmetic, so the same REMBs and frames (tests/rooms/test_native_rate.py and
    test_native_jitter.py feed both the same packets).
+16. SRTP without pylibsrtp's Python wrapper: ``pylibsrtp.Session.protect`` and ``unprotect``
+   copy each packet into a cffi buffer and out again in Python around libsrtp's call.
+   ``native_srtp`` wraps a session in ``rooms._native.Srtp``, which calls libsrtp's
+   ``srtp_protect``, ``srtp_unprotect`` and ``srtp_protect_rtcp`` itself, through the addresses
+   pylibsrtp's cffi library (``pylibsrtp._binding``) gives, on the libsrtp session the
+   pylibsrtp session made (its private ``_srtp``, a ``srtp_t *``): the same limits, bytes and
+   errors (tests/rooms/test_native_srtp.py). 12. and 14. use it for the transport's
+   ``_tx_srtp`` and ``_rx_srtp``. The functions' C signature is checked first (libsrtp 2's:
+   session, buffer, length pointer).
 
 The hooks are process-wide: every RTCPeerConnection in the process, including the Python
 participant of rooms/client.py when it runs in the same process, receives packets, not frames.
@@ -166,6 +175,7 @@ from aiortc.rtp import (
 from recordings.codecs import h264_is_keyframe, vp8_is_keyframe
 from rooms._native import JitterBuffer as NativeJitterBuffer
 from rooms._native import RemoteBitrateEstimator as NativeEstimator
+from rooms._native import Srtp as NativeSrtp
 from rooms._native import vp8_depayload
 from rooms.config import MediaConfig
 
@@ -647,11 +657,33 @@ def _nominated(dtls: RTCDtlsTransport) -> dict[int, Any]:
     return nominated
 
 
+_SRTP_FUNCTIONS = ("srtp_protect", "srtp_unprotect", "srtp_protect_rtcp")
+_SRTP_SIGNATURE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+
+
+def native_srtp(session: pylibsrtp.Session) -> NativeSrtp:
+    """``session``'s protect, unprotect and protect_rtcp, called in C (see 16. above)."""
+    from pylibsrtp._binding import ffi, lib
+
+    functions = [ffi.addressof(lib, name) for name in _SRTP_FUNCTIONS]
+    srtp = getattr(session, "_srtp", None)
+    if (any(ffi.typeof(function).cname != _SRTP_SIGNATURE for function in functions)
+            or not isinstance(srtp, ffi.CData)
+            or ffi.typeof(srtp).cname != "struct srtp_ctx_t_ * *"):
+        raise RuntimeError("pylibsrtp's libsrtp functions or session are not the ones the "
+                           "native SRTP hook calls: it is broken")
+    return NativeSrtp(session, int(ffi.cast("uintptr_t", srtp[0])),
+                      *(int(ffi.cast("uintptr_t", function)) for function in functions))
+
+
 def _srtp_sender(dtls: RTCDtlsTransport, rtcp: bool) -> Callable[[bytes], bool]:
     """A synchronous send on ``dtls`` (see 12. above) of RTP, or of RTCP when ``rtcp``."""
     nominated = _nominated(dtls)
+    # The transport's session, set when DTLS connects, and its native wrapper (16.).
+    wrapped: tuple[Any, NativeSrtp] | None = None
 
     def send(data: bytes) -> bool:
+        nonlocal wrapped
         if dtls._state is not DtlsState.CONNECTED:
             return False
         pair = nominated.get(1)
@@ -660,7 +692,9 @@ def _srtp_sender(dtls: RTCDtlsTransport, rtcp: bool) -> Callable[[bytes], bool]:
         transport = pair.protocol.transport
         if transport is None or transport.is_closing():
             return False
-        session = dtls._tx_srtp
+        if wrapped is None or wrapped[0] is not dtls._tx_srtp:
+            wrapped = (dtls._tx_srtp, native_srtp(dtls._tx_srtp))
+        session = wrapped[1]
         protected = session.protect_rtcp(data) if rtcp else session.protect(data)
         transport.sendto(protected, pair.remote_addr)
         dtls._RTCDtlsTransport__tx_bytes += len(protected)  # type: ignore[attr-defined]
@@ -692,6 +726,7 @@ def receive_inline(dtls: RTCDtlsTransport) -> bool:
     router = dtls._rtp_router
     extensions_map = dtls._rtp_header_extensions_map
     send_rtcp = _srtp_sender(dtls, rtcp=True)
+    unprotect = native_srtp(rx_srtp).unprotect
     # This transport's receivers: a plain dict is quicker than the weak one, and lives as long.
     receivings: dict[Any, _Receiving] = {}
 
@@ -704,7 +739,7 @@ def receive_inline(dtls: RTCDtlsTransport) -> bool:
         dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
         arrival_time_ms = clock.current_ms()
         try:
-            packet = RtpPacket.parse(rx_srtp.unprotect(data), extensions_map)
+            packet = RtpPacket.parse(unprotect(data), extensions_map)
         except (pylibsrtp.Error, ValueError):
             return  # as aiortc does: a packet that fails authentication or parsing is dropped
         receiver = router.route_rtp(packet)
