@@ -5,8 +5,9 @@ rewritten, then is encrypted by the subscriber's transport; no frame is assemble
 The pieces of aiortc each leg borrows (private names, listed in rooms/passthrough.py 8.–12.): the
 sender's negotiated parameters, its RTCP loop (sender reports from the counters a leg keeps up to
 date) and its transport's SRTP session and ICE pair (``rtp_sender``: a packet is forwarded with
-no coroutine from the receiver's hook to the socket). Pure rules (sequence and timestamp
-rewriting, keyframe starts, the packets' bytes) have no asyncio and are tested synchronously.
+no coroutine from the receiver's hook to the socket). The per-packet rules (sequence and
+timestamp rewriting, the packets' bytes, the NACK cache) are rooms._native.LegWriter's, in C;
+keyframe starts are found here. Both have no asyncio and are tested synchronously.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import struct
 import time
 from collections.abc import Callable, Iterable
 
@@ -28,24 +28,15 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket
 
 from rooms import passthrough
+from rooms._native import LegWriter
 
 logger = logging.getLogger(__name__)
-
-# Rewritten packets kept per leg to answer a subscriber's NACK: about 2 s of 640x480 video.
-RTP_CACHE = 512
-# How far behind the newest packet sent a late packet may still go out: libsrtp refuses to
-# protect an index older than its replay window (128), and a subscriber has given up on it by then.
-REORDER_WINDOW = 64
-# Sources a leg remembers having left: a late retransmission of one must not switch back to it.
-RETIRED_SOURCES = 8
 
 # Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 NTP_OFFSET = 2_208_988_800
 MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
-_HEADER = struct.Struct("!BBHII")      # V=2 P X CC, M PT, sequence number, timestamp, SSRC
-_EXTENSIONS = struct.Struct("!HH")     # the one-byte form's profile 0xBEDE, length in words
 
 
 def ntp_time(now: float) -> int:
@@ -53,98 +44,19 @@ def ntp_time(now: float) -> int:
     return int((now + NTP_OFFSET) * (1 << 32))
 
 
-def rtp_bytes(payload_type: int, marker: int, sequence: int, timestamp: int, ssrc: int,
-              extensions: bytes, payload: bytes) -> bytes:
-    """An RTP packet (RFC 3550) with no CSRC: the 12-byte header, ``extensions`` (a whole
-    extension block or nothing) and ``payload``."""
-    return _HEADER.pack(0x90 if extensions else 0x80, (marker << 7) | payload_type,
-                        sequence, timestamp, ssrc) + extensions + payload
-
-
-class ExtensionWriter:
-    """The header extensions of one leg's packets in the one-byte form (RFC 8285), written
-    directly: the leg's mid, abs-send-time, and on audio the publisher's level (RFC 6464), each
-    only when the subscriber negotiated it. (An id above 14 cannot be written in this form; the
-    extension is then left out, as is a mid over 16 bytes: aiortc offers ids from 1 up.)"""
-
-    def __init__(self, negotiated: Iterable[RTCRtpHeaderExtensionParameters],
-                 mid: str | None) -> None:
-        ids = {e.uri: e.id for e in negotiated if 0 < e.id <= 14}
-        mid_bytes = (mid or "").encode()
-        self._mid = (bytes(((ids[MID] << 4) | (len(mid_bytes) - 1),)) + mid_bytes
-                     if MID in ids and 0 < len(mid_bytes) <= 16 else b"")
-        self._abs_send_time = (ids[ABS_SEND_TIME] << 4) | 2 if ABS_SEND_TIME in ids else None
-        self._audio_level = ids[AUDIO_LEVEL] << 4 if AUDIO_LEVEL in ids else None
-
-    def block(self, now: float, audio_level: tuple[bool, int] | None) -> bytes:
-        """The extension block of a packet sent at ``now`` (Unix seconds), or b"" for none."""
-        body = self._mid
-        if self._abs_send_time is not None:
-            # 6.18 fixed-point seconds, the low 24 bits.
-            body += bytes((self._abs_send_time,)) + (
-                int((now + NTP_OFFSET) * (1 << 18)) & 0xFFFFFF).to_bytes(3, "big")
-        if audio_level is not None and self._audio_level is not None:
-            body += bytes((self._audio_level, (audio_level[0] << 7) | audio_level[1]))
-        if not body:
-            return b""
-        body += b"\0" * (-len(body) % 4)
-        return _EXTENSIONS.pack(0xBEDE, len(body) // 4) + body
-
-
-def _newer16(a: int, b: int) -> bool:
-    """True when 16-bit sequence number ``a`` comes after ``b`` (RFC 1982 arithmetic)."""
-    return a != b and ((a - b) & 0xFFFF) < 0x8000
-
-
-class SequenceRewriter:
-    """One leg's output numbering: the input's sequence numbers and timestamps plus an offset, so
-    gaps, reordering and retransmissions survive; when the input source changes (a new SSRC: a
-    track replaced, a screen share restarted) the offsets are chosen again so the output goes on
-    from where it was, its timestamp advanced by the wall-clock time in between."""
-
-    def __init__(self, first_sequence: int, first_timestamp: int) -> None:
-        self._source: int | None = None
-        self._retired: list[int] = []
-        self._seq_offset = 0
-        self._ts_offset = 0
-        self._next_sequence = first_sequence & 0xFFFF
-        self._next_timestamp = first_timestamp & 0xFFFFFFFF
-        self._max_sequence: int | None = None
-        # The first output sequence number of the current source: a late packet of the source
-        # from before it would reuse a number already sent (SRTP refuses to protect it twice).
-        self._source_start = self._next_sequence
-        self._last_timestamp = 0
-        self._last_time = 0.0
-
-    def rewrite(self, source: int, sequence: int, timestamp: int, now: float,
-                clock_rate: int) -> tuple[int, int] | None:
-        """The output (sequence number, timestamp) of an input packet, or None to drop it (it
-        belongs to a source this leg has left, comes from before the source's first packet here,
-        or more than REORDER_WINDOW too late)."""
-        if source != self._source:
-            if source in self._retired:
-                return None
-            if self._source is not None:
-                self._retired = [*self._retired, self._source][-RETIRED_SOURCES:]
-                assert self._max_sequence is not None
-                self._next_sequence = (self._max_sequence + 1) & 0xFFFF
-                elapsed = max(1, int((now - self._last_time) * clock_rate))
-                self._next_timestamp = (self._last_timestamp + elapsed) & 0xFFFFFFFF
-            self._source = source
-            self._source_start = self._next_sequence
-            self._seq_offset = (self._next_sequence - sequence) & 0xFFFF
-            self._ts_offset = (self._next_timestamp - timestamp) & 0xFFFFFFFF
-        out_sequence = (sequence + self._seq_offset) & 0xFFFF
-        if _newer16(self._source_start, out_sequence):
-            return None
-        out_timestamp = (timestamp + self._ts_offset) & 0xFFFFFFFF
-        if self._max_sequence is None or _newer16(out_sequence, self._max_sequence):
-            self._max_sequence = out_sequence
-            self._last_timestamp = out_timestamp
-            self._last_time = now
-        elif (self._max_sequence - out_sequence) & 0xFFFF > REORDER_WINDOW:
-            return None
-        return out_sequence, out_timestamp
+def extension_headers(negotiated: Iterable[RTCRtpHeaderExtensionParameters],
+                      mid: str | None) -> tuple[bytes, int, int]:
+    """What a leg writes in the one-byte form of header extensions (RFC 8285), each only when
+    the subscriber negotiated it: the mid's whole element (b"" for none), and the first bytes
+    of the abs-send-time and audio level (RFC 6464) elements (-1 for none). An id above 14
+    cannot be written in this form; the extension is then left out, as is a mid over 16
+    bytes (aiortc offers ids from 1 up)."""
+    ids = {e.uri: e.id for e in negotiated if 0 < e.id <= 14}
+    mid_bytes = (mid or "").encode()
+    mid_element = (bytes(((ids[MID] << 4) | (len(mid_bytes) - 1),)) + mid_bytes
+                   if MID in ids and 0 < len(mid_bytes) <= 16 else b"")
+    return (mid_element, (ids[ABS_SEND_TIME] << 4) | 2 if ABS_SEND_TIME in ids else -1,
+            ids[AUDIO_LEVEL] << 4 if AUDIO_LEVEL in ids else -1)
 
 
 def vp8_starts_keyframe(payload: bytes) -> bool:
@@ -219,23 +131,24 @@ class RtpLeg(MediaStreamTrack):
         self.label = label
         self.packets = 0
         self.retransmits = 0
-        self.drops = 0
+        self._mismatched = 0
         self._request_keyframe = request_keyframe
         self._clock = clock_fn
         self._sender: RTCRtpSender | None = None
         self._codec: RTCRtpCodecParameters | None = None
         self._publisher_codec: RTCRtpCodecParameters | None = None
-        self._rtx_payload_type: int | None = None
-        self._rtx_sequence = 0
         self._active = False
         self._need_keyframe = kind == "video"
         self._stopped = asyncio.Event()
-        self._writer: ExtensionWriter | None = None
         self._send: Callable[[bytes], bool] | None = None
-        # Sent packets by sequence number modulo RTP_CACHE, to answer NACKs:
-        # (sequence number, marker, timestamp, extension block, payload).
-        self._cache: dict[int, tuple[int, int, int, bytes, bytes]] = {}
-        self._rewriter: SequenceRewriter | None = None
+        # The numbering, the packets' bytes and the NACK cache (rooms/_native.c).
+        self._writer = LegWriter(random.getrandbits(16), random.getrandbits(32),
+                                 random.getrandbits(16))
+
+    @property
+    def drops(self) -> int:
+        """Packets not forwarded: of another codec, or refused by the rewriting rules."""
+        return self._mismatched + self._writer.drops
 
     def bind(self, sender: RTCRtpSender) -> None:
         """Take the negotiated parameters of ``sender`` when it starts, and answer its NACKs."""
@@ -245,19 +158,19 @@ class RtpLeg(MediaStreamTrack):
 
     def _on_send(self, parameters: RTCRtpSendParameters) -> None:
         codec = parameters.codecs[0]
+        assert self._sender is not None and codec.payloadType is not None
+        rtx_payload_type = next(
+            (other.payloadType for other in parameters.codecs
+             if other.mimeType.lower().endswith("/rtx")
+             and other.parameters.get("apt") == codec.payloadType
+             and other.payloadType is not None), -1)
+        # aiortc calls send() again on every renegotiation; the numbering goes on.
+        self._writer.configure(codec.payloadType, self._sender._ssrc, rtx_payload_type,
+                               self._sender._rtx_ssrc,
+                               *extension_headers(parameters.headerExtensions, parameters.muxId))
         self._codec = codec
         self._publisher_codec = None
-        self._writer = ExtensionWriter(parameters.headerExtensions, parameters.muxId)
-        assert self._sender is not None
         self._send = passthrough.rtp_sender(self._sender)
-        for other in parameters.codecs:
-            if (other.mimeType.lower().endswith("/rtx")
-                    and other.parameters.get("apt") == codec.payloadType):
-                self._rtx_payload_type = other.payloadType
-        # aiortc calls send() again on every renegotiation; the numbering goes on.
-        if self._rewriter is None:
-            self._rewriter = SequenceRewriter(random.getrandbits(16), random.getrandbits(32))
-            self._rtx_sequence = random.getrandbits(16)
 
     async def recv(self) -> RtpPacket:  # type: ignore[override]
         # The sender's RTP loop is running: the leg goes live; it never yields anything itself.
@@ -271,20 +184,20 @@ class RtpLeg(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._stopped.set()
-        self._cache.clear()
+        self._writer.clear()
 
     def forward(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
         """Rewrite ``packet`` (the publisher's, decrypted, RTX undone) for this leg and send it."""
         sender = self._sender
         own = self._codec
         send = self._send
-        if (not self._active or sender is None or own is None or own.payloadType is None
-                or self._rewriter is None or send is None or self.readyState != "live"):
+        if (not self._active or sender is None or own is None or send is None
+                or self.readyState != "live"):
             return
         if codec is not self._publisher_codec:
             # The publisher's codec objects change only on renegotiation: compare names then.
             if own.mimeType.lower() != codec.mimeType.lower():
-                self.drops += 1
+                self._mismatched += 1
                 return
             self._publisher_codec = codec
         if self._need_keyframe:
@@ -292,42 +205,18 @@ class RtpLeg(MediaStreamTrack):
                 self._request_keyframe()
                 return
             self._need_keyframe = False
-        rewritten = self._rewriter.rewrite(packet.ssrc, packet.sequence_number,
-                                           packet.timestamp, self._clock(), own.clockRate)
-        if rewritten is None:
-            self.drops += 1
-            return
-        sequence, timestamp = rewritten
-        slot = sequence % RTP_CACHE
-        sent = self._cache.get(slot)
-        if sent is not None and sent[0] == sequence:
-            return  # the publisher's retransmission of a packet this leg sent: SRTP refuses it
-        assert self._writer is not None
         now = time.time()
-        extensions = self._writer.block(now, packet.extensions.audio_level)
-        self._cache[slot] = (sequence, packet.marker, timestamp, extensions, packet.payload)
-        data = rtp_bytes(own.payloadType, packet.marker, sequence, timestamp, sender._ssrc,
-                         extensions, packet.payload)
-        if not send(data):
+        written = self._writer.write(packet.ssrc, packet.sequence_number, packet.timestamp,
+                                     packet.marker, packet.payload,
+                                     packet.extensions.audio_level, self._clock(), now,
+                                     own.clockRate)
+        if written is None or not send(written[0]):
             return
         self.packets += 1
-        passthrough.count_sent(sender, ntp_time(now), timestamp, len(packet.payload))
+        passthrough.count_sent(sender, ntp_time(now), written[1], len(packet.payload))
 
     async def _retransmit(self, sequence_number: int) -> None:
         """Answer a NACK from the cache: RTX where negotiated, else the packet again."""
-        sender = self._sender
-        own = self._codec
-        sent = self._cache.get(sequence_number % RTP_CACHE)
-        if (sender is None or own is None or own.payloadType is None or self._send is None
-                or sent is None or sent[0] != sequence_number):
-            return
-        sequence, marker, timestamp, extensions, payload = sent
-        if self._rtx_payload_type is not None:  # RFC 4588: the original number, then payload
-            data = rtp_bytes(self._rtx_payload_type, marker, self._rtx_sequence, timestamp,
-                             sender._rtx_ssrc, extensions, sequence.to_bytes(2, "big") + payload)
-            self._rtx_sequence = (self._rtx_sequence + 1) & 0xFFFF
-        else:
-            data = rtp_bytes(own.payloadType, marker, sequence, timestamp, sender._ssrc,
-                             extensions, payload)
-        if self._send(data):
+        data = self._writer.retransmit(sequence_number)
+        if data is not None and self._send is not None and self._send(data):
             self.retransmits += 1

@@ -4,6 +4,7 @@ same bytes, each side reads what the other wrote, and refusals are pylibsrtp's."
 from __future__ import annotations
 
 import os
+import struct
 
 import pylibsrtp
 import pytest
@@ -11,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rooms import passthrough
-from rooms.rtp_forward import rtp_bytes
 
 KEY = os.urandom(30)
 PROFILE = pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
@@ -28,6 +28,13 @@ def outbound() -> pylibsrtp.Session:
 
 def inbound() -> pylibsrtp.Session:
     return session(pylibsrtp.Policy.SSRC_ANY_INBOUND)
+
+
+def rtp_bytes(payload_type: int, marker: int, sequence: int, timestamp: int, ssrc: int,
+              payload: bytes) -> bytes:
+    """An RTP packet with no extension (RFC 3550)."""
+    return struct.pack("!BBHII", 0x80, (marker << 7) | payload_type, sequence, timestamp,
+                       ssrc) + payload
 
 
 def rtcp(ssrc: int) -> bytes:
@@ -47,7 +54,7 @@ def test_protected_bytes_are_pylibsrtps_and_each_side_reads_the_other(
     for step, payload in packets:
         # Onwards (across the wrap): libsrtp refuses to protect an index far behind.
         sequence = (sequence + step) & 0xFFFF
-        data = rtp_bytes(96, 0, sequence, 1000, 0x1234, b"", payload)
+        data = rtp_bytes(96, 0, sequence, 1000, 0x1234, payload)
         protected = native_out.protect(data)
         assert protected == python_out.protect(data)
         assert len(protected) == len(data) + 10  # the 80-bit tag
@@ -65,19 +72,19 @@ def test_rtcp_is_protected_as_pylibsrtp_does() -> None:
 
 def test_refusals_are_pylibsrtps() -> None:
     native_out, native_in = passthrough.native_srtp(outbound()), passthrough.native_srtp(inbound())
-    data = rtp_bytes(96, 0, 7, 1000, 0x1234, b"", b"media")
+    data = rtp_bytes(96, 0, 7, 1000, 0x1234, b"media")
     protected = native_out.protect(data)
     assert native_in.unprotect(protected) == data
     # A replay, and a forgery, as pylibsrtp words them.
     with pytest.raises(pylibsrtp.Error, match="replay check failed"):
         native_in.unprotect(protected)
-    forged = rtp_bytes(96, 0, 8, 1000, 0x1234, b"", b"media") + bytes(10)
+    forged = rtp_bytes(96, 0, 8, 1000, 0x1234, b"media") + bytes(10)
     with pytest.raises(pylibsrtp.Error, match="authentication failure"):
         native_in.unprotect(forged)
     # pylibsrtp's buffer: 1,500 bytes, less the room protecting may need.
     with pytest.raises(ValueError, match="packet is too long"):
         native_out.protect(data + bytes(1500 - 144 - len(data) + 1))
-    assert len(native_out.protect(rtp_bytes(96, 0, 9, 1000, 0x1234, b"", bytes(1500 - 144 - 12))))
+    assert len(native_out.protect(rtp_bytes(96, 0, 9, 1000, 0x1234, bytes(1500 - 144 - 12))))
     with pytest.raises(TypeError, match="packet must be bytes"):
         native_out.protect(bytearray(data))  # type: ignore[arg-type]
 

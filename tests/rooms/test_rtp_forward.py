@@ -1,10 +1,11 @@
-"""The pure rules of RTP-level forwarding: sequence/timestamp rewriting, keyframe starts, and
-the packets' bytes (read back with aiortc's own parser)."""
+"""The pure rules of RTP-level forwarding: sequence/timestamp rewriting, keyframe starts, the
+packets' bytes (read back with aiortc's own parser) and the NACK cache."""
 
 from __future__ import annotations
 
 import datetime
 
+import pytest
 from aiortc import clock
 from aiortc.codecs import HEADER_EXTENSIONS
 from aiortc.codecs.h264 import H264Encoder
@@ -12,20 +13,18 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
+from rooms._native import REORDER_WINDOW, RTP_CACHE, LegWriter
 from rooms.rtp_forward import (
-    REORDER_WINDOW,
-    ExtensionWriter,
-    SequenceRewriter,
+    extension_headers,
     h264_starts_keyframe,
     ntp_time,
-    rtp_bytes,
     vp8_starts_keyframe,
 )
 from tests.support.recordings import encoded_vp8
 
 
 def test_rewriter_keeps_gaps_and_order_of_one_source() -> None:
-    r = SequenceRewriter(1000, 50_000)
+    r = LegWriter(1000, 50_000, 0)
     assert r.rewrite(7, 65_534, 4_294_967_000, 0.0, 90_000) == (1000, 50_000)
     assert r.rewrite(7, 65_535, 4_294_967_000, 0.01, 90_000) == (1001, 50_000)
     # Across the input's wrap, with a gap (the subscriber sees the loss and can NACK it).
@@ -35,7 +34,7 @@ def test_rewriter_keeps_gaps_and_order_of_one_source() -> None:
 
 
 def test_rewriter_refuses_packets_from_before_the_first_and_far_too_late() -> None:
-    r = SequenceRewriter(10, 0)
+    r = LegWriter(10, 0, 0)
     assert r.rewrite(1, 500, 0, 0.0, 48_000) == (10, 0)
     assert r.rewrite(1, 499, 0, 0.0, 48_000) is None
     for seq in range(501, 501 + REORDER_WINDOW + 5):
@@ -44,7 +43,7 @@ def test_rewriter_refuses_packets_from_before_the_first_and_far_too_late() -> No
 
 
 def test_rewriter_continues_across_a_new_source_and_never_goes_back() -> None:
-    r = SequenceRewriter(65_535, 4_294_967_200)
+    r = LegWriter(65_535, 4_294_967_200, 0)
     assert r.rewrite(1, 100, 9000, 10.0, 90_000) == (65_535, 4_294_967_200)
     assert r.rewrite(1, 101, 12_000, 10.25, 90_000) == (0, 2904)
     # A track replaced: a new SSRC with its own numbering goes on from 1, timestamp by wall clock.
@@ -86,19 +85,28 @@ def _negotiated(kind: str) -> list[RTCRtpHeaderExtensionParameters]:
             for i, e in enumerate(HEADER_EXTENSIONS[kind], start=1)]
 
 
+def _writer(kind: str, negotiated: list[RTCRtpHeaderExtensionParameters] | None = None,
+            rtx_payload_type: int = -1) -> LegWriter:
+    writer = LegWriter(65_535, 4_294_967_295, 7)
+    writer.configure(111, 0xDEADBEEF, rtx_payload_type, 0xFEEDF00D,
+                     *extension_headers(_negotiated(kind) if negotiated is None else negotiated,
+                                        "3"))
+    return writer
+
+
 def test_packets_written_directly_read_back_as_aiortc_writes_them() -> None:
     now = 1_796_400_000.25
     for kind, level in (("audio", (True, 42)), ("video", None)):
-        negotiated = _negotiated(kind)
         ids = HeaderExtensionsMap()
-        ids.configure(RTCRtpParameters(headerExtensions=negotiated))
-        writer = ExtensionWriter(negotiated, "3")
-        data = rtp_bytes(111, 1, 65_535, 4_294_967_295, 0xDEADBEEF, writer.block(now, level),
-                         b"payload")
+        ids.configure(RTCRtpParameters(headerExtensions=_negotiated(kind)))
+        written = _writer(kind).write(5, 100, 9000, 1, b"payload", level, 1.0, now, 90_000)
+        assert written is not None
+        data, timestamp = written
         packet = RtpPacket.parse(data, ids)
         assert (packet.payload_type, packet.marker, packet.sequence_number, packet.timestamp,
                 packet.ssrc, packet.payload) == (111, 1, 65_535, 4_294_967_295, 0xDEADBEEF,
                                                  b"payload")
+        assert timestamp == packet.timestamp
         assert packet.extensions.mid == "3"
         assert packet.extensions.audio_level == level
         # aiortc offers abs-send-time on video only.
@@ -109,15 +117,68 @@ def test_packets_written_directly_read_back_as_aiortc_writes_them() -> None:
 
 
 def test_only_negotiated_extensions_are_written() -> None:
-    assert ExtensionWriter([], "0").block(0.0, (False, 10)) == b""
-    bare = rtp_bytes(96, 0, 1, 2, 3, b"", b"x")
-    assert len(bare) == 13 and bare[0] == 0x80
-    only_mid = ExtensionWriter(_negotiated("video")[:1], "0")
-    assert RtpPacket.parse(rtp_bytes(96, 0, 1, 2, 3, only_mid.block(0.0, None), b"x")).payload \
-        == b"x"
+    assert extension_headers([], "0") == (b"", -1, -1)
+    written = _writer("audio", []).write(5, 1, 2, 0, b"x", (False, 10), 0.0, 0.0, 48_000)
+    assert written is not None and len(written[0]) == 13 and written[0][0] == 0x80
+    only_mid = _writer("video", _negotiated("video")[:1])
+    written = only_mid.write(5, 1, 2, 0, b"x", None, 0.0, 0.0, 90_000)
+    assert written is not None and RtpPacket.parse(written[0]).payload == b"x"
     # An id the one-byte form cannot carry is left out rather than written wrong.
     high = [RTCRtpHeaderExtensionParameters(id=15, uri=e.uri) for e in HEADER_EXTENSIONS["audio"]]
-    assert ExtensionWriter(high, "0").block(0.0, (False, 10)) == b""
+    assert extension_headers(high, "0") == (b"", -1, -1)
+    assert extension_headers(_negotiated("audio"), "x" * 17)[0] == b""
+
+
+def test_sent_packets_are_kept_for_nacks_and_sent_once() -> None:
+    writer = _writer("video")
+    sent = [writer.write(5, sequence, 3000, 0, bytes([sequence]), None, 0.0, 0.0, 90_000)
+            for sequence in range(10, 14)]
+    numbers = [RtpPacket.parse(s[0]).sequence_number for s in sent if s is not None]
+    assert numbers == [65_535, 0, 1, 2]
+    # The publisher's own retransmission of a packet already sent: not again, not a drop.
+    assert writer.write(5, 11, 3000, 0, b"\x0b", None, 0.0, 0.0, 90_000) is None
+    assert writer.drops == 0
+    # A NACK without RTX: the very packet again.
+    assert writer.retransmit(0) == sent[1][0]  # type: ignore[index]
+    assert writer.retransmit(3) is None and writer.retransmit(70_000) is None
+    # Older than the cache: gone.
+    for sequence in range(14, 14 + RTP_CACHE):
+        writer.write(5, sequence, 3000, 0, b"", None, 0.0, 0.0, 90_000)
+    assert writer.retransmit(0) is None
+    writer.clear()
+    assert writer.retransmit(numbers[-1] + RTP_CACHE) is None
+    # Refused by the rules (from before the source's first packet): counted.
+    assert writer.write(5, 9, 3000, 0, b"", None, 0.0, 0.0, 90_000) is None
+    assert writer.drops == 1
+
+
+def test_a_nack_is_answered_with_rtx_where_negotiated() -> None:
+    writer = _writer("video", rtx_payload_type=112)
+    original = writer.write(5, 10, 3000, 1, b"media", None, 0.0, 0.0, 90_000)
+    assert original is not None
+    first, second = writer.retransmit(65_535), writer.retransmit(65_535)
+    assert first is not None and second is not None
+    rtx = RtpPacket.parse(first)
+    # RFC 4588: the RTX stream's own numbering, then the original number before the payload.
+    assert (rtx.payload_type, rtx.ssrc, rtx.sequence_number, rtx.marker, rtx.timestamp) == (
+        112, 0xFEEDF00D, 7, 1, 4_294_967_295)
+    assert rtx.payload == b"\xff\xff" + b"media"
+    assert RtpPacket.parse(second).sequence_number == 8
+    assert first[12:].startswith(original[0][12:16])  # the same extension block
+
+
+def test_a_leg_refuses_to_write_before_it_is_configured_or_wrong_values() -> None:
+    writer = LegWriter(1, 2, 3)
+    with pytest.raises(RuntimeError, match="not configured"):
+        writer.write(5, 1, 2, 0, b"x", None, 0.0, 0.0, 90_000)
+    assert writer.retransmit(1) is None
+    with pytest.raises(ValueError, match="out of range"):
+        writer.configure(128, 1, -1, 2, b"", -1, -1)
+    writer.configure(96, 1, -1, 2, b"", -1, -1)
+    with pytest.raises(TypeError, match="must be bytes"):
+        writer.write(5, 1, 2, 0, "x", None, 0.0, 0.0, 90_000)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="audio_level"):
+        writer.write(5, 1, 2, 0, b"x", (1,), 0.0, 0.0, 90_000)  # type: ignore[arg-type]
 
 
 def test_ntp_time_agrees_with_aiortcs_clock() -> None:
