@@ -1,6 +1,10 @@
-"""The C part of the media path (rooms/_native.c); everything else is in pyproject.toml."""
+"""The C part of the media path (rooms/native/, the module rooms._native); everything else is in
+pyproject.toml."""
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("rooms._native", ["rooms/_native.c"],
-                             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror"])])
+NATIVE = ["module.c", "rate.c", "jitter.c", "srtp.c", "leg.c"]
+
+setup(ext_modules=[Extension("rooms._native", [f"rooms/native/{name}" for name in NATIVE],
+                             depends=["rooms/native/native.h"],
+                             extra_compile_args=["-O2", "-Wall", "-Wextra"])])

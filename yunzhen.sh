@@ -24,10 +24,10 @@ apt_install() {
 python_env() {  # $1: pip extras ("" or "test")
   local want=".${1:+[$1]}"
   if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then apt_install python3-venv; fi
-  # A C compiler and Python's headers: pip builds the media path's C part (rooms/_native.c).
+  # A C compiler and Python's headers: pip builds the media path's C part (rooms/native/).
   apt_install gcc libc6-dev python3-dev
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-  local base="$VENV/.yunzhen-$(cat pyproject.toml setup.py rooms/_native.c | sha256sum | cut -c1-16)"
+  local base="$VENV/.yunzhen-$(cat pyproject.toml setup.py rooms/native/* | sha256sum | cut -c1-16)"
   local stamp="$base${1:+-$1}"
   # The test extras include everything serve needs: after `test`, `serve` installs nothing.
   if [ ! -f "$stamp" ] && [ ! -f "$base-test" ]; then

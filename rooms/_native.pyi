@@ -1,14 +1,16 @@
+"""rooms._native (rooms/native/*.c), for mypy."""
+
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
 class RemoteBitrateEstimator:
-    """aiortc.rate.RemoteBitrateEstimator's rules in C (rooms/_native.c)."""
+    """aiortc.rate.RemoteBitrateEstimator's rules in C (rooms/native/rate.c)."""
 
     def add(self, arrival_time_ms: int, abs_send_time: int, payload_size: int,
             ssrc: int) -> tuple[int, list[int]] | None: ...
 
 class JitterBuffer:
-    """aiortc.jitterbuffer.JitterBuffer in C (rooms/_native.c)."""
+    """aiortc.jitterbuffer.JitterBuffer in C (rooms/native/jitter.c)."""
 
     def __init__(self, capacity: int, prefetch: int = 0, is_video: bool = False) -> None: ...
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]: ...
@@ -16,7 +18,7 @@ class JitterBuffer:
 def vp8_depayload(payload: bytes) -> bytes: ...
 
 class Srtp:
-    """A pylibsrtp session's protect and unprotect, in C (rooms/_native.c)."""
+    """A pylibsrtp session's protect and unprotect, in C (rooms/native/srtp.c)."""
 
     def __init__(self, owner: object, session: int, protect: int, unprotect: int,
                  protect_rtcp: int) -> None: ...
@@ -29,7 +31,7 @@ REORDER_WINDOW: int
 RETIRED_SOURCES: int
 
 class LegWriter:
-    """One RTP leg's rewriting, packets and NACK cache, in C (rooms/_native.c)."""
+    """One RTP leg's rewriting, packets and NACK cache, in C (rooms/native/leg.c)."""
 
     drops: int
 

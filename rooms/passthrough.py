@@ -110,16 +110,16 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    the recording's frames) with its PLIs, and the frames handed to ``__decoder_queue`` through
    ``__timestamp_mapper`` (11.). Its RTCP (REMB, NACK, PLI, from ``__rtcp_ssrc``) goes out as 12.
    does, SRTCP-protected. STUN, DTLS and SRTCP keep aiortc's path.
-15. The receive bookkeeping in C (rooms/_native.c): each video receiver keeps an ``aiortc.rate.
-   RemoteBitrateEstimator`` in its private ``__remote_bitrate_estimator``, and every receiver a
-   ``JitterBuffer`` in ``__jitter_buffer``; ``_handle_rtp_packet`` and 14. call their ``add``
-   for every packet, in Python arithmetic that costs more than anything else the receive path
-   does per packet. ``use_native_parts`` puts ``rooms._native``'s in their place (the jitter
-   buffer with the same capacity, prefetch and video flag, read from aiortc's private
-   ``_capacity``, ``_prefetch`` and ``_is_video``) before the receiver takes a packet, and 14.
-   strips VP8 payload descriptors with ``rooms._native.vp8_depayload``: the same rules in the
-   same arithmetic, so the same REMBs and frames (tests/rooms/test_native_rate.py and
-   test_native_jitter.py feed both the same packets).
+15. The receive bookkeeping in C (rooms/native/rate.c and jitter.c): each video receiver keeps
+   an ``aiortc.rate.RemoteBitrateEstimator`` in its private ``__remote_bitrate_estimator``, and
+   every receiver a ``JitterBuffer`` in ``__jitter_buffer``; ``_handle_rtp_packet`` and 14.
+   call their ``add`` for every packet, in Python arithmetic that costs more than anything
+   else the receive path does per packet. ``use_native_parts`` puts ``rooms._native``'s in
+   their place (the jitter buffer with the same capacity, prefetch and video flag, read from
+   aiortc's private ``_capacity``, ``_prefetch`` and ``_is_video``) before the receiver takes
+   a packet, and 14. strips VP8 payload descriptors with ``rooms._native.vp8_depayload``: the
+   same rules in the same arithmetic, so the same REMBs and frames (tests/rooms/
+   test_native_rate.py and test_native_jitter.py feed both the same packets).
 16. SRTP without pylibsrtp's Python wrapper: ``pylibsrtp.Session.protect`` and ``unprotect``
    copy each packet into a cffi buffer and out again in Python around libsrtp's call.
    ``native_srtp`` wraps a session in ``rooms._native.Srtp``, which calls libsrtp's

@@ -141,7 +141,7 @@ class RtpLeg(MediaStreamTrack):
         self._need_keyframe = kind == "video"
         self._stopped = asyncio.Event()
         self._send: Callable[[bytes], bool] | None = None
-        # The numbering, the packets' bytes and the NACK cache (rooms/_native.c).
+        # The numbering, the packets' bytes and the NACK cache (rooms/native/leg.c).
         self._writer = LegWriter(random.getrandbits(16), random.getrandbits(32),
                                  random.getrandbits(16))
 

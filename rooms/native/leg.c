@@ -1,0 +1,419 @@
+/* LegWriter: what rooms/rtp_forward.py's RtpLeg does to each packet it forwards, rewriting its
+ * sequence number and timestamp, writing its header and extensions for the subscriber, and
+ * keeping it to answer NACKs (tests/rooms/test_rtp_forward.py).
+ */
+#include "native.h"
+
+/* One subscriber's leg: rewriting and writing RTP packets ---------------------------------- */
+
+/* Rewritten packets kept per leg to answer a subscriber's NACK: about 2 s of 640x480 video. */
+#define RTP_CACHE 512
+/* How far behind the newest packet sent a late packet may still go out: libsrtp refuses to
+ * protect an index older than its replay window (128), and a subscriber has given up by then. */
+#define REORDER_WINDOW 64
+/* Sources a leg remembers having left: a late retransmission of one must not switch back. */
+#define RETIRED_SOURCES 8
+/* Seconds from the NTP epoch (1900) to the Unix epoch (1970). */
+#define NTP_OFFSET 2208988800.0
+/* The longest extension block: 0xBEDE and length, mid (1 + 16), abs-send-time (4), audio
+ * level (2), padding. */
+#define MAX_EXTENSIONS 28
+
+typedef struct {
+    int used;
+    uint16_t sequence;
+    int marker;
+    uint32_t timestamp;
+    unsigned char extensions[MAX_EXTENSIONS];
+    int extensions_length;
+    PyObject *payload;  /* owned */
+} Sent;
+
+typedef struct {
+    PyObject_HEAD
+    /* Rewriting (see rewrite below). */
+    int has_source;
+    uint32_t source;
+    uint32_t retired[RETIRED_SOURCES];
+    int retired_count;
+    uint16_t sequence_offset;
+    uint32_t timestamp_offset;
+    uint16_t next_sequence;
+    uint32_t next_timestamp;
+    int has_max;
+    uint16_t max_sequence;
+    uint16_t source_start;
+    uint32_t last_timestamp;
+    double last_time;
+    /* Writing: what the subscriber negotiated (configure). */
+    int configured;
+    int payload_type;
+    uint32_t ssrc;
+    int rtx_payload_type;  /* -1: no RTX */
+    uint32_t rtx_ssrc;
+    uint16_t rtx_sequence;
+    unsigned char mid[17];
+    int mid_length;
+    int abs_send_time_header;  /* -1: not negotiated */
+    int audio_level_header;    /* -1: not negotiated */
+    Sent *cache;
+    long long drops;
+} LegWriter;
+
+/* True when 16-bit sequence number a comes after b (RFC 1982 arithmetic). */
+static int newer16(uint16_t a, uint16_t b)
+{
+    return a != b && (uint16_t)(a - b) < 0x8000;
+}
+
+/* The output (sequence, timestamp) of an input packet; 0 to drop it (a source the leg has
+ * left, from before the source's first packet here, or more than REORDER_WINDOW too late).
+ * When the input source changes (a track replaced, a screen share restarted) the offsets are
+ * chosen again so the output goes on from where it was, its timestamp advanced by the
+ * wall-clock time in between. */
+static int leg_rewrite(LegWriter *self, uint32_t source, uint16_t sequence, uint32_t timestamp,
+                       double now, double clock_rate, uint16_t *out_sequence,
+                       uint32_t *out_timestamp)
+{
+    if (!self->has_source || source != self->source) {
+        for (int i = 0; i < self->retired_count; i++)
+            if (self->retired[i] == source)
+                return 0;
+        if (self->has_source) {
+            if (self->retired_count == RETIRED_SOURCES) {
+                memmove(self->retired, self->retired + 1,
+                        (RETIRED_SOURCES - 1) * sizeof(uint32_t));
+                self->retired_count -= 1;
+            }
+            self->retired[self->retired_count++] = self->source;
+            self->next_sequence = (uint16_t)(self->max_sequence + 1);
+            double elapsed = (now - self->last_time) * clock_rate;
+            int64_t ticks = (int64_t)elapsed;
+            if (ticks < 1)
+                ticks = 1;
+            self->next_timestamp = (uint32_t)(self->last_timestamp + (uint64_t)ticks);
+        }
+        self->has_source = 1;
+        self->source = source;
+        self->source_start = self->next_sequence;
+        self->sequence_offset = (uint16_t)(self->next_sequence - sequence);
+        self->timestamp_offset = self->next_timestamp - timestamp;
+    }
+    uint16_t rewritten = (uint16_t)(sequence + self->sequence_offset);
+    if (newer16(self->source_start, rewritten))
+        return 0;
+    uint32_t rewritten_timestamp = timestamp + self->timestamp_offset;
+    if (!self->has_max || newer16(rewritten, self->max_sequence)) {
+        self->has_max = 1;
+        self->max_sequence = rewritten;
+        self->last_timestamp = rewritten_timestamp;
+        self->last_time = now;
+    } else if ((uint16_t)(self->max_sequence - rewritten) > REORDER_WINDOW) {
+        return 0;
+    }
+    *out_sequence = rewritten;
+    *out_timestamp = rewritten_timestamp;
+    return 1;
+}
+
+/* The one-byte-form extension block (RFC 8285) of a packet sent at ``wall`` (Unix seconds):
+ * mid, abs-send-time, and the audio level when there is one; its length, 0 for none. */
+static int leg_extensions(const LegWriter *self, double wall, int has_level, int voice,
+                          int level, unsigned char *out)
+{
+    int length = 4;
+    memcpy(out + length, self->mid, (size_t)self->mid_length);
+    length += self->mid_length;
+    if (self->abs_send_time_header >= 0) {
+        /* 6.18 fixed-point seconds, the low 24 bits. */
+        uint32_t abs_send_time = (uint32_t)((int64_t)((wall + NTP_OFFSET) * (1 << 18))
+                                            & 0xFFFFFF);
+        out[length++] = (unsigned char)self->abs_send_time_header;
+        out[length++] = (unsigned char)(abs_send_time >> 16);
+        out[length++] = (unsigned char)(abs_send_time >> 8);
+        out[length++] = (unsigned char)abs_send_time;
+    }
+    if (has_level && self->audio_level_header >= 0) {
+        out[length++] = (unsigned char)self->audio_level_header;
+        out[length++] = (unsigned char)((voice ? 0x80 : 0) | (level & 0x7F));
+    }
+    if (length == 4)
+        return 0;
+    while (length % 4)
+        out[length++] = 0;
+    out[0] = 0xBE;
+    out[1] = 0xDE;
+    out[2] = (unsigned char)(((length - 4) / 4) >> 8);
+    out[3] = (unsigned char)((length - 4) / 4);
+    return length;
+}
+
+/* An RTP packet (RFC 3550, no CSRC): the header, the extension block and ``prefix`` (RTX's
+ * original sequence number) and ``payload``. */
+static PyObject *rtp_packet(int payload_type, int marker, uint16_t sequence, uint32_t timestamp,
+                            uint32_t ssrc, const unsigned char *extensions, int extensions_length,
+                            const unsigned char *prefix, int prefix_length, PyObject *payload)
+{
+    Py_ssize_t payload_length = PyBytes_GET_SIZE(payload);
+    PyObject *data = PyBytes_FromStringAndSize(
+        NULL, 12 + extensions_length + prefix_length + payload_length);
+    if (data == NULL)
+        return NULL;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(data);
+    out[0] = extensions_length ? 0x90 : 0x80;
+    out[1] = (unsigned char)((marker ? 0x80 : 0) | (payload_type & 0x7F));
+    out[2] = (unsigned char)(sequence >> 8);
+    out[3] = (unsigned char)sequence;
+    out[4] = (unsigned char)(timestamp >> 24);
+    out[5] = (unsigned char)(timestamp >> 16);
+    out[6] = (unsigned char)(timestamp >> 8);
+    out[7] = (unsigned char)timestamp;
+    out[8] = (unsigned char)(ssrc >> 24);
+    out[9] = (unsigned char)(ssrc >> 16);
+    out[10] = (unsigned char)(ssrc >> 8);
+    out[11] = (unsigned char)ssrc;
+    out += 12;
+    memcpy(out, extensions, (size_t)extensions_length);
+    out += extensions_length;
+    memcpy(out, prefix, (size_t)prefix_length);
+    out += prefix_length;
+    memcpy(out, PyBytes_AS_STRING(payload), (size_t)payload_length);
+    return data;
+}
+
+static PyObject *leg_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"first_sequence", "first_timestamp", "first_rtx_sequence", NULL};
+    unsigned long first_sequence, first_timestamp, first_rtx_sequence;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "kkk", names, &first_sequence,
+                                     &first_timestamp, &first_rtx_sequence))
+        return NULL;
+    LegWriter *self = (LegWriter *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->next_sequence = (uint16_t)first_sequence;
+    self->next_timestamp = (uint32_t)first_timestamp;
+    self->source_start = self->next_sequence;
+    self->rtx_sequence = (uint16_t)first_rtx_sequence;
+    self->rtx_payload_type = self->abs_send_time_header = self->audio_level_header = -1;
+    self->cache = PyMem_Calloc(RTP_CACHE, sizeof(Sent));
+    if (self->cache == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+static void leg_clear_cache(LegWriter *self)
+{
+    for (int i = 0; i < RTP_CACHE; i++) {
+        Py_CLEAR(self->cache[i].payload);
+        self->cache[i].used = 0;
+    }
+}
+
+static void leg_dealloc(LegWriter *self)
+{
+    if (self->cache != NULL) {
+        leg_clear_cache(self);
+        PyMem_Free(self->cache);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* configure(payload_type, ssrc, rtx_payload_type, rtx_ssrc, mid, abs_send_time_header,
+ * audio_level_header): what the subscriber negotiated, again at each renegotiation (the
+ * numbering goes on). ``mid`` is the mid's whole element (b"" for none), the headers the
+ * elements' first bytes (-1 for none), rtx_payload_type -1 for no RTX. */
+static PyObject *leg_configure(LegWriter *self, PyObject *args)
+{
+    int payload_type, rtx_payload_type, abs_send_time_header, audio_level_header;
+    unsigned long ssrc, rtx_ssrc;
+    const char *mid;
+    Py_ssize_t mid_length;
+    if (!PyArg_ParseTuple(args, "ikiky#ii", &payload_type, &ssrc, &rtx_payload_type, &rtx_ssrc,
+                          &mid, &mid_length, &abs_send_time_header, &audio_level_header))
+        return NULL;
+    if (payload_type < 0 || payload_type > 127 || rtx_payload_type < -1 || rtx_payload_type > 127
+            || mid_length > 17 || abs_send_time_header < -1 || abs_send_time_header > 255
+            || audio_level_header < -1 || audio_level_header > 255) {
+        PyErr_SetString(PyExc_ValueError, "configure(): a payload type, mid or header out of "
+                                          "range");
+        return NULL;
+    }
+    self->payload_type = payload_type;
+    self->ssrc = (uint32_t)ssrc;
+    self->rtx_payload_type = rtx_payload_type;
+    self->rtx_ssrc = (uint32_t)rtx_ssrc;
+    memcpy(self->mid, mid, (size_t)mid_length);
+    self->mid_length = (int)mid_length;
+    self->abs_send_time_header = abs_send_time_header;
+    self->audio_level_header = audio_level_header;
+    self->configured = 1;
+    Py_RETURN_NONE;
+}
+
+/* rewrite(source, sequence, timestamp, now, clock_rate): the rule alone, (sequence, timestamp)
+ * or None; write() applies it to each packet. */
+static PyObject *leg_rewrite_method(LegWriter *self, PyObject *args)
+{
+    unsigned long source, sequence, timestamp;
+    double now, clock_rate;
+    if (!PyArg_ParseTuple(args, "kkkdd", &source, &sequence, &timestamp, &now, &clock_rate))
+        return NULL;
+    uint16_t out_sequence;
+    uint32_t out_timestamp;
+    if (!leg_rewrite(self, (uint32_t)source, (uint16_t)sequence, (uint32_t)timestamp, now,
+                     clock_rate, &out_sequence, &out_timestamp))
+        Py_RETURN_NONE;
+    return Py_BuildValue("(Ik)", (unsigned int)out_sequence, (unsigned long)out_timestamp);
+}
+
+/* write(source, sequence, timestamp, marker, payload, audio_level, now, wall, clock_rate):
+ * the publisher's packet rewritten for this leg, as (bytes, rewritten timestamp), and kept to
+ * answer NACKs; None when it is dropped (counted in ``drops``) or was sent already (the
+ * publisher's retransmission of a packet this leg sent: SRTP refuses an index twice).
+ * ``audio_level`` is aiortc's (voice, -dBov) or None; ``now`` is monotonic, ``wall`` Unix time. */
+static PyObject *leg_write(LegWriter *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "write() takes 9 arguments");
+        return NULL;
+    }
+    if (!self->configured) {
+        PyErr_SetString(PyExc_RuntimeError, "write(): the leg is not configured");
+        return NULL;
+    }
+    unsigned long source = PyLong_AsUnsignedLong(args[0]);
+    unsigned long sequence = PyLong_AsUnsignedLong(args[1]);
+    unsigned long timestamp = PyLong_AsUnsignedLong(args[2]);
+    int marker = PyObject_IsTrue(args[3]);
+    double now = PyFloat_AsDouble(args[6]);
+    double wall = PyFloat_AsDouble(args[7]);
+    double clock_rate = PyFloat_AsDouble(args[8]);
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *payload = args[4];
+    if (!PyBytes_Check(payload)) {
+        PyErr_SetString(PyExc_TypeError, "write(): the payload must be bytes");
+        return NULL;
+    }
+    int has_level = 0, voice = 0, level = 0;
+    if (args[5] != Py_None) {
+        if (!PyTuple_Check(args[5]) || PyTuple_GET_SIZE(args[5]) != 2) {
+            PyErr_SetString(PyExc_TypeError, "write(): audio_level is (voice, level) or None");
+            return NULL;
+        }
+        voice = PyObject_IsTrue(PyTuple_GET_ITEM(args[5], 0));
+        level = (int)PyLong_AsLong(PyTuple_GET_ITEM(args[5], 1));
+        if (voice < 0 || (level == -1 && PyErr_Occurred()))
+            return NULL;
+        has_level = 1;
+    }
+    uint16_t out_sequence;
+    uint32_t out_timestamp;
+    if (!leg_rewrite(self, (uint32_t)source, (uint16_t)sequence, (uint32_t)timestamp, now,
+                     clock_rate, &out_sequence, &out_timestamp)) {
+        self->drops += 1;
+        Py_RETURN_NONE;
+    }
+    Sent *sent = &self->cache[out_sequence % RTP_CACHE];
+    if (sent->used && sent->sequence == out_sequence)
+        Py_RETURN_NONE;
+    unsigned char extensions[MAX_EXTENSIONS];
+    int extensions_length = leg_extensions(self, wall, has_level, voice, level, extensions);
+    PyObject *data = rtp_packet(self->payload_type, marker, out_sequence, out_timestamp,
+                                self->ssrc, extensions, extensions_length, NULL, 0, payload);
+    if (data == NULL)
+        return NULL;
+    sent->used = 1;
+    sent->sequence = out_sequence;
+    sent->marker = marker;
+    sent->timestamp = out_timestamp;
+    memcpy(sent->extensions, extensions, (size_t)extensions_length);
+    sent->extensions_length = extensions_length;
+    Py_XSETREF(sent->payload, Py_NewRef(payload));
+    return Py_BuildValue("(Nk)", data, (unsigned long)out_timestamp);
+}
+
+/* retransmit(sequence): the packet this leg sent with ``sequence`` again, as RTX where the
+ * subscriber negotiated it (RFC 4588: the original sequence number, then the payload), or
+ * None when it is no longer kept. */
+static PyObject *leg_retransmit(LegWriter *self, PyObject *argument)
+{
+    long sequence = PyLong_AsLong(argument);
+    if (sequence == -1 && PyErr_Occurred())
+        return NULL;
+    if (sequence < 0 || sequence > 0xFFFF || !self->configured)
+        Py_RETURN_NONE;
+    Sent *sent = &self->cache[sequence % RTP_CACHE];
+    if (!sent->used || sent->sequence != sequence)
+        Py_RETURN_NONE;
+    if (self->rtx_payload_type >= 0) {
+        unsigned char original[2] = {(unsigned char)(sequence >> 8), (unsigned char)sequence};
+        PyObject *data = rtp_packet(self->rtx_payload_type, sent->marker, self->rtx_sequence,
+                                    sent->timestamp, self->rtx_ssrc, sent->extensions,
+                                    sent->extensions_length, original, 2, sent->payload);
+        self->rtx_sequence += 1;
+        return data;
+    }
+    return rtp_packet(self->payload_type, sent->marker, sent->sequence, sent->timestamp,
+                      self->ssrc, sent->extensions, sent->extensions_length, NULL, 0,
+                      sent->payload);
+}
+
+static PyObject *leg_clear(LegWriter *self, PyObject *unused)
+{
+    (void)unused;
+    leg_clear_cache(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *leg_drops(LegWriter *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromLongLong(self->drops);
+}
+
+static PyMethodDef leg_methods[] = {
+    {"configure", (PyCFunction)leg_configure, METH_VARARGS,
+     "configure(payload_type, ssrc, rtx_payload_type, rtx_ssrc, mid, abs_send_time_header, "
+     "audio_level_header)"},
+    {"rewrite", (PyCFunction)leg_rewrite_method, METH_VARARGS,
+     "rewrite(source, sequence, timestamp, now, clock_rate): (sequence, timestamp) or None"},
+    {"write", (PyCFunction)(void (*)(void))leg_write, METH_FASTCALL,
+     "write(source, sequence, timestamp, marker, payload, audio_level, now, wall, clock_rate): "
+     "(bytes, timestamp) or None"},
+    {"retransmit", (PyCFunction)leg_retransmit, METH_O,
+     "retransmit(sequence): the sent packet again (RTX where negotiated), or None"},
+    {"clear", (PyCFunction)leg_clear, METH_NOARGS, "clear(): forget the packets kept"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef leg_getset[] = {
+    {"drops", (getter)leg_drops, NULL, "packets dropped by the rewriting rules", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject LegWriterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rooms._native.LegWriter",
+    .tp_basicsize = sizeof(LegWriter),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "LegWriter(first_sequence, first_timestamp, first_rtx_sequence): one RTP leg's "
+              "rewriting, packets and NACK cache.",
+    .tp_new = leg_new,
+    .tp_dealloc = (destructor)leg_dealloc,
+    .tp_methods = leg_methods,
+    .tp_getset = leg_getset,
+};
+
+int leg_add_to(PyObject *module)
+{
+    if (PyType_Ready(&LegWriterType) < 0
+            || PyModule_AddObjectRef(module, "LegWriter", (PyObject *)&LegWriterType) < 0
+            || PyModule_AddIntConstant(module, "RTP_CACHE", RTP_CACHE) < 0
+            || PyModule_AddIntConstant(module, "REORDER_WINDOW", REORDER_WINDOW) < 0)
+        return -1;
+    return PyModule_AddIntConstant(module, "RETIRED_SOURCES", RETIRED_SOURCES);
+}

@@ -1,0 +1,26 @@
+/* rooms._native: the per-packet work of the media path, in C. Each piece is in its own file:
+ * rate.c (the REMB estimate), jitter.c (the recording's jitter buffer, VP8 depacketizing),
+ * srtp.c (libsrtp without pylibsrtp's wrapper), leg.c (an RTP leg's packets and NACK cache).
+ * Built by pip with the project (setup.py); rooms/_native.pyi types it for mypy.
+ */
+#include "native.h"
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "rooms._native",
+    .m_doc = "The per-packet work of the media path, in C.",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    PyObject *module = PyModule_Create(&native_module);
+    if (module == NULL)
+        return NULL;
+    if (rate_add_to(module) < 0 || jitter_add_to(module) < 0 || srtp_add_to(module) < 0
+            || leg_add_to(module) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
