@@ -151,10 +151,14 @@ static void jb_dealloc(JitterBuffer *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static int read_int(PyObject *object, const char *name, int64_t low, int64_t high,
+/* The packet attributes add() reads, as interned strings made once (jitter_add_to): a name
+ * given as a C string would be made into a new str object on every packet. */
+static PyObject *name_sequence_number = NULL, *name_timestamp = NULL, *name_data = NULL;
+
+static int read_int(PyObject *object, PyObject *name, int64_t low, int64_t high,
                     int64_t *value)
 {
-    PyObject *attribute = PyObject_GetAttrString(object, name);
+    PyObject *attribute = PyObject_GetAttr(object, name);
     if (attribute == NULL)
         return -1;
     *value = PyLong_AsLongLong(attribute);
@@ -162,7 +166,7 @@ static int read_int(PyObject *object, const char *name, int64_t low, int64_t hig
     if (*value == -1 && PyErr_Occurred())
         return -1;
     if (*value < low || *value > high) {
-        PyErr_Format(PyExc_ValueError, "packet.%s out of range", name);
+        PyErr_Format(PyExc_ValueError, "packet.%U out of range", name);
         return -1;
     }
     return 0;
@@ -173,10 +177,10 @@ static int read_int(PyObject *object, const char *name, int64_t low, int64_t hig
 static PyObject *jb_add(JitterBuffer *self, PyObject *packet)
 {
     int64_t sequence, timestamp;
-    if (read_int(packet, "sequence_number", 0, 0xFFFF, &sequence) < 0
-            || read_int(packet, "timestamp", 0, 0xFFFFFFFF, &timestamp) < 0)
+    if (read_int(packet, name_sequence_number, 0, 0xFFFF, &sequence) < 0
+            || read_int(packet, name_timestamp, 0, 0xFFFFFFFF, &timestamp) < 0)
         return NULL;
-    PyObject *data = PyObject_GetAttrString(packet, "_data");
+    PyObject *data = PyObject_GetAttr(packet, name_data);
     if (data == NULL)
         return NULL;
     if (!PyBytes_Check(data)) {
@@ -305,6 +309,13 @@ int jitter_add_to(PyObject *module)
 {
     if (PyType_Ready(&JitterBufferType) < 0)
         return -1;
+    if (name_sequence_number == NULL) {
+        name_sequence_number = PyUnicode_InternFromString("sequence_number");
+        name_timestamp = PyUnicode_InternFromString("timestamp");
+        name_data = PyUnicode_InternFromString("_data");
+        if (name_sequence_number == NULL || name_timestamp == NULL || name_data == NULL)
+            return -1;
+    }
     if (jitter_frame_type == NULL) {
         PyObject *jitterbuffer = PyImport_ImportModule("aiortc.jitterbuffer");
         if (jitterbuffer == NULL)
