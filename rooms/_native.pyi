@@ -1,6 +1,11 @@
 """rooms._native (rooms/native/*.c), for mypy."""
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket
 
 class RemoteBitrateEstimator:
@@ -30,10 +35,23 @@ RTP_CACHE: int
 REORDER_WINDOW: int
 RETIRED_SOURCES: int
 
+class RtpSink:
+    """A synchronous SRTP send on an aiortc DTLS transport, in C (rooms/native/sink.c)."""
+
+    sent: int
+
+    def __init__(self, dtls: object, nominated: dict[int, Any], connected: object,
+                 make_srtp: Callable[[Any], Srtp]) -> None: ...
+    def send(self, packet: bytes) -> bool: ...
+    def send_rtcp(self, packet: bytes) -> bool: ...
+
 class LegWriter:
     """One RTP leg's rewriting, packets and NACK cache, in C (rooms/native/leg.c)."""
 
     drops: int
+    packets: int
+    live: bool
+    gate: Callable[[bytes], bool] | None
 
     def __init__(self, first_sequence: int, first_timestamp: int,
                  first_rtx_sequence: int) -> None: ...
@@ -46,3 +64,9 @@ class LegWriter:
               clock_rate: float) -> tuple[bytes, int] | None: ...
     def retransmit(self, sequence: int) -> bytes | None: ...
     def clear(self) -> None: ...
+    def attach(self, sink: RtpSink, sender: RTCRtpSender, mime_type: str,
+               clock_rate: float) -> None: ...
+    def detach(self) -> None: ...
+
+def forward(legs: Sequence[LegWriter], packet: RtpPacket, codec: RTCRtpCodecParameters,
+            now: float, wall: float) -> int: ...

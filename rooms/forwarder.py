@@ -27,6 +27,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 
 from rooms import passthrough
+from rooms._native import LegWriter, forward
 from rooms.rtp_forward import RtpLeg
 
 logger = logging.getLogger(__name__)
@@ -184,6 +185,8 @@ class TrackForwarder:
         # forwarding = "rtp": subscribers get each RTP packet from the receiver's hook, and the
         # frames (one depacketizer per track) go to the recorder alone.
         self._legs: dict[str, RtpLeg] = {}
+        # The legs' writers, for rooms._native.forward: one tuple, made again when legs change.
+        self._writers: tuple[LegWriter, ...] = ()
         self._last_pli = -KEYFRAME_INTERVAL
         self._reader: asyncio.Task[None] | None = None
         self._pli_tasks: set[asyncio.Task[None]] = set()
@@ -201,8 +204,7 @@ class TrackForwarder:
         if self._closed:
             return
         self.packets += 1
-        for leg in list(self._legs.values()):
-            leg.forward(packet, codec)
+        forward(self._writers, packet, codec, self._clock(), time.time())
 
     def _on_level(self, timestamp: int, level: int) -> None:
         if self._closed:
@@ -237,8 +239,9 @@ class TrackForwarder:
         self.unsubscribe(subscriber_id)
         if self.forwarding == "rtp":
             leg = RtpLeg(self.kind, self.request_keyframe,
-                         label=f"{self.publisher_id}->{subscriber_id}", clock_fn=self._clock)
+                         label=f"{self.publisher_id}->{subscriber_id}")
             self._legs[subscriber_id] = leg
+            self._writers = tuple(leg.writer for leg in self._legs.values())
             return leg
         forwarded = ForwardedTrack(self.kind, self._queue_size, self.request_keyframe,
                                    label=f"{self.publisher_id}->{subscriber_id}",
@@ -253,6 +256,7 @@ class TrackForwarder:
         leg = self._legs.pop(subscriber_id, None)
         if leg is not None:
             leg.stop()
+            self._writers = tuple(leg.writer for leg in self._legs.values())
 
     @property
     def drops(self) -> int:
@@ -317,6 +321,7 @@ class TrackForwarder:
         for leg in self._legs.values():
             leg.stop()
         self._legs.clear()
+        self._writers = ()
         tasks = [t for t in (self._reader, *self._pli_tasks) if t is not None]
         for task in tasks:
             task.cancel()

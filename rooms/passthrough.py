@@ -54,8 +54,9 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    packet goes out through ``sender.transport._send_rtp`` (SRTP, then ICE), as the sender's own
    loop does.
 10. Sender reports: the sender's ``_run_rtcp`` loop reports its private ``__ntp_timestamp``,
-   ``__rtp_timestamp``, ``__packet_count`` and ``__octet_count``; ``count_sent`` keeps them up to
-   date for what a leg forwards. NACKs: ``RTCRtpSender._handle_rtcp_packet`` awaits
+   ``__rtp_timestamp``, ``__packet_count`` and ``__octet_count``; ``rooms._native.forward``
+   keeps them up to date for what a leg forwards (``check_sender_counters`` checks they exist).
+   NACKs: ``RTCRtpSender._handle_rtcp_packet`` awaits
    ``self._retransmit(seq)`` for each lost sequence number; ``answer_nacks`` shadows it on one
    sender instance so the leg answers from its own cache of rewritten packets.
 11. Frames without the decoder thread: ``RTCRtpReceiver.receive`` starts a thread that takes each
@@ -73,8 +74,11 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    ``_tx_srtp`` session (when ``_state`` is connected) and awaits its ICE transport's ``_send``,
    which is aioice's ``Connection.send`` → ``sendto`` → the nominated pair's (``_nominated[1]``)
    ``protocol.send_data`` → the datagram transport's ``sendto``: four coroutines for one
-   synchronous system call. ``rtp_sender`` does the same steps without them for one sender's
-   transport, keeping its private ``__tx_bytes`` and ``__tx_packets`` (its getStats) up to date.
+   synchronous system call. ``rtp_sink`` does the same steps without them, in C
+   (``rooms._native.RtpSink``, rooms/native/sink.c), keeping the transport's private
+   ``__tx_bytes`` and ``__tx_packets`` (its getStats) up to date. It reads ``_state``,
+   ``_nominated[1]``, the pair's ``protocol.transport`` and ``_tx_srtp`` again on every send, so
+   a closed, restarted or re-keyed transport is never written to with what it had before.
 13. Retransmissions routed after a second video track: ``RTCDtlsTransport.
    _register_rtp_receiver`` gives its ``RtpRouter`` a receiver's media SSRCs and payload types,
    not the RTX SSRC the description pairs with them (``a=ssrc-group:FID``, which aiortc keeps in
@@ -175,8 +179,8 @@ from aiortc.rtp import (
 from recordings.codecs import h264_is_keyframe, vp8_is_keyframe
 from rooms._native import JitterBuffer as NativeJitterBuffer
 from rooms._native import RemoteBitrateEstimator as NativeEstimator
+from rooms._native import RtpSink, vp8_depayload
 from rooms._native import Srtp as NativeSrtp
-from rooms._native import vp8_depayload
 from rooms.config import MediaConfig
 
 logger = logging.getLogger(__name__)
@@ -676,39 +680,17 @@ def native_srtp(session: pylibsrtp.Session) -> NativeSrtp:
                       *(int(ffi.cast("uintptr_t", function)) for function in functions))
 
 
-def _srtp_sender(dtls: RTCDtlsTransport, rtcp: bool) -> Callable[[bytes], bool]:
-    """A synchronous send on ``dtls`` (see 12. above) of RTP, or of RTCP when ``rtcp``."""
-    nominated = _nominated(dtls)
-    # The transport's session, set when DTLS connects, and its native wrapper (16.).
-    wrapped: tuple[Any, NativeSrtp] | None = None
-
-    def send(data: bytes) -> bool:
-        nonlocal wrapped
-        if dtls._state is not DtlsState.CONNECTED:
-            return False
-        pair = nominated.get(1)
-        if pair is None:
-            return False
-        transport = pair.protocol.transport
-        if transport is None or transport.is_closing():
-            return False
-        if wrapped is None or wrapped[0] is not dtls._tx_srtp:
-            wrapped = (dtls._tx_srtp, native_srtp(dtls._tx_srtp))
-        session = wrapped[1]
-        protected = session.protect_rtcp(data) if rtcp else session.protect(data)
-        transport.sendto(protected, pair.remote_addr)
-        dtls._RTCDtlsTransport__tx_bytes += len(protected)  # type: ignore[attr-defined]
-        dtls._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
-        return True
-
-    return send
+def rtp_sink(dtls: RTCDtlsTransport) -> RtpSink:
+    """A synchronous send on ``dtls`` (see 12. above): its ``send`` (RTP) and ``send_rtcp``
+    answer True when the packet went to the socket, False when the transport is not connected
+    (yet or any more). Each send reads the transport's state, pair and SRTP session again."""
+    return RtpSink(dtls, _nominated(dtls), DtlsState.CONNECTED, native_srtp)
 
 
-def rtp_sender(sender: RTCRtpSender) -> Callable[[bytes], bool]:
-    """A synchronous send of RTP on ``sender``'s transport (see 12. above): True when the packet
-    went to the socket, False when the transport is not connected (yet or any more). Make it once
-    the sender starts: bundling may give the sender another transport before."""
-    return _srtp_sender(sender.transport, rtcp=False)
+def rtp_sender(sender: RTCRtpSender) -> RtpSink:
+    """``rtp_sink`` of ``sender``'s transport. Make it once the sender starts: bundling may give
+    the sender another transport before."""
+    return rtp_sink(sender.transport)
 
 
 def receive_inline(dtls: RTCDtlsTransport) -> bool:
@@ -725,7 +707,7 @@ def receive_inline(dtls: RTCDtlsTransport) -> bool:
     original = protocol.datagram_received
     router = dtls._rtp_router
     extensions_map = dtls._rtp_header_extensions_map
-    send_rtcp = _srtp_sender(dtls, rtcp=True)
+    send_rtcp = rtp_sink(dtls).send_rtcp
     unprotect = native_srtp(rx_srtp).unprotect
     # This transport's receivers: a plain dict is quicker than the weak one, and lives as long.
     receivings: dict[Any, _Receiving] = {}
@@ -777,16 +759,6 @@ def check_sender_counters(sender: RTCRtpSender) -> None:
         if not isinstance(getattr(sender, name, None), int):
             raise RuntimeError(f"aiortc RTCRtpSender has no {name}: the sender report hook is "
                                "broken")
-
-
-def count_sent(sender: RTCRtpSender, ntp_timestamp: int, rtp_timestamp: int,
-               payload_size: int) -> None:
-    """Count a packet a leg sent on ``sender`` at ``ntp_timestamp`` for its sender reports
-    (see 10. above)."""
-    sender._RTCRtpSender__ntp_timestamp = ntp_timestamp  # type: ignore[attr-defined]
-    sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
-    sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
-    sender._RTCRtpSender__octet_count += payload_size  # type: ignore[attr-defined]
 
 
 def answer_nacks(sender: RTCRtpSender, retransmit: Callable[[int], Awaitable[None]]) -> None:

@@ -5,9 +5,12 @@ rewritten, then is encrypted by the subscriber's transport; no frame is assemble
 The pieces of aiortc each leg borrows (private names, listed in rooms/passthrough.py 8.–12.): the
 sender's negotiated parameters, its RTCP loop (sender reports from the counters a leg keeps up to
 date) and its transport's SRTP session and ICE pair (``rtp_sender``: a packet is forwarded with
-no coroutine from the receiver's hook to the socket). The per-packet rules (sequence and
-timestamp rewriting, the packets' bytes, the NACK cache) are rooms._native.LegWriter's, in C;
-keyframe starts are found here. Both have no asyncio and are tested synchronously.
+no coroutine from the receiver's hook to the socket). The per-packet work is in C:
+rooms._native.LegWriter holds a leg's rules (sequence and timestamp rewriting, the packets'
+bytes, the NACK cache), and ``rooms._native.forward`` hands a publisher's packet to all its
+legs at once, each sent on its RtpSink and counted for its sender reports. Keyframe starts,
+looked for only until a video leg's first, are found here. Both have no asyncio and are tested
+synchronously.
 """
 
 from __future__ import annotations
@@ -15,12 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Callable, Iterable
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import (
-    RTCRtpCodecParameters,
     RTCRtpHeaderExtensionParameters,
     RTCRtpSendParameters,
 )
@@ -28,20 +29,13 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket
 
 from rooms import passthrough
-from rooms._native import LegWriter
+from rooms._native import LegWriter, RtpSink
 
 logger = logging.getLogger(__name__)
 
-# Seconds from the NTP epoch (1900) to the Unix epoch (1970).
-NTP_OFFSET = 2_208_988_800
 MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
-
-
-def ntp_time(now: float) -> int:
-    """``now`` (Unix seconds) as a 64-bit NTP timestamp."""
-    return int((now + NTP_OFFSET) * (1 << 32))
 
 
 def extension_headers(negotiated: Iterable[RTCRtpHeaderExtensionParameters],
@@ -120,39 +114,40 @@ class RtpLeg(MediaStreamTrack):
 
     It is the track of the subscriber's sendonly transceiver only so that aiortc negotiates and
     starts the sender: the sender's own RTP loop waits in ``recv`` until the leg stops, and
-    packets reach the sender's transport through ``forward``. A video leg starts at a keyframe,
-    asked from the publisher by ``request_keyframe``.
+    packets reach the sender's transport through ``rooms._native.forward`` on ``writer``, which
+    sends once the sender has started and its loop runs (``writer.live``). A video leg starts at
+    a keyframe, asked from the publisher by ``request_keyframe``.
     """
 
-    def __init__(self, kind: str, request_keyframe: Callable[[], None], label: str,
-                 clock_fn: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, kind: str, request_keyframe: Callable[[], None], label: str) -> None:
         super().__init__()
         self.kind = kind
         self.label = label
-        self.packets = 0
         self.retransmits = 0
-        self._mismatched = 0
         self._request_keyframe = request_keyframe
-        self._clock = clock_fn
         self._sender: RTCRtpSender | None = None
-        self._codec: RTCRtpCodecParameters | None = None
-        self._publisher_codec: RTCRtpCodecParameters | None = None
-        self._active = False
-        self._need_keyframe = kind == "video"
+        self._sink: RtpSink | None = None
+        self._codec_name = ""
         self._stopped = asyncio.Event()
-        self._send: Callable[[bytes], bool] | None = None
-        # The numbering, the packets' bytes and the NACK cache (rooms/native/leg.c).
-        self._writer = LegWriter(random.getrandbits(16), random.getrandbits(32),
-                                 random.getrandbits(16))
+        # The numbering, the packets' bytes, the NACK cache and the send (rooms/native/leg.c).
+        self.writer = LegWriter(random.getrandbits(16), random.getrandbits(32),
+                                random.getrandbits(16))
+        if kind == "video":
+            self.writer.gate = self._starts_keyframe
+
+    @property
+    def packets(self) -> int:
+        return self.writer.packets
 
     @property
     def drops(self) -> int:
         """Packets not forwarded: of another codec, or refused by the rewriting rules."""
-        return self._mismatched + self._writer.drops
+        return self.writer.drops
 
     def bind(self, sender: RTCRtpSender) -> None:
         """Take the negotiated parameters of ``sender`` when it starts, and answer its NACKs."""
         self._sender = sender
+        passthrough.check_sender_counters(sender)
         passthrough.capture_send_parameters(sender, self._on_send)
         passthrough.answer_nacks(sender, self._retransmit)
 
@@ -165,18 +160,18 @@ class RtpLeg(MediaStreamTrack):
              and other.parameters.get("apt") == codec.payloadType
              and other.payloadType is not None), -1)
         # aiortc calls send() again on every renegotiation; the numbering goes on.
-        self._writer.configure(codec.payloadType, self._sender._ssrc, rtx_payload_type,
-                               self._sender._rtx_ssrc,
-                               *extension_headers(parameters.headerExtensions, parameters.muxId))
-        self._codec = codec
-        self._publisher_codec = None
-        self._send = passthrough.rtp_sender(self._sender)
+        self.writer.configure(codec.payloadType, self._sender._ssrc, rtx_payload_type,
+                              self._sender._rtx_ssrc,
+                              *extension_headers(parameters.headerExtensions, parameters.muxId))
+        self._codec_name = codec.name.lower()
+        self._sink = passthrough.rtp_sender(self._sender)
+        self.writer.attach(self._sink, self._sender, codec.mimeType.lower(), codec.clockRate)
 
     async def recv(self) -> RtpPacket:  # type: ignore[override]
         # The sender's RTP loop is running: the leg goes live; it never yields anything itself.
-        if not self._active and self.readyState == "live":
-            self._active = True
-            if self._need_keyframe:
+        if not self.writer.live and self.readyState == "live":
+            self.writer.live = True
+            if self.writer.gate is not None:
                 self._request_keyframe()
         await self._stopped.wait()
         raise MediaStreamError
@@ -184,39 +179,18 @@ class RtpLeg(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._stopped.set()
-        self._writer.clear()
+        self.writer.detach()
 
-    def forward(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
-        """Rewrite ``packet`` (the publisher's, decrypted, RTX undone) for this leg and send it."""
-        sender = self._sender
-        own = self._codec
-        send = self._send
-        if (not self._active or sender is None or own is None or send is None
-                or self.readyState != "live"):
-            return
-        if codec is not self._publisher_codec:
-            # The publisher's codec objects change only on renegotiation: compare names then.
-            if own.mimeType.lower() != codec.mimeType.lower():
-                self._mismatched += 1
-                return
-            self._publisher_codec = codec
-        if self._need_keyframe:
-            if not starts_keyframe(own.name.lower(), packet.payload):
-                self._request_keyframe()
-                return
-            self._need_keyframe = False
-        now = time.time()
-        written = self._writer.write(packet.ssrc, packet.sequence_number, packet.timestamp,
-                                     packet.marker, packet.payload,
-                                     packet.extensions.audio_level, self._clock(), now,
-                                     own.clockRate)
-        if written is None or not send(written[0]):
-            return
-        self.packets += 1
-        passthrough.count_sent(sender, ntp_time(now), written[1], len(packet.payload))
+    def _starts_keyframe(self, payload: bytes) -> bool:
+        """The gate of a video leg: open at a keyframe's first packet; until then each packet
+        asks the publisher for one."""
+        if starts_keyframe(self._codec_name, payload):
+            return True
+        self._request_keyframe()
+        return False
 
     async def _retransmit(self, sequence_number: int) -> None:
         """Answer a NACK from the cache: RTX where negotiated, else the packet again."""
-        data = self._writer.retransmit(sequence_number)
-        if data is not None and self._send is not None and self._send(data):
+        data = self.writer.retransmit(sequence_number)
+        if data is not None and self._sink is not None and self._sink.send(data):
             self.retransmits += 1

@@ -1,6 +1,8 @@
 /* LegWriter: what rooms/rtp_forward.py's RtpLeg does to each packet it forwards, rewriting its
  * sequence number and timestamp, writing its header and extensions for the subscriber, and
- * keeping it to answer NACKs (tests/rooms/test_rtp_forward.py).
+ * keeping it to answer NACKs (tests/rooms/test_rtp_forward.py); and ``forward``, which hands a
+ * publisher's packet to every leg: each one rewritten, sent on the subscriber's RtpSink and
+ * counted for the sender's reports, with no Python per leg.
  */
 #include "native.h"
 
@@ -58,7 +60,20 @@ typedef struct {
     int audio_level_header;    /* -1: not negotiated */
     Sent *cache;
     long long drops;
+    /* Forwarding (attach): where the leg sends, the sender whose reports count its packets,
+     * its codec's lower-case MIME type and clock rate. ``gate`` (a callable or NULL) sees each
+     * payload until it answers true (a video leg waiting for a keyframe). */
+    int live;
+    PyObject *sink, *sender, *mime, *gate, *publisher_codec;
+    double clock_rate;
+    long long packets;
 } LegWriter;
+
+static PyTypeObject LegWriterType;
+
+static PyObject *name_ssrc, *name_sequence_number, *name_timestamp, *name_marker, *name_payload,
+    *name_extensions, *name_audio_level, *name_mime_type, *name_lower, *name_ntp_timestamp,
+    *name_rtp_timestamp, *name_packet_count, *name_octet_count, *one;
 
 /* True when 16-bit sequence number a comes after b (RFC 1982 arithmetic). */
 static int newer16(uint16_t a, uint16_t b)
@@ -212,8 +227,31 @@ static void leg_clear_cache(LegWriter *self)
     }
 }
 
+static int leg_traverse(LegWriter *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->sink);
+    Py_VISIT(self->sender);
+    Py_VISIT(self->mime);
+    Py_VISIT(self->gate);
+    Py_VISIT(self->publisher_codec);
+    return 0;
+}
+
+static int leg_detach_all(LegWriter *self)
+{
+    self->live = 0;
+    Py_CLEAR(self->sink);
+    Py_CLEAR(self->sender);
+    Py_CLEAR(self->mime);
+    Py_CLEAR(self->gate);
+    Py_CLEAR(self->publisher_codec);
+    return 0;
+}
+
 static void leg_dealloc(LegWriter *self)
 {
+    PyObject_GC_UnTrack(self);
+    leg_detach_all(self);
     if (self->cache != NULL) {
         leg_clear_cache(self);
         PyMem_Free(self->cache);
@@ -269,11 +307,62 @@ static PyObject *leg_rewrite_method(LegWriter *self, PyObject *args)
     return Py_BuildValue("(Ik)", (unsigned int)out_sequence, (unsigned long)out_timestamp);
 }
 
+/* The publisher's packet rewritten for this leg into *data, with its rewritten timestamp, and
+ * kept to answer NACKs: 1; 0 when it is dropped (counted in ``drops``) or was sent already (the
+ * publisher's retransmission of a packet this leg sent: SRTP refuses an index twice); -1 with
+ * an exception. */
+static int leg_write_packet(LegWriter *self, uint32_t source, uint16_t sequence,
+                            uint32_t timestamp, int marker, PyObject *payload, int has_level,
+                            int voice, int level, double now, double wall, double clock_rate,
+                            PyObject **data, uint32_t *out_timestamp)
+{
+    uint16_t out_sequence;
+    if (!leg_rewrite(self, source, sequence, timestamp, now, clock_rate, &out_sequence,
+                     out_timestamp)) {
+        self->drops += 1;
+        return 0;
+    }
+    Sent *sent = &self->cache[out_sequence % RTP_CACHE];
+    if (sent->used && sent->sequence == out_sequence)
+        return 0;
+    unsigned char extensions[MAX_EXTENSIONS];
+    int extensions_length = leg_extensions(self, wall, has_level, voice, level, extensions);
+    *data = rtp_packet(self->payload_type, marker, out_sequence, *out_timestamp, self->ssrc,
+                       extensions, extensions_length, NULL, 0, payload);
+    if (*data == NULL)
+        return -1;
+    sent->used = 1;
+    sent->sequence = out_sequence;
+    sent->marker = marker;
+    sent->timestamp = *out_timestamp;
+    memcpy(sent->extensions, extensions, (size_t)extensions_length);
+    sent->extensions_length = extensions_length;
+    Py_XSETREF(sent->payload, Py_NewRef(payload));
+    return 1;
+}
+
+/* aiortc's audio level, (voice, -dBov) or None, into has_level, voice and level: 0, or -1
+ * with an exception. */
+static int read_audio_level(PyObject *audio_level, int *has_level, int *voice, int *level)
+{
+    *has_level = *voice = *level = 0;
+    if (audio_level == Py_None)
+        return 0;
+    if (!PyTuple_Check(audio_level) || PyTuple_GET_SIZE(audio_level) != 2) {
+        PyErr_SetString(PyExc_TypeError, "audio_level is (voice, level) or None");
+        return -1;
+    }
+    *voice = PyObject_IsTrue(PyTuple_GET_ITEM(audio_level, 0));
+    *level = (int)PyLong_AsLong(PyTuple_GET_ITEM(audio_level, 1));
+    if (*voice < 0 || (*level == -1 && PyErr_Occurred()))
+        return -1;
+    *has_level = 1;
+    return 0;
+}
+
 /* write(source, sequence, timestamp, marker, payload, audio_level, now, wall, clock_rate):
- * the publisher's packet rewritten for this leg, as (bytes, rewritten timestamp), and kept to
- * answer NACKs; None when it is dropped (counted in ``drops``) or was sent already (the
- * publisher's retransmission of a packet this leg sent: SRTP refuses an index twice).
- * ``audio_level`` is aiortc's (voice, -dBov) or None; ``now`` is monotonic, ``wall`` Unix time. */
+ * leg_write_packet's (bytes, rewritten timestamp), or None. ``audio_level`` is aiortc's
+ * (voice, -dBov) or None; ``now`` is monotonic, ``wall`` Unix time. */
 static PyObject *leg_write(LegWriter *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 9) {
@@ -298,42 +387,222 @@ static PyObject *leg_write(LegWriter *self, PyObject *const *args, Py_ssize_t na
         PyErr_SetString(PyExc_TypeError, "write(): the payload must be bytes");
         return NULL;
     }
-    int has_level = 0, voice = 0, level = 0;
-    if (args[5] != Py_None) {
-        if (!PyTuple_Check(args[5]) || PyTuple_GET_SIZE(args[5]) != 2) {
-            PyErr_SetString(PyExc_TypeError, "write(): audio_level is (voice, level) or None");
-            return NULL;
-        }
-        voice = PyObject_IsTrue(PyTuple_GET_ITEM(args[5], 0));
-        level = (int)PyLong_AsLong(PyTuple_GET_ITEM(args[5], 1));
-        if (voice < 0 || (level == -1 && PyErr_Occurred()))
-            return NULL;
-        has_level = 1;
-    }
-    uint16_t out_sequence;
-    uint32_t out_timestamp;
-    if (!leg_rewrite(self, (uint32_t)source, (uint16_t)sequence, (uint32_t)timestamp, now,
-                     clock_rate, &out_sequence, &out_timestamp)) {
-        self->drops += 1;
-        Py_RETURN_NONE;
-    }
-    Sent *sent = &self->cache[out_sequence % RTP_CACHE];
-    if (sent->used && sent->sequence == out_sequence)
-        Py_RETURN_NONE;
-    unsigned char extensions[MAX_EXTENSIONS];
-    int extensions_length = leg_extensions(self, wall, has_level, voice, level, extensions);
-    PyObject *data = rtp_packet(self->payload_type, marker, out_sequence, out_timestamp,
-                                self->ssrc, extensions, extensions_length, NULL, 0, payload);
-    if (data == NULL)
+    int has_level, voice, level;
+    if (read_audio_level(args[5], &has_level, &voice, &level) < 0)
         return NULL;
-    sent->used = 1;
-    sent->sequence = out_sequence;
-    sent->marker = marker;
-    sent->timestamp = out_timestamp;
-    memcpy(sent->extensions, extensions, (size_t)extensions_length);
-    sent->extensions_length = extensions_length;
-    Py_XSETREF(sent->payload, Py_NewRef(payload));
+    PyObject *data;
+    uint32_t out_timestamp;
+    int written = leg_write_packet(self, (uint32_t)source, (uint16_t)sequence,
+                                   (uint32_t)timestamp, marker, payload, has_level, voice, level,
+                                   now, wall, clock_rate, &data, &out_timestamp);
+    if (written < 0)
+        return NULL;
+    if (written == 0)
+        Py_RETURN_NONE;
     return Py_BuildValue("(Nk)", data, (unsigned long)out_timestamp);
+}
+
+/* attach(sink, sender, mime_type, clock_rate): forward() sends this leg's packets on ``sink``
+ * (an RtpSink) and counts them on ``sender`` (an RTCRtpSender, see rooms/passthrough.py 10.);
+ * packets of a codec whose lower-case MIME type is not ``mime_type`` are dropped. */
+static PyObject *leg_attach(LegWriter *self, PyObject *args)
+{
+    PyObject *sink, *sender, *mime;
+    double clock_rate;
+    if (!PyArg_ParseTuple(args, "O!OUd", &RtpSinkType, &sink, &sender, &mime, &clock_rate))
+        return NULL;
+    Py_XSETREF(self->sink, Py_NewRef(sink));
+    Py_XSETREF(self->sender, Py_NewRef(sender));
+    Py_XSETREF(self->mime, Py_NewRef(mime));
+    Py_CLEAR(self->publisher_codec);
+    self->clock_rate = clock_rate;
+    Py_RETURN_NONE;
+}
+
+/* detach(): forward() passes this leg by (it stopped); forget the packets kept. */
+static PyObject *leg_detach(LegWriter *self, PyObject *unused)
+{
+    (void)unused;
+    leg_detach_all(self);
+    leg_clear_cache(self);
+    Py_RETURN_NONE;
+}
+
+/* The sender's report counters (rooms/passthrough.py 10.) after a packet of ``size`` payload
+ * bytes sent at ``ntp`` with ``timestamp``. */
+static int count_sent(PyObject *sender, PyObject *ntp, uint32_t timestamp, Py_ssize_t size)
+{
+    PyObject *rtp = PyLong_FromUnsignedLong(timestamp);
+    if (rtp == NULL)
+        return -1;
+    int result = PyObject_SetAttr(sender, name_rtp_timestamp, rtp);
+    Py_DECREF(rtp);
+    if (result < 0 || PyObject_SetAttr(sender, name_ntp_timestamp, ntp) < 0)
+        return -1;
+    PyObject *count = PyObject_GetAttr(sender, name_packet_count);
+    if (count == NULL)
+        return -1;
+    Py_SETREF(count, PyNumber_Add(count, one));
+    if (count == NULL)
+        return -1;
+    result = PyObject_SetAttr(sender, name_packet_count, count);
+    Py_DECREF(count);
+    if (result < 0)
+        return -1;
+    PyObject *octets = PyObject_GetAttr(sender, name_octet_count);
+    if (octets == NULL)
+        return -1;
+    PyObject *length = PyLong_FromSsize_t(size);
+    if (length == NULL) {
+        Py_DECREF(octets);
+        return -1;
+    }
+    Py_SETREF(octets, PyNumber_Add(octets, length));
+    Py_DECREF(length);
+    if (octets == NULL)
+        return -1;
+    result = PyObject_SetAttr(sender, name_octet_count, octets);
+    Py_DECREF(octets);
+    return result;
+}
+
+/* True (1) when ``codec`` (the publisher's RTCRtpCodecParameters) is this leg's codec: compared
+ * by MIME type when it is not the codec object last seen (they change only on renegotiation). */
+static int leg_takes_codec(LegWriter *self, PyObject *codec)
+{
+    if (codec == self->publisher_codec)
+        return 1;
+    PyObject *mime = PyObject_GetAttr(codec, name_mime_type);
+    if (mime == NULL)
+        return -1;
+    Py_SETREF(mime, PyObject_CallMethodNoArgs(mime, name_lower));
+    if (mime == NULL)
+        return -1;
+    int same = PyObject_RichCompareBool(mime, self->mime, Py_EQ);
+    Py_DECREF(mime);
+    if (same == 1)
+        Py_XSETREF(self->publisher_codec, Py_NewRef(codec));
+    else if (same == 0)
+        self->drops += 1;
+    return same;
+}
+
+typedef struct {
+    uint32_t source;
+    uint16_t sequence;
+    uint32_t timestamp;
+    int marker, has_level, voice, level;
+    PyObject *payload;  /* borrowed from the packet */
+} Incoming;
+
+static int leg_forward(LegWriter *self, const Incoming *in, PyObject *codec, double now,
+                       double wall, PyObject *ntp)
+{
+    if (!self->live || self->sink == NULL || !self->configured)
+        return 0;
+    int takes = leg_takes_codec(self, codec);
+    if (takes <= 0)
+        return takes;
+    if (self->gate != NULL) {
+        PyObject *answer = PyObject_CallOneArg(self->gate, in->payload);
+        int open = answer == NULL ? -1 : PyObject_IsTrue(answer);
+        Py_XDECREF(answer);
+        if (open <= 0)
+            return open;
+        Py_CLEAR(self->gate);
+    }
+    PyObject *data;
+    uint32_t timestamp;
+    int written = leg_write_packet(self, in->source, in->sequence, in->timestamp, in->marker,
+                                   in->payload, in->has_level, in->voice, in->level, now, wall,
+                                   self->clock_rate, &data, &timestamp);
+    if (written <= 0)
+        return written;
+    int sent = sink_send((RtpSink *)self->sink, data, 0);
+    Py_DECREF(data);
+    if (sent <= 0)
+        return sent;
+    self->packets += 1;
+    return count_sent(self->sender, ntp, timestamp, PyBytes_GET_SIZE(in->payload)) < 0 ? -1 : 1;
+}
+
+/* forward(legs, packet, codec, now, wall): ``packet`` (aiortc's RtpPacket, decrypted, RTX
+ * undone) of ``codec``, sent on every live leg of the sequence ``legs``; ``now`` is monotonic,
+ * ``wall`` Unix time. The number of legs it went out on. An exception in one leg is raised
+ * after the others had the packet. */
+static PyObject *forward(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "forward() takes 5 arguments");
+        return NULL;
+    }
+    PyObject *legs = PySequence_Fast(args[0], "forward(): legs must be a sequence");
+    if (legs == NULL)
+        return NULL;
+    PyObject *packet = args[1], *codec = args[2];
+    double now = PyFloat_AsDouble(args[3]);
+    double wall = PyFloat_AsDouble(args[4]);
+    Incoming in = {0};
+    PyObject *values[5] = {NULL};
+    PyObject *names[5] = {name_ssrc, name_sequence_number, name_timestamp, name_marker,
+                          name_payload};
+    PyObject *extensions = NULL, *audio_level = NULL, *ntp = NULL, *result = NULL;
+    PyObject *failed_type = NULL, *failed_value = NULL, *failed_traceback = NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(legs), forwarded = 0;
+    if (PyErr_Occurred())
+        goto done;
+    for (int i = 0; i < 5; i++)
+        if ((values[i] = PyObject_GetAttr(packet, names[i])) == NULL)
+            goto done;
+    in.source = (uint32_t)PyLong_AsUnsignedLong(values[0]);
+    in.sequence = (uint16_t)PyLong_AsUnsignedLong(values[1]);
+    in.timestamp = (uint32_t)PyLong_AsUnsignedLong(values[2]);
+    in.marker = PyObject_IsTrue(values[3]);
+    in.payload = values[4];
+    if (PyErr_Occurred())
+        goto done;
+    if (!PyBytes_Check(in.payload)) {
+        PyErr_SetString(PyExc_TypeError, "forward(): the payload must be bytes");
+        goto done;
+    }
+    if ((extensions = PyObject_GetAttr(packet, name_extensions)) == NULL
+            || (audio_level = PyObject_GetAttr(extensions, name_audio_level)) == NULL
+            || read_audio_level(audio_level, &in.has_level, &in.voice, &in.level) < 0)
+        goto done;
+    /* The sender reports' NTP time of ``wall``, 64-bit. */
+    if ((ntp = PyLong_FromUnsignedLongLong(
+            (unsigned long long)((wall + NTP_OFFSET) * 4294967296.0))) == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *leg = PySequence_Fast_GET_ITEM(legs, i);
+        if (!PyObject_TypeCheck(leg, &LegWriterType)) {
+            Py_XDECREF(failed_type);
+            Py_XDECREF(failed_value);
+            Py_XDECREF(failed_traceback);
+            PyErr_SetString(PyExc_TypeError, "forward(): legs must be LegWriters");
+            goto done;
+        }
+        int sent = leg_forward((LegWriter *)leg, &in, codec, now, wall, ntp);
+        if (sent > 0)
+            forwarded += 1;
+        else if (sent < 0 && failed_type == NULL)
+            PyErr_Fetch(&failed_type, &failed_value, &failed_traceback);
+        else if (sent < 0)
+            PyErr_Clear();
+    }
+    if (failed_type != NULL)
+        PyErr_Restore(failed_type, failed_value, failed_traceback);
+    else
+        result = PyLong_FromSsize_t(forwarded);
+done:
+    for (int i = 0; i < 5; i++)
+        Py_XDECREF(values[i]);
+    Py_XDECREF(extensions);
+    Py_XDECREF(audio_level);
+    Py_XDECREF(ntp);
+    Py_DECREF(legs);
+    return result;
 }
 
 /* retransmit(sequence): the packet this leg sent with ``sequence`` again, as RTX where the
@@ -375,6 +644,45 @@ static PyObject *leg_drops(LegWriter *self, void *closure)
     return PyLong_FromLongLong(self->drops);
 }
 
+static PyObject *leg_packets(LegWriter *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromLongLong(self->packets);
+}
+
+static PyObject *leg_get_live(LegWriter *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(self->live);
+}
+
+static int leg_set_live(LegWriter *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    int live = value == NULL ? 0 : PyObject_IsTrue(value);
+    if (live < 0)
+        return -1;
+    self->live = live;
+    return 0;
+}
+
+static PyObject *leg_get_gate(LegWriter *self, void *closure)
+{
+    (void)closure;
+    return Py_NewRef(self->gate != NULL ? self->gate : Py_None);
+}
+
+static int leg_set_gate(LegWriter *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    if (value != NULL && value != Py_None && !PyCallable_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "gate must be callable or None");
+        return -1;
+    }
+    Py_XSETREF(self->gate, value == NULL || value == Py_None ? NULL : Py_NewRef(value));
+    return 0;
+}
+
 static PyMethodDef leg_methods[] = {
     {"configure", (PyCFunction)leg_configure, METH_VARARGS,
      "configure(payload_type, ssrc, rtx_payload_type, rtx_ssrc, mid, abs_send_time_header, "
@@ -387,22 +695,40 @@ static PyMethodDef leg_methods[] = {
     {"retransmit", (PyCFunction)leg_retransmit, METH_O,
      "retransmit(sequence): the sent packet again (RTX where negotiated), or None"},
     {"clear", (PyCFunction)leg_clear, METH_NOARGS, "clear(): forget the packets kept"},
+    {"attach", (PyCFunction)leg_attach, METH_VARARGS,
+     "attach(sink, sender, mime_type, clock_rate): where forward() sends and counts"},
+    {"detach", (PyCFunction)leg_detach, METH_NOARGS,
+     "detach(): forward() passes this leg by; the packets kept are forgotten"},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef leg_getset[] = {
-    {"drops", (getter)leg_drops, NULL, "packets dropped by the rewriting rules", NULL},
+    {"drops", (getter)leg_drops, NULL,
+     "packets dropped: by the rewriting rules, or of another codec", NULL},
+    {"packets", (getter)leg_packets, NULL, "packets forward() sent", NULL},
+    {"live", (getter)leg_get_live, (setter)leg_set_live, "whether forward() sends", NULL},
+    {"gate", (getter)leg_get_gate, (setter)leg_set_gate,
+     "called with each payload until it answers true, or None", NULL},
     {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef leg_functions[] = {
+    {"forward", (PyCFunction)(void (*)(void))forward, METH_FASTCALL,
+     "forward(legs, packet, codec, now, wall): send an RTP packet on every live leg; how many "
+     "it went out on"},
+    {NULL, NULL, 0, NULL},
 };
 
 static PyTypeObject LegWriterType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "rooms._native.LegWriter",
     .tp_basicsize = sizeof(LegWriter),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "LegWriter(first_sequence, first_timestamp, first_rtx_sequence): one RTP leg's "
               "rewriting, packets and NACK cache.",
     .tp_new = leg_new,
+    .tp_traverse = (traverseproc)leg_traverse,
+    .tp_clear = (inquiry)leg_detach_all,
     .tp_dealloc = (destructor)leg_dealloc,
     .tp_methods = leg_methods,
     .tp_getset = leg_getset,
@@ -410,8 +736,24 @@ static PyTypeObject LegWriterType = {
 
 int leg_add_to(PyObject *module)
 {
+    if (one == NULL) {
+        const char *strings[] = {"ssrc", "sequence_number", "timestamp", "marker", "payload",
+                                 "extensions", "audio_level", "mimeType", "lower",
+                                 "_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__rtp_timestamp",
+                                 "_RTCRtpSender__packet_count", "_RTCRtpSender__octet_count"};
+        PyObject **names[] = {&name_ssrc, &name_sequence_number, &name_timestamp, &name_marker,
+                              &name_payload, &name_extensions, &name_audio_level,
+                              &name_mime_type, &name_lower, &name_ntp_timestamp,
+                              &name_rtp_timestamp, &name_packet_count, &name_octet_count};
+        for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+            if ((*names[i] = PyUnicode_InternFromString(strings[i])) == NULL)
+                return -1;
+        if ((one = PyLong_FromLong(1)) == NULL)
+            return -1;
+    }
     if (PyType_Ready(&LegWriterType) < 0
             || PyModule_AddObjectRef(module, "LegWriter", (PyObject *)&LegWriterType) < 0
+            || PyModule_AddFunctions(module, leg_functions) < 0
             || PyModule_AddIntConstant(module, "RTP_CACHE", RTP_CACHE) < 0
             || PyModule_AddIntConstant(module, "REORDER_WINDOW", REORDER_WINDOW) < 0)
         return -1;

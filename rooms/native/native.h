@@ -13,5 +13,17 @@ int rate_add_to(PyObject *module);
 int jitter_add_to(PyObject *module);
 int srtp_add_to(PyObject *module);
 int leg_add_to(PyObject *module);
+int sink_add_to(PyObject *module);
+
+/* srtp.c: ``data`` protected (or unprotected) by ``srtp``, a rooms._native.Srtp; NULL with
+ * pylibsrtp's error or a TypeError. */
+enum srtp_step { SRTP_PROTECT, SRTP_UNPROTECT, SRTP_PROTECT_RTCP };
+PyObject *srtp_apply(PyObject *srtp, PyObject *data, enum srtp_step step);
+
+/* sink.c: an RtpSink's send of ``data`` (RTCP when ``rtcp``): 1 sent, 0 not connected, -1 an
+ * exception. */
+typedef struct RtpSink RtpSink;
+extern PyTypeObject RtpSinkType;
+int sink_send(RtpSink *sink, PyObject *data, int rtcp);
 
 #endif

@@ -91,6 +91,22 @@ static PyObject *srtp_process(Srtp *self, PyObject *data, srtp_function function
     return out;
 }
 
+static PyTypeObject SrtpType;
+
+PyObject *srtp_apply(PyObject *srtp, PyObject *data, enum srtp_step step)
+{
+    if (!PyObject_TypeCheck(srtp, &SrtpType)) {
+        PyErr_SetString(PyExc_TypeError, "not a rooms._native.Srtp");
+        return NULL;
+    }
+    Srtp *self = (Srtp *)srtp;
+    if (step == SRTP_PROTECT)
+        return srtp_process(self, data, self->protect, SRTP_MAX_TRAILER_LEN);
+    if (step == SRTP_PROTECT_RTCP)
+        return srtp_process(self, data, self->protect_rtcp, SRTP_MAX_SRTCP_TRAILER_LEN);
+    return srtp_process(self, data, self->unprotect, 0);
+}
+
 static PyObject *srtp_protect(Srtp *self, PyObject *data)
 {
     return srtp_process(self, data, self->protect, SRTP_MAX_TRAILER_LEN);
