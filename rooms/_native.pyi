@@ -70,3 +70,27 @@ class LegWriter:
 
 def forward(legs: Sequence[LegWriter], packet: RtpPacket, codec: RTCRtpCodecParameters,
             now: float, wall: float) -> int: ...
+
+class StreamStatistics:
+    """aiortc.rtcrtpreceiver.StreamStatistics in C (rooms/native/stats.c)."""
+
+    base_seq: int | None
+    max_seq: int | None
+    cycles: int
+    packets_received: int
+    jitter: int
+    packets_expected: int
+    packets_lost: int
+    fraction_lost: int
+
+    def __init__(self, clockrate: int) -> None: ...
+    def add(self, packet: RtpPacket, now: float | None = None) -> None: ...
+
+class NackGenerator:
+    """aiortc.rtcrtpreceiver.NackGenerator in C (rooms/native/stats.c)."""
+
+    max_seq: int | None
+    missing: set[int]
+
+    def add(self, packet: RtpPacket) -> bool: ...
+    def truncate(self) -> None: ...

@@ -114,16 +114,21 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    the recording's frames) with its PLIs, and the frames handed to ``__decoder_queue`` through
    ``__timestamp_mapper`` (11.). Its RTCP (REMB, NACK, PLI, from ``__rtcp_ssrc``) goes out as 12.
    does, SRTCP-protected. STUN, DTLS and SRTCP keep aiortc's path.
-15. The receive bookkeeping in C (rooms/native/rate.c and jitter.c): each video receiver keeps
-   an ``aiortc.rate.RemoteBitrateEstimator`` in its private ``__remote_bitrate_estimator``, and
-   every receiver a ``JitterBuffer`` in ``__jitter_buffer``; ``_handle_rtp_packet`` and 14.
-   call their ``add`` for every packet, in Python arithmetic that costs more than anything
-   else the receive path does per packet. ``use_native_parts`` puts ``rooms._native``'s in
+15. The receive bookkeeping in C (rooms/native/rate.c, jitter.c and stats.c): each video
+   receiver keeps an ``aiortc.rate.RemoteBitrateEstimator`` in its private
+   ``__remote_bitrate_estimator`` and a ``NackGenerator`` in ``__nack_generator``, and every
+   receiver a ``JitterBuffer`` in ``__jitter_buffer`` and a ``StreamStatistics`` per source in
+   ``__remote_streams``; ``_handle_rtp_packet`` and 14. call their ``add`` for every packet, in
+   Python arithmetic that costs more than anything else the receive path does per packet.
+   ``use_native_parts`` puts ``rooms._native``'s estimator, NACK generator and jitter buffer in
    their place (the jitter buffer with the same capacity, prefetch and video flag, read from
    aiortc's private ``_capacity``, ``_prefetch`` and ``_is_video``) before the receiver takes
-   a packet, and 14. strips VP8 payload descriptors with ``rooms._native.vp8_depayload``: the
-   same rules in the same arithmetic, so the same REMBs and frames (tests/rooms/
-   test_native_rate.py and test_native_jitter.py feed both the same packets).
+   a packet, and ``__remote_streams`` by a dict that stores ``rooms._native.StreamStatistics``
+   for each new source (the receiver's RTCP loop and getStats read the same attributes); 14.
+   strips VP8 payload
+   descriptors with ``rooms._native.vp8_depayload``: the same rules in the same arithmetic, so
+   the same REMBs, reports, NACKs and frames (tests/rooms/test_native_rate.py, test_native_
+   jitter.py and test_native_stats.py feed both the same packets).
 16. SRTP without pylibsrtp's Python wrapper: ``pylibsrtp.Session.protect`` and ``unprotect``
    copy each packet into a cffi buffer and out again in Python around libsrtp's call.
    ``native_srtp`` wraps a session in ``rooms._native.Srtp``, which calls libsrtp's
@@ -178,9 +183,11 @@ from aiortc.rtp import (
 
 from recordings.codecs import h264_is_keyframe, vp8_is_keyframe
 from rooms._native import JitterBuffer as NativeJitterBuffer
+from rooms._native import NackGenerator as NativeNackGenerator
 from rooms._native import RemoteBitrateEstimator as NativeEstimator
 from rooms._native import RtpSink, vp8_depayload
 from rooms._native import Srtp as NativeSrtp
+from rooms._native import StreamStatistics as NativeStatistics
 from rooms.config import MediaConfig
 
 logger = logging.getLogger(__name__)
@@ -287,22 +294,44 @@ def deliver_frames(receiver: RTCRtpReceiver, sink: Callable[[av.Packet], None]) 
 
 _ESTIMATOR_ATTRIBUTE = "_RTCRtpReceiver__remote_bitrate_estimator"
 _JITTER_BUFFER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"
+_NACK_GENERATOR_ATTRIBUTE = "_RTCRtpReceiver__nack_generator"
+_STREAMS_ATTRIBUTE = "_RTCRtpReceiver__remote_streams"
+
+
+class _NativeStreams(dict[int, Any]):
+    """A receiver's ``__remote_streams`` whose new entries are rooms._native.StreamStatistics:
+    aiortc's ``_handle_rtp_packet`` stores a fresh ``StreamStatistics(codec.clockRate)`` for
+    each new source (before 14. takes over), and this keeps its clock rate only."""
+
+    def __setitem__(self, ssrc: int, statistics: Any) -> None:
+        if isinstance(statistics, StreamStatistics) and statistics.packets_received == 0:
+            statistics = NativeStatistics(statistics._clockrate)
+        super().__setitem__(ssrc, statistics)
 
 
 def use_native_parts(receiver: RTCRtpReceiver) -> None:
-    """Give ``receiver`` the bandwidth estimator (video only: audio has none) and the jitter
-    buffer in C (see 15. above); call it before the receiver takes its first packet."""
+    """Give ``receiver`` the bandwidth estimator and NACK generator (video only: audio has
+    neither) and the jitter buffer in C (see 15. above); call it before the receiver takes its
+    first packet."""
     estimator = getattr(receiver, _ESTIMATOR_ATTRIBUTE, _MISSING)
+    nacks = getattr(receiver, _NACK_GENERATOR_ATTRIBUTE, _MISSING)
+    streams = getattr(receiver, _STREAMS_ATTRIBUTE, _MISSING)
     buffer = getattr(receiver, _JITTER_BUFFER_ATTRIBUTE, _MISSING)
     if isinstance(buffer, NativeJitterBuffer):
         return
     if (not isinstance(estimator, RemoteBitrateEstimator | None)
+            or not isinstance(nacks, aiortc.rtcrtpreceiver.NackGenerator | None)
+            or not isinstance(streams, dict) or not hasattr(StreamStatistics(1), "_clockrate")
             or not isinstance(buffer, JitterBuffer)
             or not all(hasattr(buffer, name) for name in ("_capacity", "_prefetch", "_is_video"))):
-        raise RuntimeError("aiortc RTCRtpReceiver has no remote bitrate estimator or jitter "
-                           "buffer: the native receive hook is broken")
+        raise RuntimeError("aiortc RTCRtpReceiver has no remote bitrate estimator, NACK "
+                           "generator, statistics or jitter buffer: the native receive hook is "
+                           "broken")
     if estimator is not None:
         setattr(receiver, _ESTIMATOR_ATTRIBUTE, NativeEstimator())
+    if nacks is not None:
+        setattr(receiver, _NACK_GENERATOR_ATTRIBUTE, NativeNackGenerator())
+    setattr(receiver, _STREAMS_ATTRIBUTE, _NativeStreams(streams))
     setattr(receiver, _JITTER_BUFFER_ATTRIBUTE, NativeJitterBuffer(
         capacity=buffer._capacity, prefetch=buffer._prefetch, is_video=buffer._is_video))
 
@@ -530,7 +559,7 @@ class _Receiving:
         self._codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, _CODECS_ATTRIBUTE)
         self._rtx_to_media: dict[int, int] = getattr(receiver, _RTX_SSRC_ATTRIBUTE)
         self._active: dict[int, Any] = getattr(receiver, _RECEIVER + "active_ssrc")
-        self._streams: dict[int, StreamStatistics] = getattr(receiver,
+        self._streams: dict[int, Any] = getattr(receiver,
                                                              _RECEIVER + "remote_streams")
         self._estimator: Any = getattr(receiver, _RECEIVER + "remote_bitrate_estimator")
         self._nacks: Any = getattr(receiver, _RECEIVER + "nack_generator")
@@ -597,7 +626,7 @@ class _Receiving:
             return
         statistics = self._streams.get(packet.ssrc)
         if statistics is None:
-            statistics = self._streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+            statistics = self._streams[packet.ssrc] = NativeStatistics(codec.clockRate)
         statistics.add(packet)
         if media is None:
             return

@@ -14,6 +14,7 @@ int jitter_add_to(PyObject *module);
 int srtp_add_to(PyObject *module);
 int leg_add_to(PyObject *module);
 int sink_add_to(PyObject *module);
+int stats_add_to(PyObject *module);
 
 /* srtp.c: ``data`` protected (or unprotected) by ``srtp``, a rooms._native.Srtp; NULL with
  * pylibsrtp's error or a TypeError. */

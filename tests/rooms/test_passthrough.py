@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import inspect
+import re
 import sys
 from fractions import Fraction
 
@@ -345,14 +346,18 @@ async def test_native_parts_replace_the_estimator_and_jitter_buffer() -> None:
         estimator = "_RTCRtpReceiver__remote_bitrate_estimator"
         buffer = "_RTCRtpReceiver__jitter_buffer"
         assert isinstance(getattr(video, estimator), aiortc.rate.RemoteBitrateEstimator)
+        nacks = "_RTCRtpReceiver__nack_generator"
+        assert isinstance(getattr(video, nacks), aiortc.rtcrtpreceiver.NackGenerator)
         passthrough.use_native_parts(video)
-        native = getattr(video, estimator), getattr(video, buffer)
+        native = getattr(video, estimator), getattr(video, buffer), getattr(video, nacks)
         assert isinstance(native[0], rooms._native.RemoteBitrateEstimator)
         assert isinstance(native[1], rooms._native.JitterBuffer)
+        assert isinstance(native[2], rooms._native.NackGenerator)
         passthrough.use_native_parts(video)  # once is enough
-        assert (getattr(video, estimator), getattr(video, buffer)) == native
-        passthrough.use_native_parts(audio)  # audio has no estimator, and gets none
-        assert getattr(audio, estimator) is None
+        assert (getattr(video, estimator), getattr(video, buffer), getattr(video, nacks)) == native
+        # Audio has no estimator nor NACKs, and gets none.
+        passthrough.use_native_parts(audio)
+        assert getattr(audio, estimator) is None and getattr(audio, nacks) is None
         # Audio's buffer waits for 4 frames ahead (prefetch), video's for none.
         frames = []
         for sequence in range(6):
@@ -424,6 +429,7 @@ async def _inline_receive_takes_a_connected_peers_packets_to_the_taps() -> None:
     try:
         sender_pc.addTrack(aiortc.mediastreams.AudioStreamTrack())
         receiver = receiver_pc.addTransceiver("audio", direction="recvonly").receiver
+        passthrough.use_native_parts(receiver)
         # Not connected yet: nothing changes.
         assert passthrough.receive_inline(receiver.transport) is False
         # Each packet's sequence number, and whether the inline handler (not aiortc's queue and
@@ -452,7 +458,16 @@ async def _inline_receive_takes_a_connected_peers_packets_to_the_taps() -> None:
         assert len(seen) - before >= 10
         assert all(inline for _, inline in seen[before + 1:])
         assert dtls._RTCDtlsTransport__rx_packets - received >= 10  # type: ignore[attr-defined]
-        assert receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+        streams = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+        assert streams and all(isinstance(stream, rooms._native.StreamStatistics)
+                               for stream in streams.values())
+        # What the receiver's reports and getStats read of each, the native statistics have.
+        read = set(re.findall(r"\bstream\.(\w+)",
+                              inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver)))
+        assert {"fraction_lost", "packets_lost", "max_seq", "jitter", "packets_received"} <= read
+        stream = next(iter(streams.values()))
+        for name in read:
+            assert isinstance(getattr(stream, name), int), name
         track = receiver.track
         assert isinstance(await asyncio.wait_for(track.recv(), 1.0), av.Packet)
     finally:
