@@ -3,7 +3,8 @@ pyproject.toml."""
 
 from setuptools import Extension, setup
 
-NATIVE = ["module.c", "rate.c", "jitter.c", "srtp.c", "leg.c", "sink.c", "stats.c"]
+NATIVE = ["module.c", "rate.c", "jitter.c", "srtp.c", "leg.c", "sink.c", "stats.c",
+          "inbound.c"]
 
 setup(ext_modules=[Extension("rooms._native", [f"rooms/native/{name}" for name in NATIVE],
                              depends=["rooms/native/native.h"],

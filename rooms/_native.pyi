@@ -94,3 +94,33 @@ class NackGenerator:
 
     def add(self, packet: RtpPacket) -> bool: ...
     def truncate(self) -> None: ...
+
+FEEDBACK_REMB: int
+FEEDBACK_NACK: int
+FEEDBACK_PLI: int
+FEEDBACK_ERROR: int
+
+class Route:
+    """How Inbound takes one source's media packets (rooms/native/inbound.c)."""
+
+    packets: int
+
+    def __init__(self, *, receiver: object, codec: RTCRtpCodecParameters,
+                 writers: list[LegWriter] | None, clock: Callable[[], float] | None,
+                 on_level: Callable[[int, int], None] | None,
+                 estimator: RemoteBitrateEstimator | None, statistics: StreamStatistics,
+                 nacks: NackGenerator | None, jitter: JitterBuffer,
+                 on_feedback: Callable[[int, Any], None], on_frame: Callable[[Any], None],
+                 active: dict[int, Any], now_datetime: Callable[[], Any],
+                 decoder_error: Any, payload_type: int, video: bool, vp8: bool,
+                 extension_ids: tuple[int, ...]) -> None: ...
+
+class Inbound:
+    """A DTLS transport's datagram_received, in C for the sources in ``routes``
+    (rooms/native/inbound.c)."""
+
+    routes: dict[int, Route | None]
+
+    def __init__(self, original: Callable[[bytes, Any], None], dtls: object, connected: object,
+                 srtp: Srtp, slow: Callable[[bytes, int], None], router: object) -> None: ...
+    def __call__(self, data: bytes, addr: Any) -> None: ...

@@ -22,12 +22,10 @@ from collections.abc import Callable
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
-from aiortc.rtp import RtpPacket
 
 from rooms import passthrough
-from rooms._native import LegWriter, forward
+from rooms._native import LegWriter
 from rooms.rtp_forward import RtpLeg
 
 logger = logging.getLogger(__name__)
@@ -185,8 +183,9 @@ class TrackForwarder:
         # forwarding = "rtp": subscribers get each RTP packet from the receiver's hook, and the
         # frames (one depacketizer per track) go to the recorder alone.
         self._legs: dict[str, RtpLeg] = {}
-        # The legs' writers, for rooms._native.forward: one tuple, made again when legs change.
-        self._writers: tuple[LegWriter, ...] = ()
+        # The legs' writers, which rooms._native.forward sends on: changed in place (the
+        # receiver's hook holds this list).
+        self._writers: list[LegWriter] = []
         self._last_pli = -KEYFRAME_INTERVAL
         self._reader: asyncio.Task[None] | None = None
         self._pli_tasks: set[asyncio.Task[None]] = set()
@@ -198,13 +197,7 @@ class TrackForwarder:
                 self.speaking = SpeakingDetector(on_speaking, clock)
             passthrough.watch_audio_levels(receiver, self._on_level)
         if forwarding == "rtp":
-            passthrough.forward_rtp(receiver, self._forward_rtp)
-
-    def _forward_rtp(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
-        if self._closed:
-            return
-        self.packets += 1
-        forward(self._writers, packet, codec, self._clock(), time.time())
+            passthrough.forward_legs(receiver, self._writers, clock)
 
     def _on_level(self, timestamp: int, level: int) -> None:
         if self._closed:
@@ -241,7 +234,7 @@ class TrackForwarder:
             leg = RtpLeg(self.kind, self.request_keyframe,
                          label=f"{self.publisher_id}->{subscriber_id}")
             self._legs[subscriber_id] = leg
-            self._writers = tuple(leg.writer for leg in self._legs.values())
+            self._writers[:] = [leg.writer for leg in self._legs.values()]
             return leg
         forwarded = ForwardedTrack(self.kind, self._queue_size, self.request_keyframe,
                                    label=f"{self.publisher_id}->{subscriber_id}",
@@ -256,7 +249,7 @@ class TrackForwarder:
         leg = self._legs.pop(subscriber_id, None)
         if leg is not None:
             leg.stop()
-            self._writers = tuple(leg.writer for leg in self._legs.values())
+            self._writers[:] = [leg.writer for leg in self._legs.values()]
 
     @property
     def drops(self) -> int:
@@ -321,7 +314,7 @@ class TrackForwarder:
         for leg in self._legs.values():
             leg.stop()
         self._legs.clear()
-        self._writers = ()
+        self._writers.clear()
         tasks = [t for t in (self._reader, *self._pli_tasks) if t is not None]
         for task in tasks:
             task.cancel()

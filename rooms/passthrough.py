@@ -138,6 +138,25 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    errors (tests/rooms/test_native_srtp.py). 12. and 14. use it for the transport's
    ``_tx_srtp`` and ``_rx_srtp``. The functions' C signature is checked first (libsrtp 2's:
    session, buffer, length pointer).
+17. The receive path in C for the sources it knows: 14.'s ``datagram_received`` is a
+   ``rooms._native.Inbound`` (rooms/native/inbound.c). It passes STUN, DTLS, SRTCP and
+   everything while the transport is not connected to aioice's, counts and unprotects the
+   rest, and reads its RTP header and extensions as ``RtpPacket.parse`` does. A packet of a
+   source in its ``routes`` (a ``rooms._native.Route``, with the payload type the route was
+   made for, and still the same receiver's in the router's ``ssrc_table`` and
+   ``payload_type_table``) is handled there, in ``_Receiving.receive``'s order: the legs
+   (``forward_legs``, 8.) and the audio level tap (6.), the ``_enabled`` check (5.), and the
+   estimator, statistics, NACK generator, VP8 depacketizer and jitter buffer of 15. in C;
+   Python is called only to send a REMB, NACK or PLI, to log a tap's failure, and with each
+   reassembled frame (``_Receiving.deliver``). The last-heard time in ``__active_ssrc`` is
+   written every 0.5 s instead of at every packet (getSynchronizationSources looks 10 s back).
+   Every other packet goes to the Python path (``receive_rtp``: parse, route, receive), which
+   then gives its source a route, or None to keep it, when the receiver's taps are only
+   ``forward_legs`` and one level watcher, its codec is not RTX or H.264 (depacketized in
+   Python) and its bookkeeping is 15.'s. The routes are forgotten when a receiver is
+   registered (a renegotiation) or its taps change. Anything aiortc's parser would refuse
+   (truncated extensions, bad padding, an abs-send-time not 3 bytes, a mid that is not UTF-8)
+   takes the Python path, which drops it (tests/rooms/test_native_inbound.py).
 
 The hooks are process-wide: every RTCPeerConnection in the process, including the Python
 participant of rooms/client.py when it runs in the same process, receives packets, not frames.
@@ -145,9 +164,12 @@ participant of rooms/client.py when it runs in the same process, receives packet
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import queue
+import struct
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from fractions import Fraction
@@ -182,10 +204,21 @@ from aiortc.rtp import (
 )
 
 from recordings.codecs import h264_is_keyframe, vp8_is_keyframe
+from rooms._native import (
+    FEEDBACK_ERROR,
+    FEEDBACK_NACK,
+    FEEDBACK_PLI,
+    FEEDBACK_REMB,
+    Inbound,
+    LegWriter,
+    Route,
+    RtpSink,
+    forward,
+    vp8_depayload,
+)
 from rooms._native import JitterBuffer as NativeJitterBuffer
 from rooms._native import NackGenerator as NativeNackGenerator
 from rooms._native import RemoteBitrateEstimator as NativeEstimator
-from rooms._native import RtpSink, vp8_depayload
 from rooms._native import Srtp as NativeSrtp
 from rooms._native import StreamStatistics as NativeStatistics
 from rooms.config import MediaConfig
@@ -358,6 +391,9 @@ def _register_rtp_receiver(transport: RTCDtlsTransport, receiver: Any,
     """aiortc's registration, and the RTX SSRCs of ``parameters`` (see 13. above)."""
     assert _original_register_rtp_receiver is not None
     _original_register_rtp_receiver(transport, receiver, parameters)
+    inbound = _inbounds.get(transport)
+    if inbound is not None:
+        inbound.routes.clear()  # a renegotiation: the C path learns its sources again (17.)
     if parameters.encodings:
         _declared.add(receiver)
     for encoding in parameters.encodings:
@@ -491,12 +527,8 @@ def watch_audio_levels(receiver: RTCRtpReceiver, on_level: AudioLevelFn) -> None
     """Call ``on_level(rtp_timestamp, level)`` for each RTP packet ``receiver`` takes that
     carries an audio level (see 6. above); ``level`` is -dBov, 0 loudest to 127 silent."""
 
-    def tap(packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
-        level = packet.extensions.audio_level
-        if level is not None:
-            on_level(packet.timestamp, level[1])
-
-    _receiving(receiver).taps.append(tap)
+    _receiving(receiver).level_watchers.append(on_level)
+    _relearn(receiver)
 
 
 def forward_audio_levels(sender: RTCRtpSender, level: Callable[[], int | None]) -> None:
@@ -556,6 +588,10 @@ class _Receiving:
                                "the receive hooks are broken")
         self.receiver = receiver
         self.taps: list[RtpTap] = []
+        # forward_legs: the legs a forwarder keeps, and their clock; watch_audio_levels's.
+        self.legs: list[LegWriter] | None = None
+        self.legs_clock: Callable[[], float] = time.monotonic
+        self.level_watchers: list[AudioLevelFn] = []
         self._codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, _CODECS_ATTRIBUTE)
         self._rtx_to_media: dict[int, int] = getattr(receiver, _RTX_SSRC_ATTRIBUTE)
         self._active: dict[int, Any] = getattr(receiver, _RECEIVER + "active_ssrc")
@@ -596,11 +632,24 @@ class _Receiving:
     def tap(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
         if not packet.payload:
             return  # padding only (Chromium's bandwidth probes): no media in it
+        try:
+            if self.legs:
+                forward(self.legs, packet, codec, self.legs_clock(), time.time())
+            level = packet.extensions.audio_level
+            if level is not None:
+                for watcher in self.level_watchers:
+                    watcher(packet.timestamp, level[1])
+        except Exception as exc:
+            self._tap_failed(exc)
         for tap in self.taps:
             try:
                 tap(packet, codec)
-            except Exception:
-                logger.exception("an RTP tap failed")
+            except Exception as exc:
+                self._tap_failed(exc)
+
+    @staticmethod
+    def _tap_failed(exc: BaseException) -> None:
+        logger.error("an RTP tap failed", exc_info=exc)
 
     def receive(self, packet: RtpPacket, arrival_time_ms: int, send_rtcp: Callable[[bytes], bool],
                 ) -> None:
@@ -611,15 +660,13 @@ class _Receiving:
             self.tap(*media)
         if not receiver._enabled:
             return
-        rtcp_ssrc: int | None = getattr(receiver, _RTCP_SSRC)
         if self._estimator is not None and packet.extensions.abs_send_time is not None:
             remb = self._estimator.add(abs_send_time=packet.extensions.abs_send_time,
                                        arrival_time_ms=arrival_time_ms,
                                        payload_size=len(packet.payload) + packet.padding_size,
                                        ssrc=packet.ssrc)
-            if rtcp_ssrc is not None and remb is not None:
-                send_rtcp(bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
-                                               fci=pack_remb_fci(*remb))))
+            if remb is not None:
+                self.feedback(send_rtcp, packet.ssrc, FEEDBACK_REMB, remb)
         self._active[packet.ssrc] = clock.current_datetime()
         codec = self._codecs.get(packet.payload_type)
         if codec is None:
@@ -631,10 +678,8 @@ class _Receiving:
         if media is None:
             return
         packet, codec = media
-        if self._nacks is not None and self._nacks.add(packet) and rtcp_ssrc is not None:
-            nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=rtcp_ssrc, media_ssrc=packet.ssrc)
-            nack.lost = sorted(self._nacks.missing)
-            send_rtcp(bytes(nack))
+        if self._nacks is not None and self._nacks.add(packet):
+            self.feedback(send_rtcp, packet.ssrc, FEEDBACK_NACK, None)
         payload = packet.payload
         try:
             if not payload:
@@ -650,12 +695,66 @@ class _Receiving:
         if self._decoder_error.is_set():
             self._decoder_error.clear()
             pli = pli or self._video  # report the lost picture (RFC 4585 section 6.3.1.1)
-        if pli and rtcp_ssrc is not None:
+        if pli:
+            self.feedback(send_rtcp, packet.ssrc, FEEDBACK_PLI, None)
+        if encoded_frame is not None:
+            self.deliver(codec, encoded_frame)
+
+    def feedback(self, send_rtcp: Callable[[bytes], bool], media_ssrc: int, kind: int,
+                 value: Any) -> None:
+        """Send the RTCP the bookkeeping asks for: a REMB (``value``: bit rate and SSRCs), a
+        NACK of the missing packets, a PLI; or log a tap's exception (``value``)."""
+        if kind == FEEDBACK_ERROR:
+            self._tap_failed(value)
+            return
+        rtcp_ssrc: int | None = getattr(self.receiver, _RTCP_SSRC)
+        if rtcp_ssrc is None:
+            return
+        if kind == FEEDBACK_REMB:
+            send_rtcp(bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
+                                           fci=pack_remb_fci(*value))))
+        elif kind == FEEDBACK_NACK:
+            nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=rtcp_ssrc, media_ssrc=media_ssrc)
+            nack.lost = sorted(self._nacks.missing)
+            send_rtcp(bytes(nack))
+        elif kind == FEEDBACK_PLI:
             send_rtcp(bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=rtcp_ssrc,
-                                           media_ssrc=packet.ssrc)))
-        if encoded_frame is not None and getattr(receiver, _DECODER_THREAD, None) is not None:
+                                           media_ssrc=media_ssrc)))
+
+    def deliver(self, codec: RTCRtpCodecParameters, encoded_frame: Any) -> None:
+        """A reassembled frame, to the receiver's decoder queue (11.) once it has started."""
+        if getattr(self.receiver, _DECODER_THREAD, None) is not None:
             encoded_frame.timestamp = self._mapper.map(encoded_frame.timestamp)
-            getattr(receiver, _DECODER_QUEUE_ATTRIBUTE).put((codec, encoded_frame))
+            getattr(self.receiver, _DECODER_QUEUE_ATTRIBUTE).put((codec, encoded_frame))
+
+    def route(self, packet: RtpPacket, send_rtcp: Callable[[bytes], bool],
+              extensions_map: Any) -> Route | None:
+        """How the C path (17.) may take the next packets of ``packet``'s source, or None when
+        they must stay on this one: other taps, RTX, a codec depacketized in Python (H.264), or
+        bookkeeping that is not rooms._native's."""
+        codec = self._codecs.get(packet.payload_type)
+        statistics = self._streams.get(packet.ssrc)
+        if (self.taps or len(self.level_watchers) > 1 or codec is None
+                or codec.mimeType.lower() in ("video/h264", "video/rtx", "audio/rtx")
+                or not isinstance(statistics, NativeStatistics)
+                or not isinstance(self._jitter_buffer, NativeJitterBuffer)
+                or not isinstance(self._estimator, NativeEstimator | None)
+                or not isinstance(self._nacks, NativeNackGenerator | None)):
+            return None
+        ids = getattr(extensions_map, "_HeaderExtensionsMap__ids", None)
+        if ids is None:
+            return None
+        return Route(receiver=self.receiver, codec=codec, writers=self.legs,
+                     clock=None if self.legs_clock is time.monotonic else self.legs_clock,
+                     on_level=self.level_watchers[0] if self.level_watchers else None,
+                     estimator=self._estimator, statistics=statistics, nacks=self._nacks,
+                     jitter=self._jitter_buffer,
+                     on_feedback=functools.partial(self.feedback, send_rtcp, packet.ssrc),
+                     on_frame=functools.partial(self.deliver, codec),
+                     active=self._active, now_datetime=clock.current_datetime,
+                     decoder_error=self._decoder_error, payload_type=packet.payload_type,
+                     video=self._video, vp8=codec.mimeType.lower() == "video/vp8",
+                     extension_ids=tuple(getattr(ids, name) or 0 for name in _EXTENSION_IDS))
 
 
 _receivings: weakref.WeakKeyDictionary[RTCRtpReceiver, _Receiving] = weakref.WeakKeyDictionary()
@@ -672,8 +771,30 @@ def forward_rtp(receiver: RTCRtpReceiver, handler: RtpTap) -> None:
     """Call ``handler(packet, codec)`` for each media RTP packet ``receiver`` takes, before its
     jitter buffer (see 8. above): RTX packets unwrapped, padding-only packets left out."""
     _receiving(receiver).taps.append(handler)
+    _relearn(receiver)
 
 
+def forward_legs(receiver: RTCRtpReceiver, legs: list[LegWriter],
+                 clock_fn: Callable[[], float] = time.monotonic) -> None:
+    """Send each media RTP packet ``receiver`` takes on the live ones of ``legs``
+    (``rooms._native.forward``, with ``clock_fn``'s time): as a tap (8.), and from the C path
+    (17.). The list is read at each packet: its owner changes it in place."""
+    receiving = _receiving(receiver)
+    receiving.legs = legs
+    receiving.legs_clock = clock_fn
+    _relearn(receiver)
+
+
+def _relearn(receiver: RTCRtpReceiver) -> None:
+    """A receiver's taps changed: the C path (17.) learns its sources again."""
+    inbound = _inbounds.get(receiver.transport)
+    if inbound is not None:
+        inbound.routes.clear()
+
+
+# The header extension ids a Route reads, in its order (aiortc's HeaderExtensionsMap.__ids).
+_EXTENSION_IDS = ("mid", "rtp_stream_id", "repaired_rtp_stream_id", "abs_send_time",
+                  "transmission_offset", "audio_level", "transport_sequence_number")
 _DTLS_COUNTERS = ("_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets")
 _DTLS_RX_COUNTERS = ("_RTCDtlsTransport__rx_bytes", "_RTCDtlsTransport__rx_packets")
 
@@ -733,35 +854,38 @@ def receive_inline(dtls: RTCDtlsTransport) -> bool:
     protocol = pair.protocol
     if "datagram_received" in vars(protocol):
         return True
-    original = protocol.datagram_received
     router = dtls._rtp_router
     extensions_map = dtls._rtp_header_extensions_map
     send_rtcp = rtp_sink(dtls).send_rtcp
-    unprotect = native_srtp(rx_srtp).unprotect
     # This transport's receivers: a plain dict is quicker than the weak one, and lives as long.
     receivings: dict[Any, _Receiving] = {}
 
-    def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
-        if (len(data) < 12 or not 127 < data[0] < 192 or 191 < data[1] < 224
-                or dtls._state is not DtlsState.CONNECTED):
-            original(data, addr)  # STUN, DTLS, SRTCP, or a transport on its way out
-            return
-        dtls._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
-        dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
-        arrival_time_ms = clock.current_ms()
+    def receive_rtp(data: bytes, arrival_time_ms: int) -> None:
+        """What the C path (17.) leaves to Python: a decrypted RTP packet, parsed, routed (13.)
+        and received; then its source is given a route, or None to stay here."""
         try:
-            packet = RtpPacket.parse(unprotect(data), extensions_map)
-        except (pylibsrtp.Error, ValueError):
-            return  # as aiortc does: a packet that fails authentication or parsing is dropped
+            packet = RtpPacket.parse(data, extensions_map)
+        except (ValueError, struct.error):
+            return  # as aiortc does: a packet it cannot parse is dropped
         receiver = router.route_rtp(packet)
         receiving = receivings.get(receiver)
         if receiving is None and isinstance(receiver, RTCRtpReceiver):
             receiving = receivings[receiver] = _receiving(receiver)
-        if receiving is not None:
-            receiving.receive(packet, arrival_time_ms, send_rtcp)
+        if receiving is None:
+            return
+        receiving.receive(packet, arrival_time_ms, send_rtcp)
+        if packet.ssrc not in inbound.routes:
+            # None: this source stays here until the routes are learnt again.
+            inbound.routes[packet.ssrc] = receiving.route(packet, send_rtcp, extensions_map)
 
-    protocol.datagram_received = datagram_received
+    inbound = Inbound(protocol.datagram_received, dtls, DtlsState.CONNECTED,
+                      native_srtp(rx_srtp), receive_rtp, router)
+    protocol.datagram_received = inbound
+    _inbounds[dtls] = inbound
     return True
+
+
+_inbounds: weakref.WeakKeyDictionary[RTCDtlsTransport, Inbound] = weakref.WeakKeyDictionary()
 
 
 def capture_send_parameters(sender: RTCRtpSender,

@@ -172,23 +172,19 @@ static int read_int(PyObject *object, PyObject *name, int64_t low, int64_t high,
     return 0;
 }
 
-/* add(packet): (pli_flag, JitterFrame or None), as aiortc's JitterBuffer.add; the packet's
- * depacketized payload is its ``_data``. */
-static PyObject *jb_add(JitterBuffer *self, PyObject *packet)
+/* aiortc's JitterBuffer.add on a packet's numbers and depacketized ``data`` (a reference is
+ * taken): 0 with *pli and *frame (a new reference, or NULL for none yet), or -1 with an
+ * exception. inbound.c calls it for each packet. */
+int jitter_add(PyObject *buffer, int64_t sequence, int64_t timestamp, PyObject *data, int *pli,
+               PyObject **frame)
 {
-    int64_t sequence, timestamp;
-    if (read_int(packet, name_sequence_number, 0, 0xFFFF, &sequence) < 0
-            || read_int(packet, name_timestamp, 0, 0xFFFFFFFF, &timestamp) < 0)
-        return NULL;
-    PyObject *data = PyObject_GetAttr(packet, name_data);
-    if (data == NULL)
-        return NULL;
+    JitterBuffer *self = (JitterBuffer *)buffer;
+    *pli = 0;
+    *frame = NULL;
     if (!PyBytes_Check(data)) {
-        Py_DECREF(data);
         PyErr_SetString(PyExc_TypeError, "packet._data must be bytes");
-        return NULL;
+        return -1;
     }
-    int pli = 0;
     Py_ssize_t delta = 0, misorder = 0;
     if (!self->has_origin) {
         self->origin = (Py_ssize_t)sequence;
@@ -203,10 +199,9 @@ static PyObject *jb_add(JitterBuffer *self, PyObject *packet)
             self->origin = (Py_ssize_t)sequence;
             delta = misorder = 0;
             if (self->is_video)
-                pli = 1;
+                *pli = 1;
         } else {
-            Py_DECREF(data);
-            return Py_BuildValue("(OO)", pli ? Py_True : Py_False, Py_None);
+            return 0;
         }
     }
     if (delta >= self->capacity) {
@@ -214,15 +209,33 @@ static PyObject *jb_add(JitterBuffer *self, PyObject *packet)
         if (jb_smart_remove(self, delta - self->capacity + 1))
             self->origin = (Py_ssize_t)sequence;
         if (self->is_video)
-            pli = 1;
+            *pli = 1;
     }
     Py_ssize_t pos = (Py_ssize_t)sequence % self->capacity;
-    Py_XSETREF(self->data[pos], data);
+    Py_XSETREF(self->data[pos], Py_NewRef(data));
     self->timestamps[pos] = timestamp;
-    PyObject *frame;
-    if (jb_remove_frame(self, &frame) < 0)
+    return jb_remove_frame(self, frame);
+}
+
+/* add(packet): (pli_flag, JitterFrame or None), as aiortc's JitterBuffer.add; the packet's
+ * depacketized payload is its ``_data``. */
+static PyObject *jb_add(JitterBuffer *self, PyObject *packet)
+{
+    int64_t sequence, timestamp;
+    if (read_int(packet, name_sequence_number, 0, 0xFFFF, &sequence) < 0
+            || read_int(packet, name_timestamp, 0, 0xFFFFFFFF, &timestamp) < 0)
         return NULL;
-    return Py_BuildValue("(ON)", pli ? Py_True : Py_False, frame != NULL ? frame : Py_NewRef(Py_None));
+    PyObject *data = PyObject_GetAttr(packet, name_data);
+    if (data == NULL)
+        return NULL;
+    int pli;
+    PyObject *frame;
+    int added = jitter_add((PyObject *)self, sequence, timestamp, data, &pli, &frame);
+    Py_DECREF(data);
+    if (added < 0)
+        return NULL;
+    return Py_BuildValue("(ON)", pli ? Py_True : Py_False,
+                         frame != NULL ? frame : Py_NewRef(Py_None));
 }
 
 static PyMethodDef jb_methods[] = {
@@ -231,7 +244,7 @@ static PyMethodDef jb_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject JitterBufferType = {
+PyTypeObject JitterBufferType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "rooms._native.JitterBuffer",
     .tp_basicsize = sizeof(JitterBuffer),
@@ -253,8 +266,13 @@ static PyObject *vp8_depayload(PyObject *module, PyObject *payload)
         PyErr_SetString(PyExc_TypeError, "vp8_depayload() takes bytes");
         return NULL;
     }
-    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(payload);
-    Py_ssize_t length = PyBytes_GET_SIZE(payload), pos = 1;
+    return vp8_depayload_bytes((const unsigned char *)PyBytes_AS_STRING(payload),
+                               PyBytes_GET_SIZE(payload));
+}
+
+PyObject *vp8_depayload_bytes(const unsigned char *data, Py_ssize_t length)
+{
+    Py_ssize_t pos = 1;
     if (length < 1) {
         PyErr_SetString(PyExc_ValueError, "VPX descriptor is too short");
         return NULL;

@@ -487,14 +487,6 @@ static int leg_takes_codec(LegWriter *self, PyObject *codec)
     return same;
 }
 
-typedef struct {
-    uint32_t source;
-    uint16_t sequence;
-    uint32_t timestamp;
-    int marker, has_level, voice, level;
-    PyObject *payload;  /* borrowed from the packet */
-} Incoming;
-
 static int leg_forward(LegWriter *self, const Incoming *in, PyObject *codec, double now,
                        double wall, PyObject *ntp)
 {
@@ -526,6 +518,46 @@ static int leg_forward(LegWriter *self, const Incoming *in, PyObject *codec, dou
     return count_sent(self->sender, ntp, timestamp, PyBytes_GET_SIZE(in->payload)) < 0 ? -1 : 1;
 }
 
+Py_ssize_t legs_forward(PyObject *legs, const Incoming *in, PyObject *codec, double now,
+                        double wall)
+{
+    PyObject *sequence = PySequence_Fast(legs, "forward(): legs must be a sequence");
+    if (sequence == NULL)
+        return -1;
+    /* The sender reports' NTP time of ``wall``, 64-bit. */
+    PyObject *ntp = PyLong_FromUnsignedLongLong(
+        (unsigned long long)((wall + NTP_OFFSET) * 4294967296.0));
+    if (ntp == NULL) {
+        Py_DECREF(sequence);
+        return -1;
+    }
+    PyObject *failed_type = NULL, *failed_value = NULL, *failed_traceback = NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence), forwarded = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *leg = PySequence_Fast_GET_ITEM(sequence, i);
+        int sent;
+        if (!PyObject_TypeCheck(leg, &LegWriterType)) {
+            PyErr_SetString(PyExc_TypeError, "forward(): legs must be LegWriters");
+            sent = -1;
+        } else {
+            sent = leg_forward((LegWriter *)leg, in, codec, now, wall, ntp);
+        }
+        if (sent > 0)
+            forwarded += 1;
+        else if (sent < 0 && failed_type == NULL)
+            PyErr_Fetch(&failed_type, &failed_value, &failed_traceback);
+        else if (sent < 0)
+            PyErr_Clear();
+    }
+    Py_DECREF(ntp);
+    Py_DECREF(sequence);
+    if (failed_type != NULL) {
+        PyErr_Restore(failed_type, failed_value, failed_traceback);
+        return -1;
+    }
+    return forwarded;
+}
+
 /* forward(legs, packet, codec, now, wall): ``packet`` (aiortc's RtpPacket, decrypted, RTX
  * undone) of ``codec``, sent on every live leg of the sequence ``legs``; ``now`` is monotonic,
  * ``wall`` Unix time. The number of legs it went out on. An exception in one leg is raised
@@ -537,19 +569,14 @@ static PyObject *forward(PyObject *module, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_TypeError, "forward() takes 5 arguments");
         return NULL;
     }
-    PyObject *legs = PySequence_Fast(args[0], "forward(): legs must be a sequence");
-    if (legs == NULL)
-        return NULL;
-    PyObject *packet = args[1], *codec = args[2];
+    PyObject *packet = args[1];
     double now = PyFloat_AsDouble(args[3]);
     double wall = PyFloat_AsDouble(args[4]);
     Incoming in = {0};
     PyObject *values[5] = {NULL};
     PyObject *names[5] = {name_ssrc, name_sequence_number, name_timestamp, name_marker,
                           name_payload};
-    PyObject *extensions = NULL, *audio_level = NULL, *ntp = NULL, *result = NULL;
-    PyObject *failed_type = NULL, *failed_value = NULL, *failed_traceback = NULL;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(legs), forwarded = 0;
+    PyObject *extensions = NULL, *audio_level = NULL, *result = NULL;
     if (PyErr_Occurred())
         goto done;
     for (int i = 0; i < 5; i++)
@@ -570,38 +597,14 @@ static PyObject *forward(PyObject *module, PyObject *const *args, Py_ssize_t nar
             || (audio_level = PyObject_GetAttr(extensions, name_audio_level)) == NULL
             || read_audio_level(audio_level, &in.has_level, &in.voice, &in.level) < 0)
         goto done;
-    /* The sender reports' NTP time of ``wall``, 64-bit. */
-    if ((ntp = PyLong_FromUnsignedLongLong(
-            (unsigned long long)((wall + NTP_OFFSET) * 4294967296.0))) == NULL)
-        goto done;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *leg = PySequence_Fast_GET_ITEM(legs, i);
-        if (!PyObject_TypeCheck(leg, &LegWriterType)) {
-            Py_XDECREF(failed_type);
-            Py_XDECREF(failed_value);
-            Py_XDECREF(failed_traceback);
-            PyErr_SetString(PyExc_TypeError, "forward(): legs must be LegWriters");
-            goto done;
-        }
-        int sent = leg_forward((LegWriter *)leg, &in, codec, now, wall, ntp);
-        if (sent > 0)
-            forwarded += 1;
-        else if (sent < 0 && failed_type == NULL)
-            PyErr_Fetch(&failed_type, &failed_value, &failed_traceback);
-        else if (sent < 0)
-            PyErr_Clear();
-    }
-    if (failed_type != NULL)
-        PyErr_Restore(failed_type, failed_value, failed_traceback);
-    else
+    Py_ssize_t forwarded = legs_forward(args[0], &in, args[2], now, wall);
+    if (forwarded >= 0)
         result = PyLong_FromSsize_t(forwarded);
 done:
     for (int i = 0; i < 5; i++)
         Py_XDECREF(values[i]);
     Py_XDECREF(extensions);
     Py_XDECREF(audio_level);
-    Py_XDECREF(ntp);
-    Py_DECREF(legs);
     return result;
 }
 

@@ -2,7 +2,8 @@
  * rate.c (the REMB estimate), jitter.c (the recording's jitter buffer, VP8 depacketizing),
  * srtp.c (libsrtp without pylibsrtp's wrapper), leg.c (an RTP leg's packets and NACK cache, and
  * the forwarding of a packet to every leg), sink.c (sending on a DTLS transport), stats.c (the
- * receive statistics and NACKs).
+ * receive statistics and NACKs), inbound.c (a transport's datagrams, in C for the sources it
+ * knows).
  * Built by pip with the project (setup.py); rooms/_native.pyi types it for mypy.
  */
 #include "native.h"
@@ -21,7 +22,7 @@ PyMODINIT_FUNC PyInit__native(void)
         return NULL;
     if (rate_add_to(module) < 0 || jitter_add_to(module) < 0 || srtp_add_to(module) < 0
             || leg_add_to(module) < 0 || sink_add_to(module) < 0
-            || stats_add_to(module) < 0) {
+            || stats_add_to(module) < 0 || inbound_add_to(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

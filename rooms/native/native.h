@@ -15,6 +15,7 @@ int srtp_add_to(PyObject *module);
 int leg_add_to(PyObject *module);
 int sink_add_to(PyObject *module);
 int stats_add_to(PyObject *module);
+int inbound_add_to(PyObject *module);
 
 /* srtp.c: ``data`` protected (or unprotected) by ``srtp``, a rooms._native.Srtp; NULL with
  * pylibsrtp's error or a TypeError. */
@@ -26,5 +27,32 @@ PyObject *srtp_apply(PyObject *srtp, PyObject *data, enum srtp_step step);
 typedef struct RtpSink RtpSink;
 extern PyTypeObject RtpSinkType;
 int sink_send(RtpSink *sink, PyObject *data, int rtcp);
+
+/* rate.c, jitter.c, stats.c: the receive bookkeeping on numbers, for inbound.c (each as the
+ * Python method of the same name; NULL or -1 with an exception). */
+PyObject *estimator_add(PyObject *estimator, int64_t arrival_time_ms, int64_t abs_send_time,
+                        int64_t payload_size, int64_t ssrc);
+int jitter_add(PyObject *buffer, int64_t sequence, int64_t timestamp, PyObject *data, int *pli,
+               PyObject **frame);
+PyObject *vp8_depayload_bytes(const unsigned char *data, Py_ssize_t length);
+int statistics_add(PyObject *statistics, long sequence, long long timestamp, double now);
+int nacks_add(PyObject *nacks, long sequence);  /* 1 when packets are missing before it */
+extern PyTypeObject RbeType, JitterBufferType, StatisticsType, NacksType;
+
+/* leg.c: a publisher's packet, for forward. */
+typedef struct {
+    uint32_t source;
+    uint16_t sequence;
+    uint32_t timestamp;
+    int marker, has_level, voice, level;
+    PyObject *payload;  /* bytes, borrowed */
+} Incoming;
+/* The packet sent on every live leg of ``legs`` (a sequence of LegWriters): how many, or -1
+ * with the first exception (after the other legs had it). */
+Py_ssize_t legs_forward(PyObject *legs, const Incoming *in, PyObject *codec, double now,
+                        double wall);
+
+/* sink.c: ``amount`` added to the integer attribute ``name`` of ``owner``. */
+int add_to_attribute(PyObject *owner, PyObject *name, PyObject *amount);
 
 #endif

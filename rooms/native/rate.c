@@ -552,48 +552,12 @@ static int rbe_note_ssrc(Rbe *self, uint32_t ssrc)
     return 0;
 }
 
-static const char *const add_names[] = {"arrival_time_ms", "abs_send_time", "payload_size",
-                                        "ssrc"};
-
-/* add(arrival_time_ms, abs_send_time, payload_size, ssrc), by position or by name as aiortc
- * calls it: None, or (target bit rate, [SSRCs]) when a REMB is due. */
-static PyObject *rbe_add(Rbe *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+/* add() on numbers: None, or (target bit rate, [SSRCs]) when a REMB is due (inbound.c calls
+ * it for each packet with an abs-send-time). */
+PyObject *estimator_add(PyObject *estimator, int64_t arrival_time_ms, int64_t abs_send_time,
+                        int64_t payload_size, int64_t ssrc)
 {
-    PyObject *values[4] = {NULL, NULL, NULL, NULL};
-    if (nargs > 4) {
-        PyErr_SetString(PyExc_TypeError, "add() takes 4 arguments");
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < nargs; i++)
-        values[i] = args[i];
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    for (Py_ssize_t k = 0; k < nkw; k++) {
-        const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
-        if (name == NULL)
-            return NULL;
-        int slot = -1;
-        for (int j = 0; j < 4; j++)
-            if (strcmp(name, add_names[j]) == 0)
-                slot = j;
-        if (slot < 0 || values[slot] != NULL) {
-            PyErr_Format(PyExc_TypeError, "add() got an unexpected or repeated argument '%s'",
-                         name);
-            return NULL;
-        }
-        values[slot] = args[nargs + k];
-    }
-    int64_t numbers[4];
-    for (int j = 0; j < 4; j++) {
-        if (values[j] == NULL) {
-            PyErr_Format(PyExc_TypeError, "add() missing argument '%s'", add_names[j]);
-            return NULL;
-        }
-        numbers[j] = PyLong_AsLongLong(values[j]);
-        if (numbers[j] == -1 && PyErr_Occurred())
-            return NULL;
-    }
-    int64_t arrival_time_ms = numbers[0], abs_send_time = numbers[1];
-    int64_t payload_size = numbers[2], ssrc = numbers[3];
+    Rbe *self = (Rbe *)estimator;
     if (abs_send_time < 0 || abs_send_time > 0xFFFFFF || ssrc < 0 || ssrc > 0xFFFFFFFF) {
         PyErr_SetString(PyExc_ValueError, "add(): abs_send_time is 24 bits, ssrc 32 bits");
         return NULL;
@@ -646,6 +610,49 @@ static PyObject *rbe_add(Rbe *self, PyObject *const *args, Py_ssize_t nargs, PyO
     Py_RETURN_NONE;
 }
 
+static const char *const add_names[] = {"arrival_time_ms", "abs_send_time", "payload_size",
+                                        "ssrc"};
+
+/* add(arrival_time_ms, abs_send_time, payload_size, ssrc), by position or by name as aiortc
+ * calls it: None, or (target bit rate, [SSRCs]) when a REMB is due. */
+static PyObject *rbe_add(Rbe *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *values[4] = {NULL, NULL, NULL, NULL};
+    if (nargs > 4) {
+        PyErr_SetString(PyExc_TypeError, "add() takes 4 arguments");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        values[i] = args[i];
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
+        if (name == NULL)
+            return NULL;
+        int slot = -1;
+        for (int j = 0; j < 4; j++)
+            if (strcmp(name, add_names[j]) == 0)
+                slot = j;
+        if (slot < 0 || values[slot] != NULL) {
+            PyErr_Format(PyExc_TypeError, "add() got an unexpected or repeated argument '%s'",
+                         name);
+            return NULL;
+        }
+        values[slot] = args[nargs + k];
+    }
+    int64_t numbers[4];
+    for (int j = 0; j < 4; j++) {
+        if (values[j] == NULL) {
+            PyErr_Format(PyExc_TypeError, "add() missing argument '%s'", add_names[j]);
+            return NULL;
+        }
+        numbers[j] = PyLong_AsLongLong(values[j]);
+        if (numbers[j] == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    return estimator_add((PyObject *)self, numbers[0], numbers[1], numbers[2], numbers[3]);
+}
+
 static PyMethodDef rbe_methods[] = {
     {"add", (PyCFunction)(void (*)(void))rbe_add, METH_FASTCALL | METH_KEYWORDS,
      "add(arrival_time_ms, abs_send_time, payload_size, ssrc): None, or (bit rate, ssrcs) "
@@ -653,7 +660,7 @@ static PyMethodDef rbe_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject RbeType = {
+PyTypeObject RbeType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "rooms._native.RemoteBitrateEstimator",
     .tp_basicsize = sizeof(Rbe),

@@ -78,7 +78,7 @@ static void sink_dealloc(RtpSink *self)
 }
 
 /* Add ``amount`` to the integer attribute ``name`` of ``owner``. */
-static int add_to_attribute(PyObject *owner, PyObject *name, PyObject *amount)
+int add_to_attribute(PyObject *owner, PyObject *name, PyObject *amount)
 {
     PyObject *value = PyObject_GetAttr(owner, name);
     if (value == NULL)

@@ -75,17 +75,10 @@ static double unix_time(void)
     return (double)ns / 1e9;
 }
 
-/* add(packet, now=None): count ``packet``; ``now`` (Unix seconds) stands for time.time(). */
-static PyObject *statistics_add(Statistics *self, PyObject *args, PyObject *kwargs)
+/* add() on a packet's numbers, received at ``now`` (Unix seconds): 0. */
+int statistics_add(PyObject *statistics, long sequence, long long timestamp, double now)
 {
-    static char *names[] = {"packet", "now", NULL};
-    PyObject *packet, *now_object = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O", names, &packet, &now_object))
-        return NULL;
-    long sequence;
-    long long timestamp;
-    if (read_packet(packet, &sequence, &timestamp) < 0)
-        return NULL;
+    Statistics *self = (Statistics *)statistics;
     int in_order = !self->has_max || uint16_gt(sequence, self->max_seq);
     self->packets_received += 1;
     if (!self->has_base) {
@@ -93,9 +86,6 @@ static PyObject *statistics_add(Statistics *self, PyObject *args, PyObject *kwar
         self->base_seq = sequence;
     }
     if (in_order) {
-        double now = now_object == Py_None ? unix_time() : PyFloat_AsDouble(now_object);
-        if (now == -1.0 && PyErr_Occurred())
-            return NULL;
         long long arrival = (long long)(now * (double)self->clockrate);
         if (self->has_max && sequence < self->max_seq)
             self->cycles += 1 << 16;
@@ -112,6 +102,24 @@ static PyObject *statistics_add(Statistics *self, PyObject *args, PyObject *kwar
         self->last_arrival = arrival;
         self->last_timestamp = timestamp;
     }
+    return 0;
+}
+
+/* add(packet, now=None): count ``packet``; ``now`` (Unix seconds) stands for time.time(). */
+static PyObject *statistics_add_method(Statistics *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"packet", "now", NULL};
+    PyObject *packet, *now_object = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O", names, &packet, &now_object))
+        return NULL;
+    long sequence;
+    long long timestamp;
+    if (read_packet(packet, &sequence, &timestamp) < 0)
+        return NULL;
+    double now = now_object == Py_None ? unix_time() : PyFloat_AsDouble(now_object);
+    if (now == -1.0 && PyErr_Occurred())
+        return NULL;
+    statistics_add((PyObject *)self, sequence, timestamp, now);
     Py_RETURN_NONE;
 }
 
@@ -205,7 +213,7 @@ static PyObject *statistics_get_fraction_lost(Statistics *self, void *closure)
 }
 
 static PyMethodDef statistics_methods[] = {
-    {"add", (PyCFunction)(void (*)(void))statistics_add, METH_VARARGS | METH_KEYWORDS,
+    {"add", (PyCFunction)(void (*)(void))statistics_add_method, METH_VARARGS | METH_KEYWORDS,
      "add(packet, now=None): count a received packet (now: Unix seconds, else time.time())"},
     {NULL, NULL, 0, NULL},
 };
@@ -223,7 +231,7 @@ static PyGetSetDef statistics_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject StatisticsType = {
+PyTypeObject StatisticsType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "rooms._native.StreamStatistics",
     .tp_basicsize = sizeof(Statistics),
@@ -305,31 +313,42 @@ static int nacks_truncate(Nacks *self)
     return PyErr_Occurred() ? -1 : 0;
 }
 
-/* add(packet): mark it received; True when it shows packets missing before it. */
-static PyObject *nacks_add(Nacks *self, PyObject *packet)
+/* add() on a packet's sequence number: 1 when it shows packets missing before it, 0, or -1
+ * with an exception. */
+int nacks_add(PyObject *generator, long sequence)
 {
-    long sequence;
-    if (read_packet(packet, &sequence, NULL) < 0)
-        return NULL;
+    Nacks *self = (Nacks *)generator;
     if (!self->has_max) {
         self->has_max = 1;
         self->max_seq = sequence;
-        Py_RETURN_FALSE;
+        return 0;
     }
     int missed = 0;
     if (uint16_gt(sequence, self->max_seq)) {
         long next = (self->max_seq + 1) & 0xFFFF;
         while (uint16_gt(sequence, next)) {
             if (set_change(self->missing, next, 1) < 0)
-                return NULL;
+                return -1;
             missed = 1;
             next = (next + 1) & 0xFFFF;
         }
         self->max_seq = sequence;
     } else if (PySet_GET_SIZE(self->missing) && set_change(self->missing, sequence, 0) < 0) {
-        return NULL;
+        return -1;
     }
     if (nacks_truncate(self) < 0)
+        return -1;
+    return missed;
+}
+
+/* add(packet): mark it received; True when it shows packets missing before it. */
+static PyObject *nacks_add_method(Nacks *self, PyObject *packet)
+{
+    long sequence;
+    if (read_packet(packet, &sequence, NULL) < 0)
+        return NULL;
+    int missed = nacks_add((PyObject *)self, sequence);
+    if (missed < 0)
         return NULL;
     return PyBool_FromLong(missed);
 }
@@ -355,7 +374,7 @@ static PyObject *nacks_get_max_seq(Nacks *self, void *closure)
 }
 
 static PyMethodDef nacks_methods[] = {
-    {"add", (PyCFunction)nacks_add, METH_O,
+    {"add", (PyCFunction)nacks_add_method, METH_O,
      "add(packet): mark it received; True when packets before it are missing"},
     {"truncate", (PyCFunction)nacks_truncate_method, METH_NOARGS,
      "truncate(): forget missing packets too far behind"},
@@ -368,7 +387,7 @@ static PyGetSetDef nacks_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject NacksType = {
+PyTypeObject NacksType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "rooms._native.NackGenerator",
     .tp_basicsize = sizeof(Nacks),

@@ -475,11 +475,50 @@ async def _inline_receive_takes_a_connected_peers_packets_to_the_taps() -> None:
         await receiver_pc.close()
 
 
+async def test_inline_receive_gives_a_known_source_to_the_c_path_until_a_tap_comes(
+        loopback_candidates: None) -> None:
+    sender_pc, receiver_pc = aiortc.RTCPeerConnection(), aiortc.RTCPeerConnection()
+    try:
+        sender_pc.addTrack(aiortc.mediastreams.AudioStreamTrack())
+        receiver = receiver_pc.addTransceiver("audio", direction="recvonly").receiver
+        passthrough.decode_inline(receiver)
+        passthrough.use_native_parts(receiver)
+        passthrough.forward_legs(receiver, [])
+        await receiver_pc.setLocalDescription(await receiver_pc.createOffer())
+        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
+        await sender_pc.setLocalDescription(await sender_pc.createAnswer())
+        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
+        for _ in range(100):
+            if receiver_pc.connectionState == "connected":
+                break
+            await asyncio.sleep(0.05)
+        dtls = receiver.transport
+        assert passthrough.receive_inline(dtls) is True
+        await asyncio.sleep(0.5)
+        inbound = passthrough._inbounds[dtls]
+        (ssrc, route), = inbound.routes.items()
+        assert isinstance(route, rooms._native.Route) and route.packets >= 10
+        statistics = receiver._RTCRtpReceiver__remote_streams[ssrc]  # type: ignore[attr-defined]
+        counted = statistics.packets_received
+        await asyncio.sleep(0.3)
+        assert statistics.packets_received - counted >= 5  # the C path keeps the statistics
+        assert isinstance(await asyncio.wait_for(receiver.track.recv(), 1.0), av.Packet)
+        # A tap that only Python runs: the source goes back to the Python path.
+        seen: list[bool] = []
+        passthrough.forward_rtp(receiver, lambda packet, codec: seen.append(
+            _called_from_inline_receive()))
+        await asyncio.sleep(0.3)
+        assert inbound.routes == {ssrc: None} and len(seen) >= 5 and all(seen)
+    finally:
+        await sender_pc.close()
+        await receiver_pc.close()
+
+
 def _called_from_inline_receive() -> bool:
     frame = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
-        if code.co_name == "datagram_received" and code.co_filename == passthrough.__file__:
+        if code.co_name == "receive_rtp" and code.co_filename == passthrough.__file__:
             return True
         frame = frame.f_back  # type: ignore[assignment]
     return False
