@@ -5,7 +5,6 @@ from typing import Any
 
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket
 
 class RemoteBitrateEstimator:
@@ -50,6 +49,9 @@ class LegWriter:
 
     drops: int
     packets: int
+    octets: int
+    ntp_timestamp: int
+    rtp_timestamp: int
     live: bool
     gate: Callable[[bytes], bool] | None
 
@@ -64,8 +66,7 @@ class LegWriter:
               clock_rate: float) -> tuple[bytes, int] | None: ...
     def retransmit(self, sequence: int) -> bytes | None: ...
     def clear(self) -> None: ...
-    def attach(self, sink: RtpSink, sender: RTCRtpSender, mime_type: str,
-               clock_rate: float) -> None: ...
+    def attach(self, sink: RtpSink, mime_type: str, clock_rate: float) -> None: ...
     def detach(self) -> None: ...
 
 def forward(legs: Sequence[LegWriter], packet: RtpPacket, codec: RTCRtpCodecParameters,

@@ -54,8 +54,9 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    packet goes out through ``sender.transport._send_rtp`` (SRTP, then ICE), as the sender's own
    loop does.
 10. Sender reports: the sender's ``_run_rtcp`` loop reports its private ``__ntp_timestamp``,
-   ``__rtp_timestamp``, ``__packet_count`` and ``__octet_count``; ``rooms._native.forward``
-   keeps them up to date for what a leg forwards (``check_sender_counters`` checks they exist).
+   ``__rtp_timestamp``, ``__packet_count`` and ``__octet_count``; ``report_leg`` makes one
+   sender instance a subclass whose properties of those names read what its leg's
+   ``LegWriter`` counts (``rooms._native.forward`` keeps them in C, with no Python per packet).
    NACKs: ``RTCRtpSender._handle_rtcp_packet`` awaits
    ``self._retransmit(seq)`` for each lost sequence number; ``answer_nacks`` shadows it on one
    sender instance so the leg answers from its own cache of rewritten packets.
@@ -173,7 +174,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import aioice.ice
 import aiortc.rtcrtpreceiver
@@ -912,6 +913,40 @@ def check_sender_counters(sender: RTCRtpSender) -> None:
         if not isinstance(getattr(sender, name, None), int):
             raise RuntimeError(f"aiortc RTCRtpSender has no {name}: the sender report hook is "
                                "broken")
+
+
+class _LegSender(RTCRtpSender):
+    """An RTCRtpSender whose report counters (10.) are its leg's ``LegWriter``'s."""
+
+    _leg: LegWriter
+
+
+def _counter(name: str) -> property:
+    def read(sender: _LegSender) -> int:
+        return int(getattr(sender._leg, name))
+
+    def ignore(sender: _LegSender, value: int) -> None:
+        pass  # aiortc's own sending loop never sends here: the leg's counts are the truth
+
+    return property(read, ignore)
+
+
+for _name, _leg_name in zip(_SENT_ATTRIBUTES, ("ntp_timestamp", "rtp_timestamp", "packets",
+                                                "octets"), strict=True):
+    setattr(_LegSender, _name, _counter(_leg_name))
+
+
+def report_leg(sender: RTCRtpSender, leg: LegWriter) -> None:
+    """Make ``sender``'s reports and getStats count what ``leg`` sends (see 10. above): its
+    instance becomes a subclass whose properties read the leg's counters."""
+    if type(sender) is _LegSender:
+        sender._leg = leg
+        return
+    check_sender_counters(sender)
+    if type(sender) is not RTCRtpSender:
+        raise RuntimeError("an RTCRtpSender subclass: the sender report hook is broken")
+    sender.__class__ = _LegSender
+    cast(_LegSender, sender)._leg = leg
 
 
 def answer_nacks(sender: RTCRtpSender, retransmit: Callable[[int], Awaitable[None]]) -> None:

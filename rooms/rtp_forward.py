@@ -147,7 +147,7 @@ class RtpLeg(MediaStreamTrack):
     def bind(self, sender: RTCRtpSender) -> None:
         """Take the negotiated parameters of ``sender`` when it starts, and answer its NACKs."""
         self._sender = sender
-        passthrough.check_sender_counters(sender)
+        passthrough.report_leg(sender, self.writer)
         passthrough.capture_send_parameters(sender, self._on_send)
         passthrough.answer_nacks(sender, self._retransmit)
 
@@ -165,7 +165,7 @@ class RtpLeg(MediaStreamTrack):
                               *extension_headers(parameters.headerExtensions, parameters.muxId))
         self._codec_name = codec.name.lower()
         self._sink = passthrough.rtp_sender(self._sender)
-        self.writer.attach(self._sink, self._sender, codec.mimeType.lower(), codec.clockRate)
+        self.writer.attach(self._sink, codec.mimeType.lower(), codec.clockRate)
 
     async def recv(self) -> RtpPacket:  # type: ignore[override]
         # The sender's RTP loop is running: the leg goes live; it never yields anything itself.

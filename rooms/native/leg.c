@@ -2,7 +2,8 @@
  * sequence number and timestamp, writing its header and extensions for the subscriber, and
  * keeping it to answer NACKs (tests/rooms/test_rtp_forward.py); and ``forward``, which hands a
  * publisher's packet to every leg: each one rewritten, sent on the subscriber's RtpSink and
- * counted for the sender's reports, with no Python per leg.
+ * counted for the sender's reports (read through rooms/passthrough.py 10.), with no Python per
+ * leg.
  */
 #include "native.h"
 
@@ -60,20 +61,23 @@ typedef struct {
     int audio_level_header;    /* -1: not negotiated */
     Sent *cache;
     long long drops;
-    /* Forwarding (attach): where the leg sends, the sender whose reports count its packets,
-     * its codec's lower-case MIME type and clock rate. ``gate`` (a callable or NULL) sees each
-     * payload until it answers true (a video leg waiting for a keyframe). */
+    /* Forwarding (attach): where the leg sends, its codec's lower-case MIME type and clock
+     * rate. ``gate`` (a callable or NULL) sees each payload until it answers true (a video leg
+     * waiting for a keyframe). */
     int live;
-    PyObject *sink, *sender, *mime, *gate, *publisher_codec;
+    PyObject *sink, *mime, *gate, *publisher_codec;
     double clock_rate;
-    long long packets;
+    /* What its sender's reports say (rooms/passthrough.py 10.): packets and payload bytes
+     * sent, and the NTP and RTP times of the last. */
+    long long packets, octets;
+    uint64_t ntp_timestamp;
+    uint32_t rtp_timestamp;
 } LegWriter;
 
 static PyTypeObject LegWriterType;
 
 static PyObject *name_ssrc, *name_sequence_number, *name_timestamp, *name_marker, *name_payload,
-    *name_extensions, *name_audio_level, *name_mime_type, *name_lower, *name_ntp_timestamp,
-    *name_rtp_timestamp, *name_packet_count, *name_octet_count, *one;
+    *name_extensions, *name_audio_level, *name_mime_type, *name_lower;
 
 /* True when 16-bit sequence number a comes after b (RFC 1982 arithmetic). */
 static int newer16(uint16_t a, uint16_t b)
@@ -230,7 +234,6 @@ static void leg_clear_cache(LegWriter *self)
 static int leg_traverse(LegWriter *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->sink);
-    Py_VISIT(self->sender);
     Py_VISIT(self->mime);
     Py_VISIT(self->gate);
     Py_VISIT(self->publisher_codec);
@@ -241,7 +244,6 @@ static int leg_detach_all(LegWriter *self)
 {
     self->live = 0;
     Py_CLEAR(self->sink);
-    Py_CLEAR(self->sender);
     Py_CLEAR(self->mime);
     Py_CLEAR(self->gate);
     Py_CLEAR(self->publisher_codec);
@@ -402,17 +404,15 @@ static PyObject *leg_write(LegWriter *self, PyObject *const *args, Py_ssize_t na
     return Py_BuildValue("(Nk)", data, (unsigned long)out_timestamp);
 }
 
-/* attach(sink, sender, mime_type, clock_rate): forward() sends this leg's packets on ``sink``
- * (an RtpSink) and counts them on ``sender`` (an RTCRtpSender, see rooms/passthrough.py 10.);
- * packets of a codec whose lower-case MIME type is not ``mime_type`` are dropped. */
+/* attach(sink, mime_type, clock_rate): forward() sends this leg's packets on ``sink`` (an
+ * RtpSink); packets of a codec whose lower-case MIME type is not ``mime_type`` are dropped. */
 static PyObject *leg_attach(LegWriter *self, PyObject *args)
 {
-    PyObject *sink, *sender, *mime;
+    PyObject *sink, *mime;
     double clock_rate;
-    if (!PyArg_ParseTuple(args, "O!OUd", &RtpSinkType, &sink, &sender, &mime, &clock_rate))
+    if (!PyArg_ParseTuple(args, "O!Ud", &RtpSinkType, &sink, &mime, &clock_rate))
         return NULL;
     Py_XSETREF(self->sink, Py_NewRef(sink));
-    Py_XSETREF(self->sender, Py_NewRef(sender));
     Py_XSETREF(self->mime, Py_NewRef(mime));
     Py_CLEAR(self->publisher_codec);
     self->clock_rate = clock_rate;
@@ -426,44 +426,6 @@ static PyObject *leg_detach(LegWriter *self, PyObject *unused)
     leg_detach_all(self);
     leg_clear_cache(self);
     Py_RETURN_NONE;
-}
-
-/* The sender's report counters (rooms/passthrough.py 10.) after a packet of ``size`` payload
- * bytes sent at ``ntp`` with ``timestamp``. */
-static int count_sent(PyObject *sender, PyObject *ntp, uint32_t timestamp, Py_ssize_t size)
-{
-    PyObject *rtp = PyLong_FromUnsignedLong(timestamp);
-    if (rtp == NULL)
-        return -1;
-    int result = PyObject_SetAttr(sender, name_rtp_timestamp, rtp);
-    Py_DECREF(rtp);
-    if (result < 0 || PyObject_SetAttr(sender, name_ntp_timestamp, ntp) < 0)
-        return -1;
-    PyObject *count = PyObject_GetAttr(sender, name_packet_count);
-    if (count == NULL)
-        return -1;
-    Py_SETREF(count, PyNumber_Add(count, one));
-    if (count == NULL)
-        return -1;
-    result = PyObject_SetAttr(sender, name_packet_count, count);
-    Py_DECREF(count);
-    if (result < 0)
-        return -1;
-    PyObject *octets = PyObject_GetAttr(sender, name_octet_count);
-    if (octets == NULL)
-        return -1;
-    PyObject *length = PyLong_FromSsize_t(size);
-    if (length == NULL) {
-        Py_DECREF(octets);
-        return -1;
-    }
-    Py_SETREF(octets, PyNumber_Add(octets, length));
-    Py_DECREF(length);
-    if (octets == NULL)
-        return -1;
-    result = PyObject_SetAttr(sender, name_octet_count, octets);
-    Py_DECREF(octets);
-    return result;
 }
 
 /* True (1) when ``codec`` (the publisher's RTCRtpCodecParameters) is this leg's codec: compared
@@ -488,7 +450,7 @@ static int leg_takes_codec(LegWriter *self, PyObject *codec)
 }
 
 static int leg_forward(LegWriter *self, const Incoming *in, PyObject *codec, double now,
-                       double wall, PyObject *ntp)
+                       double wall, uint64_t ntp)
 {
     if (!self->live || self->sink == NULL || !self->configured)
         return 0;
@@ -515,7 +477,10 @@ static int leg_forward(LegWriter *self, const Incoming *in, PyObject *codec, dou
     if (sent <= 0)
         return sent;
     self->packets += 1;
-    return count_sent(self->sender, ntp, timestamp, PyBytes_GET_SIZE(in->payload)) < 0 ? -1 : 1;
+    self->octets += PyBytes_GET_SIZE(in->payload);
+    self->ntp_timestamp = ntp;
+    self->rtp_timestamp = timestamp;
+    return 1;
 }
 
 Py_ssize_t legs_forward(PyObject *legs, const Incoming *in, PyObject *codec, double now,
@@ -525,12 +490,7 @@ Py_ssize_t legs_forward(PyObject *legs, const Incoming *in, PyObject *codec, dou
     if (sequence == NULL)
         return -1;
     /* The sender reports' NTP time of ``wall``, 64-bit. */
-    PyObject *ntp = PyLong_FromUnsignedLongLong(
-        (unsigned long long)((wall + NTP_OFFSET) * 4294967296.0));
-    if (ntp == NULL) {
-        Py_DECREF(sequence);
-        return -1;
-    }
+    uint64_t ntp = (uint64_t)((wall + NTP_OFFSET) * 4294967296.0);
     PyObject *failed_type = NULL, *failed_value = NULL, *failed_traceback = NULL;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence), forwarded = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -549,7 +509,6 @@ Py_ssize_t legs_forward(PyObject *legs, const Incoming *in, PyObject *codec, dou
         else if (sent < 0)
             PyErr_Clear();
     }
-    Py_DECREF(ntp);
     Py_DECREF(sequence);
     if (failed_type != NULL) {
         PyErr_Restore(failed_type, failed_value, failed_traceback);
@@ -653,6 +612,24 @@ static PyObject *leg_packets(LegWriter *self, void *closure)
     return PyLong_FromLongLong(self->packets);
 }
 
+static PyObject *leg_octets(LegWriter *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromLongLong(self->octets);
+}
+
+static PyObject *leg_ntp_timestamp(LegWriter *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLongLong(self->ntp_timestamp);
+}
+
+static PyObject *leg_rtp_timestamp(LegWriter *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLong(self->rtp_timestamp);
+}
+
 static PyObject *leg_get_live(LegWriter *self, void *closure)
 {
     (void)closure;
@@ -699,7 +676,7 @@ static PyMethodDef leg_methods[] = {
      "retransmit(sequence): the sent packet again (RTX where negotiated), or None"},
     {"clear", (PyCFunction)leg_clear, METH_NOARGS, "clear(): forget the packets kept"},
     {"attach", (PyCFunction)leg_attach, METH_VARARGS,
-     "attach(sink, sender, mime_type, clock_rate): where forward() sends and counts"},
+     "attach(sink, mime_type, clock_rate): where forward() sends"},
     {"detach", (PyCFunction)leg_detach, METH_NOARGS,
      "detach(): forward() passes this leg by; the packets kept are forgotten"},
     {NULL, NULL, 0, NULL},
@@ -709,6 +686,9 @@ static PyGetSetDef leg_getset[] = {
     {"drops", (getter)leg_drops, NULL,
      "packets dropped: by the rewriting rules, or of another codec", NULL},
     {"packets", (getter)leg_packets, NULL, "packets forward() sent", NULL},
+    {"octets", (getter)leg_octets, NULL, "their payload bytes", NULL},
+    {"ntp_timestamp", (getter)leg_ntp_timestamp, NULL, "the NTP time the last went at", NULL},
+    {"rtp_timestamp", (getter)leg_rtp_timestamp, NULL, "the last one's RTP timestamp", NULL},
     {"live", (getter)leg_get_live, (setter)leg_set_live, "whether forward() sends", NULL},
     {"gate", (getter)leg_get_gate, (setter)leg_set_gate,
      "called with each payload until it answers true, or None", NULL},
@@ -739,20 +719,15 @@ static PyTypeObject LegWriterType = {
 
 int leg_add_to(PyObject *module)
 {
-    if (one == NULL) {
+    if (name_lower == NULL) {
         const char *strings[] = {"ssrc", "sequence_number", "timestamp", "marker", "payload",
-                                 "extensions", "audio_level", "mimeType", "lower",
-                                 "_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__rtp_timestamp",
-                                 "_RTCRtpSender__packet_count", "_RTCRtpSender__octet_count"};
+                                 "extensions", "audio_level", "mimeType", "lower"};
         PyObject **names[] = {&name_ssrc, &name_sequence_number, &name_timestamp, &name_marker,
                               &name_payload, &name_extensions, &name_audio_level,
-                              &name_mime_type, &name_lower, &name_ntp_timestamp,
-                              &name_rtp_timestamp, &name_packet_count, &name_octet_count};
+                              &name_mime_type, &name_lower};
         for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
             if ((*names[i] = PyUnicode_InternFromString(strings[i])) == NULL)
                 return -1;
-        if ((one = PyLong_FromLong(1)) == NULL)
-            return -1;
     }
     if (PyType_Ready(&LegWriterType) < 0
             || PyModule_AddObjectRef(module, "LegWriter", (PyObject *)&LegWriterType) < 0

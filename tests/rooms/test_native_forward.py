@@ -72,7 +72,8 @@ async def test_a_packet_goes_out_on_each_live_leg_protected_and_counted() -> Non
         legs = [LegWriter(100, 50_000, 7), LegWriter(200, 60_000, 8)]
         for ssrc, (leg, sender) in enumerate(zip(legs, senders, strict=True), start=1):
             leg.configure(97, ssrc, -1, 0, b"", -1, -1)
-            leg.attach(sink, sender, "video/vp8", 90_000)
+            leg.attach(sink, "video/vp8", 90_000)
+            passthrough.report_leg(sender, leg)
         wall = WHEN.timestamp()
 
         # Not live yet, then live on a transport not connected, without a pair: nothing goes.
@@ -104,6 +105,10 @@ async def test_a_packet_goes_out_on_each_live_leg_protected_and_counted() -> Non
             assert sender._RTCRtpSender__rtp_timestamp == packet.timestamp  # type: ignore
             ntp = sender._RTCRtpSender__ntp_timestamp  # type: ignore[attr-defined]
             assert abs(ntp - clock.datetime_to_ntp(WHEN)) < (1 << 32) // 1000
+            # aiortc's own report writing reads them (the sender report, getStats).
+            report = next(s for s in (await sender.getStats()).values()
+                            if s.type == "outbound-rtp")
+            assert (report.packetsSent, report.bytesSent) == (1, 5)
 
         # Another codec is dropped and counted; a stopped leg is passed by.
         assert forward(legs, _packet(5), H264, 1.0, wall) == 0
@@ -156,7 +161,7 @@ async def test_a_gate_sees_payloads_until_it_opens_and_a_failing_leg_spares_the_
         gated, failing, plain = (LegWriter(1, 1, 1) for _ in range(3))
         for ssrc, leg in enumerate((gated, failing, plain), start=1):
             leg.configure(97, ssrc, -1, 0, b"", -1, -1)
-            leg.attach(sink, sender, "video/vp8", 90_000)
+            leg.attach(sink, "video/vp8", 90_000)
             leg.live = True
         gated.gate = gate
         assert forward((gated, plain), _packet(1, b"a"), VP8, 1.0, 2.0) == 1
@@ -195,4 +200,4 @@ def test_a_sink_is_refused_anything_but_a_dict_of_pairs_and_a_callable() -> None
     with pytest.raises(TypeError):
         RtpSink(object(), {}, DtlsState.CONNECTED, None)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        LegWriter(1, 1, 1).attach(object(), None, "video/vp8", 90_000)  # type: ignore
+        LegWriter(1, 1, 1).attach(object(), "video/vp8", 90_000)  # type: ignore
