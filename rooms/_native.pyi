@@ -38,6 +38,7 @@ class RtpSink:
     """A synchronous SRTP send on an aiortc DTLS transport, in C (rooms/native/sink.c)."""
 
     sent: int
+    dropped: int
 
     def __init__(self, dtls: object, nominated: dict[int, Any], connected: object,
                  make_srtp: Callable[[Any], Srtp]) -> None: ...

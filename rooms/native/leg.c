@@ -167,18 +167,14 @@ static int leg_extensions(const LegWriter *self, double wall, int has_level, int
     return length;
 }
 
-/* An RTP packet (RFC 3550, no CSRC): the header, the extension block and ``prefix`` (RTX's
- * original sequence number) and ``payload``. */
-static PyObject *rtp_packet(int payload_type, int marker, uint16_t sequence, uint32_t timestamp,
-                            uint32_t ssrc, const unsigned char *extensions, int extensions_length,
-                            const unsigned char *prefix, int prefix_length, PyObject *payload)
+/* An RTP packet (RFC 3550, no CSRC) written at ``out``: the header, the extension block and
+ * ``prefix`` (RTX's original sequence number) and ``payload``; its length. */
+static Py_ssize_t rtp_fill(unsigned char *out, int payload_type, int marker, uint16_t sequence,
+                           uint32_t timestamp, uint32_t ssrc, const unsigned char *extensions,
+                           int extensions_length, const unsigned char *prefix,
+                           int prefix_length, PyObject *payload)
 {
     Py_ssize_t payload_length = PyBytes_GET_SIZE(payload);
-    PyObject *data = PyBytes_FromStringAndSize(
-        NULL, 12 + extensions_length + prefix_length + payload_length);
-    if (data == NULL)
-        return NULL;
-    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(data);
     out[0] = extensions_length ? 0x90 : 0x80;
     out[1] = (unsigned char)((marker ? 0x80 : 0) | (payload_type & 0x7F));
     out[2] = (unsigned char)(sequence >> 8);
@@ -191,12 +187,23 @@ static PyObject *rtp_packet(int payload_type, int marker, uint16_t sequence, uin
     out[9] = (unsigned char)(ssrc >> 16);
     out[10] = (unsigned char)(ssrc >> 8);
     out[11] = (unsigned char)ssrc;
-    out += 12;
-    memcpy(out, extensions, (size_t)extensions_length);
-    out += extensions_length;
-    memcpy(out, prefix, (size_t)prefix_length);
-    out += prefix_length;
-    memcpy(out, PyBytes_AS_STRING(payload), (size_t)payload_length);
+    memcpy(out + 12, extensions, (size_t)extensions_length);
+    memcpy(out + 12 + extensions_length, prefix, (size_t)prefix_length);
+    memcpy(out + 12 + extensions_length + prefix_length, PyBytes_AS_STRING(payload),
+           (size_t)payload_length);
+    return 12 + extensions_length + prefix_length + payload_length;
+}
+
+/* rtp_fill's packet as bytes. */
+static PyObject *rtp_packet(int payload_type, int marker, uint16_t sequence, uint32_t timestamp,
+                            uint32_t ssrc, const unsigned char *extensions, int extensions_length,
+                            const unsigned char *prefix, int prefix_length, PyObject *payload)
+{
+    PyObject *data = PyBytes_FromStringAndSize(
+        NULL, 12 + extensions_length + prefix_length + PyBytes_GET_SIZE(payload));
+    if (data != NULL)
+        rtp_fill((unsigned char *)PyBytes_AS_STRING(data), payload_type, marker, sequence,
+                 timestamp, ssrc, extensions, extensions_length, prefix, prefix_length, payload);
     return data;
 }
 
@@ -309,14 +316,14 @@ static PyObject *leg_rewrite_method(LegWriter *self, PyObject *args)
     return Py_BuildValue("(Ik)", (unsigned int)out_sequence, (unsigned long)out_timestamp);
 }
 
-/* The publisher's packet rewritten for this leg into *data, with its rewritten timestamp, and
- * kept to answer NACKs: 1; 0 when it is dropped (counted in ``drops``) or was sent already (the
- * publisher's retransmission of a packet this leg sent: SRTP refuses an index twice); -1 with
- * an exception. */
+/* The publisher's packet rewritten for this leg into ``out`` (SINK_BUFFER bytes, its length
+ * in *length), with its rewritten timestamp, and kept to answer NACKs: 1; 0 when it is dropped
+ * (counted in ``drops``) or was sent already (the publisher's retransmission of a packet this
+ * leg sent: SRTP refuses an index twice); -1 with an exception (a packet too long for SRTP). */
 static int leg_write_packet(LegWriter *self, uint32_t source, uint16_t sequence,
                             uint32_t timestamp, int marker, PyObject *payload, int has_level,
                             int voice, int level, double now, double wall, double clock_rate,
-                            PyObject **data, uint32_t *out_timestamp)
+                            unsigned char *out, Py_ssize_t *length, uint32_t *out_timestamp)
 {
     uint16_t out_sequence;
     if (!leg_rewrite(self, source, sequence, timestamp, now, clock_rate, &out_sequence,
@@ -329,10 +336,12 @@ static int leg_write_packet(LegWriter *self, uint32_t source, uint16_t sequence,
         return 0;
     unsigned char extensions[MAX_EXTENSIONS];
     int extensions_length = leg_extensions(self, wall, has_level, voice, level, extensions);
-    *data = rtp_packet(self->payload_type, marker, out_sequence, *out_timestamp, self->ssrc,
-                       extensions, extensions_length, NULL, 0, payload);
-    if (*data == NULL)
+    if (12 + extensions_length + PyBytes_GET_SIZE(payload) > SINK_BUFFER - SRTP_MAX_TRAILER) {
+        PyErr_SetString(PyExc_ValueError, "packet is too long");  /* as pylibsrtp */
         return -1;
+    }
+    *length = rtp_fill(out, self->payload_type, marker, out_sequence, *out_timestamp, self->ssrc,
+                       extensions, extensions_length, NULL, 0, payload);
     sent->used = 1;
     sent->sequence = out_sequence;
     sent->marker = marker;
@@ -392,16 +401,17 @@ static PyObject *leg_write(LegWriter *self, PyObject *const *args, Py_ssize_t na
     int has_level, voice, level;
     if (read_audio_level(args[5], &has_level, &voice, &level) < 0)
         return NULL;
-    PyObject *data;
+    unsigned char out[SINK_BUFFER];
+    Py_ssize_t length;
     uint32_t out_timestamp;
     int written = leg_write_packet(self, (uint32_t)source, (uint16_t)sequence,
                                    (uint32_t)timestamp, marker, payload, has_level, voice, level,
-                                   now, wall, clock_rate, &data, &out_timestamp);
+                                   now, wall, clock_rate, out, &length, &out_timestamp);
     if (written < 0)
         return NULL;
     if (written == 0)
         Py_RETURN_NONE;
-    return Py_BuildValue("(Nk)", data, (unsigned long)out_timestamp);
+    return Py_BuildValue("(y#k)", (const char *)out, length, (unsigned long)out_timestamp);
 }
 
 /* attach(sink, mime_type, clock_rate): forward() sends this leg's packets on ``sink`` (an
@@ -465,15 +475,15 @@ static int leg_forward(LegWriter *self, const Incoming *in, PyObject *codec, dou
             return open;
         Py_CLEAR(self->gate);
     }
-    PyObject *data;
+    unsigned char out[SINK_BUFFER];
+    Py_ssize_t length;
     uint32_t timestamp;
     int written = leg_write_packet(self, in->source, in->sequence, in->timestamp, in->marker,
                                    in->payload, in->has_level, in->voice, in->level, now, wall,
-                                   self->clock_rate, &data, &timestamp);
+                                   self->clock_rate, out, &length, &timestamp);
     if (written <= 0)
         return written;
-    int sent = sink_send((RtpSink *)self->sink, data, 0);
-    Py_DECREF(data);
+    int sent = sink_send_buffer((RtpSink *)self->sink, out, length, 0);
     if (sent <= 0)
         return sent;
     self->packets += 1;

@@ -22,11 +22,21 @@ int inbound_add_to(PyObject *module);
 enum srtp_step { SRTP_PROTECT, SRTP_UNPROTECT, SRTP_PROTECT_RTCP };
 PyObject *srtp_apply(PyObject *srtp, PyObject *data, enum srtp_step step);
 
-/* sink.c: an RtpSink's send of ``data`` (RTCP when ``rtcp``): 1 sent, 0 not connected, -1 an
- * exception. */
+/* srtp.c: ``buffer`` (SINK_BUFFER bytes, the packet's ``*length`` first) protected in place by
+ * ``srtp``, a rooms._native.Srtp (SRTCP when ``rtcp``): 0, or -1 with pylibsrtp's error or a
+ * ValueError for a packet too long (pylibsrtp's limits). */
+#define SINK_BUFFER 1500
+#define SRTP_MAX_TRAILER (16 + 128)
+#define SRTCP_MAX_TRAILER (4 + 16 + 128)
+int srtp_protect_buffer(PyObject *srtp, unsigned char *buffer, int *length, int rtcp);
+
+/* sink.c: an RtpSink's send of ``data`` (RTCP when ``rtcp``), or of the packet in ``buffer``
+ * (SINK_BUFFER bytes, ``length`` of them the packet; protected in place): 1 sent, 0 not
+ * connected (or dropped by the socket), -1 an exception. */
 typedef struct RtpSink RtpSink;
 extern PyTypeObject RtpSinkType;
 int sink_send(RtpSink *sink, PyObject *data, int rtcp);
+int sink_send_buffer(RtpSink *sink, unsigned char *buffer, Py_ssize_t length, int rtcp);
 
 /* rate.c, jitter.c, stats.c: the receive bookkeeping on numbers, for inbound.c (each as the
  * Python method of the same name; NULL or -1 with an exception). */

@@ -16,9 +16,9 @@ static PyObject *srtp_error_messages = NULL;
 typedef int (*srtp_function)(void *, void *, int *);
 
 /* pylibsrtp's limits: a 1,500-byte buffer, less the longest trailer protecting may add. */
-#define SRTP_BUFFER 1500
-#define SRTP_MAX_TRAILER_LEN (16 + 128)
-#define SRTP_MAX_SRTCP_TRAILER_LEN (4 + 16 + 128)
+#define SRTP_BUFFER SINK_BUFFER
+#define SRTP_MAX_TRAILER_LEN SRTP_MAX_TRAILER
+#define SRTP_MAX_SRTCP_TRAILER_LEN SRTCP_MAX_TRAILER
 
 typedef struct {
     PyObject_HEAD
@@ -56,6 +56,19 @@ static void srtp_dealloc(Srtp *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* pylibsrtp.Error with pylibsrtp's message for a libsrtp status. */
+static void set_srtp_error(int status)
+{
+    PyObject *message = PySequence_GetItem(srtp_error_messages, status);
+    if (message == NULL) {
+        PyErr_Clear();
+        PyErr_Format(srtp_error_type, "libsrtp status %d", status);
+    } else {
+        PyErr_SetObject(srtp_error_type, message);
+        Py_DECREF(message);
+    }
+}
+
 static PyObject *srtp_process(Srtp *self, PyObject *data, srtp_function function,
                               Py_ssize_t trailer)
 {
@@ -76,14 +89,7 @@ static PyObject *srtp_process(Srtp *self, PyObject *data, srtp_function function
     int status = function(self->session, PyBytes_AS_STRING(out), &out_length);
     if (status != 0) {
         Py_DECREF(out);
-        PyObject *message = PySequence_GetItem(srtp_error_messages, status);
-        if (message == NULL) {
-            PyErr_Clear();
-            PyErr_Format(srtp_error_type, "libsrtp status %d", status);
-        } else {
-            PyErr_SetObject(srtp_error_type, message);
-            Py_DECREF(message);
-        }
+        set_srtp_error(status);
         return NULL;
     }
     if (out_length != length + trailer && _PyBytes_Resize(&out, out_length) < 0)
@@ -105,6 +111,25 @@ PyObject *srtp_apply(PyObject *srtp, PyObject *data, enum srtp_step step)
     if (step == SRTP_PROTECT_RTCP)
         return srtp_process(self, data, self->protect_rtcp, SRTP_MAX_SRTCP_TRAILER_LEN);
     return srtp_process(self, data, self->unprotect, 0);
+}
+
+int srtp_protect_buffer(PyObject *srtp, unsigned char *buffer, int *length, int rtcp)
+{
+    if (!PyObject_TypeCheck(srtp, &SrtpType)) {
+        PyErr_SetString(PyExc_TypeError, "not a rooms._native.Srtp");
+        return -1;
+    }
+    Srtp *self = (Srtp *)srtp;
+    if (*length > SRTP_BUFFER - (rtcp ? SRTP_MAX_SRTCP_TRAILER_LEN : SRTP_MAX_TRAILER_LEN)) {
+        PyErr_SetString(PyExc_ValueError, "packet is too long");
+        return -1;
+    }
+    int status = (rtcp ? self->protect_rtcp : self->protect)(self->session, buffer, length);
+    if (status != 0) {
+        set_srtp_error(status);
+        return -1;
+    }
+    return 0;
 }
 
 static PyObject *srtp_protect(Srtp *self, PyObject *data)

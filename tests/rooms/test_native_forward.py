@@ -117,6 +117,15 @@ async def test_a_packet_goes_out_on_each_live_leg_protected_and_counted() -> Non
         assert forward(legs, _packet(6), VP8, 1.0, wall) == 1
         assert RtpPacket.parse(reader.unprotect(await there.received.get())).ssrc == 1
 
+        # A remote address that is not numeric goes through the transport's own sendto.
+        nominated[1] = aioice.ice.CandidatePair(cast(aioice.ice.StunProtocol, here),
+                                                aioice.Candidate(
+            foundation="1", component=1, transport="udp", priority=1, host="localhost",
+            port=port, type="host"))
+        assert forward(legs, _packet(61), VP8, 1.0, wall) == 1
+        assert RtpPacket.parse(reader.unprotect(await there.received.get())).ssrc == 1
+        nominated[1] = pair
+
         # A new SRTP session (DTLS again) is used from the next packet on.
         dtls._tx_srtp = outbound()
         assert forward(legs, _packet(7), VP8, 1.0, wall) == 1
@@ -130,7 +139,7 @@ async def test_a_packet_goes_out_on_each_live_leg_protected_and_counted() -> Non
         assert forward(legs, _packet(9), VP8, 1.0, wall) == 0
         assert sink.send(b"\x80" + bytes(11)) is False
         await _nothing_arrives(there)
-        assert legs[0].packets == 3
+        assert legs[0].packets == 4
     finally:
         await pc.close()
         there.transport.close()
