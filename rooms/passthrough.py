@@ -158,6 +158,13 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    registered (a renegotiation) or its taps change. Anything aiortc's parser would refuse
    (truncated extensions, bad padding, an abs-send-time not 3 bytes, a mid that is not UTF-8)
    takes the Python path, which drops it (tests/rooms/test_native_inbound.py).
+18. RTCP without the queue: an SRTCP datagram (second byte 192-208, as aiortc's ``is_rtcp``)
+   took aioice's path too (14.): a STUN parse that fails, the queue, the DTLS transport's task,
+   pylibsrtp's ``unprotect_rtcp``. 17. unprotects it in C and hands it to the transport's own
+   ``_handle_rtcp_data`` (parse, route, each recipient's ``_handle_rtcp_packet``), run at once
+   by ``run_now``: the handlers of aiortc's receivers and of the legs' senders await nothing
+   that waits (a leg's ``_retransmit`` sends synchronously), so the coroutine ends within the
+   call; one that does wait goes on as a task's would, when what it waits for is done.
 
 The hooks are process-wide: every RTCPeerConnection in the process, including the Python
 participant of rooms/client.py when it runs in the same process, receives packets, not frames.
@@ -165,6 +172,7 @@ participant of rooms/client.py when it runs in the same process, receives packet
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import logging
@@ -172,7 +180,7 @@ import queue
 import struct
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from fractions import Fraction
 from typing import Any, cast
 
@@ -812,12 +820,13 @@ def _nominated(dtls: RTCDtlsTransport) -> dict[int, Any]:
     return nominated
 
 
-_SRTP_FUNCTIONS = ("srtp_protect", "srtp_unprotect", "srtp_protect_rtcp")
+_SRTP_FUNCTIONS = ("srtp_protect", "srtp_unprotect", "srtp_protect_rtcp", "srtp_unprotect_rtcp")
 _SRTP_SIGNATURE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
 
 
 def native_srtp(session: pylibsrtp.Session) -> NativeSrtp:
-    """``session``'s protect, unprotect and protect_rtcp, called in C (see 16. above)."""
+    """``session``'s protect, unprotect, protect_rtcp and unprotect_rtcp, called in C (see 16.
+    above)."""
     from pylibsrtp._binding import ffi, lib
 
     functions = [ffi.addressof(lib, name) for name in _SRTP_FUNCTIONS]
@@ -879,14 +888,38 @@ def receive_inline(dtls: RTCDtlsTransport) -> bool:
             # None: this source stays here until the routes are learnt again.
             inbound.routes[packet.ssrc] = receiving.route(packet, send_rtcp, extensions_map)
 
+    def receive_rtcp(data: bytes) -> None:
+        """A decrypted RTCP datagram, to aiortc's own handling (parse, route, the senders' and
+        receivers' handlers), run at once (18.)."""
+        run_now(dtls._handle_rtcp_data(data))
+
     inbound = Inbound(protocol.datagram_received, dtls, DtlsState.CONNECTED,
-                      native_srtp(rx_srtp), receive_rtp, router)
+                      native_srtp(rx_srtp), receive_rtp, receive_rtcp, router)
     protocol.datagram_received = inbound
     _inbounds[dtls] = inbound
     return True
 
 
 _inbounds: weakref.WeakKeyDictionary[RTCDtlsTransport, Inbound] = weakref.WeakKeyDictionary()
+
+
+def run_now(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run ``coroutine`` in this call until it finishes or first waits (see 18. above); if it
+    waits, it goes on when what it waits for is done, as a task's would. Its exception is
+    logged, as the event loop logs a task's."""
+    try:
+        waited = coroutine.send(None)
+    except StopIteration:
+        return
+    except Exception:
+        logger.exception("RTCP handling failed")
+        return
+    loop = asyncio.get_running_loop()
+    if waited is None:  # a bare yield (asyncio.sleep(0)): the next step comes soon
+        loop.call_soon(run_now, coroutine)
+        return
+    waited._asyncio_future_blocking = False
+    waited.add_done_callback(lambda _: run_now(coroutine))
 
 
 def capture_send_parameters(sender: RTCRtpSender,

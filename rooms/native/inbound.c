@@ -2,9 +2,10 @@
  * the sources it knows (17.): the SRTP is unprotected, its header read, and a media packet of
  * a known source goes to the legs of its forwarder and through its receiver's bookkeeping
  * (REMB estimate, statistics, NACKs, depacketizing, jitter buffer) with Python called only for
- * what is rare (an audio level, RTCP feedback to send, a reassembled frame). Everything else
- * (STUN, DTLS, SRTCP, a source not yet known, RTX, anything unusual) takes the Python path,
- * which decides which sources the C path may take (``Route``).
+ * what is rare (an audio level, RTCP feedback to send, a reassembled frame). SRTCP is
+ * unprotected and handed to Python at once. Everything else (a source not yet known, RTX,
+ * anything unusual) takes the Python path, which decides which sources the C path may take
+ * (``Route``); STUN and DTLS go to aioice.
  */
 #include "native.h"
 #include <stddef.h>
@@ -157,6 +158,7 @@ typedef struct {
     PyObject *original;   /* aioice's datagram_received: STUN, DTLS, SRTCP */
     PyObject *dtls, *connected, *srtp;
     PyObject *slow;       /* callable(rtp, arrival_time_ms): the Python path */
+    PyObject *rtcp;       /* callable(rtcp): a decrypted RTCP datagram */
     PyObject *router;     /* the transport's RtpRouter */
     PyObject *routes;     /* {ssrc: Route, or None for a source the Python path keeps} */
 } Inbound;
@@ -166,13 +168,14 @@ static PyObject *inbound_call(Inbound *self, PyObject *const *args, size_t nargs
 
 static PyObject *inbound_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"original", "dtls", "connected", "srtp", "slow", "router", NULL};
-    PyObject *original, *dtls, *connected, *srtp, *slow, *router;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOO", names, &original, &dtls,
-                                     &connected, &srtp, &slow, &router))
+    static char *names[] = {"original", "dtls", "connected", "srtp", "slow", "rtcp", "router",
+                            NULL};
+    PyObject *original, *dtls, *connected, *srtp, *slow, *rtcp, *router;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOO", names, &original, &dtls,
+                                     &connected, &srtp, &slow, &rtcp, &router))
         return NULL;
-    if (!PyCallable_Check(original) || !PyCallable_Check(slow)) {
-        PyErr_SetString(PyExc_TypeError, "Inbound: original and slow must be callable");
+    if (!PyCallable_Check(original) || !PyCallable_Check(slow) || !PyCallable_Check(rtcp)) {
+        PyErr_SetString(PyExc_TypeError, "Inbound: original, slow and rtcp must be callable");
         return NULL;
     }
     Inbound *self = (Inbound *)type->tp_alloc(type, 0);
@@ -184,6 +187,7 @@ static PyObject *inbound_new(PyTypeObject *type, PyObject *args, PyObject *kwarg
     self->connected = Py_NewRef(connected);
     self->srtp = Py_NewRef(srtp);
     self->slow = Py_NewRef(slow);
+    self->rtcp = Py_NewRef(rtcp);
     self->router = Py_NewRef(router);
     self->routes = PyDict_New();
     if (self->routes == NULL) {
@@ -200,6 +204,7 @@ static int inbound_traverse(Inbound *self, visitproc visit, void *arg)
     Py_VISIT(self->connected);
     Py_VISIT(self->srtp);
     Py_VISIT(self->slow);
+    Py_VISIT(self->rtcp);
     Py_VISIT(self->router);
     Py_VISIT(self->routes);
     return 0;
@@ -212,6 +217,7 @@ static int inbound_clear(Inbound *self)
     Py_CLEAR(self->connected);
     Py_CLEAR(self->srtp);
     Py_CLEAR(self->slow);
+    Py_CLEAR(self->rtcp);
     Py_CLEAR(self->router);
     Py_CLEAR(self->routes);
     return 0;
@@ -556,9 +562,13 @@ static PyObject *inbound_call(Inbound *self, PyObject *const *args, size_t nargs
                                                  : NULL;
     Py_ssize_t length = b != NULL ? PyBytes_GET_SIZE(data) : 0;
     PyObject *state = NULL;
-    if (b == NULL || length < 12 || !(b[0] > 127 && b[0] < 192) || (b[1] > 191 && b[1] < 224)
+    /* SRTCP, as aiortc's is_rtcp tells it (the second byte 192-208: RFC 5761's 192-223 less
+     * the ones aiortc reads as RTP). */
+    int rtcp = b != NULL && length >= 2 && b[1] > 191 && b[1] < 209;
+    if (b == NULL || (length < 12 && !rtcp) || !(b[0] > 127 && b[0] < 192)
+            || (!rtcp && b[1] > 191 && b[1] < 224)
             || (state = PyObject_GetAttr(self->dtls, name_state)) != self->connected) {
-        /* STUN, DTLS, SRTCP, or a transport on its way out. */
+        /* STUN, DTLS, what aiortc would not read, or a transport on its way out. */
         Py_XDECREF(state);
         if (PyErr_Occurred())
             return NULL;
@@ -570,6 +580,18 @@ static PyObject *inbound_call(Inbound *self, PyObject *const *args, size_t nargs
     Py_XDECREF(size);
     if (counted < 0 || add_to_attribute(self->dtls, name_rx_packets, one) < 0)
         return NULL;
+    if (rtcp) {
+        PyObject *report = srtp_apply(self->srtp, data, SRTP_UNPROTECT_RTCP);
+        if (report == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_MemoryError))
+                return NULL;
+            PyErr_Clear();  /* as aiortc: what fails authentication is dropped */
+            Py_RETURN_NONE;
+        }
+        PyObject *result = PyObject_CallOneArg(self->rtcp, report);
+        Py_DECREF(report);
+        return result;
+    }
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t arrival_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + NTP_OFFSET_MS;
@@ -612,8 +634,8 @@ static PyTypeObject InboundType = {
     .tp_name = "rooms._native.Inbound",
     .tp_basicsize = sizeof(Inbound),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "Inbound(original, dtls, connected, srtp, slow, router): a DTLS transport's "
-              "datagram_received, in C for the sources in ``routes``.",
+    .tp_doc = "Inbound(original, dtls, connected, srtp, slow, rtcp, router): a DTLS "
+              "transport's datagram_received, in C for the sources in ``routes``.",
     .tp_new = inbound_new,
     .tp_traverse = (traverseproc)inbound_traverse,
     .tp_clear = (inquiry)inbound_clear,

@@ -19,7 +19,7 @@ int inbound_add_to(PyObject *module);
 
 /* srtp.c: ``data`` protected (or unprotected) by ``srtp``, a rooms._native.Srtp; NULL with
  * pylibsrtp's error or a TypeError. */
-enum srtp_step { SRTP_PROTECT, SRTP_UNPROTECT, SRTP_PROTECT_RTCP };
+enum srtp_step { SRTP_PROTECT, SRTP_UNPROTECT, SRTP_PROTECT_RTCP, SRTP_UNPROTECT_RTCP };
 PyObject *srtp_apply(PyObject *srtp, PyObject *data, enum srtp_step step);
 
 /* srtp.c: ``buffer`` (SINK_BUFFER bytes, the packet's ``*length`` first) protected in place by

@@ -24,18 +24,19 @@ typedef struct {
     PyObject_HEAD
     PyObject *owner;  /* the pylibsrtp.Session whose libsrtp session this is: kept alive */
     void *session;
-    srtp_function protect, unprotect, protect_rtcp;
+    srtp_function protect, unprotect, protect_rtcp, unprotect_rtcp;
 } Srtp;
 
 static PyObject *srtp_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"owner", "session", "protect", "unprotect", "protect_rtcp", NULL};
+    static char *names[] = {"owner", "session", "protect", "unprotect", "protect_rtcp",
+                            "unprotect_rtcp", NULL};
     PyObject *owner;
-    unsigned long long session, protect, unprotect, protect_rtcp;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OKKKK", names, &owner, &session, &protect,
-                                     &unprotect, &protect_rtcp))
+    unsigned long long session, protect, unprotect, protect_rtcp, unprotect_rtcp;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OKKKKK", names, &owner, &session, &protect,
+                                     &unprotect, &protect_rtcp, &unprotect_rtcp))
         return NULL;
-    if (!session || !protect || !unprotect || !protect_rtcp) {
+    if (!session || !protect || !unprotect || !protect_rtcp || !unprotect_rtcp) {
         PyErr_SetString(PyExc_ValueError, "Srtp: a null session or function");
         return NULL;
     }
@@ -47,6 +48,7 @@ static PyObject *srtp_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->protect = (srtp_function)(uintptr_t)protect;
     self->unprotect = (srtp_function)(uintptr_t)unprotect;
     self->protect_rtcp = (srtp_function)(uintptr_t)protect_rtcp;
+    self->unprotect_rtcp = (srtp_function)(uintptr_t)unprotect_rtcp;
     return (PyObject *)self;
 }
 
@@ -110,6 +112,8 @@ PyObject *srtp_apply(PyObject *srtp, PyObject *data, enum srtp_step step)
         return srtp_process(self, data, self->protect, SRTP_MAX_TRAILER_LEN);
     if (step == SRTP_PROTECT_RTCP)
         return srtp_process(self, data, self->protect_rtcp, SRTP_MAX_SRTCP_TRAILER_LEN);
+    if (step == SRTP_UNPROTECT_RTCP)
+        return srtp_process(self, data, self->unprotect_rtcp, 0);
     return srtp_process(self, data, self->unprotect, 0);
 }
 
@@ -147,11 +151,18 @@ static PyObject *srtp_protect_rtcp(Srtp *self, PyObject *data)
     return srtp_process(self, data, self->protect_rtcp, SRTP_MAX_SRTCP_TRAILER_LEN);
 }
 
+static PyObject *srtp_unprotect_rtcp(Srtp *self, PyObject *data)
+{
+    return srtp_process(self, data, self->unprotect_rtcp, 0);
+}
+
 static PyMethodDef srtp_methods[] = {
     {"protect", (PyCFunction)srtp_protect, METH_O, "protect(rtp): SRTP, as pylibsrtp's."},
     {"unprotect", (PyCFunction)srtp_unprotect, METH_O, "unprotect(srtp): RTP, as pylibsrtp's."},
     {"protect_rtcp", (PyCFunction)srtp_protect_rtcp, METH_O,
      "protect_rtcp(rtcp): SRTCP, as pylibsrtp's."},
+    {"unprotect_rtcp", (PyCFunction)srtp_unprotect_rtcp, METH_O,
+     "unprotect_rtcp(srtcp): RTCP, as pylibsrtp's."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -160,7 +171,8 @@ static PyTypeObject SrtpType = {
     .tp_name = "rooms._native.Srtp",
     .tp_basicsize = sizeof(Srtp),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Srtp(owner, session, protect, unprotect, protect_rtcp): a pylibsrtp session's "
+    .tp_doc = "Srtp(owner, session, protect, unprotect, protect_rtcp, unprotect_rtcp): a "
+              "pylibsrtp session's "
               "protect and unprotect, called in C (addresses from pylibsrtp's cffi library).",
     .tp_new = srtp_new,
     .tp_dealloc = (destructor)srtp_dealloc,

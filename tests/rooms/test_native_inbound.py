@@ -15,7 +15,7 @@ from aiortc import clock
 from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import HeaderExtensionsMap, RtcpRrPacket, RtpPacket
 
 from rooms import passthrough
 from rooms._native import (
@@ -68,9 +68,10 @@ class _Setup:
         self.map = HeaderExtensionsMap()
         self.map.configure(type("P", (), {"headerExtensions": [
             RTCRtpHeaderExtensionParameters(id=i, uri=uri) for i, uri in URIS.items()]})())
+        self.reports: list[bytes] = []
         self.inbound = Inbound(lambda data, addr: self.originals.append(data), self.dtls,
                                DtlsState.CONNECTED, passthrough.native_srtp(inbound()),
-                               self._slow, self.router)
+                               self._slow, self.reports.append, self.router)
         self.route = Route(
             receiver=self.receiver, codec=VP8, writers=[], clock=None,
             on_level=lambda timestamp, level: self.levels.append((timestamp, level)),
@@ -164,17 +165,26 @@ async def test_anything_else_goes_to_python_or_aioice_and_bad_packets_nowhere() 
                     _raw(6, 0x90, b"\xbe\xde\x00\x01\x10\xff\x00\x00", b"\x10")):  # mid not UTF-8
             setup.send(RtpPacket(), raw=raw)
         assert len(setup.slow) == 2 and setup.route.packets == 1
-        # RTCP, STUN or DTLS go to aioice as they came; so does all while not connected.
-        rtcp = bytes([0x80, 200]) + bytes(30)
-        setup.inbound(rtcp, ("127.0.0.1", 5000))
+        # SRTCP is read here and handed over decrypted (18.); what fails authentication is not.
+        report = bytes(RtcpRrPacket(ssrc=7))
+        setup.inbound(setup.protect.protect_rtcp(report), ("127.0.0.1", 5000))
+        setup.inbound(bytes([0x80, 201]) + bytes(30), ("127.0.0.1", 5000))
+        assert setup.reports == [report]
+        # STUN or DTLS, or what aiortc would not read as RTP nor RTCP, go to aioice as they
+        # came; so does everything while the transport is not connected.
+        stun, odd = bytes([0, 1]) + bytes(18), bytes([0x80, 215]) + bytes(30)
+        setup.inbound(stun, ("127.0.0.1", 5000))
+        setup.inbound(odd, ("127.0.0.1", 5000))
         setup.dtls._state = DtlsState.CLOSED
         datagram = setup.protect.protect(_vp8(7, 0).serialize(setup.map))
         setup.inbound(datagram, ("127.0.0.1", 5000))
-        assert setup.originals == [rtcp, datagram]
+        assert setup.originals == [stun, odd, datagram]
+        # Counted here: the 6 SRTP and 2 SRTCP datagrams above (aiortc counts what it takes).
+        assert setup.dtls._RTCDtlsTransport__rx_packets == 8  # type: ignore[attr-defined]
         setup.dtls._state = DtlsState.CONNECTED
         # What fails authentication is dropped.
         setup.inbound(bytes([0x80, 96]) + bytes(40), ("127.0.0.1", 5000))
-        assert len(setup.slow) == 2 and len(setup.originals) == 2
+        assert len(setup.slow) == 2 and len(setup.originals) == 3
         # The router gave the source to another receiver: the route is dropped.
         setup.router.ssrc_table[SSRC] = _Receiver()  # type: ignore[assignment]
         setup.send(_vp8(8, 0))

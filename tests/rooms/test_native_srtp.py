@@ -62,12 +62,21 @@ def test_protected_bytes_are_pylibsrtps_and_each_side_reads_the_other(
         assert python_in.unprotect(protected) == data
 
 
-def test_rtcp_is_protected_as_pylibsrtp_does() -> None:
+def test_rtcp_is_protected_and_read_as_pylibsrtp_does() -> None:
     python_out, native_out = outbound(), passthrough.native_srtp(outbound())
+    native_in = passthrough.native_srtp(inbound())
     for ssrc in (1, 2, 3):
         protected = native_out.protect_rtcp(rtcp(ssrc))
         assert protected == python_out.protect_rtcp(rtcp(ssrc))
         assert inbound().unprotect_rtcp(protected) == rtcp(ssrc)
+        assert native_in.unprotect_rtcp(protected) == rtcp(ssrc)
+    # A replay, and a forged tag, are refused as pylibsrtp refuses them.
+    with pytest.raises(pylibsrtp.Error, match="replay"):
+        native_in.unprotect_rtcp(protected)
+    forged = bytearray(native_out.protect_rtcp(rtcp(9)))
+    forged[-1] ^= 1
+    with pytest.raises(pylibsrtp.Error, match="authentication"):
+        native_in.unprotect_rtcp(bytes(forged))
 
 
 def test_refusals_are_pylibsrtps() -> None:

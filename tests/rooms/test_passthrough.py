@@ -579,3 +579,35 @@ def test_a_receiver_without_declared_ssrcs_still_learns_them() -> None:
     assert router.route_rtp(aiortc.rtp.RtpPacket(payload_type=96, ssrc=77)) is receiver
     assert router.ssrc_table[77] is receiver
     assert router.route_rtp(aiortc.rtp.RtpPacket(payload_type=100, ssrc=77)) is None
+
+
+async def test_run_now_runs_a_coroutine_in_the_call_and_resumes_one_that_waits(
+        caplog: pytest.LogCaptureFixture) -> None:
+    steps: list[str] = []
+
+    async def quick() -> None:
+        steps.append("quick")
+
+    passthrough.run_now(quick())
+    assert steps == ["quick"]  # done within the call
+
+    waited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def slow() -> None:
+        steps.append("before")
+        steps.append(f"got {await waited}")
+        await asyncio.sleep(0)
+        steps.append("after")
+
+    passthrough.run_now(slow())
+    assert steps == ["quick", "before"]
+    waited.set_result(5)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert steps == ["quick", "before", "got 5", "after"]
+
+    async def broken() -> None:
+        raise RuntimeError("a handler that fails")
+
+    passthrough.run_now(broken())
+    assert "a handler that fails" in caplog.text
