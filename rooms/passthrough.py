@@ -114,7 +114,7 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    (``__nack_generator``), the jitter buffer and depacketizer (``__jitter_buffer``, once per track:
    the recording's frames) with its PLIs, and the frames handed to ``__decoder_queue`` through
    ``__timestamp_mapper`` (11.). Its RTCP (REMB, NACK, PLI, from ``__rtcp_ssrc``) goes out as 12.
-   does, SRTCP-protected. STUN, DTLS and SRTCP keep aiortc's path.
+   does, SRTCP-protected. STUN and DTLS keep aiortc's path; SRTCP is 18.'s.
 15. The receive bookkeeping in C (rooms/native/rate.c, jitter.c and stats.c): each video
    receiver keeps an ``aiortc.rate.RemoteBitrateEstimator`` in its private
    ``__remote_bitrate_estimator`` and a ``NackGenerator`` in ``__nack_generator``, and every
@@ -280,6 +280,7 @@ class _InlineDecoderQueue:
         self._receiver = receiver
         self._stop: queue.Queue[None] = queue.Queue()
         self._decoder: PacketDecoder | None = None
+        self._codec: RTCRtpCodecParameters | None = None
         # deliver_frames: each packet goes to this callable instead of the track's queue.
         self.sink: Callable[[av.Packet], None] | None = None
 
@@ -288,12 +289,16 @@ class _InlineDecoderQueue:
             self._stop.put(None)
             return
         codec, encoded_frame = item
-        if self._decoder is None or self._decoder.codec_name != codec.name.lower():
-            self._decoder = PacketDecoder(codec)
+        decoder = self._decoder
+        if codec is not self._codec or decoder is None:
+            # The codec objects change only on renegotiation: compare names then.
+            if decoder is None or decoder.codec_name != codec.name.lower():
+                decoder = self._decoder = PacketDecoder(codec)
+            self._codec = codec
         sink = self.sink
         if sink is None:
             sink = self._receiver.track._queue.put_nowait  # type: ignore[attr-defined]
-        for packet in self._decoder.decode(encoded_frame):
+        for packet in decoder.decode(encoded_frame):
             sink(packet)
 
     def get(self) -> None:
