@@ -165,6 +165,10 @@ test_passthrough.py fails if any of them moves. What is replaced, and why:
    by ``run_now``: the handlers of aiortc's receivers and of the legs' senders await nothing
    that waits (a leg's ``_retransmit`` sends synchronously), so the coroutine ends within the
    call; one that does wait goes on as a task's would, when what it waits for is done.
+   The other way, aiortc's own sends (``RTCDtlsTransport._send_rtp``: its senders' and
+   receivers' reports, and its RTP on the frame path) are shadowed on the transport instance
+   by a coroutine that sends on the transport's ``RtpSink`` (12.) without awaiting anything:
+   the same ``ConnectionError`` when the transport is not connected.
 
 The hooks are process-wide: every RTCPeerConnection in the process, including the Python
 participant of rooms/client.py when it runs in the same process, receives packets, not frames.
@@ -208,6 +212,7 @@ from aiortc.rtp import (
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
     RtpPacket,
+    is_rtcp,
     pack_remb_fci,
     unwrap_rtx,
 )
@@ -871,7 +876,6 @@ def receive_inline(dtls: RTCDtlsTransport) -> bool:
         return True
     router = dtls._rtp_router
     extensions_map = dtls._rtp_header_extensions_map
-    send_rtcp = rtp_sink(dtls).send_rtcp
     # This transport's receivers: a plain dict is quicker than the weak one, and lives as long.
     receivings: dict[Any, _Receiving] = {}
 
@@ -888,19 +892,32 @@ def receive_inline(dtls: RTCDtlsTransport) -> bool:
             receiving = receivings[receiver] = _receiving(receiver)
         if receiving is None:
             return
-        receiving.receive(packet, arrival_time_ms, send_rtcp)
+        receiving.receive(packet, arrival_time_ms, sink.send_rtcp)
         if packet.ssrc not in inbound.routes:
             # None: this source stays here until the routes are learnt again.
-            inbound.routes[packet.ssrc] = receiving.route(packet, send_rtcp, extensions_map)
+            inbound.routes[packet.ssrc] = receiving.route(packet, sink.send_rtcp, extensions_map)
 
     def receive_rtcp(data: bytes) -> None:
         """A decrypted RTCP datagram, to aiortc's own handling (parse, route, the senders' and
         receivers' handlers), run at once (18.)."""
         run_now(dtls._handle_rtcp_data(data))
 
+    sink = rtp_sink(dtls)
+
+    async def send_rtp(data: bytes) -> None:
+        """aiortc's own sends (its senders' and receivers' reports, its RTP on the frame path),
+        without the four coroutines (18.)."""
+        if dtls._state is not DtlsState.CONNECTED:
+            raise ConnectionError("Cannot send encrypted RTP, not connected")
+        if is_rtcp(data):
+            sink.send_rtcp(data)
+        else:
+            sink.send(data)
+
     inbound = Inbound(protocol.datagram_received, dtls, DtlsState.CONNECTED,
                       native_srtp(rx_srtp), receive_rtp, receive_rtcp, router)
     protocol.datagram_received = inbound
+    dtls._send_rtp = send_rtp  # type: ignore[method-assign]
     _inbounds[dtls] = inbound
     return True
 

@@ -8,7 +8,8 @@
 /* Jitter buffer ---------------------------------------------------------------------------- */
 
 /* aiortc.jitterbuffer.JitterFrame: what add() hands out, as aiortc's own buffer does. */
-static PyObject *jitter_frame_type = NULL;
+static PyObject *jitter_frame_type = NULL, *empty_tuple = NULL, *name_frame_data = NULL;
+static PyObject *name_sequence_number = NULL, *name_timestamp = NULL, *name_data = NULL;
 
 #define MAX_MISORDER 100
 
@@ -72,7 +73,16 @@ static PyObject *jb_frame(JitterBuffer *self, Py_ssize_t first, Py_ssize_t end, 
         memcpy(out, PyBytes_AS_STRING(part), (size_t)PyBytes_GET_SIZE(part));
         out += PyBytes_GET_SIZE(part);
     }
-    PyObject *frame = PyObject_CallFunction(jitter_frame_type, "(NL)", data, (long long)timestamp);
+    /* aiortc's JitterFrame, made as its __init__ makes it (two attributes), without calling
+     * that Python function for every frame. */
+    PyTypeObject *type = (PyTypeObject *)jitter_frame_type;
+    PyObject *frame = type->tp_new(type, empty_tuple, NULL);
+    PyObject *stamp = frame == NULL ? NULL : PyLong_FromLongLong(timestamp);
+    if (stamp == NULL || PyObject_SetAttr(frame, name_frame_data, data) < 0
+            || PyObject_SetAttr(frame, name_timestamp, stamp) < 0)
+        Py_CLEAR(frame);
+    Py_XDECREF(stamp);
+    Py_DECREF(data);
     return frame;
 }
 
@@ -153,7 +163,6 @@ static void jb_dealloc(JitterBuffer *self)
 
 /* The packet attributes add() reads, as interned strings made once (jitter_add_to): a name
  * given as a C string would be made into a new str object on every packet. */
-static PyObject *name_sequence_number = NULL, *name_timestamp = NULL, *name_data = NULL;
 
 static int read_int(PyObject *object, PyObject *name, int64_t low, int64_t high,
                     int64_t *value)
@@ -335,6 +344,10 @@ int jitter_add_to(PyObject *module)
             return -1;
     }
     if (jitter_frame_type == NULL) {
+        empty_tuple = PyTuple_New(0);
+        name_frame_data = PyUnicode_InternFromString("data");
+        if (empty_tuple == NULL || name_frame_data == NULL)
+            return -1;
         PyObject *jitterbuffer = PyImport_ImportModule("aiortc.jitterbuffer");
         if (jitterbuffer == NULL)
             return -1;
@@ -342,6 +355,10 @@ int jitter_add_to(PyObject *module)
         Py_DECREF(jitterbuffer);
         if (jitter_frame_type == NULL)
             return -1;
+        if (!PyType_Check(jitter_frame_type)) {
+            PyErr_SetString(PyExc_TypeError, "aiortc.jitterbuffer.JitterFrame is not a class");
+            return -1;
+        }
     }
     if (PyModule_AddFunctions(module, jitter_functions) < 0)
         return -1;

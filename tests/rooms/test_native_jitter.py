@@ -4,6 +4,8 @@ payloads or the same refusals."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from aiortc.codecs.vpx import vp8_depayload as python_vp8_depayload
 from aiortc.jitterbuffer import JitterBuffer as PythonBuffer
@@ -114,3 +116,13 @@ def test_it_refuses_what_aiortc_would_never_hand_it() -> None:
         buffer.add(RtpPacket(sequence_number=1))  # no payload depacketized
     with pytest.raises(TypeError, match="takes bytes"):
         vp8_depayload(bytearray(b"\x10"))  # type: ignore[arg-type]
+
+
+def test_frames_are_made_as_aiortcs_init_makes_them() -> None:
+    # jitter.c sets the two attributes JitterFrame.__init__ sets, without calling it.
+    lines = [line.strip() for line in inspect.getsource(JitterFrame.__init__).splitlines()[1:]]
+    assert [line for line in lines if line] == ["self.data = data", "self.timestamp = timestamp"]
+    buffer = NativeBuffer(capacity=16)
+    buffer.add(packet(1, 0, b"a"))
+    _, frame = buffer.add(packet(2, 3000, b"b"))
+    assert type(frame) is JitterFrame and vars(frame) == {"data": b"a", "timestamp": 0}

@@ -210,7 +210,8 @@ def test_rtp_forwarding_hooks_still_find_their_private_names() -> None:
     assert "self.__rtx_ssrc.get(packet.ssrc)" in receiver_source
     # 9. and 12.: legs send as _send_rtp does, down aioice's chain to the datagram transport.
     send_rtp = inspect.getsource(aiortc.rtcdtlstransport.RTCDtlsTransport._send_rtp)
-    for line in ("if self._state != State.CONNECTED:", "data = self._tx_srtp.protect(data)",
+    for line in ("if self._state != State.CONNECTED:", "if is_rtcp(data):",
+                 "data = self._tx_srtp.protect_rtcp(data)", "data = self._tx_srtp.protect(data)",
                  "await self.transport._send(data)", "self.__tx_bytes += len(data)",
                  "self.__tx_packets += 1"):
         assert line in send_rtp, line
@@ -503,12 +504,20 @@ async def test_inline_receive_gives_a_known_source_to_the_c_path_until_a_tap_com
         await asyncio.sleep(0.3)
         assert statistics.packets_received - counted >= 5  # the C path keeps the statistics
         assert isinstance(await asyncio.wait_for(receiver.track.recv(), 1.0), av.Packet)
+        # aiortc's own sends (its reports) go out on the transport's sink, counted (18.).
+        assert "_send_rtp" in vars(dtls)
+        sent = dtls._RTCDtlsTransport__tx_packets  # type: ignore[attr-defined]
+        await dtls._send_rtp(bytes(aiortc.rtp.RtcpRrPacket(ssrc=1)))
+        assert dtls._RTCDtlsTransport__tx_packets == sent + 1  # type: ignore[attr-defined]
         # A tap that only Python runs: the source goes back to the Python path.
         seen: list[bool] = []
         passthrough.forward_rtp(receiver, lambda packet, codec: seen.append(
             _called_from_inline_receive()))
         await asyncio.sleep(0.3)
         assert inbound.routes == {ssrc: None} and len(seen) >= 5 and all(seen)
+        await receiver_pc.close()
+        with pytest.raises(ConnectionError):
+            await dtls._send_rtp(bytes(aiortc.rtp.RtcpRrPacket(ssrc=1)))
     finally:
         await sender_pc.close()
         await receiver_pc.close()
