@@ -425,6 +425,17 @@ def test_inline_receive_takes_a_connected_peers_packets_to_the_taps(loop_kind: s
         loop.close()
 
 
+async def _connect(offerer: aiortc.RTCPeerConnection, answerer: aiortc.RTCPeerConnection) -> None:
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(offerer.localDescription)
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    await offerer.setRemoteDescription(answerer.localDescription)
+    for _ in range(100):
+        if offerer.connectionState == "connected":
+            break
+        await asyncio.sleep(0.05)
+
+
 async def _inline_receive_takes_a_connected_peers_packets_to_the_taps() -> None:
     sender_pc, receiver_pc = aiortc.RTCPeerConnection(), aiortc.RTCPeerConnection()
     try:
@@ -438,14 +449,7 @@ async def _inline_receive_takes_a_connected_peers_packets_to_the_taps() -> None:
         seen: list[tuple[int, bool]] = []
         passthrough.forward_rtp(receiver, lambda packet, codec: seen.append(
             (packet.sequence_number, _called_from_inline_receive())))
-        await receiver_pc.setLocalDescription(await receiver_pc.createOffer())
-        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
-        await sender_pc.setLocalDescription(await sender_pc.createAnswer())
-        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
-        for _ in range(100):
-            if receiver_pc.connectionState == "connected":
-                break
-            await asyncio.sleep(0.05)
+        await _connect(receiver_pc, sender_pc)
         dtls = receiver.transport
         assert passthrough.receive_inline(dtls) is True
         assert passthrough.receive_inline(dtls) is True  # once is enough
@@ -485,14 +489,7 @@ async def test_inline_receive_gives_a_known_source_to_the_c_path_until_a_tap_com
         passthrough.decode_inline(receiver)
         passthrough.use_native_parts(receiver)
         passthrough.forward_legs(receiver, [])
-        await receiver_pc.setLocalDescription(await receiver_pc.createOffer())
-        await sender_pc.setRemoteDescription(receiver_pc.localDescription)
-        await sender_pc.setLocalDescription(await sender_pc.createAnswer())
-        await receiver_pc.setRemoteDescription(sender_pc.localDescription)
-        for _ in range(100):
-            if receiver_pc.connectionState == "connected":
-                break
-            await asyncio.sleep(0.05)
+        await _connect(receiver_pc, sender_pc)
         dtls = receiver.transport
         assert passthrough.receive_inline(dtls) is True
         await asyncio.sleep(0.5)
