@@ -142,7 +142,8 @@ static PyTypeObject RouteType = {
     .tp_name = "rooms._native.Route",
     .tp_basicsize = sizeof(Route),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Route(*, receiver, codec, writers, ...): how Inbound takes one source's media packets.",
+    .tp_doc = "Route(*, receiver, codec, writers, ...): how Inbound takes one source's media "
+              "packets.",
     .tp_new = route_new,
     .tp_traverse = (traverseproc)route_traverse,
     .tp_clear = (inquiry)route_clear,
@@ -437,7 +438,8 @@ static int inbound_take(Inbound *self, PyObject *rtp, int64_t arrival_ms)
     double wall = clock_seconds(CLOCK_REALTIME);
     /* The taps (8.): the forwarder's legs, the audio level; padding-only packets have none. */
     if (PyBytes_GET_SIZE(payload)) {
-        if (route->objects[R_WRITERS] != Py_None && PyList_GET_SIZE(route->objects[R_WRITERS])) {
+        PyObject *writers = route->objects[R_WRITERS];
+        if (writers != Py_None && PyList_GET_SIZE(writers)) {
             double now;
             if (route->objects[R_CLOCK] == Py_None) {
                 now = clock_seconds(CLOCK_MONOTONIC);
@@ -446,8 +448,8 @@ static int inbound_take(Inbound *self, PyObject *rtp, int64_t arrival_ms)
                 now = value == NULL ? -1.0 : PyFloat_AsDouble(value);
                 Py_XDECREF(value);
             }
-            if ((PyErr_Occurred() || legs_forward(route->objects[R_WRITERS], &in, route->objects[R_CODEC], now,
-                                                  wall) < 0)
+            if ((PyErr_Occurred()
+                 || legs_forward(writers, &in, route->objects[R_CODEC], now, wall) < 0)
                     && report_tap_error(route) < 0)
                 goto error_payload;
         }
@@ -512,7 +514,8 @@ static int inbound_take(Inbound *self, PyObject *rtp, int64_t arrival_ms)
     Py_DECREF(payload);
     int pli;
     PyObject *frame;
-    int added = jitter_add(route->objects[R_JITTER], h.sequence, h.timestamp, data, &pli, &frame);
+    int added = jitter_add(route->objects[R_JITTER], h.sequence, h.timestamp, data, &pli,
+                           &frame);
     Py_DECREF(data);
     if (added < 0)
         goto error;
@@ -520,7 +523,8 @@ static int inbound_take(Inbound *self, PyObject *rtp, int64_t arrival_ms)
     int decoder_failed = flag == NULL ? -1 : PyObject_IsTrue(flag);
     Py_XDECREF(flag);
     if (decoder_failed > 0) {
-        PyObject *cleared = PyObject_CallMethodNoArgs(route->objects[R_DECODER_ERROR], name_clear);
+        PyObject *cleared = PyObject_CallMethodNoArgs(route->objects[R_DECODER_ERROR],
+                                                      name_clear);
         Py_XDECREF(cleared);
         decoder_failed = cleared == NULL ? -1 : 1;
         pli = pli || route->video;  /* report the lost picture (RFC 4585 section 6.3.1.1) */
@@ -624,7 +628,8 @@ static PyObject *inbound_get_routes(Inbound *self, void *closure)
 }
 
 static PyGetSetDef inbound_getset[] = {
-    {"routes", (getter)inbound_get_routes, NULL, "{ssrc: Route or None}: the sources the C path takes (None: it does not)",
+    {"routes", (getter)inbound_get_routes, NULL,
+     "{ssrc: Route or None}: the sources the C path takes (None: it does not)",
      NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -651,8 +656,9 @@ int inbound_add_to(PyObject *module)
         const char *strings[] = {"_enabled", "_state", "_RTCDtlsTransport__rx_bytes",
                                  "_RTCDtlsTransport__rx_packets", "ssrc_table",
                                  "payload_type_table", "_flag", "clear"};
-        PyObject **names[] = {&name_enabled, &name_state, &name_rx_bytes, &name_rx_packets, &name_ssrc_table,
-                              &name_payload_type_table, &name_flag, &name_clear};
+        PyObject **names[] = {&name_enabled, &name_state, &name_rx_bytes, &name_rx_packets,
+                              &name_ssrc_table, &name_payload_type_table, &name_flag,
+                              &name_clear};
         for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
             if ((*names[i] = PyUnicode_InternFromString(strings[i])) == NULL)
                 return -1;

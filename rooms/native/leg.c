@@ -502,9 +502,10 @@ Py_ssize_t legs_forward(PyObject *legs, const Incoming *in, PyObject *codec, dou
     /* The sender reports' NTP time of ``wall``, 64-bit. */
     uint64_t ntp = (uint64_t)((wall + NTP_OFFSET) * 4294967296.0);
     PyObject *failed_type = NULL, *failed_value = NULL, *failed_traceback = NULL;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence), forwarded = 0;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *leg = PySequence_Fast_GET_ITEM(sequence, i);
+    Py_ssize_t forwarded = 0;
+    /* The size is read again each time: a leg's gate (Python) may change a list of legs. */
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(sequence); i++) {
+        PyObject *leg = Py_NewRef(PySequence_Fast_GET_ITEM(sequence, i));
         int sent;
         if (!PyObject_TypeCheck(leg, &LegWriterType)) {
             PyErr_SetString(PyExc_TypeError, "forward(): legs must be LegWriters");
@@ -512,6 +513,7 @@ Py_ssize_t legs_forward(PyObject *legs, const Incoming *in, PyObject *codec, dou
         } else {
             sent = leg_forward((LegWriter *)leg, in, codec, now, wall, ntp);
         }
+        Py_DECREF(leg);
         if (sent > 0)
             forwarded += 1;
         else if (sent < 0 && failed_type == NULL)

@@ -180,12 +180,23 @@ async def test_a_gate_sees_payloads_until_it_opens_and_a_failing_leg_spares_the_
         assert forward((gated, plain), _packet(3, b"c"), VP8, 1.0, 2.0) == 2
         assert seen == [b"a", b"b"]
 
+        # A gate that empties the list of legs while it is sent on (a subscriber leaving).
+        legs = [gated, plain]
+
+        def leave(payload: bytes) -> bool:
+            legs.clear()
+            return True
+
+        gated.gate = leave
+        assert forward(legs, _packet(4, b"d"), VP8, 1.0, 2.0) == 1 and legs == []
+        assert plain.packets == 3
+
         failing.gate = broken
         with pytest.raises(RuntimeError, match="a gate that fails"):
-            forward((failing, plain), _packet(4), VP8, 1.0, 2.0)
+            forward((failing, plain), _packet(5), VP8, 1.0, 2.0)
         assert plain.packets == 4 and failing.packets == 0
         with pytest.raises(TypeError):
-            forward((plain, "not a leg"), _packet(5), VP8, 1.0, 2.0)
+            forward((plain, "not a leg"), _packet(6), VP8, 1.0, 2.0)
         with pytest.raises(TypeError):
             gated.gate = 5  # type: ignore[assignment]
     finally:
