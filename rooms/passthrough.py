@@ -1008,5 +1008,4 @@ def answer_nacks(sender: RTCRtpSender, retransmit: Callable[[int], Awaitable[Non
     """Route each sequence number a subscriber NACKs on ``sender`` to ``retransmit`` (10.)."""
     if not callable(getattr(RTCRtpSender, "_retransmit", None)):
         raise RuntimeError("aiortc RTCRtpSender has no _retransmit: the NACK hook is broken")
-    check_sender_counters(sender)
     sender._retransmit = retransmit  # type: ignore[method-assign, assignment]

@@ -585,7 +585,7 @@ static PyObject *inbound_call(Inbound *self, PyObject *const *args, size_t nargs
     if (counted < 0 || add_to_attribute(self->dtls, name_rx_packets, one) < 0)
         return NULL;
     if (rtcp) {
-        PyObject *report = srtp_apply(self->srtp, data, SRTP_UNPROTECT_RTCP);
+        PyObject *report = srtp_unprotect_bytes(self->srtp, data, 1);
         if (report == NULL) {
             if (PyErr_ExceptionMatches(PyExc_MemoryError))
                 return NULL;
@@ -599,7 +599,7 @@ static PyObject *inbound_call(Inbound *self, PyObject *const *args, size_t nargs
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t arrival_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + NTP_OFFSET_MS;
-    PyObject *rtp = srtp_apply(self->srtp, data, SRTP_UNPROTECT);
+    PyObject *rtp = srtp_unprotect_bytes(self->srtp, data, 0);
     if (rtp == NULL) {
         if (PyErr_ExceptionMatches(PyExc_MemoryError))
             return NULL;

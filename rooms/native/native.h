@@ -17,10 +17,9 @@ int sink_add_to(PyObject *module);
 int stats_add_to(PyObject *module);
 int inbound_add_to(PyObject *module);
 
-/* srtp.c: ``data`` protected (or unprotected) by ``srtp``, a rooms._native.Srtp; NULL with
- * pylibsrtp's error or a TypeError. */
-enum srtp_step { SRTP_PROTECT, SRTP_UNPROTECT, SRTP_PROTECT_RTCP, SRTP_UNPROTECT_RTCP };
-PyObject *srtp_apply(PyObject *srtp, PyObject *data, enum srtp_step step);
+/* srtp.c: ``data`` unprotected by ``srtp``, a rooms._native.Srtp (SRTCP when ``rtcp``); NULL
+ * with pylibsrtp's error or a TypeError. (Sending protects in place: srtp_protect_buffer.) */
+PyObject *srtp_unprotect_bytes(PyObject *srtp, PyObject *data, int rtcp);
 
 /* srtp.c: ``buffer`` (SINK_BUFFER bytes, the packet's ``*length`` first) protected in place by
  * ``srtp``, a rooms._native.Srtp (SRTCP when ``rtcp``): 0, or -1 with pylibsrtp's error or a

@@ -101,20 +101,14 @@ static PyObject *srtp_process(Srtp *self, PyObject *data, srtp_function function
 
 static PyTypeObject SrtpType;
 
-PyObject *srtp_apply(PyObject *srtp, PyObject *data, enum srtp_step step)
+PyObject *srtp_unprotect_bytes(PyObject *srtp, PyObject *data, int rtcp)
 {
     if (!PyObject_TypeCheck(srtp, &SrtpType)) {
         PyErr_SetString(PyExc_TypeError, "not a rooms._native.Srtp");
         return NULL;
     }
     Srtp *self = (Srtp *)srtp;
-    if (step == SRTP_PROTECT)
-        return srtp_process(self, data, self->protect, SRTP_MAX_TRAILER_LEN);
-    if (step == SRTP_PROTECT_RTCP)
-        return srtp_process(self, data, self->protect_rtcp, SRTP_MAX_SRTCP_TRAILER_LEN);
-    if (step == SRTP_UNPROTECT_RTCP)
-        return srtp_process(self, data, self->unprotect_rtcp, 0);
-    return srtp_process(self, data, self->unprotect, 0);
+    return srtp_process(self, data, rtcp ? self->unprotect_rtcp : self->unprotect, 0);
 }
 
 int srtp_protect_buffer(PyObject *srtp, unsigned char *buffer, int *length, int rtcp)
